@@ -1,0 +1,1 @@
+"""Hearth assistant package."""

@@ -1,0 +1,1 @@
+"""Hearth devices package."""

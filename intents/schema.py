@@ -1,0 +1,122 @@
+"""The intent schema: what every recognition tier produces and the dispatcher consumes.
+
+An :class:`Intent` is resolved: its ``slots.device_ids`` already name concrete devices of the
+registry (or are empty for intents that need none, such as ``cancel``). Recognizers do the
+resolution from names, aliases, areas and floors; dispatchers never guess.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class IntentName(StrEnum):
+    """Built-in intents. Custom intents (user files) use other snake_case names."""
+
+    LIGHT_ON = "light_on"
+    LIGHT_OFF = "light_off"
+    LIGHT_SET = "light_set"
+    SWITCH_ON = "switch_on"
+    SWITCH_OFF = "switch_off"
+    CLIMATE_SET_TEMPERATURE = "climate_set_temperature"
+    CLIMATE_GET_TEMPERATURE = "climate_get_temperature"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+    COVER_OPEN = "cover_open"
+    COVER_CLOSE = "cover_close"
+    COVER_SET_POSITION = "cover_set_position"
+    FAN_ON = "fan_on"
+    FAN_OFF = "fan_off"
+    MEDIA_PAUSE = "media_pause"
+    MEDIA_RESUME = "media_resume"
+    MEDIA_NEXT = "media_next"
+    MEDIA_SET_VOLUME = "media_set_volume"
+    SCENE_ACTIVATE = "scene_activate"
+    GET_STATE = "get_state"
+    CANCEL = "cancel"
+    CONFIRM = "confirm"  # "yes" answering a pending confirmation of a sensitive action
+
+
+#: Intents that change the physical world in a way that matters for safety. They need the
+#: higher confidence from the security config and, when configured, an explicit confirmation.
+SENSITIVE_INTENTS: frozenset[str] = frozenset({IntentName.UNLOCK, IntentName.COVER_OPEN})
+
+#: Intents that only read state; they never publish a command.
+QUERY_INTENTS: frozenset[str] = frozenset(
+    {IntentName.GET_STATE, IntentName.CLIMATE_GET_TEMPERATURE}
+)
+
+Source = Literal["grammar", "fuzzy", "custom", "context", "semantic", "llm"]
+
+SlotValue = str | int | float | bool
+
+
+class Slots(BaseModel):
+    """Typed slots. Every field is optional; which ones an intent uses is in docs/intents.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_ids: list[str] = Field(default_factory=list)
+    area: str | None = None  # area id from the registry
+    floor: str | None = None  # floor id from the registry
+    domain: str | None = None  # device kind the user named ("light", "fan", ...)
+    brightness: int | None = Field(default=None, ge=0, le=100)  # percent
+    brightness_step: int | None = Field(default=None, ge=-100, le=100)  # relative percent
+    color: str | None = None  # CSS colour name, e.g. "red"
+    rgb: tuple[int, int, int] | None = None
+    color_temp_kelvin: int | None = Field(default=None, ge=1000, le=10000)
+    temperature: float | None = None  # target, in the unit below
+    temperature_unit: Literal["C", "F"] | None = None
+    position: int | None = Field(default=None, ge=0, le=100)  # cover percent open
+    volume: int | None = Field(default=None, ge=0, le=100)
+    scene: str | None = None  # scene id
+    custom: dict[str, SlotValue] = Field(default_factory=dict)  # slots of custom intents
+
+
+class Intent(BaseModel):
+    """A recognized, resolved intent with its provenance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    slots: Slots = Field(default_factory=Slots)
+    confidence: float = Field(ge=0.0, le=1.0)
+    source: Source
+    reason: str
+    text: str = ""
+    language: str = "en"
+
+    @field_validator("name")
+    @classmethod
+    def _snake_case(cls, v: str) -> str:
+        if not _SNAKE.match(v):
+            raise ValueError(f"intent name must be snake_case, got {v!r}")
+        return v
+
+    @property
+    def is_sensitive(self) -> bool:
+        return self.name in SENSITIVE_INTENTS
+
+    @property
+    def is_query(self) -> bool:
+        return self.name in QUERY_INTENTS
+
+
+class Recognition(BaseModel):
+    """What a recognizer answers: an intent, or none with the reason why."""
+
+    intent: Intent | None
+    reason: str
+    alternatives: list[Intent] = Field(default_factory=list)
+
+    def to_cli(self) -> dict[str, object]:
+        return {
+            "intent": None if self.intent is None else self.intent.model_dump(mode="json"),
+            "reason": self.reason,
+        }
