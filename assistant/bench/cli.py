@@ -1,0 +1,28 @@
+"""``hearth bench …``: each benchmark module exposes ``add_arguments(parser)`` and
+``run(args) -> int`` and is imported only when chosen."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_BENCHMARKS: dict[str, tuple[str, str]] = {
+    "text": ("intents.benchmark", "text -> intent accuracy on the home-assistant intents tests"),
+    "latency": ("assistant.bench.latency", "speech-end -> action latency over real-time streams"),
+    "accuracy": ("assistant.bench.accuracy", "speech -> intent command acceptance"),
+}
+
+
+def add_parsers(sub: Any) -> None:
+    bench = sub.add_parser("bench", help="run a benchmark and write a report")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, (module_name, help_text) in _BENCHMARKS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if module_name.startswith(e.name or "\0"):
+                continue  # not built yet
+            raise
+        p = bench_sub.add_parser(name, help=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
