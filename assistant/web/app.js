@@ -1,0 +1,460 @@
+// Hearth browser client: microphone -> AudioWorklet (16 kHz PCM16) -> WebSocket, a text box,
+// a live event log and a panel of the home's devices with their states.
+//
+// Plain script, no build step and no third-party code: the Hearth server serves this folder
+// as static files. Query parameters (for kiosks and tests):
+//   ?ws=ws://host:port/path   WebSocket URL (default: the page's own host, path "/")
+//   ?autostart=1              start the microphone as soon as the socket is open
+//   ?lang=en                  language declared in session.update (default: server's)
+"use strict";
+
+(() => {
+  const TARGET_RATE = 16000;
+  const MAX_LOG = 300; // log entries kept in the DOM
+  // Overflow policy for audio: if the socket cannot drain (slow network, stalled server),
+  // frames are dropped rather than queued without bound; ~2 s of audio at 16 kHz PCM16.
+  const MAX_BUFFERED_BYTES = 64000;
+  const RECONNECT_MIN_MS = 500;
+  const RECONNECT_MAX_MS = 8000;
+
+  const params = new URLSearchParams(location.search);
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    conn: $("conn"), mic: $("mic"), micLabel: $("mic-label"), level: $("level"),
+    speech: $("speech"), partial: $("partial"), form: $("text-form"), input: $("text-input"),
+    send: $("send"), devicesNote: $("devices-note"), deviceList: $("device-list"),
+    log: $("log"), clearLog: $("clear-log"),
+  };
+
+  // State the page exposes for automated checks (tests read it through the DevTools protocol).
+  const page = {
+    wsState: "connecting",
+    micState: "off",
+    framesSent: 0,
+    framesDropped: 0,
+    captureRate: null,
+    sessionId: null,
+    events: [], // the last MAX_LOG decoded events
+    devices: {}, // device id -> last known state object
+    lastError: null,
+  };
+  window.hearthPage = page;
+
+  let ws = null;
+  let reconnectMs = RECONNECT_MIN_MS;
+  let mic = null; // {ctx, stream, node}
+  const deviceInfo = new Map(); // id -> {id, name, area, kind}
+
+  // ---------------------------------------------------------------- WebSocket ----------
+
+  function wsUrl() {
+    const given = params.get("ws");
+    if (given) return given;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/`;
+  }
+
+  function setConn(state, text) {
+    page.wsState = state;
+    document.body.dataset.ws = state;
+    ui.conn.dataset.state = state;
+    ui.conn.textContent = text;
+    const open = state === "open";
+    ui.send.disabled = !open;
+    ui.mic.disabled = !open && !mic;
+  }
+
+  function connect() {
+    setConn("connecting", "Connecting…");
+    let sock;
+    try {
+      sock = new WebSocket(wsUrl());
+    } catch (err) {
+      setConn("closed", "Bad server address");
+      page.lastError = String(err);
+      return;
+    }
+    sock.binaryType = "arraybuffer";
+    ws = sock;
+    sock.onopen = () => {
+      reconnectMs = RECONNECT_MIN_MS;
+      setConn("open", "Connected");
+      sendSessionUpdate();
+      loadDevices();
+      if (params.get("autostart") === "1" && !mic) startMic();
+    };
+    sock.onmessage = (msg) => {
+      if (typeof msg.data !== "string") return; // the server sends no audio to this page
+      let ev;
+      try {
+        ev = JSON.parse(msg.data);
+      } catch {
+        return;
+      }
+      handleEvent(ev);
+    };
+    sock.onclose = (e) => {
+      if (ws !== sock) return;
+      ws = null;
+      const why = e.reason ? `: ${e.reason}` : "";
+      setConn("closed", `Disconnected${why} — retrying`);
+      setTimeout(connect, reconnectMs);
+      reconnectMs = Math.min(reconnectMs * 2, RECONNECT_MAX_MS);
+    };
+  }
+
+  function sendJson(obj) {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify(obj));
+      return true;
+    }
+    return false;
+  }
+
+  function sendSessionUpdate() {
+    const msg = { type: "session.update", sample_rate: TARGET_RATE };
+    const lang = params.get("lang");
+    if (lang) msg.language = lang;
+    sendJson(msg);
+  }
+
+  // ---------------------------------------------------------------- microphone ---------
+
+  async function startMic() {
+    if (mic) return;
+    page.micState = "starting";
+    ui.mic.disabled = true;
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        // Whisper copes with raw audio better than with the browser's noise suppression,
+        // which is tuned for calls and smears consonants.
+        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
+          autoGainControl: true },
+      });
+      const ctx = new AudioContext();
+      await ctx.audioWorklet.addModule("worklet.js");
+      const source = ctx.createMediaStreamSource(stream);
+      // No outputs: the node only consumes audio. Chromium still runs it (it is pulled
+      // automatically), and nothing reaches the speakers.
+      const node = new AudioWorkletNode(ctx, "pcm16-capture", {
+        numberOfInputs: 1, numberOfOutputs: 0, channelCount: 1, channelCountMode: "explicit",
+      });
+      node.port.onmessage = (e) => onFrame(e.data);
+      source.connect(node);
+      if (ctx.state === "suspended") await ctx.resume();
+      mic = { ctx, stream, node };
+      page.captureRate = ctx.sampleRate;
+      page.micState = "on";
+      document.body.dataset.mic = "on";
+      ui.mic.setAttribute("aria-pressed", "true");
+      ui.micLabel.textContent = "Stop microphone";
+      setSpeech("listening", "Listening…");
+    } catch (err) {
+      page.micState = "error";
+      page.lastError = String(err);
+      setSpeech("idle", micErrorText(err));
+      logLocal("mic", `Microphone unavailable: ${err.message || err}`, true);
+    } finally {
+      ui.mic.disabled = !(ws && ws.readyState === WebSocket.OPEN) && !mic;
+    }
+  }
+
+  function micErrorText(err) {
+    if (!window.isSecureContext) return "Microphone needs https or localhost";
+    if (err && err.name === "NotAllowedError") return "Microphone permission denied";
+    if (err && err.name === "NotFoundError") return "No microphone found";
+    return "Microphone unavailable";
+  }
+
+  function stopMic() {
+    if (!mic) return;
+    const { ctx, stream, node } = mic;
+    mic = null;
+    node.port.postMessage("stop");
+    node.disconnect();
+    stream.getTracks().forEach((t) => t.stop());
+    ctx.close();
+    // Whatever speech was in flight is over: let the server finish the utterance now.
+    sendJson({ type: "audio.commit" });
+    page.micState = "off";
+    document.body.dataset.mic = "off";
+    ui.mic.setAttribute("aria-pressed", "false");
+    ui.micLabel.textContent = "Start microphone";
+    ui.level.style.width = "0";
+    setSpeech("idle", "Microphone off");
+    ui.mic.disabled = !(ws && ws.readyState === WebSocket.OPEN);
+  }
+
+  function onFrame(data) {
+    ui.level.style.width = `${Math.min(100, Math.round(Math.sqrt(data.peak) * 100))}%`;
+    if (!ws || ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      page.framesDropped += 1;
+      return;
+    }
+    ws.send(data.pcm);
+    page.framesSent += 1;
+  }
+
+  function setSpeech(state, text) {
+    ui.speech.dataset.state = state;
+    ui.speech.textContent = text;
+  }
+
+  // ---------------------------------------------------------------- devices ------------
+
+  async function loadDevices() {
+    try {
+      const resp = await fetch("/api/devices", { headers: { Accept: "application/json" } });
+      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      const body = await resp.json();
+      const list = Array.isArray(body) ? body : body.devices || [];
+      for (const d of list) {
+        const id = d.id || d.device_id;
+        if (!id) continue;
+        deviceInfo.set(id, { id, name: d.name || id, area: d.area_name || d.area || "",
+          kind: d.kind || "" });
+        if (d.state && typeof d.state === "object") page.devices[id] = d.state;
+      }
+      ui.devicesNote.textContent = list.length ? "" : "This home has no devices.";
+      ui.devicesNote.hidden = list.length > 0;
+    } catch {
+      // Graceful degradation: a server without the device API still reports states in its
+      // events; devices appear here as they do.
+      ui.devicesNote.hidden = false;
+      ui.devicesNote.textContent = "Device list not available; devices appear as they report.";
+    }
+    renderDevices();
+  }
+
+  function isOn(state) {
+    if (!state || typeof state !== "object") return false;
+    for (const key of ["state", "power", "POWER", "output", "on"]) {
+      const v = state[key];
+      if (v === true || v === 1) return true;
+      if (typeof v === "string" && ["on", "true", "open", "unlocked", "playing"]
+        .includes(v.toLowerCase())) return true;
+    }
+    return false;
+  }
+
+  function describeState(state) {
+    if (!state || typeof state !== "object") return "unknown";
+    const parts = [];
+    for (const key of ["state", "power", "POWER", "output", "on", "lock_state", "position"]) {
+      if (key in state) {
+        const v = state[key];
+        parts.push(typeof v === "boolean" ? (v ? "on" : "off") : String(v).toLowerCase());
+        break;
+      }
+    }
+    if (typeof state.brightness === "number") {
+      // zigbee2mqtt reports 0-254; other adapters report percent. Show percent either way.
+      const pct = state.brightness > 100 ? Math.round((state.brightness / 254) * 100)
+        : state.brightness;
+      parts.push(`${pct}%`);
+    }
+    for (const key of ["temperature", "current_temperature", "target_temperature"]) {
+      if (typeof state[key] === "number") {
+        parts.push(`${state[key]}°`);
+        break;
+      }
+    }
+    if (typeof state.volume === "number") parts.push(`vol ${state.volume}`);
+    if (state.color && typeof state.color === "string") parts.push(state.color);
+    return parts.length ? parts.join(" · ") : "unknown";
+  }
+
+  function renderDevices() {
+    const ids = new Set([...deviceInfo.keys(), ...Object.keys(page.devices)]);
+    const byArea = new Map();
+    for (const id of ids) {
+      const info = deviceInfo.get(id) || { id, name: id.replaceAll("_", " "), area: "", kind: "" };
+      const area = info.area || "other";
+      if (!byArea.has(area)) byArea.set(area, []);
+      byArea.get(area).push(info);
+    }
+    const frag = document.createDocumentFragment();
+    for (const [area, devs] of [...byArea.entries()].sort()) {
+      const section = document.createElement("section");
+      section.className = "area";
+      const h = document.createElement("h3");
+      h.textContent = area.replaceAll("_", " ");
+      const ul = document.createElement("ul");
+      ul.className = "device-grid";
+      for (const info of devs.sort((a, b) => a.name.localeCompare(b.name))) {
+        ul.append(deviceCard(info));
+      }
+      section.append(h, ul);
+      frag.append(section);
+    }
+    ui.deviceList.replaceChildren(frag);
+  }
+
+  function deviceCard(info) {
+    const li = document.createElement("li");
+    li.className = "device";
+    li.dataset.deviceId = info.id;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = info.name;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = info.kind;
+    const state = document.createElement("span");
+    state.className = "state";
+    li.append(name, kind, state);
+    paintDevice(li, page.devices[info.id]);
+    return li;
+  }
+
+  function paintDevice(li, state) {
+    const on = isOn(state);
+    li.dataset.on = String(on);
+    li.dataset.state = state ? JSON.stringify(state) : "";
+    const text = state ? describeState(state) : "unknown";
+    li.querySelector(".state").textContent = text;
+    li.setAttribute("aria-label", `${li.querySelector(".name").textContent}: ${text}`);
+  }
+
+  function updateDevice(id, state) {
+    if (!id || !state || typeof state !== "object") return;
+    page.devices[id] = { ...(page.devices[id] || {}), ...state };
+    const li = ui.deviceList.querySelector(`[data-device-id="${CSS.escape(id)}"]`);
+    if (!li) {
+      renderDevices();
+      return;
+    }
+    paintDevice(li, page.devices[id]);
+    li.classList.add("flash");
+    setTimeout(() => li.classList.remove("flash"), 800);
+  }
+
+  // ---------------------------------------------------------------- events -------------
+
+  function handleEvent(ev) {
+    page.events.push(ev);
+    if (page.events.length > MAX_LOG) page.events.shift();
+    const type = ev.type || "?";
+    switch (type) {
+      case "session.created":
+        page.sessionId = ev.session_id || ev.id || null;
+        addLog(type, "Session started", page.sessionId ? `id ${page.sessionId}` : "");
+        break;
+      case "speech.started":
+        setSpeech("speaking", "Hearing speech…");
+        addLog(type, "Speech started");
+        break;
+      case "speech.stopped":
+        setSpeech(mic ? "listening" : "idle", mic ? "Listening…" : "Microphone off");
+        addLog(type, "Speech stopped");
+        break;
+      case "transcript.partial":
+        ui.partial.textContent = ev.text || "";
+        break;
+      case "transcript.final":
+        ui.partial.textContent = "";
+        addLog(type, `“${ev.text || ""}”`);
+        break;
+      case "intent":
+        addLog(type, ...describeIntent(ev));
+        break;
+      case "action":
+        addLog(type, ...describeAction(ev));
+        if (ev.state && (ev.device_id || ev.device)) updateDevice(ev.device_id || ev.device, ev.state);
+        break;
+      case "device.state":
+        updateDevice(ev.device_id || ev.device || ev.id, ev.state);
+        break;
+      case "metrics":
+        addLog(type, "Timings", describeMetrics(ev));
+        break;
+      case "error":
+        page.lastError = `${ev.code || "error"}: ${ev.message || ""}`;
+        addLog(type, ev.code || "error", ev.message || "", true);
+        break;
+      default:
+        addLog(type, "", JSON.stringify(ev));
+    }
+  }
+
+  function describeIntent(ev) {
+    const it = ev.intent === undefined ? ev : ev.intent;
+    if (!it || !it.name) return ["No command recognised", ev.reason || (it && it.reason) || ""];
+    const slots = it.slots || {};
+    const bits = [];
+    for (const [k, v] of Object.entries(slots)) {
+      if (v === null || v === undefined) continue;
+      if (Array.isArray(v) && v.length === 0) continue;
+      if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) continue;
+      bits.push(`${k}=${Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : v}`);
+    }
+    const conf = typeof it.confidence === "number" ? ` (${Math.round(it.confidence * 100)}%` +
+      `${it.source ? `, ${it.source}` : ""})` : "";
+    return [`${it.name}${conf}`, bits.join(" ")];
+  }
+
+  function describeAction(ev) {
+    const a = ev.result || ev.action || ev;
+    const dev = a.device_id || a.device || "—";
+    const name = (deviceInfo.get(dev) || {}).name || dev;
+    return [`${name}: ${a.status || "?"}`, a.detail || "", a.status === "failed" ||
+      a.status === "rejected"];
+  }
+
+  function describeMetrics(ev) {
+    const src = ev.timings_ms || ev.timings || ev.stages || ev.metrics || ev;
+    const parts = [];
+    for (const [k, v] of Object.entries(src)) {
+      if (typeof v !== "number" || k === "utterance_id") continue;
+      // Keys ending in _s are seconds; everything else is taken as milliseconds.
+      const ms = k.endsWith("_s") ? v * 1000 : v;
+      parts.push(`${k.replace(/_(ms|s)$/, "")} ${ms.toFixed(0)} ms`);
+    }
+    return parts.join(" · ");
+  }
+
+  function logLocal(tag, text, bad) {
+    addLog(tag, text, "", bad);
+  }
+
+  function addLog(type, text, sub = "", bad = false) {
+    const atBottom = ui.log.scrollTop + ui.log.clientHeight >= ui.log.scrollHeight - 8;
+    const li = document.createElement("li");
+    li.dataset.type = type;
+    const time = document.createElement("time");
+    const now = new Date();
+    time.dateTime = now.toISOString();
+    time.textContent = now.toLocaleTimeString([], { hour12: false });
+    const tag = document.createElement("span");
+    tag.className = `tag t-${type.split(".")[0]}${bad ? " t-bad" : ""}`;
+    tag.textContent = type;
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    detail.textContent = text;
+    if (sub) {
+      const s = document.createElement("span");
+      s.className = "sub";
+      s.textContent = ` ${sub}`;
+      detail.append(s);
+    }
+    li.append(time, tag, detail);
+    ui.log.append(li);
+    while (ui.log.childElementCount > MAX_LOG) ui.log.firstElementChild.remove();
+    if (atBottom) ui.log.scrollTop = ui.log.scrollHeight;
+  }
+
+  // ---------------------------------------------------------------- wiring -------------
+
+  ui.mic.addEventListener("click", () => (mic ? stopMic() : startMic()));
+  ui.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = ui.input.value.trim();
+    if (!text) return;
+    const msg = { type: "text", text };
+    const lang = params.get("lang");
+    if (lang) msg.language = lang;
+    if (sendJson(msg)) ui.input.value = "";
+  });
+  ui.clearLog.addEventListener("click", () => ui.log.replaceChildren());
+  connect();
+})();
