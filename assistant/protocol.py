@@ -255,7 +255,7 @@ class SessionConfig(_Message):
     """The effective settings of a session (all fields set)."""
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
-    language: str = "en"
+    language: str | None = None  # None: the home's language (and detection for text)
     mode: Mode = "vad"
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
     partials: bool = True
@@ -319,7 +319,7 @@ class TranscriptFinal(_Message):
     type: Literal["transcript.final"] = "transcript.final"
     utterance_id: str
     text: str
-    language: str
+    language: str | None = None  # None: not known before recognition
     source: Literal["asr", "text"] = "asr"
 
 

@@ -1,0 +1,161 @@
+"""Typed settings of the assistant package, parsed from the ``assistant:`` section of the home
+config (:attr:`devices.registry.HomeConfig.assistant`).
+
+Example (every key optional; the defaults are the named constants below)::
+
+    assistant:
+      server: {host: 127.0.0.1, port: 8765, token_env: HEARTH_TOKEN}
+      limits: {max_audio_frame_bytes: 96000, max_messages_per_s: 200}
+      turn_detection: {threshold: 0.5, silence_ms: 500}
+      asr: {model: null, device: auto, compute_type: int8, threads: 2}
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assistant.protocol import (
+    DEFAULT_MAX_AUDIO_FRAME_BYTES,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_SAMPLE_RATE,
+    SUPPORTED_SAMPLE_RATES,
+    Mode,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+DEFAULT_VAD_THRESHOLD = 0.5
+DEFAULT_MIN_SPEECH_MS = 150
+DEFAULT_SILENCE_MS = 500
+DEFAULT_PREFIX_PADDING_MS = 300
+DEFAULT_MAX_UTTERANCE_MS = 15_000
+
+#: Audio frames buffered per session before the oldest are dropped (20 ms frames: ~10 s).
+DEFAULT_AUDIO_QUEUE_FRAMES = 500
+#: Events buffered per connection for a client that reads slowly; past it the connection is
+#: closed (1008) rather than growing memory.
+DEFAULT_OUTBOX_EVENTS = 2000
+#: Utterances of one session being transcribed/recognized/dispatched at once (full duplex).
+DEFAULT_MAX_UTTERANCES_IN_FLIGHT = 4
+DEFAULT_MAX_MESSAGES_PER_S = 200.0
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_IDLE_TIMEOUT_S = 600.0
+#: How long SIGTERM waits for utterances in flight before closing connections with 1001.
+DEFAULT_SHUTDOWN_GRACE_S = 5.0
+DEFAULT_PARTIAL_INTERVAL_MS = 600
+
+
+class AssistantConfigError(ValueError):
+    """The ``assistant:`` section is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    host: str = DEFAULT_HOST
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535)
+    #: Name of an environment variable holding the access token (tokens are never inline in
+    #: config files, and never logged). ``hearth serve --token`` overrides it.
+    token_env: str | None = None
+    allowed_origins: list[str] | None = None  # None: any Origin (loopback default)
+    web_root: str | None = None  # None: the packaged assistant/web/
+
+
+class LimitSettings(_Strict):
+    max_audio_frame_bytes: int = Field(default=DEFAULT_MAX_AUDIO_FRAME_BYTES, gt=0)
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+    max_messages_per_s: float = Field(default=DEFAULT_MAX_MESSAGES_PER_S, gt=0)
+    audio_queue_frames: int = Field(default=DEFAULT_AUDIO_QUEUE_FRAMES, gt=0)
+    outbox_events: int = Field(default=DEFAULT_OUTBOX_EVENTS, gt=0)
+    max_utterances_in_flight: int = Field(default=DEFAULT_MAX_UTTERANCES_IN_FLIGHT, gt=0)
+    max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    idle_timeout_s: float = Field(default=DEFAULT_IDLE_TIMEOUT_S, gt=0)
+    shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, ge=0)
+
+
+class TurnDetectionSettings(_Strict):
+    """Server-side endpointing defaults; a session may override each with ``session.update``."""
+
+    threshold: float = Field(default=DEFAULT_VAD_THRESHOLD, ge=0, le=1)
+    min_speech_ms: int = Field(default=DEFAULT_MIN_SPEECH_MS, ge=0)
+    silence_ms: int = Field(default=DEFAULT_SILENCE_MS, ge=0)
+    prefix_padding_ms: int = Field(default=DEFAULT_PREFIX_PADDING_MS, ge=0)
+    max_utterance_ms: int = Field(default=DEFAULT_MAX_UTTERANCE_MS, ge=500)
+
+
+class SessionDefaults(_Strict):
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    language: str | None = None  # None: the home's language
+    mode: Mode = "vad"
+    partials: bool = True
+    partial_interval_ms: int = Field(default=DEFAULT_PARTIAL_INTERVAL_MS, ge=100)
+    device_events: bool = True
+
+
+class AsrConfig(_Strict):
+    """Passed to ``assistant.audio.asr.AsrSettings``; None keeps that module's default."""
+
+    model: str | None = None  # path or faster-whisper model name; None: bundled tiny.en
+    device: Literal["auto", "cpu", "cuda"] | None = None
+    compute_type: str | None = None
+    threads: int | None = Field(default=None, gt=0)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def overrides(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.model_dump(exclude={"extra"}).items() if v is not None}
+        out.update(self.extra)
+        return out
+
+
+class AssistantSettings(_Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    turn_detection: TurnDetectionSettings = Field(default_factory=TurnDetectionSettings)
+    session: SessionDefaults = Field(default_factory=SessionDefaults)
+    asr: AsrConfig = Field(default_factory=AsrConfig)
+    #: Audio models off: ``text`` works, binary frames get ``error`` (debugging, CI without
+    #: models). Not for production.
+    audio: bool = True
+    #: Access token, resolved from ``server.token_env`` or ``--token``; never from the file.
+    token: str | None = Field(default=None, repr=False, exclude=True)
+
+    def with_overrides(self, **changes: Any) -> AssistantSettings:
+        """A copy with top-level or dotted (``server.port``) fields replaced; None skips."""
+        data = self.model_dump()
+        token = self.token
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "token":
+                token = value
+                continue
+            parts = key.split(".")
+            target = data
+            for p in parts[:-1]:
+                target = target[p]
+            target[parts[-1]] = value
+        return AssistantSettings.model_validate({**data, "token": token})
+
+
+def parse_assistant_settings(section: dict[str, Any]) -> AssistantSettings:
+    """Validate the ``assistant:`` section; resolve the token from ``server.token_env``."""
+    try:
+        settings = AssistantSettings.model_validate(section)
+    except ValidationError as e:
+        err = e.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise AssistantConfigError(f"assistant.{where}: {err['msg']}") from None
+    if settings.session.sample_rate not in SUPPORTED_SAMPLE_RATES:
+        raise AssistantConfigError(
+            f"assistant.session.sample_rate: must be one of {SUPPORTED_SAMPLE_RATES}"
+        )
+    env = settings.server.token_env
+    if env and os.environ.get(env):
+        settings = settings.with_overrides(token=os.environ[env])
+    return settings

@@ -1,0 +1,207 @@
+"""A small Prometheus-text metrics registry (counters, gauges, histograms with labels).
+
+Written here rather than depending on ``prometheus_client`` because Hearth needs a handful of
+series and a process-local registry per server (tests run several servers in one process).
+Updates are cheap and guarded by a lock, so worker threads may record too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Iterable, Sequence
+
+#: Latency buckets in seconds: fine around the 100-300 ms targets, coarse up to 10 s.
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+    0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+#: Per-utterance stages with a histogram (``hearth_stage_seconds{stage=...}``).
+STAGES: tuple[str, ...] = ("vad", "endpoint_wait", "asr", "intent", "dispatch")
+
+LabelValues = tuple[str, ...]
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
+    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _num(v: float) -> str:
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if float(v).is_integer():
+        return str(int(v))
+    return repr(float(v))
+
+
+class _Metric:
+    kind = ""
+
+    def __init__(self, name: str, help_: str, labels: Sequence[str], lock: threading.Lock) -> None:
+        self.name = name
+        self.help = help_
+        self.label_names = tuple(labels)
+        self._lock = lock
+
+    def _key(self, labels: Sequence[str]) -> LabelValues:
+        if len(labels) != len(self.label_names):
+            raise ValueError(f"{self.name} takes labels {self.label_names}, got {labels}")
+        return tuple(str(v) for v in labels)
+
+    def header(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def render(self) -> list[str]:
+        raise NotImplementedError
+
+
+class Counter(_Metric):
+    kind = "counter"
+
+    def __init__(self, name: str, help_: str, labels: Sequence[str], lock: threading.Lock) -> None:
+        super().__init__(name, help_, labels, lock)
+        self._values: dict[LabelValues, float] = {}
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        key = self._key(labels)
+        with self._lock:
+            self._values[key] = self._values.get(key, 0.0) + amount
+
+    def value(self, *labels: str) -> float:
+        with self._lock:
+            return self._values.get(self._key(labels), 0.0)
+
+    def render(self) -> list[str]:
+        out = self.header()
+        with self._lock:
+            items = sorted(self._values.items())
+        if not items and not self.label_names:
+            items = [((), 0.0)]
+        for key, v in items:
+            out.append(f"{self.name}{_labels(self.label_names, key)} {_num(v)}")
+        return out
+
+
+class Gauge(Counter):
+    kind = "gauge"
+
+    def set(self, value: float, *labels: str) -> None:
+        key = self._key(labels)
+        with self._lock:
+            self._values[key] = value
+
+    def dec(self, *labels: str, amount: float = 1.0) -> None:
+        self.inc(*labels, amount=-amount)
+
+
+class Histogram(_Metric):
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help_: str,
+        labels: Sequence[str],
+        lock: threading.Lock,
+        buckets: Iterable[float] = LATENCY_BUCKETS_S,
+    ) -> None:
+        super().__init__(name, help_, labels, lock)
+        self.buckets = tuple(sorted(buckets))
+        # per label set: (bucket counts (non-cumulative, +1 for +Inf), sum, count)
+        self._data: dict[LabelValues, tuple[list[int], list[float]]] = {}
+
+    def observe(self, value: float, *labels: str) -> None:
+        key = self._key(labels)
+        i = bisect.bisect_left(self.buckets, value)
+        with self._lock:
+            counts, total = self._data.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
+            counts[i] += 1
+            total[0] += value
+
+    def count(self, *labels: str) -> int:
+        with self._lock:
+            entry = self._data.get(self._key(labels))
+            return sum(entry[0]) if entry else 0
+
+    def render(self) -> list[str]:
+        out = self.header()
+        with self._lock:
+            items = sorted((k, (list(c), s[0])) for k, (c, s) in self._data.items())
+        for key, (counts, total) in items:
+            running = 0
+            for bound, c in zip((*self.buckets, math.inf), counts, strict=True):
+                running += c
+                le = _labels(self.label_names, key, f'le="{_num(bound)}"')
+                out.append(f"{self.name}_bucket{le} {running}")
+            lbl = _labels(self.label_names, key)
+            out.append(f"{self.name}_sum{lbl} {_num(total)}")
+            out.append(f"{self.name}_count{lbl} {running}")
+        return out
+
+
+class Metrics:
+    """The server's metrics. One instance per server; rendered at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._all: list[_Metric] = []
+        self.sessions_total = self._counter("hearth_sessions_total", "WebSocket sessions opened")
+        self.sessions_active = self._gauge("hearth_sessions_active", "WebSocket sessions open")
+        self.utterances_total = self._counter(
+            "hearth_utterances_total", "Utterances by outcome", "outcome"
+        )
+        self.actions_total = self._counter(
+            "hearth_actions_total", "Action events by status", "status"
+        )
+        self.errors_total = self._counter("hearth_errors_total", "Error events by code", "code")
+        self.audio_bytes_total = self._counter(
+            "hearth_audio_received_bytes_total", "PCM bytes received"
+        )
+        self.audio_dropped_total = self._counter(
+            "hearth_audio_dropped_frames_total", "Audio frames dropped on queue overflow"
+        )
+        self.stage_seconds = self._histogram(
+            "hearth_stage_seconds", "Per-utterance stage latency", "stage"
+        )
+        self.speech_end_to_action = self._histogram(
+            "hearth_speech_end_to_action_seconds",
+            "End of speech to broker acknowledgement of the first command",
+        )
+        self.endpoint_to_action = self._histogram(
+            "hearth_endpoint_to_action_seconds",
+            "Endpoint decision to broker acknowledgement of the first command",
+        )
+
+    def _counter(self, name: str, help_: str, *labels: str) -> Counter:
+        m = Counter(name, help_, labels, self._lock)
+        self._all.append(m)
+        return m
+
+    def _gauge(self, name: str, help_: str, *labels: str) -> Gauge:
+        m = Gauge(name, help_, labels, self._lock)
+        self._all.append(m)
+        return m
+
+    def _histogram(self, name: str, help_: str, *labels: str) -> Histogram:
+        m = Histogram(name, help_, labels, self._lock)
+        self._all.append(m)
+        return m
+
+    def render(self) -> str:
+        """The Prometheus text exposition format (version 0.0.4)."""
+        lines: list[str] = []
+        for m in self._all:
+            lines.extend(m.render())
+        return "\n".join(lines) + "\n"
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
