@@ -1,0 +1,649 @@
+"""Async Python client for the Hearth WebSocket protocol.
+
+The wire schema lives in :mod:`assistant.protocol`; this module only moves its messages over a
+socket and keeps track of utterances. Typical use::
+
+    async with HearthClient("ws://127.0.0.1:8765") as client:
+        utt = await client.say("turn on the kitchen light")
+        print(utt.intent, [a.status for a in utt.final_actions])
+
+        results = await client.stream("command.wav", realtime=True)
+
+Lower-level building blocks: :meth:`HearthClient.send_text`, :meth:`~HearthClient.send_audio`,
+:meth:`~HearthClient.update_session`, :meth:`~HearthClient.commit`,
+:meth:`~HearthClient.stream_wav`, :meth:`~HearthClient.events` (the single reader of the
+socket) and :class:`UtteranceTracker`, a sans-I/O record of which utterances are finished.
+
+An utterance is finished when its ``metrics`` event arrives: the protocol sends it last for
+every utterance, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import base64
+import json
+import logging
+import mimetypes
+import sys
+import wave
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeAlias
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from assistant.protocol import (
+    PROTOCOL_VERSION,
+    SAMPLE_WIDTH,
+    SUPPORTED_SAMPLE_RATES,
+    ActionEvent,
+    AudioClear,
+    AudioCommit,
+    Cancel,
+    ErrorEvent,
+    ImageInput,
+    IntentEvent,
+    MetricsEvent,
+    Mode,
+    ServerEvent,
+    SessionCreated,
+    SessionUpdate,
+    TextInput,
+    TranscriptFinal,
+    TurnDetection,
+    parse_server_event,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL: Final = "ws://127.0.0.1:8765"
+#: How long to wait for the TCP/WebSocket handshake and the ``session.created`` event.
+DEFAULT_OPEN_TIMEOUT_S: Final = 10.0
+#: Audio chunk length sent by :meth:`HearthClient.stream_wav`: 20 ms is what microphones and
+#: the browser page send, small enough that the server's VAD sees speech end promptly.
+DEFAULT_CHUNK_MS: Final = 20
+#: Silence appended after a WAV when the session's own ``silence_ms`` is unknown.
+DEFAULT_TRAILING_SILENCE_MS: Final = 1200
+#: Extra silence beyond the server's ``silence_ms`` so its endpointer fires with margin (VAD
+#: works on windows, and the last voiced window may straddle the WAV's end).
+TRAILING_SILENCE_MARGIN_MS: Final = 700
+#: After the last audio is sent, how long without any event (and with no utterance
+#: unfinished) before :meth:`HearthClient.stream` decides no more utterances are coming.
+DEFAULT_SETTLE_S: Final = 1.5
+#: Largest event accepted from the server (device listings can be long; audio never comes).
+MAX_EVENT_BYTES: Final = 4 * 1024 * 1024
+
+
+class HearthClientError(Exception):
+    """Base of the client's errors."""
+
+
+class HearthConnectionError(HearthClientError):
+    """The server cannot be reached, refused the handshake, or closed the connection."""
+
+
+class HearthServerError(HearthClientError):
+    """The server reported an error that ends the request (``error`` event)."""
+
+    def __init__(self, event: ErrorEvent) -> None:
+        super().__init__(f"{event.code}: {event.message}")
+        self.event = event
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An event this client version cannot decode (a newer server, or a malformed event).
+
+    Kept rather than dropped so that printing every event stays true to the wire."""
+
+    type: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+Event: TypeAlias = ServerEvent | UnknownEvent
+
+
+def decode_event(data: str | bytes) -> Event:
+    """Decode one server text frame; never raises for a JSON object of an unknown shape."""
+    try:
+        return parse_server_event(data)
+    except ValueError:
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            kind = obj.get("type")
+            return UnknownEvent(type=kind if isinstance(kind, str) else "?", data=obj)
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        return UnknownEvent(type="?", data={"raw": text[:200]})
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The JSON object of an event, as it was on the wire (for printing)."""
+    return event.to_dict()
+
+
+# -- utterance tracking (sans-I/O) ---------------------------------------------------------
+
+
+#: Final action statuses that mean the device did what was asked.
+SUCCESS_STATUSES: Final = frozenset({"confirmed"})
+
+
+@dataclass
+class Utterance:
+    """What the server reported about one utterance, in arrival order."""
+
+    utterance_id: str
+    transcript: TranscriptFinal | None = None
+    intent: IntentEvent | None = None
+    actions: list[ActionEvent] = field(default_factory=list)
+    errors: list[ErrorEvent] = field(default_factory=list)
+    metrics: MetricsEvent | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the ``metrics`` event (always the utterance's last) has arrived."""
+        return self.metrics is not None
+
+    @property
+    def final_actions(self) -> list[ActionEvent]:
+        return [a for a in self.actions if a.final]
+
+    @property
+    def ok(self) -> bool:
+        """Finished with an intent whose every final action is ``confirmed``, and no error.
+
+        A query intent (no device command) with outcome ``actions`` and no failures is ok."""
+        if not self.done or self.errors or self.metrics is None:
+            return False
+        if self.metrics.outcome != "actions":
+            return False
+        return all(a.status in SUCCESS_STATUSES for a in self.final_actions)
+
+    @property
+    def summary(self) -> str:
+        """One line for humans: why the utterance did or did not succeed."""
+        if self.errors:
+            e = self.errors[0]
+            return f"error {e.code}: {e.message}"
+        if self.metrics is None:
+            return "unfinished"
+        if self.metrics.outcome != "actions":
+            reason = f": {self.intent.reason}" if self.intent is not None else ""
+            return f"{self.metrics.outcome}{reason}"
+        bad = [a for a in self.final_actions if a.status not in SUCCESS_STATUSES]
+        if bad:
+            return ", ".join(f"{a.device_id}: {a.status} {a.detail}".strip() for a in bad)
+        return "ok"
+
+
+class UtteranceTracker:
+    """Feed it every event; it groups them by utterance and says which are finished.
+
+    Errors without an ``utterance_id`` are kept in :attr:`session_errors`: they concern the
+    session (a rejected message, rate limiting) rather than one utterance.
+    """
+
+    def __init__(self) -> None:
+        self.utterances: dict[str, Utterance] = {}
+        self.session_errors: list[ErrorEvent] = []
+        self.session: SessionCreated | None = None
+
+    def feed(self, event: Event) -> Utterance | None:
+        """Record one event; return the utterance it belongs to, if any."""
+        if isinstance(event, UnknownEvent):
+            return None
+        if isinstance(event, SessionCreated):
+            self.session = event
+            return None
+        if isinstance(event, ErrorEvent) and event.utterance_id is None:
+            self.session_errors.append(event)
+            return None
+        uid: str | None = getattr(event, "utterance_id", None)
+        if uid is None:
+            return None
+        utt = self.utterances.get(uid)
+        if utt is None:
+            utt = self.utterances[uid] = Utterance(uid)
+        if isinstance(event, TranscriptFinal):
+            utt.transcript = event
+        elif isinstance(event, IntentEvent):
+            utt.intent = event
+        elif isinstance(event, ActionEvent):
+            utt.actions.append(event)
+        elif isinstance(event, ErrorEvent):
+            utt.errors.append(event)
+        elif isinstance(event, MetricsEvent):
+            utt.metrics = event
+        return utt
+
+    @property
+    def pending(self) -> list[Utterance]:
+        return [u for u in self.utterances.values() if not u.done]
+
+    @property
+    def finished(self) -> list[Utterance]:
+        return [u for u in self.utterances.values() if u.done]
+
+    @property
+    def all_done(self) -> bool:
+        return all(u.done for u in self.utterances.values())
+
+
+# -- audio files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PcmAudio:
+    """Mono PCM s16le audio and its rate."""
+
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / SAMPLE_WIDTH / self.sample_rate
+
+    def chunks(self, chunk_ms: int) -> Iterator[bytes]:
+        step = max(1, self.sample_rate * chunk_ms // 1000) * SAMPLE_WIDTH
+        for i in range(0, len(self.pcm), step):
+            yield self.pcm[i : i + step]
+
+
+def read_wav(path: str | Path) -> PcmAudio:
+    """Read a 16-bit PCM WAV (mono, or stereo mixed down to mono) at a rate the protocol
+    accepts. Raises ``ValueError`` naming the file for anything else."""
+    with wave.open(str(path), "rb") as w:
+        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+        if w.getcomptype() != "NONE" or width != SAMPLE_WIDTH:
+            raise ValueError(f"{path}: need 16-bit PCM WAV, got {8 * width}-bit {w.getcomptype()}")
+        if rate not in SUPPORTED_SAMPLE_RATES:
+            rates = ", ".join(map(str, SUPPORTED_SAMPLE_RATES))
+            raise ValueError(
+                f"{path}: sample rate {rate} Hz is not accepted by the server ({rates}); "
+                f"convert it, e.g. sox {path} -r 16000 out.wav"
+            )
+        if channels not in (1, 2):
+            raise ValueError(f"{path}: need mono or stereo audio, got {channels} channels")
+        frames = w.readframes(w.getnframes())
+    if channels == 2:
+        samples = array.array("h")
+        samples.frombytes(frames)
+        if sys.byteorder == "big":  # WAV is little-endian on disk
+            samples.byteswap()
+        mono = array.array(
+            "h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2], strict=True))
+        )
+        if sys.byteorder == "big":
+            mono.byteswap()
+        frames = mono.tobytes()
+    return PcmAudio(frames, rate)
+
+
+def silence(sample_rate: int, ms: int) -> bytes:
+    return bytes(sample_rate * ms // 1000 * SAMPLE_WIDTH)
+
+
+# -- the client ----------------------------------------------------------------------------
+
+
+EventCallback: TypeAlias = Callable[[Event], None]
+
+
+class HearthClient:
+    """One WebSocket session with a Hearth server.
+
+    ``async with HearthClient(url, token=...) as client`` connects and waits for
+    ``session.created`` (available as :attr:`session`); leaving the block closes the
+    connection normally. Raises :class:`HearthConnectionError` when the server cannot be
+    reached or refuses the connection, :class:`HearthServerError` when the first event is an
+    error (for example ``unauthorized``).
+
+    Sending methods may be called from any task. :meth:`events` is the one reader of the
+    socket: run a single consumer of it at a time (the high-level :meth:`say` and
+    :meth:`stream` are such consumers).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.open_timeout = open_timeout
+        self.session: SessionCreated | None = None
+        #: The sample rate the server assumes for binary frames (tracks update_session).
+        self.sample_rate: int | None = None
+        self._ws: ClientConnection | None = None
+        self._backlog: list[Event] = []  # events read before a consumer asked for them
+
+    # -- connection ------------------------------------------------------------------
+
+    async def __aenter__(self) -> HearthClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> SessionCreated:
+        """Open the connection and wait for ``session.created``."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        try:
+            self._ws = await connect(
+                self.url,
+                additional_headers=headers,
+                open_timeout=self.open_timeout,
+                max_size=MAX_EVENT_BYTES,
+                user_agent_header=f"hearth-client/{PROTOCOL_VERSION}",
+            )
+        except InvalidURI as e:
+            raise HearthConnectionError(f"invalid server URL {self.url!r}: {e}") from None
+        except InvalidStatus as e:
+            status = e.response.status_code
+            hint = " (check --token)" if status in (401, 403) else ""
+            raise HearthConnectionError(
+                f"{self.url} refused the WebSocket connection: HTTP {status}{hint}"
+            ) from None
+        except InvalidHandshake as e:
+            raise HearthConnectionError(f"{self.url}: WebSocket handshake failed: {e}") from None
+        except TimeoutError:
+            raise HearthConnectionError(f"{self.url}: timed out connecting") from None
+        except OSError as e:
+            reason = e.strerror or str(e) or type(e).__name__
+            raise HearthConnectionError(f"cannot connect to {self.url}: {reason}") from None
+        try:
+            first = await asyncio.wait_for(self._recv(), self.open_timeout)
+        except TimeoutError:
+            await self.close()
+            raise HearthConnectionError(f"{self.url}: no session.created from server") from None
+        if first is None:
+            raise HearthConnectionError(f"{self.url}: {self._closed_reason()}")
+        if isinstance(first, ErrorEvent):
+            await self.close()
+            raise HearthServerError(first)
+        if not isinstance(first, SessionCreated):
+            await self.close()
+            raise HearthConnectionError(f"{self.url}: server did not start with session.created")
+        # Kept for the first consumer of events(): printing every event includes this one.
+        self._backlog.append(first)
+        self.session = first
+        self.sample_rate = first.config.sample_rate
+        return first
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    @property
+    def ws(self) -> ClientConnection:
+        if self._ws is None:
+            raise HearthClientError("not connected: use 'async with HearthClient(...)'")
+        return self._ws
+
+    def _closed_reason(self) -> str:
+        ws = self._ws
+        if ws is None or ws.close_code is None:
+            return "connection closed"
+        reason = f" {ws.close_reason}" if ws.close_reason else ""
+        return f"server closed the connection ({ws.close_code}{reason})"
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send_message(
+        self, message: SessionUpdate | AudioCommit | AudioClear | TextInput | ImageInput | Cancel
+    ) -> None:
+        """Send one typed client message."""
+        try:
+            await self.ws.send(message.to_json())
+        except ConnectionClosed:
+            raise HearthConnectionError(self._closed_reason()) from None
+
+    async def send_text(self, text: str, language: str | None = None) -> None:
+        """A typed command; the server skips VAD and ASR."""
+        await self.send_message(TextInput(text=text, language=language))
+
+    async def send_audio(self, pcm: bytes) -> None:
+        """One binary frame of PCM s16le mono at the session's sample rate."""
+        try:
+            await self.ws.send(pcm)
+        except ConnectionClosed:
+            raise HearthConnectionError(self._closed_reason()) from None
+
+    async def update_session(
+        self,
+        *,
+        sample_rate: int | None = None,
+        language: str | None = None,
+        mode: Mode | None = None,
+        turn_detection: TurnDetection | None = None,
+        partials: bool | None = None,
+        device_events: bool | None = None,
+    ) -> None:
+        """Change session settings; None keeps the server's current value. The server
+        answers with ``session.updated`` (or an ``error``) on the event stream."""
+        await self.send_message(
+            SessionUpdate(
+                sample_rate=sample_rate,
+                language=language,
+                mode=mode,
+                turn_detection=turn_detection,
+                partials=partials,
+                device_events=device_events,
+            )
+        )
+        if sample_rate is not None:
+            self.sample_rate = sample_rate
+
+    async def commit(self) -> None:
+        """End the current utterance now (push-to-talk release)."""
+        await self.send_message(AudioCommit())
+
+    async def clear(self) -> None:
+        """Drop the audio buffered for the utterance in progress."""
+        await self.send_message(AudioClear())
+
+    async def cancel(self, utterance_id: str | None = None) -> None:
+        """Stop work in flight: one utterance, or all of the session's."""
+        await self.send_message(Cancel(utterance_id=utterance_id))
+
+    async def send_image(self, image: str | Path | bytes, mime: str | None = None) -> None:
+        """Send an image as context for the next utterance. ``mime`` defaults to the one the
+        file name implies, else ``image/jpeg``."""
+        if isinstance(image, bytes):
+            data = image
+        else:
+            data = await asyncio.to_thread(Path(image).read_bytes)
+            if mime is None:
+                mime = mimetypes.guess_type(str(image))[0]
+        await self.send_message(
+            ImageInput(data=base64.b64encode(data).decode("ascii"), mime=mime or "image/jpeg")
+        )
+
+    def trailing_silence_ms(self) -> int:
+        """Silence to append after audio so that the server's endpointer fires: the session's
+        ``silence_ms`` plus a margin, or a safe default if the server did not say."""
+        silence_ms = None
+        if self.session is not None:
+            silence_ms = self.session.config.turn_detection.silence_ms
+        if silence_ms is None:
+            return DEFAULT_TRAILING_SILENCE_MS
+        return silence_ms + TRAILING_SILENCE_MARGIN_MS
+
+    async def stream_wav(
+        self,
+        path: str | Path | PcmAudio,
+        *,
+        realtime: bool = True,
+        chunk_ms: int = DEFAULT_CHUNK_MS,
+        trailing_silence_ms: int | None = None,
+        commit: bool = True,
+    ) -> PcmAudio:
+        """Send a WAV file's audio, declaring its sample rate first with ``session.update``.
+
+        ``realtime``: pace the chunks at the audio's own speed (as a microphone would) and
+        append ``trailing_silence_ms`` of silence (default :meth:`trailing_silence_ms`) so
+        that the server's endpointer ends the utterance by itself. Otherwise send as fast as
+        the socket takes it with no silence appended. With ``commit`` an ``audio.commit``
+        follows the audio, which ends an utterance still open (a no-op otherwise).
+        """
+        audio = path if isinstance(path, PcmAudio) else await asyncio.to_thread(read_wav, path)
+        if audio.sample_rate != self.sample_rate:
+            await self.update_session(sample_rate=audio.sample_rate)
+        pcm = audio.pcm
+        if realtime:
+            tail = trailing_silence_ms
+            if tail is None:
+                tail = self.trailing_silence_ms()
+            pcm += silence(audio.sample_rate, tail)
+        elif trailing_silence_ms:
+            pcm += silence(audio.sample_rate, trailing_silence_ms)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i, chunk in enumerate(PcmAudio(pcm, audio.sample_rate).chunks(chunk_ms)):
+            if realtime:
+                # Sleep to an absolute schedule so that send jitter does not accumulate.
+                delay = start + i * chunk_ms / 1000 - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await self.send_audio(chunk)
+        if commit:
+            await self.commit()
+        return audio
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _recv(self) -> Event | None:
+        """Next event, or None when the connection is closed."""
+        while True:
+            try:
+                data = await self.ws.recv()
+            except ConnectionClosed:
+                return None
+            if isinstance(data, bytes):
+                logger.debug("ignoring %d-byte binary frame from server", len(data))
+                continue
+            return decode_event(data)
+
+    async def next_event(self) -> Event | None:
+        """The next event (including any read while connecting), or None once closed."""
+        if self._backlog:
+            return self._backlog.pop(0)
+        return await self._recv()
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event from the server, decoded, until the connection closes."""
+        while (event := await self.next_event()) is not None:
+            yield event
+
+    # -- high level --------------------------------------------------------------------
+
+    async def say(
+        self,
+        text: str,
+        language: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        on_event: EventCallback | None = None,
+    ) -> Utterance:
+        """Send a text command and wait for its utterance to finish.
+
+        Returns the :class:`Utterance` (check :attr:`Utterance.ok`). Raises
+        :class:`HearthServerError` if the server rejects the message itself,
+        :class:`HearthConnectionError` if the connection closes, ``TimeoutError`` after
+        ``timeout_s`` seconds. Events before the command (``session.created``) go to
+        ``on_event`` too. The command's utterance is the first one the server reports after
+        sending: use a connection of its own when commands run concurrently.
+        """
+        tracker = UtteranceTracker()
+
+        async def wait() -> Utterance:
+            await self.send_text(text, language)
+            async for event in self.events():
+                if on_event is not None:
+                    on_event(event)
+                utt = tracker.feed(event)
+                if isinstance(event, ErrorEvent) and event.utterance_id is None:
+                    raise HearthServerError(event)
+                if utt is not None and utt.done:
+                    return utt
+            raise HearthConnectionError(self._closed_reason())
+
+        async with asyncio.timeout(timeout_s):
+            return await wait()
+
+    async def stream(
+        self,
+        path: str | Path | PcmAudio,
+        *,
+        realtime: bool = True,
+        timeout_s: float | None = None,
+        settle_s: float = DEFAULT_SETTLE_S,
+        on_event: EventCallback | None = None,
+        chunk_ms: int = DEFAULT_CHUNK_MS,
+        trailing_silence_ms: int | None = None,
+    ) -> UtteranceTracker:
+        """Stream a WAV file and collect the utterances the server finds in it.
+
+        Returns once the audio is sent, every utterance that started has finished, and no
+        event arrived for ``settle_s`` seconds (the server may still be working through
+        buffered audio). ``timeout_s`` defaults to the audio's length plus 30 s; past it,
+        ``TimeoutError``. Session-level errors are in the tracker's ``session_errors``.
+        """
+        audio = path if isinstance(path, PcmAudio) else await asyncio.to_thread(read_wav, path)
+        if timeout_s is None:
+            timeout_s = audio.duration_s + 30.0
+        tracker = UtteranceTracker()
+        sent = asyncio.Event()
+
+        async def send() -> None:
+            await self.stream_wav(
+                audio, realtime=realtime, chunk_ms=chunk_ms, trailing_silence_ms=trailing_silence_ms
+            )
+            sent.set()
+
+        async def receive() -> None:
+            while True:
+                # While audio is still going out, wake up now and then to notice the end of
+                # sending; after it, a quiet period of settle_s ends the wait. Cancelling
+                # recv() is safe in websockets: no message is lost.
+                done_sending = sent.is_set()
+                try:
+                    async with asyncio.timeout(settle_s if done_sending else 0.5):
+                        event = await self.next_event()
+                except TimeoutError:
+                    if done_sending and tracker.all_done:
+                        return
+                    continue
+                if event is None:
+                    if sent.is_set() and tracker.all_done and tracker.utterances:
+                        return
+                    raise HearthConnectionError(self._closed_reason())
+                if on_event is not None:
+                    on_event(event)
+                tracker.feed(event)
+
+        async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as tg:
+            # The receiver returns only after the sender has finished; if either fails, the
+            # task group cancels the other.
+            tg.create_task(send(), name="hearth-stream-send")
+            tg.create_task(receive(), name="hearth-stream-receive")
+        return tracker
