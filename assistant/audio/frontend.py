@@ -1,0 +1,123 @@
+"""The per-session audio front end: PCM bytes in, endpoint events out.
+
+resample (client rate → 16 kHz float32) → 512-sample framing → silero-vad → endpointer.
+Sans-I/O and synchronous: the server calls :meth:`AudioFrontEnd.feed` with each binary
+WebSocket message and the time it received it. VAD costs ~60 µs per 32 ms frame, so feeding
+inline is cheap; the caller may still run it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant.audio.endpoint import Endpointer, EndpointEvent, EndpointSettings
+from assistant.audio.resample import TARGET_RATE, Int16Array, Resampler, check_rate
+from assistant.audio.vad import FRAME_SAMPLES, SileroVad
+
+logger = logging.getLogger(__name__)
+
+Float32Array = npt.NDArray[np.float32]
+
+FRAME_MS: Final = FRAME_SAMPLES * 1000 // TARGET_RATE
+
+
+class AudioFrontEnd:
+    """Resampler + framing + VAD + endpointer for one audio stream (one session).
+
+    Not thread-safe: a session feeds it from one task or thread at a time. The VAD model is
+    shared; only its per-stream state lives here.
+    """
+
+    def __init__(
+        self, vad: SileroVad, settings: EndpointSettings | None = None, in_rate: int = TARGET_RATE
+    ) -> None:
+        self._vad = vad
+        self._vad_stream = vad.new_stream()
+        self._endpointer = Endpointer(settings)
+        self._resampler = Resampler(in_rate)
+        self._pending: Float32Array = np.zeros(0, dtype=np.float32)
+        #: Probability of the last frame, for meters and debugging.
+        self.last_prob = 0.0
+        #: Frames processed by the VAD since creation (metrics).
+        self.frames_processed = 0
+
+    @property
+    def rate(self) -> int:
+        return self._resampler.in_rate
+
+    @property
+    def endpointer(self) -> Endpointer:
+        return self._endpointer
+
+    @property
+    def settings(self) -> EndpointSettings:
+        return self._endpointer.settings
+
+    @property
+    def in_speech(self) -> bool:
+        return self._endpointer.in_speech
+
+    def update_settings(self, settings: EndpointSettings) -> None:
+        self._endpointer.update_settings(settings)
+
+    def set_rate(self, rate: int) -> None:
+        """Change the client sample rate (``session.update``). Buffered audio is dropped,
+        since samples of two rates cannot be joined; the VAD state is kept."""
+        check_rate(rate)
+        if rate == self._resampler.in_rate:
+            return
+        self._resampler = Resampler(rate)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def feed(
+        self, pcm: bytes | bytearray | memoryview | Int16Array, now: float
+    ) -> list[EndpointEvent]:
+        """Feed PCM s16le mono at the session rate, received at ``now`` (server clock, s).
+
+        Every frame completed by this chunk is stamped with ``now``. Raises
+        :class:`~assistant.audio.errors.AudioFormatError` (a ``ValueError``) for an odd
+        number of bytes; nothing is consumed in that case.
+        """
+        x = self._resampler.process(pcm)
+        if self._pending.size:
+            x = np.concatenate((self._pending, x))
+        events: list[EndpointEvent] = []
+        n_frames = x.size // FRAME_SAMPLES
+        for i in range(n_frames):
+            frame = x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+            prob = self._vad_stream.process(frame)
+            self.last_prob = prob
+            self.frames_processed += 1
+            events.extend(self._endpointer.process(frame, prob, now))
+        self._pending = x[n_frames * FRAME_SAMPLES :].copy()
+        return events
+
+    def set_complete(self, complete: bool, now: float | None = None) -> list[EndpointEvent]:
+        """Grammar-aware endpointing; see :meth:`Endpointer.set_complete`."""
+        return self._endpointer.set_complete(complete, now)
+
+    def commit(self, now: float) -> list[EndpointEvent]:
+        """Push-to-talk end: close the utterance now, including audio not yet framed."""
+        tail = np.concatenate((self._pending, self._resampler.flush()))
+        self._pending = np.zeros(0, dtype=np.float32)
+        events: list[EndpointEvent] = []
+        if tail.size:
+            # Pad the partial frame with silence so the VAD sees a full frame; the padding
+            # is a few ms at most and only ever trails the utterance.
+            frame = np.zeros(FRAME_SAMPLES, dtype=np.float32)
+            frame[: tail.size] = tail[:FRAME_SAMPLES]
+            prob = self._vad_stream.process(frame)
+            events.extend(self._endpointer.process(frame, prob, now))
+        events.extend(self._endpointer.commit(now))
+        return events
+
+    def clear(self) -> None:
+        """Forget everything buffered (``audio.clear``, ``cancel``)."""
+        self._resampler.reset()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._vad_stream.reset()
+        self._endpointer.clear()
