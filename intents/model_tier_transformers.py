@@ -1,0 +1,294 @@
+"""Local transformers backend: a causal LM or an image-text-to-text model from a folder.
+
+Never downloads: every ``from_pretrained`` uses ``local_files_only=True``. The model's own chat
+template renders the conversation; when the template knows ``tools`` (Qwen2.5, Llama 3.1,
+GLM-4, ...) the function schemas go there, otherwise into the system prompt. The function call
+is parsed from the generated text (``<tool_call>`` tags or bare JSON) and then validated exactly
+like the HTTP backend's.
+
+One model is shared by all sessions; generation is serialised by a lock because concurrent
+``generate`` calls on a 2-core CPU only slow each other down, and on a GPU the model is not
+re-entrant with respect to its caches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from devices.registry import HomeConfig
+from intents.model_tier import (
+    ImageInput,
+    ModelAnswer,
+    ModelTier,
+    ModelTierCancelled,
+    ModelTierConfigError,
+    ModelTierError,
+    ModelTierInputError,
+    ModelTierLoadError,
+    ModelTierSettings,
+    ModelTierTimeout,
+    build_tools,
+    parse_tool_calls_from_text,
+    split_reasoning,
+    system_prompt,
+)
+from intents.schema import Intent
+
+log = logging.getLogger(__name__)
+
+
+def _stopping_criteria(
+    deadline: float, cancel: threading.Event | None, state: dict[str, str]
+) -> Any:
+    """A transformers StoppingCriteria that ends generation at the deadline or on cancel and
+    records which of the two happened (generate() itself does not tell)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class _Stop(StoppingCriteria):
+        def __call__(
+            self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+        ) -> torch.BoolTensor:
+            stop = False
+            if cancel is not None and cancel.is_set():
+                state["why"] = "cancel"
+                stop = True
+            elif time.monotonic() >= deadline:
+                state["why"] = "timeout"
+                stop = True
+            return torch.full(
+                (input_ids.shape[0],),
+                stop,
+                dtype=torch.bool,  # type: ignore[return-value]
+                device=input_ids.device,
+            )
+
+    return _Stop()
+
+
+class TransformersModelTier(ModelTier):
+    """Runs a local model with ``transformers``. ``load()`` may be called at start-up;
+    otherwise the first ``recognize`` loads it."""
+
+    def __init__(self, settings: ModelTierSettings) -> None:
+        super().__init__(settings)
+        if not settings.path:
+            raise ModelTierConfigError("backend 'transformers' needs 'path'")
+        self.path = Path(settings.path).expanduser()
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tokenizer: Any = None  # a tokenizer, or the processor's tokenizer
+        self._processor: Any = None  # image-text models only
+        self._device = "cpu"
+        self._template_has_tools = False
+        self._forbidden_strings: tuple[str, ...] = ()
+        self.multimodal = False
+        self.load_seconds: float | None = None
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load tokenizer/processor and model (idempotent). Raises :class:`ModelTierLoadError`."""
+        with self._lock:
+            if self._model is None:
+                self._load_locked()
+
+    def _load_locked(self) -> None:
+        if not self.path.is_dir():
+            raise ModelTierConfigError(f"model path {self.path} is not a folder")
+        t0 = time.perf_counter()
+        try:
+            import torch
+            from transformers import (
+                AutoConfig,
+                AutoModelForCausalLM,
+                AutoModelForImageTextToText,
+                AutoProcessor,
+                AutoTokenizer,
+            )
+        except ImportError as e:
+            raise ModelTierLoadError(f"the transformers backend needs torch: {e}") from e
+        s = self.settings
+        # local_files_only: a missing file is an error here, never a download.
+        common: dict[str, Any] = {
+            "local_files_only": True,
+            "trust_remote_code": s.trust_remote_code,
+        }
+        try:
+            cfg = AutoConfig.from_pretrained(self.path, **common)
+            multimodal = s.multimodal if s.multimodal is not None else hasattr(cfg, "vision_config")
+            device = s.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            dtype: Any = s.dtype
+            if dtype == "auto":
+                dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+            else:
+                dtype = getattr(torch, dtype)
+            if multimodal:
+                self._processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+                    self.path, **common
+                )
+                self._tokenizer = self._processor.tokenizer
+                model: Any = AutoModelForImageTextToText.from_pretrained(
+                    self.path, dtype=dtype, **common
+                )
+            else:
+                self._tokenizer = AutoTokenizer.from_pretrained(self.path, **common)
+                model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype, **common)
+            model.to(device)
+            model.eval()
+        except ModelTierError:
+            raise
+        except Exception as e:  # transformers raises many kinds; name the folder once
+            raise ModelTierLoadError(f"cannot load model from {self.path}: {e}") from e
+        template = getattr(self._processor or self._tokenizer, "chat_template", None)
+        if not template:
+            raise ModelTierLoadError(f"{self.path} has no chat template")
+        self._template_has_tools = "tools" in str(template)
+        # Strings that the tokenizer turns into control tokens; user text must not carry them
+        # or it could close its own turn and open a fake system/assistant one.
+        added = set(self._tokenizer.get_added_vocab())
+        added.update(self._tokenizer.all_special_tokens)
+        self._forbidden_strings = tuple(sorted((t for t in added if t), key=len, reverse=True))
+        self._model = model
+        self._device = device
+        self.multimodal = multimodal
+        self.load_seconds = time.perf_counter() - t0
+        log.info(
+            "loaded %s model from %s on %s in %.2f s",
+            "image-text" if multimodal else "text",
+            self.path,
+            device,
+            self.load_seconds,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._model = self._tokenizer = self._processor = None
+
+    # -- prompting ----------------------------------------------------------------------------
+
+    def sanitize(self, text: str) -> str:
+        """User text with every control-token string removed (repeated until stable, since a
+        removal can join two halves into a new one)."""
+        while True:
+            before = text
+            for tok in self._forbidden_strings:
+                text = text.replace(tok, " ")
+            if text == before:
+                return text
+
+    def build_prompt(
+        self,
+        text: str,
+        *,
+        config: HomeConfig,
+        n_images: int = 0,
+        language: str = "en",
+        context: Intent | None = None,
+    ) -> str:
+        """The rendered chat-template prompt (after :meth:`load`)."""
+        if self._model is None:
+            raise ModelTierError("model not loaded")
+        s = self.settings
+        tools = build_tools(config, s)
+        system = system_prompt(
+            config,
+            s,
+            language=language,
+            context=context,
+            tools_in_prompt=not self._template_has_tools,
+        )
+        user_text = self.sanitize(text)
+        user: str | list[dict[str, Any]] = user_text
+        if self.multimodal:
+            user = [{"type": "image"} for _ in range(n_images)] + [
+                {"type": "text", "text": user_text}
+            ]
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
+        if self._template_has_tools:
+            kwargs["tools"] = tools
+        if s.enable_thinking is not None:
+            kwargs["enable_thinking"] = s.enable_thinking  # read by Qwen3/GLM templates
+        renderer = self._processor or self._tokenizer
+        prompt = renderer.apply_chat_template(messages, **kwargs)
+        if not isinstance(prompt, str):  # pragma: no cover - tokenize=False returns str
+            raise ModelTierLoadError("chat template did not render text")
+        return prompt
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _ask(
+        self,
+        text: str,
+        *,
+        config: HomeConfig,
+        images: Sequence[ImageInput],
+        language: str,
+        context: Intent | None,
+        cancel: threading.Event | None,
+    ) -> ModelAnswer:
+        self.load()
+        # The deadline covers generation, not the one-off load (call load() at start-up).
+        deadline = time.monotonic() + self.settings.timeout_s
+        if images and not self.multimodal:
+            raise ModelTierInputError("this model takes no images")
+        pil = [img.to_pil() for img in images]
+        with self._lock:
+            if self._model is None:
+                raise ModelTierError("model closed")
+            prompt = self.build_prompt(
+                text, config=config, n_images=len(pil), language=language, context=context
+            )
+            generated = self._generate(prompt, pil, deadline, cancel)
+        content, reasoning = split_reasoning(generated)
+        calls = parse_tool_calls_from_text(content)
+        return ModelAnswer(
+            tool_calls=calls,
+            content=content,
+            reasoning=reasoning,
+            model=self.settings.model or self.path.name,
+        )
+
+    def _generate(
+        self, prompt: str, images: list[Any], deadline: float, cancel: threading.Event | None
+    ) -> str:
+        """Generated text only (the prompt is not echoed, so a JSON object typed by the user
+        can never be mistaken for the model's function call)."""
+        import torch
+
+        if self._processor is not None:
+            inputs = self._processor(text=prompt, images=images or None, return_tensors="pt")
+        else:
+            # The template already wrote BOS and role tokens.
+            inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        inputs = inputs.to(self._device)
+        state: dict[str, str] = {}
+        s = self.settings
+        gen: dict[str, Any] = {
+            "max_new_tokens": s.max_tokens,
+            "do_sample": s.temperature > 0,
+            "stopping_criteria": [_stopping_criteria(deadline, cancel, state)],
+            "pad_token_id": self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
+        }
+        if s.temperature > 0:
+            gen["temperature"] = s.temperature
+        try:
+            with torch.inference_mode():
+                out = self._model.generate(**inputs, **gen)
+        except Exception as e:
+            raise ModelTierError(f"generation failed: {e}") from e
+        if state.get("why") == "cancel":
+            raise ModelTierCancelled("cancelled during generation")
+        if state.get("why") == "timeout":
+            raise ModelTierTimeout(f"generation not finished within {s.timeout_s:g} s")
+        new_tokens = out[0, inputs["input_ids"].shape[1] :]
+        text: str = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return text
