@@ -367,6 +367,10 @@ class HearthClient:
             raise HearthConnectionError(f"{self.url}: WebSocket handshake failed: {e}") from None
         except TimeoutError:
             raise HearthConnectionError(f"{self.url}: timed out connecting") from None
+        except ConnectionRefusedError:
+            raise HearthConnectionError(
+                f"cannot connect to {self.url}: connection refused (is 'hearth serve' running?)"
+            ) from None
         except OSError as e:
             reason = e.strerror or str(e) or type(e).__name__
             raise HearthConnectionError(f"cannot connect to {self.url}: {reason}") from None

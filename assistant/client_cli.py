@@ -1,0 +1,261 @@
+"""``hearth say``, ``hearth stream`` and ``hearth listen``: the command-line clients.
+
+Every server event is printed to stdout as one JSON line (UTF-8, as on the wire); a one-line
+summary or error goes to stderr. Exit codes:
+
+* 0 — every utterance finished with its device actions ``confirmed``;
+* 1 — an utterance failed: no intent, an action not confirmed, an ``error`` event, no speech;
+* 2 — cannot start: server unreachable or refusing, unreadable WAV, no microphone;
+* 3 — timed out waiting for the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import wave
+from pathlib import Path
+from typing import Any, Final
+
+from assistant.client import (
+    DEFAULT_URL,
+    Event,
+    HearthClient,
+    HearthClientError,
+    HearthServerError,
+    Utterance,
+    UtteranceTracker,
+    read_wav,
+)
+from assistant.protocol import SUPPORTED_SAMPLE_RATES
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_UNAVAILABLE: Final = 2
+EXIT_TIMEOUT: Final = 3
+
+#: Environment variable read for ``--token`` when the option is not given.
+TOKEN_ENV: Final = "HEARTH_TOKEN"
+DEFAULT_SAY_TIMEOUT_S: Final = 30.0
+#: ``hearth listen`` captures at this rate when the microphone allows it (the pipeline's own
+#: rate: nothing to resample on either side).
+LISTEN_SAMPLE_RATE: Final = 16000
+LISTEN_BLOCK_MS: Final = 20
+#: Microphone blocks buffered while the socket is slow; beyond it the oldest are dropped,
+#: since late audio is worth less than current audio to a live assistant.
+LISTEN_QUEUE_BLOCKS: Final = 100
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", default=DEFAULT_URL, help=f"server URL (default {DEFAULT_URL})")
+        p.add_argument(
+            "--token",
+            default=os.environ.get(TOKEN_ENV),
+            help=f"access token, sent as 'Authorization: Bearer' (default: ${TOKEN_ENV})",
+        )
+        p.add_argument("--language", help="language of the speech/text, e.g. en, zh-CN")
+
+    p = sub.add_parser(
+        "say",
+        help="send a text command, print the events as JSON lines",
+        description="Send a typed command to a Hearth server and print every event as one "
+        "JSON line until the command's actions are final.",
+    )
+    p.add_argument("text", nargs="+", help="the command, e.g. turn on the kitchen light")
+    common(p)
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_SAY_TIMEOUT_S, help="seconds (default 30)"
+    )
+    p.set_defaults(func=_say)
+
+    p = sub.add_parser(
+        "stream",
+        help="stream a WAV file, print the events as JSON lines",
+        description="Stream a 16-bit PCM WAV file (8/16/22.05/44.1/48 kHz) to a Hearth server "
+        "and print every event as one JSON line until its utterances are finished.",
+    )
+    p.add_argument("file", type=Path, help="WAV file")
+    common(p)
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="send at the audio's own pace with trailing silence, like a microphone "
+        "(default: as fast as possible, then audio.commit)",
+    )
+    p.add_argument("--timeout", type=float, help="seconds (default: the audio's length plus 30 s)")
+    p.set_defaults(func=_stream)
+
+    p = sub.add_parser(
+        "listen",
+        help="stream the microphone (needs sounddevice), print the events",
+        description="Stream the default microphone to a Hearth server and print every event "
+        "as one JSON line. Ctrl-C stops. Needs the optional 'sounddevice' package.",
+    )
+    common(p)
+    p.add_argument("--device", help="input device name or number (see python -m sounddevice)")
+    p.set_defaults(func=_listen)
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def print_event(event: Event) -> None:
+    print(json.dumps(event.to_dict(), ensure_ascii=False), flush=True)
+
+
+def _error(message: str) -> None:
+    print(f"hearth: {message}", file=sys.stderr, flush=True)
+
+
+def _verdict(utterances: list[Utterance]) -> int:
+    if not utterances:
+        _error("no speech was detected")
+        return EXIT_FAILED
+    failed = [u for u in utterances if not u.ok]
+    for u in failed:
+        _error(f"utterance {u.utterance_id}: {u.summary}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _say(args: argparse.Namespace) -> int:
+    return asyncio.run(_say_async(args))
+
+
+async def _say_async(args: argparse.Namespace) -> int:
+    text = " ".join(args.text)
+    try:
+        async with HearthClient(args.url, token=args.token) as client:
+            utt = await client.say(
+                text, args.language, timeout_s=args.timeout, on_event=print_event
+            )
+    except TimeoutError:
+        _error(f"timed out after {args.timeout:g} s waiting for the server")
+        return EXIT_TIMEOUT
+    except HearthServerError as e:
+        _error(f"server error {e}")
+        return EXIT_FAILED
+    except HearthClientError as e:
+        _error(str(e))
+        return EXIT_UNAVAILABLE
+    return _verdict([utt])
+
+
+def _stream(args: argparse.Namespace) -> int:
+    return asyncio.run(_stream_async(args))
+
+
+async def _stream_async(args: argparse.Namespace) -> int:
+    try:
+        audio = read_wav(args.file)
+    except (OSError, EOFError, ValueError, wave.Error) as e:
+        _error(f"cannot read {args.file}: {e}")
+        return EXIT_UNAVAILABLE
+    timeout_s = args.timeout if args.timeout is not None else audio.duration_s + 30.0
+    tracker: UtteranceTracker
+    try:
+        async with HearthClient(args.url, token=args.token) as client:
+            if args.language:
+                await client.update_session(language=args.language)
+            tracker = await client.stream(
+                audio, realtime=args.realtime, timeout_s=timeout_s, on_event=print_event
+            )
+    except TimeoutError:
+        _error(f"timed out after {timeout_s:g} s waiting for the server")
+        return EXIT_TIMEOUT
+    except HearthServerError as e:
+        _error(f"server error {e}")
+        return EXIT_FAILED
+    except HearthClientError as e:
+        _error(str(e))
+        return EXIT_UNAVAILABLE
+    for err in tracker.session_errors:
+        _error(f"server error {err.code}: {err.message}")
+    rc = _verdict(list(tracker.utterances.values()))
+    return EXIT_FAILED if tracker.session_errors else rc
+
+
+def _listen(args: argparse.Namespace) -> int:
+    # Imported lazily: sounddevice is optional (the 'mic' extra) and needs the PortAudio
+    # shared library, which servers and CI machines usually lack.
+    try:
+        import sounddevice
+    except ImportError:
+        _error("hearth listen needs the optional 'sounddevice' package: pip install 'hearth[mic]'")
+        return EXIT_UNAVAILABLE
+    except OSError as e:  # sounddevice raises this when libportaudio is missing
+        _error(f"sounddevice cannot load PortAudio ({e}); install libportaudio2")
+        return EXIT_UNAVAILABLE
+    return asyncio.run(_listen_async(args, sounddevice))
+
+
+async def _listen_async(args: argparse.Namespace, sd: Any) -> int:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=LISTEN_QUEUE_BLOCKS)
+
+    def put(block: bytes) -> None:
+        if queue.full():
+            queue.get_nowait()  # overflow policy: drop the oldest block
+        queue.put_nowait(block)
+
+    def on_audio(indata: Any, frames: int, time: Any, status: Any) -> None:
+        # PortAudio's thread: hand the block to the event loop, never block here.
+        loop.call_soon_threadsafe(put, bytes(indata))
+
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    stream = None
+    rate = LISTEN_SAMPLE_RATE
+    try:
+        default_rate = int(sd.query_devices(device, "input")["default_samplerate"])
+        rates = [r for r in (LISTEN_SAMPLE_RATE, default_rate) if r in SUPPORTED_SAMPLE_RATES]
+        for rate in dict.fromkeys(rates):
+            try:
+                stream = sd.RawInputStream(
+                    samplerate=rate,
+                    channels=1,
+                    dtype="int16",
+                    blocksize=rate * LISTEN_BLOCK_MS // 1000,
+                    device=device,
+                    callback=on_audio,
+                )
+                break
+            except sd.PortAudioError:
+                continue
+    except (sd.PortAudioError, ValueError) as e:
+        _error(f"no usable microphone: {e}")
+        return EXIT_UNAVAILABLE
+    if stream is None:
+        _error("the microphone offers no sample rate the server accepts")
+        return EXIT_UNAVAILABLE
+
+    failure: str | None = None
+    try:
+        async with HearthClient(args.url, token=args.token) as client:
+            await client.update_session(sample_rate=rate, language=args.language)
+
+            async def send() -> None:
+                while True:
+                    await client.send_audio(await queue.get())
+
+            async def show() -> None:
+                async for event in client.events():
+                    print_event(event)
+                raise HearthClientError("the server closed the connection")
+
+            _error(f"listening at {rate} Hz; Ctrl-C stops")
+            with stream:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(send(), name="hearth-listen-send")
+                    tg.create_task(show(), name="hearth-listen-show")
+    except* HearthClientError as group:
+        failure = str(group.exceptions[0])
+    if failure is not None:
+        _error(failure)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
