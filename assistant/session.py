@@ -1,0 +1,783 @@
+"""One :class:`Session` per WebSocket connection: the per-connection state machine.
+
+The session is I/O-free at its edges: the server hands it raw frames (:meth:`Session.
+handle_text`, :meth:`Session.handle_audio`) and it produces :mod:`assistant.protocol` events
+through an injected, synchronous ``emit`` callable (the server puts them in a bounded outbox;
+tests append them to a list). Synchronous so that callbacks from the dispatcher and from worker
+threads' results can emit without scheduling tasks, which keeps event order deterministic.
+
+Pipeline, per session::
+
+    handle_audio ─► [bounded audio queue] ─► audio loop: front end (resample, VAD, endpoint)
+                                                   in the VAD executor
+        speech.started / speech.stopped ─► utterance task: ASR (ASR executor)
+                                           ─► recognizer (thread) ─► dispatcher ─► actions
+
+* Audio queue overflow policy: drop the **oldest** audio frame and report ``audio_overflow``
+  once per second. Real-time audio that is seconds late is worthless; memory stays bounded.
+* Control messages overtake buffered audio: ``audio.clear`` and ``cancel`` drop queued audio
+  at once; ``audio.commit`` and rate changes are queued *behind* the audio already received,
+  because they refer to it.
+* Full duplex: up to ``max_utterances_in_flight`` utterances are transcribed, recognized and
+  dispatched concurrently while the audio loop keeps listening.
+* ``cancel`` stops utterances before their dispatch starts. Once commands are being published
+  they cannot be taken back, so a dispatch always runs to its end and reports its actions.
+* Every utterance ends with a ``metrics`` event (its last event), whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import functools
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from assistant.config import AssistantSettings, TurnDetectionSettings
+from assistant.metrics import Metrics
+from assistant.protocol import (
+    PIPELINE_SAMPLE_RATE,
+    SAMPLE_WIDTH,
+    ActionEvent,
+    AudioClear,
+    AudioCommit,
+    Cancel,
+    ClientMessage,
+    Confirm,
+    DeviceState,
+    ErrorCode,
+    ErrorEvent,
+    ImageInput,
+    IntentEvent,
+    Limits,
+    MetricsEvent,
+    Mode,
+    Outcome,
+    ProtocolError,
+    SessionConfig,
+    SessionCreated,
+    SessionUpdate,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    StageTimings,
+    TextInput,
+    TranscriptFinal,
+    TranscriptPartial,
+    TurnDetection,
+    check_audio_frame,
+    parse_client_message,
+)
+from devices.actions import ActionResult
+from intents.schema import Intent, Recognition
+
+logger = logging.getLogger(__name__)
+
+#: Minimum seconds between two ``audio_overflow`` / ``rate_limited`` error events of a session.
+ERROR_REPORT_INTERVAL_S = 1.0
+
+
+# -- what the session needs from the rest of Hearth (injected) ----------------------------
+
+
+class RecognizerLike(Protocol):
+    def recognize(
+        self, text: str, *, language: str | None = None, context: Intent | None = None
+    ) -> Recognition: ...
+
+
+class DispatcherLike(Protocol):
+    async def dispatch(
+        self, intent: Intent, *, on_result: Callable[[ActionResult], None] | None = None
+    ) -> list[ActionResult]: ...
+
+
+class FrontEndLike(Protocol):
+    """``assistant.audio.frontend.AudioFrontEnd``: resampling, VAD and endpointing of one
+    stream. Events are ``SpeechStarted`` and ``SpeechStopped(t, speech_end_t, audio)``."""
+
+    def feed(self, pcm: bytes, now: float) -> Sequence[Any]: ...
+    def commit(self, now: float) -> Sequence[Any]: ...
+    def clear(self) -> None: ...
+
+
+#: Builds a front end for (input sample rate, endpoint settings, mode).
+FrontEndFactory = Callable[[int, TurnDetectionSettings, Mode], FrontEndLike]
+#: Audio (16 kHz, as the front end hands it over) -> transcript text. Runs in a worker thread.
+Transcribe = Callable[[Any], str]
+#: Where events go (the server's bounded outbox; a list in tests).
+Emit = Callable[[Any], None]
+
+
+class SpeechEvents(Protocol):
+    """How the session tells front-end events apart (injected so tests can use fakes)."""
+
+    def is_started(self, event: Any) -> bool: ...
+    def is_stopped(self, event: Any) -> bool: ...
+
+
+class _DuckSpeechEvents:
+    """Front-end events by class name: ``SpeechStarted`` / ``SpeechStopped``."""
+
+    def is_started(self, event: Any) -> bool:
+        return type(event).__name__ == "SpeechStarted"
+
+    def is_stopped(self, event: Any) -> bool:
+        return type(event).__name__ == "SpeechStopped"
+
+
+@dataclass
+class SessionResources:
+    """Shared, long-lived resources every session uses. Built once by :mod:`assistant.app`."""
+
+    settings: AssistantSettings
+    recognizer: RecognizerLike
+    dispatcher: DispatcherLike
+    metrics: Metrics
+    frontend_factory: FrontEndFactory | None = None
+    transcribe: Transcribe | None = None
+    transcribe_partial: Transcribe | None = None
+    #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
+    vad_executor: Executor | None = None
+    #: Runs ASR; sized to the model's useful parallelism. None: the default executor.
+    asr_executor: Executor | None = None
+    speech_events: SpeechEvents = field(default_factory=_DuckSpeechEvents)
+
+
+# -- per-utterance state -------------------------------------------------------------------
+
+Stage = Literal["listening", "asr", "intent", "dispatch", "done"]
+
+
+@dataclass
+class _Utterance:
+    id: str
+    started: float  # monotonic time speech started / text arrived
+    stage: Stage = "listening"
+    vad_s: float = 0.0
+    speech_end_t: float | None = None
+    endpoint_t: float | None = None  # when the server decided the utterance was over
+    audio_ms: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+    image: ImageInput | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class _Audio:
+    pcm: bytes
+    t: float
+
+
+@dataclass
+class _Control:
+    kind: Literal["commit", "clear", "rebuild"]
+    t: float
+
+
+class Session:
+    """The state of one connection. Create, call :meth:`run` as a task, feed frames, then
+    :meth:`close`. Not thread-safe: every method is called from the event loop."""
+
+    def __init__(
+        self,
+        resources: SessionResources,
+        emit: Emit,
+        *,
+        session_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = session_id or secrets.token_hex(6)
+        self._res = resources
+        self._settings = resources.settings
+        self._emit_raw = emit
+        self._clock = clock
+        defaults = self._settings.session
+        self.config = SessionConfig(
+            sample_rate=defaults.sample_rate,
+            language=defaults.language,
+            mode=defaults.mode,
+            turn_detection=_to_wire(self._settings.turn_detection),
+            partials=defaults.partials,
+            device_events=defaults.device_events,
+        )
+        self._counter = itertools.count(1)
+        self._queue: collections.deque[_Audio | _Control] = collections.deque()
+        self._queued_audio = 0
+        self._wake = asyncio.Event()
+        self._frontend: FrontEndLike | None = None
+        self._current: _Utterance | None = None  # utterance being heard
+        self._inflight: dict[str, _Utterance] = {}
+        self._last_intent: Intent | None = None
+        self._image: ImageInput | None = None
+        self._samples_in = 0  # input-rate samples fed to the front end
+        self._rate_in_effect = self.config.sample_rate
+        self._last_report: dict[ErrorCode, float] = {}
+        self._closing = False
+        self._loop_task: asyncio.Task[None] | None = None
+
+    # -- events out ----------------------------------------------------------------------
+
+    def _emit(self, event: Any) -> None:
+        if isinstance(event, ErrorEvent):
+            self._res.metrics.errors_total.inc(event.code.value)
+        elif isinstance(event, ActionEvent):
+            self._res.metrics.actions_total.inc(event.status)
+        self._emit_raw(event)
+
+    def error(self, code: ErrorCode, message: str, *, utterance_id: str | None = None) -> None:
+        """Send an ``error`` event (the one place errors are counted)."""
+        self._emit(ErrorEvent(code=code, message=message, utterance_id=utterance_id))
+
+    def _error_throttled(self, code: ErrorCode, message: str) -> None:
+        now = self._clock()
+        if now - self._last_report.get(code, -1e9) >= ERROR_REPORT_INTERVAL_S:
+            self._last_report[code] = now
+            self.error(code, message)
+
+    def report(self, exc: ProtocolError) -> None:
+        """Map a protocol error raised outside the session (by the server) to an event."""
+        if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.AUDIO_OVERFLOW):
+            self._error_throttled(exc.code, exc.message)
+        else:
+            self.error(exc.code, exc.message, utterance_id=exc.utterance_id)
+
+    def created_event(self) -> SessionCreated:
+        lim = self._settings.limits
+        return SessionCreated(
+            session_id=self.id,
+            config=self.config,
+            limits=Limits(
+                max_audio_frame_bytes=lim.max_audio_frame_bytes,
+                max_message_bytes=lim.max_message_bytes,
+                max_utterance_ms=self._settings.turn_detection.max_utterance_ms,
+                max_messages_per_s=lim.max_messages_per_s,
+            ),
+        )
+
+    def device_state(self, device_id: str, state: dict[str, Any]) -> None:
+        """Forward a device state change (the server fans these out to sessions)."""
+        if self.config.device_events:
+            self._emit(DeviceState(device_id=device_id, state=state))
+
+    # -- frames in -----------------------------------------------------------------------
+
+    def handle_text(self, data: str | bytes) -> None:
+        """One text frame. Bad input becomes an ``error`` event; the session goes on."""
+        try:
+            msg = parse_client_message(data)
+        except ProtocolError as e:
+            self.report(e)
+            return
+        self.handle_message(msg)
+
+    def handle_message(self, msg: ClientMessage) -> None:
+        if self._closing:
+            return
+        if isinstance(msg, TextInput):
+            self._start_text(msg)
+        elif isinstance(msg, AudioCommit):
+            self._enqueue_control("commit")
+        elif isinstance(msg, AudioClear):
+            self._drop_queued_audio()
+            self._enqueue_control("clear")
+        elif isinstance(msg, Cancel):
+            self._cancel(msg.utterance_id)
+        elif isinstance(msg, SessionUpdate):
+            self._update(msg)
+        elif isinstance(msg, ImageInput):
+            self._set_image(msg)
+        elif isinstance(msg, Confirm):
+            self._confirm(msg)
+
+    def handle_audio(self, data: bytes, now: float | None = None) -> None:
+        """One binary frame of PCM s16le at the session rate; queued for the audio loop."""
+        if self._closing:
+            return
+        try:
+            check_audio_frame(data, max_bytes=self._settings.limits.max_audio_frame_bytes)
+        except ProtocolError as e:
+            self.report(e)
+            return
+        if self._res.frontend_factory is None:
+            self._error_throttled(ErrorCode.INTERNAL_ERROR, "audio is disabled on this server")
+            return
+        if not data:
+            return
+        self._res.metrics.audio_bytes_total.inc(amount=len(data))
+        if self._queued_audio >= self._settings.limits.audio_queue_frames:
+            self._drop_oldest_audio()
+        self._queue.append(_Audio(data, self._clock() if now is None else now))
+        self._queued_audio += 1
+        self._wake.set()
+
+    # -- control -------------------------------------------------------------------------
+
+    def _enqueue_control(self, kind: Literal["commit", "clear", "rebuild"]) -> None:
+        self._queue.append(_Control(kind, self._clock()))
+        self._wake.set()
+
+    def _drop_oldest_audio(self) -> None:
+        for i, item in enumerate(self._queue):
+            if isinstance(item, _Audio):
+                del self._queue[i]
+                self._queued_audio -= 1
+                break
+        self._res.metrics.audio_dropped_total.inc()
+        self._error_throttled(
+            ErrorCode.AUDIO_OVERFLOW, "audio arrives faster than it is processed; dropped oldest"
+        )
+
+    def _drop_queued_audio(self) -> None:
+        kept = [item for item in self._queue if not isinstance(item, _Audio)]
+        self._queue.clear()
+        self._queue.extend(kept)
+        self._queued_audio = 0
+
+    def _update(self, msg: SessionUpdate) -> None:
+        changes: dict[str, Any] = {}
+        if msg.language is not None:
+            changes["language"] = msg.language
+        if msg.partials is not None:
+            changes["partials"] = msg.partials
+        if msg.device_events is not None:
+            changes["device_events"] = msg.device_events
+        rebuild = False
+        if msg.sample_rate is not None and msg.sample_rate != self.config.sample_rate:
+            changes["sample_rate"] = msg.sample_rate
+            rebuild = True
+        if msg.mode is not None and msg.mode != self.config.mode:
+            changes["mode"] = msg.mode
+            rebuild = True
+        if msg.turn_detection is not None:
+            td = self.config.turn_detection.model_copy(
+                update=msg.turn_detection.model_dump(exclude_none=True)
+            )
+            if td != self.config.turn_detection:
+                changes["turn_detection"] = td
+                rebuild = True
+        self.config = self.config.model_copy(update=changes)
+        if rebuild:
+            # Behind the audio already queued: that audio was sent at the old rate.
+            self._enqueue_control("rebuild")
+        self._emit(SessionUpdated(config=self.config))
+
+    def _set_image(self, msg: ImageInput) -> None:
+        try:
+            base64.b64decode(msg.data, validate=True)
+        except (binascii.Error, ValueError):
+            self.error(ErrorCode.INVALID_MESSAGE, "image: data is not valid base64")
+            return
+        # Kept for the next utterance only (the model tier reads it; see docs/protocol.md).
+        self._image = msg
+
+    def _cancel(self, utterance_id: str | None) -> None:
+        if utterance_id is None:
+            self._drop_queued_audio()
+        if self._current is not None and utterance_id in (None, self._current.id):
+            utt = self._current
+            self._current = None
+            self._finish(utt, "cancelled")
+            self._enqueue_control("clear")  # the front end still holds its audio
+        for utt in list(self._inflight.values()):
+            if utterance_id not in (None, utt.id):
+                continue
+            # A dispatch in progress has published or is publishing; let it report.
+            if utt.stage != "dispatch" and utt.task is not None and not utt.task.done():
+                utt.cancelled = True
+                utt.task.cancel()
+
+    def _confirm(self, msg: Confirm) -> None:
+        name = "confirm" if msg.accept else "cancel"
+        intent = Intent(
+            name=name,
+            confidence=1.0,
+            source="context",
+            reason=f"confirm message (accept={str(msg.accept).lower()})",
+            text="yes" if msg.accept else "no",
+        )
+        utt = self._new_utterance()
+        self._spawn(utt, self._run_intent(utt, intent))
+
+    # -- utterances ----------------------------------------------------------------------
+
+    def _new_utterance(self) -> _Utterance:
+        return _Utterance(id=f"{self.id}-{next(self._counter)}", started=self._clock())
+
+    def _spawn(self, utt: _Utterance, body: Coroutine[Any, Any, None]) -> bool:
+        """Start an utterance's stages as a task; ``body`` ends by raising :class:`_Done`."""
+        if len(self._inflight) >= self._settings.limits.max_utterances_in_flight:
+            body.close()
+            self.error(
+                ErrorCode.BUSY,
+                "too many utterances in flight on this session",
+                utterance_id=utt.id,
+            )
+            self._finish(utt, "error")
+            return False
+        utt.image, self._image = self._image, None
+        self._inflight[utt.id] = utt
+        utt.task = asyncio.get_running_loop().create_task(
+            self._guard(utt, body), name=f"utterance-{utt.id}"
+        )
+        utt.task.add_done_callback(functools.partial(self._forget, utt.id))
+        return True
+
+    def _forget(self, utterance_id: str, _task: object) -> None:
+        self._inflight.pop(utterance_id, None)
+
+    def _start_text(self, msg: TextInput) -> None:
+        utt = self._new_utterance()
+        self._spawn(utt, self._run_text(utt, msg))
+
+    async def _run_text(self, utt: _Utterance, msg: TextInput) -> None:
+        language = msg.language or self.config.language
+        self._emit(
+            TranscriptFinal(utterance_id=utt.id, text=msg.text, language=language, source="text")
+        )
+        await self._recognize_and_dispatch(utt, msg.text, language)
+
+    async def _run_speech(self, utt: _Utterance, audio: Any) -> None:
+        transcribe = self._res.transcribe
+        if transcribe is None:
+            raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
+        utt.stage = "asr"
+        t0 = self._clock()
+        try:
+            text = await asyncio.get_running_loop().run_in_executor(
+                self._res.asr_executor, transcribe, audio
+            )
+        except Exception as e:
+            logger.exception("session %s: ASR failed on %s", self.id, utt.id)
+            raise _StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
+        utt.timings["asr"] = self._clock() - t0
+        text = text.strip()
+        language = self.config.language
+        self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
+        if not text:
+            raise _Done("no_speech")
+        await self._recognize_and_dispatch(utt, text, language)
+
+    async def _recognize_and_dispatch(self, utt: _Utterance, text: str, lang: str | None) -> None:
+        utt.stage = "intent"
+        t0 = self._clock()
+        recognize = functools.partial(
+            self._res.recognizer.recognize, text, language=lang, context=self._last_intent
+        )
+        try:
+            result = await asyncio.to_thread(recognize)
+        except Exception as e:
+            logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
+            raise _StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
+        utt.timings["intent"] = self._clock() - t0
+        intent = result.intent
+        self._emit(
+            IntentEvent(
+                utterance_id=utt.id,
+                intent=intent,
+                reason=result.reason,
+                confidence=None if intent is None else intent.confidence,
+            )
+        )
+        if intent is None:
+            raise _Done("no_intent")
+        self._last_intent = intent
+        await self._dispatch(utt, intent)
+
+    async def _run_intent(self, utt: _Utterance, intent: Intent) -> None:
+        self._emit(
+            IntentEvent(
+                utterance_id=utt.id,
+                intent=intent,
+                reason=intent.reason,
+                confidence=intent.confidence,
+            )
+        )
+        await self._dispatch(utt, intent)
+
+    async def _dispatch(self, utt: _Utterance, intent: Intent) -> None:
+        utt.stage = "dispatch"
+        t0 = self._clock()
+        sent: set[tuple[str | None, str]] = set()
+        first_ack: list[float] = []
+
+        def on_result(r: ActionResult) -> None:
+            key = (r.device_id, r.status)
+            if key in sent:
+                return
+            sent.add(key)
+            if r.published_at is not None and not first_ack:
+                first_ack.append(r.published_at)
+            self._emit(
+                ActionEvent(
+                    utterance_id=utt.id,
+                    intent=r.intent,
+                    status=r.status,
+                    final=r.final,
+                    device_id=r.device_id,
+                    topic=r.topic,
+                    payload=r.payload,
+                    detail=r.detail,
+                    state=r.state,
+                )
+            )
+
+        try:
+            results = await self._res.dispatcher.dispatch(intent, on_result=on_result)
+        except Exception as e:
+            logger.exception("session %s: dispatch failed on %s", self.id, utt.id)
+            raise _StageError(
+                ErrorCode.DISPATCH_FAILED, "the action could not be carried out"
+            ) from e
+        for r in results:
+            on_result(r)  # finals the callback did not see (dedup by device and status)
+        if not any(r.final for r in results):
+            on_result(
+                ActionResult(
+                    device_id=None, intent=intent.name, status="rejected", detail="nothing to do"
+                )
+            )
+        if first_ack:
+            ack = first_ack[0]
+            utt.timings["dispatch"] = max(0.0, ack - t0)
+            if utt.speech_end_t is not None:
+                utt.timings["speech_end_to_action"] = max(0.0, ack - utt.speech_end_t)
+            if utt.endpoint_t is not None:
+                utt.timings["endpoint_to_action"] = max(0.0, ack - utt.endpoint_t)
+        else:
+            utt.timings["dispatch"] = self._clock() - t0
+        raise _Done("actions")
+
+    async def _guard(self, utt: _Utterance, body: Coroutine[Any, Any, None]) -> None:
+        """Run an utterance's stages; map every outcome to events, exactly once."""
+        outcome: Outcome = "error"
+        try:
+            await body
+        except _Done as d:
+            outcome = d.outcome
+        except _StageError as e:
+            self.error(e.code, e.message, utterance_id=utt.id)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            self._finish(utt, outcome)
+            raise
+        except Exception:
+            logger.exception("session %s: internal error on %s", self.id, utt.id)
+            self.error(ErrorCode.INTERNAL_ERROR, "internal error", utterance_id=utt.id)
+        self._finish(utt, outcome)
+
+    def _finish(self, utt: _Utterance, outcome: Outcome) -> None:
+        if utt.stage == "done":
+            return
+        utt.stage = "done"
+        if outcome != "cancelled" and utt.cancelled:
+            outcome = "cancelled"
+        t = utt.timings
+        t["total"] = self._clock() - utt.started
+        if utt.vad_s:
+            t["vad"] = utt.vad_s
+        m = self._res.metrics
+        m.utterances_total.inc(outcome)
+        for stage in ("vad", "endpoint_wait", "asr", "intent", "dispatch"):
+            if stage in t:
+                m.stage_seconds.observe(t[stage], stage)
+        if "speech_end_to_action" in t:
+            m.speech_end_to_action.observe(t["speech_end_to_action"])
+        if "endpoint_to_action" in t:
+            m.endpoint_to_action.observe(t["endpoint_to_action"])
+        self._emit(
+            MetricsEvent(
+                utterance_id=utt.id,
+                outcome=outcome,
+                timings_ms=StageTimings(**{k: round(v * 1000, 2) for k, v in t.items()}),
+                audio_ms=utt.audio_ms,
+            )
+        )
+
+    # -- the audio loop ------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The audio loop; runs until :meth:`close` cancels it."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch: list[_Audio] = []
+                while self._queue and isinstance(self._queue[0], _Audio):
+                    item = self._queue.popleft()
+                    assert isinstance(item, _Audio)
+                    batch.append(item)
+                self._queued_audio -= len(batch)
+                if batch:
+                    await self._feed(batch)
+                    continue
+                control = self._queue.popleft()
+                assert isinstance(control, _Control)
+                await self._control(control)
+
+    def _ensure_frontend(self) -> FrontEndLike:
+        if self._frontend is None:
+            assert self._res.frontend_factory is not None
+            td = self._settings.turn_detection.model_copy(
+                update=self.config.turn_detection.model_dump(exclude_none=True)
+            )
+            self._frontend = self._res.frontend_factory(
+                self.config.sample_rate, td, self.config.mode
+            )
+            self._rate_in_effect = self.config.sample_rate
+        return self._frontend
+
+    async def _feed(self, batch: list[_Audio]) -> None:
+        frontend = self._ensure_frontend()
+        rate = self._rate_in_effect
+        start_samples = self._samples_in
+
+        def work() -> list[tuple[Any, float, int, float]]:
+            out: list[tuple[Any, float, int, float]] = []
+            samples = start_samples
+            for item in batch:
+                t0 = time.perf_counter()
+                events = frontend.feed(item.pcm, item.t)
+                cost = time.perf_counter() - t0
+                samples += len(item.pcm) // SAMPLE_WIDTH
+                pos_ms = samples * 1000 // rate
+                if not events:
+                    out.append((None, cost, pos_ms, time.monotonic()))
+                for ev in events:
+                    out.append((ev, cost, pos_ms, time.monotonic()))
+                    cost = 0.0
+            return out
+
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._res.vad_executor, work)
+        except Exception:
+            logger.exception("session %s: audio front end failed", self.id)
+            self._frontend = None  # start afresh with the next frame
+            if self._current is not None:
+                utt, self._current = self._current, None
+                self.error(ErrorCode.INTERNAL_ERROR, "audio processing failed", utterance_id=utt.id)
+                self._finish(utt, "error")
+            else:
+                self.error(ErrorCode.INTERNAL_ERROR, "audio processing failed")
+            return
+        self._samples_in += sum(len(b.pcm) for b in batch) // SAMPLE_WIDTH
+        for ev, cost, pos_ms, wall in results:
+            if self._current is not None:
+                self._current.vad_s += cost
+            if ev is not None:
+                self._on_frontend_event(ev, pos_ms, wall)
+
+    async def _control(self, control: _Control) -> None:
+        if control.kind == "clear":
+            if self._frontend is not None:
+                self._frontend.clear()
+            if self._current is not None:
+                utt, self._current = self._current, None
+                self._finish(utt, "cancelled")
+            return
+        if self._frontend is None:
+            return
+        frontend = self._frontend
+        pos_ms = self._samples_in * 1000 // self._rate_in_effect
+        try:
+            events = await asyncio.get_running_loop().run_in_executor(
+                self._res.vad_executor, frontend.commit, control.t
+            )
+        except Exception:
+            logger.exception("session %s: audio commit failed", self.id)
+            events = []
+        wall = self._clock()
+        for ev in events:
+            self._on_frontend_event(ev, pos_ms, wall)
+        if control.kind == "rebuild":
+            # New rate/mode/endpoint settings: a fresh front end from the next frame on.
+            self._frontend = None
+
+    def _on_frontend_event(self, ev: Any, pos_ms: int, wall: float) -> None:
+        kinds = self._res.speech_events
+        if kinds.is_started(ev):
+            if self._current is not None:  # front end restarted without a stop
+                self._finish(self._current, "no_speech")
+            self._current = self._new_utterance()
+            self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=pos_ms))
+        elif kinds.is_stopped(ev):
+            utt = self._current or self._new_utterance()
+            self._current = None
+            utt.endpoint_t = wall
+            utt.speech_end_t = float(ev.speech_end_t)
+            utt.timings["endpoint_wait"] = max(0.0, wall - utt.speech_end_t)
+            audio = ev.audio
+            n = len(audio) if audio is not None else 0
+            utt.audio_ms = n * 1000 // PIPELINE_SAMPLE_RATE
+            lag_ms = int(max(0.0, float(ev.t) - utt.speech_end_t) * 1000)
+            self._emit(
+                SpeechStopped(
+                    utterance_id=utt.id,
+                    audio_ms=pos_ms,
+                    speech_end_ms=max(0, pos_ms - lag_ms),
+                    duration_ms=utt.audio_ms,
+                )
+            )
+            if n == 0:
+                self._finish(utt, "no_speech")
+                return
+            self._spawn(utt, self._run_speech(utt, audio))
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    async def close(self, grace_s: float = 0.0, *, finish: bool = True) -> None:
+        """Stop taking input, then end the utterances in flight: with ``finish``, let them run
+        up to ``grace_s`` (shutdown); without, cancel those not yet dispatching (the client has
+        gone) and give dispatches the grace period, since their commands are already out.
+        Every utterance still ends with its ``metrics`` event."""
+        self._closing = True
+        self._drop_queued_audio()
+        if self._current is not None:
+            utt, self._current = self._current, None
+            self._finish(utt, "cancelled")
+        if not finish:
+            for utt in self._inflight.values():
+                if utt.stage != "dispatch" and utt.task is not None:
+                    utt.cancelled = True
+                    utt.task.cancel()
+        tasks = [u.task for u in self._inflight.values() if u.task is not None]
+        if tasks and grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._inflight)
+
+    def partial(self, utterance_id: str, text: str) -> None:
+        """Send a partial transcript (reserved for the partial-ASR loop)."""
+        if self.config.partials:
+            self._emit(TranscriptPartial(utterance_id=utterance_id, text=text))
+
+
+class _Done(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+class _StageError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _to_wire(td: TurnDetectionSettings) -> TurnDetection:
+    return TurnDetection(**td.model_dump())
