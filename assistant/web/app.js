@@ -6,6 +6,8 @@
 //   ?ws=ws://host:port/path   WebSocket URL (default: the page's own host, path "/")
 //   ?autostart=1              start the microphone as soon as the socket is open
 //   ?lang=en                  language declared in session.update (default: server's)
+//   ?token=SECRET             access token, sent in the first session.update (browsers
+//                             cannot set an Authorization header on a WebSocket)
 "use strict";
 
 (() => {
@@ -115,6 +117,8 @@
     const msg = { type: "session.update", sample_rate: TARGET_RATE };
     const lang = params.get("lang");
     if (lang) msg.language = lang;
+    const token = params.get("token");
+    if (token) msg.token = token;
     sendJson(msg);
   }
 
@@ -340,6 +344,8 @@
         page.sessionId = ev.session_id || ev.id || null;
         addLog(type, "Session started", page.sessionId ? `id ${page.sessionId}` : "");
         break;
+      case "session.updated":
+        break; // our own settings echoed back; nothing to show
       case "speech.started":
         setSpeech("speaking", "Hearing speech…");
         addLog(type, "Speech started");
@@ -366,7 +372,7 @@
         updateDevice(ev.device_id || ev.device || ev.id, ev.state);
         break;
       case "metrics":
-        addLog(type, "Timings", describeMetrics(ev));
+        addLog(type, outcomeText(ev.outcome), describeMetrics(ev), ev.outcome === "error");
         break;
       case "error":
         page.lastError = `${ev.code || "error"}: ${ev.message || ""}`;
@@ -401,11 +407,18 @@
       a.status === "rejected"];
   }
 
+  function outcomeText(outcome) {
+    return {
+      actions: "Done", no_intent: "No command recognised", no_speech: "No speech",
+      error: "Failed", cancelled: "Cancelled",
+    }[outcome] || "Done";
+  }
+
   function describeMetrics(ev) {
     const src = ev.timings_ms || ev.timings || ev.stages || ev.metrics || ev;
     const parts = [];
     for (const [k, v] of Object.entries(src)) {
-      if (typeof v !== "number" || k === "utterance_id") continue;
+      if (typeof v !== "number" || k === "utterance_id" || k === "audio_ms") continue;
       // Keys ending in _s are seconds; everything else is taken as milliseconds.
       const ms = k.endsWith("_s") ? v * 1000 : v;
       parts.push(`${k.replace(/_(ms|s)$/, "")} ${ms.toFixed(0)} ms`);
