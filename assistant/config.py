@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant.audio import endpoint
 from assistant.protocol import (
     DEFAULT_MAX_AUDIO_FRAME_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -28,11 +29,12 @@ from assistant.protocol import (
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
-DEFAULT_VAD_THRESHOLD = 0.5
-DEFAULT_MIN_SPEECH_MS = 150
-DEFAULT_SILENCE_MS = 500
-DEFAULT_PREFIX_PADDING_MS = 300
-DEFAULT_MAX_UTTERANCE_MS = 15_000
+# Endpointing defaults are the endpointer's own, measured ones (assistant.audio.endpoint).
+DEFAULT_VAD_THRESHOLD = endpoint.DEFAULT_THRESHOLD
+DEFAULT_MIN_SPEECH_MS = endpoint.DEFAULT_MIN_SPEECH_MS
+DEFAULT_SILENCE_MS = endpoint.DEFAULT_SILENCE_MS
+DEFAULT_PREFIX_PADDING_MS = endpoint.DEFAULT_PRE_ROLL_MS
+DEFAULT_MAX_UTTERANCE_MS = endpoint.DEFAULT_MAX_UTTERANCE_MS
 
 #: Audio frames buffered per session before the oldest are dropped (20 ms frames: ~10 s).
 DEFAULT_AUDIO_QUEUE_FRAMES = 500
@@ -86,7 +88,7 @@ class TurnDetectionSettings(_Strict):
     min_speech_ms: int = Field(default=DEFAULT_MIN_SPEECH_MS, ge=0)
     silence_ms: int = Field(default=DEFAULT_SILENCE_MS, ge=0)
     prefix_padding_ms: int = Field(default=DEFAULT_PREFIX_PADDING_MS, ge=0)
-    max_utterance_ms: int = Field(default=DEFAULT_MAX_UTTERANCE_MS, ge=500)
+    max_utterance_ms: int = Field(default=DEFAULT_MAX_UTTERANCE_MS, ge=500, le=30_000)
 
 
 class SessionDefaults(_Strict):

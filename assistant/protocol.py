@@ -135,7 +135,7 @@ class TurnDetection(_Message):
     min_speech_ms: int | None = Field(default=None, ge=0, le=10_000)
     silence_ms: int | None = Field(default=None, ge=0, le=10_000)  # silence that ends a turn
     prefix_padding_ms: int | None = Field(default=None, ge=0, le=5_000)  # pre-roll kept
-    max_utterance_ms: int | None = Field(default=None, ge=500, le=120_000)
+    max_utterance_ms: int | None = Field(default=None, ge=500, le=30_000)
 
 
 def _check_sample_rate(v: int | None) -> int | None:

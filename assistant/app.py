@@ -1,0 +1,252 @@
+"""Builds the shared, long-lived resources of one Hearth process from a :class:`HomeConfig`.
+
+:class:`Hearth` owns, in start order: the embedded MQTT broker (only when ``mqtt.url`` is
+null), the simulated devices (``simulate: true``), the MQTT client and dispatcher, the
+recognizer, and the audio models (silero-vad, Whisper; loaded once, warmed up, shared by every
+session). Models and the recognizer load in parallel worker threads so start-up stays short.
+
+Heavy modules (torch/onnxruntime/faster-whisper, amqtt) are imported lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from assistant.config import AssistantSettings, TurnDetectionSettings, parse_assistant_settings
+from assistant.metrics import Metrics
+from assistant.protocol import Mode
+from assistant.session import FrontEndLike, SessionResources
+from devices.registry import HomeConfig
+
+if TYPE_CHECKING:
+    from assistant.audio.asr import WhisperTranscriber
+    from assistant.audio.vad import SileroVad
+    from assistant.server import HearthServer
+    from devices.dispatcher import Dispatcher
+    from devices.mqtt import MqttClient
+    from intents.recognizer import Recognizer
+
+logger = logging.getLogger(__name__)
+
+#: Worker threads for the per-frame front-end work (resample + VAD) of all sessions.
+VAD_THREADS = 2
+#: Seconds to wait for retained device states when the dispatcher starts.
+RETAINED_STATE_WAIT_S = 1.0
+
+
+class Hearth:
+    """Shared resources of one server. ``await start()`` once, ``await stop()`` at the end.
+
+    ``mqtt_url`` overrides the config's broker (tests point it at their Mosquitto);
+    ``settings`` overrides the ``assistant:`` section.
+    """
+
+    def __init__(
+        self,
+        config: HomeConfig,
+        settings: AssistantSettings | None = None,
+        *,
+        mqtt_url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings or parse_assistant_settings(config.assistant)
+        self.metrics = Metrics()
+        self._mqtt_url = mqtt_url
+        self.broker: Any = None
+        self.simulator: Any = None
+        self.mqtt: MqttClient | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.recognizer: Recognizer | None = None
+        self.vad: SileroVad | None = None
+        self.transcriber: WhisperTranscriber | None = None
+        self.hotwords: tuple[str, ...] = ()
+        self._vad_executor: ThreadPoolExecutor | None = None
+        self._asr_executor: ThreadPoolExecutor | None = None
+        self._resources: SessionResources | None = None
+        self._remove_listener: Any = None
+        self._servers: list[HearthServer] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        t0 = time.perf_counter()
+        url = self._mqtt_url or self.config.mqtt.url
+        try:
+            if url is None:
+                from devices.broker import EmbeddedBroker
+
+                self.broker = EmbeddedBroker()
+                await self.broker.start()
+                url = str(self.broker.url)
+            recognizer_task = asyncio.ensure_future(asyncio.to_thread(self._load_recognizer))
+            audio_task = asyncio.ensure_future(asyncio.to_thread(self._load_audio))
+            try:
+                if self.config.simulate:
+                    from devices.simulators import SimulatedHome
+
+                    self.simulator = SimulatedHome(self.config, url)
+                    await self.simulator.start()
+                await self._start_devices(url, recognizer_task)
+                await audio_task
+            finally:
+                # Threads cannot be cancelled: wait for them so that nothing loads after stop.
+                await asyncio.gather(recognizer_task, audio_task, return_exceptions=True)
+        except BaseException:
+            await self.stop()
+            raise
+        recognizer, dispatcher = self.recognizer, self.dispatcher
+        assert recognizer is not None and dispatcher is not None
+        self._resources = SessionResources(
+            settings=self.settings,
+            recognizer=recognizer,
+            dispatcher=dispatcher,
+            metrics=self.metrics,
+            frontend_factory=self._new_frontend if self.vad is not None else None,
+            transcribe=self._transcribe if self.transcriber is not None else None,
+            transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
+            vad_executor=self._vad_executor,
+            asr_executor=self._asr_executor,
+        )
+        self._remove_listener = dispatcher.add_state_listener(self._on_state)
+        logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
+
+    async def _start_devices(self, url: str, recognizer_loaded: asyncio.Future[None]) -> None:
+        from devices.dispatcher import Dispatcher
+        from devices.mqtt import MqttClient
+
+        self.mqtt = MqttClient.from_settings(self.config.mqtt, url=url)
+        await self.mqtt.connect()
+        # The dispatcher needs the recognizer's custom actions; wait for it only here so
+        # the broker connection overlaps model loading.
+        await recognizer_loaded
+        assert self.recognizer is not None
+        self.dispatcher = Dispatcher(
+            self.config, self.mqtt, custom_actions=self.recognizer.custom_actions
+        )
+        await self.dispatcher.start(wait_for_retained=RETAINED_STATE_WAIT_S)
+
+    def _load_recognizer(self) -> None:
+        from intents.recognizer import Recognizer
+
+        recognizer = Recognizer(self.config)
+        self.hotwords = tuple(recognizer.vocabulary("en"))
+        # The first match costs ~0.4 s (grammar compilation); pay it before the first user.
+        recognizer.recognize("turn on the light")
+        self.recognizer = recognizer
+
+    def _load_audio(self) -> None:
+        if not self.settings.audio:
+            return
+        from assistant.audio.asr import AsrSettings, WhisperTranscriber
+        from assistant.audio.vad import SileroVad
+
+        self.vad = SileroVad()
+        asr_settings = AsrSettings(**self.settings.asr.overrides())
+        transcriber = WhisperTranscriber(asr_settings)
+        transcriber.warmup()
+        self.transcriber = transcriber
+        self._vad_executor = ThreadPoolExecutor(VAD_THREADS, thread_name_prefix="hearth-vad")
+        self._asr_executor = ThreadPoolExecutor(
+            asr_settings.num_workers, thread_name_prefix="hearth-asr"
+        )
+
+    async def stop(self) -> None:
+        """Stop everything started, in reverse order. Safe to call twice or after a failure."""
+        for server in list(self._servers):
+            await server.shutdown()
+        self._servers.clear()
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+            self.dispatcher = None
+        if self.mqtt is not None:
+            await self.mqtt.close()
+            self.mqtt = None
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
+        for ex in (self._vad_executor, self._asr_executor):
+            if ex is not None:
+                ex.shutdown(wait=False, cancel_futures=True)
+        self._vad_executor = self._asr_executor = None
+
+    # -- what sessions and servers use ---------------------------------------------------
+
+    @property
+    def resources(self) -> SessionResources:
+        if self._resources is None:
+            raise RuntimeError("Hearth.start() has not completed")
+        return self._resources
+
+    def server(self, *, host: str | None = None, port: int | None = None) -> HearthServer:
+        """A server on these resources (not started). Stopped by :meth:`stop`."""
+        from assistant.server import HearthServer
+
+        server = HearthServer(self.resources, devices=self.devices, host=host, port=port)
+        self._servers.append(server)
+        return server
+
+    def devices(self) -> list[dict[str, Any]]:
+        """The registry's devices with their last known states (``/api/devices``)."""
+        states = self.dispatcher.states() if self.dispatcher is not None else {}
+        return [
+            {
+                "id": d.id,
+                "name": d.name,
+                "kind": d.kind.value,
+                "area": d.area,
+                "aliases": d.aliases,
+                "sensitive": d.sensitive,
+                "state": states.get(d.id),
+            }
+            for d in self.config.devices
+        ]
+
+    def _on_state(self, device_id: str, state: dict[str, Any]) -> None:
+        for server in self._servers:
+            server.broadcast_device_state(device_id, state)
+
+    def _new_frontend(self, rate: int, td: TurnDetectionSettings, mode: Mode) -> FrontEndLike:
+        from assistant.audio.frontend import AudioFrontEnd
+
+        assert self.vad is not None
+        return AudioFrontEnd(self.vad, endpoint_settings(td, mode), in_rate=rate)
+
+    def _transcribe(self, audio: Any) -> str:
+        assert self.transcriber is not None
+        return self.transcriber.transcribe(audio, hotwords=self.hotwords).text
+
+    def _transcribe_partial(self, audio: Any) -> str:
+        assert self.transcriber is not None
+        return self.transcriber.transcribe_partial(audio, hotwords=self.hotwords).text
+
+
+@functools.lru_cache(maxsize=64)
+def endpoint_settings(td: TurnDetectionSettings, mode: Mode) -> Any:
+    """Map the wire's turn-detection settings onto the endpointer's."""
+    from assistant.audio import endpoint as ep
+
+    threshold = min(max(td.threshold, 0.01), 0.99)
+    silence = td.silence_ms
+    return ep.EndpointSettings(
+        threshold=threshold,
+        neg_threshold=max(0.0, threshold - (ep.DEFAULT_THRESHOLD - ep.DEFAULT_NEG_THRESHOLD)),
+        min_speech_ms=min(td.min_speech_ms, 5000),
+        silence_ms=silence,
+        silence_ms_when_complete=min(ep.DEFAULT_SILENCE_MS_WHEN_COMPLETE, silence),
+        pause_ms=min(ep.DEFAULT_PAUSE_MS, silence),
+        pre_roll_ms=min(td.prefix_padding_ms, 5000),
+        post_roll_ms=min(ep.DEFAULT_POST_ROLL_MS, silence),
+        max_utterance_ms=min(td.max_utterance_ms, 30_000),
+        turn_detection="manual" if mode == "push_to_talk" else "vad",
+    )

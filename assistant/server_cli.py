@@ -1,0 +1,122 @@
+"""``hearth serve``: run the Hearth server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from assistant.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    AssistantConfigError,
+    parse_assistant_settings,
+)
+from devices.registry import ConfigError, HomeConfig, load_config, load_demo_config
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "HEARTH_TOKEN"
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the assistant server (demo home with an embedded broker when no --config)",
+        description=(
+            "Serve the WebSocket API, the browser page and /metrics. Without --config: the "
+            f"demo home, an embedded MQTT broker and simulated devices on {DEFAULT_HOST}:"
+            f"{DEFAULT_PORT}."
+        ),
+    )
+    p.add_argument("--config", metavar="FILE", help="home config (YAML); default: the demo home")
+    p.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
+    p.add_argument(
+        "--token",
+        help=f"require this access token (default: ${TOKEN_ENV} or the config's token_env)",
+    )
+    p.add_argument("--mqtt-url", metavar="URL", help="broker URL, overriding the config")
+    p.add_argument("--model", help="Whisper model directory or name (default: bundled tiny.en)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="ASR device")
+    p.add_argument("--compute-type", help="CTranslate2 compute type (int8, float16, ...)")
+    p.add_argument("--threads", type=int, help="ASR CPU threads")
+    p.add_argument("--no-audio", action="store_true", help="text only: load no speech models")
+    p.set_defaults(func=_serve)
+
+
+def _load(args: argparse.Namespace) -> tuple[HomeConfig, Any]:
+    config = load_config(args.config) if args.config else load_demo_config()
+    settings = parse_assistant_settings(config.assistant)
+    asr = settings.asr.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "model": args.model,
+                "device": args.device,
+                "compute_type": args.compute_type,
+                "threads": args.threads,
+            }.items()
+            if v is not None
+        }
+    )
+    settings = settings.with_overrides(
+        **{
+            "server.host": args.host,
+            "server.port": args.port,
+            "token": args.token or os.environ.get(TOKEN_ENV) or None,
+            "asr": asr.model_dump(),
+            "audio": False if args.no_audio else None,
+        }
+    )
+    return config, settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        config, settings = _load(args)
+    except (ConfigError, AssistantConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_run(config, settings, args.mqtt_url))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(config: HomeConfig, settings: Any, mqtt_url: str | None) -> int:
+    from assistant.app import Hearth
+    from assistant.audio.errors import ModelLoadError
+    from devices.actions import DeviceError
+
+    hearth = Hearth(config, settings, mqtt_url=mqtt_url)
+    try:
+        await hearth.start()
+    except (ModelLoadError, DeviceError, ConfigError, OSError) as e:
+        print(f"error: cannot start: {e}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        server = hearth.server()
+        try:
+            await server.start()
+        except OSError as e:
+            print(f"error: cannot listen on {settings.server.host}: {e}", file=sys.stderr)
+            return 1
+        auth = " (token required)" if settings.token else ""
+        print(f"Hearth ready: {server.url}  (browser: {server.http_url}){auth}", flush=True)
+        await stop.wait()
+        logger.info("signal received: shutting down")
+        await server.shutdown()
+    finally:
+        await hearth.stop()
+    return 0
