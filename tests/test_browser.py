@@ -1,0 +1,237 @@
+"""The browser page in headless Chromium, driven over the Chrome DevTools Protocol.
+
+Chromium's fake microphone plays a piper-synthesized WAV ("turn on the kitchen light" and then
+silence, looped); the page captures it with its AudioWorklet, streams 16 kHz PCM to a real
+Hearth server, and the simulated kitchen light must turn on — seen both by the server (the
+device state) and on the page (its device panel, read through ``Runtime.evaluate``).
+
+No selenium or playwright: a small CDP client on the ``websockets`` library is enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+#: Seconds to wait for Chromium to write its DevTools port file.
+CHROMIUM_START_TIMEOUT_S = 30.0
+
+
+def find_chromium() -> str | None:
+    """The Chromium executable: $HEARTH_CHROMIUM, else the first browser on PATH."""
+    given = os.environ.get("HEARTH_CHROMIUM")
+    if given:
+        return given if Path(given).exists() else None
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def chromium_flags(user_data_dir: Path, fake_audio: Path | None) -> list[str]:
+    """Flags for a headless, offline, permission-free Chromium with a fake microphone."""
+    flags = [
+        "--headless",
+        "--no-sandbox",  # containers and CI runners lack the user namespaces it needs
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--mute-audio",
+        "--window-size=1280,900",
+        "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt
+        "--use-fake-device-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",  # AudioContext starts without a click
+        f"--user-data-dir={user_data_dir}",
+        "--remote-debugging-port=0",  # any free port, written to DevToolsActivePort
+        "--remote-allow-origins=*",
+    ]
+    if fake_audio is not None:
+        flags.append(f"--use-file-for-fake-audio-capture={fake_audio}")
+    return flags
+
+
+class CdpError(Exception):
+    """A DevTools command failed or the browser went away."""
+
+
+@dataclass
+class Cdp:
+    """A minimal Chrome DevTools Protocol client over one browser-level WebSocket.
+
+    Commands for a page go through a flattened target session (``Target.attachToTarget`` with
+    ``flatten``), so a single socket carries everything. Console messages and exceptions of the
+    page are kept in :attr:`console` for failure messages.
+    """
+
+    ws: ClientConnection
+    console: list[str] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reader = asyncio.create_task(self._read(), name="cdp-reader")
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                msg = json.loads(raw)
+                if "id" in msg:
+                    fut = self._pending.pop(msg["id"], None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(msg)
+                    continue
+                method = msg.get("method")
+                params = msg.get("params", {})
+                if method == "Runtime.consoleAPICalled":
+                    text = " ".join(
+                        str(a.get("value", a.get("description", ""))) for a in params["args"]
+                    )
+                    self.console.append(f"console.{params['type']}: {text}")
+                elif method == "Runtime.exceptionThrown":
+                    details = params["exceptionDetails"]
+                    desc = details.get("exception", {}).get("description") or details["text"]
+                    self.console.append(f"exception: {desc}")
+        finally:
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(CdpError("DevTools connection closed"))
+
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        msg_id = next(self._ids)
+        msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+        if session_id is not None:
+            msg["sessionId"] = session_id
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = fut
+        await self.ws.send(json.dumps(msg))
+        reply = await asyncio.wait_for(fut, 30)
+        if "error" in reply:
+            raise CdpError(f"{method}: {reply['error']}")
+        result: dict[str, Any] = reply.get("result", {})
+        return result
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+
+
+@dataclass
+class Page:
+    """One tab, attached through a flattened CDP session."""
+
+    cdp: Cdp
+    session_id: str
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.cdp.call(method, params, self.session_id)
+
+    async def evaluate(self, expression: str) -> Any:
+        """Evaluate JavaScript in the page and return its JSON value (promises awaited)."""
+        result = await self.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+        )
+        if "exceptionDetails" in result:
+            raise CdpError(f"{expression!r}: {result['exceptionDetails'].get('text')}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout_s: float, interval_s: float = 0.2) -> Any:
+        """Poll ``expression`` until it is truthy; return its value. ``TimeoutError`` after
+        ``timeout_s`` (timeouts are limits on waiting, not timing assertions)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = await self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"page never satisfied {expression!r}")
+            await asyncio.sleep(interval_s)
+
+    async def screenshot(self, path: Path) -> Path:
+        data = await self.call("Page.captureScreenshot", {"format": "png"})
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(data["data"]))
+        return path
+
+
+@contextlib.asynccontextmanager
+async def chromium(fake_audio: Path | None = None) -> AsyncIterator[Cdp]:
+    """Start headless Chromium with an empty profile; yield a connected :class:`Cdp`."""
+    exe = find_chromium()
+    if exe is None:
+        raise RuntimeError("chromium is not installed")
+    with tempfile.TemporaryDirectory(prefix="hearth-chromium-") as tmp:
+        profile = Path(tmp)
+        proc = await asyncio.create_subprocess_exec(
+            exe,
+            *chromium_flags(profile, fake_audio),
+            "about:blank",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            port_file = profile / "DevToolsActivePort"
+            deadline = time.monotonic() + CHROMIUM_START_TIMEOUT_S
+            # Chromium writes "port\n/devtools/browser/<id>" once it listens.
+            while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"chromium exited with {proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("chromium did not open its DevTools port")
+                await asyncio.sleep(0.1)
+            port, path = port_file.read_text().splitlines()[:2]
+            ws = await connect(f"ws://127.0.0.1:{port}{path}", max_size=64 * 1024 * 1024)
+            cdp = Cdp(ws)
+            cdp.start()
+            try:
+                yield cdp
+            finally:
+                await cdp.close()
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    async with asyncio.timeout(10):
+                        await proc.wait()
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+async def open_page(cdp: Cdp, url: str) -> Page:
+    """Open ``url`` in a new tab and wait until its document has loaded."""
+    target = await cdp.call("Target.createTarget", {"url": "about:blank"})
+    attached = await cdp.call(
+        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+    )
+    page = Page(cdp, attached["sessionId"])
+    await page.call("Runtime.enable")
+    await page.call("Page.enable")
+    await page.call("Page.navigate", {"url": url})
+    await page.wait_for("document.readyState === 'complete'", timeout_s=30)
+    return page
