@@ -1,0 +1,133 @@
+"""Fuzzy tier: repair near-miss words from speech recognition, then let the grammar decide.
+
+Only words that are *not* known (registry names, aliases, command words) are replaced, each by
+the closest known word above :data:`MIN_WORD_SIMILARITY`; the repaired sentence must then match
+a template exactly. So chatter stays chatter, and the confidence of a repaired match falls
+with the edit distance. Sensitive results are capped in the recognizer.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from devices.registry import HomeConfig
+
+#: A word is only repaired to a known word at least this similar (difflib ratio).
+MIN_WORD_SIMILARITY = 0.74
+#: At most this many words repaired per utterance; more means we are guessing.
+MAX_REPAIRS = 2
+#: Confidence of a repaired match before the similarity penalty.
+FUZZY_BASE_CONFIDENCE = 0.85
+
+#: Words of the command templates (English). Names and aliases come from the registry.
+COMMAND_WORDS: frozenset[str] = frozenset(
+    """
+    turn switch on off set to the a an all my our in of please light lights lamp lamps lighting
+    dim brighten brighter darker dimmer up down by percent brightness colour color temperature
+    degrees warmer cooler open close shut lock unlock locked unlocked pause resume play next skip
+    song track volume activate scene stop cancel never mind fan fans blinds curtains curtain door
+    doors garage thermostat heating what is are it back again everything every off and for me
+    make change increase decrease lower raise start
+    """.split()
+)
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?|\d+%?", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """A repaired sentence and what was changed."""
+
+    text: str
+    changes: tuple[tuple[str, str, float], ...]  # (heard, assumed, similarity)
+
+    @property
+    def similarity(self) -> float:
+        out = 1.0
+        for _, _, ratio in self.changes:
+            out *= ratio
+        return out
+
+    def describe(self) -> str:
+        return ", ".join(f"{a!r}→{b!r} ({r:.2f})" for a, b, r in self.changes)
+
+
+#: Spelling → sound rewrites for English, applied in order (crude, but ASR errors are mostly
+#: homophones: "lite"/"light", "lok"/"lock").
+_SOUND_RULES: tuple[tuple[str, str], ...] = (
+    (r"ght", "t"), (r"gh", ""), (r"ph", "f"), (r"ck", "k"), (r"c(?=[eiy])", "s"), (r"c", "k"),
+    (r"q", "k"), (r"x", "ks"), (r"z", "s"), (r"(?<=.)y", "i"), (r"ee|ea|ie", "i"),
+    (r"oo|ou", "u"), (r"(.)\1", r"\1"), (r"(?<=...)e$", ""),
+)
+#: Similarity of two words that only sound alike is discounted by this factor.
+_SOUND_DISCOUNT = 0.95
+
+
+def sound_key(word: str) -> str:
+    """A rough phonetic key of an English word."""
+    key = word.lower()
+    for pattern, repl in _SOUND_RULES:
+        key = re.sub(pattern, repl, key)
+    return key
+
+
+def similarity(a: str, b: str) -> float:
+    """Similarity in [0, 1] of two words: spelling, or sound (slightly discounted)."""
+    spelled = difflib.SequenceMatcher(None, a, b).ratio()
+    sounded = difflib.SequenceMatcher(None, sound_key(a), sound_key(b)).ratio()
+    return max(spelled, sounded * _SOUND_DISCOUNT)
+
+
+def _closest(word: str, candidates: list[str]) -> tuple[str, float] | None:
+    best: tuple[str, float] | None = None
+    for cand in candidates:
+        if abs(len(cand) - len(word)) > max(2, len(word) // 2):
+            continue
+        score = similarity(word, cand)
+        if score >= MIN_WORD_SIMILARITY and (best is None or score > best[1]):
+            best = (cand, score)
+    return best
+
+
+def known_words(config: HomeConfig, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Lower-case words of every name and alias in the home, plus command words."""
+    words: set[str] = set(COMMAND_WORDS)
+    spellings: list[str] = list(extra)
+    for d in config.devices:
+        spellings += [d.name, *d.aliases]
+    for a in config.areas:
+        spellings += [a.name, *a.aliases]
+    for f in config.floors:
+        spellings += [f.name, *f.aliases]
+    for s in config.scenes:
+        spellings += [s.name, *s.aliases]
+    for text in spellings:
+        words.update(w.lower() for w in _WORD.findall(text) if w.isascii())
+    return frozenset(words)
+
+
+def repair(text: str, vocabulary: frozenset[str]) -> Repair | None:
+    """Replace unknown words by their nearest known word. ``None`` when nothing is repairable
+    or when too much would have to change."""
+    tokens = text.lower().split()
+    changes: list[tuple[str, str, float]] = []
+    out: list[str] = []
+    candidates = sorted(vocabulary)
+    for tok in tokens:
+        word = tok.strip(".,!?;:\"'")
+        if not word or word in vocabulary or not word.isascii() or not word.isalpha() \
+                or len(word) < 3:
+            out.append(tok)
+            continue
+        found = _closest(word, candidates)
+        if found is None:
+            out.append(tok)
+            continue
+        changes.append((word, found[0], found[1]))
+        out.append(found[0])
+    if not changes or len(changes) > MAX_REPAIRS or len(changes) * 2 > len(tokens):
+        return None
+    return Repair(" ".join(out), tuple(changes))

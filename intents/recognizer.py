@@ -1,0 +1,373 @@
+"""The recognizer: text (plus the previous intent) → :class:`~intents.schema.Recognition`.
+
+Tiers, cheapest first, the first that produces a resolved intent wins:
+
+1. ``custom``: the user's custom intent files (they may override built-in phrasings);
+2. ``grammar``: hassil with home-assistant-intents data and Hearth's templates
+   (``intents/data/sentences_<lang>.yaml``); "it"/"again" sentences use the previous intent and
+   are reported with source ``context``;
+3. ``fuzzy``: unknown words repaired to the nearest known word, then the grammar again;
+4. rejection: ``Recognition(intent=None, reason=...)``.
+
+A :class:`Recognizer` is immutable after construction except for its lazily loaded sentence
+data, which is guarded by a lock: sessions may call :meth:`Recognizer.recognize` from worker
+threads concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hassil import Intents, recognize_all
+
+from devices.registry import ConfigError, HomeConfig, load_config, load_demo_config
+from intents.custom import CustomAction, CustomIntentFile, load_custom_intents
+from intents.fuzzy import FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
+from intents.grammar import GrammarMatch, GrammarTier, build_slot_lists
+from intents.languages import has_cjk, normalize_language, shipped_languages
+from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
+from intents.schema import Intent, IntentName, Recognition, Slots
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Confidence of an exact template match that named its target.
+CONF_EXACT = 1.0
+#: ... whose target is the area the caller is in (satellite area).
+CONF_CALLER_AREA = 0.95
+#: ... that names no place at all, so we act on the whole home ("turn on the lights").
+CONF_HOME_WIDE_IMPLIED = 0.85
+#: ... that uses the previous intent ("turn it off").
+CONF_CONTEXT = 0.9
+#: Subtracted when several readings were equally good and we picked one.
+AMBIGUITY_PENALTY = 0.1
+#: How far below the security threshold fuzzy sensitive results are capped.
+SENSITIVE_FUZZY_MARGIN = 0.3
+#: Custom intents matched exactly.
+CONF_CUSTOM = 0.98
+
+_SENSITIVE_FUZZY = frozenset({IntentName.LOCK, IntentName.UNLOCK})
+
+
+@dataclass
+class _Scored:
+    resolved: Resolved
+    match: GrammarMatch
+    confidence: float
+    source: str
+    rank: tuple[int, ...]
+
+    def key(self) -> tuple[str, tuple[str, ...], str]:
+        s = self.resolved.slots
+        return (self.resolved.name, tuple(s.device_ids), s.scene or "")
+
+
+class Recognizer:
+    """Recognizes intents for one home. See the module docstring for the tiers."""
+
+    def __init__(
+        self, config: HomeConfig, *, custom_intent_files: Sequence[str | Path] = ()
+    ) -> None:
+        self.config = config
+        self._resolver = Resolver(config)
+        self._grammar = GrammarTier(config)
+        self._custom_files: list[CustomIntentFile] = [
+            load_custom_intents(p) for p in [*config.custom_intents, *custom_intent_files]
+        ]
+        #: custom intent name → MQTT action, for the dispatcher
+        self.custom_actions: dict[str, CustomAction] = {}
+        for f in self._custom_files:
+            self.custom_actions.update(f.actions)
+        self._custom_intents: dict[str, list[tuple[CustomIntentFile, Intents]]] = {}
+        self._custom_lists = build_slot_lists(config)
+        for f in self._custom_files:
+            lang = normalize_language(f.language)
+            self._custom_intents.setdefault(lang, []).append((f, Intents.from_dict(f.data)))
+        self._vocab = known_words(config, self._custom_spellings())
+
+    @classmethod
+    def from_config_path(
+        cls, path: str | Path | None, *, custom_intent_files: Sequence[str | Path] = ()
+    ) -> Recognizer:
+        """Build from a config file, or from the demo home when ``path`` is None. Raises
+        :class:`~devices.registry.ConfigError` (and ``CustomIntentError``) on bad files."""
+        config = load_demo_config() if path is None else load_config(path)
+        return cls(config, custom_intent_files=custom_intent_files)
+
+    # -- public API ------------------------------------------------------------------------
+
+    def recognize(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        area: str | None = None,
+    ) -> Recognition:
+        """Recognize one utterance.
+
+        ``language``: any spelling (``zh-cn``, ``zh-CN``, ``en-US``); when None, zh-CN if the
+        text has CJK characters, else the config's language. ``context``: the previous intent
+        of this session, used by "turn it off" / "turn it back on" / "dim it". ``area``: the
+        area id of the device that heard the utterance (satellite), used by "turn on the
+        lights" without a place; without it such sentences mean the whole home.
+        """
+        stripped = text.strip()
+        if not stripped:
+            return Recognition(intent=None, reason="empty text")
+        try:
+            lang = self._pick_language(stripped, language)
+        except ValueError as e:
+            return Recognition(intent=None, reason=str(e))
+        if area is not None and area not in {a.id for a in self.config.areas}:
+            area = None
+
+        custom = self._recognize_custom(stripped, lang)
+        if custom is not None:
+            return custom
+
+        scored, failures = self._grammar_candidates(stripped, lang, area, context)
+        if scored:
+            return self._finish(scored, stripped, lang)
+
+        fuzzy = self._recognize_fuzzy(stripped, lang, area, context)
+        if fuzzy is not None:
+            return fuzzy
+
+        if failures:
+            return Recognition(intent=None, reason=f"not possible in this home: {failures[0]}")
+        return Recognition(intent=None, reason=self._rejection_reason(stripped, lang))
+
+    def vocabulary(self, language: str = "en") -> list[str]:
+        """Names and aliases of devices, areas, floors and scenes plus custom list values in
+        ``language``'s script (CJK spellings for zh, the others otherwise), for biasing speech
+        recognition. Sorted, without duplicates."""
+        try:
+            lang = normalize_language(language)
+        except ValueError:
+            lang = language
+        want_cjk = lang.lower().startswith(("zh", "ja", "ko"))
+        out = {s for s in self._all_spellings() if has_cjk(s) == want_cjk}
+        return sorted(out, key=lambda s: (s.lower(), s))
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language with sentence data (package spelling)."""
+        return shipped_languages()
+
+    # -- tiers -----------------------------------------------------------------------------
+
+    def _pick_language(self, text: str, language: str | None) -> str:
+        if language:
+            return normalize_language(language)
+        if has_cjk(text):
+            return "zh-CN"
+        return normalize_language(self.config.language or "en")
+
+    def _recognize_custom(self, text: str, lang: str) -> Recognition | None:
+        for f, intents in self._custom_intents.get(lang, []):
+            best = None
+            for result in recognize_all(text, intents, slot_lists=self._custom_lists,
+                                        language=lang):
+                score = (sum(1 for e in result.entities_list if e.is_wildcard),
+                         -result.text_chunks_matched)
+                if best is None or score < best[0]:
+                    best = (score, result)
+            if best is None:
+                continue
+            result = best[1]
+            slots: dict[str, str | int | float | bool] = {}
+            for ent in result.entities_list:
+                slots[ent.name] = _slot_value(ent.value)
+            described = ", ".join(f"{k}={v}" for k, v in slots.items())
+            name = result.intent.name
+            intent = Intent(
+                name=name,
+                slots=Slots(custom=slots),
+                confidence=CONF_CUSTOM,
+                source="custom",
+                reason=f"custom intent {name} ({Path(f.path).name})"
+                + (f": {described}" if described else ""),
+                text=text,
+                language=lang,
+            )
+            return Recognition(intent=intent, reason=intent.reason)
+        return None
+
+    def _grammar_candidates(
+        self, text: str, lang: str, area: str | None, context: Intent | None
+    ) -> tuple[list[_Scored], list[str]]:
+        context_ids = list(context.slots.device_ids) if context is not None else []
+        scored: list[_Scored] = []
+        failures: list[str] = []
+        for match in self._grammar.matches(text, lang, area=area):
+            try:
+                resolved = self._resolver.resolve(match.intent, match.values,
+                                                  context_device_ids=context_ids)
+            except ResolveError as e:
+                failures.append(str(e))
+                continue
+            scored.append(self._score(resolved, match))
+        return scored, failures
+
+    def _score(self, resolved: Resolved, match: GrammarMatch) -> _Scored:
+        named = "name" in match.values
+        from_context = "context" in resolved.notes
+        implied_home = match.area_from_context and match.values.get("area") == WHOLE_HOME
+        if from_context:
+            conf, source = CONF_CONTEXT, "context"
+        elif implied_home:
+            conf, source = CONF_HOME_WIDE_IMPLIED, "grammar"
+        elif match.area_from_context and not named:
+            conf, source = CONF_CALLER_AREA, "grammar"
+        else:
+            conf, source = CONF_EXACT, "grammar"
+        rank = (
+            0 if named else 1,  # a device named outright beats an area reading
+            match.wildcards,
+            -match.literal_chunks,
+            1 if match.area_from_context else 0,
+        )
+        return _Scored(resolved, match, conf, source, rank)
+
+    def _finish(
+        self, scored: list[_Scored], text: str, lang: str, *, fuzzy: Repair | None = None
+    ) -> Recognition:
+        scored.sort(key=lambda s: (s.rank, s.key()))
+        best = scored[0]
+        others: dict[tuple[str, tuple[str, ...], str], _Scored] = {}
+        for s in scored[1:]:
+            if s.key() != best.key() and s.key() not in others:
+                others[s.key()] = s
+        conf = best.confidence
+        reason = best.resolved.reason
+        tied = [s for s in others.values() if s.rank == best.rank]
+        if tied:
+            conf -= AMBIGUITY_PENALTY
+        source = best.source
+        if fuzzy is not None:
+            conf = min(conf, FUZZY_BASE_CONFIDENCE) * fuzzy.similarity
+            source = "fuzzy"
+            reason = f"heard as {fuzzy.text!r} ({fuzzy.describe()}): {reason}"
+            conf = self._cap_sensitive(best.resolved, conf)
+        else:
+            reason = f"{'our template' if best.match.ours else 'template'}: {reason}"
+        alternatives: list[Intent] = []
+        if others:
+            shown = list(others.values())[:3]
+            reason += "; also possible: " + "; ".join(s.resolved.reason for s in shown)
+            for s in shown:
+                alternatives.append(self._intent(s, text, lang, s.confidence - 0.2, s.source,
+                                                 s.resolved.reason))
+        intent = self._intent(best, text, lang, conf, source, reason)
+        return Recognition(intent=intent, reason=reason, alternatives=alternatives)
+
+    def _intent(self, s: _Scored, text: str, lang: str, conf: float, source: str,
+                reason: str) -> Intent:
+        return Intent(
+            name=s.resolved.name,
+            slots=s.resolved.slots,
+            confidence=round(max(0.0, min(1.0, conf)), 3),
+            source=source,  # type: ignore[arg-type]
+            reason=reason,
+            text=text,
+            language=lang,
+        )
+
+    def _cap_sensitive(self, resolved: Resolved, conf: float) -> float:
+        """A repaired (guessed) word must never carry enough confidence for a sensitive
+        action: lock/unlock, or moving a cover or touching any device marked sensitive."""
+        touches_sensitive = any(
+            self._resolver.device(i).sensitive for i in resolved.slots.device_ids
+        )
+        # Scenes may lock doors (the demo's "good night" does), so they count as sensitive.
+        sensitive = (
+            resolved.name in _SENSITIVE_FUZZY
+            or resolved.name == IntentName.SCENE_ACTIVATE
+            or touches_sensitive
+        )
+        if not sensitive:
+            return conf
+        cap = self.config.security.sensitive_min_confidence - SENSITIVE_FUZZY_MARGIN
+        return min(conf, max(0.0, cap))
+
+    def _recognize_fuzzy(
+        self, text: str, lang: str, area: str | None, context: Intent | None
+    ) -> Recognition | None:
+        if has_cjk(text):
+            return None
+        fixed = repair(text, self._vocab)
+        if fixed is None:
+            return None
+        scored, _ = self._grammar_candidates(fixed.text, lang, area, context)
+        if not scored:
+            return None
+        return self._finish(scored, text, lang, fuzzy=fixed)
+
+    def _rejection_reason(self, text: str, lang: str) -> str:
+        if text.rstrip().endswith(("?", "？")) or text.lower().split()[0] in {
+            "what", "why", "who", "when", "where", "how", "tell", "is", "are", "do", "does",
+        }:
+            return "no intent: a question Hearth cannot answer"
+        return f"no intent: nothing in the {lang} sentence data or custom intents matched"
+
+    # -- vocabulary ----------------------------------------------------------------------
+
+    def _custom_spellings(self) -> list[str]:
+        out: list[str] = []
+        for f in self._custom_files:
+            for body in (f.data.get("lists") or {}).values():
+                for v in (body or {}).get("values") or []:
+                    if isinstance(v, dict):
+                        v = v.get("in", "")
+                    if isinstance(v, str):
+                        out.extend(_expand_simple(v))
+        return out
+
+    def _all_spellings(self) -> list[str]:
+        out: list[str] = []
+        c = self.config
+        for d in c.devices:
+            out += [d.name, *d.aliases]
+        for a in c.areas:
+            out += [a.name, *a.aliases]
+        for fl in c.floors:
+            out += [fl.name, *fl.aliases]
+        for s in c.scenes:
+            out += [s.name, *s.aliases]
+        out += self._custom_spellings()
+        return [s for s in out if s.strip()]
+
+
+def _slot_value(value: Any) -> str | int | float | bool:
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    return str(value)
+
+
+def _expand_simple(template: str) -> list[str]:
+    """Spellings of a list value template for the vocabulary: alternatives ``(a|b)`` split,
+    optional ``[x]`` parts dropped. Good enough for biasing, not a full expansion."""
+    import re
+
+    flat = re.sub(r"\[[^\[\]]*\]", "", template)
+    m = re.search(r"\(([^()]*)\)", flat)
+    if m is None:
+        return [" ".join(flat.split())]
+    out: list[str] = []
+    for alt in m.group(1).split("|"):
+        out += _expand_simple(flat[: m.start()] + alt + flat[m.end():])
+    return out
+
+
+def recognizer_from_args(config_path: str | None) -> Recognizer:
+    """Helper for command lines: raises ConfigError with a user-facing message."""
+    try:
+        return Recognizer.from_config_path(config_path)
+    except FileNotFoundError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", path=config_path) from e
