@@ -53,3 +53,8 @@ class BrokerUnavailable(DeviceError):
 
 class AdapterError(DeviceError):
     """An intent that a device's adapter cannot express."""
+
+
+class PublishFailed(DeviceError):
+    """A publish that the broker did not acknowledge in time (disconnected too long, outbox
+    full, client closed). The message says whether the command may still have gone out."""
