@@ -9,6 +9,7 @@ import sys
 from devices.registry import ConfigError
 from intents.custom import CustomIntentError
 from intents.languages import UnknownLanguageError, normalize_language
+from intents.model_tier_cli import add_llm_arguments, apply_model_tier
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                    help="language code (en, zh-cn, ...); default: zh-CN for Chinese text, "
                         "else the config's language")
     p.add_argument("--area", default=None, help="area id of the device that heard it")
+    add_llm_arguments(p)
     p.set_defaults(func=run_recognize)
 
 
@@ -41,5 +43,10 @@ def run_recognize(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     result = recognizer.recognize(args.text, language=args.language, area=args.area)
+    # Grammar first; the model tier (config assistant.llm / --llm-*) when it has no
+    # confident answer.
+    language = result.intent.language if result.intent else (
+        args.language or recognizer.config.language)
+    result, rc = apply_model_tier(args, args.text, result, recognizer.config, language=language)
     print(json.dumps(result.to_cli(), ensure_ascii=False))
-    return 0
+    return rc

@@ -471,3 +471,36 @@ def test_connection_refused(home: HomeConfig) -> None:
 def test_bad_url() -> None:
     with pytest.raises(ModelTierConfigError):
         build_model_tier(ModelTierSettings(url="ftp://host/v1"))
+
+
+# -- hearth recognize --llm-url ----------------------------------------------------------------
+
+
+def _run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    import argparse
+
+    from intents.cli import add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    rc: int = args.func(args)
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_cli_grammar_first_then_model(fake: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.reply = lambda h, body: h.send_json(_completion(KITCHEN_ON))
+    rc, out = _run_cli(["recognize", "turn on the kitchen light", "--llm-url", fake.url], capsys)
+    assert rc == 0 and out["intent"]["source"] != "llm" and fake.requests == []
+    rc, out = _run_cli(
+        ["recognize", "brighten up where I cook", "--llm-url", fake.url, "--llm-model", "m"], capsys
+    )
+    assert rc == 0 and out["intent"]["source"] == "llm"
+    assert out["intent"]["slots"]["device_ids"] == ["kitchen_light"]
+    assert fake.requests[0]["model"] == "m"
+
+
+def test_cli_model_error(fake: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.reply = lambda h, body: h.send_json({"error": {"message": "boom"}}, 500)
+    rc, out = _run_cli(["recognize", "brighten up where I cook", "--llm-url", fake.url], capsys)
+    assert rc == 1 and out["intent"] is None and out["reason"].startswith("model_http_error")
