@@ -1,0 +1,212 @@
+"""Writing the latency report: ``latency.json``, ``latency.md`` (markdown tables) and
+``latency.png`` (histograms; matplotlib with the Agg backend, imported lazily)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: Targets from the latency issue (2 cores, bundled tiny.en int8).
+TARGETS: dict[str, float] = {
+    "one_stream_p50_ms": 210.0,
+    "one_stream_p99_ms": 300.0,
+    "many_streams_p99_ms": 1000.0,
+    "peak_rss_mb": 1536.0,
+    "idle_200_cpu_percent": 5.0,
+    "startup_s": 5.0,
+}
+
+
+def _f(v: Any, digits: int = 0) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def evaluate_targets(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each applicable target with the measured value and whether it is met."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def put(name: str, value: float | None, limit: float, *, at_most: bool = True) -> None:
+        met = None if value is None else (value <= limit if at_most else value >= limit)
+        out[name] = {"value": value, "target": limit, "met": met}
+
+    m = run.get("measurements") or {}
+    lat = m.get("speech_end_to_action_ms") or {}
+    if run.get("streams") == 1:
+        put("one_stream_p50_ms", lat.get("p50"), TARGETS["one_stream_p50_ms"])
+        put("one_stream_p99_ms", lat.get("p99"), TARGETS["one_stream_p99_ms"])
+    elif run.get("streams"):
+        put("many_streams_p99_ms", lat.get("p99"), TARGETS["many_streams_p99_ms"])
+        put("errors", float(run.get("errors", {}).get("count", 0)), 0.0)
+        put(
+            "dropped_audio_events",
+            float(run.get("dropped_audio", {}).get("server_overflow", 0)),
+            0.0,
+        )
+    rss = (run.get("resources") or {}).get("server_peak_rss_mb")
+    if rss is not None:
+        put("peak_rss_mb", rss, TARGETS["peak_rss_mb"])
+    start = (run.get("server") or {}).get("startup_to_ready_s")
+    if start is not None:
+        put("startup_s", start, TARGETS["startup_s"])
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """A compact markdown rendering of the report (the tables docs/benchmarks.md quotes)."""
+    lines = ["# Latency benchmark", ""]
+    mach = report.get("machine", {})
+    lines.append(
+        f"Machine: {mach.get('cpu_model')}, {mach.get('logical_cores')} logical cores, "
+        f"load at start {mach.get('load_average_at_start')}. Command: `{report.get('command')}`"
+    )
+    lines.append("")
+    runs = report.get("runs", [])
+    if runs:
+        lines += [
+            "| variant | streams | n | accepted | P50 ms | P95 ms | P99 ms | mean ms "
+            "| endpoint→action P50/P99 ms | errors | server CPU % (1 core) | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in runs:
+            m = r.get("measurements", {})
+            lat = m.get("speech_end_to_action_ms", {})
+            ep = m.get("endpoint_to_action_ms", {})
+            acc = m.get("acceptance", {})
+            res = r.get("resources", {})
+            lines.append(
+                f"| {r['name']} | {r['streams']} | {_f(lat.get('n'))} "
+                f"| {acc.get('accepted')}/{acc.get('utterances')} "
+                f"| {_f(lat.get('p50'))} | {_f(lat.get('p95'))} | {_f(lat.get('p99'))} "
+                f"| {_f(lat.get('mean'))} | {_f(ep.get('p50'))} / {_f(ep.get('p99'))} "
+                f"| {r.get('errors', {}).get('count', 0)} "
+                f"| {_f((res.get('server_cpu') or {}).get('percent_of_one_core'))} "
+                f"| {_f(res.get('server_peak_rss_mb'))} |"
+            )
+        lines.append("")
+        lines += ["Server per-stage timings (ms, utterances that acted), P50 / P99:", ""]
+        stage_names: list[str] = []
+        for r in runs:
+            for k in r.get("measurements", {}).get("server_stages_ms", {}):
+                if k not in stage_names:
+                    stage_names.append(k)
+        lines.append("| variant | " + " | ".join(stage_names) + " |")
+        lines.append("|---|" + "---|" * len(stage_names))
+        for r in runs:
+            st = r.get("measurements", {}).get("server_stages_ms", {})
+            cells = [
+                f"{_f(st.get(k, {}).get('p50'))} / {_f(st.get(k, {}).get('p99'))}"
+                for k in stage_names
+            ]
+            lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    comp = report.get("comparison")
+    if comp:
+        lines += [
+            f"Ratios to `{comp['baseline']}` (same run, same audio):",
+            "",
+            "| variant | P50 | P95 | P99 | acceptance |",
+            "|---|---|---|---|---|",
+        ]
+        for name, c in comp["ratios"].items():
+            lines.append(
+                f"| {name} | {_f(c.get('p50'), 2)} | {_f(c.get('p95'), 2)} "
+                f"| {_f(c.get('p99'), 2)} | {_f(c.get('acceptance'), 2)} |"
+            )
+        lines.append("")
+    idle = report.get("idle")
+    if idle:
+        cpu = idle.get("server_cpu", {})
+        lines.append(
+            f"Idle: {idle['connections']} connections opened in {_f(idle.get('open_s'), 1)} s; "
+            f"server CPU over {_f(cpu.get('wall_s'), 0)} s: "
+            f"{_f(cpu.get('percent_of_one_core'), 2)} % of one core "
+            f"({_f(cpu.get('percent_of_machine'), 2)} % of the machine); "
+            f"peak RSS {_f(idle.get('server_peak_rss_mb'))} MB."
+        )
+        lines.append("")
+    targets = report.get("targets") or {}
+    if targets:
+        lines += ["| target | value | limit | met |", "|---|---|---|---|"]
+        for run_name, ts in targets.items():
+            for k, t in ts.items():
+                met = {True: "yes", False: "**no**", None: "–"}[t["met"]]
+                lines.append(
+                    f"| {run_name}: {k} | {_f(t['value'], 1)} | {_f(t['target'])} | {met} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(report: dict[str, Any], path: Path) -> bool:
+    """Histogram of speech-end -> action per variant. False when there is nothing to plot."""
+    runs = [
+        r
+        for r in report.get("runs", [])
+        if any(
+            u.get("speech_end_to_action_ms") is not None
+            for u in r.get("measurements", {}).get("utterances", [])
+        )
+    ]
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    all_values = [
+        u["speech_end_to_action_ms"]
+        for r in runs
+        for u in r["measurements"]["utterances"]
+        if u.get("speech_end_to_action_ms") is not None
+    ]
+    lo, hi = min(all_values), max(all_values)
+    bins = 30 if hi > lo else 1
+    for r in runs:
+        vals = [
+            u["speech_end_to_action_ms"]
+            for u in r["measurements"]["utterances"]
+            if u.get("speech_end_to_action_ms") is not None
+        ]
+        s = r["measurements"]["speech_end_to_action_ms"]
+        ax.hist(
+            vals,
+            bins=bins,
+            range=(lo, hi if hi > lo else lo + 1),
+            alpha=0.55,
+            label=f"{r['name']} ({r['streams']} stream{'s' if r['streams'] > 1 else ''}): "
+            f"P50 {_f(s.get('p50'))}, P99 {_f(s.get('p99'))} ms, n={s.get('n')}",
+        )
+    ax.axvline(
+        TARGETS["one_stream_p99_ms"],
+        color="tab:red",
+        linestyle="--",
+        linewidth=1,
+        label="P99 target, 1 stream (300 ms)",
+    )
+    ax.set_xlabel("speech end → command at the broker (ms)")
+    ax.set_ylabel("utterances")
+    ax.set_title("Hearth latency, measured from outside")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write(report: dict[str, Any], out: Path) -> list[Path]:
+    """Write the three report files into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "latency.json", out / "latency.md"]
+    paths[0].write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    paths[1].write_text(markdown(report) + "\n", encoding="utf-8")
+    png = out / "latency.png"
+    if plot(report, png):
+        paths.append(png)
+    return paths

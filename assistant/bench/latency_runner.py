@@ -1,0 +1,681 @@
+"""I/O of the latency benchmark: the processes it starts (Mosquitto, ``hearth serve``, the MQTT
+subscriber), the real-time streams and idle connections, and resource sampling.
+
+The streams speak the wire protocol with ``websockets`` directly rather than through
+:class:`assistant.client.HearthClient`: the measurement needs the exact moment each frame left
+(after ``send`` returned, i.e. the bytes are in the kernel), one shared frame clock for all
+streams, and events stamped the moment they are read, with nothing in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.bench.latency_corpus import STREAM_SAMPLE_RATE, Utterance
+from assistant.bench.latency_stats import FRAME_MS, UtteranceRecord
+from assistant.protocol import SAMPLE_WIDTH
+
+logger = logging.getLogger(__name__)
+
+FRAME_SAMPLES = STREAM_SAMPLE_RATE * FRAME_MS // 1000
+FRAME_BYTES = FRAME_SAMPLES * SAMPLE_WIDTH
+#: A frame sent later than this behind its wall-clock slot counts as late (the client, not the
+#: server, fell behind; reported so a slow client is not mistaken for a slow server).
+LATE_FRAME_MS = 60.0
+#: How long the server may take from process start to answering ``/healthz``.
+SERVER_START_TIMEOUT_S = 120.0
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the usual small race is accepted)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_port(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _stop_process(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> int | None:
+    """SIGTERM, then SIGKILL after ``grace_s``. Returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5.0)
+    return proc.returncode
+
+
+# -- broker ------------------------------------------------------------------------------
+
+
+class Mosquitto:
+    """A private Mosquitto on a free loopback port, stopped by :meth:`stop`."""
+
+    def __init__(self, workdir: Path, exe: str = MOSQUITTO) -> None:
+        self.port = free_port()
+        self._workdir = workdir
+        self._exe = exe
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available(exe: str = MOSQUITTO) -> bool:
+        return os.access(exe, os.X_OK) or shutil.which("mosquitto") is not None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> None:
+        conf = self._workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest none\n",
+            encoding="utf-8",
+        )
+        exe = self._exe if os.access(self._exe, os.X_OK) else (shutil.which("mosquitto") or "")
+        self._proc = subprocess.Popen(
+            [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not _wait_port(self.port, 10.0):
+            self.stop()
+            raise RuntimeError("mosquitto did not start listening within 10 s")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc, 5.0)
+            self._proc = None
+
+
+class EmbeddedBrokerProcess:
+    """The project's embedded broker (amqtt) in its own process, for machines without
+    Mosquitto. Its own process so that broker CPU is not charged to the Hearth server."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self._log = workdir / "broker.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> None:
+        code = (
+            "import asyncio, sys\n"
+            "from amqtt.broker import Broker\n"
+            "async def main(port):\n"
+            "    cfg = {'listeners': {'default': {'type': 'tcp', 'bind': f'127.0.0.1:{port}'}},\n"
+            "           'sys_interval': 0, 'auth': {'allow-anonymous': True},\n"
+            "           'topic-check': {'enabled': False}}\n"
+            "    b = Broker(cfg)\n"
+            "    await b.start()\n"
+            "    await asyncio.Event().wait()\n"
+            "asyncio.run(main(int(sys.argv[1])))\n"
+        )
+        with open(self._log, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code, str(self.port)], stdout=log, stderr=log
+            )
+        if not _wait_port(self.port, 20.0):
+            self.stop()
+            raise RuntimeError(f"embedded broker did not start; see {self._log}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc, 5.0)
+            self._proc = None
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int]:
+    """``mqtt://host:port`` -> (host, port); port 1883 when left out."""
+    rest = url.split("://", 1)[-1].rsplit("@", 1)[-1].split("/", 1)[0]
+    host, _, port = rest.partition(":")
+    return host or "127.0.0.1", int(port or 1883)
+
+
+class Subscriber:
+    """The independent MQTT subscriber (:mod:`assistant.bench.latency_mqtt`) as a process."""
+
+    def __init__(self, broker_url: str, out_file: Path) -> None:
+        self._host, self._port = parse_mqtt_url(broker_url)
+        self.out_file = out_file
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "assistant.bench.latency_mqtt",
+                "--host",
+                self._host,
+                "--port",
+                str(self._port),
+                "--out",
+                str(self.out_file),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if line != "ready":
+            self.stop()
+            raise RuntimeError(f"MQTT subscriber failed: {line or 'no output'}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc, 5.0)
+            self._proc = None
+
+    def arrivals(self) -> list[dict[str, Any]]:
+        if not self.out_file.exists():
+            return []
+        out = []
+        for line in self.out_file.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(line))
+        return out
+
+
+# -- the Hearth server -------------------------------------------------------------------
+
+
+@dataclass
+class ServerStart:
+    """Start-up timings of a server process (seconds from ``Popen``)."""
+
+    healthz_s: float | None  # first HTTP 200 from /healthz
+    healthz: Any = None  # its body (JSON when the server sends JSON)
+
+
+class HearthServer:
+    """``hearth serve`` in a subprocess on a free port, with a generated config file.
+
+    The command line is ``python -m assistant.cli serve --config CFG --host 127.0.0.1 --port P``
+    plus ``extra_args``; stdout and stderr go to ``log_path``.
+    """
+
+    def __init__(self, config_path: Path, log_path: Path, extra_args: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.config_path = config_path
+        self.log_path = log_path
+        self.extra_args = list(extra_args)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "assistant.cli",
+            "serve",
+            "--config",
+            str(self.config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self.extra_args,
+        ]
+
+    def start(self) -> ServerStart:
+        t0 = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(self.command, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        while time.monotonic() - t0 < SERVER_START_TIMEOUT_S:
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"hearth serve exited with {self._proc.returncode}; see {self.log_path}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=1.0) as resp:
+                    body = resp.read()
+                    if resp.status == 200:
+                        ready = time.monotonic() - t0
+                        try:
+                            parsed: Any = json.loads(body)
+                        except ValueError:
+                            parsed = body.decode("utf-8", "replace")[:500]
+                        return ServerStart(healthz_s=ready, healthz=parsed)
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"hearth serve not ready after {SERVER_START_TIMEOUT_S} s")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self.returncode = _stop_process(self._proc, 15.0)
+            self._proc = None
+
+
+# -- resources ---------------------------------------------------------------------------
+
+
+class ProcessMonitor:
+    """Samples a process tree's RSS and CPU time every ``interval_s`` in a thread.
+
+    CPU is the sum of user+system time of the process and its children (the server may run
+    workers); peak RSS is the largest sampled sum, and at least the kernel's own high-water mark
+    (``VmHWM``) of the main process, which catches peaks between samples.
+    """
+
+    def __init__(self, pid: int, interval_s: float = 0.25) -> None:
+        import psutil
+
+        self._proc = psutil.Process(pid)
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.peak_rss = 0
+        self.rss_samples: list[tuple[float, int]] = []
+
+    def _tree(self) -> list[Any]:
+        import psutil
+
+        procs = [self._proc]
+        with contextlib.suppress(psutil.Error):
+            procs += self._proc.children(recursive=True)
+        return procs
+
+    def cpu_seconds(self) -> float:
+        import psutil
+
+        total = 0.0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def rss(self) -> int:
+        import psutil
+
+        total = 0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def hwm(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{self._proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            rss = self.rss()
+            self.peak_rss = max(self.peak_rss, rss)
+            self.rss_samples.append((time.monotonic(), rss))
+
+    def start(self) -> None:
+        self.peak_rss = self.rss()
+        self._thread = threading.Thread(target=self._run, name="bench-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak_rss = max(self.peak_rss, self.hwm() or 0)
+        return self.peak_rss
+
+
+@dataclass
+class CpuWindow:
+    """CPU used by a process tree over a wall-clock window."""
+
+    cpu_s: float
+    wall_s: float
+
+    @property
+    def percent_of_one_core(self) -> float:
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self, cores: int) -> dict[str, float]:
+        return {
+            "cpu_s": round(self.cpu_s, 2),
+            "wall_s": round(self.wall_s, 2),
+            "percent_of_one_core": round(self.percent_of_one_core, 1),
+            "percent_of_machine": round(self.percent_of_one_core / max(cores, 1), 1),
+        }
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# -- streams -----------------------------------------------------------------------------
+
+
+class Stream:
+    """One real-time connection: a microphone that says ``utterances`` at ``start_frames``
+    and is silent (digital zeros) in between."""
+
+    def __init__(
+        self,
+        index: int,
+        url: str,
+        utterances: Sequence[Utterance],
+        start_frames: Sequence[int],
+        session_update: dict[str, Any],
+    ) -> None:
+        self.index = index
+        self.url = url
+        self.session_update = session_update
+        self.records: list[UtteranceRecord] = []
+        self._pcm: list[tuple[int, bytes]] = []  # (start frame, padded PCM bytes)
+        for k, (utt, start) in enumerate(zip(utterances, start_frames, strict=True)):
+            n_frames = -(-len(utt.pcm) // FRAME_SAMPLES)
+            padded = np.zeros(n_frames * FRAME_SAMPLES, dtype=np.int16)
+            padded[: len(utt.pcm)] = utt.pcm
+            self._pcm.append((start, padded.astype("<i2").tobytes()))
+            self.records.append(
+                UtteranceRecord(
+                    stream=index,
+                    index=k,
+                    text=utt.command.text,
+                    voice=utt.voice,
+                    intent=utt.command.intent,
+                    device_id=utt.command.device_id,
+                    slots=dict(utt.command.slots),
+                    start_frame=start,
+                    end_frame=start + (utt.voiced_samples - 1) // FRAME_SAMPLES,
+                    voiced_ms=utt.voiced_ms,
+                )
+            )
+        self._by_id: dict[str, UtteranceRecord] = {}
+        self.spurious: dict[str, dict[str, Any]] = {}  # utterance ids not matching a command
+        self.errors: list[dict[str, Any]] = []
+        self.events = 0
+        self.closed_reason: str | None = None
+        self.ws: Any = None
+        self.session: dict[str, Any] | None = None
+        self._silence = bytes(FRAME_BYTES)
+        self._recv_task: asyncio.Task[None] | None = None
+        self._session_updated = asyncio.Event()
+
+    @property
+    def last_frame(self) -> int:
+        start, pcm = self._pcm[-1]
+        return start + len(pcm) // FRAME_BYTES - 1
+
+    def frame(self, i: int) -> bytes:
+        for start, pcm in self._pcm:
+            off = (i - start) * FRAME_BYTES
+            if 0 <= off < len(pcm):
+                return pcm[off : off + FRAME_BYTES]
+        return self._silence
+
+    async def open(self, timeout_s: float = 30.0) -> None:
+        from websockets.asyncio.client import connect
+
+        # Keepalive pings off: with 50 busy streams a late pong would close a healthy
+        # connection mid-run, and the benchmark ends long before an idle timeout matters.
+        self.ws = await asyncio.wait_for(
+            connect(self.url, max_size=4 * 1024 * 1024, ping_interval=None, open_timeout=timeout_s),
+            timeout_s,
+        )
+        first = json.loads(await asyncio.wait_for(self.ws.recv(), timeout_s))
+        if first.get("type") != "session.created":
+            raise RuntimeError(f"stream {self.index}: expected session.created, got {first}")
+        self.session = first
+        self._recv_task = asyncio.create_task(self._receive(), name=f"bench-recv-{self.index}")
+        await self.ws.send(json.dumps({"type": "session.update", **self.session_update}))
+        await asyncio.wait_for(self._session_updated.wait(), timeout_s)
+
+    async def send_frame(self, i: int) -> None:
+        await self.ws.send(self.frame(i))
+        now = time.monotonic()
+        for rec in self.records:
+            if rec.start_frame == i:
+                rec.t_first_sent = now
+            if rec.end_frame == i:
+                rec.t_speech_end = now
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.ws.close(), 5.0)
+        if self._recv_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._recv_task, 5.0)
+
+    def _record_for(self, audio_ms: float) -> UtteranceRecord | None:
+        """The command whose audio holds stream position ``audio_ms`` (with slack for VAD lag
+        and pre-roll), nearest first."""
+        best: tuple[float, UtteranceRecord] | None = None
+        for rec in self.records:
+            if rec.start_ms - 500 <= audio_ms <= rec.end_ms + 1500:
+                d = (
+                    0.0
+                    if rec.start_ms <= audio_ms <= rec.end_ms
+                    else min(abs(audio_ms - rec.start_ms), abs(audio_ms - rec.end_ms))
+                )
+                if best is None or d < best[0]:
+                    best = (d, rec)
+        return None if best is None else best[1]
+
+    async def _receive(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                t = time.monotonic()
+                self.events += 1
+                try:
+                    ev = json.loads(raw)
+                except ValueError:
+                    self.errors.append({"code": "bench_bad_event", "message": str(raw)[:200]})
+                    continue
+                self._on_event(ev, t)
+        except ConnectionClosed as e:
+            self.closed_reason = f"{e.rcvd.code if e.rcvd else 'none'}"
+        except Exception as e:  # record, never hide: a dead receiver would stall the run
+            logger.exception("stream %d: receive failed", self.index)
+            self.closed_reason = f"receiver failed: {type(e).__name__}"
+
+    def _on_event(self, ev: dict[str, Any], t: float) -> None:
+        kind = ev.get("type")
+        uid = ev.get("utterance_id")
+        if kind == "session.updated":
+            self._session_updated.set()
+            return
+        if (
+            kind == "error"
+            and ev.get("code") in ("invalid_message", "unknown_type")
+            and not self._session_updated.is_set()
+        ):
+            self._session_updated.set()  # an older server refusing a setting: go on, recorded
+        rec = self._by_id.get(uid) if isinstance(uid, str) else None
+        if rec is None and isinstance(uid, str) and kind in ("speech.started", "speech.stopped"):
+            pos = ev.get("audio_ms") if kind == "speech.started" else ev.get("speech_end_ms")
+            if isinstance(pos, int | float):
+                rec = self._record_for(float(pos))
+            if rec is not None:
+                self._by_id[uid] = rec
+                rec.utterance_ids.append(uid)
+        if rec is None:
+            if kind == "error":
+                self.errors.append({**ev, "t": t})
+            elif isinstance(uid, str):
+                self.spurious.setdefault(uid, {"events": []})["events"].append(
+                    {k: v for k, v in ev.items() if k in ("type", "text", "outcome", "status")}
+                )
+            return
+        if kind == "speech.started":
+            rec.t_started = rec.t_started or t
+        elif kind == "speech.stopped":
+            if rec.t_stopped is None:
+                rec.t_stopped = t
+                rec.stopped = ev
+        elif kind == "transcript.final":
+            rec.transcript = (
+                ev.get("text")
+                if rec.transcript is None
+                else (f"{rec.transcript} | {ev.get('text')}")
+            )
+        elif kind == "intent":
+            if rec.intent_event is None or rec.intent_event.get("intent") is None:
+                rec.intent_event = ev
+        elif kind == "action":
+            rec.actions.append({**ev, "t": t})
+        elif kind == "error":
+            rec.errors.append({**ev, "t": t})
+        elif kind == "metrics":
+            # A command split in two by the VAD sends two metrics; keep the one that acted.
+            if rec.metrics is None or ev.get("outcome") == "actions":
+                rec.metrics = ev
+                rec.t_metrics = t
+
+
+@dataclass
+class PumpStats:
+    frames: int = 0
+    late_frames: int = 0
+    max_late_ms: float = 0.0
+    lateness_ms: list[float] = field(default_factory=list)
+
+
+async def pump(
+    streams: Sequence[Stream], *, utterance_timeout_s: float, tail_frames: int
+) -> PumpStats:
+    """Send one frame per stream every 20 ms by the wall clock, until every stream's last
+    utterance was sent plus ``tail_frames`` of silence, and every command finished (``metrics``
+    received) or timed out ``utterance_timeout_s`` after its speech end.
+
+    Deadlines are absolute (``t0 + i * 20 ms``) so that a late tick does not shift the rest of
+    the stream: like a microphone, audio keeps its real-time rate and a late frame is only late.
+    """
+    stats = PumpStats()
+    last = max(s.last_frame for s in streams) + tail_frames
+    t0 = time.monotonic() + 0.05
+    i = 0
+    while True:
+        target = t0 + i * FRAME_MS / 1000.0
+        delay = target - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        late = (time.monotonic() - target) * 1000.0
+        stats.lateness_ms.append(late)
+        stats.max_late_ms = max(stats.max_late_ms, late)
+        if late > LATE_FRAME_MS:
+            stats.late_frames += 1
+        for s in streams:
+            if s.ws is not None and s.closed_reason is None:
+                await s.send_frame(i)
+        stats.frames += 1
+        i += 1
+        if i > last:
+            now = time.monotonic()
+            pending = [
+                r
+                for s in streams
+                if s.closed_reason is None
+                for r in s.records
+                if not r.done
+                and (r.t_speech_end is None or now - r.t_speech_end < utterance_timeout_s)
+            ]
+            if not pending:
+                break
+    return stats
+
+
+async def open_idle(url: str, n: int, *, concurrency: int = 20) -> list[Any]:
+    """Open ``n`` connections and wait for each one's ``session.created``."""
+    from websockets.asyncio.client import connect
+
+    sem = asyncio.Semaphore(concurrency)
+    conns: list[Any] = []
+
+    async def one() -> None:
+        async with sem:
+            ws = await connect(url, ping_interval=None, open_timeout=30)
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if msg.get("type") != "session.created":
+                raise RuntimeError(f"expected session.created, got {msg.get('type')}")
+            conns.append(ws)
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return conns
+
+
+def machine_info() -> dict[str, Any]:
+    import platform
+
+    import psutil
+
+    model = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_model": model,
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def make_workdir(out: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix="work-", dir=out))
