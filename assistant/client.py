@@ -67,6 +67,10 @@ DEFAULT_OPEN_TIMEOUT_S: Final = 10.0
 #: Audio chunk length sent by :meth:`HearthClient.stream_wav`: 20 ms is what microphones and
 #: the browser page send, small enough that the server's VAD sees speech end promptly.
 DEFAULT_CHUNK_MS: Final = 20
+#: Chunk length when not sending in real time: fewer, larger frames (under the frame limit).
+FAST_CHUNK_MS: Final = 200
+#: Share of the server's ``max_messages_per_s`` that fast (non-real-time) streaming uses.
+FAST_RATE_SHARE: Final = 0.5
 #: Silence appended after a WAV when the session's own ``silence_ms`` is unknown.
 DEFAULT_TRAILING_SILENCE_MS: Final = 1200
 #: Extra silence beyond the server's ``silence_ms`` so its endpointer fires with margin (VAD
@@ -497,37 +501,49 @@ class HearthClient:
         path: str | Path | PcmAudio,
         *,
         realtime: bool = True,
-        chunk_ms: int = DEFAULT_CHUNK_MS,
+        chunk_ms: int | None = None,
         trailing_silence_ms: int | None = None,
         commit: bool = True,
     ) -> PcmAudio:
         """Send a WAV file's audio, declaring its sample rate first with ``session.update``.
 
-        ``realtime``: pace the chunks at the audio's own speed (as a microphone would) and
-        append ``trailing_silence_ms`` of silence (default :meth:`trailing_silence_ms`) so
-        that the server's endpointer ends the utterance by itself. Otherwise send as fast as
-        the socket takes it with no silence appended. With ``commit`` an ``audio.commit``
+        ``realtime``: pace ``chunk_ms`` chunks (default 20 ms) at the audio's own speed, as a
+        microphone would, and append ``trailing_silence_ms`` of silence (default
+        :meth:`trailing_silence_ms`) so that the server's endpointer ends the utterance by
+        itself. Otherwise send larger chunks (default 200 ms) as fast as the server's message
+        rate limit allows, with no silence appended. With ``commit`` an ``audio.commit``
         follows the audio, which ends an utterance still open (a no-op otherwise).
         """
         audio = path if isinstance(path, PcmAudio) else await asyncio.to_thread(read_wav, path)
         if audio.sample_rate != self.sample_rate:
             await self.update_session(sample_rate=audio.sample_rate)
-        pcm = audio.pcm
+        if chunk_ms is None:
+            chunk_ms = DEFAULT_CHUNK_MS if realtime else FAST_CHUNK_MS
+        limits = self.session.limits if self.session is not None else None
+        if limits is not None:
+            largest_ms = limits.max_audio_frame_bytes * 1000 // (audio.sample_rate * SAMPLE_WIDTH)
+            chunk_ms = max(1, min(chunk_ms, largest_ms))
         if realtime:
-            tail = trailing_silence_ms
-            if tail is None:
-                tail = self.trailing_silence_ms()
+            interval = chunk_ms / 1000
+        elif limits is not None:
+            # The server drops messages over its per-connection rate (``rate_limited``):
+            # stay well under it, leaving room for control messages.
+            interval = 1.0 / (FAST_RATE_SHARE * limits.max_messages_per_s)
+        else:
+            interval = 0.0
+        pcm = audio.pcm
+        tail = trailing_silence_ms
+        if tail is None and realtime:
+            tail = self.trailing_silence_ms()
+        if tail:
             pcm += silence(audio.sample_rate, tail)
-        elif trailing_silence_ms:
-            pcm += silence(audio.sample_rate, trailing_silence_ms)
         loop = asyncio.get_running_loop()
         start = loop.time()
         for i, chunk in enumerate(PcmAudio(pcm, audio.sample_rate).chunks(chunk_ms)):
-            if realtime:
-                # Sleep to an absolute schedule so that send jitter does not accumulate.
-                delay = start + i * chunk_ms / 1000 - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            # Sleep to an absolute schedule so that send jitter does not accumulate.
+            delay = start + i * interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
             await self.send_audio(chunk)
         if commit:
             await self.commit()
@@ -602,7 +618,7 @@ class HearthClient:
         timeout_s: float | None = None,
         settle_s: float = DEFAULT_SETTLE_S,
         on_event: EventCallback | None = None,
-        chunk_ms: int = DEFAULT_CHUNK_MS,
+        chunk_ms: int | None = None,
         trailing_silence_ms: int | None = None,
     ) -> UtteranceTracker:
         """Stream a WAV file and collect the utterances the server finds in it.
