@@ -23,7 +23,7 @@
   const $ = (id) => document.getElementById(id);
   const ui = {
     conn: $("conn"), mic: $("mic"), micLabel: $("mic-label"), level: $("level"),
-    speech: $("speech"), partial: $("partial"), form: $("text-form"), input: $("text-input"),
+    speech: $("speech"), partial: $("partial"), result: $("result"), form: $("text-form"), input: $("text-input"),
     send: $("send"), devicesNote: $("devices-note"), deviceList: $("device-list"),
     log: $("log"), clearLog: $("clear-log"),
   };
@@ -355,21 +355,27 @@
         addLog(type, "Speech stopped");
         break;
       case "transcript.partial":
-        ui.partial.textContent = ev.text || "";
+        ui.partial.classList.remove("final");
+        ui.partial.textContent = ev.text ? `${ev.text}…` : "";
+        setResult("", null);
         break;
       case "transcript.final":
-        ui.partial.textContent = "";
+        ui.partial.classList.add("final");
+        ui.partial.textContent = `“${ev.text || ""}”`;
+        setResult("", null);
         addLog(type, `“${ev.text || ""}”`);
         break;
       case "intent":
         addLog(type, ...describeIntent(ev));
+        if (!ev.intent) setResult(`✗ ${ev.reason || "No command recognised"}`, false);
         break;
       case "action":
-        addLog(type, ...describeAction(ev));
-        if (ev.state && (ev.device_id || ev.device)) updateDevice(ev.device_id || ev.device, ev.state);
+        addLog(type, ...describeAction(ev), `s-${ev.status}`);
+        if (ev.final) showActionResult(ev);
+        if (ev.state && ev.device_id) updateDevice(ev.device_id, ev.state);
         break;
       case "device.state":
-        updateDevice(ev.device_id || ev.device || ev.id, ev.state);
+        updateDevice(ev.device_id, ev.state);
         break;
       case "metrics":
         addLog(type, outcomeText(ev.outcome), describeMetrics(ev), ev.outcome === "error");
@@ -377,10 +383,24 @@
       case "error":
         page.lastError = `${ev.code || "error"}: ${ev.message || ""}`;
         addLog(type, ev.code || "error", ev.message || "", true);
+        if (ev.utterance_id) setResult(`✗ ${ev.message || ev.code}`, false);
         break;
       default:
         addLog(type, "", JSON.stringify(ev));
     }
+  }
+
+  function setResult(text, ok) {
+    ui.result.textContent = text;
+    if (ok === null) delete ui.result.dataset.ok;
+    else ui.result.dataset.ok = String(ok);
+  }
+
+  function showActionResult(ev) {
+    const name = (deviceInfo.get(ev.device_id) || {}).name || ev.device_id || ev.intent;
+    const ok = ev.status === "confirmed";
+    const state = ev.state ? ` — ${describeState(ev.state)}` : "";
+    setResult(`${ok ? "✓" : "✗"} ${name}: ${ev.status}${state}`, ok);
   }
 
   function describeIntent(ev) {
@@ -400,11 +420,10 @@
   }
 
   function describeAction(ev) {
-    const a = ev.result || ev.action || ev;
-    const dev = a.device_id || a.device || "—";
+    const dev = ev.device_id || "—";
     const name = (deviceInfo.get(dev) || {}).name || dev;
-    return [`${name}: ${a.status || "?"}`, a.detail || "", a.status === "failed" ||
-      a.status === "rejected"];
+    const bad = ["failed", "rejected", "unconfirmed"].includes(ev.status);
+    return [`${name}: ${ev.status || "?"}`, ev.detail || "", bad];
   }
 
   function outcomeText(outcome) {
@@ -421,7 +440,8 @@
       if (typeof v !== "number" || k === "utterance_id" || k === "audio_ms") continue;
       // Keys ending in _s are seconds; everything else is taken as milliseconds.
       const ms = k.endsWith("_s") ? v * 1000 : v;
-      parts.push(`${k.replace(/_(ms|s)$/, "")} ${ms.toFixed(0)} ms`);
+      const label = k.replace(/_(ms|s)$/, "").replace("_to_", " → ").replaceAll("_", " ");
+      parts.push(`${label} ${ms.toFixed(0)} ms`);
     }
     return parts.join(" · ");
   }
@@ -430,7 +450,7 @@
     addLog(tag, text, "", bad);
   }
 
-  function addLog(type, text, sub = "", bad = false) {
+  function addLog(type, text, sub = "", bad = false, extraClass = "") {
     const atBottom = ui.log.scrollTop + ui.log.clientHeight >= ui.log.scrollHeight - 8;
     const li = document.createElement("li");
     li.dataset.type = type;
@@ -439,7 +459,7 @@
     time.dateTime = now.toISOString();
     time.textContent = now.toLocaleTimeString([], { hour12: false });
     const tag = document.createElement("span");
-    tag.className = `tag t-${type.split(".")[0]}${bad ? " t-bad" : ""}`;
+    tag.className = `tag t-${type.split(".")[0]}${bad ? " t-bad" : ""} ${extraClass}`.trim();
     tag.textContent = type;
     const detail = document.createElement("span");
     detail.className = "detail";
