@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import threading
 import time
 import zlib
@@ -150,6 +151,8 @@ class Transcript:
     fell_back: bool = False
     #: Decoding stopped at the token budget (likely a repetition loop).
     truncated: bool = False
+    #: A repetition loop was cut off (see :func:`collapse_repetition`).
+    repetition_cut: bool = False
     alternatives: tuple[Alternative, ...] = field(default=())
 
 
@@ -186,6 +189,36 @@ def compression_ratio(text: str) -> float:
     if not data:
         return 0.0
     return len(data) / len(zlib.compress(data))
+
+
+_WORD = re.compile(r"[\w']+")
+
+
+def collapse_repetition(text: str, *, min_repeat_words: int = 2) -> tuple[str, bool]:
+    """Cut a Whisper repetition loop: ``"Open the door. Open the door. Open"`` → first copy.
+
+    Whisper on a trimmed window often transcribes the command correctly and then starts over,
+    as if the padding were more speech. When the whole word sequence is periodic (every word
+    equals the word one period earlier) and at least ``min_repeat_words`` words repeat, the
+    text is cut after the first period, keeping its original spelling and punctuation.
+    Returns (text, whether it was cut).
+    """
+    spans = [(m.start(), m.end(), m.group(0).lower()) for m in _WORD.finditer(text)]
+    words = [w for _, _, w in spans]
+    n = len(words)
+    for k in range(1, n):
+        if n - k < min_repeat_words:
+            break
+        # The last word may be cut mid-way by the token budget ("... Turn off, Mat").
+        if all(words[i] == words[i - k] for i in range(k, n - 1)) and words[n - 1 - k].startswith(
+            words[n - 1]
+        ):
+            end = spans[k - 1][1]
+            # keep the sentence punctuation that closed the first copy
+            while end < len(text) and text[end] in ".!?":
+                end += 1
+            return text[:end].strip(), True
+    return text, False
 
 
 def hotword_prompt(hotwords: Sequence[str], prompt: str | None = None) -> str | None:
@@ -396,15 +429,18 @@ class WhisperTranscriber(Transcriber):
             suppress_tokens=[-1],
         )[0]
         alternatives: list[Alternative] = []
+        collapsed = False
         for seq, score in zip(res.sequences_ids, res.scores, strict=True):
-            text = self._tokenizer.decode(seq).strip()
+            text, cut = collapse_repetition(self._tokenizer.decode(seq).strip())
+            collapsed = collapsed or cut
             # CTranslate2 reports the length-normalised cumulative log-probability;
             # convert to faster-whisper's avg_logprob (sum / (len + 1)) for comparability.
             n = len(seq)
             alternatives.append(Alternative(text, float(score) * n / (n + 1)))
         best = alternatives[0]
         elapsed = time.perf_counter() - t0
-        truncated = len(res.sequences_ids[0]) >= max_new
+        # A budget hit that the loop cutter explained is not a broken result.
+        truncated = len(res.sequences_ids[0]) >= max_new and not collapsed
         if truncated:
             logger.debug("ASR token budget (%d) exhausted", max_new)
         return Transcript(
@@ -418,6 +454,7 @@ class WhisperTranscriber(Transcriber):
             window_s=window_s,
             partial=partial,
             truncated=truncated,
+            repetition_cut=collapsed,
             alternatives=tuple(alternatives) if n_best > 1 else (),
         )
 

@@ -52,7 +52,9 @@ def _wav_to_array(data: bytes) -> tuple[Int16Array, int]:
 def _resample_int16(audio: Int16Array, in_rate: int, out_rate: int) -> Int16Array:
     if in_rate == out_rate:
         return audio
-    y = soxr.resample(audio.astype(np.float32) / 32768.0, in_rate, out_rate, quality="HQ")
+    y: npt.NDArray[np.float32] = soxr.resample(
+        audio.astype(np.float32) / 32768.0, in_rate, out_rate, quality="HQ"
+    )
     return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
 
 
