@@ -876,6 +876,14 @@ def interpret_answer(
     return Recognition(intent=intent, reason=reason)
 
 
+def _confident(grammar: Recognition | None, config: HomeConfig) -> bool:
+    return (
+        grammar is not None
+        and grammar.intent is not None
+        and grammar.intent.confidence >= config.security.min_confidence
+    )
+
+
 # -- the tier --------------------------------------------------------------------------------------
 
 
@@ -936,11 +944,7 @@ class ModelTier(ABC):
         May raise :class:`ModelTierError` when the model was needed and failed; with
         ``model_first`` a confident grammar answer is returned instead of raising."""
         policy = policy or self.settings.policy
-        confident = (
-            grammar is not None
-            and grammar.intent is not None
-            and grammar.intent.confidence >= config.security.min_confidence
-        )
+        confident = _confident(grammar, config)
         if policy is ModelTierPolicy.OFF:
             return (
                 grammar
@@ -980,6 +984,23 @@ class ModelTier(ABC):
             assert grammar is not None
             return grammar
         return self._with_grammar_alternative(rec, grammar)
+
+    def wants_model(
+        self,
+        grammar: Recognition | None,
+        *,
+        config: HomeConfig,
+        images: Sequence[ImageInput] = (),
+        policy: ModelTierPolicy | None = None,
+    ) -> bool:
+        """Whether :meth:`route` would call the model — lets an event loop skip the hop to a
+        worker thread when the grammar's answer stands."""
+        policy = policy or self.settings.policy
+        if policy is ModelTierPolicy.OFF or not self.enabled:
+            return False
+        if policy is ModelTierPolicy.PREFER_LOCAL:
+            return bool(images) or not _confident(grammar, config)
+        return True
 
     @staticmethod
     def _with_grammar_alternative(rec: Recognition, grammar: Recognition | None) -> Recognition:

@@ -470,3 +470,16 @@ def test_too_many_images(home: HomeConfig) -> None:
     img = ImageInput.from_bytes(_png())
     with pytest.raises(ModelTierInputError, match="too many images"):
         _ScriptedTier(s, _FAN).recognize("t", config=home, images=[img, img])
+
+
+def test_wants_model(home: HomeConfig, settings: ModelTierSettings) -> None:
+    tier = _ScriptedTier(settings)
+    img = ImageInput.from_bytes(_png())
+    assert not tier.wants_model(_grammar(1.0), config=home)
+    assert tier.wants_model(_grammar(0.1), config=home)
+    assert tier.wants_model(None, config=home)
+    assert tier.wants_model(_grammar(1.0), config=home, images=[img])
+    assert tier.wants_model(_grammar(1.0), config=home, policy=ModelTierPolicy.MODEL_FIRST)
+    assert not tier.wants_model(None, config=home, policy=ModelTierPolicy.OFF)
+    off = build_model_tier(ModelTierSettings(policy="off"))
+    assert not off.wants_model(None, config=home, policy=ModelTierPolicy.MODEL_FIRST)
