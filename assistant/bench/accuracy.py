@@ -1,0 +1,577 @@
+"""``hearth bench accuracy``: speech → intent command acceptance.
+
+An utterance counts only if the intent and every action slot are right ("command acceptance",
+the metric of the Picovoice speech-to-intent benchmark). Each clip goes through the real
+pipeline pieces in-process: the server's ``AudioFrontEnd`` (silero-vad + endpointer) cuts it
+into utterances, ``WhisperTranscriber`` transcribes each, and ``intents.Recognizer`` (with the
+coffee-maker custom intents loaded through the documented custom-intent mechanism) turns the
+text into an intent. Several ASR variants (biasing, beam/n-best) and text-side decode variants
+(normalization, grammar rescoring of the n-best list, fuzzy repair of misheard words) are
+measured on the same audio; the report gives each one's figures and cost.
+
+Writes ``DIR/accuracy.json`` (summary), ``DIR/accuracy_records.jsonl`` (one record per clip
+and condition) and ``DIR/accuracy.md`` (tables). See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from assistant.bench.accuracy_asr import (
+    ASR_VARIANTS,
+    AsrVariant,
+    ServerEndpointing,
+    compact_hotwords,
+    custom_template_texts,
+    template_words,
+)
+from assistant.bench.accuracy_report import write_markdown
+from assistant.bench.accuracy_sets import (
+    DEFAULT_CACHE,
+    DEFAULT_SEED,
+    SYNTHETIC_COUNT,
+    Item,
+    Speaker,
+    default_data_dir,
+    kitchen_noise,
+    negative_items,
+    picovoice_items,
+    subset,
+    synthetic_items,
+)
+from assistant.bench.accuracy_text import (
+    DecodeOptions,
+    Hypothesis,
+    VocabularySnapper,
+    combined_confidence,
+    decode,
+    matches,
+    moves_device,
+    threshold_table,
+    word_errors,
+)
+from assistant.bench.noise import babble, mix_at_snr, stable_seed, white_noise
+
+logger = logging.getLogger(__name__)
+
+SETS: Final = ("picovoice", "synthetic", "negatives")
+#: Noise conditions per set when ``--snr`` is not given ("clean" = no noise added).
+DEFAULT_CONDITIONS: Final[dict[str, tuple[str, ...]]] = {
+    "picovoice": ("clean", "24", "18", "12", "6"),
+    "synthetic": ("clean", "20", "10", "5"),
+    "negatives": ("clean",),
+}
+#: The SNRs whose mean the published Picovoice figures report.
+PICOVOICE_AVERAGED: Final = ("24", "18", "12", "6")
+#: Published command acceptance on the Picovoice set (average over 24–6 dB, cafe and kitchen
+#: noise; Picovoice speech-to-intent benchmark).
+PUBLISHED: Final = {
+    "Picovoice Rhino": {"average": 0.976, "6": 0.935},
+    "Microsoft LUIS": {"average": 0.899},
+    "IBM Watson": {"average": 0.868},
+    "Amazon Lex": {"average": 0.845},
+    "Google Dialogflow": {"average": 0.776},
+}
+TARGETS: Final = {
+    "picovoice": {"clean": 0.99, "average_24_6": 0.976},
+    "synthetic": {"clean": 0.99, "10": 0.96, "5": 0.90},
+    "negatives": {"false_action_rate_max": 0.005},
+}
+DECODE_VARIANTS: Final = (
+    DecodeOptions("top1"),
+    DecodeOptions("top1+norm", normalize=True, spell=True),
+    DecodeOptions("nbest+norm", n_best=True, normalize=True, spell=True),
+    DecodeOptions("nbest+norm+fuzzy", n_best=True, normalize=True, spell=True, snap=True),
+)
+DEFAULT_ASR: Final = ("beam5-compact",)
+DEFAULT_KEEP: Final = "beam5-compact/nbest+norm+fuzzy"
+COFFEE_FILE: Final = (
+    Path(__file__).resolve().parents[2] / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``hearth bench accuracy``."""
+    parser.add_argument("--set", dest="sets", action="append", choices=SETS,
+                        help="set to run (repeatable; default: picovoice)")
+    parser.add_argument("--snr", nargs="+", default=None, metavar="DB",
+                        help="conditions: 'clean' and/or SNRs in dB (default per set: "
+                             "picovoice clean 24 18 12 6; synthetic clean 20 10 5; negatives "
+                             "clean)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N",
+                        help="at most N clips per set (a seeded, representative subset)")
+    parser.add_argument("--out", default="bench-out/accuracy", metavar="DIR",
+                        help="report directory (default: %(default)s)")
+    parser.add_argument("--asr", action="append", choices=sorted(ASR_VARIANTS),
+                        help=f"ASR variant (repeatable; default: {' '.join(DEFAULT_ASR)})")
+    parser.add_argument("--keep", default=None, metavar="ASR/DECODE",
+                        help=f"variant reported as the headline (default: {DEFAULT_KEEP} when "
+                             "run, else the last ASR variant with the full decode)")
+    parser.add_argument("--threshold", type=float, default=0.0,
+                        help="confidence below which Hearth asks to repeat instead of acting, "
+                             "for the headline figures (default: %(default)s)")
+    parser.add_argument("--noise", choices=("kitchen", "white", "babble"), default="kitchen",
+                        help="noise for the synthetic and negatives sets (default: kitchen)")
+    parser.add_argument("--config", default=None,
+                        help="home config (default: the demo home)")
+    parser.add_argument("--custom-intents", action="append", default=None, metavar="FILE",
+                        help="custom intent files (default: the coffee-maker example)")
+    parser.add_argument("--data", default=None,
+                        help="picovoice-speech-to-intent folder (default: ../shared/data/...)")
+    parser.add_argument("--cache", default=str(DEFAULT_CACHE),
+                        help="cache for synthesized audio (default: %(default)s)")
+    parser.add_argument("--synthetic-count", type=int, default=SYNTHETIC_COUNT)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+@dataclass
+class _Pipeline:
+    """Everything built once per run and shared by all sets."""
+
+    recognizer: Any
+    endpointing: ServerEndpointing
+    transcribers: dict[tuple[int, int], Any]
+    hotwords: dict[str, tuple[str, ...]]
+    snapper: VocabularySnapper
+    query_intents: frozenset[str]
+    models: dict[str, Any]
+
+
+def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) -> _Pipeline:
+    from assistant.audio.asr import AsrSettings, WhisperTranscriber
+    from devices.registry import load_config, load_demo_config
+    from intents.custom import load_custom_intents
+    from intents.fuzzy import known_words
+    from intents.recognizer import Recognizer
+    from intents.schema import QUERY_INTENTS
+
+    config = load_demo_config() if args.config is None else load_config(args.config)
+    files = args.custom_intents if args.custom_intents else [str(COFFEE_FILE)]
+    recognizer = Recognizer(config, custom_intent_files=files)
+    vocabulary = tuple(recognizer.vocabulary(config.language or "en"))
+    templates: list[str] = []
+    for f in files:
+        templates += custom_template_texts(load_custom_intents(f).data)
+    # Vocabulary for fuzzy repair: the recognizer's known words (registry names, command
+    # words, custom list values) plus the literal words of the custom sentence templates.
+    words = set(known_words(config, list(vocabulary))) | set(template_words(templates))
+    compact = tuple(compact_hotwords([*vocabulary, *templates_words_as_phrases(templates)]))
+    transcribers: dict[tuple[int, int], Any] = {}
+    models: dict[str, Any] = {}
+    for v in variants:
+        key = (v.beam_size, v.n_best)
+        if key not in transcribers:
+            settings = AsrSettings(beam_size=v.beam_size, n_best=v.n_best,
+                                   cpu_threads=args.threads)
+            t = WhisperTranscriber(settings)
+            t.warmup()
+            transcribers[key] = t
+            models[v.name] = settings.model_dump(mode="json")
+    return _Pipeline(
+        recognizer=recognizer,
+        endpointing=ServerEndpointing(),
+        transcribers=transcribers,
+        hotwords={"none": (), "vocabulary": vocabulary, "compact": compact},
+        snapper=VocabularySnapper(words),
+        query_intents=frozenset(QUERY_INTENTS),
+        models=models,
+    )
+
+
+def templates_words_as_phrases(templates: Sequence[str]) -> list[str]:
+    """Template words as one phrase, so :func:`compact_hotwords` keeps their order."""
+    return [" ".join(template_words(templates))]
+
+
+# -- one clip -------------------------------------------------------------------------------
+
+
+def _intent_json(intent: Any) -> dict[str, Any] | None:
+    if intent is None:
+        return None
+    slots = intent.slots.model_dump(mode="json", exclude_defaults=True)
+    return {"name": intent.name, "slots": slots, "confidence": intent.confidence,
+            "source": intent.source}
+
+
+def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
+              variants: Sequence[AsrVariant]) -> dict[str, Any]:
+    """Endpointing, then every ASR variant, then every decode variant, for one clip."""
+    segs = p.endpointing.segments(audio)
+    rec: dict[str, Any] = {
+        "set": item.set, "id": item.id, "kind": item.kind, "voice": item.voice,
+        "reference": item.text,
+        "expected": None if item.expected is None else item.expected.to_json(),
+        "duration_s": round(len(audio) / 16000, 3), "segments": len(segs.audio),
+        "vad_ms": round(segs.vad_ms, 2), "variants": {},
+    }
+
+    def recognize(text: str) -> Any:
+        return p.recognizer.recognize(text)
+
+    for v in variants:
+        transcriber = p.transcribers[(v.beam_size, v.n_best)]
+        hot = p.hotwords[v.hint]
+        asr_ms = 0.0
+        seg_out: list[tuple[list[Hypothesis], float]] = []
+        texts: list[str] = []
+        fell_back = False
+        for seg in segs.audio:
+            t = transcriber.transcribe(seg, hotwords=hot)
+            asr_ms += t.elapsed_s * 1000.0
+            fell_back |= bool(t.fell_back)
+            hyps = [Hypothesis(a.text, a.avg_logprob) for a in t.alternatives] or [
+                Hypothesis(t.text, t.avg_logprob)]
+            seg_out.append((hyps, t.no_speech_prob))
+            texts.append(t.text)
+        vrec: dict[str, Any] = {
+            "text": " ".join(texts), "asr_ms": round(asr_ms, 1), "fell_back": fell_back,
+            "nbest": [[h.text for h in hyps] for hyps, _ in seg_out] if v.n_best > 1 else None,
+            "decode": {},
+        }
+        if item.text is not None:
+            errs, n = word_errors(item.text, vrec["text"])
+            vrec["word_errors"], vrec["ref_words"] = errs, n
+        for opt in DECODE_VARIANTS:
+            if opt.n_best and v.n_best <= 1:
+                continue
+            acted: list[tuple[Any, float, str]] = []
+            intent_ms = 0.0
+            first_text = ""
+            for hyps, no_speech in seg_out:
+                d = decode(hyps, recognize, opt, p.snapper)
+                intent_ms += d.intent_ms
+                if d.recognition.intent is not None:
+                    conf = combined_confidence(d.recognition.intent, d.avg_logprob, no_speech,
+                                               d.transform)
+                    acted.append((d.recognition.intent, conf, d.transform))
+                    first_text = first_text or d.text
+            # The server acts on every utterance that yields an intent: a clip is right only
+            # if exactly one did and it is the expected one.
+            intent = acted[0][0] if acted else None
+            conf = acted[0][1] if acted else 0.0
+            drec: dict[str, Any] = {
+                "intent": _intent_json(intent),
+                "confidence": round(conf, 4),
+                "actions": len(acted),
+                "moves": any(moves_device(i, p.query_intents) for i, _, _ in acted),
+                "transform": acted[0][2] if acted else None,
+                "used_text": first_text or None,
+                "intent_ms": round(intent_ms, 2),
+            }
+            if item.expected is not None:
+                drec["correct"] = len(acted) == 1 and matches(item.expected, intent)
+            vrec["decode"][opt.name] = drec
+        rec["variants"][v.name] = vrec
+    if item.text is not None:
+        text_rec = p.recognizer.recognize(item.text)
+        rec["text_intent"] = _intent_json(text_rec.intent)
+        if item.expected is not None:
+            rec["text_correct"] = matches(item.expected, text_rec.intent)
+        else:
+            rec["text_moves"] = moves_device(text_rec.intent, p.query_intents)
+    return rec
+
+
+# -- summaries ------------------------------------------------------------------------------
+
+
+def _pct(xs: Sequence[float], q: float) -> float:
+    if not xs:
+        return 0.0
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def _timing(xs: Sequence[float]) -> dict[str, float]:
+    return {"mean": round(statistics.fmean(xs), 1) if xs else 0.0,
+            "p50": round(_pct(xs, 0.5), 1), "p95": round(_pct(xs, 0.95), 1)}
+
+
+def _variant_names(records: Sequence[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for r in records:
+        for a, v in r["variants"].items():
+            for d in v["decode"]:
+                names[f"{a}/{d}"] = None
+    return list(names)
+
+
+def _get(rec: dict[str, Any], variant: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    a, _, d = variant.partition("/")
+    v = rec["variants"].get(a)
+    if v is None or d not in v["decode"]:
+        return None
+    return v, v["decode"][d]
+
+
+def summarize_condition(records: Sequence[dict[str, Any]], variants: Sequence[str],
+                        keep: str, threshold: float) -> dict[str, Any]:
+    """Figures of one (set, condition)."""
+    out: dict[str, Any] = {"n": len(records), "variants": {}}
+    commands = [r for r in records if r["expected"] is not None]
+    for name in variants:
+        got = [(r, _get(r, name)) for r in records]
+        pairs = [(r, g) for r, g in got if g is not None]
+        if not pairs:
+            continue
+        s: dict[str, Any] = {}
+        cmd = [(r, g) for r, g in pairs if r["expected"] is not None]
+        if cmd:
+            ok = [g[1].get("correct", False) and g[1]["confidence"] >= threshold for _, g in cmd]
+            s["command_acceptance"] = round(sum(ok) / len(cmd), 4)
+            s["correct"] = sum(ok)
+        neg = [(r, g) for r, g in pairs if r["expected"] is None]
+        if neg:
+            moved = [g[1]["moves"] and g[1]["confidence"] >= threshold for _, g in neg]
+            s["false_action_rate"] = round(sum(moved) / len(neg), 4)
+            s["false_actions"] = sum(moved)
+        errs = sum(g[0].get("word_errors", 0) for _, g in pairs)
+        words_n = sum(g[0].get("ref_words", 0) for _, g in pairs)
+        if words_n:
+            s["word_error_rate"] = round(errs / words_n, 4)
+        s["asr_ms"] = _timing([g[0]["asr_ms"] for _, g in pairs])
+        s["intent_ms"] = _timing([g[1]["intent_ms"] for _, g in pairs])
+        out["variants"][name] = s
+    head = out["variants"].get(keep, {})
+    out.update({k: head[k] for k in ("command_acceptance", "false_action_rate",
+                                     "word_error_rate") if k in head})
+    if commands and any("text_correct" in r for r in commands):
+        out["text_acceptance"] = round(
+            sum(bool(r.get("text_correct")) for r in commands) / len(commands), 4)
+    out["vad_ms"] = _timing([r["vad_ms"] for r in records])
+    out["multi_segment_clips"] = sum(1 for r in records if r["segments"] > 1)
+    out["no_segment_clips"] = sum(1 for r in records if r["segments"] == 0)
+    return out
+
+
+def _confidence_rows(records: Sequence[dict[str, Any]], keep: str) -> tuple[
+        list[tuple[float, bool]], list[float]]:
+    rows: list[tuple[float, bool]] = []
+    neg: list[float] = []
+    for r in records:
+        g = _get(r, keep)
+        if g is None:
+            continue
+        d = g[1]
+        if r["expected"] is not None:
+            rows.append((d["confidence"] if d["intent"] else -1.0, bool(d.get("correct"))))
+        elif d["moves"]:
+            neg.append(d["confidence"])
+    return rows, neg
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions: dict[str, str] = {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg in ("faster-whisper", "ctranslate2", "hassil", "home-assistant-intents",
+                "silero-vad", "onnxruntime", "piper-tts", "numpy"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "packages": versions,
+            "load_average": list(os.getloadavg())}
+
+
+def _conditions(set_name: str, snr: Sequence[str] | None) -> list[str]:
+    if not snr:
+        return list(DEFAULT_CONDITIONS[set_name])
+    out = []
+    for c in snr:
+        c = c.strip().lower()
+        if c not in ("clean", "inf"):
+            float(c)  # validate
+        out.append("clean" if c in ("clean", "inf") else str(int(float(c)))
+                   if float(c).is_integer() else c)
+    return out
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen sets and write the report. Returns 0, or 2 on bad arguments/data."""
+    logging.basicConfig(level=logging.WARNING)
+    sets = args.sets or ["picovoice"]
+    asr_names = args.asr or list(DEFAULT_ASR)
+    variants = [ASR_VARIANTS[n] for n in dict.fromkeys(asr_names)]
+    data_dir = Path(args.data) if args.data else default_data_dir()
+    if ("picovoice" in sets or "negatives" in sets or args.noise == "kitchen") and not (
+            data_dir / "labels.json").is_file():
+        print(f"picovoice data not found in {data_dir}", file=sys.stderr)
+        return 2
+    try:
+        conditions = {s: _conditions(s, args.snr) for s in sets}
+    except ValueError:
+        print("--snr takes 'clean' or numbers (dB)", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    t_start = time.perf_counter()
+    load_before = os.getloadavg()
+    pipeline = _build_pipeline(args, variants)
+    speaker = Speaker(Path(args.cache))
+    noise = kitchen_noise(data_dir)
+    pico_all = picovoice_items(data_dir, _snake())
+    talkers = [it.load() for it in subset(pico_all, 6, args.seed)]
+    noises: dict[str, np.ndarray[Any, Any]] = {"kitchen": noise}
+    rng0 = np.random.default_rng(args.seed)
+    noises["white"] = white_noise(30.0, 16000, rng0)
+    noises["babble"] = babble(talkers, 30.0, 16000, rng0)
+
+    builders: dict[str, Callable[[], list[Item]]] = {
+        "picovoice": lambda: pico_all,
+        "synthetic": lambda: synthetic_items(pipeline.recognizer.config, speaker,
+                                             count=args.synthetic_count, seed=args.seed),
+        "negatives": lambda: negative_items(speaker, noise, talkers, seed=args.seed),
+    }
+    records_path = out_dir / "accuracy_records.jsonl"
+    all_records: list[dict[str, Any]] = []
+    with records_path.open("w", encoding="utf-8") as rec_file:
+        for set_name in sets:
+            items = subset(builders[set_name](), args.limit, args.seed)
+            set_noise = noise if set_name == "picovoice" else noises[args.noise]
+            for cond in conditions[set_name]:
+                t_cond = time.perf_counter()
+                for k, item in enumerate(items):
+                    if cond != "clean" and item.kind == "noise":
+                        continue  # noise-only clips have no speech to mix with
+                    clean = item.load()
+                    if cond == "clean":
+                        audio = clean
+                    else:
+                        rng = np.random.default_rng(stable_seed(set_name, item.id, cond, args.seed))
+                        audio = mix_at_snr(clean, set_noise, float(cond), rng)
+                    rec = _run_clip(pipeline, item, audio, variants)
+                    rec["condition"] = cond
+                    all_records.append(rec)
+                    rec_file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    if not args.quiet and (k + 1) % 10 == 0:
+                        el = time.perf_counter() - t_cond
+                        print(f"[accuracy] {set_name} {cond}: {k + 1}/{len(items)} "
+                              f"({el / (k + 1):.2f} s/clip)", file=sys.stderr, flush=True)
+                rec_file.flush()
+
+    variant_names = _variant_names(all_records)
+    keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else (
+        [n for n in variant_names if n.endswith("nbest+norm+fuzzy") or n.endswith(
+            "top1+norm")] or variant_names)[-1])
+    report = build_report(all_records, sets, conditions, variant_names, keep, args.threshold)
+    report.update({
+        "started": started.isoformat(timespec="seconds"),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "command": "hearth bench accuracy " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else []),
+        "machine": {**_machine(), "load_average_before": list(load_before)},
+        "model": pipeline.models,
+        "settings": {
+            "asr_variants": {v.name: v.description for v in variants},
+            "decode_variants": [d.name for d in DECODE_VARIANTS],
+            "hotwords": {k: list(v) for k, v in pipeline.hotwords.items()},
+            "limit": args.limit, "seed": args.seed, "noise": args.noise,
+            "threshold": args.threshold, "custom_intents": args.custom_intents
+            or [str(COFFEE_FILE)], "config": args.config or "demo home",
+            "endpointing": "assistant.audio.frontend.AudioFrontEnd, default EndpointSettings",
+        },
+        "records": records_path.name,
+    })
+    (out_dir / "accuracy.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
+                                           encoding="utf-8")
+    write_markdown(report, out_dir / "accuracy.md")
+    if not args.quiet:
+        print((out_dir / "accuracy.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _snake() -> Callable[[str], str]:
+    from intents.custom import snake_case
+
+    return snake_case
+
+
+def build_report(records: Sequence[dict[str, Any]], sets: Sequence[str],
+                 conditions: dict[str, list[str]], variants: Sequence[str], keep: str,
+                 threshold: float) -> dict[str, Any]:
+    """The ``accuracy.json`` summary (everything but machine/model/settings)."""
+    report: dict[str, Any] = {
+        "keep": keep, "command_acceptance": {}, "word_error_rate": {},
+        "false_action_rate": {}, "sets": {}, "variants": {}, "published": PUBLISHED,
+        "targets": TARGETS, "threshold_table": {},
+    }
+    for s in sets:
+        recs = [r for r in records if r["set"] == s]
+        per: dict[str, Any] = {}
+        for c in conditions[s]:
+            cr = [r for r in recs if r["condition"] == c]
+            if cr:
+                per[c] = summarize_condition(cr, variants, keep, threshold)
+        report["sets"][s] = per
+        if s in ("picovoice", "synthetic"):
+            acc = {c: v["command_acceptance"] for c, v in per.items()
+                   if "command_acceptance" in v}
+            noisy = [acc[c] for c in PICOVOICE_AVERAGED if c in acc] if s == "picovoice" else []
+            if s == "picovoice" and len(noisy) == len(PICOVOICE_AVERAGED):
+                acc["average_24_6"] = round(statistics.fmean(noisy), 4)
+            report["command_acceptance"][s] = acc
+            report["word_error_rate"][s] = {c: v["word_error_rate"] for c, v in per.items()
+                                            if "word_error_rate" in v}
+        if s == "negatives":
+            report["false_action_rate"][s] = {c: v.get("false_action_rate") for c, v in
+                                              per.items()}
+            report["word_error_rate"][s] = {c: v["word_error_rate"] for c, v in per.items()
+                                            if "word_error_rate" in v}
+        for name in variants:
+            row: dict[str, Any] = {}
+            for c, v in per.items():
+                fig = v["variants"].get(name)
+                if fig is None:
+                    continue
+                row[c] = {k: fig[k] for k in ("command_acceptance", "false_action_rate",
+                                              "word_error_rate") if k in fig}
+                row[c]["asr_ms_p50"] = fig["asr_ms"]["p50"]
+                row[c]["intent_ms_p50"] = fig["intent_ms"]["p50"]
+            if s == "picovoice":
+                noisy_v = [row[c]["command_acceptance"] for c in PICOVOICE_AVERAGED if c in row]
+                if len(noisy_v) == len(PICOVOICE_AVERAGED):
+                    row["average_24_6"] = {"command_acceptance": round(
+                        statistics.fmean(noisy_v), 4)}
+            report["variants"].setdefault(name, {})[s] = row
+    neg_recs = [r for r in records if r["set"] == "negatives"]
+    for s in sets:
+        if s == "negatives":
+            continue
+        rows, _ = _confidence_rows([r for r in records if r["set"] == s], keep)
+        _, neg = _confidence_rows(neg_recs, keep)
+        if rows:
+            report["threshold_table"][s] = threshold_table(rows, neg)
+    if neg_recs and not report["threshold_table"]:
+        _, neg = _confidence_rows(neg_recs, keep)
+        report["threshold_table"]["negatives"] = threshold_table([], neg)
+    return report

@@ -1,0 +1,124 @@
+"""Speech side of the accuracy benchmark: the server's own endpointing, the ASR variants that
+are compared, and the vocabulary used to bias Whisper.
+
+The benchmark runs the real pipeline pieces in-process: ``AudioFrontEnd`` (silero-vad +
+endpointer, default settings, fed in 20 ms chunks as a client sends them) cuts the clip into
+utterances exactly as a session would, and ``WhisperTranscriber`` transcribes each one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Float32Array = npt.NDArray[np.float32]
+
+SAMPLE_RATE: Final = 16000
+#: Chunk size when streaming a clip into the front end (20 ms, what browsers send).
+_FEED_SAMPLES: Final = 320
+#: Silence appended after a clip so the endpointer sees the end of the turn.
+_TAIL_SILENCE_S: Final = 1.0
+
+Hint = Literal["none", "vocabulary", "compact"]
+
+
+@dataclass(frozen=True, slots=True)
+class AsrVariant:
+    """One way of running Whisper; each variant is a full transcription pass."""
+
+    name: str
+    beam_size: int
+    n_best: int
+    hint: Hint
+    description: str
+
+
+#: The variants the benchmark knows. ``server`` is what ``assistant.app`` does today.
+ASR_VARIANTS: Final = {
+    v.name: v
+    for v in (
+        AsrVariant("server", 1, 1, "vocabulary",
+                   "greedy, hotwords = recognizer.vocabulary() (what the server does)"),
+        AsrVariant("nohint", 1, 1, "none", "greedy, no biasing"),
+        AsrVariant("compact", 1, 1, "compact",
+                   "greedy, hotwords = the distinct words of the grammar's vocabulary"),
+        AsrVariant("beam5", 5, 5, "vocabulary", "beam 5 with 5-best, vocabulary hotwords"),
+        AsrVariant("beam5-compact", 5, 5, "compact", "beam 5 with 5-best, compact hotwords"),
+    )
+}
+
+
+@dataclass(slots=True)
+class Segments:
+    """The utterances the endpointer cut from one clip, and what that cost."""
+
+    audio: list[Float32Array] = field(default_factory=list)
+    vad_ms: float = 0.0
+
+
+class ServerEndpointing:
+    """Cuts a clip into utterances with the server's own front end."""
+
+    def __init__(self) -> None:
+        from assistant.audio.vad import SileroVad
+
+        self._vad = SileroVad()
+
+    def segments(self, audio: Float32Array) -> Segments:
+        from assistant.audio.endpoint import SpeechStopped
+        from assistant.audio.frontend import AudioFrontEnd
+
+        front = AudioFrontEnd(self._vad)
+        pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        pcm = np.concatenate((pcm, np.zeros(int(_TAIL_SILENCE_S * SAMPLE_RATE), np.int16)))
+        out = Segments()
+        t0 = time.perf_counter()
+        events: list[Any] = []
+        for i in range(0, len(pcm), _FEED_SAMPLES):
+            # The clock is stream time: the endpointer's decisions depend only on the audio.
+            events.extend(front.feed(pcm[i : i + _FEED_SAMPLES], now=i / SAMPLE_RATE))
+        events.extend(front.commit(now=len(pcm) / SAMPLE_RATE))
+        out.vad_ms = (time.perf_counter() - t0) * 1000.0
+        out.audio = [e.audio for e in events if isinstance(e, SpeechStopped)]
+        return out
+
+
+_TEMPLATE_SYNTAX = re.compile(r"[\[\]()|;{}<>:]")
+
+
+def template_words(templates: Iterable[str]) -> list[str]:
+    """The literal words of hassil templates (``{list}`` and ``<rule>`` references dropped)."""
+    out: list[str] = []
+    for t in templates:
+        t = re.sub(r"\{[^}]*\}|<[^>]*>", " ", t)
+        out.extend(w for w in _TEMPLATE_SYNTAX.sub(" ", t).lower().split() if w)
+    return out
+
+
+def compact_hotwords(phrases: Sequence[str], limit: int = 80) -> list[str]:
+    """The distinct words of ``phrases`` in first-seen order, digits and one-letter words
+    dropped, at most ``limit``. The full vocabulary (every spelling of every list value)
+    repeats the same words dozens of times ("a little bit of soy milk", "some soy milk", ...)
+    and is cut to the transcriber's prompt budget, so most names never reach Whisper."""
+    seen: dict[str, None] = {}
+    for p in phrases:
+        for w in re.findall(r"[a-z']+", p.lower()):
+            if len(w) > 1 and w not in seen:
+                seen[w] = None
+    return list(seen)[:limit]
+
+
+def custom_template_texts(data: dict[str, Any]) -> list[str]:
+    """Sentence templates and expansion rules of a custom intent file's hassil data."""
+    out: list[str] = []
+    for body in (data.get("intents") or {}).values():
+        for block in (body or {}).get("data") or []:
+            out.extend(str(s) for s in (block or {}).get("sentences") or [])
+    out.extend(str(v) for v in (data.get("expansion_rules") or {}).values())
+    return out
