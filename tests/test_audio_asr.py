@@ -1,0 +1,98 @@
+"""Whisper transcriber with the bundled tiny.en model on synthesized speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from assistant.audio.asr import (
+    AsrSettings,
+    Transcript,
+    WhisperTranscriber,
+    collapse_repetition,
+    default_model_path,
+    hotword_prompt,
+)
+from assistant.audio.errors import AudioFormatError, ModelLoadError
+from tests.speech import normalize_text, synth, to_float, with_silence
+
+
+def test_default_model_is_bundled() -> None:
+    path = default_model_path()
+    assert (path / "model.bin").is_file()
+    s = AsrSettings()
+    assert s.model is None and s.window == "trimmed"
+    assert s.resolved_compute_type("cpu") == "int8"
+    assert s.resolved_compute_type("cuda") == "float16"
+
+
+def test_missing_model_dir_is_a_load_error(tmp_path: object) -> None:
+    with pytest.raises(ModelLoadError):
+        WhisperTranscriber(AsrSettings(model=str(tmp_path), device="cpu"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "cut"),
+    [
+        ("Turn on the fan. Turn on the fan. Turn", "Turn on the fan.", True),
+        ("Star. Star. Star. Star", "Star.", True),
+        ("Turn off, Matty. Turn off, Mat", "Turn off, Matty.", True),
+        ("turn on the light and turn on the fan", "turn on the light and turn on the fan", False),
+        ("Bye bye.", "Bye bye.", False),
+        ("", "", False),
+    ],
+)
+def test_collapse_repetition(text: str, expected: str, cut: bool) -> None:
+    assert collapse_repetition(text) == (expected, cut)
+
+
+def test_hotword_prompt() -> None:
+    assert hotword_prompt([]) is None
+    assert hotword_prompt(["kitchen light", " kitchen light", "", "hallway"]) == (
+        "kitchen light, hallway."
+    )
+    assert hotword_prompt(["hall"], "Smart home.") == "Smart home. hall."
+
+
+@pytest.mark.slow
+def test_kitchen_light(whisper_transcriber: WhisperTranscriber) -> None:
+    audio = to_float(with_silence(synth("turn on the kitchen light"), 300, 100))
+    t = whisper_transcriber.transcribe(audio)
+    assert isinstance(t, Transcript)
+    assert "kitchen light" in normalize_text(t.text)
+    assert t.language == "en" and not t.partial
+    assert t.window_s < 30.0 and t.duration_s == pytest.approx(audio.size / 16000)
+    assert t.elapsed_s > 0 and t.avg_logprob < 0
+
+
+@pytest.mark.slow
+def test_hotwords_and_espeak_voice(whisper_transcriber: WhisperTranscriber) -> None:
+    audio = to_float(synth("turn off the bedroom lamp", voice="espeak:en-gb"))
+    t = whisper_transcriber.transcribe(audio, hotwords=["bedroom lamp", "kitchen light"])
+    assert "bedroom lamp" in normalize_text(t.text)
+    assert t.compression_ratio < 2.4
+
+
+@pytest.mark.slow
+def test_partial_and_full_window(whisper_transcriber: WhisperTranscriber) -> None:
+    audio = to_float(synth("set the thermostat to 21 degrees"))
+    p = whisper_transcriber.transcribe_partial(audio[: audio.size // 2])
+    assert p.partial and p.alternatives == ()
+    assert whisper_transcriber.window_for(1.0, "full") == 30.0
+    assert whisper_transcriber.window_for(1.0) == whisper_transcriber.settings.window_min_s
+    assert whisper_transcriber.window_for(29.5) == 30.0
+
+
+@pytest.mark.slow
+def test_n_best_alternatives() -> None:
+    t = WhisperTranscriber(AsrSettings(device="cpu", cpu_threads=1, beam_size=3, n_best=3))
+    r = t.transcribe(to_float(synth("lock the front door")))
+    assert 1 <= len(r.alternatives) <= 3
+    assert r.alternatives[0].text == r.text
+    assert "front door" in normalize_text(r.text)
+
+
+@pytest.mark.slow
+def test_rejects_int16_input(whisper_transcriber: WhisperTranscriber) -> None:
+    with pytest.raises(AudioFormatError):
+        whisper_transcriber.transcribe(np.zeros(16000, np.int16))  # type: ignore[arg-type]
