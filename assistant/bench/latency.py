@@ -59,6 +59,7 @@ from assistant.bench.latency_runner import (
     open_idle,
     own_cpu_seconds,
     pump,
+    scrape_metrics,
 )
 from assistant.bench.latency_stats import FRAME_MS, Arrival, UtteranceRecord, analyze, summarize
 
@@ -306,6 +307,7 @@ async def stream_run(
     return streams, {
         "frames_per_stream": stats.frames,
         "late_frames": stats.late_frames,
+        "bytes_sent": sum(s.bytes_sent for s in streams),
         "frame_lateness_ms": late,
     }
 
@@ -399,6 +401,7 @@ def run_variant(
         broker_cpu = CpuWindow(broker_mon.cpu_seconds() - bcpu0, wall) if broker_mon else None
         client_cpu = CpuWindow(own_cpu_seconds() - own0, wall)
         peak = monitor.stop() if monitor else None
+        server_metrics = scrape_metrics(url)
     finally:
         if server is not None:
             server.stop()
@@ -427,6 +430,13 @@ def run_variant(
         "errors": errors,
         "dropped_audio": {
             "server_overflow": errors["by_code"].get("audio_overflow", 0),
+            "server_dropped_frames": None
+            if server_metrics is None
+            else server_metrics.get("hearth_audio_dropped_frames_total"),
+            "bytes_sent": pump_stats["bytes_sent"],
+            "server_bytes_received": None
+            if server_metrics is None
+            else server_metrics.get("hearth_audio_received_bytes_total"),
             "client_late_frames": pump_stats["late_frames"],
             "client_frame_lateness_ms": pump_stats["frame_lateness_ms"],
         },
@@ -438,6 +448,7 @@ def run_variant(
             "client_cpu": client_cpu.to_dict(cores),
         },
         "mqtt_messages_seen": len(arrivals),
+        "server_metrics": server_metrics,
     }
     run["targets"] = latency_report.evaluate_targets(run)
     return run
@@ -663,6 +674,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_line() -> str:
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a == "latency" and i > 0 and argv[i - 1] == "bench":
+            return shlex.join(["hearth", *argv[i - 1 :]])
+    if argv and argv[0].endswith("latency.py"):
+        return shlex.join(["python", "-m", "assistant.bench.latency", *argv[1:]])
+    return shlex.join(argv)
+
+
 def _print_run(r: dict[str, Any]) -> None:
     m = r["measurements"]
     lat = m["speech_end_to_action_ms"]
@@ -674,3 +695,20 @@ def _print_run(r: dict[str, Any]) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m assistant.bench.latency ...``: the same as ``hearth bench latency``."""
+    parser = argparse.ArgumentParser(prog="hearth bench latency")
+    add_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -142,8 +142,14 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Server stages that add up (roughly) to speech end -> action, in pipeline order.
+_STACKED_STAGES: tuple[str, ...] = ("endpoint_wait", "asr", "intent", "dispatch")
+
+
 def plot(report: dict[str, Any], path: Path) -> bool:
-    """Histogram of speech-end -> action per variant. False when there is nothing to plot."""
+    """Left: histogram of speech-end -> action per variant, measured from outside. Right: the
+    server's median stage times per variant, stacked, beside the outside P50. False when
+    there is nothing to plot."""
     runs = [
         r
         for r in report.get("runs", [])
@@ -159,28 +165,28 @@ def plot(report: dict[str, Any], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    all_values = [
-        u["speech_end_to_action_ms"]
-        for r in runs
-        for u in r["measurements"]["utterances"]
-        if u.get("speech_end_to_action_ms") is not None
-    ]
-    lo, hi = min(all_values), max(all_values)
-    bins = 30 if hi > lo else 1
-    for r in runs:
-        vals = [
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(12, 4.8), dpi=100, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    values = {
+        r["name"]: [
             u["speech_end_to_action_ms"]
             for u in r["measurements"]["utterances"]
             if u.get("speech_end_to_action_ms") is not None
         ]
+        for r in runs
+    }
+    hi = max(max(v) for v in values.values())
+    hi = max(hi * 1.05, 350.0)
+    for r in runs:
         s = r["measurements"]["speech_end_to_action_ms"]
+        n_streams = r["streams"]
         ax.hist(
-            vals,
-            bins=bins,
-            range=(lo, hi if hi > lo else lo + 1),
+            values[r["name"]],
+            bins=40,
+            range=(0.0, hi),
             alpha=0.55,
-            label=f"{r['name']} ({r['streams']} stream{'s' if r['streams'] > 1 else ''}): "
+            label=f"{r['name']} ({n_streams} stream{'s' if n_streams > 1 else ''}): "
             f"P50 {_f(s.get('p50'))}, P99 {_f(s.get('p99'))} ms, n={s.get('n')}",
         )
     ax.axvline(
@@ -190,10 +196,36 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         linewidth=1,
         label="P99 target, 1 stream (300 ms)",
     )
+    if any(r["streams"] > 1 for r in runs) and hi >= TARGETS["many_streams_p99_ms"]:
+        ax.axvline(
+            TARGETS["many_streams_p99_ms"],
+            color="tab:purple",
+            linestyle="--",
+            linewidth=1,
+            label="P99 target, 50 streams (1 s)",
+        )
     ax.set_xlabel("speech end → command at the broker (ms)")
     ax.set_ylabel("utterances")
-    ax.set_title("Hearth latency, measured from outside")
-    ax.legend(fontsize=8)
+    ax.set_title("Measured from outside")
+    ax.legend(fontsize=7)
+
+    names = [r["name"] for r in runs]
+    bottoms = [0.0] * len(runs)
+    for stage in _STACKED_STAGES:
+        heights = [
+            float((r["measurements"]["server_stages_ms"].get(stage) or {}).get("p50") or 0.0)
+            for r in runs
+        ]
+        bx.bar(names, heights, bottom=bottoms, label=f"{stage} (P50)")
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    outside = [float(r["measurements"]["speech_end_to_action_ms"].get("p50") or 0) for r in runs]
+    bx.scatter(names, outside, color="black", marker="_", s=600, zorder=3, label="outside P50")
+    bx.set_ylim(0, max([*bottoms, *outside, 1.0]) * 1.45)  # room for the legend above
+    bx.set_ylabel("ms")
+    bx.set_title("Server stages (P50)")
+    bx.tick_params(axis="x", labelrotation=20, labelsize=8)
+    bx.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.suptitle("Hearth speech-end → action latency")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -443,6 +443,7 @@ class Stream:
         self.spurious: dict[str, dict[str, Any]] = {}  # utterance ids not matching a command
         self.errors: list[dict[str, Any]] = []
         self.events = 0
+        self.bytes_sent = 0
         self.closed_reason: str | None = None
         self.ws: Any = None
         self.session: dict[str, Any] | None = None
@@ -480,7 +481,9 @@ class Stream:
         await asyncio.wait_for(self._session_updated.wait(), timeout_s)
 
     async def send_frame(self, i: int) -> None:
-        await self.ws.send(self.frame(i))
+        frame = self.frame(i)
+        await self.ws.send(frame)
+        self.bytes_sent += len(frame)
         now = time.monotonic()
         for rec in self.records:
             if rec.start_frame == i:
@@ -653,6 +656,30 @@ async def open_idle(url: str, n: int, *, concurrency: int = 20) -> list[Any]:
 
     await asyncio.gather(*(one() for _ in range(n)))
     return conns
+
+
+def scrape_metrics(ws_url: str, timeout_s: float = 5.0) -> dict[str, float] | None:
+    """The server's Prometheus counters at ``/metrics`` (same host and port as the WebSocket),
+    summed over labels: ``{"hearth_audio_dropped_frames_total": 0.0, ...}``. None when the
+    server has no such page."""
+    http = ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+    url = "/".join(http.split("/", 3)[:3]) + "/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            text = resp.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        name = name_labels.split("{", 1)[0]
+        if name.endswith(("_bucket", "_sum", "_count")):
+            continue
+        with contextlib.suppress(ValueError):
+            out[name] = out.get(name, 0.0) + float(value)
+    return out
 
 
 def machine_info() -> dict[str, Any]:

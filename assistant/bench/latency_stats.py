@@ -353,6 +353,14 @@ def analyze(
         "speech_end_to_endpoint_event_ms": summarize(
             r["speech_end_to_endpoint_event_ms"] for r in rows
         ),
+        # The server's own speech_end_to_action against ours: how far its self-measurement
+        # (its VAD's idea of speech end, its PUBACK time) can be trusted.
+        "outside_minus_server_ms": summarize(
+            r["speech_end_to_action_ms"] - r["server_timings_ms"]["speech_end_to_action"]
+            for r in rows
+            if r["speech_end_to_action_ms"] is not None
+            and (r["server_timings_ms"] or {}).get("speech_end_to_action") is not None
+        ),
         "accepted_speech_end_to_action_ms": summarize(
             r["speech_end_to_action_ms"] for r in rows if r["accepted"]
         ),
