@@ -19,12 +19,18 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+import urllib.request
+import wave
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
+
+from assistant.client import HearthClient
+from tests.server_fixtures import MqttRecorder, ServerThread
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Seconds to wait for Chromium to write its DevTools port file.
@@ -235,3 +241,145 @@ async def open_page(cdp: Cdp, url: str) -> Page:
     await page.call("Page.navigate", {"url": url})
     await page.wait_for("document.readyState === 'complete'", timeout_s=30)
     return page
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        find_chromium() is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+]
+
+KITCHEN_SET = "zigbee2mqtt/kitchen_light/set"
+KITCHEN_LIGHT_ON = (
+    "document.querySelector('[data-device-id=\"kitchen_light\"]')?.dataset.on === 'true'"
+)
+PAGE_STATE = (
+    "JSON.stringify({ws: hearthPage.wsState, mic: hearthPage.micState, "
+    "framesSent: hearthPage.framesSent, framesDropped: hearthPage.framesDropped, "
+    "captureRate: hearthPage.captureRate, lastError: hearthPage.lastError, "
+    "events: hearthPage.events.map(e => e.type)})"
+)
+
+
+async def describe_failure(page: Page) -> str:
+    """Page state and console output, for assertion messages."""
+    try:
+        state = await page.evaluate(PAGE_STATE)
+    except Exception as e:  # the page may be what failed
+        state = f"<unavailable: {e}>"
+    return f"page state: {state}\nconsole:\n" + "\n".join(page.cdp.console)
+
+
+def write_mic_wav(path: Path, text: str) -> Path:
+    """Piper speech at 16 kHz with silence around it. Chromium loops the file, so the trailing
+    silence must be long enough for the server's endpointer to end each repetition."""
+    from tests.speech import synth, with_silence
+
+    audio = with_silence(synth(text, rate=16000), 500, 2500)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(audio.astype("<i2").tobytes())
+    return path
+
+
+def server_device_state(http_url: str, device_id: str) -> dict[str, Any] | None:
+    """The device's state as the server reports it on ``/api/devices``."""
+    with urllib.request.urlopen(http_url + "api/devices", timeout=10) as resp:
+        devices = json.load(resp)["devices"]
+    for d in devices:
+        if d["id"] == device_id:
+            state: dict[str, Any] | None = d["state"]
+            return state
+    raise AssertionError(f"{device_id} missing from /api/devices")
+
+
+@pytest.mark.slow
+async def test_spoken_command_turns_on_the_light(
+    hearth_server: ServerThread, mqtt_recorder: MqttRecorder, tmp_path: Path
+) -> None:
+    # The session's server is shared: start from a known state, light off.
+    async with HearthClient(hearth_server.url) as client:
+        assert (await client.say("turn off the kitchen light")).ok
+    state = await asyncio.to_thread(server_device_state, hearth_server.http_url, "kitchen_light")
+    assert state is not None and state["state"] == "off"
+
+    mic = await asyncio.to_thread(write_mic_wav, tmp_path / "mic.wav", "turn on the kitchen light")
+    async with chromium(fake_audio=mic) as cdp:
+        page = await open_page(cdp, hearth_server.http_url + "?autostart=1")
+        try:
+            await page.wait_for(KITCHEN_LIGHT_ON, timeout_s=60)
+            # Let the utterance's last event (metrics) reach the log before looking at it.
+            await page.wait_for("hearthPage.events.some(e => e.type === 'metrics')", timeout_s=30)
+        except TimeoutError as e:
+            await page.screenshot(tmp_path / "page.png")
+            raise AssertionError(f"{e}\n{await describe_failure(page)}") from None
+        shot = await page.screenshot(tmp_path / "page.png")
+        events: list[dict[str, Any]] = await page.evaluate("hearthPage.events")
+        page_state = json.loads(await page.evaluate(PAGE_STATE))
+        card = await page.evaluate(
+            "document.querySelector('[data-device-id=\"kitchen_light\"] .state').textContent"
+        )
+
+    # The page captured the fake microphone and streamed it.
+    assert page_state["mic"] == "on" and page_state["framesSent"] > 0, page_state
+    assert page_state["captureRate"] in (44100, 48000, 16000)
+    # The server heard the words and confirmed the action...
+    transcripts = [e["text"].lower() for e in events if e["type"] == "transcript.final"]
+    assert any("kitchen" in t for t in transcripts), transcripts
+    confirmed = [
+        e
+        for e in events
+        if e["type"] == "action" and e["device_id"] == "kitchen_light" and e["final"]
+    ]
+    assert confirmed and confirmed[0]["status"] == "confirmed", events
+    # ...the command is on the broker, seen by an independent subscriber...
+    payload = await asyncio.to_thread(mqtt_recorder.wait_for, KITCHEN_SET, '"ON"')
+    assert json.loads(payload)["state"] == "ON"
+    # ...the server's device state says on, and so does the page.
+    state = await asyncio.to_thread(server_device_state, hearth_server.http_url, "kitchen_light")
+    assert state is not None and state["state"] == "on"
+    assert card.startswith("on"), card
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank image
+
+
+async def test_text_box_command(
+    text_server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    server = text_server_factory()
+    async with chromium() as cdp:
+        page = await open_page(cdp, server.http_url)
+        try:
+            await page.wait_for("hearthPage.wsState === 'open'", timeout_s=30)
+            # The device panel is filled from /api/devices.
+            names = await page.wait_for(
+                "[...document.querySelectorAll('[data-device-id]')].map(e => e.dataset.deviceId)",
+                timeout_s=30,
+            )
+            assert {"kitchen_light", "coffee_maker", "thermostat"} <= set(names)
+            await page.evaluate(
+                "(() => { const i = document.getElementById('text-input');"
+                " i.value = 'turn on the coffee maker';"
+                " document.getElementById('text-form').requestSubmit(); })()"
+            )
+            await page.wait_for(
+                "document.querySelector('[data-device-id=\"coffee_maker\"]')"
+                "?.dataset.on === 'true'",
+                timeout_s=30,
+            )
+            log = await page.wait_for(
+                "[...document.querySelectorAll('#log li')].map(li => li.textContent)"
+                ".find(t => t.includes('coffee maker: confirmed'))",
+                timeout_s=30,
+            )
+        except (TimeoutError, AssertionError) as e:
+            await page.screenshot(tmp_path / "page.png")
+            raise AssertionError(f"{e}\n{await describe_failure(page)}") from None
+        assert "action" in log
+        result = await page.evaluate("document.getElementById('result').textContent")
+        assert "coffee maker: confirmed" in result
+        await page.screenshot(tmp_path / "page.png")
