@@ -1,0 +1,175 @@
+"""Authentication, limits and graceful shutdown, on text-only servers started per test, and
+``hearth serve`` as a real process (SIGTERM -> close code 1001)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.mqtt_fixtures import Mosquitto, free_port
+from tests.server_fixtures import (
+    ServerThread,
+    open_session,
+    recv_event,
+    recv_utterances,
+)
+
+TOKEN = "s3cret-token"
+
+
+async def test_token_in_first_session_update(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory(token=TOKEN)
+    async with connect(server.url) as ws:
+        await ws.send(b"\x00\x00" * 320)  # audio before authentication: dropped, not processed
+        await ws.send(json.dumps({"type": "session.update", "token": TOKEN, "language": "en"}))
+        created = await recv_event(ws)
+        assert created["type"] == "session.created"
+        updated = await recv_event(ws)
+        assert updated["type"] == "session.updated"
+        assert "token" not in json.dumps(updated)
+        await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+        got = await recv_utterances(ws, 1)
+    assert got.of("action")[-1]["status"] == "confirmed"
+
+
+async def test_token_in_authorization_header(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory(token=TOKEN)
+    ws, _ = await open_session(server.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+    async with ws:
+        await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+        got = await recv_utterances(ws, 1)
+    assert got.of("action")[-1]["status"] == "confirmed"
+
+
+async def test_wrong_header_is_refused_with_401(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory(token=TOKEN)
+    with pytest.raises(InvalidStatus) as info:
+        await connect(server.url, additional_headers={"Authorization": "Bearer nope"})
+    assert info.value.response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        json.dumps({"type": "session.update", "token": "wrong"}),
+        json.dumps({"type": "text", "text": "unlock the front door"}),
+        "not json",
+    ],
+)
+async def test_unauthenticated_client_gets_error_and_1008(
+    text_server_factory: Callable[..., ServerThread], first: str
+) -> None:
+    server = text_server_factory(token=TOKEN)
+    async with connect(server.url) as ws:
+        await ws.send(first)
+        error = await recv_event(ws)
+        assert (error["type"], error["code"]) == ("error", "unauthorized")
+        with pytest.raises(ConnectionClosed):
+            await recv_event(ws)
+        assert ws.close_code == 1008
+        assert TOKEN not in error["message"]
+
+
+async def test_message_rate_limit(text_server_factory: Callable[..., ServerThread]) -> None:
+    server = text_server_factory(**{"limits.max_messages_per_s": 5.0})
+    ws, _ = await open_session(server.url)
+    async with ws:
+        for _ in range(20):
+            await ws.send(json.dumps({"type": "audio.clear"}))  # answers nothing unless dropped
+        error = await recv_event(ws)
+        assert error["code"] == "rate_limited"
+        await asyncio.sleep(1.2)  # the bucket refills; the connection is still usable
+        await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+        got = await recv_utterances(ws, 1)
+    assert got.of("action")[-1]["status"] == "confirmed"
+
+
+async def test_connection_limit(text_server_factory: Callable[..., ServerThread]) -> None:
+    server = text_server_factory(**{"limits.max_connections": 1})
+    ws, _ = await open_session(server.url)
+    async with ws:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(server.url)
+        assert info.value.response.status_code == 503
+
+
+async def test_shutdown_closes_sessions_with_1001_and_refuses_new_ones(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory()
+    url = server.url
+    ws, _ = await open_session(url)
+    await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+    assert server.server is not None
+    shutdown = asyncio.create_task(asyncio.to_thread(server.call, server.server.shutdown))
+    # The utterance in flight still finishes and reports before the close.
+    got = await recv_utterances(ws, 1)
+    assert got.of("metrics")[0]["outcome"] in ("actions", "cancelled")
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await recv_event(ws)
+    assert ws.close_code == 1001
+    await shutdown
+    with pytest.raises(OSError):
+        await connect(url, open_timeout=5)
+
+
+def test_hearth_serve_sigterm(hearth_mosquitto: Mosquitto) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "assistant.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--mqtt-url",
+            hearth_mosquitto.url,
+            "--no-audio",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(f"Hearth ready: ws://127.0.0.1:{port}"), line + (
+            proc.stderr.read() if proc.stderr else ""
+        )
+        assert f"(browser: http://127.0.0.1:{port}/)" in line
+
+        async def client() -> int | None:
+            ws, _ = await open_session(f"ws://127.0.0.1:{port}")
+            await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+            got = await recv_utterances(ws, 1)
+            assert got.of("action")[-1]["status"] == "confirmed"
+            proc.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await recv_event(ws)
+            return ws.close_code
+
+        assert asyncio.run(client()) == 1001
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
