@@ -80,7 +80,8 @@ def mix_noise(audio: Int16Array, noise: Int16Array, snr_db: float) -> Int16Array
     n = np.tile(noise.astype(np.float64), reps)[: audio.size]
     p_noise = float(np.mean(n**2)) or 1.0
     gain = np.sqrt(p_speech / (p_noise * 10 ** (snr_db / 10)))
-    return np.clip(a + gain * n, -32768, 32767).astype(np.int16)
+    mixed: Int16Array = np.clip(a + gain * n, -32768, 32767).astype(np.int16)
+    return mixed
 
 
 def to_float(audio: Int16Array) -> Float32Array:

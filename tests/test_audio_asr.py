@@ -95,4 +95,4 @@ def test_n_best_alternatives() -> None:
 @pytest.mark.slow
 def test_rejects_int16_input(whisper_transcriber: WhisperTranscriber) -> None:
     with pytest.raises(AudioFormatError):
-        whisper_transcriber.transcribe(np.zeros(16000, np.int16))  # type: ignore[arg-type]
+        whisper_transcriber.transcribe(np.zeros(16000, np.int16))

@@ -17,7 +17,7 @@ from assistant.audio.endpoint import (
 from assistant.audio.errors import AudioFormatError
 from assistant.audio.frontend import AudioFrontEnd
 from assistant.audio.vad import FRAME_SAMPLES, SileroVad
-from tests.speech import chunks, speech_bounds, synth, white_noise, with_silence
+from tests.speech import chunks, speech_bounds, synth, to_float, white_noise, with_silence
 
 COMMAND = "turn on the kitchen light"
 
@@ -123,7 +123,7 @@ def test_vad_stream_rejects_wrong_frame(silero_vad: SileroVad) -> None:
 
 def test_streams_share_model_safely(silero_vad: SileroVad) -> None:
     """Per-stream state: interleaved, batched and threaded use give the same probabilities."""
-    audio = with_silence(synth(COMMAND), 200, 200).astype(np.float32) / 32768
+    audio = to_float(with_silence(synth(COMMAND), 200, 200))
     frames = [audio[i : i + 512] for i in range(0, audio.size - 511, 512)]
     ref_stream = silero_vad.new_stream()
     ref = [ref_stream.process(f) for f in frames]

@@ -57,7 +57,7 @@ def test_odd_length_rejected() -> None:
 
 def test_wrong_dtype_rejected() -> None:
     with pytest.raises(AudioFormatError, match="int16"):
-        pcm16_to_float32(np.zeros(4, dtype=np.float32))  # type: ignore[arg-type]
+        pcm16_to_float32(np.zeros(4, dtype=np.float32))
 
 
 def test_reset_forgets_buffered_input() -> None:

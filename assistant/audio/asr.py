@@ -109,6 +109,8 @@ class AsrSettings(BaseModel):
     max_tokens_base: int = Field(default=DEFAULT_MAX_TOKENS_BASE, ge=1, le=224)
     max_tokens_per_s: float = Field(default=DEFAULT_MAX_TOKENS_PER_S, ge=0.0, le=50.0)
     max_prompt_tokens: int = Field(default=DEFAULT_MAX_PROMPT_TOKENS, ge=0, le=200)
+    #: Cut repetition loops ("X. X. X") down to their first copy.
+    cut_repetitions: bool = True
     #: Retry once on the full window when a trimmed result looks broken.
     fallback_full_window: bool = True
     allow_download: bool = False
@@ -431,7 +433,10 @@ class WhisperTranscriber(Transcriber):
         alternatives: list[Alternative] = []
         collapsed = False
         for seq, score in zip(res.sequences_ids, res.scores, strict=True):
-            text, cut = collapse_repetition(self._tokenizer.decode(seq).strip())
+            text = self._tokenizer.decode(seq).strip()
+            cut = False
+            if self.settings.cut_repetitions:
+                text, cut = collapse_repetition(text)
             collapsed = collapsed or cut
             # CTranslate2 reports the length-normalised cumulative log-probability;
             # convert to faster-whisper's avg_logprob (sum / (len + 1)) for comparability.

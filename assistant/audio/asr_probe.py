@@ -1,7 +1,8 @@
 """Measure Whisper window variants on synthesized smart-home commands.
 
     python -m assistant.audio.asr_probe [--voices piper,espeak:en-us,...] [--threads 2]
-        [--variants full,trim-min5,...] [--hotwords] [--out docs/asr_probe.json]
+        [--variants fw-stock,full,trim-min5,trim-min5@t1,trim-min5+hw,...] [--out FILE.json]
+    python -m assistant.audio.asr_probe --vad
 
 Synthesizes ~40 commands with piper (joe) and espeak-ng voices (cached under
 ``$HEARTH_TEST_CACHE`` or ``~/.cache/hearth-tests``), transcribes each with every variant and
@@ -18,7 +19,8 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +101,9 @@ HOTWORDS: tuple[str, ...] = (
 
 DEFAULT_VOICES = ("piper", "espeak:en-us", "espeak:en-gb", "espeak:en-us+f3")
 
-#: name -> AsrSettings overrides. "fw-stock" is faster-whisper's own transcribe() (30 s).
+#: name -> AsrSettings overrides. "fw-stock" is faster-whisper's own transcribe() (30 s
+#: window, same greedy decoding). Suffixes: "@t1"/"@t2" CPU threads, "+hw" registry hotwords,
+#: "-nocut" without the repetition-loop cutter, "+fb" with the full-window fallback.
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": {"window": "full"},
     "trim-min3": {"window": "trimmed", "window_min_s": 3.0},
@@ -107,6 +111,31 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "trim-min8": {"window": "trimmed", "window_min_s": 8.0},
     "trim-min10": {"window": "trimmed", "window_min_s": 10.0},
 }
+
+
+@dataclass
+class Variant:
+    name: str
+    base: str
+    threads: int
+    hotwords: bool
+    overrides: dict[str, Any]
+
+
+def parse_variant(spec: str, default_threads: int) -> Variant:
+    """ "trim-min5@t1+hw-nocut" → Variant."""
+    m = re.fullmatch(r"([a-z0-9-]+?)(-nocut)?((?:@t\d+|\+hw|\+fb|-nocut)*)", spec)
+    if not m:
+        raise SystemExit(f"bad variant {spec!r}")
+    base, flags = m.group(1), (m.group(2) or "") + m.group(3)
+    if base != "fw-stock" and base not in VARIANTS:
+        raise SystemExit(f"unknown variant {base!r} (known: fw-stock, {', '.join(VARIANTS)})")
+    t = re.search(r"@t(\d+)", flags)
+    overrides = dict(VARIANTS.get(base, {}))
+    overrides["cut_repetitions"] = "-nocut" not in flags
+    overrides["fallback_full_window"] = "+fb" in flags
+    return Variant(spec, base, int(t.group(1)) if t else default_threads, "+hw" in flags, overrides)
+
 
 _NUMBERS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
@@ -160,89 +189,117 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for c in commands:
             pcm = synth.synth(c, voice=voice, rate=16000)
             clips.append((voice, c, pcm.astype(np.float32) / 32768.0))
-    print(f"{len(clips)} clips, {len(voices)} voices", file=sys.stderr)
+    variants = [parse_variant(v, args.threads) for v in args.variants.split(",") if v]
+    print(f"{len(clips)} clips, {len(voices)} voices, {len(variants)} variants", file=sys.stderr)
 
-    base = AsrSettings(cpu_threads=args.threads, beam_size=args.beam, fallback_full_window=False)
-    model = WhisperTranscriber(base)
-    model.warmup()
-    hotwords = HOTWORDS if args.hotwords else ()
-    names = [v for v in args.variants.split(",") if v]
-    results: dict[str, Any] = {}
-    for name in names:
-        if name == "fw-stock":
-            fw = model._model  # the underlying faster_whisper.WhisperModel
+    models: dict[int, WhisperTranscriber] = {}
+    for v in variants:
+        if v.threads not in models:
+            models[v.threads] = WhisperTranscriber(
+                AsrSettings(device="cpu", cpu_threads=v.threads, beam_size=args.beam)
+            )
+            models[v.threads].warmup()
 
-            def stock(audio: np.ndarray, fw: Any = fw) -> tuple[str, float]:
-                t0 = time.perf_counter()
-                segs, _ = fw.transcribe(
-                    audio, language="en", beam_size=args.beam, vad_filter=False,
-                    condition_on_previous_text=False, without_timestamps=True,
-                    temperature=0.0, hotwords=" ".join(hotwords) or None,
-                )  # fmt: skip
-                text = " ".join(s.text for s in segs)
-                return text, time.perf_counter() - t0
+    def do(v: Variant, audio: np.ndarray) -> tuple[str, float]:
+        model = models[v.threads]
+        hotwords = HOTWORDS if v.hotwords else ()
+        if v.base == "fw-stock":
+            t0 = time.perf_counter()
+            segs, _ = model._model.transcribe(
+                audio, language="en", beam_size=args.beam, vad_filter=False,
+                condition_on_previous_text=False, without_timestamps=True,
+                temperature=0.0, hotwords=", ".join(hotwords) or None,
+            )  # fmt: skip
+            text = " ".join(seg.text for seg in segs)
+            return text, time.perf_counter() - t0
+        model.settings = model.settings.model_copy(update=v.overrides)
+        r = model.transcribe(audio, hotwords=hotwords)
+        return r.text, r.elapsed_s
 
-            do: Callable[[np.ndarray], tuple[str, float]] = stock
-        else:
-            overrides = dict(VARIANTS[name])
-            if args.fallback:
-                overrides["fallback_full_window"] = True
-            model.settings = base.model_copy(update=overrides)
-
-            def ours(audio: np.ndarray) -> tuple[str, float]:
-                r = model.transcribe(audio, hotwords=hotwords)
-                return r.text, r.elapsed_s
-
-            do = ours
-
-        errors = words = exact = loops = 0
-        ms: list[float] = []
-        per_voice: dict[str, list[int]] = {}
-        wrong: list[str] = []
-        for voice, ref, audio in clips:
-            text, elapsed = do(audio)
+    stats: dict[str, dict[str, Any]] = {
+        v.name: {
+            "errors": 0,
+            "words": 0,
+            "exact": 0,
+            "loops": 0,
+            "ms": [],
+            "voice": {},
+            "wrong": [],
+        }
+        for v in variants
+    }
+    # Variants are interleaved clip by clip (rotating the order) so that load from other
+    # processes on this shared machine affects every variant alike.
+    for k, (voice, ref, audio) in enumerate(clips):
+        order = variants[k % len(variants) :] + variants[: k % len(variants)]
+        for v in order:
+            text, elapsed = do(v, audio)
+            st = stats[v.name]
             ref_w, hyp_w = normalize(ref), normalize(text)
             e = word_errors(ref_w, hyp_w)
-            errors += e
-            words += len(ref_w)
-            exact += e == 0
-            loops += is_loop(hyp_w)
-            ms.append(elapsed * 1000)
-            per_voice.setdefault(voice, [0, 0])
-            per_voice[voice][0] += e
-            per_voice[voice][1] += len(ref_w)
+            st["errors"] += e
+            st["words"] += len(ref_w)
+            st["exact"] += e == 0
+            st["loops"] += is_loop(hyp_w)
+            st["ms"].append(elapsed * 1000)
+            pv = st["voice"].setdefault(voice, [0, 0])
+            pv[0] += e
+            pv[1] += len(ref_w)
             if e:
-                wrong.append(f"{voice}: {ref!r} -> {text!r}")
-        ms.sort()
-        results[name] = {
-            "wer": errors / words,
-            "exact": exact / len(clips),
-            "loops": loops,
+                st["wrong"].append(f"{voice}: {ref!r} -> {text!r}")
+
+    results: dict[str, Any] = {}
+    for v in variants:
+        st = stats[v.name]
+        ms = sorted(st["ms"])
+        r = results[v.name] = {
+            "wer": st["errors"] / st["words"],
+            "exact": st["exact"] / len(clips),
+            "loops": st["loops"],
             "n": len(clips),
             "ms_mean": statistics.fmean(ms),
             "ms_p50": ms[len(ms) // 2],
             "ms_p90": ms[int(len(ms) * 0.9)],
-            "wer_by_voice": {v: e / w for v, (e, w) in per_voice.items()},
-            "wrong": wrong,
+            "ms_max": ms[-1],
+            "wer_by_voice": {k: e / w for k, (e, w) in st["voice"].items()},
+            "wrong": st["wrong"],
         }
-        r = results[name]
         print(
-            f"{name:12s} WER {100 * r['wer']:5.1f}%  exact {100 * r['exact']:5.1f}%  "
-            f"loops {r['loops']:2d}  ms mean {r['ms_mean']:6.1f} p50 {r['ms_p50']:6.1f} "
-            f"p90 {r['ms_p90']:6.1f}",
+            f"| {v.name:20s} | {100 * r['wer']:5.1f} | {100 * r['exact']:5.1f} | {r['loops']:3d} "
+            f"| {r['ms_mean']:6.1f} | {r['ms_p50']:6.1f} | {r['ms_p90']:6.1f} "
+            f"| {r['ms_max']:6.1f} |",
             flush=True,
         )
     return {
-        "settings": {
-            "threads": args.threads,
-            "beam": args.beam,
-            "hotwords": bool(args.hotwords),
-            "fallback": bool(args.fallback),
-            "voices": voices,
-            "commands": len(commands),
-        },
+        "settings": {"beam": args.beam, "voices": voices, "commands": len(commands)},
         "results": results,
     }
+
+
+def vad_cost(n: int = 2000) -> None:
+    """Per-frame cost of silero-vad: ONNX (as used) against TorchScript."""
+    from assistant.audio.vad import SileroVad, default_model_path
+
+    frame = (np.random.default_rng(0).standard_normal(512) * 0.1).astype(np.float32)
+    stream = SileroVad().new_stream()
+    for _ in range(100):
+        stream.process(frame)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        stream.process(frame)
+    print(f"onnx  {1e6 * (time.perf_counter() - t0) / n:7.1f} us/frame")
+    import torch
+
+    torch.set_num_threads(1)
+    jit = torch.jit.load(str(default_model_path("silero_vad.jit")))  # type: ignore[no-untyped-call]
+    x = torch.from_numpy(frame)
+    with torch.no_grad():
+        for _ in range(100):
+            jit(x, 16000)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            jit(x, 16000)
+    print(f"jit   {1e6 * (time.perf_counter() - t0) / n:7.1f} us/frame")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,10 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="first N commands only")
-    p.add_argument("--hotwords", action="store_true", help="pass the registry vocabulary")
-    p.add_argument("--fallback", action="store_true", help="enable full-window fallback")
+    p.add_argument("--vad", action="store_true", help="measure VAD per-frame cost and exit")
     p.add_argument("--out", type=Path, help="write results as JSON")
     args = p.parse_args(argv)
+    if args.vad:
+        vad_cost()
+        return 0
+    print("| variant | WER % | exact % | loops | ms mean | p50 | p90 | max |")
+    print("|---|---|---|---|---|---|---|---|")
     report = run(args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
