@@ -586,9 +586,7 @@ def run(args: argparse.Namespace) -> int:
     workdir.mkdir(exist_ok=True)
     report: dict[str, Any] = {
         "benchmark": "latency",
-        "command": shlex.join(["hearth", "bench", "latency", *sys.argv[3:]])
-        if sys.argv[1:3] == ["bench", "latency"]
-        else shlex.join(sys.argv),
+        "command": _command_line(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "settings": {
