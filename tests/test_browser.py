@@ -383,3 +383,59 @@ async def test_text_box_command(
         result = await page.evaluate("document.getElementById('result').textContent")
         assert "coffee maker: confirmed" in result
         await page.screenshot(tmp_path / "page.png")
+
+
+#: Renders a tone through the page's AudioWorklet in an OfflineAudioContext at the given rate
+#: and measures what comes out at 16 kHz: sample count, RMS and zero-crossing frequency.
+WORKLET_PROBE = """
+(async (rate, freq) => {
+  const seconds = 1;
+  const ctx = new OfflineAudioContext({numberOfChannels: 1, length: rate * seconds,
+    sampleRate: rate});
+  await ctx.audioWorklet.addModule('worklet.js');
+  const node = new AudioWorkletNode(ctx, 'pcm16-capture',
+    {numberOfInputs: 1, numberOfOutputs: 0, channelCount: 1, channelCountMode: 'explicit'});
+  const chunks = [];
+  node.port.onmessage = (e) => chunks.push(new Int16Array(e.data.pcm));
+  const osc = new OscillatorNode(ctx, {frequency: freq});
+  const gain = new GainNode(ctx, {gain: 0.5});
+  osc.connect(gain).connect(node);
+  osc.start();
+  await ctx.startRendering();
+  await new Promise((r) => setTimeout(r, 200));  // let the last port messages arrive
+  const n = chunks.reduce((a, c) => a + c.length, 0);
+  const pcm = new Int16Array(n);
+  let off = 0;
+  for (const c of chunks) { pcm.set(c, off); off += c.length; }
+  const body = pcm.subarray(1600);  // skip the filter's start-up (100 ms)
+  let sq = 0, crossings = 0;
+  for (let i = 0; i < body.length; i++) {
+    sq += (body[i] / 32768) ** 2;
+    if (i > 0 && (body[i - 1] < 0) !== (body[i] < 0)) crossings++;
+  }
+  return {samples: n, rms: Math.sqrt(sq / body.length),
+    freq: crossings / 2 / (body.length / 16000)};
+})
+"""
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+async def test_worklet_resamples_to_16k(
+    text_server_factory: Callable[..., ServerThread], rate: int
+) -> None:
+    server = text_server_factory()
+    async with chromium() as cdp:
+        page = await open_page(cdp, server.http_url)
+        try:
+            speech_band = await page.evaluate(f"{WORKLET_PROBE}({rate}, 1000)")
+            above_nyquist = await page.evaluate(f"{WORKLET_PROBE}({rate}, 11000)")
+        except CdpError as e:
+            raise AssertionError(f"{e}\n{await describe_failure(page)}") from None
+    # One second in, one second out: 16000 samples, give or take the last partial frame.
+    assert 16000 - 320 <= speech_band["samples"] <= 16000, speech_band
+    # A 1 kHz tone at half scale keeps its level (RMS 0.5/sqrt 2) and its pitch.
+    assert speech_band["rms"] == pytest.approx(0.5 / 2**0.5, rel=0.05), speech_band
+    assert speech_band["freq"] == pytest.approx(1000, rel=0.02), speech_band
+    # 11 kHz cannot be represented at 16 kHz; without the low-pass it would alias to 5 kHz
+    # at full level. The filter must remove it (at least 30 dB down).
+    assert above_nyquist["rms"] < speech_band["rms"] * 10 ** (-30 / 20), above_nyquist

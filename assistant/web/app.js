@@ -150,7 +150,7 @@
       page.captureRate = ctx.sampleRate;
       page.micState = "on";
       document.body.dataset.mic = "on";
-      ui.mic.setAttribute("aria-pressed", "true");
+      ui.mic.dataset.active = "true"; // the label says what a press does, so no aria-pressed
       ui.micLabel.textContent = "Stop microphone";
       setSpeech("listening", "Listening…");
     } catch (err) {
@@ -182,7 +182,7 @@
     sendJson({ type: "audio.commit" });
     page.micState = "off";
     document.body.dataset.mic = "off";
-    ui.mic.setAttribute("aria-pressed", "false");
+    ui.mic.dataset.active = "false";
     ui.micLabel.textContent = "Start microphone";
     ui.level.style.width = "0";
     setSpeech("idle", "Microphone off");
