@@ -39,6 +39,7 @@ from assistant.bench.accuracy_asr import (
     custom_template_texts,
     template_words,
 )
+from assistant.bench.accuracy_grammar import GrammarAligner, build_automaton
 from assistant.bench.accuracy_report import write_markdown
 from assistant.bench.accuracy_sets import (
     DEFAULT_CACHE,
@@ -94,11 +95,15 @@ TARGETS: Final = {
 DECODE_VARIANTS: Final = (
     DecodeOptions("top1"),
     DecodeOptions("top1+norm", normalize=True, spell=True),
+    DecodeOptions("top1+norm+fuzzy", normalize=True, spell=True, snap=True),
+    DecodeOptions("top1+norm+fuzzy+align", normalize=True, spell=True, snap=True, align=True),
     DecodeOptions("nbest+norm", n_best=True, normalize=True, spell=True),
     DecodeOptions("nbest+norm+fuzzy", n_best=True, normalize=True, spell=True, snap=True),
+    DecodeOptions("nbest+norm+fuzzy+align", n_best=True, normalize=True, spell=True, snap=True,
+                  align=True),
 )
 DEFAULT_ASR: Final = ("beam5-compact",)
-DEFAULT_KEEP: Final = "beam5-compact/nbest+norm+fuzzy"
+DEFAULT_KEEP: Final = "beam5-compact/nbest+norm+fuzzy+align"
 COFFEE_FILE: Final = (
     Path(__file__).resolve().parents[2] / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
 )
@@ -149,15 +154,19 @@ class _Pipeline:
     transcribers: dict[tuple[int, int], Any]
     hotwords: dict[str, tuple[str, ...]]
     snapper: VocabularySnapper
+    aligners: list[GrammarAligner]
     query_intents: frozenset[str]
     models: dict[str, Any]
 
 
 def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) -> _Pipeline:
+    from hassil import Intents
+
     from assistant.audio.asr import AsrSettings, WhisperTranscriber
     from devices.registry import load_config, load_demo_config
     from intents.custom import load_custom_intents
     from intents.fuzzy import known_words
+    from intents.grammar import build_slot_lists
     from intents.recognizer import Recognizer
     from intents.schema import QUERY_INTENTS
 
@@ -166,8 +175,12 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
     recognizer = Recognizer(config, custom_intent_files=files)
     vocabulary = tuple(recognizer.vocabulary(config.language or "en"))
     templates: list[str] = []
+    aligners: list[GrammarAligner] = []
+    registry_lists = build_slot_lists(config)
     for f in files:
-        templates += custom_template_texts(load_custom_intents(f).data)
+        data = load_custom_intents(f).data
+        templates += custom_template_texts(data)
+        aligners.append(GrammarAligner(build_automaton(Intents.from_dict(data), registry_lists)))
     # Vocabulary for fuzzy repair: the recognizer's known words (registry names, command
     # words, custom list values) plus the literal words of the custom sentence templates.
     words = set(known_words(config, list(vocabulary))) | set(template_words(templates))
@@ -189,6 +202,7 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
         transcribers=transcribers,
         hotwords={"none": (), "vocabulary": vocabulary, "compact": compact},
         snapper=VocabularySnapper(words),
+        aligners=aligners,
         query_intents=frozenset(QUERY_INTENTS),
         models=models,
     )
@@ -225,6 +239,14 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
     def recognize(text: str) -> Any:
         return p.recognizer.recognize(text)
 
+    def align(texts: Sequence[str]) -> tuple[str, float] | None:
+        best = None
+        for aligner in p.aligners:
+            al = aligner.best(texts)
+            if al is not None and al.accepted and (best is None or al.cost < best.cost):
+                best = al
+        return None if best is None else (best.text, best.similarity)
+
     for v in variants:
         transcriber = p.transcribers[(v.beam_size, v.n_best)]
         hot = p.hotwords[v.hint]
@@ -255,11 +277,11 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
             intent_ms = 0.0
             first_text = ""
             for hyps, no_speech in seg_out:
-                d = decode(hyps, recognize, opt, p.snapper)
+                d = decode(hyps, recognize, opt, p.snapper, align)
                 intent_ms += d.intent_ms
                 if d.recognition.intent is not None:
                     conf = combined_confidence(d.recognition.intent, d.avg_logprob, no_speech,
-                                               d.transform)
+                                               d.transform, d.similarity)
                     acted.append((d.recognition.intent, conf, d.transform))
                     first_text = first_text or d.text
             # The server acts on every utterance that yields an intent: a clip is right only
@@ -482,8 +504,7 @@ def run(args: argparse.Namespace) -> int:
 
     variant_names = _variant_names(all_records)
     keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else (
-        [n for n in variant_names if n.endswith("nbest+norm+fuzzy") or n.endswith(
-            "top1+norm")] or variant_names)[-1])
+        [n for n in variant_names if n.endswith("+align")] or variant_names)[-1])
     report = build_report(all_records, sets, conditions, variant_names, keep, args.threshold)
     report.update({
         "started": started.isoformat(timespec="seconds"),

@@ -173,6 +173,7 @@ class DecodeOptions:
     normalize: bool = False
     spell: bool = False
     snap: bool = False
+    align: bool = False
 
 
 @dataclass(slots=True)
@@ -186,9 +187,12 @@ class Decoded:
     avg_logprob: float
     intent_ms: float
     calls: int
+    similarity: float = 1.0  # of a grammar alignment; 1 for text that parsed as heard
 
 
 Recognize = Callable[[str], Recognition]
+#: Grammar alignment: hypotheses → (closest grammar sentence, similarity) or None.
+Align = Callable[[Sequence[str]], tuple[str, float] | None]
 
 
 def decode(
@@ -196,12 +200,15 @@ def decode(
     recognize: Recognize,
     options: DecodeOptions,
     snapper: VocabularySnapper | None = None,
+    aligner: Align | None = None,
 ) -> Decoded:
     """Pick the first (hypothesis, transform) the recognizer turns into an intent.
 
     Transforms are tried cheapest and safest first, across all hypotheses before the next
     transform: a lower-ranked hypothesis that parses as is beats a fuzzy repair of the top
-    one. With nothing parsing, the result is the recognizer's answer for the top hypothesis.
+    one. Last comes grammar alignment (the closest sentence of the custom grammars over all
+    hypotheses). With nothing parsing, the result is the recognizer's answer for the top
+    hypothesis.
     """
     cands = list(hypotheses) if options.n_best else list(hypotheses[:1])
     if not cands:
@@ -234,6 +241,17 @@ def decode(
                 d.intent_ms = (time.perf_counter() - t0) * 1000.0
                 d.calls = calls
                 return d
+    if options.align and aligner is not None:
+        texts = [spell_numbers(normalize_transcript(h.text)) for h in cands]
+        hit = aligner(texts)
+        if hit is not None:
+            text, similarity = hit
+            rec = recognize(text)
+            calls += 1
+            if rec.intent is not None:
+                d = Decoded(rec, text, 0, "aligned", cands[0].avg_logprob,
+                            (time.perf_counter() - t0) * 1000.0, calls, similarity)
+                return d
     assert first is not None
     first.intent_ms = (time.perf_counter() - t0) * 1000.0
     first.calls = calls
@@ -241,15 +259,20 @@ def decode(
 
 
 def combined_confidence(
-    intent: Intent | None, avg_logprob: float, no_speech_prob: float, transform: str
+    intent: Intent | None,
+    avg_logprob: float,
+    no_speech_prob: float,
+    transform: str,
+    similarity: float = 1.0,
 ) -> float:
     """Confidence of acting on ``intent``: the recognizer's confidence times the ASR's
     (per-token probability, discounted by the no-speech probability), times a penalty for
-    fuzzy repairs. Calibration is checked by the accuracy-vs-threshold table."""
+    repairs (fuzzy words: 0.8; grammar alignment: its similarity). Calibration is checked by
+    the accuracy-vs-threshold table."""
     if intent is None:
         return 0.0
     asr = math.exp(max(avg_logprob, -10.0)) * (1.0 - no_speech_prob)
-    penalty = 0.8 if transform == "snapped" else 1.0
+    penalty = 0.8 if transform == "snapped" else similarity if transform == "aligned" else 1.0
     return max(0.0, min(1.0, intent.confidence * asr * penalty))
 
 
