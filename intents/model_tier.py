@@ -259,6 +259,8 @@ class ModelTierSettings(BaseModel):
     dtype: str = "auto"
     #: transformers: ``None`` detects an image-text model from its config (``vision_config``).
     multimodal: bool | None = None
+    #: transformers: keep the key/value cache of the system turn (text models).
+    prefix_cache: bool = True
     #: transformers: run model code shipped inside the (local) model folder. Off by default.
     trust_remote_code: bool = False
     default_confidence: float = Field(default=DEFAULT_CONFIDENCE, ge=0, le=1)
@@ -1020,6 +1022,9 @@ class ModelTier(ABC):
         cancel: threading.Event | None,
     ) -> ModelAnswer:
         """Run the model once; raise :class:`ModelTierError` on failure."""
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Load weights now rather than on the first call (no-op for remote backends)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (models, connections). Idempotent."""

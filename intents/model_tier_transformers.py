@@ -6,6 +6,10 @@ GLM-4, ...) the function schemas go there, otherwise into the system prompt. The
 is parsed from the generated text (``<tool_call>`` tags or bare JSON) and then validated exactly
 like the HTTP backend's.
 
+The system turn (instructions plus the registry's tools, ~1.3 k tokens for the demo home) is the
+same for every utterance of a home, so text models keep its key/value cache and prefill only the
+user's words — on a CPU that is most of the added latency.
+
 One model is shared by all sessions; generation is serialised by a lock because concurrent
 ``generate`` calls on a 2-core CPU only slow each other down, and on a GPU the model is not
 re-entrant with respect to its caches.
@@ -13,9 +17,11 @@ re-entrant with respect to its caches.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,10 @@ from intents.model_tier import (
 from intents.schema import Intent
 
 log = logging.getLogger(__name__)
+
+_SENTINEL = "HEARTHUSERTEXTSENTINEL"
+_PREFIX_CACHE_ENTRIES = 4  # (home, language, context) combinations kept
+_MIN_PREFIX_TOKENS = 16  # below this a cached prefix saves nothing
 
 
 def _stopping_criteria(
@@ -89,6 +99,9 @@ class TransformersModelTier(ModelTier):
         self._forbidden_strings: tuple[str, ...] = ()
         self.multimodal = False
         self.load_seconds: float | None = None
+        #: rendered prompt prefix -> (its token ids, the model's cache for them)
+        self._prefix_cache: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
+        self.prefix_cache_hits = 0
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -171,6 +184,7 @@ class TransformersModelTier(ModelTier):
     def close(self) -> None:
         with self._lock:
             self._model = self._tokenizer = self._processor = None
+            self._prefix_cache.clear()
 
     # -- prompting ----------------------------------------------------------------------------
 
@@ -247,7 +261,10 @@ class TransformersModelTier(ModelTier):
             prompt = self.build_prompt(
                 text, config=config, n_images=len(pil), language=language, context=context
             )
-            generated = self._generate(prompt, pil, deadline, cancel)
+            prefix = None
+            if self.settings.prefix_cache and not self.multimodal:
+                prefix = self._prompt_prefix(prompt, config, language, context)
+            generated = self._generate(prompt, pil, deadline, cancel, prefix)
         content, reasoning = split_reasoning(generated)
         calls = parse_tool_calls_from_text(content)
         return ModelAnswer(
@@ -257,8 +274,50 @@ class TransformersModelTier(ModelTier):
             model=self.settings.model or self.path.name,
         )
 
+    def _prompt_prefix(
+        self, prompt: str, config: HomeConfig, language: str, context: Intent | None
+    ) -> str | None:
+        """The part of ``prompt`` that does not depend on the user's words."""
+        probe = self.build_prompt(_SENTINEL, config=config, language=language, context=context)
+        head, found, _ = probe.partition(_SENTINEL)
+        return head if found and prompt.startswith(head) else None
+
+    def _cached_prefix(self, prefix: str, input_ids: Any) -> Any:
+        """A copy of the key/value cache of ``prefix`` when ``input_ids`` start with its
+        tokens, else None. Computes and keeps it (LRU) on first use."""
+        import torch
+
+        entry = self._prefix_cache.get(prefix)
+        if entry is None:
+            # Without the last token: BPE may merge it with the first characters of the
+            # user's text, and then the prompt's tokens would not start with the prefix's.
+            ids: list[int] = self._tokenizer(prefix, add_special_tokens=False)["input_ids"][:-1]
+            if len(ids) < _MIN_PREFIX_TOKENS:
+                return None
+            with torch.inference_mode():
+                out = self._model(
+                    input_ids=torch.tensor([ids], device=self._device), use_cache=True
+                )
+            entry = (ids, out.past_key_values)
+            self._prefix_cache[prefix] = entry
+            while len(self._prefix_cache) > _PREFIX_CACHE_ENTRIES:
+                self._prefix_cache.popitem(last=False)
+        else:
+            self._prefix_cache.move_to_end(prefix)
+            self.prefix_cache_hits += 1
+        ids, kv = entry
+        if input_ids.shape[1] <= len(ids) or input_ids[0, : len(ids)].tolist() != ids:
+            return None
+        # generate() appends to the cache it is given; the kept one must stay the prefix's.
+        return copy.deepcopy(kv)
+
     def _generate(
-        self, prompt: str, images: list[Any], deadline: float, cancel: threading.Event | None
+        self,
+        prompt: str,
+        images: list[Any],
+        deadline: float,
+        cancel: threading.Event | None,
+        prefix: str | None = None,
     ) -> str:
         """Generated text only (the prompt is not echoed, so a JSON object typed by the user
         can never be mistaken for the model's function call)."""
@@ -281,6 +340,10 @@ class TransformersModelTier(ModelTier):
         if s.temperature > 0:
             gen["temperature"] = s.temperature
         try:
+            if prefix is not None:
+                cache = self._cached_prefix(prefix, inputs["input_ids"])
+                if cache is not None:
+                    gen["past_key_values"] = cache
             with torch.inference_mode():
                 out = self._model.generate(**inputs, **gen)
         except Exception as e:

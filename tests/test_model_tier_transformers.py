@@ -38,6 +38,7 @@ from intents.model_tier import (  # noqa: E402
     ModelTierSettings,
     ModelTierTimeout,
     build_model_tier,
+    system_prompt,
 )
 from intents.model_tier_transformers import TransformersModelTier  # noqa: E402
 
@@ -71,7 +72,7 @@ def _tokenizer(template: str) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
+        vocab_size=1500,
         special_tokens=SPECIALS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
@@ -80,6 +81,10 @@ def _tokenizer(template: str) -> Any:
         '"device_ids": ["kitchen_light"]}}',
         "turn on the kitchen light please, is the garage door open",
     ]
+    # The prompt's own text in the corpus keeps prompts short (fast tests on 2 cores).
+    home = load_demo_config()
+    settings = ModelTierSettings(policy="off")
+    corpus.append(system_prompt(home, settings, language="en", context=None, tools_in_prompt=True))
     tok.train_from_iterator(corpus * 5, trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|pad|>"
@@ -105,6 +110,7 @@ def text_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=True,
+        initializer_range=0.2,  # larger weights: varied gibberish rather than only blanks
     )
     torch.manual_seed(0)
     Qwen2ForCausalLM(cfg).save_pretrained(path)
@@ -409,3 +415,31 @@ def test_vision_parses_valid_answer(
     )
     rec = vision_tier.recognize("is the garage door open?", config=home, images=[_png()])
     assert rec.intent is not None and rec.intent.name == "get_state"
+
+
+def test_prefix_cache_gives_the_same_output(text_model_dir: Path, home: HomeConfig) -> None:
+    def tier(cached: bool) -> TransformersModelTier:
+        s = ModelTierSettings(
+            backend="transformers",
+            path=str(text_model_dir),
+            max_tokens=6,
+            device="cpu",
+            prefix_cache=cached,
+        )
+        t = TransformersModelTier(s)
+        t.load()
+        return t
+
+    plain, cached = tier(False), tier(True)
+    for text in ("turn on the kitchen light", "is the garage door open"):
+        kw: dict[str, Any] = {
+            "config": home,
+            "images": (),
+            "language": "en",
+            "context": None,
+            "cancel": None,
+        }
+        out = cached._ask(text, **kw).content
+        assert out and out == plain._ask(text, **kw).content
+    assert cached.prefix_cache_hits == 1 and len(cached._prefix_cache) == 1
+    assert plain.prefix_cache_hits == 0
