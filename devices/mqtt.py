@@ -137,6 +137,7 @@ class MqttClient:
         max_outbox: int = DEFAULT_MAX_OUTBOX,
         reconnect_min_s: float = DEFAULT_RECONNECT_MIN_S,
         reconnect_max_s: float = DEFAULT_RECONNECT_MAX_S,
+        clean_session: bool = True,
     ) -> None:
         self._endpoint = parse_url(url)
         if username is not None:
@@ -152,6 +153,9 @@ class MqttClient:
         self.max_outbox = max_outbox
         self._reconnect_min_s = reconnect_min_s
         self._reconnect_max_s = reconnect_max_s
+        #: False: a persistent session (needs a stable client_id); the broker keeps our
+        #: subscriptions and queues QoS 1 messages for us while we are away.
+        self.clean_session = clean_session
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
@@ -226,7 +230,7 @@ class MqttClient:
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            clean_session=True,
+            clean_session=self.clean_session,
             protocol=paho.MQTTv311,
             reconnect_on_failure=False,
         )

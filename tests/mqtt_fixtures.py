@@ -6,12 +6,15 @@ the same port (fault tests). The process is always terminated at the end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import pwd
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,9 @@ class Mosquitto:
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
+            # Run as root, Mosquitto drops to user "mosquitto", who cannot write the pytest
+            # tmp dir: its persistence file (retained messages, sessions) would be lost.
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 10000\n"
@@ -113,3 +119,12 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     finally:
         with contextlib.suppress(Exception):
             broker.stop()
+
+
+async def eventually(pred: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until ``pred()`` holds; raises TimeoutError after ``within`` seconds (a bound, not
+    a timing assertion)."""
+    async with asyncio.timeout(within):
+        # Polling: the conditions are on other processes' effects (broker, simulators).
+        while not pred():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

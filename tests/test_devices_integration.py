@@ -15,7 +15,7 @@ from devices.registry import HomeConfig, load_demo_config
 from devices.simulators import SimulatedHome
 from intents.custom import CustomAction
 from intents.schema import Intent, Slots
-from tests.mqtt_fixtures import Mosquitto, free_port
+from tests.mqtt_fixtures import Mosquitto, eventually, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,15 +36,10 @@ def demo(confirm_timeout_s: float = 2.0) -> HomeConfig:
     return cfg
 
 
-async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.02)
-
-
 class Home:
-    def __init__(self, cfg: HomeConfig, client: MqttClient, dispatcher: Dispatcher,
-                 sim: SimulatedHome) -> None:
+    def __init__(
+        self, cfg: HomeConfig, client: MqttClient, dispatcher: Dispatcher, sim: SimulatedHome
+    ) -> None:
         self.cfg = cfg
         self.client = client
         self.dispatcher = dispatcher
@@ -106,8 +101,11 @@ async def test_publish_then_confirmed_for_every_adapter(home_factory: HomeFactor
     assert len(published) == len(cases)
     assert all(r.published_at is not None for r in published)
     assert h.sim.state("bedroom_lamp")["brightness"] == 40
-    assert h.dispatcher.state("bedroom_lamp") == {**h.dispatcher.state("bedroom_lamp"),
-                                                  "state": "on", "brightness": 40}
+    assert h.dispatcher.state("bedroom_lamp") == {
+        **h.dispatcher.state("bedroom_lamp"),
+        "state": "on",
+        "brightness": 40,
+    }
     assert h.dispatcher.state("thermostat")["temperature"] == 22.5  # type: ignore[index]
     assert h.sim.state("speaker") == {"state": "playing", "volume": 55}
 
@@ -115,21 +113,33 @@ async def test_publish_then_confirmed_for_every_adapter(home_factory: HomeFactor
 async def test_several_devices_in_parallel(home_factory: HomeFactory) -> None:
     h = await home_factory()
     results = await h.dispatcher.dispatch(
-        intent("light_off", "living_room_light", "kitchen_light", "bedroom_lamp", "office_light",
-               "hallway_light")
+        intent(
+            "light_off",
+            "living_room_light",
+            "kitchen_light",
+            "bedroom_lamp",
+            "office_light",
+            "hallway_light",
+        )
     )
     assert {r.device_id: r.status for r in results} == {
         d: "confirmed"
-        for d in ("living_room_light", "kitchen_light", "bedroom_lamp", "office_light",
-                  "hallway_light")
+        for d in (
+            "living_room_light",
+            "kitchen_light",
+            "bedroom_lamp",
+            "office_light",
+            "hallway_light",
+        )
     }
 
 
 async def test_silent_device_is_unconfirmed(home_factory: HomeFactory) -> None:
     h = await home_factory(silent=frozenset({"kitchen_light"}), confirm_timeout_s=0.5)
     seen: list[str] = []
-    [result] = await h.dispatcher.dispatch(intent("light_on", "kitchen_light"),
-                                           on_result=lambda r: seen.append(r.status))
+    [result] = await h.dispatcher.dispatch(
+        intent("light_on", "kitchen_light"), on_result=lambda r: seen.append(r.status)
+    )
     assert result.status == "unconfirmed"
     assert "kitchen_light" in result.detail
     assert seen == ["published", "unconfirmed"]
@@ -200,9 +210,13 @@ async def test_relative_brightness_uses_known_state(home_factory: HomeFactory) -
 async def test_custom_action_confirms_on_state_topic(
     home_factory: HomeFactory, mosquitto: Mosquitto
 ) -> None:
-    action = CustomAction(topic="kitchen/coffee/{size}/brew", payload='{{"size":"{size}"}}',
-                          state_topic="kitchen/coffee/status", state_value="brewing {size}",
-                          confirm_timeout_s=3)
+    action = CustomAction(
+        topic="kitchen/coffee/{size}/brew",
+        payload='{{"size":"{size}"}}',
+        state_topic="kitchen/coffee/status",
+        state_value="brewing {size}",
+        confirm_timeout_s=3,
+    )
     h = await home_factory(custom={"order_coffee": action})
     maker = MqttClient(mosquitto.url, client_id="coffee")
     await maker.connect()
@@ -210,13 +224,19 @@ async def test_custom_action_confirms_on_state_topic(
     def brew(msg: MqttMessage) -> None:
         size = msg.topic.split("/")[2]
         asyncio.get_running_loop().create_task(
-            maker.publish("kitchen/coffee/status", f"brewing {size}"))
+            maker.publish("kitchen/coffee/status", f"brewing {size}")
+        )
 
     maker.subscribe("kitchen/coffee/+/brew", brew)
     await maker.barrier()
     try:
-        i = Intent(name="order_coffee", slots=Slots(custom={"size": "large"}), confidence=0.9,
-                   source="custom", reason="test")
+        i = Intent(
+            name="order_coffee",
+            slots=Slots(custom={"size": "large"}),
+            confidence=0.9,
+            source="custom",
+            reason="test",
+        )
         [r] = await h.dispatcher.dispatch(i)
         assert r.status == "confirmed", r
         assert r.payload == '{"size":"large"}'
