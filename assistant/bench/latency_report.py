@@ -69,20 +69,23 @@ def markdown(report: dict[str, Any]) -> str:
     if runs:
         lines += [
             "| variant | streams | n | accepted | P50 ms | P95 ms | P99 ms | mean ms "
-            "| endpoint→action P50/P99 ms | errors | server CPU % (1 core) | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| speech end→endpoint P50 ms | endpoint→action P50/P99 ms | errors "
+            "| server CPU % (1 core) | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in runs:
             m = r.get("measurements", {})
             lat = m.get("speech_end_to_action_ms", {})
             ep = m.get("endpoint_to_action_ms", {})
+            se = m.get("speech_end_to_endpoint_event_ms", {})
             acc = m.get("acceptance", {})
             res = r.get("resources", {})
             lines.append(
                 f"| {r['name']} | {r['streams']} | {_f(lat.get('n'))} "
                 f"| {acc.get('accepted')}/{acc.get('utterances')} "
                 f"| {_f(lat.get('p50'))} | {_f(lat.get('p95'))} | {_f(lat.get('p99'))} "
-                f"| {_f(lat.get('mean'))} | {_f(ep.get('p50'))} / {_f(ep.get('p99'))} "
+                f"| {_f(lat.get('mean'))} | {_f(se.get('p50'))} "
+                f"| {_f(ep.get('p50'))} / {_f(ep.get('p99'))} "
                 f"| {r.get('errors', {}).get('count', 0)} "
                 f"| {_f((res.get('server_cpu') or {}).get('percent_of_one_core'))} "
                 f"| {_f(res.get('server_peak_rss_mb'))} |"
