@@ -167,6 +167,34 @@ class GrammarTier:
             yield _to_match(result, ctx_area)
 
 
+    def unknown_name(self, text: str, language: str) -> str | None:
+        """For rejection messages: the words that sit where a device name would be in a
+        command template ("turn on the spaceship" → "spaceship"), or None. Slower than
+        :meth:`matches` (hassil's unmatched-entity search), so only used after a miss."""
+        intents = self.intents_for(language)
+        best: str | None = None
+        results = recognize_all(
+            text,
+            intents,
+            slot_lists=self._lists,
+            intent_context={"area": {"value": WHOLE_HOME, "text": ""}},
+            language=language,
+            allow_unmatched_entities=True,
+        )
+        for i, result in enumerate(results):
+            if i >= MAX_RESULTS:
+                break
+            unmatched = {e.name: getattr(e, "text", "") for e in result.unmatched_entities_list}
+            name = str(unmatched.get("name", "")).strip()
+            if not name or set(unmatched) - {"name", "domain"}:
+                continue
+            if " ".join(name.lower().split()) == " ".join(text.lower().split()):
+                continue  # the whole utterance "is a name": no template word matched
+            if best is None or len(name) < len(best):
+                best = name
+        return best
+
+
 def _to_match(result: RecognizeResult, ctx_area: str) -> GrammarMatch:
     values: dict[str, Any] = {}
     texts: dict[str, str] = {}

@@ -49,6 +49,11 @@ SENSITIVE_FUZZY_MARGIN = 0.3
 #: Custom intents matched exactly.
 CONF_CUSTOM = 0.98
 
+_QUESTION_WORDS = frozenset(
+    {"what", "what's", "why", "who", "when", "where", "how", "tell", "is", "are", "do", "does",
+     "can", "could", "should", "will", "would"}
+)
+
 _SENSITIVE_FUZZY = frozenset({IntentName.LOCK, IntentName.UNLOCK})
 
 
@@ -138,7 +143,7 @@ class Recognizer:
             return fuzzy
 
         if failures:
-            return Recognition(intent=None, reason=f"not possible in this home: {failures[0]}")
+            return Recognition(intent=None, reason=f"no intent: {failures[0]}")
         return Recognition(intent=None, reason=self._rejection_reason(stripped, lang))
 
     def vocabulary(self, language: str = "en") -> list[str]:
@@ -210,10 +215,10 @@ class Recognizer:
             except ResolveError as e:
                 failures.append(str(e))
                 continue
-            scored.append(self._score(resolved, match))
+            scored.append(self._score(resolved, match, area))
         return scored, failures
 
-    def _score(self, resolved: Resolved, match: GrammarMatch) -> _Scored:
+    def _score(self, resolved: Resolved, match: GrammarMatch, area: str | None) -> _Scored:
         named = "name" in match.values
         from_context = "context" in resolved.notes
         implied_home = match.area_from_context and match.values.get("area") == WHOLE_HOME
@@ -225,10 +230,15 @@ class Recognizer:
             conf, source = CONF_CALLER_AREA, "grammar"
         else:
             conf, source = CONF_EXACT, "grammar"
+        ids = resolved.slots.device_ids
+        near = area is not None and bool(ids) and all(
+            self._resolver.device(i).area == area for i in ids
+        )
         rank = (
             0 if named else 1,  # a device named outright beats an area reading
             match.wildcards,
             -match.literal_chunks,
+            0 if near else 1,  # same name twice: the one in the caller's area
             1 if match.area_from_context else 0,
         )
         return _Scored(resolved, match, conf, source, rank)
@@ -308,10 +318,12 @@ class Recognizer:
         return self._finish(scored, text, lang, fuzzy=fixed)
 
     def _rejection_reason(self, text: str, lang: str) -> str:
-        if text.rstrip().endswith(("?", "？")) or text.lower().split()[0] in {
-            "what", "why", "who", "when", "where", "how", "tell", "is", "are", "do", "does",
-        }:
+        words = text.lower().split()
+        if text.rstrip().endswith(("?", "？")) or (words and words[0] in _QUESTION_WORDS):
             return "no intent: a question Hearth cannot answer"
+        unknown = self._grammar.unknown_name(text, lang)
+        if unknown is not None:
+            return f"no intent: no device, area or scene called {unknown!r}"
         return f"no intent: nothing in the {lang} sentence data or custom intents matched"
 
     # -- vocabulary ----------------------------------------------------------------------

@@ -220,7 +220,7 @@ class Resolver:
                 slots = slots.model_copy(update={"volume": int(vol)})
                 return _done(name, slots, targets, f"volume of {targets.reason} to {int(vol)}%")
             return _done(name, slots, targets, f"{what} {targets.reason}")
-        raise ResolveError(f"{ha_intent} is not something Hearth does")
+        raise ResolveError(f"Hearth does not handle {ha_intent}")
 
     # -- per intent --------------------------------------------------------------------------
 
@@ -328,7 +328,7 @@ class Resolver:
             return _Targets(
                 Slots(device_ids=[dev.id], domain=dom or KIND_TO_HA_DOMAIN[dev.kind],
                       area=slot_area if slot_area == dev.area else None),
-                dev.name,
+                f"{dev.name} ({dev.id})",
             )
         if prefer is not None:
             preferred = self.select(kinds=kinds & prefer, area=area, floor=floor,
