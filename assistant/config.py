@@ -124,6 +124,9 @@ class AssistantSettings(_Strict):
     #: Audio models off: ``text`` works, binary frames get ``error`` (debugging, CI without
     #: models). Not for production.
     audio: bool = True
+    #: Transcribe at pauses in speech and end the turn early when the words so far form a
+    #: complete command (see docs/protocol.md). Off: plain silence endpointing.
+    speculative: bool = True
     #: Access token, resolved from ``server.token_env`` or ``--token``; never from the file.
     token: str | None = Field(default=None, repr=False, exclude=True)
 

@@ -41,6 +41,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from assistant.audio.endpoint import SpeechPaused, SpeechResumed
+from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
+from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
 from assistant.config import AssistantSettings, TurnDetectionSettings
 from assistant.metrics import Metrics
 from assistant.protocol import (
@@ -83,6 +86,8 @@ logger = logging.getLogger(__name__)
 
 #: Minimum seconds between two ``audio_overflow`` / ``rate_limited`` error events of a session.
 ERROR_REPORT_INTERVAL_S = 1.0
+#: Speculative transcriptions start only while fewer ASR jobs than this are queued or running.
+SPECULATION_MAX_ASR_JOBS = 2
 
 
 # -- what the session needs from the rest of Hearth (injected) ----------------------------
@@ -106,6 +111,7 @@ class FrontEndLike(Protocol):
 
     def feed(self, pcm: bytes, now: float) -> Sequence[Any]: ...
     def commit(self, now: float) -> Sequence[Any]: ...
+    def set_complete(self, complete: bool, now: float | None = None) -> Sequence[Any]: ...
     def clear(self) -> None: ...
 
 
@@ -117,21 +123,13 @@ Transcribe = Callable[[Any], str]
 Emit = Callable[[Any], None]
 
 
-class SpeechEvents(Protocol):
-    """How the session tells front-end events apart (injected so tests can use fakes)."""
+class AsrLoad:
+    """ASR jobs queued or running, across sessions (event-loop thread only). Speculative
+    transcriptions are skipped when the ASR workers are backed up, so that they never delay
+    the final transcriptions of other sessions."""
 
-    def is_started(self, event: Any) -> bool: ...
-    def is_stopped(self, event: Any) -> bool: ...
-
-
-class _DuckSpeechEvents:
-    """Front-end events by class name: ``SpeechStarted`` / ``SpeechStopped``."""
-
-    def is_started(self, event: Any) -> bool:
-        return type(event).__name__ == "SpeechStarted"
-
-    def is_stopped(self, event: Any) -> bool:
-        return type(event).__name__ == "SpeechStopped"
+    def __init__(self) -> None:
+        self.jobs = 0
 
 
 @dataclass
@@ -149,7 +147,7 @@ class SessionResources:
     vad_executor: Executor | None = None
     #: Runs ASR; sized to the model's useful parallelism. None: the default executor.
     asr_executor: Executor | None = None
-    speech_events: SpeechEvents = field(default_factory=_DuckSpeechEvents)
+    asr_load: AsrLoad = field(default_factory=AsrLoad)
 
 
 # -- per-utterance state -------------------------------------------------------------------
@@ -170,6 +168,17 @@ class _Utterance:
     task: asyncio.Task[None] | None = None
     image: ImageInput | None = None
     cancelled: bool = False
+    spec: _Speculation | None = None
+
+
+@dataclass
+class _Speculation:
+    """A transcription started at a pause in speech (``SpeechPaused``). If the turn ends with
+    exactly that audio (same ``audio_end_ms``), its result is the final transcript."""
+
+    audio_end_ms: int
+    future: asyncio.Future[str]
+    stale: bool = False
 
 
 @dataclass
@@ -178,10 +187,15 @@ class _Audio:
     t: float
 
 
+ControlKind = Literal["commit", "clear", "rebuild", "complete"]
+
+
 @dataclass
 class _Control:
-    kind: Literal["commit", "clear", "rebuild"]
+    kind: ControlKind
     t: float
+    utterance: _Utterance | None = None
+    spec: _Speculation | None = None
 
 
 class Session:
@@ -223,7 +237,7 @@ class Session:
         self._rate_in_effect = self.config.sample_rate
         self._last_report: dict[ErrorCode, float] = {}
         self._closing = False
-        self._loop_task: asyncio.Task[None] | None = None
+        self._side_tasks: set[asyncio.Task[None]] = set()
 
     # -- events out ----------------------------------------------------------------------
 
@@ -322,8 +336,13 @@ class Session:
 
     # -- control -------------------------------------------------------------------------
 
-    def _enqueue_control(self, kind: Literal["commit", "clear", "rebuild"]) -> None:
-        self._queue.append(_Control(kind, self._clock()))
+    def _enqueue_control(
+        self,
+        kind: ControlKind,
+        utterance: _Utterance | None = None,
+        spec: _Speculation | None = None,
+    ) -> None:
+        self._queue.append(_Control(kind, self._clock(), utterance, spec))
         self._wake.set()
 
     def _drop_oldest_audio(self) -> None:
@@ -446,19 +465,41 @@ class Session:
         )
         await self._recognize_and_dispatch(utt, msg.text, language)
 
-    async def _run_speech(self, utt: _Utterance, audio: Any) -> None:
+    async def _transcribe(self, audio: Any) -> str:
+        """Run ASR in the ASR executor, counted in the shared load."""
         transcribe = self._res.transcribe
         if transcribe is None:
             raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
-        utt.stage = "asr"
-        t0 = self._clock()
+        load = self._res.asr_load
+        load.jobs += 1
         try:
-            text = await asyncio.get_running_loop().run_in_executor(
+            return await asyncio.get_running_loop().run_in_executor(
                 self._res.asr_executor, transcribe, audio
             )
-        except Exception as e:
-            logger.exception("session %s: ASR failed on %s", self.id, utt.id)
-            raise _StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
+        finally:
+            load.jobs -= 1
+
+    async def _run_speech(self, utt: _Utterance, audio: Any, audio_end_ms: int | None) -> None:
+        utt.stage = "asr"
+        t0 = self._clock()
+        text: str | None = None
+        spec = utt.spec
+        if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
+            # The turn ended on exactly the audio transcribed at the pause: reuse it.
+            try:
+                text = await asyncio.shield(spec.future)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                text = None  # already logged by the speculation; transcribe afresh
+        if text is None:
+            try:
+                text = await self._transcribe(audio)
+            except _StageError:
+                raise
+            except Exception as e:
+                logger.exception("session %s: ASR failed on %s", self.id, utt.id)
+                raise _StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
         utt.timings["asr"] = self._clock() - t0
         text = text.strip()
         language = self.config.language
@@ -466,6 +507,52 @@ class Session:
         if not text:
             raise _Done("no_speech")
         await self._recognize_and_dispatch(utt, text, language)
+
+    # -- speculation: transcribe at pauses, end the turn early on a complete command ------
+
+    def _speculate(self, utt: _Utterance, audio: Any, audio_end_ms: int) -> None:
+        if (
+            not self._settings.speculative
+            or self._res.transcribe is None
+            or self._res.asr_load.jobs >= SPECULATION_MAX_ASR_JOBS
+            or (utt.spec is not None and not utt.spec.future.done())
+        ):
+            return
+        future = asyncio.ensure_future(self._transcribe(audio))
+        spec = _Speculation(audio_end_ms=audio_end_ms, future=future)
+        utt.spec = spec
+        task = asyncio.get_running_loop().create_task(
+            self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
+        )
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _follow_speculation(self, utt: _Utterance, spec: _Speculation) -> None:
+        """Partial transcript, then: a complete command ends the turn after a short silence."""
+        try:
+            text = (await asyncio.shield(spec.future)).strip()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("session %s: speculative ASR failed on %s", self.id, utt.id)
+            return
+        if spec.stale or utt is not self._current or not text:
+            return
+        if self.config.partials:
+            self._emit(TranscriptPartial(utterance_id=utt.id, text=text))
+        recognize = functools.partial(
+            self._res.recognizer.recognize,
+            text,
+            language=self.config.language,
+            context=self._last_intent,
+        )
+        try:
+            result = await asyncio.to_thread(recognize)
+        except Exception:
+            logger.warning("session %s: speculative recognition failed", self.id, exc_info=True)
+            return
+        if result.intent is not None and not spec.stale and utt is self._current:
+            self._enqueue_control("complete", utt, spec)
 
     async def _recognize_and_dispatch(self, utt: _Utterance, text: str, lang: str | None) -> None:
         utt.stage = "intent"
@@ -687,13 +774,23 @@ class Session:
         if self._frontend is None:
             return
         frontend = self._frontend
+        loop = asyncio.get_running_loop()
         pos_ms = self._samples_in * 1000 // self._rate_in_effect
+        if control.kind == "complete":
+            target, spec = control.utterance, control.spec
+            if target is None or target is not self._current or target.spec is not spec:
+                return  # the turn already ended, or a newer pause superseded this one
+            if spec is None:
+                return
+            if spec.stale:
+                return
+            call = functools.partial(frontend.set_complete, True, self._clock())
+        else:
+            call = functools.partial(frontend.commit, control.t)
         try:
-            events = await asyncio.get_running_loop().run_in_executor(
-                self._res.vad_executor, frontend.commit, control.t
-            )
+            events = await loop.run_in_executor(self._res.vad_executor, call)
         except Exception:
-            logger.exception("session %s: audio commit failed", self.id)
+            logger.exception("session %s: audio %s failed", self.id, control.kind)
             events = []
         wall = self._clock()
         for ev in events:
@@ -703,22 +800,26 @@ class Session:
             self._frontend = None
 
     def _on_frontend_event(self, ev: Any, pos_ms: int, wall: float) -> None:
-        kinds = self._res.speech_events
-        if kinds.is_started(ev):
+        if isinstance(ev, SpeechPaused):
+            if self._current is not None:
+                self._speculate(self._current, ev.audio, ev.audio_end_ms)
+        elif isinstance(ev, SpeechResumed):
+            if self._current is not None and self._current.spec is not None:
+                self._current.spec.stale = True
+        elif isinstance(ev, FrontEndSpeechStarted):
             if self._current is not None:  # front end restarted without a stop
                 self._finish(self._current, "no_speech")
             self._current = self._new_utterance()
-            self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=pos_ms))
-        elif kinds.is_stopped(ev):
+            self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=ev.audio_start_ms))
+        elif isinstance(ev, FrontEndSpeechStopped):
             utt = self._current or self._new_utterance()
             self._current = None
             utt.endpoint_t = wall
-            utt.speech_end_t = float(ev.speech_end_t)
+            utt.speech_end_t = ev.speech_end_t
             utt.timings["endpoint_wait"] = max(0.0, wall - utt.speech_end_t)
-            audio = ev.audio
-            n = len(audio) if audio is not None else 0
+            n = len(ev.audio)
             utt.audio_ms = n * 1000 // PIPELINE_SAMPLE_RATE
-            lag_ms = int(max(0.0, float(ev.t) - utt.speech_end_t) * 1000)
+            lag_ms = int(max(0.0, ev.t - ev.speech_end_t) * 1000)
             self._emit(
                 SpeechStopped(
                     utterance_id=utt.id,
@@ -730,7 +831,7 @@ class Session:
             if n == 0:
                 self._finish(utt, "no_speech")
                 return
-            self._spawn(utt, self._run_speech(utt, audio))
+            self._spawn(utt, self._run_speech(utt, ev.audio, ev.audio_end_ms))
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -749,6 +850,8 @@ class Session:
                 if utt.stage != "dispatch" and utt.task is not None:
                     utt.cancelled = True
                     utt.task.cancel()
+        for side in list(self._side_tasks):
+            side.cancel()
         tasks = [u.task for u in self._inflight.values() if u.task is not None]
         if tasks and grace_s > 0:
             await asyncio.wait(tasks, timeout=grace_s)
@@ -760,11 +863,6 @@ class Session:
     @property
     def busy(self) -> bool:
         return bool(self._inflight)
-
-    def partial(self, utterance_id: str, text: str) -> None:
-        """Send a partial transcript (reserved for the partial-ASR loop)."""
-        if self.config.partials:
-            self._emit(TranscriptPartial(utterance_id=utterance_id, text=text))
 
 
 class _Done(Exception):
