@@ -28,7 +28,7 @@ import logging
 import mimetypes
 import sys
 import wave
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -623,21 +623,37 @@ class HearthClient:
     ) -> UtteranceTracker:
         """Stream a WAV file and collect the utterances the server finds in it.
 
-        Returns once the audio is sent, every utterance that started has finished, and no
-        event arrived for ``settle_s`` seconds (the server may still be working through
-        buffered audio). ``timeout_s`` defaults to the audio's length plus 30 s; past it,
-        ``TimeoutError``. Session-level errors are in the tracker's ``session_errors``.
+        Returns as :meth:`collect` does. ``timeout_s`` defaults to the audio's length plus
+        30 s; past it, ``TimeoutError``.
         """
         audio = path if isinstance(path, PcmAudio) else await asyncio.to_thread(read_wav, path)
         if timeout_s is None:
             timeout_s = audio.duration_s + 30.0
+        sending = self.stream_wav(
+            audio, realtime=realtime, chunk_ms=chunk_ms, trailing_silence_ms=trailing_silence_ms
+        )
+        async with asyncio.timeout(timeout_s):
+            return await self.collect(sending, settle_s=settle_s, on_event=on_event)
+
+    async def collect(
+        self,
+        sending: Awaitable[object],
+        *,
+        settle_s: float = DEFAULT_SETTLE_S,
+        on_event: EventCallback | None = None,
+    ) -> UtteranceTracker:
+        """Run ``sending`` (a coroutine that sends audio) while reading events.
+
+        Returns once ``sending`` has finished, every utterance that started has finished, and
+        no event arrived for ``settle_s`` seconds (the server may still be working through
+        buffered audio). Session-level errors are in the tracker's ``session_errors``. If
+        sending or receiving fails, the other is cancelled and the error raised.
+        """
         tracker = UtteranceTracker()
         sent = asyncio.Event()
 
         async def send() -> None:
-            await self.stream_wav(
-                audio, realtime=realtime, chunk_ms=chunk_ms, trailing_silence_ms=trailing_silence_ms
-            )
+            await sending
             sent.set()
 
         async def receive() -> None:
@@ -661,9 +677,14 @@ class HearthClient:
                     on_event(event)
                 tracker.feed(event)
 
-        async with asyncio.timeout(timeout_s), asyncio.TaskGroup() as tg:
-            # The receiver returns only after the sender has finished; if either fails, the
-            # task group cancels the other.
-            tg.create_task(send(), name="hearth-stream-send")
-            tg.create_task(receive(), name="hearth-stream-receive")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                # The receiver returns only after the sender has finished.
+                tg.create_task(send(), name="hearth-send")
+                tg.create_task(receive(), name="hearth-receive")
+        except BaseExceptionGroup as group:
+            # Callers catch plain errors (connection lost, ...), not groups of one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         return tracker

@@ -93,10 +93,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "listen",
         help="stream the microphone (needs sounddevice), print the events",
         description="Stream the default microphone to a Hearth server and print every event "
-        "as one JSON line. Ctrl-C stops. Needs the optional 'sounddevice' package.",
+        "as one JSON line. Ctrl-C (or --seconds) stops; with --seconds the exit code says "
+        "whether every utterance succeeded. Needs the optional 'sounddevice' package.",
     )
     common(p)
     p.add_argument("--device", help="input device name or number (see python -m sounddevice)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=_listen)
 
 
@@ -233,29 +235,45 @@ async def _listen_async(args: argparse.Namespace, sd: Any) -> int:
     if stream is None:
         _error("the microphone offers no sample rate the server accepts")
         return EXIT_UNAVAILABLE
+    try:
+        return await _listen_stream(args, stream, rate, queue)
+    finally:
+        if not stream.closed:  # the connection failed before capture started
+            stream.close()
 
-    failure: str | None = None
+
+async def _listen_stream(
+    args: argparse.Namespace, stream: Any, rate: int, queue: asyncio.Queue[bytes]
+) -> int:
+    async def send_microphone(client: HearthClient) -> None:
+        """Forward microphone blocks until ``--seconds`` have passed (forever without it),
+        then end the utterance in progress."""
+        loop = asyncio.get_running_loop()
+        deadline = None if args.seconds is None else loop.time() + args.seconds
+        with stream:
+            while deadline is None or loop.time() < deadline:
+                wait = None if deadline is None else max(0.0, deadline - loop.time())
+                try:
+                    async with asyncio.timeout(wait):
+                        block = await queue.get()
+                except TimeoutError:
+                    break
+                await client.send_audio(block)
+        await client.commit()
+
     try:
         async with HearthClient(args.url, token=args.token) as client:
             await client.update_session(sample_rate=rate, language=args.language)
-
-            async def send() -> None:
-                while True:
-                    await client.send_audio(await queue.get())
-
-            async def show() -> None:
-                async for event in client.events():
-                    print_event(event)
-                raise HearthClientError("the server closed the connection")
-
-            _error(f"listening at {rate} Hz; Ctrl-C stops")
-            with stream:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(send(), name="hearth-listen-send")
-                    tg.create_task(show(), name="hearth-listen-show")
-    except* HearthClientError as group:
-        failure = str(group.exceptions[0])
-    if failure is not None:
-        _error(failure)
+            until = f" for {args.seconds:g} s" if args.seconds is not None else "; Ctrl-C stops"
+            _error(f"listening at {rate} Hz{until}")
+            tracker = await client.collect(send_microphone(client), on_event=print_event)
+    except HearthServerError as e:
+        _error(f"server error {e}")
+        return EXIT_FAILED
+    except HearthClientError as e:
+        _error(str(e))
         return EXIT_UNAVAILABLE
-    return EXIT_OK
+    failed = [u for u in tracker.utterances.values() if not u.ok]
+    for u in failed:
+        _error(f"utterance {u.utterance_id}: {u.summary}")
+    return EXIT_FAILED if failed or tracker.session_errors else EXIT_OK

@@ -7,11 +7,17 @@ observed on the real Mosquitto by an independent subscriber. No timing assertion
 
 from __future__ import annotations
 
+import itertools
 import json
+import socket
+import sys
+import threading
+import time
+import types
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -186,3 +192,98 @@ def test_stream_fast_with_two_commands(
     assert finals(events) == [("office_light", "confirmed"), ("office_light", "confirmed")]
     assert len([e for e in events if e["type"] == "metrics"]) == 2
     assert mqtt_recorder.wait_for("home/office_light/set", "ON") == "ON"
+
+
+# -- hearth listen, with a stand-in for the sounddevice package ------------------------------
+
+
+class FakeInputStream:
+    """Stands in for ``sounddevice.RawInputStream``: while entered, a thread plays
+    :attr:`pcm` (then silence) to the callback in real-time blocks, as PortAudio would."""
+
+    pcm = b""
+    opened: ClassVar[list[FakeInputStream]] = []
+
+    def __init__(
+        self,
+        *,
+        samplerate: int,
+        channels: int,
+        dtype: str,
+        blocksize: int,
+        device: Any,
+        callback: Callable[[bytes, int, Any, Any], None],
+    ) -> None:
+        assert (channels, dtype) == (1, "int16")
+        self.rate, self.blocksize, self.callback = samplerate, blocksize, callback
+        self.closed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._play, daemon=True)
+        FakeInputStream.opened.append(self)
+
+    def _play(self) -> None:
+        step = self.blocksize * 2
+        start = time.monotonic()
+        for i in itertools.count():
+            if self._stop.is_set():
+                return
+            block = self.pcm[i * step : (i + 1) * step]
+            block += bytes(step - len(block))  # silence after the speech
+            self.callback(block, self.blocksize, None, None)
+            delay = start + (i + 1) * self.blocksize / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def __enter__(self) -> FakeInputStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def fake_sounddevice(default_rate: int) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        RawInputStream=FakeInputStream,
+        PortAudioError=type("PortAudioError", (Exception,), {}),
+        query_devices=lambda device, kind: {"default_samplerate": float(default_rate)},
+    )
+
+
+@pytest.mark.slow
+def test_listen_streams_the_microphone(
+    hearth_server: ServerThread,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    speech = with_silence(synth("turn on the hallway light", rate=16000), 300, 0)
+    monkeypatch.setattr(FakeInputStream, "pcm", speech.astype("<i2").tobytes())
+    monkeypatch.setattr(FakeInputStream, "opened", [])
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(default_rate=48000))
+    rc = main(["listen", "--url", hearth_server.url, "--seconds", "4"])
+    out, err = capsys.readouterr()
+    events = json_lines(out)
+    assert rc == EXIT_OK, err
+    assert "listening at 16000 Hz for 4 s" in err
+    assert [s.rate for s in FakeInputStream.opened] == [16000]
+    assert all(s.closed for s in FakeInputStream.opened)
+    assert finals(events) == [("hallway_light", "confirmed")]
+
+
+def test_listen_closes_the_microphone_when_the_server_is_away(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(FakeInputStream, "opened", [])
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(default_rate=44100))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = main(["listen", "--url", f"ws://127.0.0.1:{port}", "--seconds", "1"])
+    assert rc == EXIT_UNAVAILABLE
+    assert "connection refused" in capsys.readouterr().err
+    assert FakeInputStream.opened and all(s.closed for s in FakeInputStream.opened)
