@@ -1,0 +1,174 @@
+"""Tests of the speech → intent accuracy benchmark: noise mixing, label mapping, text-side
+techniques, and a tiny end-to-end run on real recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.bench.accuracy_grammar import GrammarAligner, build_automaton
+from assistant.bench.accuracy_text import (
+    DecodeOptions,
+    Expected,
+    Hypothesis,
+    decode,
+    expected_from_label,
+    matches,
+    normalize_transcript,
+    spell_numbers,
+    word_errors,
+)
+from assistant.bench.noise import active_power, measured_snr_db, mix_at_snr, stable_seed
+
+REPO = Path(__file__).resolve().parents[1]
+COFFEE = REPO / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
+PICOVOICE = REPO.parent / "shared" / "data" / "picovoice-speech-to-intent"
+RATE = 16000
+
+
+def _bursts(silence_s: float) -> np.ndarray:
+    """Three 0.3 s tone bursts separated by 0.2 s gaps, with ``silence_s`` around them."""
+    t = np.arange(int(0.3 * RATE)) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    gap = np.zeros(int(0.2 * RATE), np.float32)
+    pad = np.zeros(int(silence_s * RATE), np.float32)
+    return np.concatenate([pad, tone, gap, tone, gap, tone, pad])
+
+
+@pytest.mark.parametrize("snr", [24.0, 12.0, 6.0, 0.0])
+def test_mix_hits_the_requested_snr(snr: float) -> None:
+    speech = _bursts(0.5) * 0.3  # quiet enough that no clipping protection kicks in
+    noise = np.random.default_rng(1).standard_normal(RATE * 5).astype(np.float32)
+    mixed = mix_at_snr(speech, noise, snr, np.random.default_rng(2))
+    assert float(np.max(np.abs(mixed))) < 0.99
+    assert measured_snr_db(speech, mixed) == pytest.approx(snr, abs=0.05)
+
+
+def test_snr_is_measured_over_active_speech_only() -> None:
+    short, padded = _bursts(0.1), _bursts(2.0)
+    # The bursts' active power is that of the tone, whatever the silence around them.
+    assert active_power(short, RATE) == pytest.approx(0.3**2 / 2, rel=0.02)
+    assert active_power(padded, RATE) == pytest.approx(active_power(short, RATE), rel=0.01)
+
+
+def test_mixing_is_deterministic_and_clipping_keeps_the_snr() -> None:
+    speech = _bursts(0.2) * 3.0  # loud: the mix must be scaled down
+    noise = np.random.default_rng(3).standard_normal(RATE).astype(np.float32)
+    seed = stable_seed("picovoice", "abc", "6", 1)
+    a = mix_at_snr(speech, noise, 6.0, np.random.default_rng(seed))
+    b = mix_at_snr(speech, noise, 6.0, np.random.default_rng(seed))
+    assert np.array_equal(a, b)
+    assert float(np.max(np.abs(a))) <= 0.99 + 1e-6
+    assert measured_snr_db(speech, a) == pytest.approx(6.0, abs=0.05)
+
+
+def test_label_maps_to_the_custom_intent() -> None:
+    from intents.custom import snake_case
+
+    exp = expected_from_label(
+        {"intent": "orderDrink", "slots": {"coffeeDrink": "latte", "numberOfShots": "double shot"}},
+        snake_case,
+    )
+    assert exp == Expected("order_drink", {"custom": {"coffee_drink": "latte",
+                                                      "number_of_shots": "double shot"}})
+
+
+def test_recognized_coffee_order_matches_its_label() -> None:
+    from devices.registry import load_demo_config
+    from intents.custom import snake_case
+    from intents.recognizer import Recognizer
+
+    rec = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    label = {"intent": "orderDrink",
+             "slots": {"size": "twelve ounce", "coffeeDrink": "latte", "milkAmount": "soy milk"}}
+    exp = expected_from_label(label, snake_case)
+    assert matches(exp, rec.recognize("Can I get a 12 ounce latte with soy milk?").intent)
+    assert not matches(exp, rec.recognize("Can I get a 12 ounce latte?").intent)
+    assert not matches(exp, rec.recognize("can I get a large latte with soy milk").intent)
+
+
+def test_action_slots_must_all_match() -> None:
+    from intents.schema import Intent, Slots
+
+    def intent(**slots: object) -> Intent:
+        return Intent(name="light_set", slots=Slots(**slots), confidence=1.0,  # type: ignore[arg-type]
+                      source="grammar", reason="")
+
+    exp = Expected("light_set", {"device_ids": ["kitchen_light"], "brightness": 50})
+    assert matches(exp, intent(device_ids=["kitchen_light"], brightness=50, area="kitchen"))
+    assert not matches(exp, intent(device_ids=["kitchen_light"], brightness=40))
+    assert not matches(exp, intent(device_ids=["kitchen_light"], brightness=50, color="red"))
+
+
+def test_normalization_and_wer() -> None:
+    assert normalize_transcript("a 12oz 20-ounce latte at 50%") == (
+        "a 12 oz 20 ounce latte at 50 percent")
+    assert spell_numbers("set it to 21.5") == "set it to twenty one point five"
+    assert word_errors("Set the light to fifty percent.", "set the light to 50%") == (0, 6)
+    assert word_errors("turn on the light", "turn off the light") == (1, 4)
+
+
+def _coffee_aligner() -> GrammarAligner:
+    from hassil import Intents
+
+    from intents.custom import load_custom_intents
+
+    return GrammarAligner(build_automaton(Intents.from_dict(load_custom_intents(COFFEE).data)))
+
+
+def test_grammar_alignment_repairs_misheard_words_but_not_chatter() -> None:
+    aligner = _coffee_aligner()
+    fixed = aligner.align("Make me a light rose eight ounce ice mocha.")
+    assert fixed is not None and fixed.accepted
+    assert fixed.text == "make me a light roast eight ounce iced mocha"
+    for chatter in ("I had a large latte this morning", "what's the weather like tomorrow",
+                    "turn on the kitchen light"):
+        al = aligner.align(chatter)
+        assert al is None or not al.accepted, chatter
+
+
+def test_nbest_rescoring_prefers_the_hypothesis_that_parses() -> None:
+    from intents.schema import Intent, Recognition
+
+    def recognize(text: str) -> Recognition:
+        if "roast" in text:
+            i = Intent(name="order_drink", confidence=1.0, source="custom", reason="", text=text)
+            return Recognition(intent=i, reason="")
+        return Recognition(intent=None, reason="no")
+
+    hyps = [Hypothesis("a light rose latte", -0.1), Hypothesis("a light roast latte", -0.3)]
+    top1 = decode(hyps, recognize, DecodeOptions("top1"))
+    nbest = decode(hyps, recognize, DecodeOptions("nbest", n_best=True))
+    assert top1.recognition.intent is None
+    assert nbest.recognition.intent is not None and nbest.hypothesis == 1
+
+
+@pytest.mark.skipif(not (PICOVOICE / "labels.json").is_file(), reason="picovoice data absent")
+def test_limit_3_picovoice_run_writes_a_complete_report(tmp_path: Path) -> None:
+    from assistant.bench import accuracy
+
+    parser = argparse.ArgumentParser()
+    accuracy.add_arguments(parser)
+    args = parser.parse_args(["--set", "picovoice", "--snr", "clean", "--limit", "3",
+                              "--asr", "server", "--out", str(tmp_path), "--quiet",
+                              "--cache", str(tmp_path / "cache")])
+    assert accuracy.run(args) == 0
+    report = json.loads((tmp_path / "accuracy.json").read_text())
+    for key in ("command_acceptance", "word_error_rate", "false_action_rate", "sets",
+                "variants", "threshold_table", "machine", "model", "settings", "published",
+                "records", "keep"):
+        assert key in report, key
+    clean = report["sets"]["picovoice"]["clean"]
+    assert clean["n"] == 3
+    assert 0.0 <= report["command_acceptance"]["picovoice"]["clean"] <= 1.0
+    head = clean["variants"][report["keep"]]
+    assert {"asr_ms", "intent_ms", "command_acceptance"} <= set(head)
+    lines = (tmp_path / report["records"]).read_text().splitlines()
+    assert len(lines) == 3
+    rec = json.loads(lines[0])
+    assert rec["expected"]["name"] == "order_drink" and rec["condition"] == "clean"
+    assert (tmp_path / "accuracy.md").read_text().startswith("# Speech → intent accuracy")
