@@ -173,6 +173,26 @@ def expected_commands(
     return out
 
 
+def effective_settings(config: dict[str, Any], server_args: list[str]) -> dict[str, Any]:
+    """What the started server runs with: the ``assistant:`` section resolved through the
+    server's own settings classes (so defaults are reported, not only overrides), the ASR model
+    and its settings. ``hearth serve`` flags (``--threads``, ``--model``, ...) are listed as given.
+    """
+    out: dict[str, Any] = {"server_args": server_args}
+    try:
+        from assistant.audio.asr import AsrSettings, default_model_path
+        from assistant.config import parse_assistant_settings
+
+        settings = parse_assistant_settings(config.get("assistant") or {})
+        out["assistant"] = settings.model_dump(mode="json")
+        asr = AsrSettings(**settings.asr.overrides())
+        out["asr"] = asr.model_dump(mode="json")
+        out["asr_model"] = asr.model or str(default_model_path())
+    except Exception as e:  # reporting aid only: a settings change must not stop the run
+        out["error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
 # -- arguments ---------------------------------------------------------------------------
 
 
@@ -371,6 +391,9 @@ def run_variant(
         server_info = {
             "command": shlex.join(server.command),
             "config_overrides": overrides,
+            "effective_settings": effective_settings(
+                cfg, [*args.server_args, *variant.server_args]
+            ),
             "startup_to_ready_s": None if start.healthz_s is None else round(start.healthz_s, 2),
             "healthz": start.healthz,
             "log": str(server.log_path),

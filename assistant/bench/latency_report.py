@@ -107,6 +107,21 @@ def markdown(report: dict[str, Any]) -> str:
             ]
             lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
         lines.append("")
+    for r in runs:
+        eff = (r.get("server") or {}).get("effective_settings") or {}
+        asr = eff.get("asr") or {}
+        td = (eff.get("assistant") or {}).get("turn_detection") or {}
+        sess = r.get("session_update") or {}
+        lines.append(
+            f"- `{r['name']}`: model `{Path(str(eff.get('asr_model', '?'))).name}` "
+            f"device {asr.get('device')} compute {asr.get('compute_type') or 'default'} "
+            f"threads {asr.get('cpu_threads')} window {asr.get('window')}; server silence_ms "
+            f"{td.get('silence_ms')}; session {json.dumps(sess, separators=(',', ':'))}; "
+            f"server args {eff.get('server_args')}; overrides "
+            f"{json.dumps((r.get('variant') or {}).get('config_overrides') or {})}"
+        )
+    if runs:
+        lines.append("")
     comp = report.get("comparison")
     if comp:
         lines += [
