@@ -113,7 +113,7 @@ def markdown(report: dict[str, Any]) -> str:
         td = (eff.get("assistant") or {}).get("turn_detection") or {}
         sess = r.get("session_update") or {}
         lines.append(
-            f"- `{r['name']}`: model `{Path(str(eff.get('asr_model', '?'))).name}` "
+            f"- `{r['name']}`: model `{'/'.join(Path(str(eff.get('asr_model', '?'))).parts[-2:])}` "
             f"device {asr.get('device')} compute {asr.get('compute_type') or 'default'} "
             f"threads {asr.get('cpu_threads')} window {asr.get('window')}; server silence_ms "
             f"{td.get('silence_ms')}; session {json.dumps(sess, separators=(',', ':'))}; "
