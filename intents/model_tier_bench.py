@@ -52,9 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     tier = build_model_tier(settings)
     t0 = time.perf_counter()
-    load = getattr(tier, "load", None)
-    if callable(load):
-        load()
+    tier.load()
     load_s = time.perf_counter() - t0
     # One untimed call: the first generate() pays for lazy kernels and allocator warm-up.
     try:
