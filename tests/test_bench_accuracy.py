@@ -22,7 +22,13 @@ from assistant.bench.accuracy_text import (
     spell_numbers,
     word_errors,
 )
-from assistant.bench.noise import active_power, measured_snr_db, mix_at_snr, stable_seed
+from assistant.bench.noise import (
+    active_power,
+    measured_snr_db,
+    mix_at_snr,
+    mix_parts,
+    stable_seed,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 COFFEE = REPO / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
@@ -41,11 +47,15 @@ def _bursts(silence_s: float) -> np.ndarray:
 
 @pytest.mark.parametrize("snr", [24.0, 12.0, 6.0, 0.0])
 def test_mix_hits_the_requested_snr(snr: float) -> None:
-    speech = _bursts(0.5) * 0.3  # quiet enough that no clipping protection kicks in
+    speech = _bursts(0.5)
     noise = np.random.default_rng(1).standard_normal(RATE * 5).astype(np.float32)
-    mixed = mix_at_snr(speech, noise, snr, np.random.default_rng(2))
-    assert float(np.max(np.abs(mixed))) < 0.99
-    assert measured_snr_db(speech, mixed) == pytest.approx(snr, abs=0.05)
+    mixed, added, scale = mix_parts(speech, noise, snr, np.random.default_rng(2))
+    np.testing.assert_allclose(mixed, scale * speech + added, atol=1e-6)
+    assert measured_snr_db(scale * speech, added) == pytest.approx(snr, abs=0.01)
+    # Independent check: the noise power is the active tone power (0.3² / 2) lowered by snr.
+    expected_noise_power = (0.3**2 / 2) * 10 ** (-snr / 10) * scale**2
+    assert float(np.mean(added.astype(np.float64) ** 2)) == pytest.approx(
+        expected_noise_power, rel=0.03)
 
 
 def test_snr_is_measured_over_active_speech_only() -> None:
@@ -59,11 +69,11 @@ def test_mixing_is_deterministic_and_clipping_keeps_the_snr() -> None:
     speech = _bursts(0.2) * 3.0  # loud: the mix must be scaled down
     noise = np.random.default_rng(3).standard_normal(RATE).astype(np.float32)
     seed = stable_seed("picovoice", "abc", "6", 1)
-    a = mix_at_snr(speech, noise, 6.0, np.random.default_rng(seed))
+    a, added, scale = mix_parts(speech, noise, 6.0, np.random.default_rng(seed))
     b = mix_at_snr(speech, noise, 6.0, np.random.default_rng(seed))
     assert np.array_equal(a, b)
-    assert float(np.max(np.abs(a))) <= 0.99 + 1e-6
-    assert measured_snr_db(speech, a) == pytest.approx(6.0, abs=0.05)
+    assert scale < 1.0 and float(np.max(np.abs(a))) <= 0.99 + 1e-6
+    assert measured_snr_db(scale * speech, added) == pytest.approx(6.0, abs=0.01)
 
 
 def test_label_maps_to_the_custom_intent() -> None:

@@ -68,6 +68,32 @@ def noise_excerpt(noise: Float32Array, length: int, rng: np.random.Generator) ->
     return np.asarray(noise[idx], dtype=np.float32)
 
 
+def mix_parts(
+    speech: Float32Array,
+    noise: Float32Array,
+    snr_db: float,
+    rng: np.random.Generator,
+    rate: int = 16000,
+) -> tuple[Float32Array, Float32Array, float]:
+    """(mixture, the noise as added, common scale). ``mixture == scale * speech + noise_added``.
+
+    The noise is a random excerpt of ``noise`` scaled to ``snr_db`` (active speech power over
+    noise power). The speech keeps its level unless the sum would clip; then speech and noise
+    are scaled down together (``scale`` < 1), which leaves the SNR unchanged.
+    """
+    excerpt = noise_excerpt(noise, len(speech), rng).astype(np.float64)
+    p_speech = active_power(speech, rate)
+    p_noise = float(np.mean(excerpt**2))
+    if p_noise <= _EPS:
+        raise ValueError("noise excerpt is silent; cannot mix at an SNR")
+    gain = np.sqrt(p_speech / (p_noise * 10.0 ** (snr_db / 10.0)))
+    added = gain * excerpt
+    mixed = np.asarray(speech, dtype=np.float64) + added
+    peak = float(np.max(np.abs(mixed))) if len(mixed) else 0.0
+    scale = 0.99 / peak if peak > 0.99 else 1.0
+    return (mixed * scale).astype(np.float32), (added * scale).astype(np.float32), scale
+
+
 def mix_at_snr(
     speech: Float32Array,
     noise: Float32Array,
@@ -75,31 +101,15 @@ def mix_at_snr(
     rng: np.random.Generator,
     rate: int = 16000,
 ) -> Float32Array:
-    """``speech`` plus a random excerpt of ``noise`` scaled to ``snr_db`` (active speech power
-    over noise power). The speech keeps its level; if the sum would clip, both are scaled down
-    together, which leaves the SNR unchanged."""
-    excerpt = noise_excerpt(noise, len(speech), rng).astype(np.float64)
-    p_speech = active_power(speech, rate)
-    p_noise = float(np.mean(excerpt**2))
-    if p_noise <= _EPS:
-        raise ValueError("noise excerpt is silent; cannot mix at an SNR")
-    gain = np.sqrt(p_speech / (p_noise * 10.0 ** (snr_db / 10.0)))
-    mixed = np.asarray(speech, dtype=np.float64) + gain * excerpt
-    peak = float(np.max(np.abs(mixed))) if len(mixed) else 0.0
-    if peak > 0.99:
-        mixed *= 0.99 / peak
-    return mixed.astype(np.float32)
+    """``speech`` plus a random excerpt of ``noise`` at ``snr_db``; see :func:`mix_parts`."""
+    return mix_parts(speech, noise, snr_db, rng, rate)[0]
 
 
-def measured_snr_db(speech: Float32Array, mixed: Float32Array, rate: int = 16000) -> float:
-    """SNR of ``mixed`` against the clean ``speech`` it was made from, by the same convention
-    (any common scaling from clipping protection is estimated and removed first)."""
-    s = np.asarray(speech, dtype=np.float64)
-    m = np.asarray(mixed, dtype=np.float64)
-    # mixed = k * (speech + noise) with noise uncorrelated to speech: least squares gives k.
-    k = float(np.dot(m, s) / max(np.dot(s, s), _EPS))
-    noise = m / k - s
-    return 10.0 * np.log10(active_power(speech, rate) / max(float(np.mean(noise**2)), _EPS))
+def measured_snr_db(speech: Float32Array, noise_added: Float32Array, rate: int = 16000) -> float:
+    """SNR of a mixture from its parts, by the same convention (active speech power over the
+    power of the noise as added; both carry the same clipping scale, which cancels)."""
+    p_noise = float(np.mean(np.asarray(noise_added, dtype=np.float64) ** 2))
+    return 10.0 * np.log10(active_power(speech, rate) / max(p_noise, _EPS))
 
 
 def stable_seed(*parts: str | int) -> int:
