@@ -42,7 +42,9 @@ def active_mask(speech: Float32Array, rate: int) -> npt.NDArray[np.bool_]:
     energy_db = 10.0 * np.log10(np.mean(frames**2, axis=1) + _EPS)
     peak = float(np.max(energy_db))
     floor = float(np.percentile(energy_db, 10))
-    mask = (energy_db >= peak - ACTIVE_BELOW_PEAK_DB) & (energy_db >= floor + ACTIVE_ABOVE_FLOOR_DB)
+    mask: npt.NDArray[np.bool_] = (energy_db >= peak - ACTIVE_BELOW_PEAK_DB) & (
+        energy_db >= floor + ACTIVE_ABOVE_FLOOR_DB
+    )
     if not mask.any():
         mask = np.ones(n, dtype=np.bool_)
     return mask
@@ -109,7 +111,7 @@ def measured_snr_db(speech: Float32Array, noise_added: Float32Array, rate: int =
     """SNR of a mixture from its parts, by the same convention (active speech power over the
     power of the noise as added; both carry the same clipping scale, which cancels)."""
     p_noise = float(np.mean(np.asarray(noise_added, dtype=np.float64) ** 2))
-    return 10.0 * np.log10(active_power(speech, rate) / max(p_noise, _EPS))
+    return 10.0 * float(np.log10(active_power(speech, rate) / max(p_noise, _EPS)))
 
 
 def stable_seed(*parts: str | int) -> int:
