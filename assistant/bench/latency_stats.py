@@ -361,6 +361,13 @@ def analyze(
             if r["speech_end_to_action_ms"] is not None
             and (r["server_timings_ms"] or {}).get("speech_end_to_action") is not None
         ),
+        # Where the server's VAD put the end of speech, against where the voice really ended
+        # (stream positions): positive = the server thinks speech ended later.
+        "server_vad_end_offset_ms": summarize(
+            r["server_speech_end_ms"] - r["client_speech_end_ms"]
+            for r in rows
+            if r["server_speech_end_ms"] is not None
+        ),
         "accepted_speech_end_to_action_ms": summarize(
             r["speech_end_to_action_ms"] for r in rows if r["accepted"]
         ),
