@@ -107,6 +107,34 @@ def markdown(report: dict[str, Any]) -> str:
             ]
             lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
         lines.append("")
+    if runs:
+        lines += [
+            "Diagnostics (ms, P50 / P99): speech end → speech.stopped received; where the "
+            "server's VAD put speech end minus the true end; outside minus the server's own "
+            "speech_end_to_action; client frame lateness. Audio: bytes sent / received by the "
+            "server, frames it dropped.",
+            "",
+            "| variant | speech end→endpoint | VAD end offset | outside − server | frame lateness "
+            "| bytes sent / received | dropped frames | spurious utterances |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in runs:
+            m = r.get("measurements", {})
+            d = r.get("dropped_audio", {})
+
+            def pp(key: str, m: dict[str, Any] = m) -> str:
+                x = m.get(key) or {}
+                return f"{_f(x.get('p50'))} / {_f(x.get('p99'))}"
+
+            late = d.get("client_frame_lateness_ms") or {}
+            lines.append(
+                f"| {r['name']} | {pp('speech_end_to_endpoint_event_ms')} "
+                f"| {pp('server_vad_end_offset_ms')} | {pp('outside_minus_server_ms')} "
+                f"| {_f(late.get('p50'), 1)} / {_f(late.get('p99'), 1)} "
+                f"| {_f(d.get('bytes_sent'))} / {_f(d.get('server_bytes_received'))} "
+                f"| {_f(d.get('server_dropped_frames'))} | {r.get('spurious_utterances')} |"
+            )
+        lines.append("")
     for r in runs:
         eff = (r.get("server") or {}).get("effective_settings") or {}
         asr = eff.get("asr") or {}
