@@ -1,0 +1,430 @@
+"""Session stage tests: frames in, events out, with fake recognizer/dispatcher/front end/ASR.
+No sockets, no models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistant import protocol as p
+from assistant.audio.endpoint import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped
+from assistant.config import AssistantSettings, TurnDetectionSettings
+from assistant.metrics import Metrics
+from assistant.session import Session, SessionResources
+from devices.actions import ActionResult
+from intents.schema import Intent, Recognition, Slots
+
+
+def light_on(text: str) -> Intent:
+    return Intent(
+        name="light_on",
+        slots=Slots(device_ids=["kitchen_light"]),
+        confidence=1.0,
+        source="grammar",
+        reason="fake",
+        text=text,
+    )
+
+
+class FakeRecognizer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Intent | None]] = []
+        self.fail = False
+
+    def recognize(
+        self, text: str, *, language: str | None = None, context: Intent | None = None
+    ) -> Recognition:
+        self.calls.append((text, context))
+        if self.fail:
+            raise RuntimeError("secret internal detail")
+        if "light" in text.lower():
+            return Recognition(intent=light_on(text), reason="fake match")
+        return Recognition(intent=None, reason="no match")
+
+
+class FakeDispatcher:
+    def __init__(self) -> None:
+        self.gate: asyncio.Event | None = None
+        self.fail = False
+        self.dispatched: list[Intent] = []
+
+    async def dispatch(
+        self,
+        intent: Intent,
+        *,
+        on_result: Callable[[ActionResult], Any] | None = None,
+    ) -> list[ActionResult]:
+        self.dispatched.append(intent)
+        if self.fail:
+            raise RuntimeError("secret internal detail")
+        published = ActionResult(
+            device_id="kitchen_light",
+            intent=intent.name,
+            status="published",
+            topic="zigbee2mqtt/kitchen_light/set",
+            payload='{"state":"ON"}',
+            published_at=time.monotonic(),
+        )
+        if on_result is not None:
+            on_result(published)
+        if self.gate is not None:
+            await self.gate.wait()
+        return [published.model_copy(update={"status": "confirmed", "state": {"state": "on"}})]
+
+
+class FakeFrontEnd:
+    """Speech is any frame whose first sample is non-zero; 3 silent frames end the turn; a
+    pause event is produced after the first silent frame."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.frames: list[bytes] = []
+        self.silent = 0
+        self.speaking = False
+        self.cleared = 0
+        self.completed = False
+        self.block: threading.Event | None = None
+        self.pause_end: int | None = None
+
+    def _stop(self, now: float) -> SpeechStopped:
+        audio = np.frombuffer(b"".join(self.frames), dtype="<i2").astype(np.float32) / 32768
+        end = self.pause_end if self.pause_end is not None else len(self.frames)
+        self.frames = []
+        self.speaking = False
+        self.pause_end = None
+        # Like the real endpointer: the stopped audio ends where the paused audio ended.
+        return SpeechStopped(now, now, audio, "silence", 0, end)
+
+    def feed(self, pcm: bytes, now: float) -> Sequence[Any]:
+        if self.block is not None:
+            self.block.wait(5)
+        voiced = pcm[:2] != b"\x00\x00"
+        events: list[Any] = []
+        if voiced:
+            if not self.speaking:
+                self.speaking = True
+                events.append(SpeechStarted(now, 0))
+            elif self.silent:
+                events.append(SpeechResumed(now))
+                self.pause_end = None
+            self.silent = 0
+            self.frames.append(pcm)
+        elif self.speaking:
+            self.silent += 1
+            self.frames.append(pcm)
+            if self.silent == 1:
+                audio = np.zeros(len(self.frames), dtype=np.float32)
+                self.pause_end = len(self.frames)
+                events.append(SpeechPaused(now, now, audio, self.pause_end))
+            if self.silent >= 3 or self.completed:
+                events.append(self._stop(now))
+                self.completed = False
+        return events
+
+    def commit(self, now: float) -> Sequence[Any]:
+        return [self._stop(now)] if self.speaking else []
+
+    def set_complete(self, complete: bool, now: float | None = None) -> Sequence[Any]:
+        self.completed = complete
+        return []
+
+    def clear(self) -> None:
+        self.cleared += 1
+        self.frames = []
+        self.speaking = False
+        self.silent = 0
+
+
+VOICED = b"\x10\x00" * 320
+SILENT = b"\x00\x00" * 320
+
+
+class Harness:
+    def __init__(self, **overrides: Any) -> None:
+        self.events: list[Any] = []
+        self.recognizer = FakeRecognizer()
+        self.dispatcher = FakeDispatcher()
+        self.frontends: list[FakeFrontEnd] = []
+        self.transcript = "turn on the kitchen light"
+        self.asr_fail = False
+        self.asr_calls = 0
+        self.metrics = Metrics()
+        settings = AssistantSettings(audio=True).with_overrides(**overrides)
+        self.resources = SessionResources(
+            settings=settings,
+            recognizer=self.recognizer,
+            dispatcher=self.dispatcher,
+            metrics=self.metrics,
+            frontend_factory=self._frontend,
+            transcribe=self._transcribe,
+        )
+        self.session = Session(self.resources, self.events.append, session_id="s")
+        self.task: asyncio.Task[None] | None = None
+
+    def _frontend(self, rate: int, td: TurnDetectionSettings, mode: str) -> FakeFrontEnd:
+        fe = FakeFrontEnd(rate)
+        self.frontends.append(fe)
+        return fe
+
+    def _transcribe(self, audio: Any) -> str:
+        self.asr_calls += 1
+        if self.asr_fail:
+            raise RuntimeError("secret internal detail")
+        return self.transcript
+
+    async def __aenter__(self) -> Harness:
+        self.task = asyncio.create_task(self.session.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    async def until(self, pred: Callable[[], bool]) -> None:
+        """Poll: the session's state changes in worker threads as well as on the loop."""
+        async with asyncio.timeout(5.0):
+            while not pred():  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
+    async def metrics_count(self, n: int) -> None:
+        await self.until(lambda: len(self.of(p.MetricsEvent)) >= n)
+
+    def speak(self, voiced: int = 5, silent: int = 3) -> None:
+        for _ in range(voiced):
+            self.session.handle_audio(VOICED)
+        for _ in range(silent):
+            self.session.handle_audio(SILENT)
+
+
+def json_text(obj: dict[str, Any]) -> str:
+    return json.dumps(obj)
+
+
+async def test_text_utterance_event_order() -> None:
+    async with Harness() as h:
+        h.session.handle_text(json_text({"type": "text", "text": "turn on the kitchen light"}))
+        await h.metrics_count(1)
+    assert h.types() == ["transcript.final", "intent", "action", "action", "metrics"]
+    assert [e.status for e in h.of(p.ActionEvent)] == ["published", "confirmed"]
+    assert h.of(p.MetricsEvent)[0].outcome == "actions"
+    assert h.metrics.actions_total.value("confirmed") == 1
+
+
+async def test_speech_utterance_event_order_and_timings() -> None:
+    async with Harness(speculative=False) as h:
+        h.speak()
+        await h.metrics_count(1)
+    assert h.types() == [
+        "speech.started",
+        "speech.stopped",
+        "transcript.final",
+        "intent",
+        "action",
+        "action",
+        "metrics",
+    ]
+    uids = {e.utterance_id for e in h.events}
+    assert len(uids) == 1
+    timings = h.of(p.MetricsEvent)[0].timings_ms
+    for stage in ("endpoint_wait", "asr", "intent", "dispatch", "speech_end_to_action"):
+        assert getattr(timings, stage) is not None, stage
+    assert h.metrics.stage_seconds.count("asr") == 1
+    assert h.metrics.speech_end_to_action.count() == 1
+
+
+async def test_speculative_transcript_is_reused_and_partial_sent() -> None:
+    async with Harness() as h:
+        for _ in range(5):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)  # pause: speculation starts
+        await h.until(lambda: bool(h.of(p.TranscriptPartial)))
+        await h.until(lambda: h.frontends[0].completed)  # complete command: early end armed
+        h.session.handle_audio(SILENT)  # the fake ends the turn at once when complete
+        await h.metrics_count(1)
+    assert h.asr_calls == 1  # the final transcript is the speculative one
+    assert h.of(p.TranscriptFinal)[0].text == "turn on the kitchen light"
+    assert h.of(p.ActionEvent)[-1].status == "confirmed"
+
+
+async def test_speech_resumed_makes_the_speculation_stale() -> None:
+    async with Harness() as h:
+        for _ in range(5):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)  # pause -> speculation
+        await h.until(lambda: bool(h.of(p.TranscriptPartial)))
+        h.session.handle_audio(VOICED)  # resumed: stale
+        h.frontends[0].completed = False
+        h.speak(voiced=2, silent=3)
+        await h.metrics_count(1)
+    assert h.asr_calls >= 2  # the final transcription did not reuse the stale one
+    assert h.of(p.MetricsEvent)[0].outcome == "actions"
+
+
+async def test_several_utterances_and_context() -> None:
+    async with Harness(speculative=False) as h:
+        h.speak()
+        await h.metrics_count(1)
+        h.speak()
+        await h.metrics_count(2)
+    assert len({m.utterance_id for m in h.of(p.MetricsEvent)}) == 2
+    # The second recognition got the first intent as context.
+    assert h.recognizer.calls[0][1] is None
+    assert h.recognizer.calls[1][1] is not None
+
+
+async def test_full_duplex_new_utterance_while_dispatching() -> None:
+    async with Harness(speculative=False) as h:
+        h.dispatcher.gate = asyncio.Event()
+        h.speak()
+        await h.until(lambda: len(h.of(p.ActionEvent)) == 1)  # first one is dispatching
+        h.speak()
+        await h.until(lambda: len(h.of(p.ActionEvent)) == 2)  # second one reached dispatch too
+        h.dispatcher.gate.set()
+        await h.metrics_count(2)
+    assert [m.outcome for m in h.of(p.MetricsEvent)] == ["actions", "actions"]
+
+
+async def test_asr_failure_is_reported_and_the_session_goes_on() -> None:
+    async with Harness(speculative=False) as h:
+        h.asr_fail = True
+        h.speak()
+        await h.metrics_count(1)
+        h.asr_fail = False
+        h.speak()
+        await h.metrics_count(2)
+    errors = h.of(p.ErrorEvent)
+    assert [e.code for e in errors] == [p.ErrorCode.ASR_FAILED]
+    assert errors[0].utterance_id == h.of(p.MetricsEvent)[0].utterance_id
+    assert "secret" not in errors[0].message
+    assert [m.outcome for m in h.of(p.MetricsEvent)] == ["error", "actions"]
+
+
+async def test_recognizer_failure_is_reported_and_the_session_goes_on() -> None:
+    async with Harness() as h:
+        h.recognizer.fail = True
+        h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
+        await h.metrics_count(1)
+        h.recognizer.fail = False
+        h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
+        await h.metrics_count(2)
+    assert [e.code for e in h.of(p.ErrorEvent)] == [p.ErrorCode.RECOGNIZER_FAILED]
+    assert "secret" not in h.of(p.ErrorEvent)[0].message
+
+
+async def test_dispatcher_failure_is_reported() -> None:
+    async with Harness() as h:
+        h.dispatcher.fail = True
+        h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
+        await h.metrics_count(1)
+    assert [e.code for e in h.of(p.ErrorEvent)] == [p.ErrorCode.DISPATCH_FAILED]
+
+
+async def test_no_intent_and_empty_transcript() -> None:
+    async with Harness(speculative=False) as h:
+        h.session.handle_text(json_text({"type": "text", "text": "hello there"}))
+        await h.metrics_count(1)
+        h.transcript = "  "
+        h.speak()
+        await h.metrics_count(2)
+    assert [m.outcome for m in h.of(p.MetricsEvent)] == ["no_intent", "no_speech"]
+    assert h.of(p.IntentEvent)[0].intent is None
+
+
+async def test_audio_queue_drops_oldest_when_full() -> None:
+    async with Harness(**{"limits.audio_queue_frames": 4}) as h:
+        fe_block = threading.Event()
+        h.session.handle_audio(SILENT)  # creates the front end in the loop
+        await h.until(lambda: bool(h.frontends))
+        h.frontends[0].block = fe_block
+        h.session.handle_audio(SILENT)  # the loop is now stuck in this frame
+        await asyncio.sleep(0.05)
+        for _ in range(10):
+            h.session.handle_audio(SILENT)
+        assert h.metrics.audio_dropped_total.value() == 6
+        errors = h.of(p.ErrorEvent)
+        assert [e.code for e in errors] == [p.ErrorCode.AUDIO_OVERFLOW]  # throttled: once
+        fe_block.set()
+
+
+async def test_cancel_while_listening_and_while_transcribing() -> None:
+    async with Harness(speculative=False) as h:
+        for _ in range(3):
+            h.session.handle_audio(VOICED)
+        await h.until(lambda: bool(h.of(p.SpeechStarted)))
+        h.session.handle_text(json_text({"type": "cancel"}))
+        await h.metrics_count(1)
+        assert h.of(p.MetricsEvent)[0].outcome == "cancelled"
+        await h.until(lambda: h.frontends[0].cleared == 1)
+        h.speak()
+        await h.metrics_count(2)
+    assert h.of(p.MetricsEvent)[1].outcome == "actions"
+
+
+async def test_cancel_does_not_stop_a_dispatch_in_progress() -> None:
+    async with Harness() as h:
+        h.dispatcher.gate = asyncio.Event()
+        h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
+        await h.until(lambda: len(h.of(p.ActionEvent)) == 1)
+        h.session.handle_text(json_text({"type": "cancel"}))
+        await asyncio.sleep(0.05)
+        h.dispatcher.gate.set()
+        await h.metrics_count(1)
+    assert h.of(p.ActionEvent)[-1].status == "confirmed"
+    assert h.of(p.MetricsEvent)[0].outcome == "actions"
+
+
+async def test_busy_when_too_many_utterances_in_flight() -> None:
+    async with Harness(**{"limits.max_utterances_in_flight": 2}) as h:
+        h.dispatcher.gate = asyncio.Event()
+        for _ in range(3):
+            h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
+        await h.until(lambda: bool(h.of(p.ErrorEvent)))
+        h.dispatcher.gate.set()
+        await h.metrics_count(3)
+    assert [e.code for e in h.of(p.ErrorEvent)] == [p.ErrorCode.BUSY]
+    assert sorted(m.outcome for m in h.of(p.MetricsEvent)) == ["actions", "actions", "error"]
+
+
+async def test_session_update_rebuilds_the_front_end_at_the_new_rate() -> None:
+    async with Harness() as h:
+        h.session.handle_audio(SILENT)
+        await h.until(lambda: len(h.frontends) == 1)
+        h.session.handle_text(json_text({"type": "session.update", "sample_rate": 8000}))
+        h.session.handle_audio(SILENT)
+        await h.until(lambda: len(h.frontends) == 2)
+    assert [f.rate for f in h.frontends] == [16000, 8000]
+    assert isinstance(h.events[0], p.SessionUpdated)
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [(b"\x00", p.ErrorCode.ODD_LENGTH_AUDIO), (b"\x00" * 200_000, p.ErrorCode.FRAME_TOO_LARGE)],
+)
+async def test_bad_audio_frames(frame: bytes, code: p.ErrorCode) -> None:
+    async with Harness() as h:
+        h.session.handle_audio(frame)
+    assert [e.code for e in h.of(p.ErrorEvent)] == [code]
+    assert h.metrics.errors_total.value(code.value) == 1
+
+
+async def test_image_is_kept_for_the_next_utterance_only() -> None:
+    async with Harness() as h:
+        h.session.handle_text(json_text({"type": "image", "data": "aGVsbG8=", "mime": "image/png"}))
+        h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
+        await h.metrics_count(1)
+    assert h.of(p.ErrorEvent) == []
