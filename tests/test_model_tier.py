@@ -21,6 +21,7 @@ from intents.model_tier import (
     DisabledModelTier,
     ImageInput,
     ModelAnswer,
+    ModelBackend,
     ModelNoToolCallError,
     ModelTier,
     ModelTierConfigError,
@@ -46,7 +47,7 @@ def home() -> HomeConfig:
 
 @pytest.fixture
 def settings() -> ModelTierSettings:
-    return ModelTierSettings(backend="openai", url="http://127.0.0.1:9/v1")
+    return ModelTierSettings(backend=ModelBackend.OPENAI, url="http://127.0.0.1:9/v1")
 
 
 def _answer(args: dict[str, Any] | str, name: str = COMMAND_TOOL) -> ModelAnswer:
@@ -444,7 +445,7 @@ def test_prefer_local_model_failure_raises(home: HomeConfig, settings: ModelTier
 
 
 def test_model_first(home: HomeConfig) -> None:
-    s = ModelTierSettings(url="http://x/v1", policy="model_first")
+    s = ModelTierSettings(url="http://x/v1", policy=ModelTierPolicy.MODEL_FIRST)
     tier = _ScriptedTier(s, _FAN, _NONE, ModelTierTimeout("slow"), _NONE)
     rec = tier.route("t", _grammar(1.0), config=home)
     assert rec.intent is not None and rec.intent.name == "fan_on"
@@ -460,7 +461,7 @@ def test_policy_off_and_per_call_override(home: HomeConfig, settings: ModelTierS
     tier = _ScriptedTier(settings, _FAN)
     rec = tier.route("t", _grammar(0.2), config=home, policy=ModelTierPolicy.OFF)
     assert rec.intent is not None and rec.intent.source == "grammar" and tier.calls == 0
-    off = build_model_tier(ModelTierSettings(policy="off"))
+    off = build_model_tier(ModelTierSettings(policy=ModelTierPolicy.OFF))
     assert off.route("t", None, config=home).intent is None
     assert off.recognize("t", config=home).intent is None
 
@@ -481,5 +482,5 @@ def test_wants_model(home: HomeConfig, settings: ModelTierSettings) -> None:
     assert tier.wants_model(_grammar(1.0), config=home, images=[img])
     assert tier.wants_model(_grammar(1.0), config=home, policy=ModelTierPolicy.MODEL_FIRST)
     assert not tier.wants_model(None, config=home, policy=ModelTierPolicy.OFF)
-    off = build_model_tier(ModelTierSettings(policy="off"))
+    off = build_model_tier(ModelTierSettings(policy=ModelTierPolicy.OFF))
     assert not off.wants_model(None, config=home, policy=ModelTierPolicy.MODEL_FIRST)

@@ -20,6 +20,7 @@ from devices.registry import HomeConfig, load_demo_config
 from intents.model_tier import (
     COMMAND_TOOL,
     ImageInput,
+    ModelBackend,
     ModelNoToolCallError,
     ModelTierCancelled,
     ModelTierConfigError,
@@ -119,7 +120,7 @@ def home() -> HomeConfig:
 
 def _tier(fake: FakeServer, **kw: Any) -> OpenAIModelTier:
     kw.setdefault("timeout_s", 5)
-    s = ModelTierSettings(backend="openai", url=fake.url, model="test-model", **kw)
+    s = ModelTierSettings(backend=ModelBackend.OPENAI, url=fake.url, model="test-model", **kw)
     tier = build_model_tier(s)
     assert isinstance(tier, OpenAIModelTier)
     return tier
@@ -156,14 +157,17 @@ def _stream_events(
     args: dict[str, Any], *, reasoning: str = "", reasoning_key: str = "reasoning_content"
 ) -> list[str]:
     """Chunks as vLLM streams them: role, reasoning pieces, the call name, argument pieces."""
-    chunk: Callable[[dict[str, Any], str | None], str] = lambda delta, fin=None: json.dumps(  # noqa: E731
-        {
-            "id": "c1",
-            "object": "chat.completion.chunk",
-            "model": "served-model",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": fin}],
-        }
-    )
+
+    def chunk(delta: dict[str, Any], fin: str | None) -> str:
+        return json.dumps(
+            {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "model": "served-model",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": fin}],
+            }
+        )
+
     events = [chunk({"role": "assistant", "content": ""}, None)]
     for word in reasoning.split(" ") if reasoning else []:
         events.append(chunk({reasoning_key: word + " "}, None))

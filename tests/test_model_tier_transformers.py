@@ -30,11 +30,13 @@ transformers = pytest.importorskip("transformers")
 from devices.registry import HomeConfig, load_demo_config  # noqa: E402
 from intents.model_tier import (  # noqa: E402
     ImageInput,
+    ModelBackend,
     ModelNoToolCallError,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierInputError,
     ModelTierLoadError,
+    ModelTierPolicy,
     ModelTierSettings,
     ModelTierTimeout,
     build_model_tier,
@@ -83,10 +85,10 @@ def _tokenizer(template: str) -> Any:
     ]
     # The prompt's own text in the corpus keeps prompts short (fast tests on 2 cores).
     home = load_demo_config()
-    settings = ModelTierSettings(policy="off")
+    settings = ModelTierSettings(policy=ModelTierPolicy.OFF)
     corpus.append(system_prompt(home, settings, language="en", context=None, tools_in_prompt=True))
     tok.train_from_iterator(corpus * 5, trainer)
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|pad|>"
     )
     fast.chat_template = template
@@ -164,7 +166,7 @@ def vision_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
     )
     # 32/8 = 4x4 patches + the CLS token that the "default" strategy drops again.
-    LlavaProcessor(
+    LlavaProcessor(  # type: ignore[no-untyped-call]
         image_processor=images,
         tokenizer=tok,
         patch_size=8,
@@ -184,7 +186,7 @@ def home() -> HomeConfig:
 def text_tier(text_model_dir: Path) -> Iterator[TransformersModelTier]:
     tier = build_model_tier(
         ModelTierSettings(
-            backend="transformers",
+            backend=ModelBackend.TRANSFORMERS,
             path=str(text_model_dir),
             max_tokens=24,
             timeout_s=30,
@@ -201,7 +203,7 @@ def text_tier(text_model_dir: Path) -> Iterator[TransformersModelTier]:
 def vision_tier(vision_model_dir: Path) -> Iterator[TransformersModelTier]:
     tier = build_model_tier(
         ModelTierSettings(
-            backend="transformers",
+            backend=ModelBackend.TRANSFORMERS,
             path=str(vision_model_dir),
             max_tokens=16,
             timeout_s=30,
@@ -244,7 +246,10 @@ def test_chat_template_renders_tools(text_tier: TransformersModelTier, home: Hom
 def test_enable_thinking_reaches_template(text_model_dir: Path, home: HomeConfig) -> None:
     tier = TransformersModelTier(
         ModelTierSettings(
-            backend="transformers", path=str(text_model_dir), enable_thinking=False, device="cpu"
+            backend=ModelBackend.TRANSFORMERS,
+            path=str(text_model_dir),
+            enable_thinking=False,
+            device="cpu",
         )
     )
     tier.load()
@@ -325,7 +330,7 @@ def test_images_refused_by_text_model(text_tier: TransformersModelTier, home: Ho
 def test_timeout_and_cancel(text_model_dir: Path, home: HomeConfig) -> None:
     tier = TransformersModelTier(
         ModelTierSettings(
-            backend="transformers",
+            backend=ModelBackend.TRANSFORMERS,
             path=str(text_model_dir),
             max_tokens=500,
             timeout_s=0.001,
@@ -346,7 +351,7 @@ def test_timeout_and_cancel(text_model_dir: Path, home: HomeConfig) -> None:
 
 def test_hub_name_is_not_downloaded(home: HomeConfig) -> None:
     tier = build_model_tier(
-        ModelTierSettings(backend="transformers", path="Qwen/Qwen2.5-0.5B-Instruct")
+        ModelTierSettings(backend=ModelBackend.TRANSFORMERS, path="Qwen/Qwen2.5-0.5B-Instruct")
     )
     with pytest.raises(ModelTierConfigError, match="not a folder"):
         tier.recognize("x", config=home)
@@ -354,7 +359,9 @@ def test_hub_name_is_not_downloaded(home: HomeConfig) -> None:
 
 def test_incomplete_folder(tmp_path: Path, text_model_dir: Path, home: HomeConfig) -> None:
     with pytest.raises(ModelTierLoadError):
-        TransformersModelTier(ModelTierSettings(backend="transformers", path=str(tmp_path))).load()
+        TransformersModelTier(
+            ModelTierSettings(backend=ModelBackend.TRANSFORMERS, path=str(tmp_path))
+        ).load()
     # Weights and tokenizer but no chat template.
     for f in text_model_dir.iterdir():
         if f.name != "tokenizer_config.json" and f.name != "chat_template.jinja":
@@ -364,7 +371,9 @@ def test_incomplete_folder(tmp_path: Path, text_model_dir: Path, home: HomeConfi
     tok.save_pretrained(tmp_path)
     (tmp_path / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(ModelTierLoadError, match="chat template"):
-        TransformersModelTier(ModelTierSettings(backend="transformers", path=str(tmp_path))).load()
+        TransformersModelTier(
+            ModelTierSettings(backend=ModelBackend.TRANSFORMERS, path=str(tmp_path))
+        ).load()
 
 
 # -- image-text model --------------------------------------------------------------------------
@@ -390,7 +399,7 @@ def test_vision_generation_with_image_is_rejected(
         seen["images"] = images
         return real(prompt, images, *a)
 
-    vision_tier._generate = spy  # type: ignore[method-assign]
+    vision_tier._generate = spy  # type: ignore[method-assign,assignment]
     try:
         try:
             rec = vision_tier.recognize("is the garage door open?", config=home, images=[_png()])
@@ -420,7 +429,7 @@ def test_vision_parses_valid_answer(
 def test_prefix_cache_gives_the_same_output(text_model_dir: Path, home: HomeConfig) -> None:
     def tier(cached: bool) -> TransformersModelTier:
         s = ModelTierSettings(
-            backend="transformers",
+            backend=ModelBackend.TRANSFORMERS,
             path=str(text_model_dir),
             max_tokens=6,
             device="cpu",
