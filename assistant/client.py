@@ -382,7 +382,10 @@ class HearthClient:
             first = await asyncio.wait_for(self._recv(), self.open_timeout)
         except TimeoutError:
             await self.close()
-            raise HearthConnectionError(f"{self.url}: no session.created from server") from None
+            hint = "" if self.token else " (does it require a token? use --token)"
+            raise HearthConnectionError(
+                f"{self.url}: no session.created from the server{hint}"
+            ) from None
         if first is None:
             raise HearthConnectionError(f"{self.url}: {self._closed_reason()}")
         if isinstance(first, ErrorEvent):

@@ -30,7 +30,7 @@ from assistant.client import (
     UtteranceTracker,
     read_wav,
 )
-from assistant.protocol import SUPPORTED_SAMPLE_RATES
+from assistant.protocol import SUPPORTED_SAMPLE_RATES, ErrorCode
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -123,6 +123,14 @@ def _verdict(utterances: list[Utterance]) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _server_error(e: HearthServerError) -> int:
+    if e.event.code == ErrorCode.UNAUTHORIZED:
+        _error(f"server error {e} (check --token)")
+        return EXIT_UNAVAILABLE  # could not start, like a refused handshake
+    _error(f"server error {e}")
+    return EXIT_FAILED
+
+
 # -- commands ------------------------------------------------------------------------------
 
 
@@ -141,8 +149,7 @@ async def _say_async(args: argparse.Namespace) -> int:
         _error(f"timed out after {args.timeout:g} s waiting for the server")
         return EXIT_TIMEOUT
     except HearthServerError as e:
-        _error(f"server error {e}")
-        return EXIT_FAILED
+        return _server_error(e)
     except HearthClientError as e:
         _error(str(e))
         return EXIT_UNAVAILABLE
@@ -172,8 +179,7 @@ async def _stream_async(args: argparse.Namespace) -> int:
         _error(f"timed out after {timeout_s:g} s waiting for the server")
         return EXIT_TIMEOUT
     except HearthServerError as e:
-        _error(f"server error {e}")
-        return EXIT_FAILED
+        return _server_error(e)
     except HearthClientError as e:
         _error(str(e))
         return EXIT_UNAVAILABLE
@@ -268,8 +274,7 @@ async def _listen_stream(
             _error(f"listening at {rate} Hz{until}")
             tracker = await client.collect(send_microphone(client), on_event=print_event)
     except HearthServerError as e:
-        _error(f"server error {e}")
-        return EXIT_FAILED
+        return _server_error(e)
     except HearthClientError as e:
         _error(str(e))
         return EXIT_UNAVAILABLE

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 import urllib.request
@@ -55,6 +56,7 @@ def chromium_flags(user_data_dir: Path, fake_audio: Path | None) -> list[str]:
         "--headless",
         "--no-sandbox",  # containers and CI runners lack the user namespaces it needs
         "--disable-gpu",
+        "--disable-dev-shm-usage",  # CI containers often have a 64 MB /dev/shm
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
@@ -184,13 +186,30 @@ class Page:
         return path
 
 
+async def stop_process_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM Chromium's process group (browser, renderers, GPU and audio helpers), wait for
+    the browser, then SIGKILL whatever of the group is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(10):
+            await proc.wait()
+    except TimeoutError:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
 @contextlib.asynccontextmanager
 async def chromium(fake_audio: Path | None = None) -> AsyncIterator[Cdp]:
     """Start headless Chromium with an empty profile; yield a connected :class:`Cdp`."""
     exe = find_chromium()
     if exe is None:
         raise RuntimeError("chromium is not installed")
-    with tempfile.TemporaryDirectory(prefix="hearth-chromium-") as tmp:
+    # Renderer processes may still be writing to the profile for a moment after the browser
+    # exits; a leftover file in a tmp dir must not fail the test.
+    with tempfile.TemporaryDirectory(prefix="hearth-chromium-", ignore_cleanup_errors=True) as tmp:
         profile = Path(tmp)
         proc = await asyncio.create_subprocess_exec(
             exe,
@@ -199,6 +218,7 @@ async def chromium(fake_audio: Path | None = None) -> AsyncIterator[Cdp]:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: renderers end with it
         )
         try:
             port_file = profile / "DevToolsActivePort"
@@ -219,14 +239,7 @@ async def chromium(fake_audio: Path | None = None) -> AsyncIterator[Cdp]:
             finally:
                 await cdp.close()
         finally:
-            if proc.returncode is None:
-                proc.terminate()
-                try:
-                    async with asyncio.timeout(10):
-                        await proc.wait()
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await stop_process_group(proc)
 
 
 async def open_page(cdp: Cdp, url: str) -> Page:
@@ -439,3 +452,20 @@ async def test_worklet_resamples_to_16k(
     # 11 kHz cannot be represented at 16 kHz; without the low-pass it would alias to 5 kHz
     # at full level. The filter must remove it (at least 30 dB down).
     assert above_nyquist["rms"] < speech_band["rms"] * 10 ** (-30 / 20), above_nyquist
+
+
+async def test_page_token(text_server_factory: Callable[..., ServerThread]) -> None:
+    server = text_server_factory(token="s3cret")
+    async with chromium() as cdp:
+        page = await open_page(cdp, server.http_url)
+        try:
+            status = await page.wait_for(
+                "hearthPage.wsState === 'closed' && document.getElementById('conn').textContent",
+                timeout_s=30,
+            )
+            assert "token required" in status.lower()
+            page = await open_page(cdp, server.http_url + "?token=s3cret")
+            await page.wait_for("hearthPage.sessionId", timeout_s=30)
+        except (TimeoutError, AssertionError) as e:
+            raise AssertionError(f"{e}\n{await describe_failure(page)}") from None
+        assert await page.evaluate("hearthPage.wsState") == "open"

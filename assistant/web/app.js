@@ -98,6 +98,12 @@
     sock.onclose = (e) => {
       if (ws !== sock) return;
       ws = null;
+      if (page.lastError && page.lastError.startsWith("unauthorized")) {
+        // Retrying cannot help until the user supplies a token.
+        setConn("closed", "Access token required: open this page with ?token=…");
+        if (mic) stopMic();
+        return;
+      }
       const why = e.reason ? `: ${e.reason}` : "";
       setConn("closed", `Disconnected${why} — retrying`);
       setTimeout(connect, reconnectMs);
