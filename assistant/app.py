@@ -111,6 +111,7 @@ class Hearth:
             transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
             vad_executor=self._vad_executor,
             asr_executor=self._asr_executor,
+            confirmation_window_s=self.config.security.confirmation_window_s,
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)

@@ -101,7 +101,11 @@ class RecognizerLike(Protocol):
 
 class DispatcherLike(Protocol):
     async def dispatch(
-        self, intent: Intent, *, on_result: Callable[[ActionResult], None] | None = None
+        self,
+        intent: Intent,
+        *,
+        on_result: Callable[[ActionResult], None] | None = None,
+        confirmed: bool = False,
     ) -> list[ActionResult]: ...
 
 
@@ -148,6 +152,8 @@ class SessionResources:
     #: Runs ASR; sized to the model's useful parallelism. None: the default executor.
     asr_executor: Executor | None = None
     asr_load: AsrLoad = field(default_factory=AsrLoad)
+    #: How long a sensitive action waits for "yes" / ``confirm`` (security config).
+    confirmation_window_s: float = 10.0
 
 
 # -- per-utterance state -------------------------------------------------------------------
@@ -232,6 +238,8 @@ class Session:
         self._current: _Utterance | None = None  # utterance being heard
         self._inflight: dict[str, _Utterance] = {}
         self._last_intent: Intent | None = None
+        #: A sensitive intent refused for want of confirmation, and its deadline.
+        self._pending: tuple[Intent, float] | None = None
         self._image: ImageInput | None = None
         self._samples_in = 0  # input-rate samples fed to the front end
         self._rate_in_effect = self.config.sample_rate
@@ -591,9 +599,25 @@ class Session:
         )
         await self._dispatch(utt, intent)
 
+    def _take_pending(self) -> Intent | None:
+        pending, self._pending = self._pending, None
+        if pending is None or self._clock() > pending[1]:
+            return None
+        return pending[0]
+
     async def _dispatch(self, utt: _Utterance, intent: Intent) -> None:
         utt.stage = "dispatch"
         t0 = self._clock()
+        confirmed = False
+        withdrawn: Intent | None = None
+        if intent.name == "confirm":
+            # "yes" (spoken or a confirm message) carries out the sensitive action that was
+            # waiting for it, if it is still within the confirmation window.
+            pending = self._take_pending()
+            if pending is not None:
+                intent, confirmed = pending, True
+        elif intent.name == "cancel":
+            withdrawn = self._take_pending()
         sent: set[tuple[str | None, str]] = set()
         first_ack: list[float] = []
 
@@ -618,8 +642,20 @@ class Session:
                 )
             )
 
+        if withdrawn is not None:
+            on_result(
+                ActionResult(
+                    device_id=None,
+                    intent=withdrawn.name,
+                    status="rejected",
+                    detail="cancelled before confirmation; nothing was done",
+                )
+            )
+            raise _Done("actions")
         try:
-            results = await self._res.dispatcher.dispatch(intent, on_result=on_result)
+            results = await self._res.dispatcher.dispatch(
+                intent, on_result=on_result, confirmed=confirmed
+            )
         except Exception as e:
             logger.exception("session %s: dispatch failed on %s", self.id, utt.id)
             raise _StageError(
@@ -627,6 +663,8 @@ class Session:
             ) from e
         for r in results:
             on_result(r)  # finals the callback did not see (dedup by device and status)
+        if any(r.extra.get("needs_confirmation") for r in results):
+            self._pending = (intent, self._clock() + self._res.confirmation_window_s)
         if not any(r.final for r in results):
             on_result(
                 ActionResult(

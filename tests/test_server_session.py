@@ -46,6 +46,9 @@ class FakeRecognizer:
             raise RuntimeError("secret internal detail")
         if "light" in text.lower():
             return Recognition(intent=light_on(text), reason="fake match")
+        if "unlock" in text.lower():
+            intent = light_on(text).model_copy(update={"name": "unlock"})
+            return Recognition(intent=intent, reason="fake match")
         return Recognition(intent=None, reason="no match")
 
 
@@ -60,8 +63,22 @@ class FakeDispatcher:
         intent: Intent,
         *,
         on_result: Callable[[ActionResult], Any] | None = None,
+        confirmed: bool = False,
     ) -> list[ActionResult]:
         self.dispatched.append(intent)
+        if intent.name == "unlock" and not confirmed:
+            refused = ActionResult(
+                device_id="front_door_lock",
+                intent="unlock",
+                status="rejected",
+                detail="sensitive action needs an explicit confirmation",
+                extra={"needs_confirmation": True},
+            )
+            if on_result is not None:
+                on_result(refused)
+            return [refused]
+        if intent.name in ("confirm", "cancel"):
+            return []
         if self.fail:
             raise RuntimeError("secret internal detail")
         published = ActionResult(
@@ -428,3 +445,33 @@ async def test_image_is_kept_for_the_next_utterance_only() -> None:
         h.session.handle_text(json_text({"type": "text", "text": "turn on the light"}))
         await h.metrics_count(1)
     assert h.of(p.ErrorEvent) == []
+
+
+async def test_sensitive_action_waits_for_confirm() -> None:
+    async with Harness() as h:
+        h.session.handle_text(json_text({"type": "text", "text": "unlock the front door"}))
+        await h.metrics_count(1)
+        assert h.of(p.ActionEvent)[-1].status == "rejected"
+        h.session.handle_text(json_text({"type": "confirm"}))
+        await h.metrics_count(2)
+        h.session.handle_text(json_text({"type": "confirm"}))  # nothing pending any more
+        await h.metrics_count(3)
+    actions = h.of(p.ActionEvent)
+    assert [(a.intent, a.status) for a in actions if a.final] == [
+        ("unlock", "rejected"),
+        ("unlock", "confirmed"),
+        ("confirm", "rejected"),
+    ]
+    assert [i.name for i in h.dispatcher.dispatched] == ["unlock", "unlock", "confirm"]
+
+
+async def test_confirm_refused_withdraws_the_pending_action() -> None:
+    async with Harness() as h:
+        h.session.handle_text(json_text({"type": "text", "text": "unlock the front door"}))
+        await h.metrics_count(1)
+        h.session.handle_text(json_text({"type": "confirm", "accept": False}))
+        await h.metrics_count(2)
+        h.session.handle_text(json_text({"type": "confirm"}))
+        await h.metrics_count(3)
+    assert [i.name for i in h.dispatcher.dispatched] == ["unlock", "confirm"]
+    assert h.of(p.ActionEvent)[1].detail.startswith("cancelled")
