@@ -43,6 +43,8 @@ OPENING_INTENTS: frozenset[str] = frozenset(
 )
 #: Intents that act on nothing.
 NO_OP_INTENTS: frozenset[str] = frozenset({IntentName.CANCEL, IntentName.CONFIRM})
+#: Detail of the rejection that asks for a "yes" (``extra["needs_confirmation"]`` is True).
+NEEDS_CONFIRMATION = "sensitive action needs an explicit confirmation"
 _BUILTIN: frozenset[str] = frozenset(i.value for i in IntentName)
 
 
@@ -224,7 +226,7 @@ class Dispatcher:
                 f"got {intent.confidence:.2f}"
             )
         if sensitive and sec.require_confirmation and not confirmed:
-            return "sensitive action needs an explicit confirmation"
+            return NEEDS_CONFIRMATION
         return None
 
     # -- dispatch ------------------------------------------------------------------------
@@ -345,7 +347,7 @@ class Dispatcher:
         if refusal is not None:
             if sensitive:
                 extra["sensitive"] = True
-                extra["needs_confirmation"] = refusal.endswith("confirmation")
+                extra["needs_confirmation"] = refusal == NEEDS_CONFIRMATION
             return await emit.final(
                 self._result(device_id, intent, "rejected", refusal, extra=extra)
             )
@@ -487,6 +489,9 @@ class Dispatcher:
         sensitive = self.is_sensitive(intent)
         refusal = self._policy(intent, sensitive, confirmed)
         if refusal is not None:
+            if sensitive:
+                extra["sensitive"] = True
+                extra["needs_confirmation"] = refusal == NEEDS_CONFIRMATION
             return await emit.final(self._result(None, intent, "rejected", refusal, extra=extra))
         values: dict[str, Any] = {**intent.slots.custom, "text": intent.text}
         try:
