@@ -363,7 +363,7 @@ class HearthClient:
             raise HearthConnectionError(f"invalid server URL {self.url!r}: {e}") from None
         except InvalidStatus as e:
             status = e.response.status_code
-            hint = " (check --token)" if status in (401, 403) else ""
+            hint = " (check the token)" if status in (401, 403) else ""
             raise HearthConnectionError(
                 f"{self.url} refused the WebSocket connection: HTTP {status}{hint}"
             ) from None
@@ -382,7 +382,7 @@ class HearthClient:
             first = await asyncio.wait_for(self._recv(), self.open_timeout)
         except TimeoutError:
             await self.close()
-            hint = "" if self.token else " (does it require a token? use --token)"
+            hint = "" if self.token else " (does it require a token?)"
             raise HearthConnectionError(
                 f"{self.url}: no session.created from the server{hint}"
             ) from None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import wave
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from assistant.cli import main
 from assistant.client import (
@@ -21,7 +23,7 @@ from assistant.client import (
     decode_event,
     read_wav,
 )
-from assistant.client_cli import EXIT_UNAVAILABLE
+from assistant.client_cli import EXIT_TIMEOUT, EXIT_UNAVAILABLE
 from assistant.protocol import (
     ActionEvent,
     ErrorCode,
@@ -261,3 +263,27 @@ def test_event_json_lines_are_utf8() -> None:
     )
     line = json.dumps(event.to_dict(), ensure_ascii=False)
     assert "把客厅灯打开" in line
+
+
+async def _silent_server(ws: ServerConnection) -> None:
+    """Says hello, then never answers (a stuck server)."""
+    await ws.send(_session_created(silence_ms=500).to_json())
+    async for _ in ws:
+        pass
+
+
+@pytest.mark.parametrize("command", ["say", "stream"])
+async def test_cli_timeout(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = _write_wav(tmp_path / "a.wav", 16000, 1, bytes(3200))
+    async with serve(_silent_server, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        arg = "turn on the kitchen light" if command == "say" else str(wav)
+        argv = [command, arg, "--url", f"ws://127.0.0.1:{port}", "--timeout", "1"]
+        # The CLI runs its own event loop: run it in a thread while this loop serves.
+        rc = await asyncio.to_thread(main, argv)
+    out, err = capsys.readouterr()
+    assert rc == EXIT_TIMEOUT == 3
+    assert json.loads(out.splitlines()[0])["type"] == "session.created"
+    assert "timed out after 1 s" in err

@@ -104,7 +104,7 @@ def test_say_with_token(
     rc = main(["say", "turn off the kitchen light", "--url", server.url, "--token", "wrong"])
     _, err = capsys.readouterr()
     assert rc == EXIT_UNAVAILABLE
-    assert "HTTP 401" in err and "--token" in err
+    assert "HTTP 401" in err and "token" in err
     rc = main(["say", "turn off the kitchen light", "--url", server.url, "--token", "s3cret"])
     out, err = capsys.readouterr()
     assert rc == EXIT_OK, err
