@@ -286,12 +286,13 @@ def _load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def run_language(data_dir: Path, language: str) -> dict[str, Any]:
+def run_language(data_dir: Path, language: str, *, hearth_templates: bool = True
+                 ) -> dict[str, Any]:
     """Benchmark one language folder (``en``, ``zh-cn``); returns the JSON-able report."""
     lang_dir = data_dir / language
     fixture = _load(lang_dir / "_fixtures.yaml")
     base = build_fixture(fixture)
-    base_rec = Recognizer(base.config)
+    base_rec = Recognizer(base.config, hearth_templates=hearth_templates)
     files: dict[str, FileStats] = {}
     failures: list[dict[str, Any]] = []
     wrong: list[dict[str, Any]] = []
@@ -308,7 +309,7 @@ def run_language(data_dir: Path, language: str) -> dict[str, Any]:
         fx, rec = base, base_rec
         if folder_intent and (doc.get("entities") or doc.get("areas")):
             fx = build_fixture(fixture, doc)
-            rec = Recognizer(fx.config)
+            rec = Recognizer(fx.config, hearth_templates=hearth_templates)
         stats = files.setdefault(rel, FileStats())
         scope = _in_scope(rel)
         for test in doc.get("tests") or []:
@@ -351,6 +352,7 @@ def run_language(data_dir: Path, language: str) -> dict[str, Any]:
     correct = sum(s.correct for s in files.values())
     return {
         "language": language,
+        "hearth_templates": hearth_templates,
         "sentences_run": n_sentences,
         "scored": scored,
         "correct": correct,
@@ -388,7 +390,8 @@ def markdown(reports: list[dict[str, Any]]) -> str:
              "|---|---:|---:|---:|---:|---:|"]
     for r in reports:
         acc = "n/a" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f} %"
-        lines.append(f"| {r['language']} | {r['scored']} | {r['correct']} | {acc} | "
+        label = r["language"] + ("" if r.get("hearth_templates", True) else " (HA data only)")
+        lines.append(f"| {label} | {r['scored']} | {r['correct']} | {acc} | "
                      f"{r['wrong_device_actions']} | {r['sentences_run']} |")
     for r in reports:
         lines += ["", f"### {r['language']} per file", "",
@@ -405,6 +408,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated test folders (default: en,zh-cn)")
     parser.add_argument("--data", default=str(DEFAULT_DATA),
                         help="home-assistant-intents tests directory")
+    parser.add_argument("--no-hearth-templates", action="store_true",
+                        help="ablation: only the home-assistant-intents sentence data")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -418,7 +423,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"error: no test data for {', '.join(missing)} under {data}", file=sys.stderr)
         return 2
-    reports = [run_language(data, lang) for lang in langs]
+    ours = not getattr(args, "no_hearth_templates", False)
+    reports = [run_language(data, lang, hearth_templates=ours) for lang in langs]
     out.mkdir(parents=True, exist_ok=True)
     (out / "text_intents.json").write_text(
         json.dumps({"data": str(data), "languages": reports}, ensure_ascii=False, indent=2),

@@ -72,15 +72,15 @@ def merge_sentence_data(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[
     return out
 
 
-def load_language(language: str) -> Intents:
+def load_language(language: str, *, hearth_templates: bool = True) -> Intents:
     """Home Assistant's sentences for ``language`` (package spelling) plus ours when we ship
-    any. Raises ``ValueError`` when the package has no data for it."""
+    any (and ``hearth_templates``). Raises ``ValueError`` when the package has no data."""
     from home_assistant_intents import get_intents
 
     data = get_intents(language)
     if data is None:
         raise ValueError(f"home-assistant-intents has no data for {language!r}")
-    ours = _ours_for(language)
+    ours = _ours_for(language) if hearth_templates else None
     if ours is not None:
         for body in (ours.get("intents") or {}).values():
             for block in body["data"]:
@@ -132,8 +132,9 @@ def build_slot_lists(config: HomeConfig) -> dict[str, SlotList]:
 class GrammarTier:
     """Matches text against the sentence data of one home. Thread-safe."""
 
-    def __init__(self, config: HomeConfig) -> None:
+    def __init__(self, config: HomeConfig, *, hearth_templates: bool = True) -> None:
         self._config = config
+        self._hearth_templates = hearth_templates
         self._lists = build_slot_lists(config)
         self._area_names = {a.id: a.name for a in config.areas}
         self._lock = threading.Lock()
@@ -145,7 +146,7 @@ class GrammarTier:
             found = self._intents.get(language)
             if found is None:
                 _LOGGER.debug("loading sentence data for %s", language)
-                found = load_language(language)
+                found = load_language(language, hearth_templates=self._hearth_templates)
                 self._intents[language] = found
             return found
 

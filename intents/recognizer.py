@@ -74,11 +74,17 @@ class Recognizer:
     """Recognizes intents for one home. See the module docstring for the tiers."""
 
     def __init__(
-        self, config: HomeConfig, *, custom_intent_files: Sequence[str | Path] = ()
+        self,
+        config: HomeConfig,
+        *,
+        custom_intent_files: Sequence[str | Path] = (),
+        hearth_templates: bool = True,
     ) -> None:
+        """``hearth_templates=False`` leaves out Hearth's own sentence templates (only the
+        home-assistant-intents data): for measuring what they add, not for production."""
         self.config = config
         self._resolver = Resolver(config)
-        self._grammar = GrammarTier(config)
+        self._grammar = GrammarTier(config, hearth_templates=hearth_templates)
         self._custom_files: list[CustomIntentFile] = [
             load_custom_intents(p) for p in [*config.custom_intents, *custom_intent_files]
         ]
