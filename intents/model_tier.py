@@ -75,6 +75,7 @@ SENSITIVE_MARGIN = 0.05
 DEFAULT_MAX_IMAGE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_IMAGES = 4
 MAX_REASON_CHARS = 300
+MAX_PARSED_CHARS = 32 * 1024  # of model text searched for a function call
 
 COMMAND_TOOL = "hearth_command"
 NO_ACTION_TOOL = "no_action"
@@ -559,7 +560,8 @@ def system_prompt(
     its name and slots only — never from its text — so nothing the user said reaches it."""
     ctx = ""
     if context is not None:
-        slots = context.slots.model_dump(exclude_defaults=True, mode="json")
+        # Custom slots may hold wildcard text the user spoke: keep them out of the system turn.
+        slots = context.slots.model_dump(exclude_defaults=True, exclude={"custom"}, mode="json")
         ctx = (
             "\nThe previous command was "
             + json.dumps({"intent": context.name, **slots})
@@ -643,6 +645,8 @@ def parse_tool_calls_from_text(text: str) -> tuple[ToolCall, ...]:
     """Function calls written as text: ``<tool_call>{json}</tool_call>`` (Qwen, Hermes), or bare
     JSON objects with ``name`` and ``arguments``/``parameters``, or a bare ``hearth_command``
     argument object (has ``intent``). Returns ``()`` when there is none."""
+    # raw_decode from every "{" is quadratic on hostile text; a function call is short.
+    text = text[:MAX_PARSED_CHARS]
     chunks = _TOOL_CALL_TAG.findall(text) or [text]
     calls: list[ToolCall] = []
     decoder = json.JSONDecoder()
