@@ -9,7 +9,14 @@ import pytest
 
 from devices.actions import AdapterError, Command
 from devices.adapters import ADAPTERS, adapter_for, homeassistant, shelly, tasmota, zigbee2mqtt
-from devices.registry import AdapterName, Device, HomeConfig, MqttSettings, load_demo_config
+from devices.registry import (
+    AdapterName,
+    Device,
+    DeviceKind,
+    HomeConfig,
+    MqttSettings,
+    load_demo_config,
+)
 from intents.schema import Intent, Slots
 
 SETTINGS = MqttSettings()
@@ -367,8 +374,8 @@ def test_homeassistant_custom_payloads_and_json_schema() -> None:
     lock = Device(
         id="back_door",
         name="back door",
-        kind="lock",
-        adapter="homeassistant",
+        kind=DeviceKind.LOCK,
+        adapter=AdapterName.HOMEASSISTANT,
         topics={"command_topic": "b/set", "state_topic": "b/state"},
         payloads={"payload_unlock": "open-sesame", "state_unlocked": "UNLATCHED"},
     )
@@ -381,8 +388,8 @@ def test_homeassistant_custom_payloads_and_json_schema() -> None:
     bulb = Device(
         id="bulb",
         name="bulb",
-        kind="light",
-        adapter="homeassistant",
+        kind=DeviceKind.LIGHT,
+        adapter=AdapterName.HOMEASSISTANT,
         topics={"command_topic": "bulb/set", "state_topic": "bulb"},
         payloads={"schema": "json"},
     )

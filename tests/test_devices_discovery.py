@@ -107,7 +107,7 @@ async def _publish_configs(url: str, configs: dict[str, dict[str, Any]]) -> None
     await pub.close()
 
 
-CONFIGS = {
+CONFIGS: dict[str, dict[str, Any]] = {
     "homeassistant/light/porch/light/config": LIGHT,
     "homeassistant/cover/garage/config": GARAGE,
     "homeassistant/light/desk_bulb/config": Z2M_LIGHT,
@@ -136,11 +136,12 @@ async def test_discover_from_broker_and_drive_the_devices(mosquitto: Mosquitto) 
     dispatcher = Dispatcher(cfg, hearth)
     await dispatcher.start()
     try:
-        for name, device, slots in [
+        cases: list[tuple[str, str, dict[str, Any]]] = [
             ("light_set", "porch_light_01", {"brightness": 30}),
             ("light_set", "desk_bulb", {"brightness": 60}),
             ("cover_close", "garage", {}),
-        ]:
+        ]
+        for name, device, slots in cases:
             i = Intent(
                 name=name,
                 slots=Slots(device_ids=[device], **slots),
