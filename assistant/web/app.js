@@ -151,7 +151,18 @@
       });
       node.port.onmessage = (e) => onFrame(e.data);
       source.connect(node);
-      if (ctx.state === "suspended") await ctx.resume();
+      if (ctx.state !== "running") {
+        // Without a user gesture (autostart) the browser may keep the context suspended, and
+        // resume() then stays pending until a click: do not wait for it forever.
+        await Promise.race([ctx.resume(), new Promise((r) => setTimeout(r, 1000))]);
+      }
+      if (ctx.state !== "running") {
+        stream.getTracks().forEach((t) => t.stop());
+        ctx.close();
+        page.micState = "off";
+        setSpeech("idle", "Press the microphone button to start");
+        return;
+      }
       mic = { ctx, stream, node };
       page.captureRate = ctx.sampleRate;
       page.micState = "on";
