@@ -45,7 +45,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -1071,6 +1071,62 @@ class DisabledModelTier(ModelTier):
             policy=ModelTierPolicy.OFF,
             cancel=cancel,
         )
+
+
+class GrammarRecognizer(Protocol):
+    """What :class:`TieredRecognizer` needs from ``intents.recognizer.Recognizer``."""
+
+    def recognize(
+        self, text: str, *, language: str | None = None, context: Intent | None = None
+    ) -> Recognition: ...
+
+
+class TieredRecognizer:
+    """Grammar first, then the model tier according to its policy: a drop-in for a
+    ``Recognizer`` where final utterances are recognized (``recognize`` blocks: call it in a
+    worker thread). Keep speculative recognition of partial transcripts on ``.grammar`` —
+    partial text must never reach the model."""
+
+    def __init__(self, grammar: GrammarRecognizer, tier: ModelTier, config: HomeConfig) -> None:
+        self.grammar = grammar
+        self.tier = tier
+        self.config = config
+
+    def recognize(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        images: Sequence[ImageInput] = (),
+        policy: ModelTierPolicy | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Recognition:
+        """The grammar's answer, or the model's (see :meth:`ModelTier.route`). Raises
+        :class:`ModelTierError` when the model was needed and failed."""
+        grammar = self.grammar.recognize(text, language=language, context=context)
+        if not self.tier.wants_model(grammar, config=self.config, images=images, policy=policy):
+            return grammar
+        lang = (
+            grammar.intent.language
+            if grammar.intent
+            else (language or _guess_language(text, self.config.language))
+        )
+        return self.tier.route(
+            text,
+            grammar,
+            config=self.config,
+            images=images,
+            language=lang,
+            context=context,
+            policy=policy,
+            cancel=cancel,
+        )
+
+
+def _guess_language(text: str, default: str) -> str:
+    # Same rule as the grammar recognizer: CJK characters mean Chinese.
+    return "zh-CN" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else default
 
 
 def build_model_tier(settings: ModelTierSettings) -> ModelTier:

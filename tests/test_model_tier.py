@@ -29,6 +29,7 @@ from intents.model_tier import (
     ModelTierPolicy,
     ModelTierSettings,
     ModelTierTimeout,
+    TieredRecognizer,
     ToolCall,
     build_model_tier,
     build_tools,
@@ -484,3 +485,31 @@ def test_wants_model(home: HomeConfig, settings: ModelTierSettings) -> None:
     assert not tier.wants_model(None, config=home, policy=ModelTierPolicy.OFF)
     off = build_model_tier(ModelTierSettings(policy=ModelTierPolicy.OFF))
     assert not off.wants_model(None, config=home, policy=ModelTierPolicy.MODEL_FIRST)
+
+
+class _FakeGrammar:
+    def __init__(self, answers: dict[str, Recognition]) -> None:
+        self.answers = answers
+
+    def recognize(
+        self, text: str, *, language: str | None = None, context: Intent | None = None
+    ) -> Recognition:
+        return self.answers.get(text, Recognition(intent=None, reason="no template"))
+
+
+def test_tiered_recognizer(home: HomeConfig, settings: ModelTierSettings) -> None:
+    tier = _ScriptedTier(settings, _FAN)
+    seen: list[str] = []
+    real_route = tier.route
+
+    def spy(text: str, grammar: Recognition | None, **kw: Any) -> Recognition:
+        seen.append(kw["language"])
+        return real_route(text, grammar, **kw)
+
+    tier.route = spy  # type: ignore[method-assign]
+    tiered = TieredRecognizer(_FakeGrammar({"lights on": _grammar(1.0)}), tier, home)
+    rec = tiered.recognize("lights on")
+    assert rec.intent is not None and rec.intent.source == "grammar" and tier.calls == 0
+    rec = tiered.recognize("让卧室凉快一点")
+    assert rec.intent is not None and rec.intent.name == "fan_on" and tier.calls == 1
+    assert seen == ["zh-CN"]
