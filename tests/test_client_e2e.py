@@ -7,6 +7,7 @@ observed on the real Mosquitto by an independent subscriber. No timing assertion
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import socket
@@ -25,7 +26,7 @@ import pytest
 from assistant.cli import main
 from assistant.client import HearthClient, HearthConnectionError, UnknownEvent
 from assistant.client_cli import EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE
-from assistant.protocol import DeviceState, SessionUpdated
+from assistant.protocol import DeviceState, ErrorEvent, SessionUpdated
 from tests.server_fixtures import MqttRecorder, ServerThread
 from tests.speech import synth, with_silence
 
@@ -133,6 +134,29 @@ async def test_library_say_and_session_update(
     assert updated and updated[0].config.sample_rate == 48000
     states = [e for e in seen if isinstance(e, DeviceState) and e.device_id == "coffee_maker"]
     assert states and states[-1].state["state"] == "on"
+
+
+async def test_library_control_messages(
+    text_server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    server = text_server_factory()
+    # A 1x1 PNG: the image is only kept as context for the next utterance.
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    (tmp_path / "room.png").write_bytes(png)
+    seen: list[Any] = []
+    async with HearthClient(server.url) as client:
+        await client.send_image(tmp_path / "room.png")  # mime from the file name
+        await client.send_image(png, "image/png")
+        await client.clear()
+        await client.commit()
+        await client.cancel()
+        # Any error event about these messages would arrive before the command's events;
+        # say() raises HearthServerError on a session-level error.
+        utt = await client.say("turn off the coffee maker", on_event=seen.append)
+    assert utt.ok
+    assert not [e for e in seen if isinstance(e, ErrorEvent)]
 
 
 async def test_library_wrong_path_is_refused(
