@@ -230,6 +230,9 @@ class OpenAIModelTier(ModelTier):
         t0 = time.perf_counter()
         try:
             conn.request("POST", self._path, body=body, headers=headers)
+            # getresponse() drops conn.sock when the server says "Connection: close"; the
+            # socket lives on in the response, and its read timeout must keep shrinking.
+            sock = conn.sock
             resp = conn.getresponse()
             if resp.status != 200:
                 detail = resp.read(2048).decode("utf-8", "replace")[:_ERROR_BODY_CHARS]
@@ -239,7 +242,7 @@ class OpenAIModelTier(ModelTier):
             ctype = resp.getheader("Content-Type", "")
             acc = _Accumulator()
             if "text/event-stream" in ctype:
-                self._read_stream(conn, resp, acc, deadline, cancel)
+                self._read_stream(sock, resp, acc, deadline, cancel)
             else:
                 data = resp.read(MAX_RESPONSE_BYTES + 1)
                 if len(data) > MAX_RESPONSE_BYTES:
@@ -265,7 +268,7 @@ class OpenAIModelTier(ModelTier):
 
     def _read_stream(
         self,
-        conn: http.client.HTTPConnection,
+        sock: socket.socket | None,
         resp: http.client.HTTPResponse,
         acc: _Accumulator,
         deadline: float,
@@ -279,9 +282,9 @@ class OpenAIModelTier(ModelTier):
                 raise ModelTierTimeout(f"stream not finished within {self.settings.timeout_s:g} s")
             if cancel is not None and cancel.is_set():
                 raise ModelTierCancelled("cancelled while streaming")
-            if conn.sock is not None:
+            if sock is not None:
                 # Each read may wait only for what is left of the overall deadline.
-                conn.sock.settimeout(remaining)
+                sock.settimeout(remaining)
             line = resp.readline(MAX_LINE_BYTES + 1)
             total += len(line)
             if len(line) > MAX_LINE_BYTES or total > MAX_RESPONSE_BYTES:

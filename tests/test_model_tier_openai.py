@@ -508,3 +508,17 @@ def test_cli_model_error(fake: FakeServer, capsys: pytest.CaptureFixture[str]) -
     fake.reply = lambda h, body: h.send_json({"error": {"message": "boom"}}, 500)
     rc, out = _run_cli(["recognize", "brighten up where I cook", "--llm-url", fake.url], capsys)
     assert rc == 1 and out["intent"] is None and out["reason"].startswith("model_http_error")
+
+
+def test_timeout_stream_stalls(fake: FakeServer, home: HomeConfig) -> None:
+    # Chunks for a while, then silence: the read must give up at the overall deadline, not
+    # a full timeout_s after the last chunk.
+    def stall(h: _Handler, body: dict[str, Any]) -> None:
+        h.send_sse(_stream_events(KITCHEN_ON)[:5], delay_s=0.1)
+        time.sleep(2.0)
+
+    fake.reply = stall
+    t0 = time.monotonic()
+    with pytest.raises(ModelTierTimeout):
+        _tier(fake, timeout_s=0.8).recognize("x", config=home)
+    assert time.monotonic() - t0 < 1.2
