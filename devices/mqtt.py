@@ -162,6 +162,7 @@ class MqttClient:
         self._generation = 0
         self._connected = False
         self._closing = False
+        self._running = False  # True between a successful connect() and close()
         self._connack: asyncio.Future[tuple[bool, str]] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._seq = itertools.count()
@@ -225,6 +226,7 @@ class MqttClient:
         self._loop = asyncio.get_running_loop()
         self._closing = False
         await self._connect_once()
+        self._running = True
 
     def _make_client(self, generation: int) -> paho.Client:
         client = paho.Client(
@@ -348,6 +350,7 @@ class MqttClient:
     async def close(self) -> None:
         """Disconnect; publishes still waiting fail with :class:`PublishFailed`."""
         self._closing = True
+        self._running = False
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -381,8 +384,8 @@ class MqttClient:
         QoS 0). Returns ``time.monotonic()`` of the acknowledgement. While disconnected the
         message waits in the outbox; raises :class:`PublishFailed` after ``timeout`` (default
         ``publish_timeout_s``) or at once when the outbox is full or the client is closed."""
-        if self._loop is None or self._closing:
-            raise PublishFailed("MQTT client is not running")
+        if self._loop is None or self._closing or not self._running:
+            raise PublishFailed(f"MQTT client for {self._endpoint} is not connected")
         if self.outbox_size >= self.max_outbox:
             raise PublishFailed(f"MQTT outbox full ({self.max_outbox} publishes waiting)")
         data = payload.encode("utf-8") if isinstance(payload, str) else payload

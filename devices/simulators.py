@@ -246,6 +246,7 @@ class ShellySimulator(DeviceSimulator):
         params = req.get("params") if isinstance(req.get("params"), dict) else {}
         assert isinstance(params, dict)
         was_on = self.state.get("state") == "on"
+        before = self._status()
         result: dict[str, Any] | None = {"was_on": was_on}
         if method in ("Switch.Set", "Light.Set") and isinstance(params.get("on"), bool):
             self._power(params["on"])
@@ -279,10 +280,11 @@ class ShellySimulator(DeviceSimulator):
             "dst": req["src"],
             "result": result,
         }
-        return [
-            Publish(f"{req['src']}/rpc", c.json_payload(reply), retain=False),
-            self._status_publish(),
-        ]
+        out = [Publish(f"{req['src']}/rpc", c.json_payload(reply), retain=False)]
+        # Like a real Shelly: status notifications only when something changed.
+        if self._status() != before:
+            out.append(self._status_publish())
+        return out
 
 
 class HomeAssistantSimulator(DeviceSimulator):

@@ -283,19 +283,22 @@ def test_tasmota_parse_state(home: HomeConfig) -> None:
 
 def test_shelly_rpc(home: HomeConfig) -> None:
     plug = home.device("tv_plug")
-    [cmd] = shelly.commands_for(plug, intent("switch_on", plug.id), SETTINGS)
+    cmd, status = shelly.commands_for(plug, intent("switch_on", plug.id), SETTINGS)
     body = json.loads(cmd.payload)
-    assert cmd.topic == "shellyplus1pm-tvplug/rpc"
+    assert cmd.topic == status.topic == "shellyplus1pm-tvplug/rpc"
     assert body["method"] == "Switch.Set"
     assert body["params"] == {"id": 0, "on": True}
     assert body["src"] == "hearth/shellyplus1pm-tvplug"
     assert isinstance(body["id"], int)
-    [again] = shelly.commands_for(plug, intent("switch_off", plug.id), SETTINGS)
+    assert json.loads(status.payload)["method"] == "Switch.GetStatus"
+    assert json.loads(status.payload)["params"] == {"id": 0}
+    again, _ = shelly.commands_for(plug, intent("switch_off", plug.id), SETTINGS)
     assert json.loads(again.payload)["id"] != body["id"]
     assert json.loads(again.payload)["params"] == {"id": 0, "on": False}
     assert shelly.state_topics(plug, SETTINGS) == [
         "shellyplus1pm-tvplug/status/switch:0",
         "shellyplus1pm-tvplug/events/rpc",
+        "hearth/shellyplus1pm-tvplug/rpc",
     ]
     with pytest.raises(AdapterError):
         shelly.commands_for(
@@ -303,6 +306,25 @@ def test_shelly_rpc(home: HomeConfig) -> None:
             intent("light_set", "hallway_light", brightness=30),
             SETTINGS,
         )
+
+
+def test_shelly_rpc_replies(home: HomeConfig) -> None:
+    plug = home.device("tv_plug")
+    reply_topic = "hearth/shellyplus1pm-tvplug/rpc"
+    status = {
+        "id": 7,
+        "src": "shellyplus1pm-tvplug",
+        "dst": "hearth/shellyplus1pm-tvplug",
+        "result": {"id": 0, "output": True, "apower": 3.0},
+    }
+    assert shelly.parse_state(plug, reply_topic, json.dumps(status).encode()) == {
+        "state": "on",
+        "apower": 3.0,
+    }
+    was_on = {**status, "result": {"was_on": False}}
+    assert shelly.parse_state(plug, reply_topic, json.dumps(was_on).encode()) is None
+    error = {"id": 8, "src": "x", "error": {"code": -103, "message": "bad"}}
+    assert shelly.parse_state(plug, reply_topic, json.dumps(error).encode()) is None
 
 
 def test_shelly_parse_state(home: HomeConfig) -> None:

@@ -288,3 +288,13 @@ async def test_embedded_broker_smoke() -> None:
             await sim.stop()
     finally:
         await broker.stop()
+
+
+async def test_shelly_command_that_changes_nothing_is_confirmed(home_factory: HomeFactory) -> None:
+    # A Shelly only notifies changes; the GetStatus reply confirms a no-op command.
+    h = await home_factory()
+    for _ in range(2):
+        [r] = await h.dispatcher.dispatch(intent("switch_on", "tv_plug"))
+        assert r.status == "confirmed", r
+    [r] = await h.dispatcher.dispatch(intent("light_off", "hallway_light"))  # already off
+    assert r.status == "confirmed", r

@@ -47,6 +47,14 @@ def _rpc(device: Device, method: str, params: dict[str, Any]) -> Command:
 
 
 def commands_for(device: Device, intent: Intent, settings: MqttSettings) -> list[Command]:
+    """The RPC that acts, then ``<Component>.GetStatus``: Shelly only notifies *changes*, so
+    a command that changes nothing (already on) is confirmed by the status reply instead."""
+    cmds = _action(device, intent)
+    method = _component(device).capitalize() + ".GetStatus"
+    return [*cmds, _rpc(device, method, {})]
+
+
+def _action(device: Device, intent: Intent) -> list[Command]:
     name = intent.name
     s = intent.slots
     comp = _component(device)
@@ -78,7 +86,11 @@ def commands_for(device: Device, intent: Intent, settings: MqttSettings) -> list
 
 def state_topics(device: Device, settings: MqttSettings) -> list[str]:
     d = device.base_topic
-    return [f"{d}/status/{_component(device)}:{device.channel}", f"{d}/events/rpc"]
+    return [
+        f"{d}/status/{_component(device)}:{device.channel}",
+        f"{d}/events/rpc",
+        reply_topic(device),
+    ]
 
 
 def _normalize(status: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +119,12 @@ def parse_state(device: Device, topic: str, payload: bytes) -> dict[str, Any] | 
     key = f"{_component(device)}:{device.channel}"
     if topic.endswith(f"/status/{key}"):
         return _normalize(obj) or None
+    if topic == reply_topic(device):
+        # Replies to our GetStatus carry the component's status; Set replies only "was_on".
+        result = obj.get("result")
+        if isinstance(result, dict) and result.get("id", device.channel) == device.channel:
+            return _normalize(result) or None
+        return None
     if topic.endswith("/events/rpc") and obj.get("method") == "NotifyStatus":
         params = obj.get("params")
         if isinstance(params, dict) and isinstance(params.get(key), dict):
