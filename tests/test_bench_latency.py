@@ -174,18 +174,22 @@ def test_analyze_measures_from_speech_end_and_endpoint() -> None:
 
 def test_judge_names_the_stage_that_failed() -> None:
     exp = [("zigbee2mqtt/kitchen_light/set", '{"state":"ON"}')]
-    assert judge(_record(), exp, [], 10)[1] == "no speech detected"
+    assert judge(_record(), exp, None)[1] == "no speech detected"
+    assert judge(_record(), exp, Arrival(*exp[0], t=101.5)) == (True, "ok")
+    assert judge(_record(), exp, Arrival(exp[0][0], '{"state":"OFF"}', t=101.5))[1].startswith(
+        "wrong command"
+    )
     wrong = _record(
         utterance_ids=["u"],
         transcript="turn on the kitten light",
         intent_event={"intent": None, "reason": "no match"},
     )
-    assert judge(wrong, exp, [], 10)[1].startswith("no intent")
+    assert judge(wrong, exp, None)[1].startswith("no intent")
     other = _record(
         utterance_ids=["u"],
         intent_event={"intent": {"name": "light_on", "slots": {"device_ids": ["office_light"]}}},
     )
-    assert judge(other, exp, [], 10)[1].startswith("devices")
+    assert judge(other, exp, None)[1].startswith("devices")
     slot = _record(
         utterance_ids=["u"],
         intent="light_set",
@@ -197,7 +201,7 @@ def test_judge_names_the_stage_that_failed() -> None:
             }
         },
     )
-    assert judge(slot, exp, [], 10)[1].startswith("slot brightness")
+    assert judge(slot, exp, None)[1].startswith("slot brightness")
 
 
 # -- corpus and stream bookkeeping -------------------------------------------------------
