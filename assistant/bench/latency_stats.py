@@ -155,9 +155,10 @@ def match_arrivals(
     Within a pass, utterances are taken in order of ``earliest`` and each takes the earliest
     unclaimed arrival inside ``[earliest, latest + slack_s]``. The slack covers a subscriber
     process that was descheduled between the broker's forward and its clock read, on a loaded
-    machine; it is harmless because an earlier arrival is always preferred. Greedy by time is optimal here: two
-    utterances only compete for one (topic, payload) when two streams say the same command within
-    one latency of each other, and then the earlier speaker's command arrived first.
+    machine; it is harmless because an earlier arrival is always preferred. Greedy by time is
+    optimal here: two utterances only compete for one (topic, payload) when two streams say the
+    same command within one latency of each other, and then the earlier speaker's command
+    arrived first.
     """
     order = sorted(arrivals, key=lambda a: a.t)
     claimed: set[int] = set()
