@@ -456,11 +456,17 @@ class Session:
         utt.task = asyncio.get_running_loop().create_task(
             self._guard(utt, body), name=f"utterance-{utt.id}"
         )
-        utt.task.add_done_callback(functools.partial(self._forget, utt.id))
+        utt.task.add_done_callback(functools.partial(self._forget, utt, body))
         return True
 
-    def _forget(self, utterance_id: str, _task: object) -> None:
-        self._inflight.pop(utterance_id, None)
+    def _forget(
+        self, utt: _Utterance, body: Coroutine[Any, Any, None], _task: asyncio.Task[None]
+    ) -> None:
+        self._inflight.pop(utt.id, None)
+        if utt.stage != "done":
+            # Cancelled before its first step: the body never ran, so account for it here.
+            body.close()
+            self._finish(utt, "cancelled")
 
     def _start_text(self, msg: TextInput) -> None:
         utt = self._new_utterance()
