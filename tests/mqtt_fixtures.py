@@ -47,7 +47,16 @@ def _port_open(port: int) -> bool:
 class Mosquitto:
     """A Mosquitto process with its own config and persistence directory."""
 
-    def __init__(self, binary: str, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        anonymous: bool = True,
+        extra_config: str = "",
+    ) -> None:
+        """``extra_config`` is appended to the listener's config (TLS files, password_file)."""
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
@@ -56,20 +65,21 @@ class Mosquitto:
         self.log = workdir / "mosquitto.log"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if anonymous else 'false'}\n"
             # Run as root, Mosquitto drops to user "mosquitto", who cannot write the pytest
             # tmp dir: its persistence file (retained messages, sessions) would be lost.
             f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 10000\n"
-            "log_dest stderr\n",
+            "log_dest stderr\n" + extra_config,
             encoding="utf-8",
         )
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        scheme = "mqtts" if "certfile" in self.config.read_text(encoding="utf-8") else "mqtt"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
