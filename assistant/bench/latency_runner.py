@@ -659,9 +659,10 @@ async def open_idle(url: str, n: int, *, concurrency: int = 20) -> list[Any]:
 
 
 def scrape_metrics(ws_url: str, timeout_s: float = 5.0) -> dict[str, float] | None:
-    """The server's Prometheus counters at ``/metrics`` (same host and port as the WebSocket),
-    summed over labels: ``{"hearth_audio_dropped_frames_total": 0.0, ...}``. None when the
-    server has no such page."""
+    """The server's Prometheus series at ``/metrics`` (same host and port as the WebSocket):
+    each counter and gauge summed over its labels (``{"hearth_audio_dropped_frames_total": 0.0,
+    ...}``), plus every histogram's ``_sum`` and ``_count`` per label set
+    (``'hearth_stage_seconds_sum{stage="asr"}'``). None when the server has no such page."""
     http = ws_url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
     url = "/".join(http.split("/", 3)[:3]) + "/metrics"
     try:
@@ -675,10 +676,11 @@ def scrape_metrics(ws_url: str, timeout_s: float = 5.0) -> dict[str, float] | No
             continue
         name_labels, _, value = line.rpartition(" ")
         name = name_labels.split("{", 1)[0]
-        if name.endswith(("_bucket", "_sum", "_count")):
+        if name.endswith("_bucket"):
             continue
+        key = name_labels if name.endswith(("_sum", "_count")) else name
         with contextlib.suppress(ValueError):
-            out[name] = out.get(name, 0.0) + float(value)
+            out[key] = out.get(key, 0.0) + float(value)
     return out
 
 
