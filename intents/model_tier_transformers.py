@@ -325,10 +325,13 @@ class TransformersModelTier(ModelTier):
 
         if self._processor is not None:
             inputs = self._processor(text=prompt, images=images or None, return_tensors="pt")
+            # Pixel values come as float32; a bfloat16 model on a GPU wants its own dtype
+            # (BatchFeature.to casts floating tensors only, never the token ids).
+            inputs = inputs.to(self._device, dtype=self._model.dtype)
         else:
             # The template already wrote BOS and role tokens.
             inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        inputs = inputs.to(self._device)
+            inputs = inputs.to(self._device)
         state: dict[str, str] = {}
         s = self.settings
         gen: dict[str, Any] = {
