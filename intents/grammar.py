@@ -86,7 +86,21 @@ def load_language(language: str, *, hearth_templates: bool = True) -> Intents:
             for block in body["data"]:
                 block.setdefault("metadata", {})[HEARTH_METADATA] = True
         data = merge_sentence_data(data, ours)
-    return Intents.from_dict(data)
+    return prepare(Intents.from_dict(data))
+
+
+def prepare(intents: Intents) -> Intents:
+    """Build hassil's lazily computed parts now, while the caller holds a lock: the index of
+    each text slot list is two attributes set one after the other, and a second thread
+    reading between them would fail an assertion inside hassil."""
+    for slot_list in intents.slot_lists.values():
+        if isinstance(slot_list, TextSlotList):
+            slot_list.get_candidates("")
+    for intent in intents.intents.values():
+        for data in intent.data:
+            for sentence in data.sentences:
+                sentence.get_required_clauses(intents.expansion_rules)
+    return intents
 
 
 def _values(pairs: Sequence[tuple[str, str, dict[str, Any] | None]]) -> TextSlotList:

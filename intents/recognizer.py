@@ -27,7 +27,7 @@ from hassil import Intents, recognize_all
 from devices.registry import ConfigError, HomeConfig, load_config, load_demo_config
 from intents.custom import CustomAction, CustomIntentFile, load_custom_intents
 from intents.fuzzy import FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
-from intents.grammar import GrammarMatch, GrammarTier, build_slot_lists
+from intents.grammar import GrammarMatch, GrammarTier, build_slot_lists, prepare
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
 from intents.schema import Intent, IntentName, Recognition, Slots
@@ -96,7 +96,9 @@ class Recognizer:
         self._custom_lists = build_slot_lists(config)
         for f in self._custom_files:
             lang = normalize_language(f.language)
-            self._custom_intents.setdefault(lang, []).append((f, Intents.from_dict(f.data)))
+            self._custom_intents.setdefault(lang, []).append(
+                (f, prepare(Intents.from_dict(f.data)))
+            )
         self._vocab = known_words(config, self._custom_spellings())
 
     @classmethod
