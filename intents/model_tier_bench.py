@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("-n", "--repeat", type=int, default=3)
+    p.add_argument("--no-prefix-cache", action="store_true", help="transformers: prefill it all")
     a = p.parse_args(argv)
     config = load_demo_config() if a.config is None else load_config(a.config)
     settings = ModelTierSettings(
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=a.device,
         max_tokens=a.max_tokens,
         timeout_s=a.timeout,
+        prefix_cache=not a.no_prefix_cache,
     )
     tier = build_model_tier(settings)
     t0 = time.perf_counter()
@@ -80,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "p95_ms": round(1000 * _pct(times, 0.95), 1),
                 "mean_ms": round(1000 * statistics.fmean(times), 1),
                 "max_tokens": a.max_tokens,
+                "prefix_cache": settings.prefix_cache,
                 "outcomes": outcomes,
             },
             ensure_ascii=False,
