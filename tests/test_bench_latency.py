@@ -344,6 +344,7 @@ def test_tiny_real_run_writes_a_report(tmp_path: Path) -> None:
             "3",
             "--idle-seconds",
             "1",
+            "--calibrate-asr",
             "--out",
             str(tmp_path),
         ]
@@ -367,4 +368,6 @@ def test_tiny_real_run_writes_a_report(tmp_path: Path) -> None:
     assert run["server"]["startup_to_ready_s"] > 0
     assert "asr" in m["server_stages_ms"]
     assert report["idle"]["connections"] == 3
+    cal = report["asr_calibration"]["windows"]
+    assert cal["trimmed"]["compute_ms"]["n"] == cal["full"]["compute_ms"]["n"] == 2
     assert report["idle"]["server_cpu"]["wall_s"] >= 1

@@ -267,6 +267,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also measure the server CPU with M idle connections",
     )
     p.add_argument("--idle-seconds", type=float, default=DEFAULT_IDLE_SECONDS)
+    p.add_argument(
+        "--calibrate-asr",
+        action="store_true",
+        help="first time the ASR alone (trimmed and full window) on the same audio, "
+        "to tell ASR queueing from ASR compute",
+    )
     p.add_argument("--utterance-timeout", type=float, default=DEFAULT_UTTERANCE_TIMEOUT_S)
     p.add_argument("--out", type=Path, required=True, help="report directory")
 
@@ -661,6 +667,11 @@ def run(args: argparse.Namespace) -> int:
             synth = Synthesizer()
             pl = make_plan(args, synth)
             report["synthesis_s"] = round(time.monotonic() - t_syn, 1)
+            if args.calibrate_asr:
+                from assistant.bench.latency_calibrate import calibrate
+
+                logger.info("calibrating ASR")
+                report["asr_calibration"] = calibrate([u for st in pl.utterances for u in st])
             commands = {u.command.text: u.command for st in pl.utterances for u in st}
             expected = expected_commands(config_path, list(commands.values()))
             subscriber = Subscriber(broker_url, workdir / "arrivals.jsonl")

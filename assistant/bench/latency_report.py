@@ -150,6 +150,18 @@ def markdown(report: dict[str, Any]) -> str:
         )
     if runs:
         lines.append("")
+    cal = report.get("asr_calibration")
+    if cal:
+        parts = []
+        for mode, w in cal.get("windows", {}).items():
+            c = w.get("compute_ms", {})
+            parts.append(f"{mode} P50 {_f(c.get('p50'))} / P95 {_f(c.get('p95'))} ms")
+        lines += [
+            f"ASR alone (no server running, {cal.get('utterances')} utterances, one call each): "
+            + "; ".join(parts)
+            + ".",
+            "",
+        ]
     comp = report.get("comparison")
     if comp:
         lines += [
