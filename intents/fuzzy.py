@@ -62,6 +62,8 @@ _SOUND_RULES: tuple[tuple[str, str], ...] = (
     (r"q", "k"), (r"x", "ks"), (r"z", "s"), (r"(?<=.)y", "i"), (r"ee|ea|ie", "i"),
     (r"oo|ou", "u"), (r"(.)\1", r"\1"), (r"(?<=...)e$", ""),
 )
+#: Similarity given to two words heard apart that form a known word together.
+_SPLIT_SIMILARITY = 0.95
 #: Similarity of two words that only sound alike is discounted by this factor.
 _SOUND_DISCOUNT = 0.95
 
@@ -116,8 +118,19 @@ def repair(text: str, vocabulary: frozenset[str]) -> Repair | None:
     changes: list[tuple[str, str, float]] = []
     out: list[str] = []
     candidates = sorted(vocabulary)
-    for tok in tokens:
+    skip = False
+    for n, tok in enumerate(tokens):
+        if skip:
+            skip = False
+            continue
         word = tok.strip(".,!?;:\"'")
+        joined = word + tokens[n + 1].strip(".,!?;:\"'") if n + 1 < len(tokens) else ""
+        if joined in vocabulary and (word not in vocabulary or len(word) < 4):
+            # ASR splits compounds: "bed room" -> "bedroom"
+            changes.append((f"{word} {tokens[n + 1]}", joined, _SPLIT_SIMILARITY))
+            out.append(joined)
+            skip = True
+            continue
         if not word or word in vocabulary or not word.isascii() or not word.isalpha() \
                 or len(word) < 3:
             out.append(tok)

@@ -235,7 +235,7 @@ class Resolver:
                 raise ResolveError(f"unknown scene {scene_id!r}")
             return Resolved(IntentName.SCENE_ACTIVATE, Slots(scene=scene_id),
                             f"scene {self._scenes[scene_id].name!r}")
-        targets = self._targets(values, set(table), "device")
+        targets = self._targets(values, set(table), "device that turns on and off")
         kinds = {self.device(i).kind for i in targets.slots.device_ids}
         if len(kinds) != 1:
             raise ResolveError(

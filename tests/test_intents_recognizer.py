@@ -335,3 +335,33 @@ def test_concurrent_first_use_is_safe() -> None:
         t.join()
     assert not errors
     assert sorted(results) == sorted([IntentName.LIGHT_ON.value] * 8)
+
+
+def test_split_compound_is_repaired(demo: Recognizer) -> None:
+    i = _intent(demo.recognize("turn on the bed room lamp"))
+    assert (i.name, i.slots.device_ids, i.source) == ("light_on", ["bedroom_lamp"], "fuzzy")
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "devices", "slot", "value"),
+    [
+        ("set the kitchen light to 2700 kelvin", "light_set", ["kitchen_light"],
+         "color_temp_kelvin", 2700),
+        ("把书房灯调到50%", "light_set", ["office_light"], "brightness", 50),
+        ("把暖气调到22度", "climate_set_temperature", ["thermostat"], "temperature", 22.0),
+        ("暂停音乐", "media_pause", ["speaker"], None, None),
+        ("are the lights on in the kitchen", "get_state", ["kitchen_light"], None, None),
+    ],
+)
+def test_more_phrasings(demo: Recognizer, text: str, name: str, devices: list[str],
+                        slot: str | None, value: object) -> None:
+    i = _intent(demo.recognize(text))
+    assert (i.name, i.slots.device_ids) == (name, devices)
+    if slot is not None:
+        assert getattr(i.slots, slot) == value
+
+
+def test_climate_cannot_be_switched(demo: Recognizer) -> None:
+    rec = demo.recognize("turn on the heater")
+    assert rec.intent is None
+    assert "thermostat" in rec.reason
