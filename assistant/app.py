@@ -65,6 +65,7 @@ class Hearth:
         self.vad: SileroVad | None = None
         self.transcriber: WhisperTranscriber | None = None
         self.hotwords: tuple[str, ...] = ()
+        self.tiered: _Tiered | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
         self._asr_executor: ThreadPoolExecutor | None = None
         self._resources: SessionResources | None = None
@@ -112,6 +113,7 @@ class Hearth:
             vad_executor=self._vad_executor,
             asr_executor=self._asr_executor,
             confirmation_window_s=self.config.security.confirmation_window_s,
+            tiered=self.tiered,
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
@@ -138,6 +140,7 @@ class Hearth:
         self.hotwords = tuple(recognizer.vocabulary("en"))
         # The first match costs ~0.4 s (grammar compilation); pay it before the first user.
         recognizer.recognize("turn on the light")
+        self.tiered = _build_tiered(self.config, recognizer)
         self.recognizer = recognizer
 
     def _load_audio(self) -> None:
@@ -230,6 +233,38 @@ class Hearth:
     def _transcribe_partial(self, audio: Any) -> str:
         assert self.transcriber is not None
         return self.transcriber.transcribe_partial(audio, hotwords=self.hotwords).text
+
+
+class _Tiered:
+    """``TieredRecognizer`` with the image decoding the session needs (``TieredLike``)."""
+
+    def __init__(self, tiered: Any, image_type: Any) -> None:
+        self._tiered = tiered
+        self._image_type = image_type
+        self.recognize = tiered.recognize
+
+    def image(self, data: str) -> Any:
+        return self._image_type.from_base64(data)
+
+
+def _build_tiered(config: HomeConfig, recognizer: Recognizer) -> _Tiered | None:
+    """The model tier when ``assistant.llm`` asks for one (policy not ``off``)."""
+    if not config.assistant.get("llm"):
+        return None
+    from intents.model_tier import (
+        ImageInput,
+        ModelTierPolicy,
+        ModelTierSettings,
+        TieredRecognizer,
+        build_model_tier,
+    )
+
+    settings = ModelTierSettings.from_config(config)
+    if settings.policy is ModelTierPolicy.OFF:
+        return None
+    tier = build_model_tier(settings)
+    tier.load()  # local weights load now rather than on the first utterance
+    return _Tiered(TieredRecognizer(recognizer, tier, config), ImageInput)
 
 
 @functools.lru_cache(maxsize=64)

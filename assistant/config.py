@@ -124,6 +124,9 @@ class AssistantSettings(_Strict):
     #: Audio models off: ``text`` works, binary frames get ``error`` (debugging, CI without
     #: models). Not for production.
     audio: bool = True
+    #: The language-model tier's section (``intents.model_tier.ModelTierSettings`` validates
+    #: it; see docs/models.md).
+    llm: dict[str, Any] = Field(default_factory=dict)
     #: Transcribe at pauses in speech and end the turn early when the words so far form a
     #: complete command (see docs/protocol.md). Off: plain silence endpointing.
     speculative: bool = True

@@ -76,6 +76,17 @@ class ErrorCode(StrEnum):
     RECOGNIZER_FAILED = "recognizer_failed"
     DISPATCH_FAILED = "dispatch_failed"
     INTERNAL_ERROR = "internal_error"
+    # The language-model tier failed on this utterance (codes of intents.model_tier); nothing
+    # was acted on.
+    MODEL_CONFIG = "model_config"
+    MODEL_LOAD = "model_load"
+    MODEL_INPUT = "model_input"  # e.g. an image that is not PNG/JPEG/GIF/WebP
+    MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_TIMEOUT = "model_timeout"
+    MODEL_CANCELLED = "model_cancelled"
+    MODEL_HTTP_ERROR = "model_http_error"
+    MODEL_PROTOCOL_ERROR = "model_protocol_error"
+    MODEL_NO_TOOL_CALL = "model_no_tool_call"
     # The server is going away (followed by close code 1001).
     SHUTTING_DOWN = "shutting_down"
 

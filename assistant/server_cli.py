@@ -93,11 +93,12 @@ async def _run(config: HomeConfig, settings: Any, mqtt_url: str | None) -> int:
     from assistant.app import Hearth
     from assistant.audio.errors import ModelLoadError
     from devices.actions import DeviceError
+    from intents.model_tier import ModelTierError
 
     hearth = Hearth(config, settings, mqtt_url=mqtt_url)
     try:
         await hearth.start()
-    except (ModelLoadError, DeviceError, ConfigError, OSError) as e:
+    except (ModelLoadError, ModelTierError, DeviceError, ConfigError, OSError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 1
     stop = asyncio.Event()

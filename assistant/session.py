@@ -35,6 +35,7 @@ import functools
 import itertools
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
@@ -86,6 +87,8 @@ logger = logging.getLogger(__name__)
 
 #: Minimum seconds between two ``audio_overflow`` / ``rate_limited`` error events of a session.
 ERROR_REPORT_INTERVAL_S = 1.0
+#: Error codes of ``intents.model_tier`` errors, passed through as they are.
+_MODEL_CODES: frozenset[str] = frozenset(c.value for c in ErrorCode if c.value.startswith("model_"))
 #: Speculative transcriptions start only while fewer ASR jobs than this are queued or running.
 SPECULATION_MAX_ASR_JOBS = 2
 
@@ -127,6 +130,22 @@ Transcribe = Callable[[Any], str]
 Emit = Callable[[Any], None]
 
 
+class TieredLike(Protocol):
+    """``intents.model_tier.TieredRecognizer`` plus an image decoder (see assistant.app)."""
+
+    def recognize(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        images: Sequence[Any] = (),
+        cancel: threading.Event | None = None,
+    ) -> Recognition: ...
+
+    def image(self, data: str) -> Any: ...
+
+
 class AsrLoad:
     """ASR jobs queued or running, across sessions (event-loop thread only). Speculative
     transcriptions are skipped when the ASR workers are backed up, so that they never delay
@@ -152,6 +171,8 @@ class SessionResources:
     #: Runs ASR; sized to the model's useful parallelism. None: the default executor.
     asr_executor: Executor | None = None
     asr_load: AsrLoad = field(default_factory=AsrLoad)
+    #: Grammar + model tier for final utterances; None: the grammar recognizer alone.
+    tiered: TieredLike | None = None
     #: How long a sensitive action waits for "yes" / ``confirm`` (security config).
     confirmation_window_s: float = 10.0
 
@@ -175,6 +196,7 @@ class _Utterance:
     image: ImageInput | None = None
     cancelled: bool = False
     spec: _Speculation | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -421,6 +443,7 @@ class Session:
             # A dispatch in progress has published or is publishing; let it report.
             if utt.stage != "dispatch" and utt.task is not None and not utt.task.done():
                 utt.cancelled = True
+                utt.cancel_event.set()  # ends a model-tier request in its worker thread
                 utt.task.cancel()
 
     def _confirm(self, msg: Confirm) -> None:
@@ -571,12 +594,32 @@ class Session:
     async def _recognize_and_dispatch(self, utt: _Utterance, text: str, lang: str | None) -> None:
         utt.stage = "intent"
         t0 = self._clock()
-        recognize = functools.partial(
-            self._res.recognizer.recognize, text, language=lang, context=self._last_intent
-        )
+        tiered = self._res.tiered
+        if tiered is not None:
+            # Final utterances may go to the model tier (with the session's image); partial
+            # text never does (speculation uses the grammar recognizer only).
+            images = [] if utt.image is None else [tiered.image(utt.image.data)]
+            recognize: Callable[[], Recognition] = functools.partial(
+                tiered.recognize,
+                text,
+                language=lang,
+                context=self._last_intent,
+                images=images,
+                cancel=utt.cancel_event,
+            )
+        else:
+            recognize = functools.partial(
+                self._res.recognizer.recognize, text, language=lang, context=self._last_intent
+            )
         try:
             result = await asyncio.to_thread(recognize)
         except Exception as e:
+            code = getattr(e, "code", None)
+            public = getattr(e, "public_message", None)
+            if isinstance(code, str) and code in _MODEL_CODES and isinstance(public, str):
+                # The model tier's own stable codes and client-safe messages.
+                logger.warning("session %s: model tier failed on %s: %s", self.id, utt.id, e)
+                raise _StageError(ErrorCode(code), public) from e
             logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
             raise _StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
         utt.timings["intent"] = self._clock() - t0
@@ -893,6 +936,7 @@ class Session:
             for utt in self._inflight.values():
                 if utt.stage != "dispatch" and utt.task is not None:
                     utt.cancelled = True
+                    utt.cancel_event.set()
                     utt.task.cancel()
         for side in list(self._side_tasks):
             side.cancel()

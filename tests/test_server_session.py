@@ -475,3 +475,49 @@ async def test_confirm_refused_withdraws_the_pending_action() -> None:
         await h.metrics_count(3)
     assert [i.name for i in h.dispatcher.dispatched] == ["unlock", "confirm"]
     assert h.of(p.ActionEvent)[1].detail.startswith("cancelled")
+
+
+class FakeTimeout(Exception):
+    code = "model_timeout"
+    public_message = "the language model did not answer in time"
+
+
+class FakeTiered:
+    def __init__(self) -> None:
+        self.images: list[list[Any]] = []
+        self.fail = False
+
+    def recognize(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        images: Sequence[Any] = (),
+        cancel: threading.Event | None = None,
+    ) -> Recognition:
+        self.images.append(list(images))
+        if self.fail:
+            raise FakeTimeout("http://model-server:8000 timed out")
+        return Recognition(intent=light_on(text), reason="model")
+
+    def image(self, data: str) -> Any:
+        return ("decoded", data)
+
+
+async def test_model_tier_gets_the_image_and_its_errors_keep_their_codes() -> None:
+    h = Harness()
+    tiered = FakeTiered()
+    h.resources.tiered = tiered
+    async with h:
+        h.session.handle_text(json_text({"type": "image", "data": "aGVsbG8=", "mime": "image/png"}))
+        h.session.handle_text(json_text({"type": "text", "text": "what is this"}))
+        await h.metrics_count(1)
+        tiered.fail = True
+        h.session.handle_text(json_text({"type": "text", "text": "and this"}))
+        await h.metrics_count(2)
+    assert tiered.images == [[("decoded", "aGVsbG8=")], []]
+    errors = h.of(p.ErrorEvent)
+    assert [(e.code, e.message) for e in errors] == [
+        (p.ErrorCode.MODEL_TIMEOUT, "the language model did not answer in time")
+    ]
