@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
-import string
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -261,9 +262,8 @@ class Dispatcher:
                     self._result(None, intent, "rejected", "the intent names no device")
                 )
             ]
-        jobs = [
-            self._one(intent, device_id, emit, confirmed) for device_id in intent.slots.device_ids
-        ]
+        device_ids = list(dict.fromkeys(intent.slots.device_ids))  # once per device
+        jobs = [self._one(intent, device_id, emit, confirmed) for device_id in device_ids]
         return list(await asyncio.gather(*jobs))
 
     def _scene_intents(self, intent: Intent) -> list[Intent]:
@@ -495,10 +495,12 @@ class Dispatcher:
             return await emit.final(self._result(None, intent, "rejected", refusal, extra=extra))
         values: dict[str, Any] = {**intent.slots.custom, "text": intent.text}
         try:
-            topic = _fill(action.topic, values)
-            payload = _fill(action.payload, values)
-            state_topic = _fill(action.state_topic, values) if action.state_topic else None
+            topic = _fill_topic(action.topic, values)
+            payload = _fill(action.payload, values, json_escape=_looks_json(action.payload))
+            state_topic = _fill_topic(action.state_topic, values) if action.state_topic else None
             state_value = _fill(action.state_value, values) if action.state_value else None
+        except ValueError as e:
+            return await emit.final(self._result(None, intent, "rejected", str(e), extra=extra))
         except KeyError as e:
             return await emit.final(
                 self._result(
@@ -579,16 +581,39 @@ class _Emitter:
         return result
 
 
-class _SafeFormatter(string.Formatter):
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        # Only plain names: "{slot}" — no attribute or index access into slot values.
-        if not field_name.isidentifier():
-            raise KeyError(field_name)
-        return super().get_field(field_name, args, kwargs)
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def _fill(template: str, values: Mapping[str, Any]) -> str:
-    return _SafeFormatter().vformat(template, (), dict(values))
+def _fill(template: str, values: Mapping[str, Any], *, json_escape: bool = False) -> str:
+    """Fill ``{slot}`` placeholders; ``{{``/``}}`` are literal braces, and any other brace is
+    kept as written, so JSON templates work with single or doubled braces. Only plain names:
+    no attribute or index access into values. A missing slot raises KeyError."""
+
+    def sub(m: re.Match[str]) -> str:
+        token = m.group(0)
+        if token == "{{":
+            return "{"
+        if token == "}}":
+            return "}"
+        value = values[m.group(1)]
+        if json_escape and isinstance(value, str):
+            # Spoken text inside a JSON payload must stay a JSON string, whatever it contains.
+            return json.dumps(value)[1:-1]
+        return str(value)
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def _fill_topic(template: str, values: Mapping[str, Any]) -> str:
+    """A topic template filled with slot values that cannot add levels or wildcards."""
+    for key, value in values.items():
+        if f"{{{key}" in template and any(ch in str(value) for ch in "/+#\0"):
+            raise ValueError(f"slot {key!r} cannot go into a topic: {value!r}")
+    return _fill(template, values)
+
+
+def _looks_json(template: str) -> bool:
+    return template.lstrip().startswith(("{{", "[", '{"', "{ "))
 
 
 def _topic_payload(commands: list[Command]) -> dict[str, Any]:

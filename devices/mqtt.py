@@ -163,6 +163,8 @@ class MqttClient:
         self._connected = False
         self._closing = False
         self._running = False  # True between a successful connect() and close()
+        self._lost_generation = -1
+        self._background: set[asyncio.Task[None]] = set()
         self._connack: asyncio.Future[tuple[bool, str]] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._seq = itertools.count()
@@ -290,6 +292,9 @@ class MqttClient:
         if failed:
             await self._discard(client)
             raise BrokerUnavailable(f"MQTT broker at {ep} refused the connection: {reason}")
+        if self._lost_generation == generation:
+            await self._discard(client)
+            raise BrokerUnavailable(f"connection to MQTT broker at {ep} dropped at once")
         self._client = client
         self._connected = True
         self._connected_event.set()
@@ -303,7 +308,11 @@ class MqttClient:
             self._connack.set_result((failed, reason))
 
     def _on_lost(self, generation: int, reason: str) -> None:
-        if generation != self._generation or self._client is None:
+        if generation != self._generation:
+            return
+        if self._client is None:
+            # Lost while _connect_once is still finishing: it must not adopt a dead client.
+            self._lost_generation = generation
             return
         old = self._client
         self._client = None
@@ -323,7 +332,9 @@ class MqttClient:
             reason,
             len(self._outbox),
         )
-        asyncio.get_running_loop().create_task(self._discard(old))
+        discard = asyncio.get_running_loop().create_task(self._discard(old))
+        self._background.add(discard)
+        discard.add_done_callback(self._background.discard)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_running_loop().create_task(
                 self._reconnect(), name="mqtt-reconnect"
@@ -343,6 +354,11 @@ class MqttClient:
             except BrokerUnavailable as e:
                 logger.debug("reconnect failed: %s", e)
                 delay = min(delay * 2, self._reconnect_max_s)
+                continue
+            except Exception:
+                # Keep trying whatever went wrong: giving up would strand the outbox.
+                logger.exception("reconnect to %s failed", self._endpoint)
+                delay = self._reconnect_max_s
                 continue
             self.reconnects += 1
             return
@@ -388,6 +404,8 @@ class MqttClient:
             raise PublishFailed(f"MQTT client for {self._endpoint} is not connected")
         if self.outbox_size >= self.max_outbox:
             raise PublishFailed(f"MQTT outbox full ({self.max_outbox} publishes waiting)")
+        if not topic or "+" in topic or "#" in topic or "\0" in topic:
+            raise PublishFailed(f"invalid topic for a publish: {topic!r}")
         data = payload.encode("utf-8") if isinstance(payload, str) else payload
         fut: asyncio.Future[float] = self._loop.create_future()
         p = _Pending(next(self._seq), topic, data, qos, retain, fut)

@@ -279,7 +279,52 @@ async def test_custom_action_without_state_topic_and_sensitive(cfg: HomeConfig) 
     )
     d.custom_actions["brew"] = CustomAction(topic="coffee/{size.__class__}", payload="x")
     [r] = await d.dispatch(evil)
-    assert r.status == "rejected"
+    assert mqtt.published[-1] == ("coffee/{size.__class__}", "x")  # no attribute access
+
+
+@pytest.mark.parametrize(
+    "template",
+    ['{"text": "{text}", "size": "{size}"}', '{{"text": "{text}", "size": "{size}"}}'],
+)
+async def test_custom_json_payload_stays_json(cfg: HomeConfig, template: str) -> None:
+    mqtt = FakeMqtt()
+    d = Dispatcher(
+        cfg, mqtt, custom_actions={"brew": CustomAction(topic="coffee/{size}", payload=template)}
+    )
+    await d.start()
+    text = 'a "large" one \\ please'
+    brew = Intent(
+        name="brew",
+        slots=Slots(custom={"size": "large"}),
+        confidence=0.8,
+        source="custom",
+        reason="t",
+        text=text,
+    )
+    [r] = await d.dispatch(brew)
+    assert r.status == "unconfirmed"
+    topic, payload = mqtt.published[-1]
+    assert topic == "coffee/large"
+    assert json.loads(payload) == {"text": text, "size": "large"}
+
+
+async def test_custom_slot_cannot_change_the_topic(cfg: HomeConfig) -> None:
+    mqtt = FakeMqtt()
+    d = Dispatcher(
+        cfg, mqtt, custom_actions={"brew": CustomAction(topic="coffee/{size}/order", payload="go")}
+    )
+    await d.start()
+    for bad in ("x/../zigbee2mqtt/front_door_lock", "#", "a+b"):
+        i = Intent(
+            name="brew",
+            slots=Slots(custom={"size": bad}),
+            confidence=0.8,
+            source="custom",
+            reason="t",
+        )
+        [r] = await d.dispatch(i)
+        assert r.status == "rejected" and "topic" in r.detail
+    assert mqtt.published == []
 
 
 async def test_state_listener_and_removal(setup: tuple[Dispatcher, FakeMqtt]) -> None:
