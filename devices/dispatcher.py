@@ -102,7 +102,10 @@ class Dispatcher:
 
     async def start(self, *, wait_for_retained: float | None = 2.0) -> None:
         """Subscribe to every device's state topics; with ``wait_for_retained`` (seconds,
-        None to skip), return once the broker has delivered the retained states."""
+        None to skip), return once the broker has delivered the retained states. Calling it
+        again does nothing."""
+        if self._unsubscribe:
+            return
         for device in self.config.devices:
             adapter = adapter_for(device)
             for topic in adapter.state_topics(device, self.config.mqtt):
