@@ -17,6 +17,7 @@ threads concurrently.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,13 @@ from typing import Any
 
 from hassil import Intents, recognize_all
 
-from devices.registry import ConfigError, HomeConfig, load_config, load_demo_config
-from intents.custom import CustomAction, CustomIntentFile, load_custom_intents
+from devices.registry import HomeConfig, load_config, load_demo_config
+from intents.custom import (
+    CustomAction,
+    CustomIntentError,
+    CustomIntentFile,
+    load_custom_intents,
+)
 from intents.fuzzy import FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
 from intents.grammar import GrammarMatch, GrammarTier, build_slot_lists, prepare
 from intents.languages import has_cjk, normalize_language, shipped_languages
@@ -95,7 +101,10 @@ class Recognizer:
         self._custom_intents: dict[str, list[tuple[CustomIntentFile, Intents]]] = {}
         self._custom_lists = build_slot_lists(config)
         for f in self._custom_files:
-            lang = normalize_language(f.language)
+            try:
+                lang = normalize_language(f.language)
+            except ValueError as e:
+                raise CustomIntentError(str(e), path=f.path) from e
             self._custom_intents.setdefault(lang, []).append(
                 (f, prepare(Intents.from_dict(f.data)))
             )
@@ -373,8 +382,6 @@ def _slot_value(value: Any) -> str | int | float | bool:
 def _expand_simple(template: str) -> list[str]:
     """Spellings of a list value template for the vocabulary: alternatives ``(a|b)`` split,
     optional ``[x]`` parts dropped. Good enough for biasing, not a full expansion."""
-    import re
-
     flat = re.sub(r"\[[^\[\]]*\]", "", template)
     m = re.search(r"\(([^()]*)\)", flat)
     if m is None:
@@ -384,10 +391,3 @@ def _expand_simple(template: str) -> list[str]:
         out += _expand_simple(flat[: m.start()] + alt + flat[m.end():])
     return out
 
-
-def recognizer_from_args(config_path: str | None) -> Recognizer:
-    """Helper for command lines: raises ConfigError with a user-facing message."""
-    try:
-        return Recognizer.from_config_path(config_path)
-    except FileNotFoundError as e:
-        raise ConfigError(f"cannot read: {e.strerror}", path=config_path) from e

@@ -190,3 +190,25 @@ def test_example_covers_the_picovoice_grammar(rec: Recognizer) -> None:
         assert i is not None and i.name == "order_drink", text
         said = {k: v for k, v in i.slots.custom.items() if v != ""}
         assert said == slots, text
+
+
+def test_unknown_custom_language_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "xx.yaml"
+    p.write_text("language: xx\nintents:\n  foo: {data: [{sentences: [foo]}]}\n",
+                 encoding="utf-8")
+    with pytest.raises(CustomIntentError, match=str(p)):
+        Recognizer(load_demo_config(), custom_intent_files=[p])
+
+
+def test_example_action_templates_fill_from_slots(rec: Recognizer) -> None:
+    import json
+    import string
+
+    i = rec.recognize("make me a 12 oz iced mocha with oat").intent
+    assert i is None or i.name != "order_drink" or "oat" not in str(i.slots.custom)
+    i = rec.recognize("make me a 12 oz iced mocha").intent
+    assert i is not None
+    action = rec.custom_actions[i.name]
+    payload = string.Formatter().vformat(action.payload, (), {**i.slots.custom, "text": i.text})
+    assert json.loads(payload) == {"drink": "iced mocha", "size": "twelve ounce", "roast": "",
+                                   "shots": "", "milk": "", "sugar": ""}
