@@ -139,14 +139,12 @@ class EmbeddedBrokerProcess:
         return None if self._proc is None else self._proc.pid
 
     def start(self) -> None:
+        # The project's own broker class, so the benchmark runs what `hearth serve` would.
         code = (
             "import asyncio, sys\n"
-            "from amqtt.broker import Broker\n"
+            "from devices.broker import EmbeddedBroker\n"
             "async def main(port):\n"
-            "    cfg = {'listeners': {'default': {'type': 'tcp', 'bind': f'127.0.0.1:{port}'}},\n"
-            "           'sys_interval': 0, 'auth': {'allow-anonymous': True},\n"
-            "           'topic-check': {'enabled': False}}\n"
-            "    b = Broker(cfg)\n"
+            "    b = EmbeddedBroker(port)\n"
             "    await b.start()\n"
             "    await asyncio.Event().wait()\n"
             "asyncio.run(main(int(sys.argv[1])))\n"
