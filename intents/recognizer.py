@@ -290,6 +290,8 @@ class Recognizer:
                 alternatives.append(self._intent(s, text, lang, s.confidence - 0.2, s.source,
                                                  s.resolved.reason))
         intent = self._intent(best, text, lang, conf, source, reason)
+        _LOGGER.debug("%r -> %s %s (%s, %.2f)", text, intent.name, intent.slots.device_ids,
+                      source, intent.confidence)
         return Recognition(intent=intent, reason=reason, alternatives=alternatives)
 
     def _intent(self, s: _Scored, text: str, lang: str, conf: float, source: str,
