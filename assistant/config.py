@@ -45,6 +45,8 @@ DEFAULT_OUTBOX_EVENTS = 2000
 DEFAULT_MAX_UTTERANCES_IN_FLIGHT = 4
 DEFAULT_MAX_MESSAGES_PER_S = 200.0
 DEFAULT_MAX_CONNECTIONS = 256
+#: Per client IP address. Generous: a home hub may multiplex many satellites.
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 #: How long SIGTERM waits for utterances in flight before closing connections with 1001.
 DEFAULT_SHUTDOWN_GRACE_S = 5.0
@@ -66,6 +68,9 @@ class ServerSettings(_Strict):
     #: config files, and never logged). ``hearth serve --token`` overrides it.
     token_env: str | None = None
     allowed_origins: list[str] | None = None  # None: any Origin (loopback default)
+    #: PEM certificate chain and key: serve wss:// and https:// instead of ws:// and http://.
+    tls_cert: str | None = None
+    tls_key: str | None = None
     web_root: str | None = None  # None: the packaged assistant/web/
 
 
@@ -77,6 +82,7 @@ class LimitSettings(_Strict):
     outbox_events: int = Field(default=DEFAULT_OUTBOX_EVENTS, gt=0)
     max_utterances_in_flight: int = Field(default=DEFAULT_MAX_UTTERANCES_IN_FLIGHT, gt=0)
     max_connections: int = Field(default=DEFAULT_MAX_CONNECTIONS, gt=0)
+    max_connections_per_client: int = Field(default=DEFAULT_MAX_CONNECTIONS_PER_CLIENT, gt=0)
     idle_timeout_s: float = Field(default=DEFAULT_IDLE_TIMEOUT_S, gt=0)
     shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, ge=0)
 

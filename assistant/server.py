@@ -34,6 +34,7 @@ import hmac
 import json
 import logging
 import mimetypes
+import ssl
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -238,7 +239,9 @@ class HearthServer:
         self.web_root = (Path(root) if root else DEFAULT_WEB_ROOT).resolve()
         self._devices = devices
         self._server: Server | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._connections: set[_Connection] = set()
+        self._per_client: dict[str, int] = {}
         self._preauthorized: set[int] = set()  # id() of connections with a good header
         self.stopping = asyncio.Event()
 
@@ -246,6 +249,7 @@ class HearthServer:
 
     async def start(self) -> None:
         lim = self.settings.limits
+        self._ssl = self._ssl_context()
         self._server = await serve(
             self._handle,
             self.host,
@@ -256,10 +260,20 @@ class HearthServer:
             max_size=max(lim.max_message_bytes, lim.max_audio_frame_bytes),
             max_queue=64,  # frames buffered by websockets before TCP backpressure
             server_header="hearth",
+            ssl=self._ssl,
         )
         sock = next(iter(self._server.sockets))
         self._port = sock.getsockname()[1]
         logger.info("Hearth listening on %s", self.url)
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        cfg = self.settings.server
+        if cfg.tls_cert is None:
+            return None
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        return ctx
 
     def _origins(self) -> list[Any] | None:
         allowed = self.settings.server.allowed_origins
@@ -273,11 +287,13 @@ class HearthServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self._display_host()}:{self._port}"
+        scheme = "wss" if self.settings.server.tls_cert else "ws"
+        return f"{scheme}://{self._display_host()}:{self._port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{self._display_host()}:{self._port}/"
+        scheme = "https" if self.settings.server.tls_cert else "http"
+        return f"{scheme}://{self._display_host()}:{self._port}/"
 
     def _display_host(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
@@ -315,6 +331,8 @@ class HearthServer:
         self._preauthorized.discard(id(ws))
         conn = _Connection(self, ws, authorized)
         self._connections.add(conn)
+        client = _client_ip(ws)
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         self.metrics.sessions_total.inc()
         self.metrics.sessions_active.inc()
         logger.info("session %s opened from %s", conn.session.id, _peer(ws))
@@ -326,6 +344,11 @@ class HearthServer:
                 await ws.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             self._connections.discard(conn)
+            left = self._per_client.get(client, 1) - 1
+            if left > 0:
+                self._per_client[client] = left
+            else:
+                self._per_client.pop(client, None)
             self.metrics.sessions_active.dec()
             logger.info(
                 "session %s closed (%s %s)", conn.session.id, conn.close_code, conn.close_reason
@@ -341,8 +364,11 @@ class HearthServer:
                 return _respond(HTTPStatus.NOT_FOUND, "not found\n")
             if self.stopping.is_set():
                 return _respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
-            if len(self._connections) >= self.settings.limits.max_connections:
+            limits = self.settings.limits
+            if len(self._connections) >= limits.max_connections:
                 return _respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+            if self._per_client.get(_client_ip(ws), 0) >= limits.max_connections_per_client:
+                return _respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections\n")
             token = self.settings.token
             auth = request.headers.get("Authorization")
             if token is not None and auth is not None:
@@ -404,6 +430,13 @@ def _respond(
         ]
     )
     return Response(status.value, status.phrase, headers, data)
+
+
+def _client_ip(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    if isinstance(addr, tuple) and addr:
+        return str(addr[0])
+    return str(addr)
 
 
 def _peer(ws: ServerConnection) -> str:

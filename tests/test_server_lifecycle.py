@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
@@ -173,3 +176,46 @@ def test_hearth_serve_sigterm(hearth_mosquitto: Mosquitto) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_connection_limit_per_client(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory(**{"limits.max_connections_per_client": 2})
+    first, _ = await open_session(server.url)
+    second, _ = await open_session(server.url)
+    async with first, second:
+        with pytest.raises(InvalidStatus) as info:
+            await connect(server.url)
+        assert info.value.response.status_code == 429
+    await asyncio.sleep(0.2)  # the server notices the closes
+    third, _ = await open_session(server.url)
+    await third.close()
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls(text_server_factory: Callable[..., ServerThread], tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = make_certificate(tmp_path)
+    server = text_server_factory(**{"server.tls_cert": str(cert), "server.tls_key": str(key)})
+    assert server.url.startswith("wss://")
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ws, _ = await open_session(server.url, ssl=ctx)
+    async with ws:
+        await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+        got = await recv_utterances(ws, 1)
+    assert got.of("action")[-1]["status"] == "confirmed"
