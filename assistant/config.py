@@ -116,7 +116,13 @@ class AsrConfig(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def overrides(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.model_dump(exclude={"extra"}).items() if v is not None}
+        """Keyword arguments for ``AsrSettings`` (``threads`` is its ``cpu_threads``)."""
+        names = {"threads": "cpu_threads"}
+        out = {
+            names.get(k, k): v
+            for k, v in self.model_dump(exclude={"extra"}).items()
+            if v is not None
+        }
         out.update(self.extra)
         return out
 
