@@ -277,11 +277,11 @@ class MqttClient:
         self._connack = loop.create_future()
         ep = self._endpoint
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(client.connect, ep.host, ep.port, self._keepalive_s),
-                self.connect_timeout_s + 1,
-            )
-        except (OSError, TimeoutError, ssl.SSLError) as e:
+            # Bounded by paho's connect_timeout (TCP) and socket timeouts (TLS). No wait_for
+            # here: a connect abandoned by us could still finish in its thread and, with our
+            # client id, kick off the connection that replaced it.
+            await asyncio.to_thread(client.connect, ep.host, ep.port, self._keepalive_s)
+        except (OSError, ssl.SSLError) as e:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise BrokerUnavailable(f"cannot reach MQTT broker at {ep}: {reason}") from None
         client.loop_start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -251,6 +252,17 @@ async def test_unreachable_broker_is_a_clear_error() -> None:
     assert f"127.0.0.1:{port}" in str(e.value)
     with pytest.raises(PublishFailed):
         await client.publish("x/y", "z")
+
+
+async def test_silent_server_is_a_clear_error_not_a_hang() -> None:
+    # Something listens but never speaks MQTT: no CONNACK within the connect timeout.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        client = MqttClient(f"mqtt://127.0.0.1:{port}", connect_timeout_s=1)
+        with pytest.raises(BrokerUnavailable, match="no CONNACK"):
+            await client.connect()
 
 
 async def test_broker_down_gives_failed_results_not_hangs(
