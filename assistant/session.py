@@ -207,6 +207,9 @@ class _Speculation:
     audio_end_ms: int
     future: asyncio.Future[str]
     stale: bool = False
+    #: The grammar's answer to the speculative text, with the context it was given.
+    recognition: Recognition | None = None
+    context: Intent | None = None
 
 
 @dataclass
@@ -521,10 +524,12 @@ class Session:
         t0 = self._clock()
         text: str | None = None
         spec = utt.spec
+        reused: _Speculation | None = None
         if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
             # The turn ended on exactly the audio transcribed at the pause: reuse it.
             try:
                 text = await asyncio.shield(spec.future)
+                reused = spec
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -543,7 +548,15 @@ class Session:
         self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
         if not text:
             raise _Done("no_speech")
-        await self._recognize_and_dispatch(utt, text, language)
+        known = None
+        if (
+            reused is not None
+            and reused.recognition is not None
+            and reused.context is self._last_intent
+            and self._res.tiered is None
+        ):
+            known = reused.recognition  # same text, same context: the grammar would agree
+        await self._recognize_and_dispatch(utt, text, language, known)
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 
@@ -588,12 +601,18 @@ class Session:
         except Exception:
             logger.warning("session %s: speculative recognition failed", self.id, exc_info=True)
             return
+        spec.recognition, spec.context = result, recognize.keywords["context"]
         if result.intent is not None and not spec.stale and utt is self._current:
             self._enqueue_control("complete", utt, spec)
 
-    async def _recognize_and_dispatch(self, utt: _Utterance, text: str, lang: str | None) -> None:
+    async def _recognize_and_dispatch(
+        self, utt: _Utterance, text: str, lang: str | None, known: Recognition | None = None
+    ) -> None:
         utt.stage = "intent"
         t0 = self._clock()
+        if known is not None:
+            await self._dispatch_recognition(utt, known, 0.0)
+            return
         tiered = self._res.tiered
         if tiered is not None:
             # Final utterances may go to the model tier (with the session's image); partial
@@ -622,7 +641,12 @@ class Session:
                 raise _StageError(ErrorCode(code), public) from e
             logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
             raise _StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
-        utt.timings["intent"] = self._clock() - t0
+        await self._dispatch_recognition(utt, result, self._clock() - t0)
+
+    async def _dispatch_recognition(
+        self, utt: _Utterance, result: Recognition, intent_s: float
+    ) -> None:
+        utt.timings["intent"] = intent_s
         intent = result.intent
         self._emit(
             IntentEvent(
