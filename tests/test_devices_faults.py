@@ -151,3 +151,41 @@ async def test_publish_while_down_waits_then_goes_out(mosquitto: Mosquitto) -> N
         assert [m.payload for m in got] == [b"hello"]
     finally:
         await sender.close()
+
+
+async def test_failed_or_cancelled_publish_is_never_sent_later(mosquitto: Mosquitto) -> None:
+    """A command reported failed (or withdrawn) while the broker is down stays unsent."""
+    received: list[bytes] = []
+    watcher = MqttClient(
+        mosquitto.url, client_id="late-watcher", clean_session=False, reconnect_max_s=0.3
+    )
+    await watcher.connect()
+    watcher.subscribe("door/#", lambda m: received.append(m.payload))
+    await watcher.barrier()
+    sender = MqttClient(mosquitto.url, client_id="late-door", reconnect_max_s=0.3, max_outbox=3)
+    await sender.connect()
+    try:
+        await asyncio.to_thread(mosquitto.stop)
+        await eventually(lambda: not sender.connected, within=10)
+        with pytest.raises(PublishFailed, match="not sent"):
+            await sender.publish("door/set", "UNLOCK", timeout=0.3)
+        withdrawn = asyncio.create_task(sender.publish("door/set", "UNLOCK-2"))
+        await asyncio.sleep(0.1)
+        withdrawn.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await withdrawn
+        waiting = [asyncio.create_task(sender.publish("door/ok", str(i))) for i in range(3)]
+        await asyncio.sleep(0.1)
+        with pytest.raises(PublishFailed, match="outbox full"):
+            await sender.publish("door/set", "overflow")
+        assert sender.outbox_size == 3
+        await asyncio.to_thread(mosquitto.start)
+        await asyncio.gather(*waiting)
+        await eventually(lambda: watcher.connected, within=10)
+        await watcher.barrier()
+        await eventually(lambda: len(received) >= 3, within=10)
+        await asyncio.sleep(0.3)
+        assert sorted(received) == [b"0", b"1", b"2"]
+    finally:
+        await sender.close()
+        await watcher.close()
