@@ -82,7 +82,7 @@ async def test_restart_mid_dispatch_burst_reports_every_command(mosquitto: Mosqu
     devices = ["kitchen_light", "living_room_light", "bedroom_lamp", "tv_plug", "office_light"]
     jobs: list[asyncio.Task[list[ActionResult]]] = []
     try:
-        for n in range(100):
+        for n in range(BURST):
             name = "light_on" if n % 2 else "light_off"
             device = devices[n % len(devices)]
             if device == "tv_plug":
@@ -95,13 +95,14 @@ async def test_restart_mid_dispatch_burst_reports_every_command(mosquitto: Mosqu
                 reason="burst",
             )
             jobs.append(asyncio.create_task(dispatcher.dispatch(i, on_result=published.append)))
-            if n == 30:
+            if n == BURST // 3:
                 await asyncio.to_thread(mosquitto.stop)
-            if n == 60:
+            if n == 2 * BURST // 3:
                 await asyncio.to_thread(mosquitto.start)
-            await asyncio.sleep(0.005)
+            if n % 10 == 0:
+                await asyncio.sleep(0.01)
         results = [r for rs in await asyncio.gather(*jobs) for r in rs]
-        assert len(results) == 100
+        assert len(results) == BURST
         statuses = {r.status for r in results}
         assert statuses <= {"confirmed", "unconfirmed", "failed"}
         # Every command that was not reported failed was acknowledged by the broker.
