@@ -37,6 +37,7 @@ from intents.model_tier import (
     build_tools,
     split_reasoning,
     system_prompt,
+    user_message,
 )
 from intents.schema import Intent
 
@@ -160,16 +161,17 @@ class OpenAIModelTier(ModelTier):
     ) -> dict[str, Any]:
         """The JSON body (public so tests and ``--verbose`` logging can show it)."""
         s = self.settings
-        user: str | list[dict[str, Any]] = text
+        said = user_message(text, context)
+        user: str | list[dict[str, Any]] = said
         if images:
-            user = [{"type": "text", "text": text}] + [
+            user = [{"type": "text", "text": said}] + [
                 {"type": "image_url", "image_url": {"url": img.to_data_url()}} for img in images
             ]
         body: dict[str, Any] = {
             "messages": [
                 {
                     "role": "system",
-                    "content": system_prompt(config, s, language=language, context=context),
+                    "content": system_prompt(config, s, language=language),
                 },
                 {"role": "user", "content": user},
             ],

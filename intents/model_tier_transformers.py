@@ -42,13 +42,14 @@ from intents.model_tier import (
     parse_tool_calls_from_text,
     split_reasoning,
     system_prompt,
+    user_message,
 )
 from intents.schema import Intent
 
 log = logging.getLogger(__name__)
 
 _SENTINEL = "HEARTHUSERTEXTSENTINEL"
-_PREFIX_CACHE_ENTRIES = 4  # (home, language, context) combinations kept
+_PREFIX_CACHE_ENTRIES = 4  # (home, language) combinations kept
 _MIN_PREFIX_TOKENS = 16  # below this a cached prefix saves nothing
 
 
@@ -213,13 +214,9 @@ class TransformersModelTier(ModelTier):
         s = self.settings
         tools = build_tools(config, s)
         system = system_prompt(
-            config,
-            s,
-            language=language,
-            context=context,
-            tools_in_prompt=not self._template_has_tools,
+            config, s, language=language, tools_in_prompt=not self._template_has_tools
         )
-        user_text = self.sanitize(text)
+        user_text = user_message(self.sanitize(text), context)
         user: str | list[dict[str, Any]] = user_text
         if self.multimodal:
             user = [{"type": "image"} for _ in range(n_images)] + [
@@ -263,7 +260,7 @@ class TransformersModelTier(ModelTier):
             )
             prefix = None
             if self.settings.prefix_cache and not self.multimodal:
-                prefix = self._prompt_prefix(prompt, config, language, context)
+                prefix = self._prompt_prefix(prompt, config, language)
             generated = self._generate(prompt, pil, deadline, cancel, prefix)
         content, reasoning = split_reasoning(generated)
         calls = parse_tool_calls_from_text(content)
@@ -274,11 +271,9 @@ class TransformersModelTier(ModelTier):
             model=self.settings.model or self.path.name,
         )
 
-    def _prompt_prefix(
-        self, prompt: str, config: HomeConfig, language: str, context: Intent | None
-    ) -> str | None:
+    def _prompt_prefix(self, prompt: str, config: HomeConfig, language: str) -> str | None:
         """The part of ``prompt`` that does not depend on the user's words."""
-        probe = self.build_prompt(_SENTINEL, config=config, language=language, context=context)
+        probe = self.build_prompt(_SENTINEL, config=config, language=language)
         head, found, _ = probe.partition(_SENTINEL)
         return head if found and prompt.startswith(head) else None
 

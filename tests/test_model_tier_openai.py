@@ -522,3 +522,23 @@ def test_timeout_stream_stalls(fake: FakeServer, home: HomeConfig) -> None:
     with pytest.raises(ModelTierTimeout):
         _tier(fake, timeout_s=0.8).recognize("x", config=home)
     assert time.monotonic() - t0 < 1.2
+
+
+def test_context_goes_to_the_user_turn(fake: FakeServer, home: HomeConfig) -> None:
+    from intents.schema import Intent, Slots
+
+    previous = Intent(
+        name="light_on",
+        slots=Slots(device_ids=["kitchen_light"]),
+        confidence=1.0,
+        source="grammar",
+        reason="r",
+    )
+    fake.reply = lambda h, body: h.send_json(_completion(KITCHEN_ON))
+    tier = _tier(fake, stream=False)
+    tier.recognize("and the living room too", config=home, context=previous)
+    tier.recognize("what about the fan", config=home)
+    first, second = fake.requests
+    assert first["messages"][0] == second["messages"][0]  # system turn unchanged: cacheable
+    assert first["messages"][1]["content"].startswith("(previous command: ")
+    assert first["messages"][1]["content"].endswith("\nand the living room too")

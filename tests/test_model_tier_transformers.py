@@ -43,6 +43,7 @@ from intents.model_tier import (  # noqa: E402
     system_prompt,
 )
 from intents.model_tier_transformers import TransformersModelTier  # noqa: E402
+from intents.schema import Intent, Slots  # noqa: E402
 
 SPECIALS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
 
@@ -86,7 +87,7 @@ def _tokenizer(template: str) -> Any:
     # The prompt's own text in the corpus keeps prompts short (fast tests on 2 cores).
     home = load_demo_config()
     settings = ModelTierSettings(policy=ModelTierPolicy.OFF)
-    corpus.append(system_prompt(home, settings, language="en", context=None, tools_in_prompt=True))
+    corpus.append(system_prompt(home, settings, language="en", tools_in_prompt=True))
     tok.train_from_iterator(corpus * 5, trainer)
     fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|pad|>"
@@ -440,12 +441,19 @@ def test_prefix_cache_gives_the_same_output(text_model_dir: Path, home: HomeConf
         return t
 
     plain, cached = tier(False), tier(True)
-    for text in ("turn on the kitchen light", "is the garage door open"):
+    previous = Intent(
+        name="fan_on",
+        slots=Slots(device_ids=["ceiling_fan"]),
+        confidence=0.9,
+        source="grammar",
+        reason="r",
+    )
+    for text, context in (("turn on the kitchen light", None), ("and the light", previous)):
         kw: dict[str, Any] = {
             "config": home,
             "images": (),
             "language": "en",
-            "context": None,
+            "context": context,
             "cancel": None,
         }
         out = cached._ask(text, **kw).content
