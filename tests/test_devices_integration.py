@@ -291,9 +291,16 @@ async def test_embedded_broker_smoke() -> None:
         dispatcher = Dispatcher(cfg, client)
         await dispatcher.start()
         try:
-            [r] = await dispatcher.dispatch(intent("light_on", "kitchen_light"))
-            assert r.status == "confirmed"
-            await eventually(lambda: dispatcher.state("tv_plug") is not None)
+            # One action per adapter convention, through amqtt instead of Mosquitto.
+            for i in (
+                intent("light_on", "kitchen_light"),
+                intent("light_set", "bedroom_lamp", brightness=30),
+                intent("switch_on", "tv_plug"),
+                intent("cover_close", "garage_door"),
+            ):
+                [r] = await dispatcher.dispatch(i)
+                assert r.status == "confirmed", r
+            await eventually(lambda: dispatcher.state("kitchen_temperature") is not None)
         finally:
             await dispatcher.close()
             await client.close()
