@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings, parse_assistant_settings
 from assistant.metrics import Metrics
 from assistant.protocol import Mode
@@ -66,6 +67,7 @@ class Hearth:
         self.transcriber: WhisperTranscriber | None = None
         self.hotwords: tuple[str, ...] = ()
         self.tiered: _Tiered | None = None
+        self.audit: AuditLog | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
         self._asr_executor: ThreadPoolExecutor | None = None
         self._resources: SessionResources | None = None
@@ -114,9 +116,17 @@ class Hearth:
             asr_executor=self._asr_executor,
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
+            audit=self._open_audit(),
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
+
+    def _open_audit(self) -> AuditLog | None:
+        cfg = self.settings.audit
+        if cfg.path is None:
+            return None
+        self.audit = AuditLog(cfg.path, max_bytes=cfg.max_bytes, backups=cfg.backups)
+        return self.audit
 
     async def _start_devices(self, url: str, recognizer_loaded: asyncio.Future[None]) -> None:
         from devices.dispatcher import Dispatcher
@@ -183,6 +193,9 @@ class Hearth:
             if ex is not None:
                 ex.shutdown(wait=False, cancel_futures=True)
         self._vad_executor = self._asr_executor = None
+        if self.audit is not None:
+            self.audit.close()
+            self.audit = None
 
     # -- what sessions and servers use ---------------------------------------------------
 

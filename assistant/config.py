@@ -127,12 +127,21 @@ class AsrConfig(_Strict):
         return out
 
 
+class AuditSettings(_Strict):
+    """The JSONL audit log (one line per utterance). Off unless ``path`` is set."""
+
+    path: str | None = None
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    backups: int = Field(default=5, ge=0)
+
+
 class AssistantSettings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     turn_detection: TurnDetectionSettings = Field(default_factory=TurnDetectionSettings)
     session: SessionDefaults = Field(default_factory=SessionDefaults)
     asr: AsrConfig = Field(default_factory=AsrConfig)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     #: Audio models off: ``text`` works, binary frames get ``error`` (debugging, CI without
     #: models). Not for production.
     audio: bool = True

@@ -98,7 +98,7 @@ class _Connection:
         limits = server.settings.limits
         self.outbox: asyncio.Queue[Any] = asyncio.Queue(maxsize=limits.outbox_events)
         self.overflowed = asyncio.Event()
-        self.session = Session(server.resources, self.emit)
+        self.session = Session(server.resources, self.emit, client=_peer(ws))
         self.bucket = _TokenBucket(limits.max_messages_per_s, time.monotonic)
         self.close_code = CloseCode.NORMAL
         self.close_reason = ""

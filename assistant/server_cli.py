@@ -43,6 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve wss:// and https://")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    p.add_argument("--audit-log", metavar="FILE", help="append one JSON line per utterance")
     p.add_argument("--mqtt-url", metavar="URL", help="broker URL, overriding the config")
     p.add_argument("--model", help="Whisper model directory or name (default: bundled tiny.en)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="ASR device")
@@ -73,6 +74,7 @@ def _load(args: argparse.Namespace) -> tuple[HomeConfig, Any]:
             "server.port": args.port,
             "server.tls_cert": args.tls_cert,
             "server.tls_key": args.tls_key,
+            "audit.path": args.audit_log,
             "token": args.token or os.environ.get(TOKEN_ENV) or None,
             "asr": asr.model_dump(),
             "audio": False if args.no_audio else None,

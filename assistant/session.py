@@ -45,6 +45,7 @@ from typing import Any, Literal, Protocol
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
+from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings
 from assistant.metrics import Metrics
 from assistant.protocol import (
@@ -173,6 +174,8 @@ class SessionResources:
     asr_load: AsrLoad = field(default_factory=AsrLoad)
     #: Grammar + model tier for final utterances; None: the grammar recognizer alone.
     tiered: TieredLike | None = None
+    #: One JSON line per utterance; None: no audit trail.
+    audit: AuditLog | None = None
     #: How long a sensitive action waits for "yes" / ``confirm`` (security config).
     confirmation_window_s: float = 10.0
 
@@ -239,9 +242,11 @@ class Session:
         emit: Emit,
         *,
         session_id: str | None = None,
+        client: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.id = session_id or secrets.token_hex(6)
+        self.client = client
         self._res = resources
         self._settings = resources.settings
         self._emit_raw = emit
@@ -271,6 +276,7 @@ class Session:
         self._last_report: dict[ErrorCode, float] = {}
         self._closing = False
         self._side_tasks: set[asyncio.Task[None]] = set()
+        self._audit_rows: dict[str, dict[str, Any]] = {}
 
     # -- events out ----------------------------------------------------------------------
 
@@ -279,7 +285,50 @@ class Session:
             self._res.metrics.errors_total.inc(event.code.value)
         elif isinstance(event, ActionEvent):
             self._res.metrics.actions_total.inc(event.status)
+        if self._res.audit is not None:
+            self._audit_event(event)
         self._emit_raw(event)
+
+    def _audit_event(self, event: Any) -> None:
+        uid = getattr(event, "utterance_id", None)
+        if uid is None:
+            return
+        row = self._audit_rows.setdefault(uid, {"actions": []})
+        if isinstance(event, TranscriptFinal):
+            row["transcript"], row["source"] = event.text, event.source
+        elif isinstance(event, IntentEvent):
+            row["intent"] = None if event.intent is None else event.intent.name
+            row["slots"] = (
+                None
+                if event.intent is None
+                else event.intent.slots.model_dump(mode="json", exclude_defaults=True)
+            )
+            row["confidence"] = event.confidence
+            row["reason"] = event.reason
+        elif isinstance(event, ActionEvent) and event.final:
+            row["actions"].append(
+                {
+                    "device_id": event.device_id,
+                    "intent": event.intent,
+                    "status": event.status,
+                    "topic": event.topic,
+                    "payload": event.payload,
+                    "detail": event.detail,
+                }
+            )
+        elif isinstance(event, ErrorEvent):
+            row["error"] = event.code.value
+        elif isinstance(event, MetricsEvent) and self._res.audit is not None:
+            row = self._audit_rows.pop(uid)
+            self._res.audit.record(
+                {
+                    "session": self.id,
+                    "client": self.client,
+                    "utterance_id": uid,
+                    "outcome": event.outcome,
+                    **row,
+                }
+            )
 
     def error(self, code: ErrorCode, message: str, *, utterance_id: str | None = None) -> None:
         """Send an ``error`` event (the one place errors are counted)."""

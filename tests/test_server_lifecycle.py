@@ -219,3 +219,41 @@ async def test_tls(text_server_factory: Callable[..., ServerThread], tmp_path: P
         await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
         got = await recv_utterances(ws, 1)
     assert got.of("action")[-1]["status"] == "confirmed"
+
+
+async def test_audit_log_has_one_line_per_utterance(
+    text_server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    path = tmp_path / "audit" / "hearth.jsonl"
+    server = text_server_factory(token=TOKEN, **{"audit.path": str(path)})
+    ws, _ = await open_session(server.url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+    async with ws:
+        for text in ("turn on the kitchen light", "sing me a song"):
+            await ws.send(json.dumps({"type": "text", "text": text}))
+            await recv_utterances(ws, 1)
+    await asyncio.to_thread(server.stop)  # flushes and closes the log
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["outcome"] for line in lines] == ["actions", "no_intent"]
+    first = lines[0]
+    assert first["transcript"] == "turn on the kitchen light"
+    assert first["intent"] == "light_on"
+    assert first["confidence"] > 0.5
+    assert first["client"].startswith("127.0.0.1:")
+    assert first["actions"][0]["device_id"] == "kitchen_light"
+    assert first["actions"][0]["status"] == "confirmed"
+    assert first["actions"][0]["topic"] == "zigbee2mqtt/kitchen_light/set"
+    assert lines[1]["intent"] is None and lines[1]["reason"]
+    assert TOKEN not in path.read_text(encoding="utf-8")
+
+
+def test_audit_log_rotates(tmp_path: Path) -> None:
+    from assistant.audit import AuditLog
+
+    log = AuditLog(tmp_path / "a.jsonl", max_bytes=300, backups=2)
+    for i in range(20):
+        log.record({"utterance_id": f"u{i}", "transcript": "x" * 50})
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["a.jsonl", "a.jsonl.1", "a.jsonl.2"]
+    last = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()[-1]
+    assert json.loads(last)["utterance_id"] == "u19"
