@@ -948,8 +948,8 @@ class ModelTier(ABC):
         settings' one, or ``policy`` for this session). The grammar's answer is "confident"
         when it has an intent at or above ``security.min_confidence``.
 
-        May raise :class:`ModelTierError` when the model was needed and failed; with
-        ``model_first`` a confident grammar answer is returned instead of raising."""
+        Raises :class:`ModelTierError` when the model was needed and failed and the grammar
+        has no confident answer to fall back on (a cancellation always raises)."""
         policy = policy or self.settings.policy
         confident = _confident(grammar, config)
         if policy is ModelTierPolicy.OFF:
@@ -958,20 +958,12 @@ class ModelTier(ABC):
                 if grammar is not None
                 else Recognition(intent=None, reason="no grammar match; model tier off")
             )
-        if policy is ModelTierPolicy.PREFER_LOCAL:
-            if confident and not images:
-                assert grammar is not None
-                return grammar
-            rec = self.recognize(
-                text,
-                config=config,
-                images=images,
-                language=language,
-                context=context,
-                cancel=cancel,
-            )
-            return self._with_grammar_alternative(rec, grammar)
-        # model_first
+        if policy is ModelTierPolicy.PREFER_LOCAL and confident and not images:
+            assert grammar is not None
+            return grammar
+        # model_first, or prefer_local with no confident grammar answer or with an image:
+        # the model's intent wins; a confident grammar answer stands when the model finds
+        # none or fails (e.g. a text-only model given a photo).
         try:
             rec = self.recognize(
                 text,

@@ -523,3 +523,14 @@ def test_tiered_recognizer(home: HomeConfig, settings: ModelTierSettings) -> Non
     rec = tiered.recognize("让卧室凉快一点")
     assert rec.intent is not None and rec.intent.name == "fan_on" and tier.calls == 1
     assert seen == ["zh-CN"]
+
+
+def test_prefer_local_with_image_falls_back_to_confident_grammar(
+    home: HomeConfig, settings: ModelTierSettings
+) -> None:
+    img = ImageInput.from_bytes(_png())
+    tier = _ScriptedTier(settings, ModelTierInputError("this model takes no images"), _NONE)
+    for _ in range(2):  # model fails, then model declines: the confident grammar stands
+        rec = tier.route("t", _grammar(1.0), config=home, images=[img])
+        assert rec.intent is not None and rec.intent.source == "grammar"
+    assert tier.calls == 2
