@@ -1,4 +1,4 @@
-"""``hearth check-config`` and ``hearth import-discovery``."""
+"""``hearth check-config``, ``hearth import-discovery`` and ``hearth simulate``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--ca-file", default=None, help="CA certificate for mqtts://")
     p.set_defaults(func=_import_discovery)
+
+    p = sub.add_parser(
+        "simulate",
+        help="run simulated devices of a home config on a broker (demo, benchmarks)",
+    )
+    p.add_argument("--url", required=True, help="broker, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--config", default=None, help="home config (default: the demo home)")
+    p.add_argument("--silent", action="append", default=[], help="device id that never answers")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.set_defaults(func=_simulate)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -78,4 +89,38 @@ def _import_discovery(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     sys.stdout.write(text)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from devices.registry import load_demo_config
+    from devices.simulators import SimulatedHome
+
+    try:
+        cfg = load_config(args.config) if args.config else load_demo_config()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.silent) - {d.id for d in cfg.devices})
+    if unknown:
+        print(f"error: unknown device(s) {', '.join(unknown)}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        home = SimulatedHome(cfg, args.url, silent=set(args.silent), latency_s=args.latency)
+        await home.start()
+        print(f"simulating {len(cfg.devices)} devices on {home.mqtt.url}", file=sys.stderr)
+        try:
+            if args.duration is None:
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(args.duration)
+        finally:
+            await home.stop()
+
+    try:
+        asyncio.run(run())
+    except (BrokerUnavailable, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0

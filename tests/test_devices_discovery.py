@@ -17,7 +17,7 @@ from devices.mqtt import MqttClient
 from devices.registry import HomeConfig, parse_config
 from devices.simulators import SimulatedHome
 from intents.schema import Intent, Slots
-from tests.mqtt_fixtures import Mosquitto
+from tests.mqtt_fixtures import Mosquitto, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -179,3 +179,23 @@ def test_import_discovery_cli_unreachable(capsys: pytest.CaptureFixture[str]) ->
     )
     assert rc == 1
     assert "cannot reach MQTT broker" in capsys.readouterr().err
+
+
+async def test_simulate_cli(mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]) -> None:
+    run = asyncio.create_task(
+        asyncio.to_thread(
+            hearth_main,
+            ["simulate", "--url", mosquitto.url, "--duration", "3", "--silent", "kitchen_light"],
+        )
+    )
+    seen: dict[str, bytes] = {}
+    client = MqttClient(mosquitto.url, client_id="simulate-watcher")
+    await client.connect()
+    try:
+        client.subscribe("zigbee2mqtt/#", lambda m: seen.setdefault(m.topic, m.payload))
+        await eventually(lambda: "zigbee2mqtt/living_room_light" in seen, within=10)
+        assert "zigbee2mqtt/kitchen_light" not in seen  # silent
+    finally:
+        await client.close()
+    assert await run == 0
+    assert "simulating 14 devices" in capsys.readouterr().err
