@@ -371,3 +371,28 @@ def test_tiny_real_run_writes_a_report(tmp_path: Path) -> None:
     cal = report["asr_calibration"]["windows"]
     assert cal["trimmed"]["compute_ms"]["n"] == cal["full"]["compute_ms"]["n"] == 2
     assert report["idle"]["server_cpu"]["wall_s"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not _have_speech_stack(), reason="needs piper, espeak-ng and the models")
+def test_external_server_with_url_and_broker(
+    hearth_server: Any, hearth_mosquitto: Any, tmp_path: Path
+) -> None:
+    """``--url`` + ``--broker``: the benchmark only streams and subscribes."""
+    parser = argparse.ArgumentParser()
+    latency.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--url", hearth_server.url, "--broker", hearth_mosquitto.url,
+            "--utterances", "1", "--voices", "piper:joe", "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert latency.run(args) == 0
+    report = json.loads((tmp_path / "latency.json").read_text())
+    run = report["runs"][0]
+    assert report["broker"]["kind"] == "external"
+    assert run["server"] == {}  # not started by the benchmark
+    assert run["measurements"]["acceptance"]["utterances"] == 1
+    assert run["measurements"]["utterances"][0]["utterance_ids"]
+    assert run["resources"]["server_cpu"] is None  # no --server-pid
