@@ -192,7 +192,7 @@ async def test_simulate_cli(mosquitto: Mosquitto, capsys: pytest.CaptureFixture[
     client = MqttClient(mosquitto.url, client_id="simulate-watcher")
     await client.connect()
     try:
-        client.subscribe("zigbee2mqtt/#", lambda m: seen.setdefault(m.topic, m.payload))
+        client.subscribe("zigbee2mqtt/#", lambda m: seen.update({m.topic: m.payload}))
         await eventually(lambda: "zigbee2mqtt/living_room_light" in seen, within=10)
         assert "zigbee2mqtt/kitchen_light" not in seen  # silent
     finally:
