@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -49,6 +50,7 @@ from intents.schema import Intent
 log = logging.getLogger(__name__)
 
 _SENTINEL = "HEARTHUSERTEXTSENTINEL"
+_CONTROL_LIKE = re.compile(r"^(<[^<>\s]+>|\[[^\[\]\s]+\])$")
 _PREFIX_CACHE_ENTRIES = 4  # (home, language) combinations kept
 _MIN_PREFIX_TOKENS = 16  # below this a cached prefix saves nothing
 
@@ -167,9 +169,11 @@ class TransformersModelTier(ModelTier):
         self._template_has_tools = "tools" in str(template)
         # Strings that the tokenizer turns into control tokens; user text must not carry them
         # or it could close its own turn and open a fake system/assistant one.
-        added = set(self._tokenizer.get_added_vocab())
-        added.update(self._tokenizer.all_special_tokens)
-        self._forbidden_strings = tuple(sorted((t for t in added if t), key=len, reverse=True))
+        # Plain added words (some tokenizers add whitespace runs or common words) stay: only
+        # special tokens and tag-like ones (<|im_end|>, <tool_call>, [INST]) are control.
+        added = {t for t in self._tokenizer.get_added_vocab() if _CONTROL_LIKE.match(t)}
+        added.update(t for t in self._tokenizer.all_special_tokens if t)
+        self._forbidden_strings = tuple(sorted(added, key=len, reverse=True))
         self._model = model
         self._device = device
         self.multimodal = multimodal
