@@ -145,7 +145,8 @@ class Dispatcher:
         return self._last_seen.get(device_id)
 
     def add_state_listener(self, callback: StateListener) -> Callable[[], None]:
-        """Call ``callback(device_id, state)`` on every state change; returns a remover."""
+        """Call ``callback(device_id, state)`` whenever a device's state changes (not on
+        repeated identical reports); returns a function that removes the listener."""
         self._listeners.append(callback)
 
         def remove() -> None:
@@ -165,14 +166,18 @@ class Dispatcher:
                 return
             if update is None:
                 return
-            state = {**self._states.get(device.id, {}), **update}
+            previous = self._states.get(device.id)
+            state = {**(previous or {}), **update}
             self._states[device.id] = state
             self._last_seen[device.id] = time.time()
+            # Waiters see every report (a repeat of the same state still confirms a command);
+            # listeners only changes.
             for w in list(self._waiters.get(device.id, ())):
                 if not w.future.done() and w.check(state):
                     w.future.set_result(dict(state))
-            for listener in list(self._listeners):
-                self._call(listener, device.id, dict(state))
+            if state != previous:
+                for listener in list(self._listeners):
+                    self._call(listener, device.id, dict(state))
 
         return handle
 
