@@ -27,6 +27,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from websockets.asyncio.client import ClientConnection, connect
 
 from assistant.app import Hearth
@@ -228,7 +229,7 @@ class MqttRecorder:
         host, port = url.removeprefix("mqtt://").rsplit(":", 1)
         self.messages: list[tuple[float, str, str]] = []
         self._cond = threading.Condition()
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self._client = paho.Client(CallbackAPIVersion.VERSION2)
         self._client.on_message = self._on_message
         subscribed = threading.Event()
         self._client.on_subscribe = lambda *_: subscribed.set()

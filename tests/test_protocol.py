@@ -228,7 +228,7 @@ SERVER_EXAMPLES: list[p._Message] = [
 ]
 
 
-@pytest.mark.parametrize("event", SERVER_EXAMPLES, ids=lambda e: str(e.type))  # type: ignore[attr-defined]
+@pytest.mark.parametrize("event", SERVER_EXAMPLES, ids=lambda e: str(e.type))
 def test_every_server_event_round_trips(event: p._Message) -> None:
     text = event.to_json()
     obj = json.loads(text)

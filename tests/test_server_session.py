@@ -111,7 +111,8 @@ class FakeFrontEnd:
         self.pause_end: int | None = None
 
     def _stop(self, now: float) -> SpeechStopped:
-        audio = np.frombuffer(b"".join(self.frames), dtype="<i2").astype(np.float32) / 32768
+        pcm = np.frombuffer(b"".join(self.frames), dtype="<i2")
+        audio = (pcm / 32768).astype(np.float32)
         end = self.pause_end if self.pause_end is not None else len(self.frames)
         self.frames = []
         self.speaking = False
