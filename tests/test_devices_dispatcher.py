@@ -332,6 +332,7 @@ async def test_state_listener_and_removal(setup: tuple[Dispatcher, FakeMqtt]) ->
     seen: list[tuple[str, dict[str, Any]]] = []
     remove = d.add_state_listener(lambda dev, s: seen.append((dev, s)))
     mqtt.deliver("zigbee2mqtt/kitchen_light", b'{"state":"ON"}')
+    mqtt.deliver("zigbee2mqtt/kitchen_light", b'{"state":"ON"}')  # no change, no call
     remove()
     mqtt.deliver("zigbee2mqtt/kitchen_light", b'{"state":"OFF"}')
     assert seen == [("kitchen_light", {"state": "on"})]
