@@ -109,14 +109,16 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append("")
     if runs:
         lines += [
-            "Diagnostics (ms, P50 / P99): speech end → speech.stopped received; where the "
-            "server's VAD put speech end minus the true end; outside minus the server's own "
-            "speech_end_to_action; client frame lateness. Audio: bytes sent / received by the "
-            "server, frames it dropped.",
+            "Diagnostics (ms, P50 / P99): speech end → speech.stopped received, split into the "
+            "audio the server consumed after the true speech end before deciding and the time "
+            "it ran behind real time; where the server's VAD put speech end minus the true end; "
+            "outside minus the server's own speech_end_to_action; client frame lateness. "
+            "Audio: bytes sent / received by the server, frames it dropped.",
             "",
-            "| variant | speech end→endpoint | VAD end offset | outside − server | frame lateness "
+            "| variant | speech end→endpoint | = audio after end | + behind real time "
+            "| VAD end offset | outside − server | frame lateness "
             "| bytes sent / received | dropped frames | spurious utterances |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in runs:
             m = r.get("measurements", {})
@@ -129,6 +131,8 @@ def markdown(report: dict[str, Any]) -> str:
             late = d.get("client_frame_lateness_ms") or {}
             lines.append(
                 f"| {r['name']} | {pp('speech_end_to_endpoint_event_ms')} "
+                f"| {pp('endpoint_audio_after_speech_end_ms')} "
+                f"| {pp('endpoint_behind_real_time_ms')} "
                 f"| {pp('server_vad_end_offset_ms')} | {pp('outside_minus_server_ms')} "
                 f"| {_f(late.get('p50'), 1)} / {_f(late.get('p99'), 1)} "
                 f"| {_f(d.get('bytes_sent'))} / {_f(d.get('server_bytes_received'))} "

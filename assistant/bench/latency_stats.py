@@ -317,6 +317,7 @@ def utterance_result(
         ),
         "server_timings_ms": (rec.metrics or {}).get("timings_ms"),
         "server_speech_end_ms": (rec.stopped or {}).get("speech_end_ms"),
+        "server_endpoint_audio_ms": (rec.stopped or {}).get("audio_ms"),
         "client_speech_end_ms": round(rec.end_ms, 1),
         "errors": [{"code": e.get("code"), "message": e.get("message")} for e in rec.errors],
     }
@@ -370,6 +371,21 @@ def analyze(
             r["server_speech_end_ms"] - r["client_speech_end_ms"]
             for r in rows
             if r["server_speech_end_ms"] is not None
+        ),
+        # speech end -> endpoint split in two: audio the server consumed after the true end
+        # before deciding (VAD lag, pause, speculative ASR, end-of-turn silence: real-time
+        # waiting), and the rest (the server running behind real time, event delivery).
+        "endpoint_audio_after_speech_end_ms": summarize(
+            r["server_endpoint_audio_ms"] - r["client_speech_end_ms"]
+            for r in rows
+            if r["server_endpoint_audio_ms"] is not None
+        ),
+        "endpoint_behind_real_time_ms": summarize(
+            r["speech_end_to_endpoint_event_ms"]
+            - (r["server_endpoint_audio_ms"] - r["client_speech_end_ms"])
+            for r in rows
+            if r["server_endpoint_audio_ms"] is not None
+            and r["speech_end_to_endpoint_event_ms"] is not None
         ),
         "accepted_speech_end_to_action_ms": summarize(
             r["speech_end_to_action_ms"] for r in rows if r["accepted"]
