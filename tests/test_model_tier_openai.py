@@ -542,3 +542,8 @@ def test_context_goes_to_the_user_turn(fake: FakeServer, home: HomeConfig) -> No
     assert first["messages"][0] == second["messages"][0]  # system turn unchanged: cacheable
     assert first["messages"][1]["content"].startswith("(previous command: ")
     assert first["messages"][1]["content"].endswith("\nand the living room too")
+
+
+def test_cli_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = _run_cli(["recognize", "brighten up where I cook", "--llm-model", "m"], capsys)
+    assert rc == 2 and out["intent"] is None  # --llm-model without --llm-url: nothing to ask

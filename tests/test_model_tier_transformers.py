@@ -460,3 +460,21 @@ def test_prefix_cache_gives_the_same_output(text_model_dir: Path, home: HomeConf
         assert out and out == plain._ask(text, **kw).content
     assert cached.prefix_cache_hits == 1 and len(cached._prefix_cache) == 1
     assert plain.prefix_cache_hits == 0
+
+
+def test_cli_llm_path(text_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import json
+
+    from intents.cli import add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(
+        ["recognize", "brighten up where I cook", "--llm-path", str(text_model_dir)]
+    )
+    rc = args.func(args)
+    out = json.loads(capsys.readouterr().out)
+    # The random model writes no usable function call: no action, never a guess.
+    assert out["intent"] is None
+    assert (rc == 1 and out["reason"].startswith("model_no_tool_call")) or rc == 0
