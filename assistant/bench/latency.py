@@ -74,7 +74,7 @@ DEFAULT_IDLE_SECONDS = 30.0
 #: Silence before a stream's first command (the VAD and the session settle).
 LEAD_MS = 1000
 #: A command with no ``metrics`` event this long after its speech end counts as lost.
-DEFAULT_UTTERANCE_TIMEOUT_S = 10.0
+DEFAULT_UTTERANCE_TIMEOUT_S = 20.0
 #: Session settings sent by every stream: a satellite that shows no text needs no partial
 #: transcripts or device events; they are variants (``@partials=true``), not the baseline.
 BASE_SESSION: dict[str, Any] = {"sample_rate": 16000, "partials": False, "device_events": False}
