@@ -182,12 +182,12 @@ class GrammarTier:
             yield _to_match(result, ctx_area)
 
 
-    def unknown_name(self, text: str, language: str) -> str | None:
-        """For rejection messages: the words that sit where a device name would be in a
-        command template ("turn on the spaceship" → "spaceship"), or None. Slower than
+    def unknown_names(self, text: str, language: str) -> list[str]:
+        """For rejection messages: the words that sit where a device name would be in some
+        template ("turn on the spaceship" → "spaceship"), shortest first. Slower than
         :meth:`matches` (hassil's unmatched-entity search), so only used after a miss."""
         intents = self.intents_for(language)
-        best: str | None = None
+        found: set[str] = set()
         results = recognize_all(
             text,
             intents,
@@ -196,18 +196,16 @@ class GrammarTier:
             language=language,
             allow_unmatched_entities=True,
         )
+        whole = " ".join(text.lower().split())
         for i, result in enumerate(results):
             if i >= MAX_RESULTS:
                 break
             unmatched = {e.name: getattr(e, "text", "") for e in result.unmatched_entities_list}
-            name = str(unmatched.get("name", "")).strip()
-            if not name or set(unmatched) - {"name", "domain"}:
+            name = " ".join(str(unmatched.get("name", "")).split())
+            if not name or set(unmatched) - {"name", "domain"} or name.lower() == whole:
                 continue
-            if " ".join(name.lower().split()) == " ".join(text.lower().split()):
-                continue  # the whole utterance "is a name": no template word matched
-            if best is None or len(name) < len(best):
-                best = name
-        return best
+            found.add(name)
+        return sorted(found, key=lambda n: (len(n), n))
 
 
 def _to_match(result: RecognizeResult, ctx_area: str) -> GrammarMatch:

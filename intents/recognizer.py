@@ -32,7 +32,7 @@ from intents.custom import (
     CustomIntentFile,
     load_custom_intents,
 )
-from intents.fuzzy import FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
+from intents.fuzzy import COMMAND_WORDS, FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
 from intents.grammar import GrammarMatch, GrammarTier, build_slot_lists, prepare
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
@@ -59,6 +59,9 @@ _QUESTION_WORDS = frozenset(
     {"what", "what's", "why", "who", "when", "where", "how", "tell", "is", "are", "do", "does",
      "can", "could", "should", "will", "would"}
 )
+
+#: Words that are never part of a device name in a rejection message.
+_FILLER_WORDS = frozenset({"then", "also", "so", "now", "okay", "ok", "thanks", "please"})
 
 _SENSITIVE_FUZZY = frozenset({IntentName.LOCK, IntentName.UNLOCK})
 
@@ -340,9 +343,11 @@ class Recognizer:
         words = text.lower().split()
         if text.rstrip().endswith(("?", "？")) or (words and words[0] in _QUESTION_WORDS):
             return "no intent: a question Hearth cannot answer"
-        unknown = self._grammar.unknown_name(text, lang)
-        if unknown is not None:
-            return f"no intent: no device, area or scene called {unknown!r}"
+        known = {n.casefold() for n in self._all_spellings()}
+        for candidate in self._grammar.unknown_names(text, lang):
+            unknown = _strip_command_words(candidate)
+            if unknown and unknown.casefold() not in known:
+                return f"no intent: no device, area or scene called {unknown!r}"
         return f"no intent: nothing in the {lang} sentence data or custom intents matched"
 
     # -- vocabulary ----------------------------------------------------------------------
@@ -371,6 +376,20 @@ class Recognizer:
             out += [s.name, *s.aliases]
         out += self._custom_spellings()
         return [s for s in out if s.strip()]
+
+
+def _strip_command_words(name: str) -> str | None:
+    """``"the spaceship"`` → ``"spaceship"``; None when what is left is not name-like (command
+    words inside, such as "light and then set", or nothing at all)."""
+    stop = COMMAND_WORDS | _FILLER_WORDS
+    words = name.split()
+    while words and words[0].lower() in stop:
+        words.pop(0)
+    while words and words[-1].lower() in stop:
+        words.pop()
+    if not words or any(w.lower() in stop for w in words) or len(words) > 4:
+        return None
+    return " ".join(words)
 
 
 def _slot_value(value: Any) -> str | int | float | bool:

@@ -365,3 +365,10 @@ def test_climate_cannot_be_switched(demo: Recognizer) -> None:
     rec = demo.recognize("turn on the heater")
     assert rec.intent is None
     assert "thermostat" in rec.reason
+
+
+def test_unknown_name_reason_is_name_like(demo: Recognizer) -> None:
+    assert demo.recognize("turn on the front porch light").reason.endswith("'front porch'")
+    # partial utterances and known names never produce a bogus "no device called ..."
+    for text in ("please turn on", "please turn on the kitchen"):
+        assert "called" not in demo.recognize(text).reason
