@@ -73,6 +73,7 @@ ABBREVIATIONS: dict[str, str] = {
     "dev": "device",
     "sa": "suggested_area",
     "dev_cla": "device_class",
+    "val_tpl": "value_template",
 }
 
 _TOPIC_KEYS = frozenset(
@@ -90,6 +91,7 @@ _PAYLOAD_KEYS = frozenset(
         "payload_open", "payload_close", "payload_stop", "state_open", "state_closed",
         "position_open", "position_closed", "payload_lock", "payload_unlock", "state_locked",
         "state_unlocked", "schema", "payload_play", "payload_pause", "payload_next",
+        "value_template",
     }
 )  # fmt: skip
 _CONFIG_TOPIC = re.compile(r"^(?P<prefix>.+?)/(?P<component>[^/]+)/(?:(?P<node>[^/]+)/)?"

@@ -455,3 +455,21 @@ def test_homeassistant_parse_state(home: HomeConfig) -> None:
 def test_every_demo_device_has_state_topics(home: HomeConfig) -> None:
     for device in home.devices:
         assert adapter_for(device).state_topics(device, SETTINGS), device.id
+
+
+def test_homeassistant_simple_value_template() -> None:
+    plug = Device(
+        id="tasmota_plug",
+        name="plug",
+        kind=DeviceKind.SWITCH,
+        adapter=AdapterName.HOMEASSISTANT,
+        topics={"command_topic": "cmnd/plug/POWER", "state_topic": "tele/plug/STATE"},
+        payloads={"value_template": "{{ value_json.POWER }}", "payload_on": "ON"},
+    )
+    state = b'{"Time":"2024-01-01T00:00:00","POWER":"ON"}'
+    assert homeassistant.parse_state(plug, "tele/plug/STATE", state) == {"state": "on"}
+    assert homeassistant.parse_state(plug, "tele/plug/STATE", b'{"Time":"x"}') is None
+    bracket = plug.model_copy(update={"payloads": {"value_template": "{{value_json['POWER']}}"}})
+    assert homeassistant.parse_state(bracket, "tele/plug/STATE", b'{"POWER":"OFF"}') == {
+        "state": "off"
+    }

@@ -9,12 +9,14 @@
 ``payload_open``/``payload_close``/``payload_stop``, ``state_open``/``state_closed``,
 ``position_open``/``position_closed``, ``payload_lock``/``payload_unlock``,
 ``state_locked``/``state_unlocked``, ``payload_play``/``payload_pause``/``payload_next``,
-``volume_scale``), with Home Assistant's defaults. ``payloads: {schema: json}`` selects the
+``volume_scale``, and ``value_template`` when it is the simple ``{{ value_json.KEY }}``), with
+Home Assistant's defaults. ``payloads: {schema: json}`` selects the
 JSON light schema (one JSON object on ``command_topic`` and ``state_topic``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from devices.actions import AdapterError, Command
@@ -241,6 +243,19 @@ def _from_object(device: Device, obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_SIMPLE_TEMPLATE = re.compile(
+    r"^\{\{\s*value_json(?:\.(\w+)|\[\s*['\"]([^'\"]+)['\"]\s*\])\s*\}\}$"
+)
+
+
+def _template_key(template: str | None) -> str | None:
+    """The key of a ``{{ value_json.KEY }}`` template; richer Jinja is not supported."""
+    if not template:
+        return None
+    m = _SIMPLE_TEMPLATE.match(template.strip())
+    return None if m is None else (m.group(1) or m.group(2))
+
+
 def parse_state(device: Device, topic: str, payload: bytes) -> dict[str, Any] | None:
     """One device can have several state topics; each yields the keys it carries."""
     t = device.topics
@@ -278,6 +293,12 @@ def parse_state(device: Device, topic: str, payload: bytes) -> dict[str, Any] | 
             out["volume"] = c.scale_to_pct(v, _scale(device, "volume_scale"))
     if topic in (t.get("state_topic"), t.get("json_attributes_topic")):
         obj = c.loads_object(payload)
+        key = _template_key(device.payloads.get("value_template"))
+        if obj is not None and key is not None and topic == t.get("state_topic"):
+            # e.g. Tasmota's discovery: tele/<t>/STATE with "{{ value_json.POWER }}".
+            value = obj.get(key)
+            obj = None
+            payload = b"" if value is None else str(value).encode()
         if obj is not None:
             out.update(_from_object(device, obj))
         elif topic == t.get("state_topic"):
