@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.mqtt_fixtures import Mosquitto, free_port
 from tests.server_fixtures import (
+    MqttRecorder,
     ServerThread,
     open_session,
     recv_event,
@@ -132,31 +133,30 @@ async def test_shutdown_closes_sessions_with_1001_and_refuses_new_ones(
         await connect(url, open_timeout=5)
 
 
-def test_hearth_serve_sigterm(hearth_mosquitto: Mosquitto) -> None:
-    port = free_port()
+def start_hearth_serve(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """``hearth serve ARGS`` as a process; returns it and its ready line."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "assistant.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--mqtt-url",
-            hearth_mosquitto.url,
-            "--no-audio",
-        ],
+        [sys.executable, "-m", "assistant.cli", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("Hearth ready: "):
+        proc.kill()
+        raise AssertionError(line + (proc.stderr.read() if proc.stderr else ""))
+    return proc, line
+
+
+def test_hearth_serve_sigterm(hearth_mosquitto: Mosquitto) -> None:
+    port = free_port()
+    proc, line = start_hearth_serve(
+        "--port", str(port), "--mqtt-url", hearth_mosquitto.url, "--no-audio"
+    )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith(f"Hearth ready: ws://127.0.0.1:{port}"), line + (
-            proc.stderr.read() if proc.stderr else ""
-        )
+        assert line.startswith(f"Hearth ready: ws://127.0.0.1:{port}  ")
         assert f"(browser: http://127.0.0.1:{port}/)" in line
 
         async def client() -> int | None:
@@ -176,6 +176,64 @@ def test_hearth_serve_sigterm(hearth_mosquitto: Mosquitto) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_hearth_serve_with_a_config_uses_its_broker_and_devices(
+    hearth_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = tmp_path / "home.yaml"
+    config.write_text(
+        f"""
+name: test home
+simulate: true
+mqtt: {{url: "{hearth_mosquitto.url}", client_id: test-hearth}}
+areas: [{{id: den, name: den}}]
+devices:
+  - {{id: den_lamp, name: den lamp, area: den, kind: light, adapter: zigbee2mqtt, topic: den_lamp}}
+assistant:
+  server: {{port: {port}}}
+  audio: false
+""",
+        encoding="utf-8",
+    )
+    proc, line = start_hearth_serve("--config", str(config))
+    try:
+        assert line.startswith(f"Hearth ready: ws://127.0.0.1:{port}  ")
+        recorder = MqttRecorder(hearth_mosquitto.url)
+
+        async def client() -> None:
+            ws, _ = await open_session(f"ws://127.0.0.1:{port}")
+            async with ws:
+                await ws.send(json.dumps({"type": "text", "text": "turn on the den lamp"}))
+                got = await recv_utterances(ws, 1)
+            assert got.of("action")[-1]["device_id"] == "den_lamp"
+            assert got.of("action")[-1]["status"] == "confirmed"
+
+        try:
+            asyncio.run(client())
+            recorder.wait_for("zigbee2mqtt/den_lamp/set", "ON")
+        finally:
+            recorder.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_hearth_serve_reports_a_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("assistant:\n  server: {port: -1}\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "assistant.server.port" in proc.stderr
 
 
 async def test_connection_limit_per_client(
