@@ -346,6 +346,8 @@ class Recognizer:
         known = {n.casefold() for n in self._all_spellings()}
         for candidate in self._grammar.unknown_names(text, lang):
             unknown = _strip_command_words(candidate)
+            if any(known_name in candidate.casefold() for known_name in known):
+                continue  # a real name was heard; the sentence around it is what failed
             if unknown and unknown.casefold() not in known:
                 return f"no intent: no device, area or scene called {unknown!r}"
         return f"no intent: nothing in the {lang} sentence data or custom intents matched"
