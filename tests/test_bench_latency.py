@@ -370,6 +370,7 @@ def test_tiny_real_run_writes_a_report(tmp_path: Path) -> None:
     assert report["idle"]["connections"] == 3
     cal = report["asr_calibration"]["windows"]
     assert cal["trimmed"]["compute_ms"]["n"] == cal["full"]["compute_ms"]["n"] == 2
+    assert cal["trimmed-no-hotwords"]["hotwords"] is False
     assert report["idle"]["server_cpu"]["wall_s"] >= 1
 
 

@@ -668,10 +668,12 @@ def run(args: argparse.Namespace) -> int:
             pl = make_plan(args, synth)
             report["synthesis_s"] = round(time.monotonic() - t_syn, 1)
             if args.calibrate_asr:
-                from assistant.bench.latency_calibrate import calibrate
+                from assistant.bench.latency_calibrate import calibrate, hotwords_of
 
                 logger.info("calibrating ASR")
-                report["asr_calibration"] = calibrate([u for st in pl.utterances for u in st])
+                report["asr_calibration"] = calibrate(
+                    [u for st in pl.utterances for u in st], hotwords=hotwords_of(config_path)
+                )
             commands = {u.command.text: u.command for st in pl.utterances for u in st}
             expected = expected_commands(config_path, list(commands.values()))
             subscriber = Subscriber(broker_url, workdir / "arrivals.jsonl")

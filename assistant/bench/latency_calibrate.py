@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,15 +26,32 @@ PRE_ROLL_S = 0.32
 POST_ROLL_S = 0.064
 
 
+#: (label, window mode, with the registry's hotwords prompt as the server sends it).
+DEFAULT_CASES: tuple[tuple[str, str, bool], ...] = (
+    ("trimmed", "trimmed", True),
+    ("trimmed-no-hotwords", "trimmed", False),
+    ("full", "full", True),
+)
+
+
+def hotwords_of(config_path: Path) -> tuple[str, ...]:
+    """The vocabulary the server biases Whisper with (``Hearth._load_recognizer``)."""
+    from devices.registry import load_config
+    from intents.recognizer import Recognizer
+
+    return tuple(Recognizer(load_config(config_path)).vocabulary("en"))
+
+
 def calibrate(
     utterances: Sequence[Utterance],
-    windows: Sequence[str] = ("trimmed", "full"),
+    cases: Sequence[tuple[str, str, bool]] = DEFAULT_CASES,
     *,
+    hotwords: Sequence[str] = (),
     asr_overrides: dict[str, Any] | None = None,
     limit: int = 12,
 ) -> dict[str, Any]:
-    """Per-call ASR compute (ms) and transcripts for each window mode over up to ``limit``
-    distinct utterances. Loads one model per mode (a few seconds each)."""
+    """Per-call ASR compute (ms) and transcripts for each case over up to ``limit`` distinct
+    utterances. Loads one model per window mode (a few seconds each)."""
     from assistant.audio.asr import AsrSettings, WhisperTranscriber
 
     seen: set[tuple[str, str]] = set()
@@ -45,18 +63,25 @@ def calibrate(
     pre = np.zeros(int(PRE_ROLL_S * STREAM_SAMPLE_RATE), dtype=np.float32)
     post = np.zeros(int(POST_ROLL_S * STREAM_SAMPLE_RATE), dtype=np.float32)
     audios = [np.concatenate([pre, u.pcm.astype(np.float32) / 32768.0, post]) for u in chosen]
-    out: dict[str, Any] = {"utterances": len(chosen), "windows": {}}
-    for mode in windows:
-        settings = AsrSettings(**{**(asr_overrides or {}), "window": mode})
+    out: dict[str, Any] = {"utterances": len(chosen), "hotwords": len(hotwords), "windows": {}}
+    models: dict[str, Any] = {}
+    for label, mode, with_hotwords in cases:
         t0 = time.perf_counter()
-        tr = WhisperTranscriber(settings)
-        tr.warmup()
+        if mode not in models:
+            models.clear()  # one model in memory at a time
+            models[mode] = WhisperTranscriber(
+                AsrSettings(**{**(asr_overrides or {}), "window": mode})
+            )
+            models[mode].warmup()
+        tr = models[mode]
+        settings = tr.settings
         load_s = time.perf_counter() - t0
         times: list[float] = []
         texts: list[dict[str, Any]] = []
+        hw = tuple(hotwords) if with_hotwords else ()
         for u, audio in zip(chosen, audios, strict=True):
             t1 = time.perf_counter()
-            result = tr.transcribe(audio)
+            result = tr.transcribe(audio, hotwords=hw)
             times.append((time.perf_counter() - t1) * 1000.0)
             texts.append(
                 {
@@ -67,11 +92,11 @@ def calibrate(
                     "ms": round(times[-1], 1),
                 }
             )
-        out["windows"][mode] = {
+        out["windows"][label] = {
             "settings": settings.model_dump(mode="json"),
+            "hotwords": with_hotwords,
             "load_and_warmup_s": round(load_s, 2),
             "compute_ms": summarize(times),
             "calls": texts,
         }
-        del tr
     return out
