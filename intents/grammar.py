@@ -89,6 +89,14 @@ def load_language(language: str, *, hearth_templates: bool = True) -> Intents:
     return prepare(Intents.from_dict(data))
 
 
+def language_skip_words(language: str) -> list[str]:
+    """The polite filler words ("please", "can you") of a language's sentence data."""
+    from home_assistant_intents import get_intents
+
+    data = get_intents(language) or {}
+    return [str(w) for w in data.get("skip_words") or []]
+
+
 def prepare(intents: Intents) -> Intents:
     """Build hassil's lazily computed parts now, while the caller holds a lock: the index of
     each text slot list is two attributes set one after the other, and a second thread

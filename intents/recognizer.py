@@ -33,7 +33,13 @@ from intents.custom import (
     load_custom_intents,
 )
 from intents.fuzzy import COMMAND_WORDS, FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
-from intents.grammar import GrammarMatch, GrammarTier, build_slot_lists, prepare
+from intents.grammar import (
+    GrammarMatch,
+    GrammarTier,
+    build_slot_lists,
+    language_skip_words,
+    prepare,
+)
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
 from intents.schema import Intent, IntentName, Recognition, Slots
@@ -108,8 +114,12 @@ class Recognizer:
                 lang = normalize_language(f.language)
             except ValueError as e:
                 raise CustomIntentError(str(e), path=f.path) from e
+            data = f.data
+            if "skip_words" not in data:
+                # "please ..." should work for custom sentences as for built-in ones
+                data = {**data, "skip_words": language_skip_words(lang)}
             self._custom_intents.setdefault(lang, []).append(
-                (f, prepare(Intents.from_dict(f.data)))
+                (f, prepare(Intents.from_dict(data)))
             )
         self._vocab = known_words(config, self._custom_spellings())
 

@@ -151,6 +151,8 @@ def test_example_file_loads() -> None:
           "coffeeDrink": "latte", "milkAmount": "some soy milk", "sugarAmount": "a bit of sugar"}),
         ("make me a 12 oz iced mocha", {"size": "twelve ounce", "coffeeDrink": "iced mocha"}),
         ("espresso", {"coffeeDrink": "espresso"}),
+        # the language's skip words apply to custom sentences too
+        ("can you brew a large americano please", {"size": "large", "coffeeDrink": "americano"}),
     ],
 )
 def test_example_orders(rec: Recognizer, text: str, slots: dict[str, str]) -> None:
