@@ -87,7 +87,11 @@ class Hearth:
                 await self.broker.start()
                 url = str(self.broker.url)
             recognizer_task = asyncio.ensure_future(asyncio.to_thread(self._load_recognizer))
-            audio_task = asyncio.ensure_future(asyncio.to_thread(self._load_audio))
+            # VAD (onnxruntime) and Whisper (CTranslate2) load in threads of their own: most of
+            # their start-up is native code and file I/O that overlaps well.
+            audio_task = asyncio.ensure_future(
+                asyncio.gather(asyncio.to_thread(self._load_vad), asyncio.to_thread(self._load_asr))
+            )
             try:
                 if self.config.simulate:
                     from devices.simulators import SimulatedHome
@@ -153,18 +157,23 @@ class Hearth:
         self.tiered = _build_tiered(self.config, recognizer)
         self.recognizer = recognizer
 
-    def _load_audio(self) -> None:
+    def _load_vad(self) -> None:
         if not self.settings.audio:
             return
-        from assistant.audio.asr import AsrSettings, WhisperTranscriber
         from assistant.audio.vad import SileroVad
 
         self.vad = SileroVad()
+        self._vad_executor = ThreadPoolExecutor(VAD_THREADS, thread_name_prefix="hearth-vad")
+
+    def _load_asr(self) -> None:
+        if not self.settings.audio:
+            return
+        from assistant.audio.asr import AsrSettings, WhisperTranscriber
+
         asr_settings = AsrSettings(**self.settings.asr.overrides())
         transcriber = WhisperTranscriber(asr_settings)
         transcriber.warmup()
         self.transcriber = transcriber
-        self._vad_executor = ThreadPoolExecutor(VAD_THREADS, thread_name_prefix="hearth-vad")
         self._asr_executor = ThreadPoolExecutor(
             asr_settings.num_workers, thread_name_prefix="hearth-asr"
         )
