@@ -18,7 +18,8 @@ A file looks like (see docs/intents.md)::
         topic: kitchen/coffee/order
         payload: '{"size": "{size}", "drink": "{drink}"}'
 
-Intent names are converted to snake_case (``orderDrink`` → ``order_drink``). Sentences may use
+Intent and slot names are converted to snake_case (``orderDrink`` → ``order_drink``,
+``{coffeeDrink}`` → slot ``coffee_drink``, also in action templates). Sentences may use
 the registry's ``{name}``, ``{area}`` and ``{floor}`` lists as well as the file's own lists.
 Every load error is a :class:`CustomIntentError` naming the file and line.
 """
@@ -200,7 +201,8 @@ def parse_custom_intents(text: str, *, path: str = "<custom intents>") -> Custom
                 raise CustomIntentError(f"action for unknown intent {k.value!r}", path=path,
                                         line=_line(k))
             try:
-                actions[name] = CustomAction.model_validate(raw["actions"][k.value])
+                action = CustomAction.model_validate(raw["actions"][k.value])
+                actions[name] = _snake_placeholders(action)
             except ValidationError as e:
                 err = e.errors()[0]
                 field_name = ".".join(str(x) for x in err["loc"])
@@ -230,6 +232,27 @@ def parse_custom_intents(text: str, *, path: str = "<custom intents>") -> Custom
         raise CustomIntentError(f"not valid hassil data: {e}", path=path,
                                 line=_line(intents_entry[0])) from e
     return CustomIntentFile(path=path, language=language, data=data_out, actions=actions)
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _snake_placeholders(action: CustomAction) -> CustomAction:
+    """Slot names reach ``slots.custom`` in snake_case, so ``{coffeeDrink}`` in a template
+    is rewritten to ``{coffee_drink}`` (doubled braces and JSON braces are left alone)."""
+
+    def fix(template: str | None) -> str | None:
+        if template is None:
+            return None
+        return _PLACEHOLDER.sub(
+            lambda m: m.group(0) if m.group(1) is None else "{" + snake_case(m.group(1)) + "}",
+            template,
+        )
+
+    return action.model_copy(update={
+        "topic": fix(action.topic), "payload": fix(action.payload),
+        "state_topic": fix(action.state_topic), "state_value": fix(action.state_value),
+    })
 
 
 def _check_list(name: str, node: yaml.Node, path: str) -> None:

@@ -31,6 +31,7 @@ from intents.custom import (
     CustomIntentError,
     CustomIntentFile,
     load_custom_intents,
+    snake_case,
 )
 from intents.fuzzy import COMMAND_WORDS, FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
 from intents.grammar import (
@@ -216,7 +217,7 @@ class Recognizer:
             result = best[1]
             slots: dict[str, str | int | float | bool] = {}
             for ent in result.entities_list:
-                slots[ent.name] = _slot_value(ent.value)
+                slots[snake_case(ent.name)] = _slot_value(ent.value)
             described = ", ".join(f"{k}={v}" for k, v in slots.items())
             name = result.intent.name
             intent = Intent(
