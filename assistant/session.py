@@ -219,6 +219,7 @@ class _Speculation:
 class _Audio:
     pcm: bytes
     t: float
+    rate: int  # the session's sample rate when the frame arrived
 
 
 ControlKind = Literal["commit", "clear", "rebuild", "complete"]
@@ -271,7 +272,8 @@ class Session:
         #: A sensitive intent refused for want of confirmation, and its deadline.
         self._pending: tuple[Intent, float] | None = None
         self._image: ImageInput | None = None
-        self._samples_in = 0  # input-rate samples fed to the front end
+        self._pos_ms = 0.0  # position in the session's audio stream (all rates)
+        self._frontend_origin_ms = 0.0  # stream position where the front end began
         self._rate_in_effect = self.config.sample_rate
         self._last_report: dict[ErrorCode, float] = {}
         self._closing = False
@@ -412,7 +414,8 @@ class Session:
         self._res.metrics.audio_bytes_total.inc(amount=len(data))
         if self._queued_audio >= self._settings.limits.audio_queue_frames:
             self._drop_oldest_audio()
-        self._queue.append(_Audio(data, self._clock() if now is None else now))
+        t = self._clock() if now is None else now
+        self._queue.append(_Audio(data, t, self.config.sample_rate))
         self._queued_audio += 1
         self._wake.set()
 
@@ -453,9 +456,9 @@ class Session:
         if msg.device_events is not None:
             changes["device_events"] = msg.device_events
         rebuild = False
-        if msg.sample_rate is not None and msg.sample_rate != self.config.sample_rate:
+        if msg.sample_rate is not None:
+            # Each queued frame carries its rate; the audio loop switches when it gets there.
             changes["sample_rate"] = msg.sample_rate
-            rebuild = True
         if msg.mode is not None and msg.mode != self.config.mode:
             changes["mode"] = msg.mode
             rebuild = True
@@ -468,7 +471,7 @@ class Session:
                 rebuild = True
         self.config = self.config.model_copy(update=changes)
         if rebuild:
-            # Behind the audio already queued: that audio was sent at the old rate.
+            # Behind the audio already queued, which was sent under the old settings.
             self._enqueue_control("rebuild")
         self._emit(SessionUpdated(config=self.config))
 
@@ -859,10 +862,13 @@ class Session:
             self._wake.clear()
             while self._queue:
                 batch: list[_Audio] = []
-                while self._queue and isinstance(self._queue[0], _Audio):
-                    item = self._queue.popleft()
-                    assert isinstance(item, _Audio)
-                    batch.append(item)
+                while (
+                    self._queue
+                    and isinstance(head := self._queue[0], _Audio)
+                    and (not batch or head.rate == batch[0].rate)
+                ):
+                    self._queue.popleft()
+                    batch.append(head)
                 self._queued_audio -= len(batch)
                 if batch:
                     await self._feed(batch)
@@ -871,32 +877,34 @@ class Session:
                 assert isinstance(control, _Control)
                 await self._control(control)
 
-    def _ensure_frontend(self) -> FrontEndLike:
+    def _ensure_frontend(self, rate: int) -> FrontEndLike:
         if self._frontend is None:
             assert self._res.frontend_factory is not None
             td = self._settings.turn_detection.model_copy(
                 update=self.config.turn_detection.model_dump(exclude_none=True)
             )
-            self._frontend = self._res.frontend_factory(
-                self.config.sample_rate, td, self.config.mode
-            )
-            self._rate_in_effect = self.config.sample_rate
+            self._frontend = self._res.frontend_factory(rate, td, self.config.mode)
+            self._rate_in_effect = rate
+            self._frontend_origin_ms = self._pos_ms
         return self._frontend
 
     async def _feed(self, batch: list[_Audio]) -> None:
-        frontend = self._ensure_frontend()
-        rate = self._rate_in_effect
-        start_samples = self._samples_in
+        rate = batch[0].rate
+        if self._frontend is not None and rate != self._rate_in_effect:
+            # A new sample rate: end what was heard at the old one, then start afresh.
+            await self._control(_Control("rebuild", batch[0].t))
+        frontend = self._ensure_frontend(rate)
+        start_ms = self._pos_ms
 
         def work() -> list[tuple[Any, float, int, float]]:
             out: list[tuple[Any, float, int, float]] = []
-            samples = start_samples
+            pos = start_ms
             for item in batch:
                 t0 = time.perf_counter()
                 events = frontend.feed(item.pcm, item.t)
                 cost = time.perf_counter() - t0
-                samples += len(item.pcm) // SAMPLE_WIDTH
-                pos_ms = samples * 1000 // rate
+                pos += len(item.pcm) / SAMPLE_WIDTH * 1000 / rate
+                pos_ms = int(pos)
                 if not events:
                     out.append((None, cost, pos_ms, time.monotonic()))
                 for ev in events:
@@ -916,7 +924,7 @@ class Session:
             else:
                 self.error(ErrorCode.INTERNAL_ERROR, "audio processing failed")
             return
-        self._samples_in += sum(len(b.pcm) for b in batch) // SAMPLE_WIDTH
+        self._pos_ms += sum(len(b.pcm) for b in batch) / SAMPLE_WIDTH * 1000 / rate
         for ev, cost, pos_ms, wall in results:
             if self._current is not None:
                 self._current.vad_s += cost
@@ -935,7 +943,7 @@ class Session:
             return
         frontend = self._frontend
         loop = asyncio.get_running_loop()
-        pos_ms = self._samples_in * 1000 // self._rate_in_effect
+        pos_ms = int(self._pos_ms)
         if control.kind == "complete":
             target, spec = control.utterance, control.spec
             if target is None or target is not self._current or target.spec is not spec:
@@ -970,7 +978,8 @@ class Session:
             if self._current is not None:  # front end restarted without a stop
                 self._finish(self._current, "no_speech")
             self._current = self._new_utterance()
-            self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=ev.audio_start_ms))
+            audio_ms = int(self._frontend_origin_ms) + ev.audio_start_ms
+            self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=audio_ms))
         elif isinstance(ev, FrontEndSpeechStopped):
             utt = self._current or self._new_utterance()
             self._current = None

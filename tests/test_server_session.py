@@ -522,3 +522,16 @@ async def test_model_tier_gets_the_image_and_its_errors_keep_their_codes() -> No
     assert [(e.code, e.message) for e in errors] == [
         (p.ErrorCode.MODEL_TIMEOUT, "the language model did not answer in time")
     ]
+
+
+async def test_audio_queued_before_a_rate_change_keeps_its_rate() -> None:
+    async with Harness() as h:
+        # All three arrive before the audio loop runs: the first frame is still 16 kHz audio.
+        h.session.handle_audio(SILENT)
+        h.session.handle_text(json_text({"type": "session.update", "sample_rate": 48000}))
+        h.session.handle_audio(SILENT * 3)
+        await h.until(lambda: len(h.frontends) == 2)
+        h.session.handle_text(json_text({"type": "session.update", "language": "en"}))
+        h.session.handle_audio(SILENT * 3)
+        await asyncio.sleep(0.05)
+    assert [f.rate for f in h.frontends] == [16000, 48000]  # no rebuild without a new rate
