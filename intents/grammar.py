@@ -155,7 +155,6 @@ class GrammarTier:
     """Matches text against the sentence data of one home. Thread-safe."""
 
     def __init__(self, config: HomeConfig, *, hearth_templates: bool = True) -> None:
-        self._config = config
         self._hearth_templates = hearth_templates
         self._lists = build_slot_lists(config)
         self._area_names = {a.id: a.name for a in config.areas}

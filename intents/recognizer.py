@@ -251,7 +251,7 @@ class Recognizer:
 
     def _score(self, resolved: Resolved, match: GrammarMatch, area: str | None) -> _Scored:
         named = "name" in match.values
-        from_context = "context" in resolved.notes
+        from_context = resolved.from_context
         implied_home = match.area_from_context and match.values.get("area") == WHOLE_HOME
         if from_context:
             conf, source = CONF_CONTEXT, "context"

@@ -8,7 +8,7 @@ intents. Nothing here knows about hassil; the grammar tier feeds it plain dictio
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from devices.registry import Device, DeviceKind, HomeConfig
@@ -88,8 +88,8 @@ class Resolved:
     name: str
     slots: Slots
     reason: str
-    #: descriptions of other readings that were possible (for ``reason`` and alternatives)
-    notes: list[str] = field(default_factory=list)
+    #: True when the targets are the previous intent's devices ("turn it off")
+    from_context: bool = False
     #: True when the target came from "everything in the home" rather than a named target
     home_wide: bool = False
 
@@ -359,10 +359,8 @@ class _Targets:
 
 
 def _done(name: str, slots: Slots, targets: _Targets, reason: str) -> Resolved:
-    res = Resolved(name, slots, reason, home_wide=targets.home_wide)
-    if targets.from_context:
-        res.notes.append("context")
-    return res
+    return Resolved(name, slots, reason, from_context=targets.from_context,
+                    home_wide=targets.home_wide)
 
 
 def _number(value: Any) -> float | None:
