@@ -143,6 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--from-records", nargs="+", default=None, metavar="JSONL",
+                        help="measure nothing: rebuild the report from records files of "
+                             "earlier runs (e.g. one run per set, merged)")
 
 
 @dataclass
@@ -441,6 +444,8 @@ def _conditions(set_name: str, snr: Sequence[str] | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen sets and write the report. Returns 0, or 2 on bad arguments/data."""
     logging.basicConfig(level=logging.WARNING)
+    if args.from_records:
+        return _rebuild(args)
     sets = args.sets or ["picovoice"]
     asr_names = args.asr or list(DEFAULT_ASR)
     variants = [ASR_VARIANTS[n] for n in dict.fromkeys(asr_names)]
@@ -496,6 +501,7 @@ def run(args: argparse.Namespace) -> int:
                     rec["condition"] = cond
                     all_records.append(rec)
                     rec_file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    rec_file.flush()  # a killed run keeps what it measured
                     if not args.quiet and (k + 1) % 10 == 0:
                         el = time.perf_counter() - t_cond
                         print(f"[accuracy] {set_name} {cond}: {k + 1}/{len(items)} "
@@ -522,6 +528,43 @@ def run(args: argparse.Namespace) -> int:
             "endpointing": "assistant.audio.frontend.AudioFrontEnd, default EndpointSettings",
         },
         "records": records_path.name,
+    })
+    (out_dir / "accuracy.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
+                                           encoding="utf-8")
+    write_markdown(report, out_dir / "accuracy.md")
+    if not args.quiet:
+        print((out_dir / "accuracy.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    """``--from-records``: the report of earlier runs' records (later files win per
+    set/condition/clip), without measuring anything."""
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for path in args.from_records:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                merged[(r["set"], r["condition"], r["id"])] = r
+    records = list(merged.values())
+    sets = [s for s in SETS if any(r["set"] == s for r in records)]
+    conditions = {s: [c for c in dict.fromkeys(r["condition"] for r in records if r["set"] == s)]
+                  for s in sets}
+    for s in sets:
+        conditions[s].sort(key=lambda c: -1e9 if c == "clean" else -float(c))
+    variant_names = _variant_names(records)
+    keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else variant_names[-1])
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records_path = out_dir / "accuracy_records.jsonl"
+    with records_path.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    report = build_report(records, sets, conditions, variant_names, keep, args.threshold)
+    report.update({
+        "command": "hearth bench accuracy --from-records " + " ".join(args.from_records),
+        "machine": _machine(), "model": {}, "records": records_path.name,
+        "settings": {"threshold": args.threshold, "merged_from": list(args.from_records)},
     })
     (out_dir / "accuracy.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
                                            encoding="utf-8")
