@@ -34,6 +34,7 @@ import collections
 import functools
 import itertools
 import logging
+import re
 import secrets
 import threading
 import time
@@ -663,7 +664,7 @@ class Session:
         utt.stage = "intent"
         t0 = self._clock()
         if known is not None:
-            await self._dispatch_recognition(utt, known, 0.0)
+            await self._dispatch_recognition(utt, known, 0.0, text, lang)
             return
         tiered = self._res.tiered
         if tiered is not None:
@@ -693,12 +694,14 @@ class Session:
                 raise _StageError(ErrorCode(code), public) from e
             logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
             raise _StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
-        await self._dispatch_recognition(utt, result, self._clock() - t0)
+        await self._dispatch_recognition(utt, result, self._clock() - t0, text, lang)
 
     async def _dispatch_recognition(
-        self, utt: _Utterance, result: Recognition, intent_s: float
+        self, utt: _Utterance, result: Recognition, intent_s: float, text: str, lang: str | None
     ) -> None:
         utt.timings["intent"] = intent_s
+        if result.intent is None and self._pending is not None:
+            result = _answer_to_confirmation(text, lang) or result
         intent = result.intent
         self._emit(
             IntentEvent(
@@ -1045,6 +1048,34 @@ class _StageError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+#: Answers to "please confirm", recognized only while a confirmation is pending (the grammar
+#: has no sentences for them, and outside that moment they mean nothing).
+_YES = frozenset({"yes", "yeah", "yep", "yes please", "confirm", "do it", "sure", "ok", "okay",
+                  "是", "是的", "对", "确认", "好", "好的"})  # fmt: skip
+_NO = frozenset({"no", "nope", "no thanks", "don't", "do not", "不", "不要", "取消"})
+
+
+def _answer_to_confirmation(text: str, language: str | None) -> Recognition | None:
+    """``confirm``/``cancel`` for a bare yes/no, else None."""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    phrase = " ".join(words)
+    if phrase in _YES:
+        name = "confirm"
+    elif phrase in _NO:
+        name = "cancel"
+    else:
+        return None
+    intent = Intent(
+        name=name,
+        confidence=1.0,
+        source="context",
+        reason=f"answer to a pending confirmation: {phrase!r}",
+        text=text,
+        language=language or "en",
+    )
+    return Recognition(intent=intent, reason=intent.reason)
 
 
 def _to_wire(td: TurnDetectionSettings) -> TurnDetection:

@@ -535,3 +535,17 @@ async def test_audio_queued_before_a_rate_change_keeps_its_rate() -> None:
         h.session.handle_audio(SILENT * 3)
         await asyncio.sleep(0.05)
     assert [f.rate for f in h.frontends] == [16000, 48000]  # no rebuild without a new rate
+
+
+async def test_spoken_yes_answers_a_pending_confirmation_only() -> None:
+    async with Harness() as h:
+        h.session.handle_text(json_text({"type": "text", "text": "yes"}))  # nothing pending
+        await h.metrics_count(1)
+        h.session.handle_text(json_text({"type": "text", "text": "unlock the front door"}))
+        await h.metrics_count(2)
+        h.session.handle_text(json_text({"type": "text", "text": "Yes."}))
+        await h.metrics_count(3)
+    assert [m.outcome for m in h.of(p.MetricsEvent)] == ["no_intent", "actions", "actions"]
+    assert [i.name for i in h.dispatcher.dispatched] == ["unlock", "unlock"]
+    assert h.of(p.ActionEvent)[-1].status == "confirmed"
+    assert h.of(p.IntentEvent)[-1].intent.name == "confirm"
