@@ -380,17 +380,24 @@ def test_tiny_real_run_writes_a_report(tmp_path: Path) -> None:
 def test_external_server_with_url_and_broker(
     hearth_server: Any, hearth_mosquitto: Any, tmp_path: Path
 ) -> None:
-    """``--url`` + ``--broker``: the benchmark only streams and subscribes."""
+    """``--url`` + ``--broker``: the benchmark only streams and subscribes. Two session-level
+    variants interleaved: each hears the same utterance, one after the other."""
     parser = argparse.ArgumentParser()
     latency.add_arguments(parser)
     args = parser.parse_args(
         [
             "--url", hearth_server.url, "--broker", hearth_mosquitto.url,
             "--utterances", "1", "--voices", "piper:joe", "--out", str(tmp_path),
+            "--interleave", "--variant", "a=", "--variant", "b=@silence_ms=400",
         ]
     )  # fmt: skip
     assert latency.run(args) == 0
     report = json.loads((tmp_path / "latency.json").read_text())
+    assert [r["name"] for r in report["runs"]] == ["a", "b"]
+    assert report["runs"][1]["session_update"]["turn_detection"] == {"silence_ms": 400}
+    assert report["runs"][0]["interleaved_with"] == ["b"]
+    texts = [r["measurements"]["utterances"][0]["text"] for r in report["runs"]]
+    assert texts[0] == texts[1]  # the same audio for both variants
     run = report["runs"][0]
     assert report["broker"]["kind"] == "external"
     assert run["server"] == {}  # not started by the benchmark

@@ -61,7 +61,15 @@ from assistant.bench.latency_runner import (
     pump,
     scrape_metrics,
 )
-from assistant.bench.latency_stats import FRAME_MS, Arrival, UtteranceRecord, analyze, summarize
+from assistant.bench.latency_stats import (
+    FRAME_MS,
+    Arrival,
+    UtteranceRecord,
+    analyze,
+    expectation_for,
+    match_arrivals,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +263,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "module docs): dotted.key=value, @session_key=value, server args",
     )
     p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="run all variants' servers at once and let them take turns utterance by "
+        "utterance (same audio, same machine noise; best for comparing variants)",
+    )
+    p.add_argument(
         "--embedded-broker",
         action="store_true",
         help="use the embedded broker even when Mosquitto is installed",
@@ -308,33 +322,25 @@ def make_plan(args: argparse.Namespace, synth: Synthesizer) -> Plan:
     return Plan(utterances=utts, start_frames=starts, interval_s=interval)
 
 
-async def stream_run(
-    url: str, pl: Plan, session_update: dict[str, Any], timeout_s: float
-) -> tuple[list[Stream], dict[str, Any]]:
-    """Open the streams, speak the plan in real time, close. Returns streams and pump stats."""
-    streams = [
-        Stream(i, url, u, s, session_update)
-        for i, (u, s) in enumerate(zip(pl.utterances, pl.start_frames, strict=True))
-    ]
+async def stream_run(groups: list[list[Stream]], timeout_s: float, tail_ms: int) -> dict[str, Any]:
+    """Open every group's streams, speak the plans in real time on one frame clock, close.
+    Returns pump statistics (the streams keep what they observed)."""
+    streams = [st for g in groups for st in g]
     sem = asyncio.Semaphore(20)
 
-    async def open_one(s: Stream) -> None:
+    async def open_one(st: Stream) -> None:
         async with sem:
-            await s.open()
+            await st.open()
 
-    await asyncio.gather(*(open_one(s) for s in streams))
-    silence_ms = int((session_update.get("turn_detection") or {}).get("silence_ms") or 1000)
-    tail = (silence_ms + 2000) // FRAME_MS
+    await asyncio.gather(*(open_one(st) for st in streams))
     try:
-        stats = await pump(streams, utterance_timeout_s=timeout_s, tail_frames=tail)
+        stats = await pump(streams, utterance_timeout_s=timeout_s, tail_frames=tail_ms // FRAME_MS)
     finally:
-        await asyncio.gather(*(s.close() for s in streams))
-    late = summarize(stats.lateness_ms)
-    return streams, {
+        await asyncio.gather(*(st.close() for st in streams))
+    return {
         "frames_per_stream": stats.frames,
         "late_frames": stats.late_frames,
-        "bytes_sent": sum(s.bytes_sent for s in streams),
-        "frame_lateness_ms": late,
+        "frame_lateness_ms": summarize(stats.lateness_ms),
     }
 
 
@@ -358,129 +364,180 @@ def _errors(streams: list[Stream]) -> dict[str, Any]:
     }
 
 
-def run_variant(
+@dataclass
+class Target:
+    """One variant's server (started here, or the ``--url`` one) and session settings."""
+
+    variant: Variant
+    url: str
+    pid: int | None
+    session_update: dict[str, Any]
+    server: HearthServer | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    monitor: ProcessMonitor | None = None
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def session_update_for(args: argparse.Namespace, variant: Variant) -> dict[str, Any]:
+    msg = variant.session_update()
+    if args.silence_ms is not None and "silence_ms" not in variant.session:
+        msg.setdefault("turn_detection", {})["silence_ms"] = args.silence_ms
+    if args.partials and "partials" not in variant.session:
+        msg["partials"] = True
+    return msg
+
+
+def start_target(
     args: argparse.Namespace,
     variant: Variant,
+    workdir: Path,
+    base_config: dict[str, Any] | None,
+    broker_url: str | None,
+) -> Target:
+    """Start ``hearth serve`` for a variant (unless ``--url``) and wait until it is ready."""
+    session_update = session_update_for(args, variant)
+    if args.url is not None:
+        if variant.config_overrides or variant.server_args:
+            raise SystemExit(
+                f"variant {variant.name}: server settings need a started server (leave out --url)"
+            )
+        return Target(variant, args.url, args.server_pid, session_update)
+    assert base_config is not None and broker_url is not None
+    overrides = {"mqtt.url": broker_url, **dict(_parse_sets(args.sets)), **variant.config_overrides}
+    cfg = apply_overrides(base_config, overrides)
+    cfg_path = workdir / f"config-{variant.name}.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    server_args = [*args.server_args, *variant.server_args]
+    server = HearthServer(cfg_path, workdir / f"server-{variant.name}.log", server_args)
+    logger.info("starting %s", shlex.join(server.command))
+    start = server.start()
+    info = {
+        "command": shlex.join(server.command),
+        "config_overrides": overrides,
+        "effective_settings": effective_settings(cfg, server_args),
+        "startup_to_ready_s": None if start.healthz_s is None else round(start.healthz_s, 2),
+        "healthz": start.healthz,
+        "log": str(server.log_path),
+    }
+    return Target(variant, server.url, server.pid, session_update, server, info)
+
+
+def measure(
+    args: argparse.Namespace,
+    targets: list[Target],
     pl: Plan,
     expected: dict[str, list[tuple[str, str]]],
     subscriber: Subscriber,
     broker_pid: int | None,
-    workdir: Path,
-    base_config: dict[str, Any] | None,
-    broker_url: str | None,
-) -> dict[str, Any]:
-    """Measure one variant (its own server process unless ``--url``)."""
-    server: HearthServer | None = None
-    server_info: dict[str, Any] = {}
-    pid: int | None = args.server_pid
-    url = args.url
-    if url is None:
-        assert base_config is not None and broker_url is not None
-        overrides = {
-            "mqtt.url": broker_url,
-            **dict(_parse_sets(args.sets)),
-            **variant.config_overrides,
-        }
-        cfg = apply_overrides(base_config, overrides)
-        cfg_path = workdir / f"config-{variant.name}.yaml"
-        cfg_path.write_text(
-            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-        server = HearthServer(
-            cfg_path,
-            workdir / f"server-{variant.name}.log",
-            [*args.server_args, *variant.server_args],
-        )
-        logger.info("starting %s", shlex.join(server.command))
-        start = server.start()
-        url, pid = server.url, server.pid
-        server_info = {
-            "command": shlex.join(server.command),
-            "config_overrides": overrides,
-            "effective_settings": effective_settings(
-                cfg, [*args.server_args, *variant.server_args]
-            ),
-            "startup_to_ready_s": None if start.healthz_s is None else round(start.healthz_s, 2),
-            "healthz": start.healthz,
-            "log": str(server.log_path),
-        }
-    elif variant.config_overrides or variant.server_args:
-        raise SystemExit(
-            f"variant {variant.name}: server settings need a started server (leave out --url)"
-        )
-    monitor = ProcessMonitor(pid) if pid else None
+) -> list[dict[str, Any]]:
+    """Speak the plan to every target at once and report one run per target.
+
+    With one target this is a plain run. With several (``--interleave``) each target hears the
+    whole plan, its utterances shifted so that the targets take turns: utterance ``j`` of a
+    stream goes to target ``v`` at slot ``j * V + v``. Every variant then sees the same audio and
+    the same background noise of the machine, which is what makes their ratios trustworthy here.
+    """
+    n_targets = len(targets)
+    frames_per_interval = round(pl.interval_s * 1000 / FRAME_MS)
+    groups: list[list[Stream]] = []
+    for v, t in enumerate(targets):
+        group = []
+        for s, (utts, starts) in enumerate(zip(pl.utterances, pl.start_frames, strict=True)):
+            shifted = [
+                starts[0] + (j * n_targets + v) * frames_per_interval for j in range(len(starts))
+            ]
+            group.append(Stream(v * len(pl.utterances) + s, t.url, utts, shifted, t.session_update))
+        groups.append(group)
     broker_mon = ProcessMonitor(broker_pid) if broker_pid else None
-    session_update = variant.session_update()
-    if args.silence_ms is not None and "silence_ms" not in variant.session:
-        session_update.setdefault("turn_detection", {})["silence_ms"] = args.silence_ms
-    if args.partials and "partials" not in variant.session:
-        session_update["partials"] = True
-    try:
-        if monitor:
-            monitor.start()
-        cpu0 = monitor.cpu_seconds() if monitor else 0.0
-        bcpu0 = broker_mon.cpu_seconds() if broker_mon else 0.0
-        own0 = own_cpu_seconds()
-        t0 = time.monotonic()
-        streams, pump_stats = asyncio.run(
-            stream_run(url, pl, session_update, args.utterance_timeout)
+    for t in targets:
+        t.monitor = ProcessMonitor(t.pid) if t.pid else None
+        if t.monitor:
+            t.monitor.start()
+    cpu0 = [t.monitor.cpu_seconds() if t.monitor else 0.0 for t in targets]
+    bcpu0 = broker_mon.cpu_seconds() if broker_mon else 0.0
+    own0 = own_cpu_seconds()
+    silence = max(
+        int((t.session_update.get("turn_detection") or {}).get("silence_ms") or 1000)
+        for t in targets
+    )
+    t0 = time.monotonic()
+    pump_stats = asyncio.run(stream_run(groups, args.utterance_timeout, silence + 2000))
+    wall = time.monotonic() - t0
+    cores = machine_info()["logical_cores"] or 1
+    broker_cpu = CpuWindow(broker_mon.cpu_seconds() - bcpu0, wall) if broker_mon else None
+    client_cpu = CpuWindow(own_cpu_seconds() - own0, wall)
+    per_target: list[dict[str, Any]] = []
+    for t, c0 in zip(targets, cpu0, strict=True):
+        cpu = CpuWindow(t.monitor.cpu_seconds() - c0, wall) if t.monitor else None
+        peak = t.monitor.stop() if t.monitor else None
+        per_target.append(
+            {
+                "server_cpu": cpu.to_dict(cores) if cpu else None,
+                "server_peak_rss_mb": None if peak is None else round(peak / 2**20, 1),
+                "broker_cpu": broker_cpu.to_dict(cores) if broker_cpu else None,
+                "client_cpu": client_cpu.to_dict(cores),
+                "metrics": scrape_metrics(t.url),
+            }
         )
-        wall = time.monotonic() - t0
-        server_cpu = CpuWindow(monitor.cpu_seconds() - cpu0, wall) if monitor else None
-        broker_cpu = CpuWindow(broker_mon.cpu_seconds() - bcpu0, wall) if broker_mon else None
-        client_cpu = CpuWindow(own_cpu_seconds() - own0, wall)
-        peak = monitor.stop() if monitor else None
-        server_metrics = scrape_metrics(url)
-    finally:
-        if server is not None:
-            server.stop()
     time.sleep(0.3)  # let the subscriber flush its last lines
     arrivals = [
         Arrival(a["topic"], a["payload"], float(a["t"]))
         for a in subscriber.arrivals()
         if t0 <= float(a["t"]) <= time.monotonic()
     ]
-    records: list[UtteranceRecord] = [r for s in streams for r in s.records]
-    measurements = analyze(
-        records, [expected[r.text] for r in records], arrivals, timeout_s=args.utterance_timeout
-    )
-    cores = machine_info()["logical_cores"] or 1
-    errors = _errors(streams)
-    run: dict[str, Any] = {
-        "name": variant.name,
-        "variant": variant.to_dict(),
-        "streams": len(streams),
-        "utterances_per_stream": len(pl.utterances[0]) if pl.utterances else 0,
-        "interval_s": pl.interval_s,
-        "session_update": session_update,
-        "server": server_info,
-        "duration_s": round(wall, 1),
-        "measurements": measurements,
-        "errors": errors,
-        "dropped_audio": {
-            "server_overflow": errors["by_code"].get("audio_overflow", 0),
-            "server_dropped_frames": None
-            if server_metrics is None
-            else server_metrics.get("hearth_audio_dropped_frames_total"),
-            "bytes_sent": pump_stats["bytes_sent"],
-            "server_bytes_received": None
-            if server_metrics is None
-            else server_metrics.get("hearth_audio_received_bytes_total"),
-            "client_late_frames": pump_stats["late_frames"],
-            "client_frame_lateness_ms": pump_stats["frame_lateness_ms"],
-        },
-        "spurious_utterances": sum(len(s.spurious) for s in streams),
-        "resources": {
-            "server_cpu": server_cpu.to_dict(cores) if server_cpu else None,
-            "server_peak_rss_mb": None if peak is None else round(peak / 2**20, 1),
-            "broker_cpu": broker_cpu.to_dict(cores) if broker_cpu else None,
-            "client_cpu": client_cpu.to_dict(cores),
-        },
-        "mqtt_messages_seen": len(arrivals),
-        "server_metrics": server_metrics,
-    }
-    run["targets"] = latency_report.evaluate_targets(run)
-    return run
+    # Attribute arrivals over all targets at once: they share the broker and the devices.
+    all_records = [r for g in groups for st in g for r in st.records]
+    exps = [expectation_for(r, expected[r.text], args.utterance_timeout) for r in all_records]
+    matched = match_arrivals([e for e in exps if e is not None], arrivals)
+    runs = []
+    for t, group, res in zip(targets, groups, per_target, strict=True):
+        records: list[UtteranceRecord] = [r for st in group for r in st.records]
+        measurements = analyze(
+            records,
+            [expected[r.text] for r in records],
+            arrivals,
+            timeout_s=args.utterance_timeout,
+            matched=matched,
+        )
+        errors = _errors(group)
+        server_metrics = res.pop("metrics")
+        bytes_sent = sum(st.bytes_sent for st in group)
+        run: dict[str, Any] = {
+            "name": t.variant.name,
+            "variant": t.variant.to_dict(),
+            "streams": len(group),
+            "utterances_per_stream": len(pl.utterances[0]) if pl.utterances else 0,
+            "interval_s": pl.interval_s,
+            "interleaved_with": [o.variant.name for o in targets if o is not t],
+            "session_update": t.session_update,
+            "server": t.info,
+            "duration_s": round(wall, 1),
+            "measurements": measurements,
+            "errors": errors,
+            "dropped_audio": {
+                "server_overflow": errors["by_code"].get("audio_overflow", 0),
+                "server_dropped_frames": None
+                if server_metrics is None
+                else server_metrics.get("hearth_audio_dropped_frames_total"),
+                "bytes_sent": bytes_sent,
+                "server_bytes_received": None
+                if server_metrics is None
+                else server_metrics.get("hearth_audio_received_bytes_total"),
+                "client_late_frames": pump_stats["late_frames"],
+                "client_frame_lateness_ms": pump_stats["frame_lateness_ms"],
+            },
+            "spurious_utterances": sum(len(st.spurious) for st in group),
+            "resources": res,
+            "mqtt_messages_seen": len(arrivals),
+            "server_metrics": server_metrics,
+        }
+        run["targets"] = latency_report.evaluate_targets(run)
+        runs.append(run)
+    return runs
 
 
 def run_idle(
@@ -678,21 +735,20 @@ def run(args: argparse.Namespace) -> int:
             expected = expected_commands(config_path, list(commands.values()))
             subscriber = Subscriber(broker_url, workdir / "arrivals.jsonl")
             subscriber.start()
-            for v in variants:
-                logger.info("variant %s", v.name)
-                run_result = run_variant(
-                    args,
-                    v,
-                    pl,
-                    expected,
-                    subscriber,
-                    broker.pid if broker else None,
-                    workdir,
-                    base_config,
-                    broker_url,
-                )
-                report["runs"].append(run_result)
-                _print_run(run_result)
+            broker_pid = broker.pid if broker else None
+            batches = [variants] if args.interleave else [[v] for v in variants]
+            for batch in batches:
+                targets: list[Target] = []
+                try:
+                    for v in batch:
+                        targets.append(start_target(args, v, workdir, base_config, broker_url))
+                    logger.info("measuring %s", ", ".join(v.name for v in batch))
+                    for run_result in measure(args, targets, pl, expected, subscriber, broker_pid):
+                        report["runs"].append(run_result)
+                        _print_run(run_result)
+                finally:
+                    for t in targets:
+                        t.stop()
             report["comparison"] = _comparison(report["runs"])
     finally:
         if subscriber is not None:
