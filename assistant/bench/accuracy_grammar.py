@@ -36,6 +36,9 @@ FUNCTION_WORDS: Final = frozenset(
 #: Accept a repair when cost <= ACCEPT_PER_WORD * words of the grammar sentence + ACCEPT_BASE.
 ACCEPT_PER_WORD: Final = 0.18
 ACCEPT_BASE: Final = 0.3
+#: Partial alignments costing more than the best one by this much are dropped (beam search):
+#: they could only win by a long run of exact matches, and keeping them costs time.
+ALIGN_BEAM: Final = 2.5
 #: Permutations larger than this are not expanded (k! paths).
 _MAX_PERMUTATION: Final = 4
 
@@ -237,14 +240,17 @@ class GrammarAligner:
     def _closure(self, cost: dict[int, float], back: dict[int, Any], i: int) -> None:
         """Relax epsilon arcs (free) and grammar words the speaker skipped (deletions)."""
         heap = [(c, s) for s, c in cost.items()]
+        if not heap:
+            return
         heapq.heapify(heap)
+        cut = heap[0][0] + ALIGN_BEAM
         while heap:
             c, s = heapq.heappop(heap)
             if c > cost.get(s, float("inf")):
                 continue
             for word, t in self._a.arcs[s]:
                 nc = c + (0.0 if word is None else _edit(word))
-                if nc < cost.get(t, float("inf")) - 1e-12:
+                if nc <= cut and nc < cost.get(t, float("inf")) - 1e-12:
                     cost[t] = nc
                     back[t] = (i, s, word)
                     heapq.heappush(heap, (nc, t))
@@ -275,6 +281,9 @@ class GrammarAligner:
                     if nc < nxt.get(t, inf):
                         nxt[t], back[t] = nc, (i, s, word)
             self._closure(nxt, back, i + 1)
+            if nxt:
+                cut = min(nxt.values()) + ALIGN_BEAM
+                nxt = {s2: c2 for s2, c2 in nxt.items() if c2 <= cut}
             cost = nxt
             backs.append(back)
             if not cost:
