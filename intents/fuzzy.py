@@ -144,3 +144,36 @@ def repair(text: str, vocabulary: frozenset[str]) -> Repair | None:
     if not changes or len(changes) > MAX_REPAIRS or len(changes) * 2 > len(tokens):
         return None
     return Repair(" ".join(out), tuple(changes))
+
+
+#: Chinese names shorter than this are never repaired: one wrong character in "前门" could be
+#: "后门", a different door.
+MIN_CJK_NAME_LEN = 3
+
+
+def repair_cjk(text: str, names: Iterable[str]) -> Repair | None:
+    """Chinese input errors are mostly one wrong character with the same sound ("客厅等" for
+    "客厅灯"). Replace one window of the text that differs from a known name (of at least
+    :data:`MIN_CJK_NAME_LEN` characters) in exactly one character. ``None`` when there is no
+    such window or more than one candidate name."""
+    found: list[tuple[int, str, str]] = []
+    cjk_names = sorted({n for n in names if len(n) >= MIN_CJK_NAME_LEN and not n.isascii()})
+    if any(n in text for n in cjk_names):
+        return None  # a name is already spelled right; the error is elsewhere
+    for name in cjk_names:
+        size = len(name)
+        for start in range(len(text) - size + 1):
+            window = text[start:start + size]
+            if sum(1 for a, b in zip(window, name, strict=True) if a != b) == 1:
+                found.append((start, window, name))
+    if not found:
+        return None
+    # "厨房的登" is one wrong character from "厨房的灯" and its prefix from "厨房灯": the longer
+    # name explains more of the text.
+    longest = max(len(name) for _, _, name in found)
+    found = [f for f in found if len(f[2]) == longest]
+    if len(found) != 1:
+        return None
+    start, window, name = found[0]
+    ratio = (len(name) - 1) / len(name)
+    return Repair(text[:start] + name + text[start + len(name):], ((window, name, ratio),))

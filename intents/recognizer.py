@@ -33,7 +33,14 @@ from intents.custom import (
     load_custom_intents,
     snake_case,
 )
-from intents.fuzzy import COMMAND_WORDS, FUZZY_BASE_CONFIDENCE, Repair, known_words, repair
+from intents.fuzzy import (
+    COMMAND_WORDS,
+    FUZZY_BASE_CONFIDENCE,
+    Repair,
+    known_words,
+    repair,
+    repair_cjk,
+)
 from intents.grammar import (
     GrammarMatch,
     GrammarTier,
@@ -341,8 +348,9 @@ class Recognizer:
         self, text: str, lang: str, area: str | None, context: Intent | None
     ) -> Recognition | None:
         if has_cjk(text):
-            return None
-        fixed = repair(text, self._vocab)
+            fixed = repair_cjk(text, self._all_spellings())
+        else:
+            fixed = repair(text, self._vocab)
         if fixed is None:
             return None
         scored, _ = self._grammar_candidates(fixed.text, lang, area, context)

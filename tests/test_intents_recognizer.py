@@ -372,3 +372,24 @@ def test_unknown_name_reason_is_name_like(demo: Recognizer) -> None:
     # partial utterances and known names never produce a bogus "no device called ..."
     for text in ("please turn on", "please turn on the kitchen"):
         assert "called" not in demo.recognize(text).reason
+
+
+@pytest.mark.parametrize(
+    ("text", "devices"),
+    [("把客厅等打开", ["living_room_light"]), ("打开厨房的登", ["kitchen_light"])],
+)
+def test_chinese_one_wrong_character(demo: Recognizer, text: str, devices: list[str]) -> None:
+    i = _intent(demo.recognize(text))
+    assert (i.name, i.slots.device_ids, i.source) == ("light_on", devices, "fuzzy")
+    assert i.confidence < 0.9
+
+
+def test_chinese_two_character_names_are_not_repaired(demo: Recognizer) -> None:
+    # "后门" (back door) is one character from "前门" (front door): never guessed
+    assert demo.recognize("把后门打开").intent is None
+
+
+def test_chinese_near_miss_on_sensitive_device_is_capped(demo: Recognizer) -> None:
+    i = _intent(demo.recognize("打开车库们"))
+    assert (i.name, i.slots.device_ids) == ("cover_open", ["garage_door"])
+    assert i.confidence <= demo.config.security.sensitive_min_confidence - 0.3
