@@ -95,6 +95,12 @@ class TurnDetectionSettings(_Strict):
     silence_ms: int = Field(default=DEFAULT_SILENCE_MS, ge=0)
     prefix_padding_ms: int = Field(default=DEFAULT_PREFIX_PADDING_MS, ge=0)
     max_utterance_ms: int = Field(default=DEFAULT_MAX_UTTERANCE_MS, ge=500, le=30_000)
+    #: Server-only tuning (not on the wire): silence that starts a speculative transcription,
+    #: and the silence that ends a turn once the words form a complete command.
+    pause_ms: int = Field(default=endpoint.DEFAULT_PAUSE_MS, ge=0, le=10_000)
+    silence_ms_when_complete: int = Field(
+        default=endpoint.DEFAULT_SILENCE_MS_WHEN_COMPLETE, ge=0, le=10_000
+    )
 
 
 class SessionDefaults(_Strict):

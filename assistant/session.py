@@ -1079,4 +1079,4 @@ def _answer_to_confirmation(text: str, language: str | None) -> Recognition | No
 
 
 def _to_wire(td: TurnDetectionSettings) -> TurnDetection:
-    return TurnDetection(**td.model_dump())
+    return TurnDetection(**td.model_dump(include=set(TurnDetection.model_fields)))
