@@ -315,3 +315,35 @@ def test_audit_log_rotates(tmp_path: Path) -> None:
     assert files == ["a.jsonl", "a.jsonl.1", "a.jsonl.2"]
     last = (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()[-1]
     assert json.loads(last)["utterance_id"] == "u19"
+
+
+async def test_rapid_open_close_leaves_nothing_behind(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory()
+    for i in range(200):
+        ws = await connect(server.url)
+        if i % 3 == 0:
+            await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+        if i % 5 == 0:
+            ws.transport.abort()  # no closing handshake at all
+        else:
+            await ws.close()
+    await assert_sessions_drain(server)
+    ws, _ = await open_session(server.url)
+    async with ws:
+        await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
+        got = await recv_utterances(ws, 1)
+    assert got.of("action")[-1]["status"] == "confirmed"
+
+
+async def assert_sessions_drain(server: ServerThread) -> None:
+    import urllib.request
+
+    def sessions() -> int:
+        with urllib.request.urlopen(server.http_url + "healthz", timeout=10) as r:
+            return int(json.loads(r.read())["sessions"])
+
+    async with asyncio.timeout(30):
+        while await asyncio.to_thread(sessions) != 0:  # noqa: ASYNC110 - polls another process view
+            await asyncio.sleep(0.1)
