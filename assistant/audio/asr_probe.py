@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             models[v.threads].warmup()
 
-    def do(v: Variant, audio: np.ndarray) -> tuple[str, float]:
+    def do(v: Variant, audio: np.ndarray) -> tuple[str, float, bool, bool]:
         model = models[v.threads]
         hotwords = HOTWORDS if v.hotwords else ()
         if v.base == "fw-stock":
@@ -211,10 +211,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 temperature=0.0, hotwords=", ".join(hotwords) or None,
             )  # fmt: skip
             text = " ".join(seg.text for seg in segs)
-            return text, time.perf_counter() - t0
+            return text, time.perf_counter() - t0, False, False
         model.settings = model.settings.model_copy(update=v.overrides)
         r = model.transcribe(audio, hotwords=hotwords)
-        return r.text, r.elapsed_s
+        return r.text, r.elapsed_s, r.fell_back, r.repetition_cut
 
     stats: dict[str, dict[str, Any]] = {
         v.name: {
@@ -233,8 +233,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for k, (voice, ref, audio) in enumerate(clips):
         order = variants[k % len(variants) :] + variants[: k % len(variants)]
         for v in order:
-            text, elapsed = do(v, audio)
+            text, elapsed, fell_back, cut = do(v, audio)
             st = stats[v.name]
+            st["fallbacks"] += fell_back
+            st["cuts"] += cut
             ref_w, hyp_w = normalize(ref), normalize(text)
             e = word_errors(ref_w, hyp_w)
             st["errors"] += e
@@ -256,6 +258,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "wer": st["errors"] / st["words"],
             "exact": st["exact"] / len(clips),
             "loops": st["loops"],
+            "fallbacks": st["fallbacks"],
+            "cuts": st["cuts"],
             "n": len(clips),
             "ms_mean": statistics.fmean(ms),
             "ms_p50": ms[len(ms) // 2],
@@ -266,6 +270,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         print(
             f"| {v.name:20s} | {100 * r['wer']:5.1f} | {100 * r['exact']:5.1f} | {r['loops']:3d} "
+            f"| {r['cuts']:3d} | {r['fallbacks']:3d} "
             f"| {r['ms_mean']:6.1f} | {r['ms_p50']:6.1f} | {r['ms_p90']:6.1f} "
             f"| {r['ms_max']:6.1f} |",
             flush=True,
@@ -316,8 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.vad:
         vad_cost()
         return 0
-    print("| variant | WER % | exact % | loops | ms mean | p50 | p90 | max |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| variant | WER % | exact % | loops left | loops cut | fallbacks "
+        "| ms mean | p50 | p90 | max |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     report = run(args)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
