@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -347,3 +349,24 @@ async def assert_sessions_drain(server: ServerThread) -> None:
     async with asyncio.timeout(30):
         while await asyncio.to_thread(sessions) != 0:  # noqa: ASYNC110 - polls another process view
             await asyncio.sleep(0.1)
+
+
+async def test_slow_consumer_is_closed_with_1008(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory(**{"limits.outbox_events": 50, "limits.max_messages_per_s": 1e6})
+    assert server.server is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that reads nothing
+    sock.connect(("127.0.0.1", server.server.port))
+    ws = await connect(server.url, sock=sock, max_queue=1)
+    update = json.dumps({"type": "session.update", "language": "en"})
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(20_000):  # each answered by a ~450-byte session.updated
+            await ws.send(update)
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), 30)
+    assert ws.close_code == 1008
+    assert ws.close_reason == "slow consumer"
+    await assert_sessions_drain(server)
