@@ -36,6 +36,7 @@ import logging
 import mimetypes
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -242,7 +243,9 @@ class HearthServer:
         self._ssl: ssl.SSLContext | None = None
         self._connections: set[_Connection] = set()
         self._per_client: dict[str, int] = {}
-        self._preauthorized: set[int] = set()  # id() of connections with a good header
+        # Connections whose upgrade request carried a valid token. Weak: a handshake that fails
+        # after process_request must not leave an entry behind (ids are reused).
+        self._preauthorized: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
         self.stopping = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -327,8 +330,8 @@ class HearthServer:
     # -- WebSocket -----------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        authorized = self.settings.token is None or id(ws) in self._preauthorized
-        self._preauthorized.discard(id(ws))
+        authorized = self.settings.token is None or ws in self._preauthorized
+        self._preauthorized.discard(ws)
         conn = _Connection(self, ws, authorized)
         self._connections.add(conn)
         client = _client_ip(ws)
@@ -378,7 +381,7 @@ class HearthServer:
                 )
                 if not ok:
                     return _respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
-                self._preauthorized.add(id(ws))
+                self._preauthorized.add(ws)
             return None
         try:
             return self._http(path)
