@@ -35,6 +35,7 @@ from assistant.bench.accuracy_asr import (
     ASR_VARIANTS,
     AsrVariant,
     ServerEndpointing,
+    bias_phrases,
     compact_hotwords,
     custom_template_texts,
     template_words,
@@ -154,7 +155,7 @@ class _Pipeline:
 
     recognizer: Any
     endpointing: ServerEndpointing
-    transcribers: dict[tuple[int, int], Any]
+    transcribers: dict[tuple[int, int, int], Any]
     hotwords: dict[str, tuple[str, ...]]
     snapper: VocabularySnapper
     aligners: list[GrammarAligner]
@@ -188,12 +189,13 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
     # words, custom list values) plus the literal words of the custom sentence templates.
     words = set(known_words(config, list(vocabulary))) | set(template_words(templates))
     compact = tuple(compact_hotwords([*vocabulary, *templates_words_as_phrases(templates)]))
-    transcribers: dict[tuple[int, int], Any] = {}
+    transcribers: dict[tuple[int, int, int], Any] = {}
     models: dict[str, Any] = {}
     for v in variants:
-        key = (v.beam_size, v.n_best)
+        key = (v.beam_size, v.n_best, v.max_prompt_tokens)
         if key not in transcribers:
             settings = AsrSettings(beam_size=v.beam_size, n_best=v.n_best,
+                                   max_prompt_tokens=v.max_prompt_tokens,
                                    cpu_threads=args.threads)
             t = WhisperTranscriber(settings)
             t.warmup()
@@ -203,7 +205,8 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
         recognizer=recognizer,
         endpointing=ServerEndpointing(),
         transcribers=transcribers,
-        hotwords={"none": (), "vocabulary": vocabulary, "compact": compact},
+        hotwords={"none": (), "vocabulary": vocabulary, "compact": compact,
+                  "phrases": tuple(bias_phrases(vocabulary))},
         snapper=VocabularySnapper(words),
         aligners=aligners,
         query_intents=frozenset(QUERY_INTENTS),
@@ -251,7 +254,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         return None if best is None else (best.text, best.similarity)
 
     for v in variants:
-        transcriber = p.transcribers[(v.beam_size, v.n_best)]
+        transcriber = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens)]
         hot = p.hotwords[v.hint]
         asr_ms = 0.0
         seg_out: list[tuple[list[Hypothesis], float]] = []

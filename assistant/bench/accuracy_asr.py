@@ -25,7 +25,7 @@ _FEED_SAMPLES: Final = 320
 #: Silence appended after a clip so the endpointer sees the end of the turn.
 _TAIL_SILENCE_S: Final = 1.0
 
-Hint = Literal["none", "vocabulary", "compact"]
+Hint = Literal["none", "vocabulary", "compact", "phrases"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class AsrVariant:
     n_best: int
     hint: Hint
     description: str
+    #: AsrSettings.max_prompt_tokens (the transcriber keeps the *last* tokens of the prompt).
+    max_prompt_tokens: int = 96
 
 
 #: The variants the benchmark knows. ``server`` is what ``assistant.app`` does today.
@@ -50,6 +52,10 @@ ASR_VARIANTS: Final = {
                    "greedy, hotwords = the distinct words of the grammar's vocabulary"),
         AsrVariant("beam5", 5, 5, "vocabulary", "beam 5 with 5-best, vocabulary hotwords"),
         AsrVariant("beam5-compact", 5, 5, "compact", "beam 5 with 5-best, compact hotwords"),
+        AsrVariant("phrases", 1, 1, "phrases",
+                   "greedy, hotwords = vocabulary phrases deduplicated, 200-token prompt", 200),
+        AsrVariant("beam5-phrases", 5, 5, "phrases",
+                   "beam 5 with 5-best, deduplicated vocabulary phrases, 200-token prompt", 200),
     )
 }
 
@@ -112,6 +118,37 @@ def compact_hotwords(phrases: Sequence[str], limit: int = 80) -> list[str]:
             if len(w) > 1 and w not in seen:
                 seen[w] = None
     return list(seen)[:limit]
+
+
+_FILLER = frozenset("a an the of bit little lot lots some oz".split())
+
+
+def bias_phrases(vocabulary: Sequence[str]) -> list[str]:
+    """The fewest vocabulary phrases that still contain every content word once.
+
+    The recognizer's vocabulary lists every spelling of every list value ("a little bit of soy
+    milk", "some soy milk", "12 oz", "twelve ounces", ...): ~500 tokens for the demo home plus
+    the coffee file, of which a 96-token prompt keeps only the alphabetical tail. Longest
+    phrases first, a phrase is kept only if it brings a content word (not a filler, not a
+    plural of a kept word) that no kept phrase has; digit spellings are dropped, since Whisper
+    needs no help writing digits. Phrases are kept on *stems*, so "ounce" covers "ounces".
+    """
+    kept: list[str] = []
+    covered: set[str] = set()
+    def content(p: str) -> list[str]:
+        return [w for w in p.lower().split() if w not in _FILLER]
+
+    # Most content words first; among equals the shortest spelling ("soy milk", not "a
+    # little bit of soy milk").
+    for p in sorted(dict.fromkeys(vocabulary), key=lambda x: (-len(content(x)), len(x), x)):
+        ws = content(p)
+        if not ws or any(any(c.isdigit() for c in w) for w in ws):
+            continue
+        stems = {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in ws}
+        if stems - covered:
+            kept.append(p)
+            covered |= stems
+    return sorted(kept)
 
 
 def custom_template_texts(data: dict[str, Any]) -> list[str]:
