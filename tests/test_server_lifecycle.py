@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from tests.mqtt_fixtures import Mosquitto, free_port
 from tests.server_fixtures import (
@@ -370,3 +371,13 @@ async def test_slow_consumer_is_closed_with_1008(
     assert ws.close_code == 1008
     assert ws.close_reason == "slow consumer"
     await assert_sessions_drain(server)
+
+
+async def test_origin_allowlist(text_server_factory: Callable[..., ServerThread]) -> None:
+    server = text_server_factory(**{"server.allowed_origins": ["http://hub.local"]})
+    with pytest.raises(InvalidStatus) as info:
+        await connect(server.url, origin=Origin("http://evil.example"))
+    assert info.value.response.status_code == 403
+    for origin in (Origin("http://hub.local"), None):  # a browser on the hub; a CLI
+        ws, _ = await open_session(server.url, origin=origin)
+        await ws.close()
