@@ -222,6 +222,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "words": 0,
             "exact": 0,
             "loops": 0,
+            "fallbacks": 0,
+            "cuts": 0,
             "ms": [],
             "voice": {},
             "wrong": [],
