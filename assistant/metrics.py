@@ -169,6 +169,12 @@ class Metrics:
         self.audio_dropped_total = self._counter(
             "hearth_audio_dropped_frames_total", "Audio frames dropped on queue overflow"
         )
+        self.asr_jobs = self._gauge("hearth_asr_jobs", "ASR jobs queued or running")
+        self.speculations_total = self._counter(
+            "hearth_speculations_total",
+            "Speculative transcriptions: started, skipped (ASR busy), reused, stale",
+            "result",
+        )
         self.stage_seconds = self._histogram(
             "hearth_stage_seconds", "Per-utterance stage latency", "stage"
         )

@@ -565,12 +565,14 @@ class Session:
             raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
         load = self._res.asr_load
         load.jobs += 1
+        self._res.metrics.asr_jobs.set(load.jobs)
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self._res.asr_executor, transcribe, audio
             )
         finally:
             load.jobs -= 1
+            self._res.metrics.asr_jobs.set(load.jobs)
 
     async def _run_speech(self, utt: _Utterance, audio: Any, audio_end_ms: int | None) -> None:
         utt.stage = "asr"
@@ -583,6 +585,7 @@ class Session:
             try:
                 text = await asyncio.shield(spec.future)
                 reused = spec
+                self._res.metrics.speculations_total.inc("reused")
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -617,10 +620,13 @@ class Session:
         if (
             not self._settings.speculative
             or self._res.transcribe is None
-            or self._res.asr_load.jobs >= SPECULATION_MAX_ASR_JOBS
             or (utt.spec is not None and not utt.spec.future.done())
         ):
             return
+        if self._res.asr_load.jobs >= SPECULATION_MAX_ASR_JOBS:
+            self._res.metrics.speculations_total.inc("skipped")
+            return
+        self._res.metrics.speculations_total.inc("started")
         future = asyncio.ensure_future(self._transcribe(audio))
         spec = _Speculation(audio_end_ms=audio_end_ms, future=future)
         utt.spec = spec
@@ -976,6 +982,8 @@ class Session:
                 self._speculate(self._current, ev.audio, ev.audio_end_ms)
         elif isinstance(ev, SpeechResumed):
             if self._current is not None and self._current.spec is not None:
+                if not self._current.spec.stale:
+                    self._res.metrics.speculations_total.inc("stale")
                 self._current.spec.stale = True
         elif isinstance(ev, FrontEndSpeechStarted):
             if self._current is not None:  # front end restarted without a stop

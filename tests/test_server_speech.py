@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,11 @@ from tests.server_fixtures import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+def http_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return str(r.read().decode())
 
 
 def by_utterance(got: Received) -> dict[str, list[dict[str, Any]]]:
@@ -63,6 +69,10 @@ async def test_spoken_command_is_confirmed(
         got = await recv_utterances(ws, 1)
         await sender
     check_spoken_command(got.events, "light_on", "kitchen_light")
+    metrics = await asyncio.to_thread(http_text, hearth_server.http_url + "metrics")
+    assert 'hearth_stage_seconds_count{stage="asr"}' in metrics
+    assert 'hearth_speculations_total{result="started"}' in metrics
+    assert "hearth_speech_end_to_action_seconds_count" in metrics
     transcript = got.of("transcript.final")[0]
     assert transcript["source"] == "asr"
     assert "kitchen" in transcript["text"].lower()
