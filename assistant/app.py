@@ -218,9 +218,18 @@ class Hearth:
         """A server on these resources (not started). Stopped by :meth:`stop`."""
         from assistant.server import HearthServer
 
-        server = HearthServer(self.resources, devices=self.devices, host=host, port=port)
+        server = HearthServer(
+            self.resources, devices=self.devices, health=self.health, host=host, port=port
+        )
         self._servers.append(server)
         return server
+
+    def health(self) -> dict[str, Any]:
+        """Component states for ``/healthz`` (False marks the server degraded)."""
+        return {
+            "mqtt": self.mqtt is not None and self.mqtt.connected,
+            "speech": self.transcriber is not None or not self.settings.audio,
+        }
 
     def devices(self) -> list[dict[str, Any]]:
         """The registry's devices with their last known states (``/api/devices``)."""

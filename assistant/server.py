@@ -228,6 +228,7 @@ class HearthServer:
         resources: SessionResources,
         *,
         devices: DevicesSnapshot | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
         host: str | None = None,
         port: int | None = None,
     ) -> None:
@@ -239,6 +240,7 @@ class HearthServer:
         root = self.settings.server.web_root
         self.web_root = (Path(root) if root else DEFAULT_WEB_ROOT).resolve()
         self._devices = devices
+        self._health = health
         self._server: Server | None = None
         self._ssl: ssl.SSLContext | None = None
         self._connections: set[_Connection] = set()
@@ -391,10 +393,15 @@ class HearthServer:
 
     def _http(self, path: str) -> Response:
         if path == "/healthz":
+            # 503 only while stopping (take this replica out of rotation); a broker that is
+            # down makes the server "degraded", not dead: commands then end "failed".
+            extra = self._health() if self._health is not None else {}
             status = HTTPStatus.SERVICE_UNAVAILABLE if self.stopping.is_set() else HTTPStatus.OK
+            state = "ok" if all(v is not False for v in extra.values()) else "degraded"
             body = {
-                "status": "stopping" if self.stopping.is_set() else "ok",
+                "status": "stopping" if self.stopping.is_set() else state,
                 "sessions": len(self._connections),
+                **extra,
             }
             return _respond(status, json.dumps(body) + "\n", "application/json")
         if path == "/metrics":

@@ -223,7 +223,9 @@ async def test_healthz(hearth_server: ServerThread) -> None:
     status, ctype, body = await asyncio.to_thread(http_get, hearth_server.http_url + "healthz")
     assert status == 200
     assert ctype.startswith("application/json")
-    assert json.loads(body)["status"] == "ok"
+    health = json.loads(body)
+    assert health["status"] == "ok"
+    assert health["mqtt"] is True and health["speech"] is True
 
 
 async def test_metrics_in_prometheus_format(hearth_server: ServerThread) -> None:
