@@ -316,6 +316,9 @@ class SpeechStopped(_Message):
     audio_ms: int
     speech_end_ms: int
     duration_ms: int
+    #: Why the turn ended: ``silence``, ``complete`` (a complete command, shorter silence),
+    #: ``commit`` (audio.commit or a new sample rate) or ``max_length``.
+    reason: Literal["silence", "complete", "commit", "max_length"] | None = None
 
 
 class TranscriptPartial(_Message):

@@ -1006,6 +1006,7 @@ class Session:
                     audio_ms=pos_ms,
                     speech_end_ms=max(0, pos_ms - lag_ms),
                     duration_ms=utt.audio_ms,
+                    reason=ev.reason,
                 )
             )
             if n == 0:

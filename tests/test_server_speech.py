@@ -69,6 +69,7 @@ async def test_spoken_command_is_confirmed(
         got = await recv_utterances(ws, 1)
         await sender
     check_spoken_command(got.events, "light_on", "kitchen_light")
+    assert got.of("speech.stopped")[0]["reason"] in ("complete", "silence")
     metrics = await asyncio.to_thread(http_text, hearth_server.http_url + "metrics")
     assert 'hearth_stage_seconds_count{stage="asr"}' in metrics
     assert 'hearth_speculations_total{result="started"}' in metrics
