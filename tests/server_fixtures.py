@@ -136,12 +136,13 @@ def hearth_server(hearth_mosquitto: Mosquitto) -> Iterator[ServerThread]:
 def text_server_factory(
     hearth_mosquitto: Mosquitto,
 ) -> Iterator[Callable[..., ServerThread]]:
-    """Start text-only servers (no speech models) with settings overrides; stopped at the end."""
+    """Start text-only servers (no speech models): ``make(config=None, **overrides)`` with a
+    home config (default: the demo home) and settings overrides; stopped at the end."""
     started: list[ServerThread] = []
 
-    def make(**overrides: Any) -> ServerThread:
+    def make(config: HomeConfig | None = None, **overrides: Any) -> ServerThread:
         server = ServerThread(
-            load_demo_config(),
+            config or load_demo_config(),
             demo_settings(audio=False, **overrides),
             mqtt_url=hearth_mosquitto.url,
         ).start()
