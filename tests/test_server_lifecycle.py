@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -381,3 +382,65 @@ async def test_origin_allowlist(text_server_factory: Callable[..., ServerThread]
     for origin in (Origin("http://hub.local"), None):  # a browser on the hub; a CLI
         ws, _ = await open_session(server.url, origin=origin)
         await ws.close()
+
+
+class _BrokenFrontEnd:
+    """Hands the session an event it cannot use: a fault inside the audio loop."""
+
+    def feed(self, pcm: bytes, now: float) -> list[object]:
+        from assistant.audio.endpoint import SpeechStopped
+
+        return [SpeechStopped(now, now, None, "silence", 0, 0)]  # type: ignore[arg-type]
+
+    def commit(self, now: float) -> list[object]:
+        return []
+
+    def set_complete(self, complete: bool, now: float | None = None) -> list[object]:
+        return []
+
+    def clear(self) -> None:
+        pass
+
+
+async def test_a_fault_in_the_audio_loop_closes_that_connection_with_1011() -> None:
+    from assistant.config import AssistantSettings
+    from assistant.metrics import Metrics
+    from assistant.server import HearthServer
+    from assistant.session import SessionResources
+    from devices.actions import ActionResult
+    from intents.schema import Intent, Recognition
+
+    class Recognizer:
+        def recognize(
+            self, text: str, *, language: str | None = None, context: Intent | None = None
+        ) -> Recognition:
+            return Recognition(intent=None, reason="no match")
+
+    class Dispatcher:
+        async def dispatch(
+            self, intent: Intent, *, on_result: Any = None, confirmed: bool = False
+        ) -> list[ActionResult]:
+            return []
+
+    resources = SessionResources(
+        settings=AssistantSettings().with_overrides(**{"server.port": 0}),
+        recognizer=Recognizer(),
+        dispatcher=Dispatcher(),
+        metrics=Metrics(),
+        frontend_factory=lambda rate, td, mode: _BrokenFrontEnd(),
+        transcribe=lambda audio: "",
+    )
+    async with HearthServer(resources) as server:
+        broken, _ = await open_session(server.url)
+        healthy, _ = await open_session(server.url)
+        async with broken, healthy:
+            await broken.send(b"\x00\x00" * 320)
+            error = await recv_event(broken)
+            assert (error["code"], error["message"]) == ("internal_error", "internal error")
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await recv_event(broken)
+            assert broken.close_code == 1011
+            await healthy.send(json.dumps({"type": "text", "text": "hello"}))
+            got = await recv_utterances(healthy, 1)
+            assert got.of("metrics")[0]["outcome"] == "no_intent"
