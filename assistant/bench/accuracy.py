@@ -75,7 +75,7 @@ SETS: Final = ("picovoice", "synthetic", "negatives")
 DEFAULT_CONDITIONS: Final[dict[str, tuple[str, ...]]] = {
     "picovoice": ("clean", "24", "18", "12", "6"),
     "synthetic": ("clean", "20", "10", "5"),
-    "negatives": ("clean",),
+    "negatives": ("clean", "10"),
 }
 #: The SNRs whose mean the published Picovoice figures report.
 PICOVOICE_AVERAGED: Final = ("24", "18", "12", "6")
@@ -103,8 +103,10 @@ DECODE_VARIANTS: Final = (
     DecodeOptions("nbest+norm+fuzzy+align", n_best=True, normalize=True, spell=True, snap=True,
                   align=True),
 )
-DEFAULT_ASR: Final = ("beam5-compact",)
-DEFAULT_KEEP: Final = "beam5-compact/nbest+norm+fuzzy+align"
+#: Chosen by measurement (docs/benchmarks.md): deduplicated vocabulary phrases as hotwords,
+#: beam 5 with its 5-best list, grammar rescoring, fuzzy words, grammar alignment.
+DEFAULT_ASR: Final = ("beam5-phrases",)
+DEFAULT_KEEP: Final = "beam5-phrases/nbest+norm+fuzzy+align"
 COFFEE_FILE: Final = (
     Path(__file__).resolve().parents[2] / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
 )
@@ -117,7 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr", nargs="+", default=None, metavar="DB",
                         help="conditions: 'clean' and/or SNRs in dB (default per set: "
                              "picovoice clean 24 18 12 6; synthetic clean 20 10 5; negatives "
-                             "clean)")
+                             "clean 10)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="at most N clips per set (a seeded, representative subset)")
     parser.add_argument("--out", default="bench-out/accuracy", metavar="DIR",
