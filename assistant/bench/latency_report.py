@@ -140,6 +140,14 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines.append("")
     for r in runs:
+        by_reason = r.get("measurements", {}).get("by_endpoint_reason") or {}
+        if by_reason:
+            parts = [
+                f"{k} {v['count']}× (P50 {_f(v['speech_end_to_action_ms'].get('p50'))} ms)"
+                for k, v in by_reason.items()
+            ]
+            lines.append(f"- `{r['name']}` turns ended by: " + ", ".join(parts))
+    for r in runs:
         eff = (r.get("server") or {}).get("effective_settings") or {}
         asr = eff.get("asr") or {}
         td = (eff.get("assistant") or {}).get("turn_detection") or {}

@@ -318,6 +318,7 @@ def utterance_result(
         "server_timings_ms": (rec.metrics or {}).get("timings_ms"),
         "server_speech_end_ms": (rec.stopped or {}).get("speech_end_ms"),
         "server_endpoint_audio_ms": (rec.stopped or {}).get("audio_ms"),
+        "endpoint_reason": (rec.stopped or {}).get("reason"),
         "client_speech_end_ms": round(rec.end_ms, 1),
         "errors": [{"code": e.get("code"), "message": e.get("message")} for e in rec.errors],
     }
@@ -354,6 +355,10 @@ def analyze(
         for k in stage_names
     }
     accepted = sum(1 for r in rows if r["accepted"])
+    reasons: dict[str, list[float | None]] = {}
+    for r in rows:
+        if r["endpoint_reason"] is not None:
+            reasons.setdefault(str(r["endpoint_reason"]), []).append(r["speech_end_to_action_ms"])
     return {
         "speech_end_to_action_ms": summarize(r["speech_end_to_action_ms"] for r in rows),
         "endpoint_to_action_ms": summarize(r["endpoint_to_action_ms"] for r in rows),
@@ -394,6 +399,12 @@ def analyze(
             r["speech_end_to_action_ms"] for r in rows if r["accepted"]
         ),
         "server_stages_ms": stages,
+        # Why each turn ended (grammar-complete early end vs plain silence, ...), with the
+        # latency of each kind: how often the fast path was taken.
+        "by_endpoint_reason": {
+            k: {"count": len(v), "speech_end_to_action_ms": summarize(v)}
+            for k, v in sorted(reasons.items())
+        },
         "acceptance": {
             "utterances": len(rows),
             "accepted": accepted,
