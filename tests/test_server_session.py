@@ -369,7 +369,8 @@ async def test_audio_queue_drops_oldest_when_full() -> None:
         h.session.handle_audio(SILENT)  # creates the front end in the loop
         await h.until(lambda: bool(h.frontends))
         h.frontends[0].block = fe_block
-        h.session.handle_audio(SILENT)  # the loop is now stuck in this frame
+        # 100 ms in one frame: processed in the executor, where it now blocks.
+        h.session.handle_audio(SILENT * 5)
         await asyncio.sleep(0.05)
         for _ in range(10):
             h.session.handle_audio(SILENT)
@@ -377,6 +378,7 @@ async def test_audio_queue_drops_oldest_when_full() -> None:
         errors = h.of(p.ErrorEvent)
         assert [e.code for e in errors] == [p.ErrorCode.AUDIO_OVERFLOW]  # throttled: once
         fe_block.set()
+        await h.until(lambda: h.session._queued_audio == 0)
 
 
 async def test_cancel_while_listening_and_while_transcribing() -> None:
