@@ -56,7 +56,7 @@ _MAX_LENGTH: Final = 448
 
 #: Default trimmed-window parameters; chosen by measurement (docs/asr.md).
 DEFAULT_WINDOW_PAD_S: Final = 1.0
-DEFAULT_WINDOW_MIN_S: Final = 5.0
+DEFAULT_WINDOW_MIN_S: Final = 8.0
 #: Token budget: base + per second of audio. Spoken English is < 5 tokens/s; the margin is
 #: for numbers and names, and the bound stops repetition loops early.
 DEFAULT_MAX_TOKENS_BASE: Final = 12

@@ -2,7 +2,8 @@
 
     python -m assistant.audio.asr_probe [--voices piper,espeak:en-us,...] [--threads 2]
         [--variants fw-stock,full,trim-min5,trim-min5@t1,trim-min5+hw,...] [--out FILE.json]
-    python -m assistant.audio.asr_probe --vad
+    python -m assistant.audio.asr_probe --vad          # silero-vad ONNX vs JIT per frame
+    python -m assistant.audio.asr_probe --stages [--threads N]   # ms per stage by window
 
 Synthesizes ~40 commands with piper (joe) and espeak-ng voices (cached under
 ``$HEARTH_TEST_CACHE`` or ``~/.cache/hearth-tests``), transcribes each with every variant and
@@ -283,6 +284,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def stage_cost(threads: int, reps: int = 7) -> None:
+    """Median ms of features, encoder and decoder per window for one piper command."""
+    import ctranslate2
+
+    model = WhisperTranscriber(AsrSettings(device="cpu", cpu_threads=threads))
+    model.warmup()
+    audio = Synthesizer(cache_dir() / "speech").synth("turn on the kitchen light")
+    a = audio.astype(np.float32) / 32768.0
+    prompt = model._prompt(HOTWORDS, None)
+    print(f"| window s | features ms | encoder ms | decoder ms (threads={threads}) |")
+    print("|---|---|---|---|")
+    for window in (30.0, 10.0, 8.0, 5.0, 3.0):
+        f_ms, e_ms, d_ms = [], [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            feats = model._features(a, window)
+            t1 = time.perf_counter()
+            enc = model._ct2.encode(ctranslate2.StorageView.from_array(feats))
+            t2 = time.perf_counter()
+            model._ct2.generate(enc, [prompt], beam_size=1, max_length=len(prompt) + 20)
+            t3 = time.perf_counter()
+            f_ms.append(1e3 * (t1 - t0))
+            e_ms.append(1e3 * (t2 - t1))
+            d_ms.append(1e3 * (t3 - t2))
+        print(
+            f"| {window:4.0f} | {statistics.median(f_ms):5.1f} | {statistics.median(e_ms):6.1f} "
+            f"| {statistics.median(d_ms):6.1f} |"
+        )
+
+
 def vad_cost(n: int = 2000) -> None:
     """Per-frame cost of silero-vad: ONNX (as used) against TorchScript."""
     from assistant.audio.vad import SileroVad, default_model_path
@@ -318,10 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--limit", type=int, default=0, help="first N commands only")
     p.add_argument("--vad", action="store_true", help="measure VAD per-frame cost and exit")
+    p.add_argument("--stages", action="store_true", help="features/encoder/decoder ms by window")
     p.add_argument("--out", type=Path, help="write results as JSON")
     args = p.parse_args(argv)
     if args.vad:
         vad_cost()
+        return 0
+    if args.stages:
+        stage_cost(args.threads)
         return 0
     print(
         "| variant | WER % | exact % | loops left | loops cut | fallbacks "
