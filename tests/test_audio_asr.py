@@ -96,3 +96,22 @@ def test_n_best_alternatives() -> None:
 def test_rejects_int16_input(whisper_transcriber: WhisperTranscriber) -> None:
     with pytest.raises(AudioFormatError):
         whisper_transcriber.transcribe(np.zeros(16000, np.int16))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seconds", [0.0, 0.5, 1.3, 12.5])
+@pytest.mark.parametrize("window", [3.0, 8.0, 30.0])
+def test_fast_features_equal_padded_extractor(
+    whisper_transcriber: WhisperTranscriber, seconds: float, window: float
+) -> None:
+    """The STFT shortcut gives the features of the fully zero-padded window."""
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal(int(seconds * 16000)) * 0.05).astype(np.float32)
+    n = int(window * 16000)
+    padded = np.zeros(n, np.float32)
+    k = min(n, audio.size)
+    padded[:k] = audio[:k]
+    ref = whisper_transcriber._fe(padded, padding=0)[:, : n // 160]
+    got = whisper_transcriber._features(audio, window)
+    assert got.shape == (1, *ref.shape)
+    np.testing.assert_allclose(got[0], ref, atol=1e-5)
