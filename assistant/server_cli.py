@@ -83,12 +83,28 @@ def _load(args: argparse.Namespace) -> tuple[HomeConfig, Any]:
     return config, settings
 
 
+def _raise_fd_limit(wanted: int) -> None:
+    """Each connection is a file descriptor; the usual soft limit (1024) is below what the
+    connection limits allow."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         config, settings = _load(args)
     except (ConfigError, AssistantConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # Connections, plus model files, the broker, sockets to it, and some slack.
+    _raise_fd_limit(settings.limits.max_connections + 256)
     try:
         return asyncio.run(_run(config, settings, args.mqtt_url))
     except KeyboardInterrupt:
