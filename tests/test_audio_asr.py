@@ -115,3 +115,25 @@ def test_fast_features_equal_padded_extractor(
     got = whisper_transcriber._features(audio, window)
     assert got.shape == (1, *ref.shape)
     np.testing.assert_allclose(got[0], ref, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_concurrent_calls_match_sequential(whisper_transcriber: WhisperTranscriber) -> None:
+    """The shared transcriber gives the same text when called from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clips = [to_float(synth(t)) for t in ("pause the music", "lock the front door")]
+    expected = [whisper_transcriber.transcribe(c).text for c in clips]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: whisper_transcriber.transcribe(c).text, clips * 2))
+    assert got == expected * 2
+
+
+@pytest.mark.slow
+def test_long_hotword_list_is_capped(whisper_transcriber: WhisperTranscriber) -> None:
+    names = [f"device number {i}" for i in range(200)]
+    tokens = whisper_transcriber._prompt(names, None)
+    limit = whisper_transcriber.settings.max_prompt_tokens
+    assert len(tokens) <= limit + 1 + 4  # <|startofprev|> + prompt + sot sequence
+    t = whisper_transcriber.transcribe(to_float(synth("next song")), hotwords=names)
+    assert "next song" in normalize_text(t.text)

@@ -17,7 +17,15 @@ from assistant.audio.endpoint import (
 from assistant.audio.errors import AudioFormatError
 from assistant.audio.frontend import AudioFrontEnd
 from assistant.audio.vad import FRAME_SAMPLES, SileroVad
-from tests.speech import chunks, speech_bounds, synth, to_float, white_noise, with_silence
+from tests.speech import (
+    chunks,
+    mix_noise,
+    speech_bounds,
+    synth,
+    to_float,
+    white_noise,
+    with_silence,
+)
 
 COMMAND = "turn on the kitchen light"
 
@@ -147,3 +155,11 @@ def test_streams_share_model_safely(silero_vad: SileroVad) -> None:
         t.join()
     for k in range(4):
         np.testing.assert_allclose(results[k], ref, atol=1e-5)
+
+
+def test_command_in_noise_gives_one_utterance(silero_vad: SileroVad) -> None:
+    speech = with_silence(synth("open the garage door"), 800, 1200)
+    noisy = mix_noise(speech, white_noise(16000, seed=7), snr_db=15.0)
+    events = stream(AudioFrontEnd(silero_vad), noisy, 16000)
+    assert len(only(events, SpeechStarted)) == 1
+    assert len(only(events, SpeechStopped)) == 1
