@@ -87,7 +87,7 @@ class ErrorCode(StrEnum):
     MODEL_HTTP_ERROR = "model_http_error"
     MODEL_PROTOCOL_ERROR = "model_protocol_error"
     MODEL_NO_TOOL_CALL = "model_no_tool_call"
-    # The server is going away (followed by close code 1001).
+    # The server is going away: sent after the work in flight has reported, then close 1001.
     SHUTTING_DOWN = "shutting_down"
 
 

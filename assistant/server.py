@@ -205,6 +205,8 @@ class _Connection:
             # has gone, only dispatches already publishing are waited for.
             grace = self.server.settings.limits.shutdown_grace_s
             await session.close(grace_s=grace, finish=not client_gone)
+            if self.close_code == CloseCode.GOING_AWAY:
+                session.error(ErrorCode.SHUTTING_DOWN, "the server is shutting down")
         except ConnectionClosed:
             pass
         finally:

@@ -128,9 +128,10 @@ async def test_shutdown_closes_sessions_with_1001_and_refuses_new_ones(
     # The utterance in flight still finishes and reports before the close.
     got = await recv_utterances(ws, 1)
     assert got.of("metrics")[0]["outcome"] in ("actions", "cancelled")
+    last = await recv_event(ws)
+    assert (last["type"], last["code"]) == ("error", "shutting_down")
     with pytest.raises(ConnectionClosed):
-        while True:
-            await recv_event(ws)
+        await recv_event(ws)
     assert ws.close_code == 1001
     await shutdown
     with pytest.raises(OSError):
