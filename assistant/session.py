@@ -630,6 +630,9 @@ class Session:
             return
         self._res.metrics.speculations_total.inc("started")
         future = asyncio.ensure_future(self._transcribe(audio))
+        # Its result may end up unused (speech resumed, session closed): retrieve any
+        # exception here so that it is not reported as "never retrieved".
+        future.add_done_callback(_consume_exception)
         spec = _Speculation(audio_end_ms=audio_end_ms, future=future)
         utt.spec = spec
         task = asyncio.get_running_loop().create_task(
@@ -1097,6 +1100,11 @@ def _answer_to_confirmation(text: str, language: str | None) -> Recognition | No
         language=language or "en",
     )
     return Recognition(intent=intent, reason=intent.reason)
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _to_wire(td: TurnDetectionSettings) -> TurnDetection:
