@@ -51,13 +51,15 @@ DEFAULT_MIN_SPEECH_MS: Final = 128
 DEFAULT_SILENCE_MS: Final = 500
 #: End-of-turn silence once the transcript parses as a complete command.
 DEFAULT_SILENCE_MS_WHEN_COMPLETE: Final = 96
-#: Silence after which a speculative transcription may start (SpeechPaused).
-DEFAULT_PAUSE_MS: Final = 64
+#: Silence after which a speculative transcription may start (SpeechPaused). One frame:
+#: silero already holds p≈1 for 60-90 ms past the end of a word, so a silent frame is a real
+#: pause, and every frame waited here is latency.
+DEFAULT_PAUSE_MS: Final = 32
 #: Audio kept before the first voiced frame: VAD onset lags the first phoneme.
 DEFAULT_PRE_ROLL_MS: Final = 320
 #: Audio kept after the last non-silent frame. Equal to the pause so that the paused and the
 #: stopped audio are the same and a speculative transcript can be reused as is.
-DEFAULT_POST_ROLL_MS: Final = 64
+DEFAULT_POST_ROLL_MS: Final = 32
 #: Hard cut: commands are short, and Whisper's window is 30 s.
 DEFAULT_MAX_UTTERANCE_MS: Final = 15000
 #: A candidate utterance that has not reached min_speech_ms is dropped after this much silence.
@@ -197,8 +199,16 @@ class Endpointer:
         """Apply new settings; an utterance in progress continues under them."""
         self._settings = settings
 
-    def process(self, frame: Float32Array, prob: float, t: float) -> list[EndpointEvent]:
-        """Feed one frame (float32, 16 kHz), its speech probability and its receive time."""
+    def process(
+        self, frame: Float32Array, prob: float, t: float, now: float | None = None
+    ) -> list[EndpointEvent]:
+        """Feed one frame (float32, 16 kHz) and its speech probability.
+
+        ``t``: when the server received the frame's audio (``speech_end_t`` is taken from it).
+        ``now``: when the frame is processed, stamped on the events as the decision time;
+        defaults to ``t``. They differ when a resampler or a queue delays the frame.
+        """
+        decided = t if now is None else now
         if not 0.0 <= prob <= 1.0 or math.isnan(prob):
             raise ValueError(f"speech probability out of range: {prob!r}")
         s = self._settings
@@ -215,7 +225,7 @@ class Endpointer:
                 return events
             self._begin(frame, start, t)
             if self._voiced_samples >= _ms_to_samples(s.min_speech_ms):
-                events.append(self._confirm(t))
+                events.append(self._confirm(decided))
             return events
 
         self._frames.append(frame)
@@ -228,12 +238,12 @@ class Endpointer:
             if self._paused:
                 self._paused = False
                 self._complete = False
-                events.append(SpeechResumed(t))
+                events.append(SpeechResumed(decided))
         trailing = self._pos - self._last_active_end
 
         if self._state is EndpointState.PENDING:
             if self._voiced_samples >= _ms_to_samples(s.min_speech_ms):
-                events.append(self._confirm(t))
+                events.append(self._confirm(decided))
             elif trailing >= _ms_to_samples(_PENDING_GAP_MS):
                 self._abandon()
                 return events
@@ -242,18 +252,18 @@ class Endpointer:
 
         # SPEECH
         if self._pos - self._utt_start >= _ms_to_samples(s.max_utterance_ms):
-            events.append(self._stop(t, "max_length", trim=False))
+            events.append(self._stop(decided, "max_length", trim=False))
             return events
         pause = max(_ms_to_samples(s.pause_ms), _ms_to_samples(s.post_roll_ms))
         if trailing >= pause and not self._paused and s.pause_ms > 0:
             self._paused = True
             audio, end = self._audio(trim=True)
-            events.append(SpeechPaused(t, self._last_voiced_t, audio, _samples_to_ms(end)))
+            events.append(SpeechPaused(decided, self._last_voiced_t, audio, _samples_to_ms(end)))
         if s.turn_detection == "vad":
             if self._complete and trailing >= _ms_to_samples(s.silence_ms_when_complete):
-                events.append(self._stop(t, "complete", trim=True))
+                events.append(self._stop(decided, "complete", trim=True))
             elif trailing >= _ms_to_samples(s.silence_ms):
-                events.append(self._stop(t, "silence", trim=True))
+                events.append(self._stop(decided, "silence", trim=True))
         return events
 
     def set_complete(self, complete: bool, now: float | None = None) -> list[EndpointEvent]:

@@ -9,6 +9,7 @@ inline is cheap; the caller may still run it in a worker thread.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Final
 
 import numpy as np
@@ -40,6 +41,13 @@ class AudioFrontEnd:
         self._endpointer = Endpointer(settings)
         self._resampler = Resampler(in_rate)
         self._pending: Float32Array = np.zeros(0, dtype=np.float32)
+        # Arrival bookkeeping: (cumulative input samples at the end of a chunk, its receive
+        # time). A frame is stamped with the arrival of the chunk holding its last input
+        # sample, so the resampler's filter delay (~21 ms at 48 kHz, ~66 ms at 8 kHz with
+        # soxr HQ) does not shift speech_end_t.
+        self._arrivals: deque[tuple[int, float]] = deque()
+        self._in_total = 0
+        self._out_total = 0
         #: Probability of the last frame, for meters and debugging.
         self.last_prob = 0.0
         #: Frames processed by the VAD since creation (metrics).
@@ -71,30 +79,50 @@ class AudioFrontEnd:
         if rate == self._resampler.in_rate:
             return
         self._resampler = Resampler(rate)
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._reset_buffers()
 
     def feed(
         self, pcm: bytes | bytearray | memoryview | Int16Array, now: float
     ) -> list[EndpointEvent]:
         """Feed PCM s16le mono at the session rate, received at ``now`` (server clock, s).
 
-        Every frame completed by this chunk is stamped with ``now``. Raises
+        Frames are stamped with the receive time of the chunk that held their last input
+        sample (that is what ``speech_end_t`` reports); events carry ``now`` as their
+        decision time. Raises
         :class:`~assistant.audio.errors.AudioFormatError` (a ``ValueError``) for an odd
         number of bytes; nothing is consumed in that case.
         """
         x = self._resampler.process(pcm)
+        n_in = int(pcm.size) if isinstance(pcm, np.ndarray) else memoryview(pcm).nbytes // 2
+        if n_in:
+            self._in_total += n_in
+            self._arrivals.append((self._in_total, now))
         if self._pending.size:
             x = np.concatenate((self._pending, x))
         events: list[EndpointEvent] = []
         n_frames = x.size // FRAME_SAMPLES
         for i in range(n_frames):
             frame = x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
+            self._out_total += FRAME_SAMPLES
             prob = self._vad_stream.process(frame)
             self.last_prob = prob
             self.frames_processed += 1
-            events.extend(self._endpointer.process(frame, prob, now))
+            events.extend(self._endpointer.process(frame, prob, self._arrival(), now))
         self._pending = x[n_frames * FRAME_SAMPLES :].copy()
         return events
+
+    def _arrival(self) -> float:
+        """Receive time of the chunk holding the input behind output sample ``_out_total``."""
+        needed = self._out_total * self._resampler.in_rate / TARGET_RATE
+        while len(self._arrivals) > 1 and self._arrivals[0][0] < needed:
+            self._arrivals.popleft()
+        return self._arrivals[0][1]
+
+    def _reset_buffers(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._arrivals.clear()
+        self._in_total = 0
+        self._out_total = 0
 
     def set_complete(self, complete: bool, now: float | None = None) -> list[EndpointEvent]:
         """Grammar-aware endpointing; see :meth:`Endpointer.set_complete`."""
@@ -103,7 +131,7 @@ class AudioFrontEnd:
     def commit(self, now: float) -> list[EndpointEvent]:
         """Push-to-talk end: close the utterance now, including audio not yet framed."""
         tail = np.concatenate((self._pending, self._resampler.flush()))
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._reset_buffers()
         events: list[EndpointEvent] = []
         if tail.size:
             # Pad the partial frame with silence so the VAD sees a full frame; the padding
@@ -118,6 +146,6 @@ class AudioFrontEnd:
     def clear(self) -> None:
         """Forget everything buffered (``audio.clear``, ``cancel``)."""
         self._resampler.reset()
-        self._pending = np.zeros(0, dtype=np.float32)
+        self._reset_buffers()
         self._vad_stream.reset()
         self._endpointer.clear()
