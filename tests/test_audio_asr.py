@@ -137,3 +137,16 @@ def test_long_hotword_list_is_capped(whisper_transcriber: WhisperTranscriber) ->
     assert len(tokens) <= limit + 1 + 4  # <|startofprev|> + prompt + sot sequence
     t = whisper_transcriber.transcribe(to_float(synth("next song")), hotwords=names)
     assert "next song" in normalize_text(t.text)
+
+
+@pytest.mark.slow
+def test_batch_matches_single(whisper_transcriber: WhisperTranscriber) -> None:
+    texts = ("turn on the kitchen light", "pause the music", "set the thermostat to 21 degrees")
+    clips = [to_float(synth(t)) for t in texts]
+    clips.append(to_float(with_silence(synth("lock the front door"), 0, 9000)))  # longer window
+    single = [whisper_transcriber.transcribe(c, hotwords=["kitchen light"]) for c in clips]
+    batch = whisper_transcriber.transcribe_batch(clips, hotwords=["kitchen light"])
+    assert [b.text for b in batch] == [s.text for s in single]
+    assert [b.window_s for b in batch] == [s.window_s for s in single]
+    assert batch[-1].window_s > batch[0].window_s
+    assert whisper_transcriber.transcribe_batch([]) == []
