@@ -4,6 +4,13 @@ Heavy dependencies (onnxruntime, faster-whisper) are imported lazily by the clas
 them, so importing this package is cheap.
 """
 
+from assistant.audio.asr import (
+    Alternative,
+    AsrSettings,
+    Transcriber,
+    Transcript,
+    WhisperTranscriber,
+)
 from assistant.audio.endpoint import (
     Endpointer,
     EndpointEvent,
@@ -25,6 +32,8 @@ from assistant.audio.vad import SileroVad, VadStream
 
 __all__ = [
     "SUPPORTED_RATES",
+    "Alternative",
+    "AsrSettings",
     "AudioError",
     "AudioFormatError",
     "AudioFrontEnd",
@@ -38,6 +47,9 @@ __all__ = [
     "SpeechResumed",
     "SpeechStarted",
     "SpeechStopped",
+    "Transcriber",
+    "Transcript",
     "UnsupportedRateError",
     "VadStream",
+    "WhisperTranscriber",
 ]
