@@ -114,6 +114,13 @@ def test_action_slots_must_all_match() -> None:
     assert not matches(exp, intent(device_ids=["kitchen_light"], brightness=50, color="red"))
 
 
+def test_repetition_loops_are_collapsed() -> None:
+    from assistant.bench.accuracy_text import collapse_repeats
+
+    assert collapse_repeats("a latte with sugar, with sugar, with sugar.") == "a latte with sugar"
+    assert collapse_repeats("turn on the light") == "turn on the light"
+
+
 def test_normalization_and_wer() -> None:
     assert normalize_transcript("a 12oz 20-ounce latte at 50%") == (
         "a 12 oz 20 ounce latte at 50 percent")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from assistant.bench.accuracy_asr import (
     bias_phrases,
     compact_hotwords,
     custom_template_texts,
+    looks_cut_off,
     template_words,
 )
 from assistant.bench.accuracy_grammar import GrammarAligner, build_automaton
@@ -157,7 +158,7 @@ class _Pipeline:
 
     recognizer: Any
     endpointing: ServerEndpointing
-    transcribers: dict[tuple[int, int, int], Any]
+    transcribers: dict[tuple[int, int, int, str], Any]
     hotwords: dict[str, tuple[str, ...]]
     snapper: VocabularySnapper
     aligners: list[GrammarAligner]
@@ -191,18 +192,21 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
     # words, custom list values) plus the literal words of the custom sentence templates.
     words = set(known_words(config, list(vocabulary))) | set(template_words(templates))
     compact = tuple(compact_hotwords([*vocabulary, *templates_words_as_phrases(templates)]))
-    transcribers: dict[tuple[int, int, int], Any] = {}
+    transcribers: dict[tuple[int, int, int, str], Any] = {}
     models: dict[str, Any] = {}
     for v in variants:
-        key = (v.beam_size, v.n_best, v.max_prompt_tokens)
-        if key not in transcribers:
-            settings = AsrSettings(beam_size=v.beam_size, n_best=v.n_best,
-                                   max_prompt_tokens=v.max_prompt_tokens,
-                                   cpu_threads=args.threads)
-            t = WhisperTranscriber(settings)
-            t.warmup()
-            transcribers[key] = t
-            models[v.name] = settings.model_dump(mode="json")
+        windows: tuple[Literal["trimmed", "full"], ...] = (
+            ("trimmed", "full") if v.retry_full else ("trimmed",))
+        for window in windows:
+            key = (v.beam_size, v.n_best, v.max_prompt_tokens, window)
+            if key not in transcribers:
+                settings = AsrSettings(beam_size=v.beam_size, n_best=v.n_best,
+                                       max_prompt_tokens=v.max_prompt_tokens, window=window,
+                                       cpu_threads=args.threads)
+                t = WhisperTranscriber(settings)
+                t.warmup()
+                transcribers[key] = t
+                models[f"{v.name}/{window}"] = settings.model_dump(mode="json")
     return _Pipeline(
         recognizer=recognizer,
         endpointing=ServerEndpointing(),
@@ -256,15 +260,21 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         return None if best is None else (best.text, best.similarity)
 
     for v in variants:
-        transcriber = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens)]
+        transcriber = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "trimmed")]
         hot = p.hotwords[v.hint]
         asr_ms = 0.0
         seg_out: list[tuple[list[Hypothesis], float]] = []
         texts: list[str] = []
         fell_back = False
+        retried = 0
         for seg in segs.audio:
             t = transcriber.transcribe(seg, hotwords=hot)
             asr_ms += t.elapsed_s * 1000.0
+            if v.retry_full and looks_cut_off(t.text):
+                full = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "full")]
+                t = full.transcribe(seg, hotwords=hot)
+                asr_ms += t.elapsed_s * 1000.0
+                retried += 1
             fell_back |= bool(t.fell_back)
             hyps = [Hypothesis(a.text, a.avg_logprob) for a in t.alternatives] or [
                 Hypothesis(t.text, t.avg_logprob)]
@@ -272,6 +282,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
             texts.append(t.text)
         vrec: dict[str, Any] = {
             "text": " ".join(texts), "asr_ms": round(asr_ms, 1), "fell_back": fell_back,
+            "retried_full": retried,
             "nbest": [[h.text for h in hyps] for hyps, _ in seg_out] if v.n_best > 1 else None,
             "decode": {},
         }
@@ -543,14 +554,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    """``--from-records``: the report of earlier runs' records (later files win per
-    set/condition/clip), without measuring anything."""
+    """``--from-records``: the report of earlier runs' records, without measuring anything.
+    Records of the same clip and condition are merged: their variants are pooled (a later
+    file wins for a variant measured twice)."""
     merged: dict[tuple[str, str, str], dict[str, Any]] = {}
     for path in args.from_records:
         for line in Path(path).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
-                merged[(r["set"], r["condition"], r["id"])] = r
+                key = (r["set"], r["condition"], r["id"])
+                if key in merged:
+                    # The same clip measured by another run: keep both runs' variants.
+                    merged[key]["variants"].update(r["variants"])
+                else:
+                    merged[key] = r
     records = list(merged.values())
     sets = [s for s in SETS if any(r["set"] == s for r in records)]
     conditions = {s: [c for c in dict.fromkeys(r["condition"] for r in records if r["set"] == s)]

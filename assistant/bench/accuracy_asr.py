@@ -39,6 +39,9 @@ class AsrVariant:
     description: str
     #: AsrSettings.max_prompt_tokens (the transcriber keeps the *last* tokens of the prompt).
     max_prompt_tokens: int = 96
+    #: Transcribe again on the full 30 s window when the trimmed window's text ends in a comma
+    #: (Whisper stopped mid-sentence; seen with biasing prompts on trimmed windows).
+    retry_full: bool = False
 
 
 #: The variants the benchmark knows. ``server`` is what ``assistant.app`` does today.
@@ -56,6 +59,9 @@ ASR_VARIANTS: Final = {
                    "greedy, hotwords = vocabulary phrases deduplicated, 200-token prompt", 200),
         AsrVariant("beam5-phrases", 5, 5, "phrases",
                    "beam 5 with 5-best, deduplicated vocabulary phrases, 200-token prompt", 200),
+        AsrVariant("beam5-phrases-retry", 5, 5, "phrases",
+                   "beam5-phrases, again on the 30 s window when the text ends in a comma",
+                   200, True),
     )
 }
 
@@ -96,6 +102,12 @@ class ServerEndpointing:
 
 
 _TEMPLATE_SYNTAX = re.compile(r"[\[\]()|;{}<>:]")
+
+
+def looks_cut_off(text: str) -> bool:
+    """Whisper ended on a comma or an ellipsis: it stopped before the speaker did."""
+    t = text.rstrip()
+    return t.endswith((",", "...", "…"))
 
 
 def template_words(templates: Iterable[str]) -> list[str]:

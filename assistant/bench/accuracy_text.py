@@ -79,6 +79,25 @@ def number_words(n: int) -> str:
     return _UNITS[thousands] + " thousand" + ("" if rest == 0 else " " + number_words(rest))
 
 
+def collapse_repeats(text: str, max_n: int = 12) -> str:
+    """Drop immediate repetitions of a 2..``max_n``-word phrase ("with sugar, with sugar,
+    with sugar" → "with sugar"): Whisper's repetition loops on short windows. Punctuation
+    is not kept in the result."""
+    ws = words(text)
+    changed = True
+    while changed:
+        changed = False
+        for n in range(max_n, 1, -1):
+            i = 0
+            while i + 2 * n <= len(ws):
+                if ws[i : i + n] == ws[i + n : i + 2 * n]:
+                    del ws[i + n : i + 2 * n]
+                    changed = True
+                else:
+                    i += 1
+    return " ".join(ws)
+
+
 def normalize_transcript(text: str) -> str:
     """Make Whisper's written forms match spoken-form grammars, without losing information.
 
@@ -218,6 +237,8 @@ def decode(
         steps.append(("normalized", normalize_transcript))
     if options.spell:
         steps.append(("spelled", lambda s: spell_numbers(normalize_transcript(s))))
+    if options.normalize:
+        steps.append(("deduplicated", lambda s: collapse_repeats(normalize_transcript(s))))
     if options.snap and snapper is not None:
         snap = snapper.snap
         steps.append(("snapped", lambda s: snap(spell_numbers(normalize_transcript(s)))))
@@ -242,7 +263,7 @@ def decode(
                 d.calls = calls
                 return d
     if options.align and aligner is not None:
-        texts = [spell_numbers(normalize_transcript(h.text)) for h in cands]
+        texts = [collapse_repeats(spell_numbers(normalize_transcript(h.text))) for h in cands]
         hit = aligner(texts)
         if hit is not None:
             text, similarity = hit
