@@ -11,6 +11,7 @@ from assistant.audio.asr import (
     Transcript,
     WhisperTranscriber,
 )
+from assistant.audio.batching import BatchingTranscriber
 from assistant.audio.endpoint import (
     Endpointer,
     EndpointEvent,
@@ -37,6 +38,7 @@ __all__ = [
     "AudioError",
     "AudioFormatError",
     "AudioFrontEnd",
+    "BatchingTranscriber",
     "EndpointEvent",
     "EndpointSettings",
     "Endpointer",
