@@ -150,3 +150,13 @@ def test_batch_matches_single(whisper_transcriber: WhisperTranscriber) -> None:
     assert [b.window_s for b in batch] == [s.window_s for s in single]
     assert batch[-1].window_s > batch[0].window_s
     assert whisper_transcriber.transcribe_batch([]) == []
+
+
+@pytest.mark.slow
+def test_noise_is_not_speech(whisper_transcriber: WhisperTranscriber) -> None:
+    from tests.speech import white_noise
+
+    t = whisper_transcriber.transcribe(to_float(white_noise(16000, level=0.02)))
+    assert t.no_speech and t.text == ""
+    speech = whisper_transcriber.transcribe(to_float(synth("pause the music")))
+    assert not speech.no_speech and speech.text

@@ -109,6 +109,11 @@ class AsrSettings(BaseModel):
     max_tokens_base: int = Field(default=DEFAULT_MAX_TOKENS_BASE, ge=1, le=224)
     max_tokens_per_s: float = Field(default=DEFAULT_MAX_TOKENS_PER_S, ge=0.0, le=50.0)
     max_prompt_tokens: int = Field(default=DEFAULT_MAX_PROMPT_TOKENS, ge=0, le=200)
+    #: Whisper's own silence rule: drop the text when the no-speech probability is above this
+    #: *and* the average log-probability below ``log_prob_threshold`` (hallucinations on
+    #: noise such as "I'm a fire." score nsp ≈ 0.8, logprob ≈ -2.5; commands nsp < 0.5).
+    no_speech_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    log_prob_threshold: float = Field(default=-1.0, le=0.0)
     #: Cut repetition loops ("X. X. X") down to their first copy.
     cut_repetitions: bool = True
     #: Retry once on the full window when a trimmed result looks broken.
@@ -155,6 +160,8 @@ class Transcript:
     truncated: bool = False
     #: A repetition loop was cut off (see :func:`collapse_repetition`).
     repetition_cut: bool = False
+    #: Judged not to be speech (see ``AsrSettings.no_speech_threshold``); ``text`` is empty.
+    no_speech: bool = False
     alternatives: tuple[Alternative, ...] = field(default=())
 
 
@@ -551,11 +558,16 @@ class WhisperTranscriber(Transcriber):
         truncated = len(res.sequences_ids[0]) >= max_new and not collapsed
         if truncated:
             logger.debug("ASR token budget (%d) exhausted", max_new)
+        nsp = float(res.no_speech_prob)
+        s = self.settings
+        no_speech = nsp > s.no_speech_threshold and best.avg_logprob < s.log_prob_threshold
+        if no_speech:
+            logger.debug("no speech (nsp=%.2f, logprob=%.2f): %r", nsp, best.avg_logprob, best.text)
         return Transcript(
-            text=best.text,
+            text="" if no_speech else best.text,
             language=self.language,
             avg_logprob=best.avg_logprob,
-            no_speech_prob=float(res.no_speech_prob),
+            no_speech_prob=nsp,
             compression_ratio=compression_ratio(best.text),
             duration_s=duration,
             elapsed_s=0.0,
@@ -563,12 +575,15 @@ class WhisperTranscriber(Transcriber):
             partial=partial,
             truncated=truncated,
             repetition_cut=collapsed,
+            no_speech=no_speech,
             alternatives=tuple(alternatives) if n_best > 1 else (),
         )
 
     @staticmethod
     def _looks_broken(t: Transcript) -> bool:
         # A command never needs the whole token budget; hitting it means a loop.
+        if t.no_speech:
+            return False
         return t.truncated or t.compression_ratio > COMPRESSION_RATIO_THRESHOLD
 
 
