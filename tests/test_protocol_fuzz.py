@@ -145,6 +145,8 @@ async def test_live_server_survives_fuzzed_frames(
         for frame in frames:
             await fuzzed.send(frame)
         answered = await reader
+        # Quoted in docs/reliability.md (run with -s).
+        print(f"\nlive fuzz: {len(frames)} frames sent, {answered} events back")
         assert answered > 0
         for ws in (fuzzed, bystander):
             await ws.send(json.dumps({"type": "text", "text": "turn on the kitchen light"}))
