@@ -49,6 +49,7 @@ from assistant.bench.accuracy_sets import (
     SYNTHETIC_COUNT,
     Item,
     Speaker,
+    chatter_talkers,
     default_data_dir,
     kitchen_noise,
     negative_items,
@@ -64,6 +65,7 @@ from assistant.bench.accuracy_text import (
     decode,
     matches,
     moves_device,
+    normalize_transcript,
     threshold_table,
     word_errors,
 )
@@ -196,7 +198,7 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
     models: dict[str, Any] = {}
     for v in variants:
         windows: tuple[Literal["trimmed", "full"], ...] = (
-            ("trimmed", "full") if v.retry_full else ("trimmed",))
+            ("trimmed", "full") if v.retry_full != "no" else ("trimmed",))
         for window in windows:
             key = (v.beam_size, v.n_best, v.max_prompt_tokens, window)
             if key not in transcribers:
@@ -236,6 +238,11 @@ def _intent_json(intent: Any) -> dict[str, Any] | None:
             "source": intent.source}
 
 
+def _hypotheses(t: Any) -> list[Hypothesis]:
+    return [Hypothesis(a.text, a.avg_logprob) for a in t.alternatives] or [
+        Hypothesis(t.text, t.avg_logprob)]
+
+
 def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
               variants: Sequence[AsrVariant]) -> dict[str, Any]:
     """Endpointing, then every ASR variant, then every decode variant, for one clip."""
@@ -270,14 +277,24 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         for seg in segs.audio:
             t = transcriber.transcribe(seg, hotwords=hot)
             asr_ms += t.elapsed_s * 1000.0
-            if v.retry_full and looks_cut_off(t.text):
-                full = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "full")]
-                t = full.transcribe(seg, hotwords=hot)
-                asr_ms += t.elapsed_s * 1000.0
-                retried += 1
+            hyps = _hypotheses(t)
+            if v.retry_full != "no":
+                t0 = time.perf_counter()
+                retry = looks_cut_off(t.text) or (v.retry_full == "parse" and not any(
+                    recognize(normalize_transcript(h.text)).intent for h in hyps))
+                asr_ms += (time.perf_counter() - t0) * 1000.0
+                if retry:
+                    full = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "full")]
+                    t_full = full.transcribe(seg, hotwords=hot)
+                    asr_ms += t_full.elapsed_s * 1000.0
+                    retried += 1
+                    if v.retry_full == "comma":
+                        t, hyps = t_full, _hypotheses(t_full)
+                    else:
+                        # Pool: the full window's hypotheses first, then the trimmed ones.
+                        hyps = _hypotheses(t_full) + hyps
+                        t = t_full
             fell_back |= bool(t.fell_back)
-            hyps = [Hypothesis(a.text, a.avg_logprob) for a in t.alternatives] or [
-                Hypothesis(t.text, t.avg_logprob)]
             seg_out.append((hyps, t.no_speech_prob))
             texts.append(t.text)
         vrec: dict[str, Any] = {
@@ -484,7 +501,7 @@ def run(args: argparse.Namespace) -> int:
     speaker = Speaker(Path(args.cache))
     noise = kitchen_noise(data_dir)
     pico_all = picovoice_items(data_dir, _snake())
-    talkers = [it.load() for it in subset(pico_all, 6, args.seed)]
+    talkers = chatter_talkers(speaker)
     noises: dict[str, np.ndarray[Any, Any]] = {"kitchen": noise}
     rng0 = np.random.default_rng(args.seed)
     noises["white"] = white_noise(30.0, 16000, rng0)

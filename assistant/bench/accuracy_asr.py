@@ -39,9 +39,11 @@ class AsrVariant:
     description: str
     #: AsrSettings.max_prompt_tokens (the transcriber keeps the *last* tokens of the prompt).
     max_prompt_tokens: int = 96
-    #: Transcribe again on the full 30 s window when the trimmed window's text ends in a comma
-    #: (Whisper stopped mid-sentence; seen with biasing prompts on trimmed windows).
-    retry_full: bool = False
+    #: Transcribe again on the full 30 s window: "comma" when the trimmed window's text ends
+    #: in a comma (Whisper stopped mid-sentence; seen with biasing prompts on trimmed
+    #: windows), "parse" also when no hypothesis parses (the full window's hypotheses are
+    #: then added to the n-best list).
+    retry_full: Literal["no", "comma", "parse"] = "no"
 
 
 #: The variants the benchmark knows. ``server`` is what ``assistant.app`` does today.
@@ -61,7 +63,10 @@ ASR_VARIANTS: Final = {
                    "beam 5 with 5-best, deduplicated vocabulary phrases, 200-token prompt", 200),
         AsrVariant("beam5-phrases-retry", 5, 5, "phrases",
                    "beam5-phrases, again on the 30 s window when the text ends in a comma",
-                   200, True),
+                   200, "comma"),
+        AsrVariant("beam5-phrases-retry2", 5, 5, "phrases",
+                   "beam5-phrases-retry, and also when no hypothesis parses (n-best pooled)",
+                   200, "parse"),
     )
 }
 

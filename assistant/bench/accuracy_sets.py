@@ -419,6 +419,17 @@ UNKNOWN_DEVICES: Final = (
 )
 
 
+def chatter_talkers(speaker: Speaker) -> list[Float32Array]:
+    """One long clip of everyday chatter per voice, for babble noise. Babble must not be
+    made of commands (the recordings of the Picovoice set are coffee orders: a babble of them
+    is a crowd ordering coffee, and acting on it is right, not a false action)."""
+    out: list[Float32Array] = []
+    for k, voice in enumerate(VOICES):
+        lines = [CHATTER[(k * 7 + j) % len(CHATTER)] for j in range(8)]
+        out.append(np.concatenate([speaker.say(t, voice) for t in lines]).astype(np.float32))
+    return out
+
+
 def negative_items(speaker: Speaker, noise: Float32Array, talkers: Sequence[Float32Array], *,
                    seed: int = DEFAULT_SEED) -> list[Item]:
     """Speech that must not move a device, in rotating voices, plus noise-only clips."""
