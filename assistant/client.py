@@ -58,6 +58,7 @@ from assistant.protocol import (
     TurnDetection,
     parse_server_event,
 )
+from assistant.redact import protect_websockets_logs
 
 logger = logging.getLogger(__name__)
 
@@ -351,6 +352,7 @@ class HearthClient:
     async def connect(self) -> SessionCreated:
         """Open the connection and wait for ``session.created``."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        protect_websockets_logs()  # websockets logs headers at DEBUG: keep the token out
         try:
             self._ws = await connect(
                 self.url,

@@ -57,6 +57,7 @@ from assistant.protocol import (
     SessionUpdate,
     parse_client_message,
 )
+from assistant.redact import protect_websockets_logs
 from assistant.session import Session, SessionResources
 
 logger = logging.getLogger(__name__)
@@ -256,6 +257,8 @@ class HearthServer:
 
     async def start(self) -> None:
         lim = self.settings.limits
+        # websockets logs handshake headers and frames at DEBUG: keep tokens out of them.
+        protect_websockets_logs()
         self._ssl = self._ssl_context()
         self._server = await serve(
             self._handle,
