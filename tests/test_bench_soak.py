@@ -53,6 +53,20 @@ def test_verdict_flags_an_fd_leak_and_tolerates_small_noise() -> None:
     assert leak["fds_delta_max"] == 100
 
 
+def test_phase_summary_separates_one_off_costs_from_growth() -> None:
+    rss = {"cycles": [400, 410, 411, 411, 411, 411], "streaming": [411, 420, 430, 440]}
+    samples = [
+        {"t": 0.0, "phase": ph, "fds": 20 + i, "rss_mb": float(v), "threads": 10}
+        for ph, values in rss.items()
+        for i, v in enumerate(values)
+    ]
+    phases = soak.phase_summary(samples)
+    assert list(phases) == ["cycles", "streaming"]
+    assert phases["cycles"]["rss_second_half_mb"] == 0.0  # a step early, then flat
+    assert phases["streaming"]["rss_second_half_mb"] == 10.0  # still growing
+    assert (phases["cycles"]["fds"], phases["cycles"]["rss_mb"]) == (25, 411.0)
+
+
 def test_only_loopback_servers_are_soaked() -> None:
     with pytest.raises(SystemExit, match="loopback"):
         soak._target("ws://192.0.2.1:8765", None)

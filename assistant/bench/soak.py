@@ -224,21 +224,32 @@ class Sampler:
         if self._thread is not None:
             self._thread.join()
 
-    def peak(self, phase: str) -> dict[str, Any]:
-        """The largest fds, RSS and threads sampled during ``phase``."""
-        with self._lock:
-            ss = [s for s in self.samples if s.phase == phase]
 
-        def top(values: list[Any]) -> Any:
-            vals = [v for v in values if v is not None]
-            return max(vals) if vals else None
+def phase_summary(samples: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per phase (in order of first appearance): the largest fds, RSS and threads sampled,
+    and the RSS growth over the phase's second half (``rss_second_half_mb``). A phase pays
+    its one-off costs (thread stacks, first model calls, allocator pools) early; a leak keeps
+    growing, so the second half tells one from the other. None with fewer than 4 samples."""
+    by_phase: dict[str, list[dict[str, Any]]] = {}
+    for s in samples:
+        by_phase.setdefault(str(s["phase"]), []).append(s)
 
-        return {
+    def top(ss: list[dict[str, Any]], key: str) -> Any:
+        vals = [s[key] for s in ss if s.get(key) is not None]
+        return max(vals) if vals else None
+
+    out: dict[str, dict[str, Any]] = {}
+    for phase, ss in by_phase.items():
+        rss = [s["rss_mb"] for s in ss if s.get("rss_mb") is not None]
+        half = rss[len(rss) // 2 :]
+        out[phase] = {
             "samples": len(ss),
-            "fds": top([s.fds for s in ss]),
-            "rss_mb": top([s.rss_mb for s in ss]),
-            "threads": top([s.threads for s in ss]),
+            "fds": top(ss, "fds"),
+            "rss_mb": top(ss, "rss_mb"),
+            "threads": top(ss, "threads"),
+            "rss_second_half_mb": round(half[-1] - half[0], 1) if len(rss) >= 4 else None,
         }
+    return out
 
 
 # -- connect/disconnect cycles -------------------------------------------------------------
@@ -746,7 +757,7 @@ async def soak(args: argparse.Namespace, target: Target, sampler: Sampler) -> di
     sampler.phase = "cycles"
     stats = CycleStats()
     wall = await run_cycles(target, args.warmup, args.cycles, args.concurrency, stats)
-    sampler.phase = "drain"
+    sampler.phase = "drain_cycles"
     report["cycles"] = stats.to_dict() | {
         "concurrency": args.concurrency,
         "wall_s": round(wall, 1),
@@ -760,7 +771,7 @@ async def soak(args: argparse.Namespace, target: Target, sampler: Sampler) -> di
         commands = await asyncio.to_thread(synthesize, SPOKEN_COMMANDS, args.out / "work" / "tts")
         sampler.phase = "streaming"
         streaming = await run_streams(target, commands, args)
-        sampler.phase = "drain"
+        sampler.phase = "drain_streaming"
         streaming["sessions_after"] = await drain(target, args.settle)
         report["streaming"] = streaming
         sampler.point("after_streaming")
@@ -812,11 +823,9 @@ def run(args: argparse.Namespace) -> int:
             sampler.stop()
             report["resources"] = {
                 "points": {k: s.to_dict() for k, s in sampler.points.items()},
-                "peaks": {
-                    ph: sampler.peak(ph) for ph in ("warmup", "cycles", "streaming", "drain")
-                },
                 "samples": [s.to_dict() for s in sampler.samples],
             }
+            report["resources"]["phases"] = phase_summary(report["resources"]["samples"])
     finally:
         started.stop()
         report["server"] = report.get("server", {}) | {
@@ -923,14 +932,14 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {name} | {p['t']} | {p['fds']} | {p['rss_mb']} | {p['threads']} |")
         lines += [
             "",
-            "| phase | samples | max fds | max RSS MB | max threads |",
-            "|---|---|---|---|---|",
+            "| phase | samples | max fds | max RSS MB | RSS growth, 2nd half MB | max threads |",
+            "|---|---|---|---|---|---|",
         ]
-        for ph, pk in res.get("peaks", {}).items():
-            if pk["samples"]:
-                lines.append(
-                    f"| {ph} | {pk['samples']} | {pk['fds']} | {pk['rss_mb']} | {pk['threads']} |"
-                )
+        for ph, pk in phase_summary(res.get("samples", [])).items():
+            lines.append(
+                f"| {ph} | {pk['samples']} | {pk['fds']} | {pk['rss_mb']} "
+                f"| {pk['rss_second_half_mb']} | {pk['threads']} |"
+            )
         lines.append("")
     v = report.get("verdict")
     if v:
