@@ -107,9 +107,10 @@ DECODE_VARIANTS: Final = (
                   align=True),
 )
 #: Chosen by measurement (docs/benchmarks.md): deduplicated vocabulary phrases as hotwords,
-#: beam 5 with its 5-best list, grammar rescoring, fuzzy words, grammar alignment.
-DEFAULT_ASR: Final = ("beam5-phrases",)
-DEFAULT_KEEP: Final = "beam5-phrases/nbest+norm+fuzzy+align"
+#: beam 5 with its 5-best list, the 30 s window again when the trimmed one stops at a comma or
+#: nothing parses, grammar rescoring, fuzzy words, grammar alignment.
+DEFAULT_ASR: Final = ("beam5-phrases-retry2",)
+DEFAULT_KEEP: Final = "beam5-phrases-retry2/nbest+norm+fuzzy+align"
 COFFEE_FILE: Final = (
     Path(__file__).resolve().parents[2] / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
 )
