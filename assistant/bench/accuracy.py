@@ -666,7 +666,8 @@ def build_report(records: Sequence[dict[str, Any]], sets: Sequence[str],
                 if len(noisy_v) == len(PICOVOICE_AVERAGED):
                     row["average_24_6"] = {"command_acceptance": round(
                         statistics.fmean(noisy_v), 4)}
-            report["variants"].setdefault(name, {})[s] = row
+            if row:
+                report["variants"].setdefault(name, {})[s] = row
     neg_recs = [r for r in records if r["set"] == "negatives"]
     for s in sets:
         if s == "negatives":
