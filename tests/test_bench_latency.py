@@ -172,6 +172,20 @@ def test_analyze_measures_from_speech_end_and_endpoint() -> None:
     assert out["acceptance"] == {"utterances": 1, "accepted": 1, "rate": 1.0, "with_command": 1}
 
 
+def test_commands_before_speech_end_are_counted_apart() -> None:
+    topic, payload = "home/speaker/cmd", "NEXT"
+    rec = _record(
+        utterance_ids=["u1"],
+        t_speech_end=103.0,
+        t_stopped=101.2,
+        actions=[{"status": "published", "topic": topic, "payload": payload, "t": 101.5}],
+    )
+    out = analyze([rec], [[(topic, payload)]], [Arrival(topic, payload, 101.4)], timeout_s=10)
+    assert out["speech_end_to_action_ms"]["n"] == 0
+    assert out["acted_before_speech_end"][0]["ms"] == pytest.approx(-1600.0)
+    assert out["utterances"][0]["accepted"]
+
+
 def test_judge_names_the_stage_that_failed() -> None:
     exp = [("zigbee2mqtt/kitchen_light/set", '{"state":"ON"}')]
     assert judge(_record(), exp, None)[1] == "no speech detected"

@@ -140,6 +140,15 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines.append("")
     for r in runs:
+        early = r.get("measurements", {}).get("acted_before_speech_end") or []
+        if early:
+            lines.append(
+                f"- `{r['name']}`: {len(early)} command(s) reached the broker before the speaker "
+                "finished (left out of the percentiles): "
+                + "; ".join(
+                    f"{e['text']!r} → {e['transcript']!r} ({_f(e['ms'])} ms)" for e in early[:3]
+                )
+            )
         by_reason = r.get("measurements", {}).get("by_endpoint_reason") or {}
         if by_reason:
             parts = [

@@ -360,7 +360,19 @@ def analyze(
         if r["endpoint_reason"] is not None:
             reasons.setdefault(str(r["endpoint_reason"]), []).append(r["speech_end_to_action_ms"])
     return {
-        "speech_end_to_action_ms": summarize(r["speech_end_to_action_ms"] for r in rows),
+        # A command that reached the broker before the speaker finished (the turn ended early
+        # on a complete prefix: "next" of "next song on the speaker") has no meaningful
+        # speech-end latency; it is counted apart rather than pulling the percentiles down.
+        "speech_end_to_action_ms": summarize(
+            r["speech_end_to_action_ms"]
+            for r in rows
+            if r["speech_end_to_action_ms"] is not None and r["speech_end_to_action_ms"] >= 0
+        ),
+        "acted_before_speech_end": [
+            {"text": r["text"], "transcript": r["transcript"], "ms": r["speech_end_to_action_ms"]}
+            for r in rows
+            if r["speech_end_to_action_ms"] is not None and r["speech_end_to_action_ms"] < 0
+        ],
         "endpoint_to_action_ms": summarize(r["endpoint_to_action_ms"] for r in rows),
         "speech_end_to_endpoint_event_ms": summarize(
             r["speech_end_to_endpoint_event_ms"] for r in rows
@@ -396,7 +408,9 @@ def analyze(
             and r["speech_end_to_endpoint_event_ms"] is not None
         ),
         "accepted_speech_end_to_action_ms": summarize(
-            r["speech_end_to_action_ms"] for r in rows if r["accepted"]
+            r["speech_end_to_action_ms"]
+            for r in rows
+            if r["accepted"] and (r["speech_end_to_action_ms"] or 0) >= 0
         ),
         "server_stages_ms": stages,
         # Why each turn ended (grammar-complete early end vs plain silence, ...), with the
