@@ -67,6 +67,8 @@ ASR_VARIANTS: Final = {
         AsrVariant("beam5-phrases-retry2", 5, 5, "phrases",
                    "beam5-phrases-retry, and also when no hypothesis parses (n-best pooled)",
                    200, "parse"),
+        AsrVariant("beam10-phrases-retry2", 10, 10, "phrases",
+                   "beam5-phrases-retry2 with beam 10 and its 10-best list", 200, "parse"),
     )
 }
 
