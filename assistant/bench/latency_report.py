@@ -243,6 +243,7 @@ def plot(report: dict[str, Any], path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, (ax, bx) = plt.subplots(
         1, 2, figsize=(12, 4.8), dpi=100, gridspec_kw={"width_ratios": [3, 2]}
@@ -255,19 +256,24 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         ]
         for r in runs
     }
-    hi = max(max(v) for v in values.values())
-    hi = max(hi * 1.05, 350.0)
+    positive = [x for v in values.values() for x in v if x > 0]
+    hi = max(max(positive, default=1.0) * 1.05, 350.0)
+    lo = max(min(positive, default=1.0) * 0.9, 10.0)
+    # Variants an order of magnitude apart (or a long tail) are unreadable on a linear axis.
+    log = hi / lo > 12
+    bins: Any = np.geomspace(lo, hi, 45) if log else np.linspace(0.0, hi, 41)
     for r in runs:
         s = r["measurements"]["speech_end_to_action_ms"]
         n_streams = r["streams"]
         ax.hist(
-            values[r["name"]],
-            bins=40,
-            range=(0.0, hi),
+            [x for x in values[r["name"]] if x > 0],
+            bins=bins,
             alpha=0.55,
             label=f"{r['name']} ({n_streams} stream{'s' if n_streams > 1 else ''}): "
             f"P50 {_f(s.get('p50'))}, P99 {_f(s.get('p99'))} ms, n={s.get('n')}",
         )
+    if log:
+        ax.set_xscale("log")
     ax.axvline(
         TARGETS["one_stream_p99_ms"],
         color="tab:red",
@@ -283,7 +289,7 @@ def plot(report: dict[str, Any], path: Path) -> bool:
             linewidth=1,
             label="P99 target, 50 streams (1 s)",
         )
-    ax.set_xlabel("speech end → command at the broker (ms)")
+    ax.set_xlabel("speech end → command at the broker (ms" + (", log scale)" if log else ")"))
     ax.set_ylabel("utterances")
     ax.set_title("Measured from outside")
     ax.legend(fontsize=7)
