@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import shlex
@@ -496,6 +497,10 @@ def measure(
     runs = []
     for t, group, res in zip(targets, groups, per_target, strict=True):
         records: list[UtteranceRecord] = [r for st in group for r in st.records]
+        # Raw observations beside the report, so it can be re-derived without re-running.
+        (args.out / "work" / f"records-{t.variant.name}.json").write_text(
+            json.dumps([dataclasses.asdict(r) for r in records], default=str), encoding="utf-8"
+        )
         measurements = analyze(
             records,
             [expected[r.text] for r in records],
