@@ -358,7 +358,10 @@ def analyze(
     reasons: dict[str, list[float | None]] = {}
     for r in rows:
         if r["endpoint_reason"] is not None:
-            reasons.setdefault(str(r["endpoint_reason"]), []).append(r["speech_end_to_action_ms"])
+            ms = r["speech_end_to_action_ms"]
+            reasons.setdefault(str(r["endpoint_reason"]), []).append(
+                ms if ms is None or ms >= 0 else None
+            )
     return {
         # A command that reached the broker before the speaker finished (the turn ended early
         # on a complete prefix: "next" of "next song on the speaker") has no meaningful
