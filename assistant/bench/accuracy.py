@@ -43,6 +43,7 @@ from assistant.bench.accuracy_asr import (
 )
 from assistant.bench.accuracy_grammar import GrammarAligner, build_automaton
 from assistant.bench.accuracy_report import write_markdown
+from assistant.bench.accuracy_rescore import AcousticRescorer, custom_list_values, slot_variants
 from assistant.bench.accuracy_sets import (
     DEFAULT_CACHE,
     DEFAULT_SEED,
@@ -105,6 +106,10 @@ DECODE_VARIANTS: Final = (
     DecodeOptions("nbest+norm+fuzzy", n_best=True, normalize=True, spell=True, snap=True),
     DecodeOptions("nbest+norm+fuzzy+align", n_best=True, normalize=True, spell=True, snap=True,
                   align=True),
+    DecodeOptions("nbest+norm+fuzzy+align+rescore", n_best=True, normalize=True, spell=True,
+                  snap=True, align=True, rescore="repaired"),
+    DecodeOptions("nbest+norm+fuzzy+align+rescore-all", n_best=True, normalize=True, spell=True,
+                  snap=True, align=True, rescore="always"),
 )
 #: Chosen by measurement (docs/benchmarks.md): deduplicated vocabulary phrases as hotwords,
 #: beam 5 with its 5-best list, the 30 s window again when the trimmed one stops at a comma or
@@ -165,6 +170,8 @@ class _Pipeline:
     hotwords: dict[str, tuple[str, ...]]
     snapper: VocabularySnapper
     aligners: list[GrammarAligner]
+    rescorer: AcousticRescorer
+    list_values: dict[str, list[str]]
     query_intents: frozenset[str]
     models: dict[str, Any]
 
@@ -186,9 +193,11 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
     vocabulary = tuple(recognizer.vocabulary(config.language or "en"))
     templates: list[str] = []
     aligners: list[GrammarAligner] = []
+    list_values: dict[str, list[str]] = {}
     registry_lists = build_slot_lists(config)
     for f in files:
         data = load_custom_intents(f).data
+        list_values.update(custom_list_values(data))
         templates += custom_template_texts(data)
         aligners.append(GrammarAligner(build_automaton(Intents.from_dict(data), registry_lists)))
     # Vocabulary for fuzzy repair: the recognizer's known words (registry names, command
@@ -218,6 +227,8 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
                   "phrases": tuple(bias_phrases(vocabulary))},
         snapper=VocabularySnapper(words),
         aligners=aligners,
+        rescorer=AcousticRescorer(threads=args.threads),
+        list_values=list_values,
         query_intents=frozenset(QUERY_INTENTS),
         models=models,
     )
@@ -313,9 +324,22 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
             acted: list[tuple[Any, float, str]] = []
             intent_ms = 0.0
             first_text = ""
-            for hyps, no_speech in seg_out:
+            for (hyps, no_speech), seg in zip(seg_out, segs.audio, strict=True):
                 d = decode(hyps, recognize, opt, p.snapper, align)
                 intent_ms += d.intent_ms
+                intent0 = d.recognition.intent
+                if (opt.rescore != "no" and intent0 is not None and intent0.source == "custom"
+                        and (opt.rescore == "always" or d.transform != "raw")):
+                    t0 = time.perf_counter()
+                    cands = slot_variants(d.text, intent0.slots.custom, p.list_values)
+                    if len(cands) > 1:
+                        best = p.rescorer.best(seg, cands)
+                        if best.text != cands[0]:
+                            again = recognize(best.text)
+                            if again.intent is not None:
+                                d.recognition, d.text = again, best.text
+                                d.transform = "rescored"
+                    intent_ms += (time.perf_counter() - t0) * 1000.0
                 if d.recognition.intent is not None:
                     conf = combined_confidence(d.recognition.intent, d.avg_logprob, no_speech,
                                                d.transform, d.similarity)

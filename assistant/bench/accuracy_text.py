@@ -193,6 +193,9 @@ class DecodeOptions:
     spell: bool = False
     snap: bool = False
     align: bool = False
+    #: Acoustic rescoring of custom-intent slot values: "no", "repaired" (only when the text
+    #: was repaired or aligned), "always".
+    rescore: str = "no"
 
 
 @dataclass(slots=True)
