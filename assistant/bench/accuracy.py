@@ -135,6 +135,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="report directory (default: %(default)s)")
     parser.add_argument("--asr", action="append", choices=sorted(ASR_VARIANTS),
                         help=f"ASR variant (repeatable; default: {' '.join(DEFAULT_ASR)})")
+    parser.add_argument("--decode", action="append", default=None, metavar="NAME",
+                        choices=[d.name for d in DECODE_VARIANTS],
+                        help="decode variant (repeatable; default: all)")
     parser.add_argument("--keep", default=None, metavar="ASR/DECODE",
                         help=f"variant reported as the headline (default: {DEFAULT_KEEP} when "
                              "run, else the last ASR variant with the full decode)")
@@ -256,7 +259,8 @@ def _hypotheses(t: Any) -> list[Hypothesis]:
 
 
 def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
-              variants: Sequence[AsrVariant]) -> dict[str, Any]:
+              variants: Sequence[AsrVariant],
+              decodes: Sequence[DecodeOptions] = DECODE_VARIANTS) -> dict[str, Any]:
     """Endpointing, then every ASR variant, then every decode variant, for one clip."""
     segs = p.endpointing.segments(audio)
     rec: dict[str, Any] = {
@@ -318,7 +322,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         if item.text is not None:
             errs, n = word_errors(item.text, vrec["text"])
             vrec["word_errors"], vrec["ref_words"] = errs, n
-        for opt in DECODE_VARIANTS:
+        for opt in decodes:
             if opt.n_best and v.n_best <= 1:
                 continue
             acted: list[tuple[Any, float, str]] = []
@@ -507,6 +511,7 @@ def run(args: argparse.Namespace) -> int:
     sets = args.sets or ["picovoice"]
     asr_names = args.asr or list(DEFAULT_ASR)
     variants = [ASR_VARIANTS[n] for n in dict.fromkeys(asr_names)]
+    decodes = [d for d in DECODE_VARIANTS if not args.decode or d.name in args.decode]
     data_dir = Path(args.data) if args.data else default_data_dir()
     if ("picovoice" in sets or "negatives" in sets or args.noise == "kitchen") and not (
             data_dir / "labels.json").is_file():
@@ -555,7 +560,7 @@ def run(args: argparse.Namespace) -> int:
                     else:
                         rng = np.random.default_rng(stable_seed(set_name, item.id, cond, args.seed))
                         audio = mix_at_snr(clean, set_noise, float(cond), rng)
-                    rec = _run_clip(pipeline, item, audio, variants)
+                    rec = _run_clip(pipeline, item, audio, variants, decodes)
                     rec["condition"] = cond
                     all_records.append(rec)
                     rec_file.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -578,7 +583,7 @@ def run(args: argparse.Namespace) -> int:
         "model": pipeline.models,
         "settings": {
             "asr_variants": {v.name: v.description for v in variants},
-            "decode_variants": [d.name for d in DECODE_VARIANTS],
+            "decode_variants": [d.name for d in decodes],
             "hotwords": {k: list(v) for k, v in pipeline.hotwords.items()},
             "limit": args.limit, "seed": args.seed, "noise": args.noise,
             "threshold": args.threshold, "custom_intents": args.custom_intents
