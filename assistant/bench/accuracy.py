@@ -301,7 +301,8 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
                 asr_ms += (time.perf_counter() - t0) * 1000.0
                 if retry:
                     full = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "full")]
-                    t_full = full.transcribe(seg, hotwords=hot)
+                    retry_hot = hot if v.retry_hint is None else p.hotwords[v.retry_hint]
+                    t_full = full.transcribe(seg, hotwords=retry_hot)
                     asr_ms += t_full.elapsed_s * 1000.0
                     retried += 1
                     if v.retry_full == "comma":

@@ -44,6 +44,9 @@ class AsrVariant:
     #: windows), "parse" also when no hypothesis parses (the full window's hypotheses are
     #: then added to the n-best list).
     retry_full: Literal["no", "comma", "parse"] = "no"
+    #: Hotwords of the retry pass (None: the same as the first pass). Another bias on the
+    #: second pass gives the n-best list hypotheses the first could not produce.
+    retry_hint: Hint | None = None
 
 
 #: The variants the benchmark knows. ``server`` is what ``assistant.app`` does today.
@@ -67,6 +70,9 @@ ASR_VARIANTS: Final = {
         AsrVariant("beam5-phrases-retry2", 5, 5, "phrases",
                    "beam5-phrases-retry, and also when no hypothesis parses (n-best pooled)",
                    200, "parse"),
+        AsrVariant("beam5-phrases-retry3", 5, 5, "phrases",
+                   "beam5-phrases-retry2 with no hotwords on the retry pass", 200, "parse",
+                   "none"),
         AsrVariant("beam10-phrases-retry2", 10, 10, "phrases",
                    "beam5-phrases-retry2 with beam 10 and its 10-best list", 200, "parse"),
     )
