@@ -173,13 +173,14 @@ class _Pipeline:
     hotwords: dict[str, tuple[str, ...]]
     snapper: VocabularySnapper
     aligners: list[GrammarAligner]
-    rescorer: AcousticRescorer
+    rescorer: AcousticRescorer | None  # loaded only when a decode variant rescores
     list_values: dict[str, list[str]]
     query_intents: frozenset[str]
     models: dict[str, Any]
 
 
-def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) -> _Pipeline:
+def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
+                    decodes: Sequence[DecodeOptions] = DECODE_VARIANTS) -> _Pipeline:
     from hassil import Intents
 
     from assistant.audio.asr import AsrSettings, WhisperTranscriber
@@ -230,7 +231,8 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant]) ->
                   "phrases": tuple(bias_phrases(vocabulary))},
         snapper=VocabularySnapper(words),
         aligners=aligners,
-        rescorer=AcousticRescorer(threads=args.threads),
+        rescorer=AcousticRescorer(threads=args.threads)
+        if any(d.rescore != "no" for d in decodes) else None,
         list_values=list_values,
         query_intents=frozenset(QUERY_INTENTS),
         models=models,
@@ -333,7 +335,8 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
                 d = decode(hyps, recognize, opt, p.snapper, align)
                 intent_ms += d.intent_ms
                 intent0 = d.recognition.intent
-                if (opt.rescore != "no" and intent0 is not None and intent0.source == "custom"
+                if (p.rescorer is not None and opt.rescore != "no" and intent0 is not None
+                        and intent0.source == "custom"
                         and (opt.rescore == "always" or d.transform != "raw")):
                     t0 = time.perf_counter()
                     cands = slot_variants(d.text, intent0.slots.custom, p.list_values)
@@ -528,7 +531,7 @@ def run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     load_before = os.getloadavg()
-    pipeline = _build_pipeline(args, variants)
+    pipeline = _build_pipeline(args, variants, decodes)
     speaker = Speaker(Path(args.cache))
     noise = kitchen_noise(data_dir)
     pico_all = picovoice_items(data_dir, _snake())
