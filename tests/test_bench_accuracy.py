@@ -114,6 +114,14 @@ def test_action_slots_must_all_match() -> None:
     assert not matches(exp, intent(device_ids=["kitchen_light"], brightness=50, color="red"))
 
 
+def test_snapping_repairs_names_but_never_numbers() -> None:
+    from assistant.bench.accuracy_text import VocabularySnapper
+
+    snap = VocabularySnapper(["iced mocha", "our", "light roast"])
+    assert snap.snap("an ice mocha light roasted") == "an iced mocha light roast"
+    assert snap.snap("twenty four") == "twenty four"
+
+
 def test_repetition_loops_are_collapsed() -> None:
     from assistant.bench.accuracy_text import collapse_repeats
 

@@ -54,6 +54,7 @@ _UNITS = (
     "fourteen fifteen sixteen seventeen eighteen nineteen"
 ).split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS = frozenset([*_UNITS, *_TENS, "hundred", "thousand", "point", "half"])
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?:\.(\d+))?(?![\w.])")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
@@ -167,7 +168,9 @@ class VocabularySnapper:
         return len(self._vocab)
 
     def snap_word(self, word: str) -> str:
-        if word in self._known or len(word) < MIN_SNAP_LEN or word.isdigit():
+        # Numbers are values, not names: "four" must never become "our".
+        if (word in self._known or len(word) < MIN_SNAP_LEN or word.isdigit()
+                or word in _NUMBER_WORDS):
             return word
         hit = self._memo.get(word)
         if hit is None:
