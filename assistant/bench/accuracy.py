@@ -158,6 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--resume", nargs="+", default=None, metavar="JSONL",
+                        help="skip the clips (set, condition, id) already in these records "
+                             "files; merge them afterwards with --from-records")
     parser.add_argument("--from-records", nargs="+", default=None, metavar="JSONL",
                         help="measure nothing: rebuild the report from records files of "
                              "earlier runs (e.g. one run per set, merged)")
@@ -547,6 +550,12 @@ def run(args: argparse.Namespace) -> int:
                                              count=args.synthetic_count, seed=args.seed),
         "negatives": lambda: negative_items(speaker, noise, talkers, seed=args.seed),
     }
+    done: set[tuple[str, str, str]] = set()
+    for path in args.resume or []:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done.add((r["set"], r["condition"], r["id"]))
     records_path = out_dir / "accuracy_records.jsonl"
     all_records: list[dict[str, Any]] = []
     with records_path.open("w", encoding="utf-8") as rec_file:
@@ -558,6 +567,8 @@ def run(args: argparse.Namespace) -> int:
                 for k, item in enumerate(items):
                     if cond != "clean" and item.kind == "noise":
                         continue  # noise-only clips have no speech to mix with
+                    if (set_name, cond, item.id) in done:
+                        continue
                     clean = item.load()
                     if cond == "clean":
                         audio = clean
