@@ -588,7 +588,7 @@ def run(args: argparse.Namespace) -> int:
 
     variant_names = _variant_names(all_records)
     keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else (
-        [n for n in variant_names if n.endswith("+align")] or variant_names)[-1])
+        [n for n in variant_names if n.endswith("+align")] or variant_names or [DEFAULT_KEEP])[-1])
     report = build_report(all_records, sets, conditions, variant_names, keep, args.threshold)
     report.update({
         "started": started.isoformat(timespec="seconds"),
