@@ -197,6 +197,11 @@ class Recognizer:
         return sorted(out, key=lambda s: (s.lower(), s))
 
     @property
+    def custom_files(self) -> tuple[CustomIntentFile, ...]:
+        """The loaded custom intent files (config's first, then the constructor's)."""
+        return tuple(self._custom_files)
+
+    @property
     def languages(self) -> tuple[str, ...]:
         """Every language with sentence data (package spelling)."""
         return shipped_languages()
