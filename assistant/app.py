@@ -25,11 +25,12 @@ from assistant.session import FrontEndLike, SessionResources
 from devices.registry import HomeConfig
 
 if TYPE_CHECKING:
-    from assistant.audio.asr import WhisperTranscriber
+    from assistant.audio.asr import Transcript, WhisperTranscriber
     from assistant.audio.vad import SileroVad
     from assistant.server import HearthServer
     from devices.dispatcher import Dispatcher
     from devices.mqtt import MqttClient
+    from intents.decode import HypothesisDecoder
     from intents.recognizer import Recognizer
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Hearth:
         self.mqtt: MqttClient | None = None
         self.dispatcher: Dispatcher | None = None
         self.recognizer: Recognizer | None = None
+        #: Decodes spoken hypotheses (``asr.decode: grammar``); None for ``plain``.
+        self.decoder: HypothesisDecoder | None = None
         self.vad: SileroVad | None = None
         self.transcriber: WhisperTranscriber | None = None
         self.hotwords: tuple[str, ...] = ()
@@ -121,6 +124,7 @@ class Hearth:
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
             audit=self._open_audit(),
+            decoder=self.decoder,
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
@@ -154,6 +158,12 @@ class Hearth:
         self.hotwords = tuple(recognizer.vocabulary("en"))
         # The first match costs ~0.4 s (grammar compilation); pay it before the first user.
         recognizer.recognize("turn on the light")
+        if self.settings.asr.decode == "grammar":
+            from intents.decode import HypothesisDecoder
+
+            decoder = HypothesisDecoder(recognizer)
+            decoder.warmup()  # vocabulary and custom-grammar automata, built once
+            self.decoder = decoder
         self.tiered = _build_tiered(self.config, recognizer)
         self.recognizer = recognizer
 
@@ -257,9 +267,10 @@ class Hearth:
         assert self.vad is not None
         return AudioFrontEnd(self.vad, endpoint_settings(td, mode), in_rate=rate)
 
-    def _transcribe(self, audio: Any) -> str:
+    def _transcribe(self, audio: Any) -> Transcript:
         assert self.transcriber is not None
-        return self.transcriber.transcribe(audio, hotwords=self.hotwords).text
+        # The whole transcript: the session's decoder reads the n-best list and the scores.
+        return self.transcriber.transcribe(audio, hotwords=self.hotwords)
 
     def _transcribe_partial(self, audio: Any) -> str:
         assert self.transcriber is not None

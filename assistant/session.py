@@ -83,6 +83,7 @@ from assistant.protocol import (
     parse_client_message,
 )
 from devices.actions import ActionResult
+from intents.decode import Hypothesis
 from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
@@ -128,8 +129,66 @@ class FrontEndLike(Protocol):
 
 #: Builds a front end for (input sample rate, endpoint settings, mode).
 FrontEndFactory = Callable[[int, TurnDetectionSettings, Mode], FrontEndLike]
-#: Audio (16 kHz, as the front end hands it over) -> transcript text. Runs in a worker thread.
-Transcribe = Callable[[Any], str]
+
+
+class AlternativeLike(Protocol):
+    """One n-best hypothesis (``assistant.audio.asr.Alternative``)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def avg_logprob(self) -> float: ...
+
+
+class TranscriptLike(Protocol):
+    """What the decoder reads of ``assistant.audio.asr.Transcript``."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def avg_logprob(self) -> float: ...
+    @property
+    def no_speech_prob(self) -> float: ...
+    @property
+    def alternatives(self) -> Sequence[AlternativeLike]: ...
+
+
+#: Audio (16 kHz, as the front end hands it over) -> transcript (or just its text). Runs in
+#: a worker thread.
+Transcribe = Callable[[Any], "str | TranscriptLike"]
+
+
+class DecoderLike(Protocol):
+    """``intents.decode.HypothesisDecoder``: the ASR's hypotheses -> one recognition."""
+
+    def decode(
+        self,
+        hypotheses: Sequence[str | Hypothesis],
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        no_speech_prob: float = 0.0,
+    ) -> Recognition: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    """A transcription as the session uses it: the text, and the hypotheses to decode."""
+
+    text: str
+    hypotheses: tuple[Hypothesis, ...]
+    no_speech_prob: float = 0.0
+
+
+def _heard(result: str | TranscriptLike) -> _Heard:
+    if isinstance(result, str):
+        text = result.strip()
+        return _Heard(text, (Hypothesis(text),))
+    hyps = tuple(Hypothesis(a.text, a.avg_logprob) for a in result.alternatives) or (
+        Hypothesis(result.text, result.avg_logprob),
+    )
+    return _Heard(result.text.strip(), hyps, result.no_speech_prob)
+
 #: Where events go (the server's bounded outbox; a list in tests).
 Emit = Callable[[Any], None]
 
@@ -179,6 +238,9 @@ class SessionResources:
     tiered: TieredLike | None = None
     #: One JSON line per utterance; None: no audit trail.
     audit: AuditLog | None = None
+    #: Decodes the ASR's hypotheses (``asr.decode: grammar``); None: the top transcript goes
+    #: to the recognizer as is. Typed text is never decoded.
+    decoder: DecoderLike | None = None
     #: How long a sensitive action waits for "yes" / ``confirm`` (security config).
     confirmation_window_s: float = 10.0
 
@@ -211,7 +273,7 @@ class _Speculation:
     exactly that audio (same ``audio_end_ms``), its result is the final transcript."""
 
     audio_end_ms: int
-    future: asyncio.Future[str]
+    future: asyncio.Future[str | TranscriptLike]
     stale: bool = False
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
@@ -560,7 +622,7 @@ class Session:
         )
         await self._recognize_and_dispatch(utt, msg.text, language)
 
-    async def _transcribe(self, audio: Any) -> str:
+    async def _transcribe(self, audio: Any) -> str | TranscriptLike:
         """Run ASR in the ASR executor, counted in the shared load."""
         transcribe = self._res.transcribe
         if transcribe is None:
@@ -579,29 +641,29 @@ class Session:
     async def _run_speech(self, utt: _Utterance, audio: Any, audio_end_ms: int | None) -> None:
         utt.stage = "asr"
         t0 = self._clock()
-        text: str | None = None
+        heard: _Heard | None = None
         spec = utt.spec
         reused: _Speculation | None = None
         if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
             # The turn ended on exactly the audio transcribed at the pause: reuse it.
             try:
-                text = await asyncio.shield(spec.future)
+                heard = _heard(await asyncio.shield(spec.future))
                 reused = spec
                 self._res.metrics.speculations_total.inc("reused")
             except asyncio.CancelledError:
                 raise
             except Exception:
-                text = None  # already logged by the speculation; transcribe afresh
-        if text is None:
+                heard = None  # already logged by the speculation; transcribe afresh
+        if heard is None:
             try:
-                text = await self._transcribe(audio)
+                heard = _heard(await self._transcribe(audio))
             except _StageError:
                 raise
             except Exception as e:
                 logger.exception("session %s: ASR failed on %s", self.id, utt.id)
                 raise _StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
         utt.timings["asr"] = self._clock() - t0
-        text = text.strip()
+        text = heard.text
         language = self.config.language
         self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
         if not text:
@@ -614,7 +676,7 @@ class Session:
             and self._res.tiered is None
         ):
             known = reused.recognition  # same text, same context: the grammar would agree
-        await self._recognize_and_dispatch(utt, text, language, known)
+        await self._recognize_and_dispatch(utt, text, language, known, heard)
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 
@@ -644,33 +706,53 @@ class Session:
     async def _follow_speculation(self, utt: _Utterance, spec: _Speculation) -> None:
         """Partial transcript, then: a complete command ends the turn after a short silence."""
         try:
-            text = (await asyncio.shield(spec.future)).strip()
+            heard = _heard(await asyncio.shield(spec.future))
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.warning("session %s: speculative ASR failed on %s", self.id, utt.id)
             return
+        text = heard.text
         if spec.stale or utt is not self._current or not text:
             return
         if self.config.partials:
             self._emit(TranscriptPartial(utterance_id=utt.id, text=text))
-        recognize = functools.partial(
-            self._res.recognizer.recognize,
-            text,
-            language=self.config.language,
-            context=self._last_intent,
-        )
+        context = self._last_intent
+        recognize = self._grammar_recognize(text, self.config.language, context, heard)
         try:
             result = await asyncio.to_thread(recognize)
         except Exception:
             logger.warning("session %s: speculative recognition failed", self.id, exc_info=True)
             return
-        spec.recognition, spec.context = result, recognize.keywords["context"]
+        spec.recognition, spec.context = result, context
         if result.intent is not None and not spec.stale and utt is self._current:
             self._enqueue_control("complete", utt, spec)
 
+    def _grammar_recognize(
+        self, text: str, lang: str | None, context: Intent | None, heard: _Heard | None
+    ) -> Callable[[], Recognition]:
+        """The grammar recognizer's call for this text: through the decoder when there is
+        one and the text was heard (ASR hypotheses), else the recognizer on the text."""
+        decoder = self._res.decoder
+        if decoder is not None and heard is not None:
+            return functools.partial(
+                decoder.decode,
+                heard.hypotheses,
+                language=lang,
+                context=context,
+                no_speech_prob=heard.no_speech_prob,
+            )
+        return functools.partial(
+            self._res.recognizer.recognize, text, language=lang, context=context
+        )
+
     async def _recognize_and_dispatch(
-        self, utt: _Utterance, text: str, lang: str | None, known: Recognition | None = None
+        self,
+        utt: _Utterance,
+        text: str,
+        lang: str | None,
+        known: Recognition | None = None,
+        heard: _Heard | None = None,
     ) -> None:
         utt.stage = "intent"
         t0 = self._clock()
@@ -678,11 +760,28 @@ class Session:
             await self._dispatch_recognition(utt, known, 0.0, text, lang)
             return
         tiered = self._res.tiered
-        if tiered is not None:
+        decoder = self._res.decoder if heard is not None else None
+        if tiered is not None and decoder is not None:
+            # Repairs of what was heard first (milliseconds, measured); the model tier
+            # (with the session's image) gets the transcript when no reading parses.
+            images = [] if utt.image is None else [tiered.image(utt.image.data)]
+            recognize: Callable[[], Recognition] = functools.partial(
+                _decode_or,
+                self._grammar_recognize(text, lang, self._last_intent, heard),
+                functools.partial(
+                    tiered.recognize,
+                    text,
+                    language=lang,
+                    context=self._last_intent,
+                    images=images,
+                    cancel=utt.cancel_event,
+                ),
+            )
+        elif tiered is not None:
             # Final utterances may go to the model tier (with the session's image); partial
             # text never does (speculation uses the grammar recognizer only).
             images = [] if utt.image is None else [tiered.image(utt.image.data)]
-            recognize: Callable[[], Recognition] = functools.partial(
+            recognize = functools.partial(
                 tiered.recognize,
                 text,
                 language=lang,
@@ -691,9 +790,7 @@ class Session:
                 cancel=utt.cancel_event,
             )
         else:
-            recognize = functools.partial(
-                self._res.recognizer.recognize, text, language=lang, context=self._last_intent
-            )
+            recognize = self._grammar_recognize(text, lang, self._last_intent, heard)
         try:
             result = await asyncio.to_thread(recognize)
         except Exception as e:
@@ -1060,6 +1157,14 @@ class Session:
     @property
     def busy(self) -> bool:
         return bool(self._inflight)
+
+
+def _decode_or(
+    decode: Callable[[], Recognition], fallback: Callable[[], Recognition]
+) -> Recognition:
+    """The decoder's recognition when it found an intent, else ``fallback()``'s."""
+    result = decode()
+    return result if result.intent is not None else fallback()
 
 
 class _Done(Exception):
