@@ -1,0 +1,239 @@
+"""Hypothesis decoder: n-best choice, repairs, grammar alignment, confidence and safety.
+Pure unit tests on the demo home plus the coffee-maker custom intents (no audio, no models)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import pytest
+
+import intents.decode as decode_module
+from devices.registry import load_demo_config
+from intents.decode import (
+    FULL_DECODE,
+    DecodeOptions,
+    Hypothesis,
+    HypothesisDecoder,
+    combined_confidence,
+)
+from intents.recognizer import Recognizer
+from intents.repair import collapse_repeats, normalize_transcript, spell_numbers
+
+ROOT = Path(__file__).resolve().parents[1]
+COFFEE = ROOT / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
+#: The demo home's security.sensitive_min_confidence.
+SENSITIVE_MIN = 0.9
+
+SAFE_FILE = """
+language: en
+intents:
+  open_safe:
+    data:
+      - sentences: ["open the {container}"]
+  order_tea:
+    data:
+      - sentences: ["[make me] [a] {cup} [of] {tea}"]
+lists:
+  container: {values: [safe, strongbox]}
+  cup: {values: [{in: "(eight | twelve) ounce", out: small}, {in: "(twenty) ounce", out: big}]}
+  tea: {values: [green tea, black tea]}
+actions:
+  open_safe:
+    topic: home/safe/open
+    payload: "{container}"
+    sensitive: true
+  order_tea:
+    topic: kitchen/tea
+    payload: "{cup} {tea}"
+"""
+
+
+@pytest.fixture(scope="module")
+def decoder() -> HypothesisDecoder:
+    rec = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    d = HypothesisDecoder(rec)
+    d.warmup()
+    return d
+
+
+@pytest.fixture(scope="module")
+def safe_decoder(tmp_path_factory: pytest.TempPathFactory) -> HypothesisDecoder:
+    path = tmp_path_factory.mktemp("custom") / "safe.yaml"
+    path.write_text(SAFE_FILE)
+    return HypothesisDecoder(Recognizer(load_demo_config(), custom_intent_files=[path]))
+
+
+# -- text repairs -----------------------------------------------------------------------------
+
+
+def test_normalization_helpers() -> None:
+    assert normalize_transcript("Make me a 12oz, 20-ounce latte at 50%") == (
+        "Make me a 12 oz, 20 ounce latte at 50 percent"
+    )
+    assert spell_numbers("12 ounce at 21.5") == "twelve ounce at twenty one point five"
+    assert collapse_repeats("with sugar, with sugar, with sugar") == "with sugar"
+
+
+# -- intents from misheard transcripts ------------------------------------------------------
+
+
+def test_exact_transcript_keeps_the_recognizer_answer(decoder: HypothesisDecoder) -> None:
+    r = decoder.decode(["Turn on the kitchen light."])
+    assert r.intent is not None and r.intent.name == "light_on"
+    assert r.intent.slots.device_ids == ["kitchen_light"]
+    assert r.intent.confidence == 1.0
+    assert "decoded" not in r.reason
+
+
+def test_misheard_word_is_repaired_to_the_vocabulary(decoder: HypothesisDecoder) -> None:
+    r = decoder.decode(["Can I get an ice mocha?"])
+    assert r.intent is not None and r.intent.name == "order_drink"
+    assert r.intent.slots.custom == {"coffee_drink": "iced mocha"}
+    assert "misheard words repaired" in r.reason
+    assert r.intent.confidence == pytest.approx(0.98 * 0.8, abs=1e-3)  # the snap penalty
+
+
+def test_misheard_slot_word_is_aligned_to_the_grammar(decoder: HypothesisDecoder) -> None:
+    r = decoder.decode(["Give me a double shot, light rose cappuccino."])
+    assert r.intent is not None and r.intent.name == "order_drink"
+    assert r.intent.slots.custom == {
+        "number_of_shots": "double shot", "roast": "light roast", "coffee_drink": "cappuccino"}
+    assert "aligned to the closest grammar sentence" in r.reason
+    assert 0.5 < r.intent.confidence < 0.98  # the alignment's similarity
+
+
+def test_written_numbers_are_normalized(decoder: HypothesisDecoder) -> None:
+    r = decoder.decode(["Make me a 12oz latte."])
+    assert r.intent is not None
+    assert r.intent.slots.custom == {"size": "twelve ounce", "coffee_drink": "latte"}
+    assert "numbers normalized" in r.reason
+    assert r.intent.confidence == 0.98  # a lossless rewrite costs no confidence
+
+
+def test_digits_are_spelled_for_grammars_that_only_list_words(
+    safe_decoder: HypothesisDecoder,
+) -> None:
+    r = safe_decoder.decode(["Make me a 12 ounce green tea"])
+    assert r.intent is not None and r.intent.name == "order_tea"
+    assert r.intent.slots.custom == {"cup": "small", "tea": "green tea"}
+    assert "numbers spelled out" in r.reason
+
+
+def test_lower_hypothesis_that_parses_beats_repairing_the_top_one(
+    decoder: HypothesisDecoder,
+) -> None:
+    r = decoder.decode(["turn on the kitten lied", "turn on the kitchen light"])
+    assert r.intent is not None and r.intent.slots.device_ids == ["kitchen_light"]
+    assert "hypothesis 2 of 2" in r.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I had a large latte this morning.",
+        "What a lovely day it is.",
+        "My brother drinks his coffee black.",
+        "Can you tell me a joke?",
+    ],
+)
+def test_chatter_is_not_forced_into_a_command(decoder: HypothesisDecoder, text: str) -> None:
+    assert decoder.decode([text]).intent is None
+
+
+def test_nothing_parses_gives_the_recognizer_reason_for_the_top_hypothesis(
+    decoder: HypothesisDecoder,
+) -> None:
+    r = decoder.decode(["turn on the spaceship", "the spaceship"])
+    assert r.intent is None
+    assert "spaceship" in r.reason
+    assert decoder.decode([]).reason == "empty text"
+
+
+# -- confidence and safety ------------------------------------------------------------------
+
+
+def test_confidence_combines_recognizer_asr_and_repair(decoder: HypothesisDecoder) -> None:
+    r = decoder.decode([Hypothesis("Turn on the kitchen light.", -0.2)], no_speech_prob=0.1)
+    assert r.intent is not None
+    assert r.intent.confidence == pytest.approx(math.exp(-0.2) * 0.9, abs=1e-3)
+    assert combined_confidence(None, 0.0, 0.0, "raw") == 0.0
+    assert combined_confidence(r.intent, None, 0.0, "aligned", 0.5) == pytest.approx(
+        r.intent.confidence * 0.5)
+
+
+@pytest.mark.parametrize(
+    "hypotheses",
+    [
+        ["Walk the front door."],
+        ["walk the front door", "lock the front door"],
+        ["walk the front door", "unlock the front door"],
+        ["unlock the front dor"],
+        ["on lock the front door"],
+        ["open the garage dor"],
+        ["activate good nite"],
+    ],
+)
+def test_near_misses_never_carry_a_sensitive_action(
+    decoder: HypothesisDecoder, hypotheses: list[str]
+) -> None:
+    r = decoder.decode(hypotheses)
+    assert r.intent is None or r.intent.confidence < SENSITIVE_MIN, r.reason
+
+
+def test_second_hypothesis_unlock_is_capped(decoder: HypothesisDecoder) -> None:
+    r = decoder.decode(["walk the front door", "unlock the front door"])
+    assert r.intent is not None and r.intent.name == "unlock"
+    assert r.intent.confidence <= SENSITIVE_MIN - 0.3 + 1e-9
+
+
+def test_aligned_sensitive_custom_action_is_capped(safe_decoder: HypothesisDecoder) -> None:
+    r = safe_decoder.decode(["open the save"])
+    assert r.intent is not None and r.intent.name == "open_safe"
+    assert "decoded" in r.reason
+    assert r.intent.confidence < SENSITIVE_MIN
+    exact = safe_decoder.decode(["open the safe"])
+    assert exact.intent is not None and exact.intent.confidence == 0.98
+
+
+# -- options, caching, threads --------------------------------------------------------------
+
+
+def test_plain_options_only_parse_the_top_hypothesis() -> None:
+    rec = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    plain = HypothesisDecoder(rec, DecodeOptions("top1"))
+    assert plain.decode(["Can I get an ice mocha?"]).intent is None
+    assert plain.decode(["kitten", "turn on the kitchen light"]).intent is None
+    assert FULL_DECODE.align and FULL_DECODE.snap and FULL_DECODE.n_best
+
+
+def test_automaton_is_built_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+    from intents.align import build_automaton as real
+
+    def counting(*args: object, **kwargs: object) -> object:
+        built.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(decode_module, "build_automaton", counting)
+    d = HypothesisDecoder(Recognizer(load_demo_config(), custom_intent_files=[COFFEE]))
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                r = d.decode(["Give me a double shot, light rose cappuccino."])
+                results.append(None if r.intent is None else r.intent.slots.custom["roast"])
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert results == ["light roast"] * 12
+    assert len(built) == 1
