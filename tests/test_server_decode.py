@@ -1,0 +1,87 @@
+"""Session stage test: a misheard transcript (n-best list with scores, as Whisper gives it)
+goes through the real recognizer and hypothesis decoder and becomes the right confirmed
+action. Fake front end, transcriber and dispatcher; no sockets, no models."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from assistant import protocol as p
+from assistant.audio.asr import Alternative, Transcript
+from assistant.config import AssistantSettings, TurnDetectionSettings
+from assistant.metrics import Metrics
+from assistant.session import Session, SessionResources
+from devices.registry import load_demo_config
+from intents.decode import HypothesisDecoder
+from intents.recognizer import Recognizer
+from tests.test_server_session import SILENT, VOICED, FakeDispatcher, FakeFrontEnd
+
+COFFEE = Path(__file__).resolve().parents[1] / "intents" / "data" / "examples" / (
+    "picovoice_coffee.yaml")
+
+
+def _transcript(*texts: str) -> Transcript:
+    alts = tuple(Alternative(t, -0.1 - 0.1 * i) for i, t in enumerate(texts))
+    return Transcript(text=texts[0], language="en", avg_logprob=alts[0].avg_logprob,
+                      no_speech_prob=0.02, compression_ratio=1.0, duration_s=2.0,
+                      elapsed_s=0.1, window_s=5.0, alternatives=alts)
+
+
+async def _run(decode: bool, heard: Transcript) -> list[Any]:
+    events: list[Any] = []
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    dispatcher = FakeDispatcher()
+
+    def frontend(rate: int, td: TurnDetectionSettings, mode: str) -> FakeFrontEnd:
+        return FakeFrontEnd(rate)
+
+    resources = SessionResources(
+        settings=AssistantSettings(audio=True, speculative=False),
+        recognizer=recognizer,
+        dispatcher=dispatcher,
+        metrics=Metrics(),
+        frontend_factory=frontend,
+        transcribe=lambda audio: heard,
+        decoder=HypothesisDecoder(recognizer) if decode else None,
+    )
+    session = Session(resources, events.append, session_id="s")
+    task = asyncio.create_task(session.run())
+    try:
+        for _ in range(5):
+            session.handle_audio(VOICED)
+        for _ in range(3):
+            session.handle_audio(SILENT)
+        async with asyncio.timeout(10.0):
+            while not any(isinstance(e, p.MetricsEvent) for e in events):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+    finally:
+        await session.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return events
+
+
+async def test_misheard_order_becomes_the_right_confirmed_action() -> None:
+    heard = _transcript("Give me a double shot, light rose cappuccino.",
+                        "Give me a double shot light rose cappuccino")
+    events = await _run(True, heard)
+    final = [e for e in events if isinstance(e, p.TranscriptFinal)]
+    assert final[0].text == "Give me a double shot, light rose cappuccino."  # as heard
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.name == "order_drink"
+    assert intent.intent.slots.custom == {
+        "number_of_shots": "double shot", "roast": "light roast", "coffee_drink": "cappuccino"}
+    assert "aligned" in intent.reason
+    assert intent.confidence is not None and 0.5 < intent.confidence < 0.98
+    actions = [e for e in events if isinstance(e, p.ActionEvent)]
+    assert [a.status for a in actions] == ["published", "confirmed"]
+
+
+async def test_plain_decode_leaves_the_misheard_order_unrecognized() -> None:
+    heard = _transcript("Give me a double shot, light rose cappuccino.")
+    events = await _run(False, heard)
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is None
+    assert not [e for e in events if isinstance(e, p.ActionEvent)]
