@@ -164,7 +164,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- `{r['name']}`: model `{'/'.join(Path(str(eff.get('asr_model', '?'))).parts[-2:])}` "
             f"device {asr.get('device')} compute {asr.get('compute_type') or 'default'} "
-            f"threads {asr.get('cpu_threads')} window {asr.get('window')}; server silence_ms "
+            f"threads {asr.get('cpu_threads')} workers {asr.get('num_workers')} "
+            f"beam {asr.get('beam_size')} window {asr.get('window')}; server silence_ms "
             f"{td.get('silence_ms')}; session {json.dumps(sess, separators=(',', ':'))}; "
             f"server args {eff.get('server_args')}; overrides "
             f"{json.dumps((r.get('variant') or {}).get('config_overrides') or {})}"
