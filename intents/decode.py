@@ -19,7 +19,9 @@ This is the decode ``hearth bench accuracy`` measures as ``nbest+norm+fuzzy+alig
 
 Confidence (:func:`combined_confidence`) is the recognizer's times the speech recognizer's
 (``exp(avg_logprob) × (1 − no_speech_prob)``; 1 when no score is given) times a repair
-penalty (0.8 for snapped words, the alignment's similarity). A guessed reading (snapped,
+penalty (0.8 for snapped words, the alignment's similarity); with
+``DecodeOptions.confidence == "guesses"`` only guessed readings are scored so, and the top
+hypothesis parsed as heard keeps the recognizer's confidence. A guessed reading (snapped,
 aligned, or a hypothesis other than the first) never carries a sensitive action at or above
 ``security.sensitive_min_confidence``: it is capped as the recognizer's fuzzy tier caps its
 own repairs.
@@ -34,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from intents.align import GrammarAligner, build_automaton
 from intents.fuzzy import known_words
@@ -80,6 +82,11 @@ class DecodeOptions:
     spell: bool = False
     snap: bool = False
     align: bool = False
+    #: Which readings get :func:`combined_confidence`: ``combined``, every one (the
+    #: benchmark's calibration); ``guesses``, only guessed ones (a lower hypothesis, snapped
+    #: words, an alignment) while the top hypothesis parsed as heard keeps the recognizer's
+    #: confidence. Which reading wins is the same either way.
+    confidence: Literal["combined", "guesses"] = "combined"
 
 
 #: The decode Hearth ships: every hypothesis, normalization, snapping, alignment.
@@ -269,8 +276,11 @@ class HypothesisDecoder:
         if intent is None:
             return d.recognition
         guessed = d.transform in REPAIRS or d.hypothesis > 0
-        conf = combined_confidence(intent, d.avg_logprob, no_speech_prob, d.transform,
-                                   d.similarity)
+        if guessed or self.options.confidence == "combined":
+            conf = combined_confidence(intent, d.avg_logprob, no_speech_prob, d.transform,
+                                       d.similarity)
+        else:
+            conf = intent.confidence
         if guessed and self._sensitive(intent):
             conf = min(conf, self._sensitive_cap())
         # Floor, not round: rounding up could lift a value onto a threshold.

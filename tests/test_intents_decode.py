@@ -3,6 +3,7 @@ Pure unit tests on the demo home plus the coffee-maker custom intents (no audio,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from pathlib import Path
@@ -161,6 +162,20 @@ def test_confidence_combines_recognizer_asr_and_repair(decoder: HypothesisDecode
     assert combined_confidence(None, 0.0, 0.0, "raw") == 0.0
     assert combined_confidence(r.intent, None, 0.0, "aligned", 0.5) == pytest.approx(
         r.intent.confidence * 0.5)
+
+
+def test_guesses_mode_scores_only_guessed_readings() -> None:
+    rec = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    d = HypothesisDecoder(rec, dataclasses.replace(FULL_DECODE, confidence="guesses"))
+    exact = d.decode([Hypothesis("Unlock the front door.", -0.3)], no_speech_prob=0.1)
+    assert exact.intent is not None and exact.intent.confidence == 1.0  # as the recognizer
+    guessed = d.decode([Hypothesis("walk the front door", -0.2),
+                        Hypothesis("unlock the front door", -0.3)])
+    assert guessed.intent is not None and guessed.intent.name == "unlock"
+    assert guessed.intent.confidence < SENSITIVE_MIN
+    repaired = d.decode([Hypothesis("Can I get an ice mocha?", -0.2)])
+    assert repaired.intent is not None
+    assert repaired.intent.confidence == pytest.approx(0.98 * math.exp(-0.2) * 0.8, abs=1e-3)
 
 
 @pytest.mark.parametrize(
