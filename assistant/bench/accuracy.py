@@ -37,11 +37,8 @@ from assistant.bench.accuracy_asr import (
     ServerEndpointing,
     bias_phrases,
     compact_hotwords,
-    custom_template_texts,
     looks_cut_off,
-    template_words,
 )
-from assistant.bench.accuracy_grammar import GrammarAligner, build_automaton
 from assistant.bench.accuracy_report import write_markdown
 from assistant.bench.accuracy_rescore import AcousticRescorer, custom_list_values, slot_variants
 from assistant.bench.accuracy_sets import (
@@ -58,19 +55,16 @@ from assistant.bench.accuracy_sets import (
     subset,
     synthetic_items,
 )
-from assistant.bench.accuracy_text import (
-    DecodeOptions,
-    Hypothesis,
-    VocabularySnapper,
-    combined_confidence,
-    decode,
-    matches,
-    moves_device,
-    normalize_transcript,
-    threshold_table,
-    word_errors,
-)
+from assistant.bench.accuracy_text import matches, moves_device, threshold_table, word_errors
 from assistant.bench.noise import babble, mix_at_snr, stable_seed, white_noise
+from intents.align import GrammarAligner, build_automaton
+from intents.decode import DecodeOptions, Hypothesis, combined_confidence, decode
+from intents.repair import (
+    VocabularySnapper,
+    custom_template_texts,
+    normalize_transcript,
+    template_words,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,19 +91,41 @@ TARGETS: Final = {
     "synthetic": {"clean": 0.99, "10": 0.96, "5": 0.90},
     "negatives": {"false_action_rate_max": 0.005},
 }
+
+
+@dataclass(frozen=True)
+class BenchDecode:
+    """A decode variant: the shipped ``intents.decode`` steps it enables, plus the bench-only
+    acoustic rescoring; ``shipped`` runs ``intents.decode.HypothesisDecoder`` exactly as the
+    server does (its confidence rule and sensitive caps included)."""
+
+    options: DecodeOptions
+    rescore: Literal["no", "repaired", "always"] = "no"
+    shipped: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+
 DECODE_VARIANTS: Final = (
-    DecodeOptions("top1"),
-    DecodeOptions("top1+norm", normalize=True, spell=True),
-    DecodeOptions("top1+norm+fuzzy", normalize=True, spell=True, snap=True),
-    DecodeOptions("top1+norm+fuzzy+align", normalize=True, spell=True, snap=True, align=True),
-    DecodeOptions("nbest+norm", n_best=True, normalize=True, spell=True),
-    DecodeOptions("nbest+norm+fuzzy", n_best=True, normalize=True, spell=True, snap=True),
-    DecodeOptions("nbest+norm+fuzzy+align", n_best=True, normalize=True, spell=True, snap=True,
-                  align=True),
-    DecodeOptions("nbest+norm+fuzzy+align+rescore", n_best=True, normalize=True, spell=True,
-                  snap=True, align=True, rescore="repaired"),
-    DecodeOptions("nbest+norm+fuzzy+align+rescore-all", n_best=True, normalize=True, spell=True,
-                  snap=True, align=True, rescore="always"),
+    BenchDecode(DecodeOptions("top1")),
+    BenchDecode(DecodeOptions("top1+norm", normalize=True, spell=True)),
+    BenchDecode(DecodeOptions("top1+norm+fuzzy", normalize=True, spell=True, snap=True)),
+    BenchDecode(DecodeOptions("top1+norm+fuzzy+align", normalize=True, spell=True, snap=True,
+                              align=True)),
+    BenchDecode(DecodeOptions("nbest+norm", n_best=True, normalize=True, spell=True)),
+    BenchDecode(DecodeOptions("nbest+norm+fuzzy", n_best=True, normalize=True, spell=True,
+                              snap=True)),
+    BenchDecode(DecodeOptions("nbest+norm+fuzzy+align", n_best=True, normalize=True, spell=True,
+                              snap=True, align=True)),
+    BenchDecode(DecodeOptions("nbest+norm+fuzzy+align+rescore", n_best=True, normalize=True,
+                              spell=True, snap=True, align=True), rescore="repaired"),
+    BenchDecode(DecodeOptions("nbest+norm+fuzzy+align+rescore-all", n_best=True,
+                              normalize=True, spell=True, snap=True, align=True),
+                rescore="always"),
+    BenchDecode(DecodeOptions("shipped", n_best=True, normalize=True, spell=True, snap=True,
+                              align=True, confidence="guesses"), shipped=True),
 )
 #: Chosen by measurement (docs/benchmarks.md): deduplicated vocabulary phrases as hotwords,
 #: beam 5 with its 5-best list, the 30 s window again when the trimmed one stops at a comma or
@@ -180,15 +196,17 @@ class _Pipeline:
     list_values: dict[str, list[str]]
     query_intents: frozenset[str]
     models: dict[str, Any]
+    shipped: Any  # intents.decode.HypothesisDecoder, as the server builds it
 
 
 def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
-                    decodes: Sequence[DecodeOptions] = DECODE_VARIANTS) -> _Pipeline:
+                    decodes: Sequence[BenchDecode] = DECODE_VARIANTS) -> _Pipeline:
     from hassil import Intents
 
     from assistant.audio.asr import AsrSettings, WhisperTranscriber
     from devices.registry import load_config, load_demo_config
     from intents.custom import load_custom_intents
+    from intents.decode import HypothesisDecoder
     from intents.fuzzy import known_words
     from intents.grammar import build_slot_lists
     from intents.recognizer import Recognizer
@@ -213,6 +231,9 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
     compact = tuple(compact_hotwords([*vocabulary, *templates_words_as_phrases(templates)]))
     transcribers: dict[tuple[int, int, int, str], Any] = {}
     models: dict[str, Any] = {}
+    shipped = HypothesisDecoder(recognizer, next(
+        (d.options for d in decodes if d.shipped), DECODE_VARIANTS[-1].options))
+    shipped.warmup()
     for v in variants:
         windows: tuple[Literal["trimmed", "full"], ...] = (
             ("trimmed", "full") if v.retry_full != "no" else ("trimmed",))
@@ -239,6 +260,7 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
         list_values=list_values,
         query_intents=frozenset(QUERY_INTENTS),
         models=models,
+        shipped=shipped,
     )
 
 
@@ -265,7 +287,7 @@ def _hypotheses(t: Any) -> list[Hypothesis]:
 
 def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
               variants: Sequence[AsrVariant],
-              decodes: Sequence[DecodeOptions] = DECODE_VARIANTS) -> dict[str, Any]:
+              decodes: Sequence[BenchDecode] = DECODE_VARIANTS) -> dict[str, Any]:
     """Endpointing, then every ASR variant, then every decode variant, for one clip."""
     segs = p.endpointing.segments(audio)
     rec: dict[str, Any] = {
@@ -328,19 +350,28 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         if item.text is not None:
             errs, n = word_errors(item.text, vrec["text"])
             vrec["word_errors"], vrec["ref_words"] = errs, n
-        for opt in decodes:
+        for var in decodes:
+            opt = var.options
             if opt.n_best and v.n_best <= 1:
                 continue
             acted: list[tuple[Any, float, str]] = []
             intent_ms = 0.0
             first_text = ""
             for (hyps, no_speech), seg in zip(seg_out, segs.audio, strict=True):
+                if var.shipped:
+                    t_ship = time.perf_counter()
+                    shipped = p.shipped.decode(hyps, no_speech_prob=no_speech)
+                    intent_ms += (time.perf_counter() - t_ship) * 1000.0
+                    if shipped.intent is not None:
+                        acted.append((shipped.intent, shipped.intent.confidence, "shipped"))
+                        first_text = first_text or shipped.intent.text
+                    continue
                 d = decode(hyps, recognize, opt, p.snapper, align)
                 intent_ms += d.intent_ms
                 intent0 = d.recognition.intent
-                if (p.rescorer is not None and opt.rescore != "no" and intent0 is not None
+                if (p.rescorer is not None and var.rescore != "no" and intent0 is not None
                         and intent0.source == "custom"
-                        and (opt.rescore == "always" or d.transform != "raw")):
+                        and (var.rescore == "always" or d.transform != "raw")):
                     t0 = time.perf_counter()
                     cands = slot_variants(d.text, intent0.slots.custom, p.list_values)
                     if len(cands) > 1:

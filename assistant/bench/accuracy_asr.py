@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -114,22 +114,10 @@ class ServerEndpointing:
         return out
 
 
-_TEMPLATE_SYNTAX = re.compile(r"[\[\]()|;{}<>:]")
-
-
 def looks_cut_off(text: str) -> bool:
     """Whisper ended on a comma or an ellipsis: it stopped before the speaker did."""
     t = text.rstrip()
     return t.endswith((",", "...", "…"))
-
-
-def template_words(templates: Iterable[str]) -> list[str]:
-    """The literal words of hassil templates (``{list}`` and ``<rule>`` references dropped)."""
-    out: list[str] = []
-    for t in templates:
-        t = re.sub(r"\{[^}]*\}|<[^>]*>", " ", t)
-        out.extend(w for w in _TEMPLATE_SYNTAX.sub(" ", t).lower().split() if w)
-    return out
 
 
 def compact_hotwords(phrases: Sequence[str], limit: int = 80) -> list[str]:
@@ -174,13 +162,3 @@ def bias_phrases(vocabulary: Sequence[str]) -> list[str]:
             kept.append(p)
             covered |= stems
     return sorted(kept)
-
-
-def custom_template_texts(data: dict[str, Any]) -> list[str]:
-    """Sentence templates and expansion rules of a custom intent file's hassil data."""
-    out: list[str] = []
-    for body in (data.get("intents") or {}).values():
-        for block in (body or {}).get("data") or []:
-            out.extend(str(s) for s in (block or {}).get("sentences") or [])
-    out.extend(str(v) for v in (data.get("expansion_rules") or {}).values())
-    return out

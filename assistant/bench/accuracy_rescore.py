@@ -1,6 +1,6 @@
 """Acoustic rescoring of grammar sentences: let Whisper's decoder pick the slot values.
 
-Text alignment (``accuracy_grammar``) finds a grammar sentence close to what Whisper *wrote*;
+Text alignment (``intents.align``) finds a grammar sentence close to what Whisper *wrote*;
 when noise garbles a slot word ("an honest mocha") the closest sentence can carry the wrong
 value. Here the candidates are that sentence and its variants with one slot value swapped for
 another value of the same list ("an iced mocha", "a mocha", "an iced coffee", ...), and each is

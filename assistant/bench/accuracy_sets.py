@@ -228,13 +228,13 @@ def _names(d: Device) -> list[str]:
 
 
 def _spoken_percent(n: int, rng: random.Random) -> str:
-    from assistant.bench.accuracy_text import number_words
+    from intents.repair import number_words
 
     return rng.choice([f"{n}%", f"{n} percent", f"{number_words(n)} percent"])
 
 
 def _spoken_degrees(t: int, rng: random.Random) -> str:
-    from assistant.bench.accuracy_text import number_words
+    from intents.repair import number_words
 
     return rng.choice([f"{t} degrees", f"{number_words(t)} degrees", f"{t}"])
 
