@@ -155,7 +155,7 @@ class TranscriptLike(Protocol):
 
 #: Audio (16 kHz, as the front end hands it over) -> transcript (or just its text). Runs in
 #: a worker thread.
-Transcribe = Callable[[Any], "str | TranscriptLike"]
+Transcribe = Callable[[Any], str | TranscriptLike]
 
 
 class DecoderLike(Protocol):
