@@ -85,3 +85,24 @@ async def test_plain_decode_leaves_the_misheard_order_unrecognized() -> None:
     intent = next(e for e in events if isinstance(e, p.IntentEvent))
     assert intent.intent is None
     assert not [e for e in events if isinstance(e, p.ActionEvent)]
+
+
+def test_asr_settings_for_the_decode() -> None:
+    from assistant.config import AsrConfig
+
+    assert AsrConfig().decode == "grammar" and AsrConfig().confidence == "guesses"
+    assert AsrConfig().overrides() == {}  # decode settings never reach AsrSettings
+    assert AsrConfig(beam_size=5).overrides() == {"beam_size": 5, "n_best": 5}
+    assert AsrConfig(beam_size=5, n_best=3).overrides() == {"beam_size": 5, "n_best": 3}
+
+
+def test_hearth_builds_the_decoder_only_for_grammar_decode() -> None:
+    from assistant.app import Hearth
+
+    config = load_demo_config()
+    on = Hearth(config, AssistantSettings(audio=False))
+    on._load_recognizer()
+    assert on.decoder is not None and on.decoder.options.confidence == "guesses"
+    off = Hearth(config, AssistantSettings(audio=False).with_overrides(**{"asr.decode": "plain"}))
+    off._load_recognizer()
+    assert off.decoder is None
