@@ -12,15 +12,23 @@ import pytest
 
 import intents.decode as decode_module
 from devices.registry import load_demo_config
+from intents.align import GrammarAligner, build_automaton
 from intents.decode import (
     FULL_DECODE,
     DecodeOptions,
     Hypothesis,
     HypothesisDecoder,
     combined_confidence,
+    decode,
 )
 from intents.recognizer import Recognizer
-from intents.repair import collapse_repeats, normalize_transcript, spell_numbers
+from intents.repair import (
+    VocabularySnapper,
+    collapse_repeats,
+    normalize_transcript,
+    spell_numbers,
+)
+from intents.schema import Intent, Recognition
 
 ROOT = Path(__file__).resolve().parents[1]
 COFFEE = ROOT / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
@@ -75,6 +83,43 @@ def test_normalization_helpers() -> None:
     )
     assert spell_numbers("12 ounce at 21.5") == "twelve ounce at twenty one point five"
     assert collapse_repeats("with sugar, with sugar, with sugar") == "with sugar"
+
+
+def test_snapping_repairs_names_but_never_numbers() -> None:
+    snap = VocabularySnapper(["iced mocha", "our", "light roast"])
+    assert snap.snap("an ice mocha light roasted") == "an iced mocha light roast"
+    assert snap.snap("twenty four") == "twenty four"  # "four" is a value, never "our"
+    assert collapse_repeats("turn on the light") == "turn on the light"
+
+
+def test_grammar_alignment_repairs_misheard_words_but_not_chatter() -> None:
+    from hassil import Intents
+
+    from intents.custom import load_custom_intents
+
+    aligner = GrammarAligner(build_automaton(Intents.from_dict(load_custom_intents(COFFEE).data)))
+    fixed = aligner.align("Make me a light rose eight ounce ice mocha.")
+    assert fixed is not None and fixed.accepted
+    assert fixed.text == "make me a light roast eight ounce iced mocha"
+    for chatter in ("I had a large latte this morning", "what's the weather like tomorrow",
+                    "turn on the kitchen light"):
+        al = aligner.align(chatter)
+        assert al is None or not al.accepted, chatter
+
+
+def test_decode_prefers_the_hypothesis_that_parses() -> None:
+    def recognize(text: str) -> Recognition:
+        if "roast" in text:
+            i = Intent(name="order_drink", confidence=1.0, source="custom", reason="", text=text)
+            return Recognition(intent=i, reason="")
+        return Recognition(intent=None, reason="no")
+
+    hyps = [Hypothesis("a light rose latte", -0.1), Hypothesis("a light roast latte", -0.3)]
+    top1 = decode(hyps, recognize, DecodeOptions("top1"))
+    nbest = decode(hyps, recognize, DecodeOptions("nbest", n_best=True))
+    assert top1.recognition.intent is None and top1.calls == 1
+    assert nbest.recognition.intent is not None and nbest.hypothesis == 1
+    assert nbest.transform == "raw" and nbest.avg_logprob == -0.3
 
 
 # -- intents from misheard transcripts ------------------------------------------------------
