@@ -725,7 +725,14 @@ class Session:
             logger.warning("session %s: speculative recognition failed", self.id, exc_info=True)
             return
         spec.recognition, spec.context = result, context
-        if result.intent is not None and not spec.stale and utt is self._current:
+        # A guessed reading of words cut at a pause may finish the speaker's sentence for
+        # them ("give me a double shot" aligned to "... americano"): wait for the silence.
+        if (
+            result.intent is not None
+            and not result.guessed
+            and not spec.stale
+            and utt is self._current
+        ):
             self._enqueue_control("complete", utt, spec)
 
     def _grammar_recognize(

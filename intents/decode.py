@@ -300,7 +300,7 @@ class HypothesisDecoder:
             update={"confidence": conf, "reason": reason, "source": source}
         )
         return Recognition(intent=decoded, reason=reason,
-                           alternatives=d.recognition.alternatives)
+                           alternatives=d.recognition.alternatives, guessed=guessed)
 
     # -- internals -----------------------------------------------------------------------
 

@@ -114,6 +114,11 @@ class Recognition(BaseModel):
     intent: Intent | None
     reason: str
     alternatives: list[Intent] = Field(default_factory=list)
+    #: The intent comes from a *guessed* reading of what was heard (a lower n-best
+    #: hypothesis, repaired words, a grammar alignment: ``intents.decode``). Such a reading
+    #: of a transcript cut at a pause may complete a sentence the speaker has not finished
+    #: ("give me a double shot" → "... americano"), so it must never end a turn early.
+    guessed: bool = False
 
     def to_cli(self) -> dict[str, object]:
         return {

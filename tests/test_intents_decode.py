@@ -130,7 +130,7 @@ def test_exact_transcript_keeps_the_recognizer_answer(decoder: HypothesisDecoder
     assert r.intent is not None and r.intent.name == "light_on"
     assert r.intent.slots.device_ids == ["kitchen_light"]
     assert r.intent.confidence == 1.0
-    assert "decoded" not in r.reason
+    assert "decoded" not in r.reason and not r.guessed
 
 
 def test_misheard_word_is_repaired_to_the_vocabulary(decoder: HypothesisDecoder) -> None:
@@ -146,7 +146,7 @@ def test_misheard_slot_word_is_aligned_to_the_grammar(decoder: HypothesisDecoder
     assert r.intent is not None and r.intent.name == "order_drink"
     assert r.intent.slots.custom == {
         "number_of_shots": "double shot", "roast": "light roast", "coffee_drink": "cappuccino"}
-    assert "aligned to the closest grammar sentence" in r.reason
+    assert "aligned to the closest grammar sentence" in r.reason and r.guessed
     assert 0.5 < r.intent.confidence < 0.98  # the alignment's similarity
 
 
@@ -156,6 +156,7 @@ def test_written_numbers_are_normalized(decoder: HypothesisDecoder) -> None:
     assert r.intent.slots.custom == {"size": "twelve ounce", "coffee_drink": "latte"}
     assert "numbers normalized" in r.reason
     assert r.intent.confidence == 0.98  # a lossless rewrite costs no confidence
+    assert not r.guessed
 
 
 def test_digits_are_spelled_for_grammars_that_only_list_words(

@@ -106,3 +106,62 @@ def test_hearth_builds_the_decoder_only_for_grammar_decode() -> None:
     off = Hearth(config, AssistantSettings(audio=False).with_overrides(**{"asr.decode": "plain"}))
     off._load_recognizer()
     assert off.decoder is None
+
+
+async def _speculate(text: str, *, expect_armed: bool) -> tuple[bool, list[Any]]:
+    """Speak, pause once (speculation on ``text``), then finish the turn with silence.
+    Returns whether the speculation armed the early end of turn, and the events."""
+    events: list[Any] = []
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    recognizer.recognize("turn on the light")  # grammar compiled before the clock matters
+    frontends: list[FakeFrontEnd] = []
+
+    def frontend(rate: int, td: TurnDetectionSettings, mode: str) -> FakeFrontEnd:
+        frontends.append(FakeFrontEnd(rate))
+        return frontends[-1]
+
+    resources = SessionResources(
+        settings=AssistantSettings(audio=True, speculative=True),
+        recognizer=recognizer,
+        dispatcher=FakeDispatcher(),
+        metrics=Metrics(),
+        frontend_factory=frontend,
+        transcribe=lambda audio: _transcript(text),
+        decoder=HypothesisDecoder(recognizer),
+    )
+    session = Session(resources, events.append, session_id="s")
+    task = asyncio.create_task(session.run())
+    try:
+        for _ in range(5):
+            session.handle_audio(VOICED)
+        session.handle_audio(SILENT)  # pause: speculation starts
+        async with asyncio.timeout(10.0):
+            while not any(isinstance(e, p.TranscriptPartial) for e in events):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            # The speculative decode runs in a worker thread: wait for the early end when
+            # it is expected, else give the decode ample time to (wrongly) arm it.
+            for _ in range(100 if expect_armed else 10):
+                if frontends[0].completed:
+                    break
+                await asyncio.sleep(0.05)
+        armed = frontends[0].completed
+        for _ in range(2):
+            session.handle_audio(SILENT)
+        async with asyncio.timeout(10.0):
+            while not any(isinstance(e, p.MetricsEvent) for e in events):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+    finally:
+        await session.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return armed, events
+
+
+async def test_guessed_reading_at_a_pause_never_ends_the_turn_early() -> None:
+    # "give me a double shot" aligns to "... americano": the speaker may not be done.
+    armed, _ = await _speculate("Give me a double shot", expect_armed=False)
+    assert not armed
+    armed, events = await _speculate("Give me a double shot cappuccino", expect_armed=True)
+    assert armed  # parsed as heard: a complete command
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.slots.custom["coffee_drink"] == "cappuccino"
