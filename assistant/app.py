@@ -23,6 +23,7 @@ from assistant.metrics import Metrics
 from assistant.protocol import Mode
 from assistant.session import FrontEndLike, SessionResources
 from devices.registry import HomeConfig
+from intents.repair import bias_phrases
 
 if TYPE_CHECKING:
     from assistant.audio.asr import Transcript, WhisperTranscriber
@@ -155,7 +156,9 @@ class Hearth:
         from intents.recognizer import Recognizer
 
         recognizer = Recognizer(self.config)
-        self.hotwords = tuple(recognizer.vocabulary("en"))
+        # One phrase per content word: the full vocabulary (every spelling of every list
+        # value) overflows Whisper's prompt budget and only its tail would reach the model.
+        self.hotwords = tuple(bias_phrases(recognizer.vocabulary("en")))
         # The first match costs ~0.4 s (grammar compilation); pay it before the first user.
         recognizer.recognize("turn on the light")
         if self.settings.asr.decode == "grammar":

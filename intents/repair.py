@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 #: Words this short are never snapped: "a"/"an"/"of" confusions are the grammar's business.
@@ -172,3 +172,34 @@ def custom_template_texts(data: Mapping[str, Any]) -> list[str]:
             out.extend(str(s) for s in (block or {}).get("sentences") or [])
     out.extend(str(v) for v in (data.get("expansion_rules") or {}).values())
     return out
+
+
+_FILLER = frozenset("a an the of bit little lot lots some oz".split())
+
+
+def bias_phrases(vocabulary: Sequence[str]) -> list[str]:
+    """The fewest vocabulary phrases that still contain every content word once.
+
+    The recognizer's vocabulary lists every spelling of every list value ("a little bit of soy
+    milk", "some soy milk", "12 oz", "twelve ounces", ...): ~500 tokens for the demo home plus
+    the coffee file, of which a 96-token prompt keeps only the alphabetical tail. Longest
+    phrases first, a phrase is kept only if it brings a content word (not a filler, not a
+    plural of a kept word) that no kept phrase has; digit spellings are dropped, since Whisper
+    needs no help writing digits. Phrases are kept on *stems*, so "ounce" covers "ounces".
+    """
+    kept: list[str] = []
+    covered: set[str] = set()
+    def content(p: str) -> list[str]:
+        return [w for w in p.lower().split() if w not in _FILLER]
+
+    # Most content words first; among equals the shortest spelling ("soy milk", not "a
+    # little bit of soy milk").
+    for p in sorted(dict.fromkeys(vocabulary), key=lambda x: (-len(content(x)), len(x), x)):
+        ws = content(p)
+        if not ws or any(any(c.isdigit() for c in w) for w in ws):
+            continue
+        stems = {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in ws}
+        if stems - covered:
+            kept.append(p)
+            covered |= stems
+    return sorted(kept)

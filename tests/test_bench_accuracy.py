@@ -115,7 +115,7 @@ def test_word_error_rate_ignores_number_spelling_and_punctuation() -> None:
 
 
 def test_bias_phrases_cover_every_content_word_once() -> None:
-    from assistant.bench.accuracy_asr import bias_phrases
+    from intents.repair import bias_phrases
 
     vocab = ["soy milk", "a little bit of soy milk", "some soy milk", "12 oz", "twelve ounce",
              "twelve ounces", "kitchen", "kitchen light", "latte"]

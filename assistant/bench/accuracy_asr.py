@@ -17,6 +17,8 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from intents.repair import bias_phrases as bias_phrases  # re-exported for the benchmark
+
 Float32Array = npt.NDArray[np.float32]
 
 SAMPLE_RATE: Final = 16000
@@ -133,32 +135,3 @@ def compact_hotwords(phrases: Sequence[str], limit: int = 80) -> list[str]:
     return list(seen)[:limit]
 
 
-_FILLER = frozenset("a an the of bit little lot lots some oz".split())
-
-
-def bias_phrases(vocabulary: Sequence[str]) -> list[str]:
-    """The fewest vocabulary phrases that still contain every content word once.
-
-    The recognizer's vocabulary lists every spelling of every list value ("a little bit of soy
-    milk", "some soy milk", "12 oz", "twelve ounces", ...): ~500 tokens for the demo home plus
-    the coffee file, of which a 96-token prompt keeps only the alphabetical tail. Longest
-    phrases first, a phrase is kept only if it brings a content word (not a filler, not a
-    plural of a kept word) that no kept phrase has; digit spellings are dropped, since Whisper
-    needs no help writing digits. Phrases are kept on *stems*, so "ounce" covers "ounces".
-    """
-    kept: list[str] = []
-    covered: set[str] = set()
-    def content(p: str) -> list[str]:
-        return [w for w in p.lower().split() if w not in _FILLER]
-
-    # Most content words first; among equals the shortest spelling ("soy milk", not "a
-    # little bit of soy milk").
-    for p in sorted(dict.fromkeys(vocabulary), key=lambda x: (-len(content(x)), len(x), x)):
-        ws = content(p)
-        if not ws or any(any(c.isdigit() for c in w) for w in ws):
-            continue
-        stems = {w[:-1] if w.endswith("s") and len(w) > 3 else w for w in ws}
-        if stems - covered:
-            kept.append(p)
-            covered |= stems
-    return sorted(kept)
