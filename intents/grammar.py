@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -183,9 +184,13 @@ class GrammarTier:
             intent_context={"area": {"value": ctx_area, "text": ctx_text}},
             language=language,
         )
-        for i, result in enumerate(results):
-            if i >= MAX_RESULTS:
+        kept = 0
+        for result in results:
+            if kept >= MAX_RESULTS:
                 break
+            if _slot_only(result):
+                continue
+            kept += 1
             yield _to_match(result, ctx_area)
 
 
@@ -213,6 +218,17 @@ class GrammarTier:
                 continue
             found.add(name)
         return sorted(found, key=lambda n: (len(n), n))
+
+
+_SLOT_ONLY = re.compile(r"^(\[<the>\]\s*)?\{[a-z_:]+\}$")
+
+
+def _slot_only(result: RecognizeResult) -> bool:
+    """A template that is nothing but a name ("[<the>] {name}", meant for scripts in Home
+    Assistant): a bare device name is not a command, so "coffee machine" — which is all Whisper
+    may catch of "could you switch off the coffee machine" — must not switch it on."""
+    sentence = result.intent_sentence
+    return sentence is not None and bool(_SLOT_ONLY.match(sentence.text.strip()))
 
 
 def _to_match(result: RecognizeResult, ctx_area: str) -> GrammarMatch:

@@ -393,3 +393,16 @@ def test_chinese_near_miss_on_sensitive_device_is_capped(demo: Recognizer) -> No
     i = _intent(demo.recognize("打开车库们"))
     assert (i.name, i.slots.device_ids) == ("cover_open", ["garage_door"])
     assert i.confidence <= demo.config.security.sensitive_min_confidence - 0.3
+
+
+def test_a_bare_device_name_is_not_a_command() -> None:
+    # All Whisper may catch of "could you switch off the coffee machine" is "coffee machine":
+    # acting on it would switch the machine ON.
+    from devices.registry import load_demo_config
+    from intents.recognizer import Recognizer
+
+    rec = Recognizer(load_demo_config())
+    for text in ("coffee machine", "the kitchen light", "front door lock"):
+        assert rec.recognize(text).intent is None, text
+    turned_on = rec.recognize("turn on the coffee machine").intent
+    assert turned_on is not None and turned_on.slots.device_ids == ["coffee_maker"]
