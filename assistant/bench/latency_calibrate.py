@@ -35,11 +35,16 @@ DEFAULT_CASES: tuple[tuple[str, str, bool], ...] = (
 
 
 def hotwords_of(config_path: Path) -> tuple[str, ...]:
-    """The vocabulary the server biases Whisper with (``Hearth._load_recognizer``)."""
+    """The phrases the server biases Whisper with (``Hearth._load_recognizer``)."""
     from devices.registry import load_config
     from intents.recognizer import Recognizer
 
-    return tuple(Recognizer(load_config(config_path)).vocabulary("en"))
+    vocabulary = Recognizer(load_config(config_path)).vocabulary("en")
+    try:
+        from intents.repair import bias_phrases
+    except ImportError:  # older servers prompt with the vocabulary itself
+        return tuple(vocabulary)
+    return tuple(bias_phrases(vocabulary))
 
 
 def calibrate(
