@@ -313,27 +313,38 @@ class WhisperTranscriber(Transcriber):
             n_best=min(s.n_best, s.beam_size),
             partial=False,
         )
-        if (
-            s.fallback_full_window
-            and result.window_s < FULL_WINDOW_S
-            and self._looks_broken(result)
-        ):
-            logger.info(
-                "trimmed window result looks broken (%r, cr=%.2f); retrying on 30 s window",
-                result.text,
-                result.compression_ratio,
-            )
-            full = self._run(
-                audio,
-                hotwords=hotwords,
-                prompt=prompt,
-                window="full",
-                beam_size=s.beam_size,
-                n_best=min(s.n_best, s.beam_size),
-                partial=False,
-            )
-            return _replace_elapsed(full, full.elapsed_s + result.elapsed_s, fell_back=True)
+        if s.fallback_full_window:
+            return self._full_window_if_broken(audio, result, hotwords=hotwords, prompt=prompt)
         return result
+
+    def _full_window_if_broken(
+        self,
+        audio: Float32Array,
+        result: Transcript,
+        *,
+        hotwords: Sequence[str],
+        prompt: str | None,
+    ) -> Transcript:
+        """``result``, or a rerun on the 30 s window when the trimmed-window result looks
+        broken (repetition loop, cut short); the elapsed time counts both runs."""
+        if result.window_s >= FULL_WINDOW_S or not self._looks_broken(result):
+            return result
+        logger.info(
+            "trimmed window result looks broken (%r, cr=%.2f); retrying on 30 s window",
+            result.text,
+            result.compression_ratio,
+        )
+        s = self.settings
+        full = self._run(
+            audio,
+            hotwords=hotwords,
+            prompt=prompt,
+            window="full",
+            beam_size=s.beam_size,
+            n_best=min(s.n_best, s.beam_size),
+            partial=False,
+        )
+        return _replace_elapsed(full, full.elapsed_s + result.elapsed_s, fell_back=True)
 
     def transcribe_partial(
         self,
@@ -377,20 +388,10 @@ class WhisperTranscriber(Transcriber):
             partial=False,
         )
         if s.fallback_full_window:
-            for i, r in enumerate(results):
-                if r.window_s < FULL_WINDOW_S and self._looks_broken(r):
-                    full = self._run(
-                        audios[i],
-                        hotwords=hotwords,
-                        prompt=prompt,
-                        window="full",
-                        beam_size=s.beam_size,
-                        n_best=min(s.n_best, s.beam_size),
-                        partial=False,
-                    )
-                    results[i] = _replace_elapsed(
-                        full, full.elapsed_s + r.elapsed_s, fell_back=True
-                    )
+            results = [
+                self._full_window_if_broken(a, r, hotwords=hotwords, prompt=prompt)
+                for a, r in zip(audios, results, strict=True)
+            ]
         return results
 
     def warmup(self) -> None:
