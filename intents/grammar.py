@@ -228,7 +228,8 @@ def _slot_only(result: RecognizeResult) -> bool:
     Assistant): a bare device name is not a command, so "coffee machine" — which is all Whisper
     may catch of "could you switch off the coffee machine" — must not switch it on."""
     sentence = result.intent_sentence
-    return sentence is not None and bool(_SLOT_ONLY.match(sentence.text.strip()))
+    text = sentence.text if sentence is not None else None
+    return text is not None and bool(_SLOT_ONLY.match(text.strip()))
 
 
 def _to_match(result: RecognizeResult, ctx_area: str) -> GrammarMatch:
