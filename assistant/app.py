@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from assistant.asr_scheduler import AsrScheduler
 from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings, parse_assistant_settings
 from assistant.metrics import Metrics
@@ -73,7 +74,7 @@ class Hearth:
         self.tiered: _Tiered | None = None
         self.audit: AuditLog | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
-        self._asr_executor: ThreadPoolExecutor | None = None
+        self._asr_executor: AsrScheduler | None = None
         self._resources: SessionResources | None = None
         self._remove_listener: Any = None
         self._servers: list[HearthServer] = []
@@ -190,9 +191,7 @@ class Hearth:
         transcriber = WhisperTranscriber(asr_settings)
         transcriber.warmup()
         self.transcriber = transcriber
-        self._asr_executor = ThreadPoolExecutor(
-            asr_settings.num_workers, thread_name_prefix="hearth-asr"
-        )
+        self._asr_executor = AsrScheduler(asr_settings.num_workers)
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order. Safe to call twice or after a failure."""

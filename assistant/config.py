@@ -185,6 +185,10 @@ class AssistantSettings(_Strict):
     #: Transcribe at pauses in speech and end the turn early when the words so far form a
     #: complete command (see docs/protocol.md). Off: plain silence endpointing.
     speculative: bool = True
+    #: Speculative transcriptions start only while fewer ASR jobs than this are queued or
+    #: running across all sessions (final transcriptions always run first, and a superseded
+    #: speculation that has not started is dropped). None: no limit.
+    speculation_max_asr_jobs: int | None = Field(default=None, ge=1)
     #: Access token, resolved from ``server.token_env`` or ``--token``; never from the file.
     token: str | None = Field(default=None, repr=False, exclude=True)
 

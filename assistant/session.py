@@ -31,6 +31,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import concurrent.futures
 import functools
 import itertools
 import logging
@@ -43,6 +44,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from assistant.asr_scheduler import FINAL, SPECULATIVE, AsrScheduler
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
@@ -94,8 +96,6 @@ ERROR_REPORT_INTERVAL_S = 1.0
 _MODEL_CODES: frozenset[str] = frozenset(c.value for c in ErrorCode if c.value.startswith("model_"))
 #: Front-end batches up to this much audio run on the event loop (see ``Session._feed``).
 INLINE_FRONT_END_MAX_MS = 64.0
-#: Speculative transcriptions start only while fewer ASR jobs than this are queued or running.
-SPECULATION_MAX_ASR_JOBS = 2
 
 
 # -- what the session needs from the rest of Hearth (injected) ----------------------------
@@ -210,9 +210,9 @@ class TieredLike(Protocol):
 
 
 class AsrLoad:
-    """ASR jobs queued or running, across sessions (event-loop thread only). Speculative
-    transcriptions are skipped when the ASR workers are backed up, so that they never delay
-    the final transcriptions of other sessions."""
+    """ASR jobs queued or running, across sessions (event-loop thread only). With
+    ``speculation_max_asr_jobs`` set, speculative transcriptions are skipped while the ASR
+    workers are this backed up."""
 
     def __init__(self) -> None:
         self.jobs = 0
@@ -231,7 +231,10 @@ class SessionResources:
     transcribe_partial: Transcribe | None = None
     #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
     vad_executor: Executor | None = None
-    #: Runs ASR; sized to the model's useful parallelism. None: the default executor.
+    #: Runs ASR; sized to the model's useful parallelism. An
+    #: :class:`~assistant.asr_scheduler.AsrScheduler` runs final transcriptions before
+    #: speculative ones and drops superseded speculation; any other executor runs them in
+    #: order. None: the default executor.
     asr_executor: Executor | None = None
     asr_load: AsrLoad = field(default_factory=AsrLoad)
     #: Grammar + model tier for final utterances; None: the grammar recognizer alone.
@@ -275,6 +278,8 @@ class _Speculation:
     audio_end_ms: int
     future: asyncio.Future[str | TranscriptLike]
     stale: bool = False
+    #: The executor's job (``AsrScheduler.promote`` when the turn ends on this audio).
+    job: concurrent.futures.Future[str | TranscriptLike] | None = None
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
@@ -622,21 +627,37 @@ class Session:
         )
         await self._recognize_and_dispatch(utt, msg.text, language)
 
-    async def _transcribe(self, audio: Any) -> str | TranscriptLike:
-        """Run ASR in the ASR executor, counted in the shared load."""
+    def _submit_asr(
+        self, audio: Any, priority: int = FINAL
+    ) -> tuple[asyncio.Future[str | TranscriptLike], concurrent.futures.Future[Any] | None]:
+        """Queue ASR on the ASR executor, counted in the shared load until it ends. Returns
+        the asyncio future (cancelling it drops a job that has not started) and the
+        executor's job when the executor takes priorities."""
         transcribe = self._res.transcribe
         if transcribe is None:
             raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
-        load = self._res.asr_load
+        executor = self._res.asr_executor
+        job: concurrent.futures.Future[Any] | None = None
+        if isinstance(executor, AsrScheduler):
+            job = executor.submit_at(priority, transcribe, audio)
+            future: asyncio.Future[str | TranscriptLike] = asyncio.wrap_future(job)
+        else:
+            future = asyncio.get_running_loop().run_in_executor(executor, transcribe, audio)
+        load, metrics = self._res.asr_load, self._res.metrics
         load.jobs += 1
-        self._res.metrics.asr_jobs.set(load.jobs)
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._res.asr_executor, transcribe, audio
-            )
-        finally:
+        metrics.asr_jobs.set(load.jobs)
+
+        def done(_: object) -> None:
             load.jobs -= 1
-            self._res.metrics.asr_jobs.set(load.jobs)
+            metrics.asr_jobs.set(load.jobs)
+
+        future.add_done_callback(done)
+        return future, job
+
+    async def _transcribe(self, audio: Any) -> str | TranscriptLike:
+        """Run ASR for a final transcription (ahead of speculative work)."""
+        future, _ = self._submit_asr(audio)
+        return await future  # cancelling this task drops the job if it has not started
 
     async def _run_speech(self, utt: _Utterance, audio: Any, audio_end_ms: int | None) -> None:
         utt.stage = "asr"
@@ -645,7 +666,11 @@ class Session:
         spec = utt.spec
         reused: _Speculation | None = None
         if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
-            # The turn ended on exactly the audio transcribed at the pause: reuse it.
+            # The turn ended on exactly the audio transcribed at the pause: reuse it, and if
+            # it is still queued behind other sessions' work, it is now a final transcription.
+            executor = self._res.asr_executor
+            if spec.job is not None and isinstance(executor, AsrScheduler):
+                executor.promote(spec.job)
             try:
                 heard = _heard(await asyncio.shield(spec.future))
                 reused = spec
@@ -681,21 +706,24 @@ class Session:
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 
     def _speculate(self, utt: _Utterance, audio: Any, audio_end_ms: int) -> None:
-        if (
-            not self._settings.speculative
-            or self._res.transcribe is None
-            or (utt.spec is not None and not utt.spec.future.done())
-        ):
+        if not self._settings.speculative or self._res.transcribe is None:
             return
-        if self._res.asr_load.jobs >= SPECULATION_MAX_ASR_JOBS:
+        old = utt.spec
+        if old is not None and not old.future.done():
+            # Speech resumed since that pause (a new pause only follows a resumption): the
+            # latest pause is the one the turn may end on. A job still queued is dropped.
+            old.stale = True
+            old.future.cancel()
+        limit = self._settings.speculation_max_asr_jobs
+        if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
             return
         self._res.metrics.speculations_total.inc("started")
-        future = asyncio.ensure_future(self._transcribe(audio))
+        future, job = self._submit_asr(audio, SPECULATIVE)
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)
-        spec = _Speculation(audio_end_ms=audio_end_ms, future=future)
+        spec = _Speculation(audio_end_ms=audio_end_ms, future=future, job=job)
         utt.spec = spec
         task = asyncio.get_running_loop().create_task(
             self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
@@ -708,6 +736,8 @@ class Session:
         try:
             heard = _heard(await asyncio.shield(spec.future))
         except asyncio.CancelledError:
+            if spec.future.cancelled():
+                return  # superseded by a later pause
             raise
         except Exception:
             logger.warning("session %s: speculative ASR failed on %s", self.id, utt.id)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from assistant import protocol as p
+from assistant.asr_scheduler import AsrScheduler
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed, SpeechStarted, SpeechStopped
 from assistant.config import AssistantSettings, TurnDetectionSettings
 from assistant.metrics import Metrics
@@ -291,6 +292,47 @@ async def test_speech_resumed_makes_the_speculation_stale() -> None:
         await h.metrics_count(1)
     assert h.asr_calls >= 2  # the final transcription did not reuse the stale one
     assert h.of(p.MetricsEvent)[0].outcome == "actions"
+
+
+async def test_latest_pause_supersedes_a_queued_speculation() -> None:
+    """A new pause starts its own speculation at once; the older one, still queued behind
+    other work, is dropped without running, and the turn ends on the newest transcript."""
+    scheduler = AsrScheduler(1)
+    gate, busy = threading.Event(), threading.Event()
+
+    def other_session_work() -> None:
+        busy.set()
+        gate.wait(5)
+
+    async with Harness() as h:
+        h.resources.asr_executor = scheduler
+        texts: list[str] = []
+
+        def transcribe(audio: Any) -> str:
+            h.asr_calls += 1
+            texts.append(f"{len(audio)} frames")
+            return "turn on the kitchen light"
+
+        h.resources.transcribe = transcribe
+        scheduler.submit(other_session_work)
+        assert busy.wait(5)
+        for _ in range(3):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)  # pause 1: queued behind the other session
+        h.session.handle_audio(VOICED)  # resumed: pause 1 is stale
+        h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)  # pause 2: its own speculation, queued too
+        await h.until(lambda: h.metrics.speculations_total.value("started") == 2)
+        await h.until(lambda: h.resources.asr_load.jobs == 1)  # the first was dropped
+        gate.set()
+        await h.until(lambda: h.frontends[0].completed)  # pause 2's transcript parsed
+        h.session.handle_audio(SILENT)
+        await h.metrics_count(1)
+    scheduler.shutdown()
+    assert h.asr_calls == 1  # pause 1 never ran; the final reused pause 2
+    assert texts == ["7 frames"]  # 3 + 1 + 2 + 1: the audio up to the second pause
+    assert h.metrics.speculations_total.value("started") == 2
+    assert h.of(p.ActionEvent)[-1].status == "confirmed"
 
 
 async def test_several_utterances_and_context() -> None:
