@@ -191,7 +191,9 @@ class Hearth:
         transcriber = WhisperTranscriber(asr_settings)
         transcriber.warmup()
         self.transcriber = transcriber
-        self._asr_executor = AsrScheduler(asr_settings.num_workers)
+        scheduler = AsrScheduler(asr_settings.num_workers, max_batch=self.settings.asr_max_batch)
+        scheduler.batch(self._transcribe, self._transcribe_batch)
+        self._asr_executor = scheduler
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order. Safe to call twice or after a failure."""
@@ -276,6 +278,18 @@ class Hearth:
         assert self.transcriber is not None
         # The whole transcript: the session's decoder reads the n-best list and the scores.
         return self.transcriber.transcribe(audio, hotwords=self.hotwords)
+
+    def transcribe_full(self, audio: Any) -> Transcript:
+        """Transcribe again on Whisper's 30 s window, same hotwords, beam and n-best: for a
+        final utterance none of whose first-pass hypotheses decodes to a command (the session
+        pools both passes' hypotheses, ``assistant.audio.asr.pool_transcripts``)."""
+        assert self.transcriber is not None
+        return self.transcriber.transcribe_full(audio, hotwords=self.hotwords)
+
+    def _transcribe_batch(self, audios: list[Any]) -> list[Transcript]:
+        """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""
+        assert self.transcriber is not None
+        return self.transcriber.transcribe_batch(audios, hotwords=self.hotwords)
 
     def _transcribe_partial(self, audio: Any) -> str:
         assert self.transcriber is not None

@@ -17,6 +17,12 @@ audio and it becomes the final transcription.
 
 ``asyncio``'s ``loop.run_in_executor(scheduler, fn, *args)`` works as with any executor and
 uses priority :data:`FINAL`; :meth:`AsrScheduler.submit_at` takes an explicit priority.
+
+Batching across sessions (``max_batch`` > 1 and a ``batch_fn`` registered for a function with
+:meth:`AsrScheduler.batch`): when a worker takes a job of that function, it also takes the next
+queued jobs of the same function (most urgent first, up to ``max_batch``) and runs them as one
+``batch_fn(list of first arguments)`` call. Whisper encodes and decodes a batch for less than
+the separate calls (docs/asr.md). A lone job still runs at once: nothing waits for company.
 """
 
 from __future__ import annotations
@@ -49,14 +55,21 @@ class _Job:
     fn: Callable[[], Any] = field(compare=False)
     #: Still in the heap (a promoted job leaves a dead copy behind; see ``promote``).
     live: bool = field(default=True, compare=False)
+    #: For batching: the function and its single argument (None: not batchable).
+    key: Callable[..., Any] | None = field(default=None, compare=False)
+    arg: Any = field(default=None, compare=False)
 
 
 class AsrScheduler(Executor):
     """Priority thread pool: ``workers`` threads, lowest priority value first."""
 
-    def __init__(self, workers: int = 1, *, thread_name_prefix: str = "hearth-asr") -> None:
-        if workers < 1:
-            raise ValueError("workers must be at least 1")
+    def __init__(
+        self, workers: int = 1, *, max_batch: int = 1, thread_name_prefix: str = "hearth-asr"
+    ) -> None:
+        if workers < 1 or max_batch < 1:
+            raise ValueError("workers and max_batch must be at least 1")
+        self.max_batch = max_batch
+        self._batch_fns: dict[Callable[..., Any], Callable[[list[Any]], list[Any]]] = {}
         self._heap: list[_Job] = []
         self._by_future: dict[Future[Any], _Job] = {}
         self._seq = itertools.count()
@@ -98,6 +111,8 @@ class AsrScheduler(Executor):
         """Queue ``fn(*args, **kwargs)`` at ``priority`` (lower runs first)."""
         future: Future[T] = Future()
         job = _Job(priority, next(self._seq), future, lambda: fn(*args, **kwargs))
+        if fn in self._batch_fns and len(args) == 1 and not kwargs:
+            job.key, job.arg = fn, args[0]
         with self._cond:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new jobs after shutdown")
@@ -105,6 +120,11 @@ class AsrScheduler(Executor):
             self._by_future[future] = job
             self._cond.notify()
         return future
+
+    def batch(self, fn: Callable[[Any], Any], batch_fn: Callable[[list[Any]], list[Any]]) -> None:
+        """Let jobs ``fn(x)`` queued together run as ``batch_fn([x1, x2, ...])`` (results in
+        the same order). Register before submitting."""
+        self._batch_fns[fn] = batch_fn
 
     def promote(self, future: Future[Any], priority: int = FINAL) -> bool:
         """Move a queued job to ``priority`` (if that is more urgent). False when the job has
@@ -114,7 +134,7 @@ class AsrScheduler(Executor):
             if job is None or not job.live or job.priority <= priority:
                 return False
             job.live = False  # the old heap entry is skipped when popped
-            moved = _Job(priority, job.seq, job.future, job.fn)
+            moved = _Job(priority, job.seq, job.future, job.fn, key=job.key, arg=job.arg)
             self._by_future[future] = moved
             heapq.heappush(self._heap, moved)
             self._cond.notify()
@@ -133,31 +153,60 @@ class AsrScheduler(Executor):
 
     # -- workers -------------------------------------------------------------------------
 
-    def _next(self) -> _Job | None:
+    def _take(self, key: Callable[..., Any] | None = None) -> _Job | None:
+        """The most urgent live job (of ``key`` when given), marked running; lock held."""
+        skipped: list[_Job] = []
+        found: _Job | None = None
+        while self._heap:
+            job = heapq.heappop(self._heap)
+            if not job.live:
+                continue
+            if key is not None and job.key != key:
+                skipped.append(job)
+                continue
+            self._by_future.pop(job.future, None)
+            if not job.future.set_running_or_notify_cancel():
+                continue  # cancelled while queued: never runs
+            found = job
+            break
+        for job in skipped:
+            heapq.heappush(self._heap, job)
+        return found
+
+    def _next(self) -> list[_Job] | None:
         with self._cond:
             while True:
-                while self._heap:
-                    job = heapq.heappop(self._heap)
-                    if not job.live:
-                        continue
-                    self._by_future.pop(job.future, None)
-                    if not job.future.set_running_or_notify_cancel():
-                        continue  # cancelled while queued: never runs
-                    self._running += 1
-                    return job
+                first = self._take()
+                if first is not None:
+                    jobs = [first]
+                    while first.key is not None and len(jobs) < self.max_batch:
+                        more = self._take(first.key)
+                        if more is None:
+                            break
+                        jobs.append(more)
+                    self._running += len(jobs)
+                    return jobs
                 if self._shutdown:
                     return None
                 self._cond.wait()
 
     def _work(self) -> None:
-        while (job := self._next()) is not None:
+        while (jobs := self._next()) is not None:
             try:
-                result = job.fn()
+                if len(jobs) == 1:
+                    results = [jobs[0].fn()]
+                else:
+                    assert jobs[0].key is not None
+                    results = self._batch_fns[jobs[0].key]([j.arg for j in jobs])
+                    if len(results) != len(jobs):
+                        raise RuntimeError(f"batch of {len(jobs)} gave {len(results)} results")
             except BaseException as exc:
-                job.future.set_exception(exc)
+                for job in jobs:
+                    job.future.set_exception(exc)
             else:
-                job.future.set_result(result)
+                for job, result in zip(jobs, results, strict=True):
+                    job.future.set_result(result)
             finally:
                 with self._cond:
-                    self._running -= 1
-            del job
+                    self._running -= len(jobs)
+            del jobs

@@ -189,6 +189,9 @@ class AssistantSettings(_Strict):
     #: running across all sessions (final transcriptions always run first, and a superseded
     #: speculation that has not started is dropped). None: no limit.
     speculation_max_asr_jobs: int | None = Field(default=None, ge=1)
+    #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
+    #: (``assistant.asr_scheduler``); 1: one at a time.
+    asr_max_batch: int = Field(default=1, ge=1, le=32)
     #: Access token, resolved from ``server.token_env`` or ``--token``; never from the file.
     token: str | None = Field(default=None, repr=False, exclude=True)
 

@@ -111,3 +111,50 @@ def test_shutdown_refuses_new_work_and_cancels_queued() -> None:
     s.shutdown(wait=True)
     with pytest.raises(ValueError):
         AsrScheduler(0)
+
+
+def test_queued_jobs_of_a_batched_function_run_together_most_urgent_first() -> None:
+    s = AsrScheduler(1, max_batch=3)
+    batches: list[list[str]] = []
+
+    def one(x: str) -> str:
+        batches.append([x])
+        return x.upper()
+
+    def many(xs: list[str]) -> list[str]:
+        batches.append(list(xs))
+        return [x.upper() for x in xs]
+
+    s.batch(one, many)
+    gate = _block(s)
+    spec = s.submit_at(SPECULATIVE, one, "spec")
+    other = s.submit(lambda: "not batchable")
+    finals = [s.submit(one, f"final-{i}") for i in range(3)]
+    dropped = s.submit(one, "cancelled")
+    assert dropped.cancel()
+    gate.set()
+    assert [f.result(10) for f in finals] == ["FINAL-0", "FINAL-1", "FINAL-2"]
+    assert spec.result(10) == "SPEC"
+    assert other.result(10) == "not batchable"
+    # The three finals in one call; the speculative job after the unbatchable final.
+    assert batches == [["final-0", "final-1", "final-2"], ["spec"]]
+    s.shutdown()
+
+
+def test_a_failed_batch_fails_each_of_its_jobs() -> None:
+    s = AsrScheduler(1, max_batch=4)
+
+    def one(x: int) -> int:
+        return x
+
+    def many(xs: list[int]) -> list[int]:
+        return xs[:1]  # wrong length
+
+    s.batch(one, many)
+    gate = _block(s)
+    jobs = [s.submit(one, i) for i in range(2)]
+    gate.set()
+    for j in jobs:
+        with pytest.raises(RuntimeError, match="batch of 2 gave 1"):
+            j.result(10)
+    s.shutdown()
