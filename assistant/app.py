@@ -121,6 +121,11 @@ class Hearth:
             frontend_factory=self._new_frontend if self.vad is not None else None,
             transcribe=self._transcribe if self.transcriber is not None else None,
             transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
+            transcribe_full=(
+                self.transcribe_full
+                if self.transcriber is not None and self.settings.asr.retry_unparsed
+                else None
+            ),
             vad_executor=self._vad_executor,
             asr_executor=self._asr_executor,
             confirmation_window_s=self.config.security.confirmation_window_s,

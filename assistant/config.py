@@ -131,17 +131,25 @@ DEFAULT_DECODE_CONFIDENCE: DecodeConfidence = "guesses"
 class AsrConfig(_Strict):
     """Passed to ``assistant.audio.asr.AsrSettings``; None keeps that module's default.
 
-    ``beam_size`` > 1 with ``decode: grammar`` gives the decoder Whisper's n-best list
-    (``n_best`` defaults to the beam size then): measured +8 points of command acceptance
-    on the Picovoice recordings for +60-90 ms of ASR on 2 cores (docs/intents.md).
+    The defaults are the kept variant of ``hearth bench accuracy`` (docs/benchmarks.md):
+    beam 5 with its 5-best list, which ``decode: grammar`` reads (+8 to +13 points of command
+    acceptance on the Picovoice recordings), and a retry on the 30 s window when the text
+    looks cut off. ``beam_size: 1`` is greedy decoding (the cheapest, one hypothesis).
     """
 
     model: str | None = None  # path or faster-whisper model name; None: bundled tiny.en
     device: Literal["auto", "cpu", "cuda"] | None = None
     compute_type: str | None = None
     threads: int | None = Field(default=None, gt=0)
-    beam_size: int | None = Field(default=None, ge=1, le=10)  # None: greedy (1)
-    n_best: int | None = Field(default=None, ge=1, le=10)  # None: the beam size
+    beam_size: int | None = Field(default=None, ge=1, le=10)  # None: AsrSettings' (5)
+    #: None: the beam size when ``beam_size`` is given, else AsrSettings' (5).
+    n_best: int | None = Field(default=None, ge=1, le=10)
+    #: Transcribe again on the 30 s window when the text ends in a comma or an ellipsis.
+    retry_cut_off: bool | None = None  # None: AsrSettings' (on)
+    #: With ``decode: grammar``: when no hypothesis decodes to a command, transcribe once
+    #: more on the 30 s window and decode both passes' hypotheses (costs a second ASR pass on
+    #: every utterance that is not a command).
+    retry_unparsed: bool = True
     decode: DecodeMode = DEFAULT_DECODE
     confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -149,9 +157,10 @@ class AsrConfig(_Strict):
     def overrides(self) -> dict[str, Any]:
         """Keyword arguments for ``AsrSettings`` (``threads`` is its ``cpu_threads``)."""
         names = {"threads": "cpu_threads"}
+        session_side = {"extra", "decode", "confidence", "retry_unparsed"}
         out = {
             names.get(k, k): v
-            for k, v in self.model_dump(exclude={"extra", "decode", "confidence"}).items()
+            for k, v in self.model_dump(exclude=session_side).items()
             if v is not None
         }
         if self.beam_size is not None and self.n_best is None:

@@ -175,6 +175,10 @@ class Metrics:
             "Speculative transcriptions: started, skipped (ASR busy), reused, stale",
             "result",
         )
+        self.asr_retries_total = self._counter(
+            "hearth_asr_retries_total",
+            "Final utterances transcribed again on the full window (nothing decoded)",
+        )
         self.stage_seconds = self._histogram(
             "hearth_stage_seconds", "Per-utterance stage latency", "stage"
         )

@@ -189,6 +189,7 @@ def _heard(result: str | TranscriptLike) -> _Heard:
     )
     return _Heard(result.text.strip(), hyps, result.no_speech_prob)
 
+
 #: Where events go (the server's bounded outbox; a list in tests).
 Emit = Callable[[Any], None]
 
@@ -229,6 +230,10 @@ class SessionResources:
     frontend_factory: FrontEndFactory | None = None
     transcribe: Transcribe | None = None
     transcribe_partial: Transcribe | None = None
+    #: Transcribes on Whisper's full 30 s window: run once more on a final utterance none of
+    #: whose hypotheses decodes to a command, the two passes' hypotheses pooled (measured
+    #: on the Picovoice recordings at 6 dB: +4 points; docs/benchmarks.md). Needs ``decoder``.
+    transcribe_full: Transcribe | None = None
     #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
     vad_executor: Executor | None = None
     #: Runs ASR; sized to the model's useful parallelism. An
@@ -628,12 +633,13 @@ class Session:
         await self._recognize_and_dispatch(utt, msg.text, language)
 
     def _submit_asr(
-        self, audio: Any, priority: int = FINAL
+        self, audio: Any, priority: int = FINAL, transcribe: Transcribe | None = None
     ) -> tuple[asyncio.Future[str | TranscriptLike], concurrent.futures.Future[Any] | None]:
-        """Queue ASR on the ASR executor, counted in the shared load until it ends. Returns
-        the asyncio future (cancelling it drops a job that has not started) and the
-        executor's job when the executor takes priorities."""
-        transcribe = self._res.transcribe
+        """Queue ASR (``transcribe``, by default the resources') on the ASR executor, counted
+        in the shared load until it ends. Returns the asyncio future (cancelling it drops a
+        job that has not started) and the executor's job when the executor takes
+        priorities."""
+        transcribe = transcribe or self._res.transcribe
         if transcribe is None:
             raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
         executor = self._res.asr_executor
@@ -654,9 +660,11 @@ class Session:
         future.add_done_callback(done)
         return future, job
 
-    async def _transcribe(self, audio: Any) -> str | TranscriptLike:
+    async def _transcribe(
+        self, audio: Any, transcribe: Transcribe | None = None
+    ) -> str | TranscriptLike:
         """Run ASR for a final transcription (ahead of speculative work)."""
-        future, _ = self._submit_asr(audio)
+        future, _ = self._submit_asr(audio, FINAL, transcribe)
         return await future  # cancelling this task drops the job if it has not started
 
     async def _run_speech(self, utt: _Utterance, audio: Any, audio_end_ms: int | None) -> None:
@@ -687,12 +695,8 @@ class Session:
             except Exception as e:
                 logger.exception("session %s: ASR failed on %s", self.id, utt.id)
                 raise _StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
-        utt.timings["asr"] = self._clock() - t0
         text = heard.text
         language = self.config.language
-        self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
-        if not text:
-            raise _Done("no_speech")
         known = None
         if (
             reused is not None
@@ -701,7 +705,42 @@ class Session:
             and self._res.tiered is None
         ):
             known = reused.recognition  # same text, same context: the grammar would agree
+        if text and self._res.transcribe_full is not None and self._res.decoder is not None:
+            heard, known = await self._retry_unparsed(utt, audio, heard, known)
+        utt.timings["asr"] = self._clock() - t0
+        self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
+        if not text:
+            raise _Done("no_speech")
         await self._recognize_and_dispatch(utt, text, language, known, heard)
+
+    async def _retry_unparsed(
+        self, utt: _Utterance, audio: Any, heard: _Heard, known: Recognition | None
+    ) -> tuple[_Heard, Recognition | None]:
+        """When no hypothesis of the (trimmed-window) transcription decodes to a command,
+        transcribe once more on the full window and pool both passes' hypotheses. Returns
+        what to recognize, and the grammar's answer when it is already known."""
+        first = known
+        if first is None:
+            decode = self._grammar_recognize(
+                heard.text, self.config.language, self._last_intent, heard
+            )
+            first = await asyncio.to_thread(decode)
+        if first.intent is not None:
+            return heard, first if self._res.tiered is None else None
+        try:
+            again = _heard(await self._transcribe(audio, self._res.transcribe_full))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("session %s: full-window retry failed on %s", self.id, utt.id)
+            return heard, first if self._res.tiered is None else None
+        self._res.metrics.asr_retries_total.inc()
+        seen = {h.text.strip().lower() for h in heard.hypotheses}
+        pooled = heard.hypotheses + tuple(
+            h for h in again.hypotheses if h.text.strip().lower() not in seen
+        )
+        nsp = min(heard.no_speech_prob, again.no_speech_prob)
+        return _Heard(heard.text, pooled, nsp), None
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 

@@ -29,7 +29,9 @@ def _transcript(*texts: str) -> Transcript:
                       elapsed_s=0.1, window_s=5.0, alternatives=alts)
 
 
-async def _run(decode: bool, heard: Transcript) -> list[Any]:
+async def _run(
+    decode: bool, heard: Transcript, full: Transcript | None = None, metrics: Metrics | None = None
+) -> list[Any]:
     events: list[Any] = []
     recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
     dispatcher = FakeDispatcher()
@@ -41,9 +43,10 @@ async def _run(decode: bool, heard: Transcript) -> list[Any]:
         settings=AssistantSettings(audio=True, speculative=False),
         recognizer=recognizer,
         dispatcher=dispatcher,
-        metrics=Metrics(),
+        metrics=metrics or Metrics(),
         frontend_factory=frontend,
         transcribe=lambda audio: heard,
+        transcribe_full=None if full is None else (lambda audio: full),
         decoder=HypothesisDecoder(recognizer) if decode else None,
     )
     session = Session(resources, events.append, session_id="s")
@@ -84,6 +87,41 @@ async def test_plain_decode_leaves_the_misheard_order_unrecognized() -> None:
     events = await _run(False, heard)
     intent = next(e for e in events if isinstance(e, p.IntentEvent))
     assert intent.intent is None
+    assert not [e for e in events if isinstance(e, p.ActionEvent)]
+
+
+async def test_unparsed_transcript_is_retried_on_the_full_window_and_pooled() -> None:
+    # The trimmed window stopped early; the 30 s window heard the whole order.
+    trimmed = _transcript("I would like a", "I would like")
+    full = _transcript("I would like a triple shot cappuccino with sugar and milk.")
+    metrics = Metrics()
+    events = await _run(True, trimmed, full, metrics)
+    final = next(e for e in events if isinstance(e, p.TranscriptFinal))
+    assert final.text == trimmed.text  # the transcript as first heard
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.name == "order_drink"
+    assert intent.intent.slots.custom["coffee_drink"] == "cappuccino"
+    assert metrics.asr_retries_total.value() == 1
+    assert [a.status for a in events if isinstance(a, p.ActionEvent)] == [
+        "published", "confirmed"]
+
+
+async def test_no_retry_when_the_first_pass_decodes() -> None:
+    heard = _transcript("turn on the kitchen light")
+    metrics = Metrics()
+    events = await _run(True, heard, _transcript("turn off the kitchen light"), metrics)
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.name == "light_on"
+    assert metrics.asr_retries_total.value() == 0
+
+
+async def test_retry_that_parses_nothing_still_ends_without_action() -> None:
+    metrics = Metrics()
+    events = await _run(True, _transcript("what a lovely day"), _transcript("what a lovely day"),
+                        metrics)
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is None
+    assert metrics.asr_retries_total.value() == 1
     assert not [e for e in events if isinstance(e, p.ActionEvent)]
 
 
