@@ -121,6 +121,9 @@ class Hearth:
             frontend_factory=self._new_frontend if self.vad is not None else None,
             transcribe=self._transcribe if self.transcriber is not None else None,
             transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
+            transcribe_speculative=(
+                self._transcribe_speculative if self.transcriber is not None else None
+            ),
             transcribe_full=(
                 self.transcribe_full
                 if self.transcriber is not None and self.settings.asr.retry_unparsed
@@ -290,6 +293,10 @@ class Hearth:
         pools both passes' hypotheses, ``assistant.audio.asr.pool_transcripts``)."""
         assert self.transcriber is not None
         return self.transcriber.transcribe_full(audio, hotwords=self.hotwords)
+
+    def _transcribe_speculative(self, audio: Any) -> Transcript:
+        assert self.transcriber is not None
+        return self.transcriber.transcribe(audio, hotwords=self.hotwords, retry_cut_off=False)
 
     def _transcribe_batch(self, audios: list[Any]) -> list[Transcript]:
         """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""

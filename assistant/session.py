@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from assistant.asr_scheduler import FINAL, SPECULATIVE, AsrScheduler
+from assistant.audio.asr import looks_cut_off
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
@@ -178,6 +179,8 @@ class _Heard:
     text: str
     hypotheses: tuple[Hypothesis, ...]
     no_speech_prob: float = 0.0
+    #: Transcribed on Whisper's whole 30 s window already (no second opinion to ask for).
+    full_window: bool = False
 
 
 def _heard(result: str | TranscriptLike) -> _Heard:
@@ -187,7 +190,8 @@ def _heard(result: str | TranscriptLike) -> _Heard:
     hyps = tuple(Hypothesis(a.text, a.avg_logprob) for a in result.alternatives) or (
         Hypothesis(result.text, result.avg_logprob),
     )
-    return _Heard(result.text.strip(), hyps, result.no_speech_prob)
+    full = bool(getattr(result, "full_window", False))
+    return _Heard(result.text.strip(), hyps, result.no_speech_prob, full)
 
 
 #: Where events go (the server's bounded outbox; a list in tests).
@@ -234,6 +238,9 @@ class SessionResources:
     #: whose hypotheses decodes to a command, the two passes' hypotheses pooled (measured
     #: on the Picovoice recordings at 6 dB: +4 points; docs/benchmarks.md). Needs ``decoder``.
     transcribe_full: Transcribe | None = None
+    #: ASR for speculative transcriptions (at pauses): no second pass on a text that looks
+    #: cut off (speech cut at a pause usually does). None: ``transcribe``.
+    transcribe_speculative: Transcribe | None = None
     #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
     vad_executor: Executor | None = None
     #: Runs ASR; sized to the model's useful parallelism. An
@@ -705,7 +712,12 @@ class Session:
             and self._res.tiered is None
         ):
             known = reused.recognition  # same text, same context: the grammar would agree
-        if text and self._res.transcribe_full is not None and self._res.decoder is not None:
+        if (
+            text
+            and not heard.full_window
+            and self._res.transcribe_full is not None
+            and self._res.decoder is not None
+        ):
             heard, known = await self._retry_unparsed(utt, audio, heard, known)
         utt.timings["asr"] = self._clock() - t0
         self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
@@ -716,16 +728,19 @@ class Session:
     async def _retry_unparsed(
         self, utt: _Utterance, audio: Any, heard: _Heard, known: Recognition | None
     ) -> tuple[_Heard, Recognition | None]:
-        """When no hypothesis of the (trimmed-window) transcription decodes to a command,
-        transcribe once more on the full window and pool both passes' hypotheses. Returns
-        what to recognize, and the grammar's answer when it is already known."""
+        """When no hypothesis of the (trimmed-window) transcription decodes to a command, or
+        only a guessed reading of a text that looks cut off does ("Can I get a triple shot,"
+        aligned to an americano), transcribe once more on the full window and pool both
+        passes' hypotheses (the full window's first when the text was cut off). Returns what
+        to recognize, and the grammar's answer when it is already known."""
         first = known
         if first is None:
             decode = self._grammar_recognize(
                 heard.text, self.config.language, self._last_intent, heard
             )
             first = await asyncio.to_thread(decode)
-        if first.intent is not None:
+        cut_off = looks_cut_off(heard.text)
+        if first.intent is not None and not (first.guessed and cut_off):
             return heard, first if self._res.tiered is None else None
         try:
             again = _heard(await self._transcribe(audio, self._res.transcribe_full))
@@ -735,12 +750,15 @@ class Session:
             logger.warning("session %s: full-window retry failed on %s", self.id, utt.id)
             return heard, first if self._res.tiered is None else None
         self._res.metrics.asr_retries_total.inc()
-        seen = {h.text.strip().lower() for h in heard.hypotheses}
-        pooled = heard.hypotheses + tuple(
-            h for h in again.hypotheses if h.text.strip().lower() not in seen
-        )
+        ordered = (again, heard) if cut_off else (heard, again)
+        seen: set[str] = set()
+        pooled: list[Hypothesis] = []
+        for h in (*ordered[0].hypotheses, *ordered[1].hypotheses):
+            if (key := h.text.strip().lower()) not in seen:
+                seen.add(key)
+                pooled.append(h)
         nsp = min(heard.no_speech_prob, again.no_speech_prob)
-        return _Heard(heard.text, pooled, nsp), None
+        return _Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 
@@ -758,7 +776,7 @@ class Session:
             self._res.metrics.speculations_total.inc("skipped")
             return
         self._res.metrics.speculations_total.inc("started")
-        future, job = self._submit_asr(audio, SPECULATIVE)
+        future, job = self._submit_asr(audio, SPECULATIVE, self._res.transcribe_speculative)
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)

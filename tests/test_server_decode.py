@@ -106,6 +106,18 @@ async def test_unparsed_transcript_is_retried_on_the_full_window_and_pooled() ->
         "published", "confirmed"]
 
 
+async def test_a_guess_from_a_cut_off_text_asks_the_full_window() -> None:
+    # "Can I get a triple shot," alone would be aligned to "... triple shot americano".
+    trimmed = _transcript("Can I get a triple shot,")
+    full = _transcript("Can I get a triple shot cappuccino with sugar and milk?")
+    metrics = Metrics()
+    events = await _run(True, trimmed, full, metrics)
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None
+    assert intent.intent.slots.custom["coffee_drink"] == "cappuccino"
+    assert metrics.asr_retries_total.value() == 1
+
+
 async def test_no_retry_when_the_first_pass_decodes() -> None:
     heard = _transcript("turn on the kitchen light")
     metrics = Metrics()

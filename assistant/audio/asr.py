@@ -302,49 +302,87 @@ class WhisperTranscriber(Transcriber):
         *,
         hotwords: Sequence[str] = (),
         prompt: str | None = None,
+        retry_cut_off: bool | None = None,
+    ) -> Transcript:
+        """``retry_cut_off`` overrides the setting for this call: a speculative transcription
+        of speech cut at a pause (``assistant.session``) often ends in a comma, and a second
+        pass there would only delay the turn (the session retries when the text matters)."""
+        result = self._run_final(
+            audio, hotwords=hotwords, prompt=prompt, window=self.settings.window
+        )
+        return self._full_window_if_needed(
+            audio, result, hotwords=hotwords, prompt=prompt, retry_cut_off=retry_cut_off
+        )
+
+    def transcribe_full(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str] = (),
+        prompt: str | None = None,
+    ) -> Transcript:
+        """Transcribe on Whisper's whole 30 s window, same beam and n-best as :meth:`transcribe`.
+
+        The second opinion for an utterance whose trimmed-window hypotheses gave no command
+        (the session pools both passes' hypotheses, :func:`pool_transcripts`): the full window
+        is what Whisper was trained on and mishears differently. Costs ~2-3x a trimmed pass.
+        """
+        return self._run_final(audio, hotwords=hotwords, prompt=prompt, window="full")
+
+    def _run_final(
+        self,
+        audio: Float32Array,
+        *,
+        hotwords: Sequence[str],
+        prompt: str | None,
+        window: WindowMode,
     ) -> Transcript:
         s = self.settings
-        result = self._run(
+        return self._run(
             audio,
             hotwords=hotwords,
             prompt=prompt,
-            window=s.window,
+            window=window,
             beam_size=s.beam_size,
             n_best=min(s.n_best, s.beam_size),
             partial=False,
         )
-        if s.fallback_full_window:
-            return self._full_window_if_broken(audio, result, hotwords=hotwords, prompt=prompt)
-        return result
 
-    def _full_window_if_broken(
+    def _full_window_if_needed(
         self,
         audio: Float32Array,
         result: Transcript,
         *,
         hotwords: Sequence[str],
         prompt: str | None,
+        retry_cut_off: bool | None = None,
     ) -> Transcript:
         """``result``, or a rerun on the 30 s window when the trimmed-window result looks
-        broken (repetition loop, cut short); the elapsed time counts both runs."""
-        if result.window_s >= FULL_WINDOW_S or not self._looks_broken(result):
+        broken (repetition loop, cut short: the rerun replaces it) or cut off (ends in a
+        comma: both passes' alternatives are pooled); the elapsed time counts both runs."""
+        s = self.settings
+        if result.full_window:
+            return result
+        if retry_cut_off is None:
+            retry_cut_off = s.retry_cut_off
+        broken = s.fallback_full_window and self._looks_broken(result)
+        cut_off = (
+            not broken and retry_cut_off and not result.no_speech and looks_cut_off(result.text)
+        )
+        if not (broken or cut_off):
             return result
         logger.info(
-            "trimmed window result looks broken (%r, cr=%.2f); retrying on 30 s window",
+            "trimmed window result looks %s (%r, cr=%.2f); retrying on 30 s window",
+            "broken" if broken else "cut off",
             result.text,
             result.compression_ratio,
         )
-        s = self.settings
-        full = self._run(
-            audio,
-            hotwords=hotwords,
-            prompt=prompt,
-            window="full",
-            beam_size=s.beam_size,
-            n_best=min(s.n_best, s.beam_size),
-            partial=False,
+        full = self.transcribe_full(audio, hotwords=hotwords, prompt=prompt)
+        if cut_off:
+            return pool_transcripts(full, result, cut_off=True)
+        return dataclasses.replace(
+            full, elapsed_s=full.elapsed_s + result.elapsed_s, fell_back=True
         )
-        return _replace_elapsed(full, full.elapsed_s + result.elapsed_s, fell_back=True)
 
     def transcribe_partial(
         self,
