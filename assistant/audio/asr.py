@@ -9,7 +9,14 @@ domain, so the log-mel floor is what Whisper saw in training) to
 windows make the decoder loop and misrecognize. Decoding is bounded by a token budget
 proportional to the duration, without timestamps, without conditioning on previous text,
 without temperature fallback. If the trimmed result still looks broken (repetition loop or
-token budget exhausted) we fall back to the full 30 s window once.
+token budget exhausted) we fall back to the full 30 s window once; likewise when it looks cut
+off (ends in a comma or an ellipsis: Whisper stopped before the speaker did, seen with biasing
+prompts on trimmed windows), and then the first pass's hypotheses stay in the n-best list
+after the full window's (:func:`pool_transcripts`).
+
+Defaults (beam 5 with its 5-best list, a 200-token hotword prompt, the cut-off retry) are the
+kept variant of ``hearth bench accuracy`` (docs/benchmarks.md, Speech → intent accuracy), so
+the server ships what was measured.
 
 Figures (accuracy and ms per command for each window) are in docs/asr.md, produced by
 ``python -m assistant.audio.asr_probe``.
@@ -62,11 +69,17 @@ DEFAULT_WINDOW_MIN_S: Final = 8.0
 DEFAULT_MAX_TOKENS_BASE: Final = 12
 DEFAULT_MAX_TOKENS_PER_S: Final = 8.0
 #: Prompt tokens kept from the hotwords/prompt (the decoder context is shared with output).
-DEFAULT_MAX_PROMPT_TOKENS: Final = 96
+#: 200 fits one bias phrase per content word of the demo home and the coffee-maker grammar;
+#: 96 cut most of the phrases off (docs/benchmarks.md).
+DEFAULT_MAX_PROMPT_TOKENS: Final = 200
 #: Above this zlib compression ratio the text is a repetition loop (Whisper's own threshold).
 COMPRESSION_RATIO_THRESHOLD: Final = 2.4
 DEFAULT_CPU_THREADS: Final = 2
-DEFAULT_BEAM_SIZE: Final = 1
+#: Beam search with its n-best list: the intent decoder (``intents.decode``) reads every
+#: hypothesis, and a lower one that parses beats a repair of the top one (+8 to +13 points of
+#: command acceptance on the Picovoice recordings, docs/benchmarks.md).
+DEFAULT_BEAM_SIZE: Final = 5
+DEFAULT_N_BEST: Final = 5
 
 Device = Literal["auto", "cpu", "cuda"]
 WindowMode = Literal["trimmed", "full"]
@@ -100,8 +113,8 @@ class AsrSettings(BaseModel):
     #: Model replicas that can run at once (CTranslate2 inter_threads).
     num_workers: int = Field(default=1, ge=1, le=16)
     beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=10)
-    #: Hypotheses returned as alternatives when beam_size > 1.
-    n_best: int = Field(default=1, ge=1, le=10)
+    #: Hypotheses returned as alternatives when beam_size > 1 (at most beam_size are used).
+    n_best: int = Field(default=DEFAULT_N_BEST, ge=1, le=10)
     language: str = "en"
     window: WindowMode = "trimmed"
     window_pad_s: float = Field(default=DEFAULT_WINDOW_PAD_S, ge=0.0, le=30.0)
@@ -118,6 +131,9 @@ class AsrSettings(BaseModel):
     cut_repetitions: bool = True
     #: Retry once on the full window when a trimmed result looks broken.
     fallback_full_window: bool = True
+    #: Retry once on the full window when a trimmed result looks cut off (:func:`looks_cut_off`);
+    #: the first pass's alternatives are kept after the retry's.
+    retry_cut_off: bool = True
     allow_download: bool = False
 
     def resolved_device(self) -> Literal["cpu", "cuda"]:
@@ -154,8 +170,11 @@ class Transcript:
     elapsed_s: float
     window_s: float
     partial: bool = False
-    #: The 30 s window was used after the trimmed one gave a broken-looking result.
+    #: The 30 s window was used after the trimmed one gave a broken or cut-off result.
     fell_back: bool = False
+    #: The retry was for a cut-off text (:func:`looks_cut_off`); the alternatives pool both
+    #: passes (:func:`pool_transcripts`).
+    cut_off: bool = False
     #: Decoding stopped at the token budget (likely a repetition loop).
     truncated: bool = False
     #: A repetition loop was cut off (see :func:`collapse_repetition`).
@@ -163,6 +182,11 @@ class Transcript:
     #: Judged not to be speech (see ``AsrSettings.no_speech_threshold``); ``text`` is empty.
     no_speech: bool = False
     alternatives: tuple[Alternative, ...] = field(default=())
+
+    @property
+    def full_window(self) -> bool:
+        """Transcribed on Whisper's whole 30 s window (nothing left to retry on)."""
+        return self.window_s >= FULL_WINDOW_S
 
 
 class Transcriber(ABC):
@@ -228,6 +252,38 @@ def collapse_repetition(text: str, *, min_repeat_words: int = 2) -> tuple[str, b
                 end += 1
             return text[:end].strip(), True
     return text, False
+
+
+def looks_cut_off(text: str) -> bool:
+    """Whisper ended on a comma or an ellipsis: it stopped before the speaker did.
+
+    Seen on trimmed windows with a biasing prompt ("Give me a large,"): the padding reads as
+    the end of speech mid-sentence. The 30 s window, as in training, usually hears it out.
+    """
+    return text.rstrip().endswith((",", "...", "…"))
+
+
+def pool_transcripts(retry: Transcript, first: Transcript, *, cut_off: bool = False) -> Transcript:
+    """``retry`` (a second pass on the same audio), with ``first``'s alternatives after its
+    own, exact duplicates dropped, and the time of both passes.
+
+    The two windows mishear differently: the decoder (``intents.decode``) tries hypotheses in
+    order, so the retry's reading wins when it parses, and the first pass's still can when
+    it does not (measured: ``beam5-phrases-retry2`` in docs/benchmarks.md).
+    """
+    seen: set[str] = set()
+    pooled: list[Alternative] = []
+    for a in (*retry.alternatives, *first.alternatives):
+        if a.text not in seen:
+            seen.add(a.text)
+            pooled.append(a)
+    return dataclasses.replace(
+        retry,
+        elapsed_s=retry.elapsed_s + first.elapsed_s,
+        fell_back=True,
+        cut_off=cut_off or retry.cut_off,
+        alternatives=tuple(pooled),
+    )
 
 
 def hotword_prompt(hotwords: Sequence[str], prompt: str | None = None) -> str | None:
@@ -412,8 +468,8 @@ class WhisperTranscriber(Transcriber):
 
         Clips that get the same encoder window are encoded and decoded as one batch, which
         costs less than separate calls (4 commands: ~175 ms against ~230 ms on this CPU).
-        Results are in input order; each ``elapsed_s`` is the whole batch's time. Broken
-        results fall back to the 30 s window one by one, as in :meth:`transcribe`.
+        Results are in input order; each ``elapsed_s`` is the whole batch's time. Broken or
+        cut-off results are retried on the 30 s window one by one, as in :meth:`transcribe`.
         """
         s = self.settings
         results = self._run_batch(
@@ -425,12 +481,10 @@ class WhisperTranscriber(Transcriber):
             n_best=min(s.n_best, s.beam_size),
             partial=False,
         )
-        if s.fallback_full_window:
-            results = [
-                self._full_window_if_broken(a, r, hotwords=hotwords, prompt=prompt)
-                for a, r in zip(audios, results, strict=True)
-            ]
-        return results
+        return [
+            self._full_window_if_needed(a, r, hotwords=hotwords, prompt=prompt)
+            for a, r in zip(audios, results, strict=True)
+        ]
 
     def warmup(self) -> None:
         """Allocate buffers for the usual window sizes (first calls are several times slower)."""
@@ -624,7 +678,3 @@ class WhisperTranscriber(Transcriber):
         if t.no_speech:
             return False
         return t.truncated or t.compression_ratio > COMPRESSION_RATIO_THRESHOLD
-
-
-def _replace_elapsed(t: Transcript, elapsed: float, *, fell_back: bool) -> Transcript:
-    return dataclasses.replace(t, elapsed_s=elapsed, fell_back=fell_back)
