@@ -10,6 +10,7 @@ _BENCHMARKS: dict[str, tuple[str, str]] = {
     "text": ("intents.benchmark", "text -> intent accuracy on the home-assistant intents tests"),
     "latency": ("assistant.bench.latency", "speech-end -> action latency over real-time streams"),
     "accuracy": ("assistant.bench.accuracy", "speech -> intent command acceptance"),
+    "semantic": ("assistant.bench.semantic", "semantic tier on held-out paraphrases"),
     "soak": ("assistant.bench.soak", "connect/disconnect cycles and streaming; server fds/RSS"),
 }
 
