@@ -161,13 +161,21 @@ class Hearth:
         )
         await self.dispatcher.start(wait_for_retained=RETAINED_STATE_WAIT_S)
 
+    @staticmethod
+    def asr_hotwords(recognizer: Recognizer) -> tuple[str, ...]:
+        """The phrases Whisper is biased with (``hearth bench accuracy``'s ``server`` variant
+        calls this too, so the benchmark measures what is served).
+
+        One phrase per content word: the full vocabulary (every spelling of every list value)
+        overflows Whisper's prompt budget and only its tail would reach the model.
+        """
+        return tuple(bias_phrases(recognizer.vocabulary("en")))
+
     def _load_recognizer(self) -> None:
         from intents.recognizer import Recognizer
 
         recognizer = Recognizer(self.config)
-        # One phrase per content word: the full vocabulary (every spelling of every list
-        # value) overflows Whisper's prompt budget and only its tail would reach the model.
-        self.hotwords = tuple(bias_phrases(recognizer.vocabulary("en")))
+        self.hotwords = self.asr_hotwords(recognizer)
         # The first match costs ~0.4 s (grammar compilation); pay it before the first user.
         recognizer.recognize("turn on the light")
         if self.settings.asr.decode == "grammar":

@@ -31,13 +31,13 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from assistant.audio.asr import pool_transcripts
 from assistant.bench.accuracy_asr import (
     ASR_VARIANTS,
     AsrVariant,
     ServerEndpointing,
     bias_phrases,
     compact_hotwords,
-    looks_cut_off,
 )
 from assistant.bench.accuracy_report import write_markdown
 from assistant.bench.accuracy_rescore import AcousticRescorer, custom_list_values, slot_variants
@@ -188,7 +188,7 @@ class _Pipeline:
 
     recognizer: Any
     endpointing: ServerEndpointing
-    transcribers: dict[tuple[int, int, int, str], Any]
+    transcribers: dict[str, Any]  # by variant name; variants with equal settings share one
     hotwords: dict[str, tuple[str, ...]]
     snapper: VocabularySnapper
     aligners: list[GrammarAligner]
@@ -203,7 +203,8 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
                     decodes: Sequence[BenchDecode] = DECODE_VARIANTS) -> _Pipeline:
     from hassil import Intents
 
-    from assistant.audio.asr import AsrSettings, WhisperTranscriber
+    from assistant.app import Hearth
+    from assistant.audio.asr import WhisperTranscriber
     from devices.registry import load_config, load_demo_config
     from intents.custom import load_custom_intents
     from intents.decode import HypothesisDecoder
@@ -229,30 +230,27 @@ def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
     # words, custom list values) plus the literal words of the custom sentence templates.
     words = set(known_words(config, list(vocabulary))) | set(template_words(templates))
     compact = tuple(compact_hotwords([*vocabulary, *templates_words_as_phrases(templates)]))
-    transcribers: dict[tuple[int, int, int, str], Any] = {}
+    transcribers: dict[str, Any] = {}
+    loaded: dict[Any, Any] = {}
     models: dict[str, Any] = {}
     shipped = HypothesisDecoder(recognizer, next(
         (d.options for d in decodes if d.shipped), DECODE_VARIANTS[-1].options))
     shipped.warmup()
     for v in variants:
-        windows: tuple[Literal["trimmed", "full"], ...] = (
-            ("trimmed", "full") if v.retry_full != "no" else ("trimmed",))
-        for window in windows:
-            key = (v.beam_size, v.n_best, v.max_prompt_tokens, window)
-            if key not in transcribers:
-                settings = AsrSettings(beam_size=v.beam_size, n_best=v.n_best,
-                                       max_prompt_tokens=v.max_prompt_tokens, window=window,
-                                       cpu_threads=args.threads)
-                t = WhisperTranscriber(settings)
-                t.warmup()
-                transcribers[key] = t
-                models[f"{v.name}/{window}"] = settings.model_dump(mode="json")
+        settings = v.settings(args.threads)
+        if settings not in loaded:
+            t = WhisperTranscriber(settings)
+            t.warmup()
+            loaded[settings] = t
+        transcribers[v.name] = loaded[settings]
+        models[v.name] = settings.model_dump(mode="json")
     return _Pipeline(
         recognizer=recognizer,
         endpointing=ServerEndpointing(),
         transcribers=transcribers,
         hotwords={"none": (), "vocabulary": vocabulary, "compact": compact,
-                  "phrases": tuple(bias_phrases(vocabulary))},
+                  "phrases": tuple(bias_phrases(vocabulary)),
+                  "server": Hearth.asr_hotwords(recognizer)},
         snapper=VocabularySnapper(words),
         aligners=aligners,
         rescorer=AcousticRescorer(threads=args.threads)
@@ -310,7 +308,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         return None if best is None else (best.text, best.similarity)
 
     for v in variants:
-        transcriber = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "trimmed")]
+        transcriber = p.transcribers[v.name]
         hot = p.hotwords[v.hint]
         asr_ms = 0.0
         seg_out: list[tuple[list[Hypothesis], float]] = []
@@ -318,28 +316,23 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         fell_back = False
         retried = 0
         for seg in segs.audio:
+            # The transcriber's own retries (30 s window when broken or cut off) included.
             t = transcriber.transcribe(seg, hotwords=hot)
             asr_ms += t.elapsed_s * 1000.0
-            hyps = _hypotheses(t)
-            if v.retry_full != "no":
+            retried += t.cut_off
+            fell_back |= t.fell_back and not t.cut_off  # a loop or a budget hit
+            if v.retry_parse and not t.full_window:
                 t0 = time.perf_counter()
-                retry = looks_cut_off(t.text) or (v.retry_full == "parse" and not any(
-                    recognize(normalize_transcript(h.text)).intent for h in hyps))
+                retry = not any(recognize(normalize_transcript(h.text)).intent
+                                for h in _hypotheses(t))
                 asr_ms += (time.perf_counter() - t0) * 1000.0
                 if retry:
-                    full = p.transcribers[(v.beam_size, v.n_best, v.max_prompt_tokens, "full")]
                     retry_hot = hot if v.retry_hint is None else p.hotwords[v.retry_hint]
-                    t_full = full.transcribe(seg, hotwords=retry_hot)
+                    t_full = transcriber.transcribe_full(seg, hotwords=retry_hot)
                     asr_ms += t_full.elapsed_s * 1000.0
                     retried += 1
-                    if v.retry_full == "comma":
-                        t, hyps = t_full, _hypotheses(t_full)
-                    else:
-                        # Pool: the full window's hypotheses first, then the trimmed ones.
-                        hyps = _hypotheses(t_full) + hyps
-                        t = t_full
-            fell_back |= bool(t.fell_back)
-            seg_out.append((hyps, t.no_speech_prob))
+                    t = pool_transcripts(t_full, t)  # the full window's hypotheses first
+            seg_out.append((_hypotheses(t), t.no_speech_prob))
             texts.append(t.text)
         vrec: dict[str, Any] = {
             "text": " ".join(texts), "asr_ms": round(asr_ms, 1), "fell_back": fell_back,

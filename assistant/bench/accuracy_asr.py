@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from assistant.audio.asr import looks_cut_off as looks_cut_off  # re-exported for the benchmark
 from intents.repair import bias_phrases as bias_phrases  # re-exported for the benchmark
+
+if TYPE_CHECKING:
+    from assistant.audio.asr import AsrSettings
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -27,56 +31,92 @@ _FEED_SAMPLES: Final = 320
 #: Silence appended after a clip so the endpointer sees the end of the turn.
 _TAIL_SILENCE_S: Final = 1.0
 
-Hint = Literal["none", "vocabulary", "compact", "phrases"]
+Hint = Literal["none", "vocabulary", "compact", "phrases", "server"]
 
 
 @dataclass(frozen=True, slots=True)
 class AsrVariant:
-    """One way of running Whisper; each variant is a full transcription pass."""
+    """One way of running Whisper; each variant is a full transcription pass.
+
+    ``asr`` holds the ``AsrSettings`` fields that differ from the server's own (the
+    ``assistant:`` section's defaults, :func:`server_asr_settings`); empty means exactly the
+    transcriber the server builds.
+    """
 
     name: str
-    beam_size: int
-    n_best: int
     hint: Hint
     description: str
-    #: AsrSettings.max_prompt_tokens (the transcriber keeps the *last* tokens of the prompt).
-    max_prompt_tokens: int = 96
-    #: Transcribe again on the full 30 s window: "comma" when the trimmed window's text ends
-    #: in a comma (Whisper stopped mid-sentence; seen with biasing prompts on trimmed
-    #: windows), "parse" also when no hypothesis parses (the full window's hypotheses are
-    #: then added to the n-best list).
-    retry_full: Literal["no", "comma", "parse"] = "no"
-    #: Hotwords of the retry pass (None: the same as the first pass). Another bias on the
+    asr: Mapping[str, Any] = field(default_factory=dict)
+    #: Transcribe again on the 30 s window when no hypothesis parses
+    #: (``WhisperTranscriber.transcribe_full``, hypotheses pooled: the full window's first).
+    #: The server's session does this too; here it is measured as its own variant.
+    retry_parse: bool = False
+    #: Hotwords of that retry pass (None: the same as the first pass). Another bias on the
     #: second pass gives the n-best list hypotheses the first could not produce.
     retry_hint: Hint | None = None
 
+    def settings(self, threads: int) -> AsrSettings:
+        return server_asr_settings(threads, **self.asr)
 
-#: The variants the benchmark knows. ``server`` is what ``assistant.app`` does today.
+    @property
+    def n_best(self) -> int:
+        s = self.settings(1)
+        return min(s.n_best, s.beam_size)
+
+
+def server_asr_settings(threads: int, **changes: Any) -> AsrSettings:
+    """The ASR settings ``assistant.app.Hearth`` builds from a config without an ``asr:``
+    section, with ``threads`` CPU threads and ``changes``."""
+    from assistant.audio.asr import AsrSettings
+    from assistant.config import AsrConfig
+
+    return AsrSettings(**{**AsrConfig().overrides(), "cpu_threads": threads, **changes})
+
+
+def _fixed(beam: int, n_best: int, prompt_tokens: int = 96, *, retry_cut_off: bool = False
+           ) -> dict[str, Any]:
+    """Settings pinned for a variant measured before the server's defaults changed."""
+    return {"beam_size": beam, "n_best": n_best, "max_prompt_tokens": prompt_tokens,
+            "retry_cut_off": retry_cut_off}
+
+
+#: The variants the benchmark knows. ``server`` is what ``assistant.app`` does: its
+#: transcriber settings and hotwords, built by the same code (the no-parse retry of the
+#: session is ``beam5-phrases-retry2``).
 ASR_VARIANTS: Final = {
     v.name: v
     for v in (
-        AsrVariant("server", 1, 1, "vocabulary",
-                   "greedy, hotwords = recognizer.vocabulary() (what the server does)"),
-        AsrVariant("nohint", 1, 1, "none", "greedy, no biasing"),
-        AsrVariant("compact", 1, 1, "compact",
-                   "greedy, hotwords = the distinct words of the grammar's vocabulary"),
-        AsrVariant("beam5", 5, 5, "vocabulary", "beam 5 with 5-best, vocabulary hotwords"),
-        AsrVariant("beam5-compact", 5, 5, "compact", "beam 5 with 5-best, compact hotwords"),
-        AsrVariant("phrases", 1, 1, "phrases",
-                   "greedy, hotwords = vocabulary phrases deduplicated, 200-token prompt", 200),
-        AsrVariant("beam5-phrases", 5, 5, "phrases",
-                   "beam 5 with 5-best, deduplicated vocabulary phrases, 200-token prompt", 200),
-        AsrVariant("beam5-phrases-retry", 5, 5, "phrases",
-                   "beam5-phrases, again on the 30 s window when the text ends in a comma",
-                   200, "comma"),
-        AsrVariant("beam5-phrases-retry2", 5, 5, "phrases",
+        AsrVariant("server", "server",
+                   "what the server transcribes: AsrSettings defaults (beam 5, 5-best, 200-token "
+                   "prompt, 30 s retry when cut off), Hearth.asr_hotwords"),
+        AsrVariant("greedy-vocab", "vocabulary",
+                   "greedy, hotwords = recognizer.vocabulary() (the server before beam 5)",
+                   _fixed(1, 1)),
+        AsrVariant("nohint", "none", "greedy, no biasing", _fixed(1, 1)),
+        AsrVariant("compact", "compact",
+                   "greedy, hotwords = the distinct words of the grammar's vocabulary",
+                   _fixed(1, 1)),
+        AsrVariant("beam5", "vocabulary", "beam 5 with 5-best, vocabulary hotwords", _fixed(5, 5)),
+        AsrVariant("beam5-compact", "compact", "beam 5 with 5-best, compact hotwords",
+                   _fixed(5, 5)),
+        AsrVariant("phrases", "phrases",
+                   "greedy, hotwords = vocabulary phrases deduplicated, 200-token prompt",
+                   _fixed(1, 1, 200)),
+        AsrVariant("beam5-phrases", "phrases",
+                   "beam 5 with 5-best, deduplicated vocabulary phrases, 200-token prompt",
+                   _fixed(5, 5, 200)),
+        AsrVariant("beam5-phrases-retry", "phrases",
+                   "beam5-phrases, again on the 30 s window when the text ends in a comma "
+                   "(n-best pooled)", _fixed(5, 5, 200, retry_cut_off=True)),
+        AsrVariant("beam5-phrases-retry2", "phrases",
                    "beam5-phrases-retry, and also when no hypothesis parses (n-best pooled)",
-                   200, "parse"),
-        AsrVariant("beam5-phrases-retry3", 5, 5, "phrases",
-                   "beam5-phrases-retry2 with no hotwords on the retry pass", 200, "parse",
-                   "none"),
-        AsrVariant("beam10-phrases-retry2", 10, 10, "phrases",
-                   "beam5-phrases-retry2 with beam 10 and its 10-best list", 200, "parse"),
+                   _fixed(5, 5, 200, retry_cut_off=True), retry_parse=True),
+        AsrVariant("beam5-phrases-retry3", "phrases",
+                   "beam5-phrases-retry2 with no hotwords on the no-parse retry pass",
+                   _fixed(5, 5, 200, retry_cut_off=True), retry_parse=True, retry_hint="none"),
+        AsrVariant("beam10-phrases-retry2", "phrases",
+                   "beam5-phrases-retry2 with beam 10 and its 10-best list",
+                   _fixed(10, 10, 200, retry_cut_off=True), retry_parse=True),
     )
 }
 
@@ -114,12 +154,6 @@ class ServerEndpointing:
         out.vad_ms = (time.perf_counter() - t0) * 1000.0
         out.audio = [e.audio for e in events if isinstance(e, SpeechStopped)]
         return out
-
-
-def looks_cut_off(text: str) -> bool:
-    """Whisper ended on a comma or an ellipsis: it stopped before the speaker did."""
-    t = text.rstrip()
-    return t.endswith((",", "...", "…"))
 
 
 def compact_hotwords(phrases: Sequence[str], limit: int = 80) -> list[str]:
