@@ -304,7 +304,12 @@ class Hearth:
 
     def _transcribe_speculative(self, audio: Any) -> Transcript:
         assert self.transcriber is not None
-        return self.transcriber.transcribe(audio, hotwords=self.hotwords, retry_cut_off=False)
+        return self.transcriber.transcribe(
+            audio,
+            hotwords=self.hotwords,
+            retry_cut_off=False,
+            beam_size=self.settings.speculation_beam_size,
+        )
 
     def _transcribe_batch(self, audios: list[Any]) -> list[Transcript]:
         """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""

@@ -198,6 +198,10 @@ class AssistantSettings(_Strict):
     #: running across all sessions (final transcriptions always run first, and a superseded
     #: speculation that has not started is dropped). None: no limit.
     speculation_max_asr_jobs: int | None = Field(default=None, ge=1)
+    #: Beam size of speculative transcriptions (None: the final one's). A cheaper first look
+    #: (1: greedy) that stands as the final transcript only when it parses as a complete
+    #: command as heard; otherwise the turn is transcribed again with the full settings.
+    speculation_beam_size: int | None = Field(default=None, ge=1, le=10)
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
     #: (``assistant.asr_scheduler``); 1: one at a time.
     asr_max_batch: int = Field(default=1, ge=1, le=32)

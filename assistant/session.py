@@ -292,6 +292,11 @@ class _Speculation:
     stale: bool = False
     #: The executor's job (``AsrScheduler.promote`` when the turn ends on this audio).
     job: concurrent.futures.Future[str | TranscriptLike] | None = None
+    #: Transcribed with cheaper settings than a final one (``speculation_beam_size``): it
+    #: stands as the final transcript only if it parsed as a complete command.
+    provisional: bool = False
+    #: The task that recognizes its text (sets ``recognition``).
+    follow: asyncio.Task[None] | None = None
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
@@ -688,8 +693,14 @@ class Session:
                 executor.promote(spec.job)
             try:
                 heard = _heard(await asyncio.shield(spec.future))
-                reused = spec
-                self._res.metrics.speculations_total.inc("reused")
+                if spec.provisional:
+                    if spec.follow is not None:
+                        await asyncio.shield(spec.follow)
+                    if not _armed(spec.recognition):
+                        heard = None  # a cheap look that did not parse: transcribe properly
+                if heard is not None:
+                    reused = spec
+                    self._res.metrics.speculations_total.inc("reused")
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -780,11 +791,15 @@ class Session:
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)
-        spec = _Speculation(audio_end_ms=audio_end_ms, future=future, job=job)
+        provisional = self._settings.speculation_beam_size is not None
+        spec = _Speculation(
+            audio_end_ms=audio_end_ms, future=future, job=job, provisional=provisional
+        )
         utt.spec = spec
         task = asyncio.get_running_loop().create_task(
             self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
         )
+        spec.follow = task
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
@@ -800,9 +815,11 @@ class Session:
             logger.warning("session %s: speculative ASR failed on %s", self.id, utt.id)
             return
         text = heard.text
-        if spec.stale or utt is not self._current or not text:
+        if spec.stale or not text:
             return
-        if self.config.partials:
+        if utt is not self._current and not spec.provisional:
+            return  # the turn ended; the final transcription recognizes it
+        if self.config.partials and utt is self._current:
             self._emit(TranscriptPartial(utterance_id=utt.id, text=text))
         context = self._last_intent
         recognize = self._grammar_recognize(text, self.config.language, context, heard)
@@ -814,12 +831,7 @@ class Session:
         spec.recognition, spec.context = result, context
         # A guessed reading of words cut at a pause may finish the speaker's sentence for
         # them ("give me a double shot" aligned to "... americano"): wait for the silence.
-        if (
-            result.intent is not None
-            and not result.guessed
-            and not spec.stale
-            and utt is self._current
-        ):
+        if _armed(result) and not spec.stale and utt is self._current:
             self._enqueue_control("complete", utt, spec)
 
     def _grammar_recognize(
@@ -1259,6 +1271,11 @@ def _decode_or(
     """The decoder's recognition when it found an intent, else ``fallback()``'s."""
     result = decode()
     return result if result.intent is not None else fallback()
+
+
+def _armed(result: Recognition | None) -> bool:
+    """The words as heard (no guessed repair) form a complete command."""
+    return result is not None and result.intent is not None and not result.guessed
 
 
 class _Done(Exception):

@@ -335,6 +335,32 @@ async def test_latest_pause_supersedes_a_queued_speculation() -> None:
     assert h.of(p.ActionEvent)[-1].status == "confirmed"
 
 
+async def test_cheap_speculation_stands_only_when_it_parsed() -> None:
+    """With ``speculation_beam_size`` the pause's transcription is a cheaper first look: a
+    complete command from it ends the turn and is the final transcript; anything else is
+    transcribed again with the final settings."""
+    for spec_text, final_calls in (("turn on the kitchen light", 0), ("turn on the kitch", 1)):
+        async with Harness(speculation_beam_size=1) as h:
+            spec_calls: list[str] = []
+
+            def cheap(audio: Any, text: str = spec_text) -> str:
+                spec_calls.append(text)
+                return text
+
+            h.resources.transcribe_speculative = cheap
+            for _ in range(5):
+                h.session.handle_audio(VOICED)
+            h.session.handle_audio(SILENT)  # pause: cheap speculation
+            await h.until(lambda: bool(h.of(p.TranscriptPartial)))
+            h.session.handle_audio(SILENT)
+            h.session.handle_audio(SILENT)  # silence ends the turn on the same audio
+            await h.metrics_count(1)
+        assert len(spec_calls) == 1
+        assert h.asr_calls == final_calls, spec_text
+        assert h.of(p.TranscriptFinal)[0].text == "turn on the kitchen light"
+        assert h.of(p.ActionEvent)[-1].status == "confirmed"
+
+
 async def test_several_utterances_and_context() -> None:
     async with Harness(speculative=False) as h:
         h.speak()

@@ -359,12 +359,18 @@ class WhisperTranscriber(Transcriber):
         hotwords: Sequence[str] = (),
         prompt: str | None = None,
         retry_cut_off: bool | None = None,
+        beam_size: int | None = None,
     ) -> Transcript:
-        """``retry_cut_off`` overrides the setting for this call: a speculative transcription
-        of speech cut at a pause (``assistant.session``) often ends in a comma, and a second
-        pass there would only delay the turn (the session retries when the text matters)."""
+        """``retry_cut_off`` and ``beam_size`` override the settings for this call: a
+        speculative transcription of speech cut at a pause (``assistant.session``) often ends
+        in a comma, and a second pass there would only delay the turn (the session retries
+        when the text matters); it may also be decoded greedily, as a cheaper first look."""
         result = self._run_final(
-            audio, hotwords=hotwords, prompt=prompt, window=self.settings.window
+            audio,
+            hotwords=hotwords,
+            prompt=prompt,
+            window=self.settings.window,
+            beam_size=beam_size,
         )
         return self._full_window_if_needed(
             audio, result, hotwords=hotwords, prompt=prompt, retry_cut_off=retry_cut_off
@@ -392,15 +398,17 @@ class WhisperTranscriber(Transcriber):
         hotwords: Sequence[str],
         prompt: str | None,
         window: WindowMode,
+        beam_size: int | None = None,
     ) -> Transcript:
         s = self.settings
+        beam = beam_size or s.beam_size
         return self._run(
             audio,
             hotwords=hotwords,
             prompt=prompt,
             window=window,
-            beam_size=s.beam_size,
-            n_best=min(s.n_best, s.beam_size),
+            beam_size=beam,
+            n_best=min(s.n_best, beam),
             partial=False,
         )
 
