@@ -93,6 +93,17 @@ def test_n_best_alternatives() -> None:
 
 
 @pytest.mark.slow
+def test_per_call_greedy_first_look() -> None:
+    # The session's cheap speculation: beam 1 for this call only, no cut-off retry.
+    t = WhisperTranscriber(AsrSettings(device="cpu", cpu_threads=1, beam_size=3, n_best=3))
+    audio = to_float(synth("lock the front door"))
+    greedy = t.transcribe(audio, beam_size=1, retry_cut_off=False)
+    assert greedy.alternatives == () and not greedy.fell_back
+    assert "front door" in normalize_text(greedy.text)
+    assert len(t.transcribe(audio).alternatives) >= 1  # the settings themselves are unchanged
+
+
+@pytest.mark.slow
 def test_rejects_int16_input(whisper_transcriber: WhisperTranscriber) -> None:
     with pytest.raises(AudioFormatError):
         whisper_transcriber.transcribe(np.zeros(16000, np.int16))
