@@ -314,6 +314,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeded subset of N commands and N negatives (0: all)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="setting whose per-sentence outcomes are written")
     parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
@@ -324,6 +326,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark, write the report, print the tables."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     positives, negatives = load_set(Path(args.set))
     positives = split(positives, args.split, args.seed)
     negatives = split(negatives, args.split, args.seed)
@@ -345,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
         "n_positives": len(positives), "n_negatives": len(negatives),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+        "threads": args.threads or None,
     })
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
