@@ -1,0 +1,174 @@
+"""Acoustic repair of guessed custom-intent readings: Whisper's decoder picks the slot values.
+
+The text decode (``intents.decode.HypothesisDecoder``) turns a misheard transcript into the
+closest grammar sentence; when that reading is a *guess* (a lower hypothesis, repaired words,
+a grammar alignment) its slot values come from what Whisper wrote, which in noise is often
+wrong ("foam lamp" → "milk" for "whole milk"). :class:`AcousticRepair` then scores that
+sentence, the grammar sentences aligned to each hypothesis and their one-slot neighbours
+against the utterance audio (``intents.constrained.choose`` with
+``assistant.audio.sentence_score.SentenceScorer``) and replaces the reading when another
+sentence fits the audio better by a margin. Readings parsed as heard are never touched, so
+clean speech costs nothing.
+
+Wiring (the session owns it): after the decoder's recognition of a *final* utterance, when
+``recognition.guessed``, call :meth:`AcousticRepair.repair` with the utterance audio and the
+same hypotheses, in the worker thread that ran the decoder. See docs/benchmarks.md for the
+figures.
+
+Thread-safe: the aligners and the scorer are shared read-only; per-call state is local.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from intents.constrained import (
+    DEFAULT_MARGIN,
+    DEFAULT_PER_SLOT,
+    DEFAULT_ROUNDS,
+    MAX_CANDIDATES,
+    Choice,
+    Score,
+    SlotLists,
+    choose,
+)
+from intents.decode import Hypothesis
+from intents.repair import collapse_repeats, normalize_transcript, spell_numbers
+from intents.schema import Recognition
+
+if TYPE_CHECKING:
+    from assistant.audio.sentence_score import SentenceScorer
+    from intents.recognizer import Recognizer
+
+logger = logging.getLogger(__name__)
+
+#: With nothing decoded, alignments costing up to this many times the acceptance bound of
+#: ``intents.align`` may seed a rescue (chatter and noise align far from every sentence).
+RESCUE_COST: Final = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Repaired:
+    """The recognition to act on, and what the acoustic choice saw (None: it did not run)."""
+
+    recognition: Recognition
+    choice: Choice | None
+
+
+class AcousticRepair:
+    """Grammar-constrained acoustic rescoring for one recognizer's custom intents.
+
+    ``rescue``: also when nothing was decoded, act on the best-scoring candidate if it scores
+    within ``rescue`` nats of Whisper's own top hypothesis (None: never; that path can turn
+    chatter into commands, so it is off unless measured on the negatives).
+    """
+
+    def __init__(self, recognizer: Recognizer, scorer: SentenceScorer | None = None, *,
+                 margin: float = DEFAULT_MARGIN, rounds: int = DEFAULT_ROUNDS,
+                 limit: int = MAX_CANDIDATES, per_slot: int = DEFAULT_PER_SLOT,
+                 rescue: float | None = None) -> None:
+        from hassil import Intents
+
+        from intents.align import GrammarAligner, build_automaton
+        from intents.grammar import build_slot_lists
+
+        self._recognizer = recognizer
+        self._scorer = scorer
+        self.margin = margin
+        self.rounds = rounds
+        self.limit = limit
+        self.per_slot = per_slot
+        self.rescue = rescue
+        files = list(recognizer.custom_files)
+        self.lists: Final = SlotLists.from_custom_data(f.data for f in files)
+        registry = build_slot_lists(recognizer.config)
+        self._aligners: Final = tuple(
+            GrammarAligner(build_automaton(Intents.from_dict(f.data), registry)) for f in files)
+
+    def seeds(self, hypotheses: Sequence[str | Hypothesis], recognition: Recognition
+              ) -> tuple[list[tuple[str, Mapping[str, Any]]], int | None]:
+        """(seed sentences with their slots, index of the decoded one or None)."""
+        from intents.align import ACCEPT_BASE, ACCEPT_PER_WORD
+
+        seeds: list[tuple[str, Mapping[str, Any]]] = []
+        base: int | None = None
+        intent = recognition.intent
+        if intent is not None and intent.source == "custom" and intent.text:
+            seeds.append((intent.text, intent.slots.custom))
+            base = 0
+        texts = list(dict.fromkeys(
+            collapse_repeats(spell_numbers(normalize_transcript(_text(h))))
+            for h in hypotheses))
+        known = {s for s, _ in seeds}
+        for aligner in self._aligners:
+            for t in texts:
+                al = aligner.align(t)
+                if al is None or al.text in known:
+                    continue
+                if base is None and al.cost > RESCUE_COST * (
+                        ACCEPT_PER_WORD * al.words + ACCEPT_BASE):
+                    continue
+                known.add(al.text)
+                rec = self._recognizer.recognize(al.text)
+                if rec.intent is not None and rec.intent.source == "custom":
+                    seeds.append((al.text, rec.intent.slots.custom))
+        return seeds, base
+
+    def repair(self, audio: Any, hypotheses: Sequence[str | Hypothesis],
+               recognition: Recognition, *, language: str | None = None,
+               score: Score | None = None,
+               seeds: tuple[list[tuple[str, Mapping[str, Any]]], int | None] | None = None,
+               ) -> Repaired:
+        """``recognition``, or the reading the audio supports better (see the module
+        docstring). ``score`` replaces the scorer and ``seeds`` the result of :meth:`seeds`
+        (benchmarks compare several rules on the same scores with them)."""
+        intent = recognition.intent
+        if intent is None:
+            if self.rescue is None or not hypotheses:
+                return Repaired(recognition, None)
+        elif not recognition.guessed or intent.source != "custom":
+            return Repaired(recognition, None)
+        if score is None:
+            if self._scorer is None:
+                raise ValueError("AcousticRepair needs a scorer or a score function")
+            scorer = self._scorer
+            encoded = scorer.encode(audio)
+
+            def score_fn(sentences: Sequence[str]) -> list[float]:
+                return list(scorer.score(audio, sentences, encoded=encoded).log_probs)
+
+            score = score_fn
+        seed_list, base = self.seeds(hypotheses, recognition) if seeds is None else seeds
+        if not seed_list:
+            return Repaired(recognition, None)
+        c = choose(seed_list, self.lists, score, base=base, margin=self.margin, rounds=self.rounds,
+                   limit=self.limit, per_slot=self.per_slot)
+        if c.candidate is None:
+            return Repaired(recognition, c)
+        if intent is None:
+            assert self.rescue is not None
+            free = float(score([_text(hypotheses[0])])[0])
+            if c.score < free - self.rescue:
+                return Repaired(recognition, c)
+        elif not c.switched:
+            return Repaired(recognition, c)
+        rec = self._recognizer.recognize(c.candidate.text, language=language)
+        new = rec.intent
+        if new is None:
+            return Repaired(recognition, c)
+        gain = c.score - (c.base_score if c.base_score is not None else c.score)
+        why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
+               f"reading, {c.scored} sentences scored)")
+        conf = new.confidence if intent is None else min(new.confidence, intent.confidence)
+        reason = f"{why}: {rec.reason}"
+        new = new.model_copy(update={"confidence": conf, "reason": reason})
+        logger.debug("acoustic repair: %s", why)
+        return Repaired(Recognition(intent=new, reason=reason, alternatives=rec.alternatives,
+                                    guessed=True), c)
+
+
+def _text(h: str | Hypothesis) -> str:
+    return h.text if isinstance(h, Hypothesis) else h

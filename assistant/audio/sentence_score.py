@@ -1,0 +1,142 @@
+"""Acoustic scores of whole sentences: how well Whisper's decoder says a sentence fits audio.
+
+Grammar-constrained decoding needs ``log P(sentence | audio)`` for a handful of candidate
+sentences the grammar allows (``intents.constrained``). Whisper's decoder gives it by *forced*
+decoding: feed the candidate's tokens after the start sequence and sum the log-probabilities
+the decoder gave each of them (CTranslate2 ``Whisper.align``, one batched pass).
+
+Sentence ends: ``align`` normalizes over the text tokens only (end-of-text excluded), so on
+its own a prefix of what was said ("a mocha" for "a mocha with milk") would score as well as
+the whole. Candidates are therefore written as Whisper writes a sentence, with a final full
+stop (``intents.constrained.render``): the full stop's probability is low where the speaker
+went on, which plays the part of end-of-text. (Reading end-of-text itself needs
+``generate(return_logits_vocab=True)`` with the sentence as a forced prefix, which copies the
+full-vocabulary logits of every step to Python; not used.)
+
+One encoder pass per utterance (the trimmed window of :mod:`assistant.audio.asr`), then one
+batched decoder pass for all candidates. Cost in docs/benchmarks.md.
+
+Thread-safety: CTranslate2 models may be called from several threads; the scorer keeps no
+per-call state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+Float32Array = npt.NDArray[np.float32]
+
+SAMPLE_RATE: Final = 16000
+_HOP: Final = 160
+#: Same trimmed-window rule as the transcriber's defaults (:mod:`assistant.audio.asr`).
+WINDOW_PAD_S: Final = 1.0
+WINDOW_MIN_S: Final = 8.0
+FULL_WINDOW_S: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceScores:
+    """Scores of candidate sentences for one utterance, in the order given."""
+
+    sentences: tuple[str, ...]
+    #: Sum of the tokens' log-probabilities (nats).
+    log_probs: tuple[float, ...]
+    tokens: tuple[int, ...]  # token count of each sentence
+    ms: float
+
+    def best(self) -> int:
+        return int(np.argmax(self.log_probs))
+
+
+class SentenceScorer:
+    """Forced-decoding scores with a faster-whisper ``WhisperModel`` (shared, not owned).
+
+    ``prompt``: text placed before the start sequence as Whisper's "previous text" (the
+    hotword prompt the transcriber uses), or None. Measured both ways in docs/benchmarks.md.
+    """
+
+    def __init__(self, model: Any, *, prompt: str | None = None,
+                 window_min_s: float = WINDOW_MIN_S, window_pad_s: float = WINDOW_PAD_S,
+                 max_prompt_tokens: int = 200) -> None:
+        from faster_whisper.tokenizer import Tokenizer
+
+        self._model = model
+        self._ct2: Any = model.model
+        self._fe: Any = model.feature_extractor
+        self._tok: Any = Tokenizer(model.hf_tokenizer, bool(self._ct2.is_multilingual),
+                                   task="transcribe", language="en")
+        self._window_min_s = window_min_s
+        self._window_pad_s = window_pad_s
+        start = [*self._tok.sot_sequence, self._tok.no_timestamps]
+        if prompt and prompt.strip():
+            prev = list(self._tok.encode(" " + prompt.strip()))[-max_prompt_tokens:]
+            start = [self._tok.sot_prev, *prev, *start]
+        self._start: Final[list[int]] = start
+
+    @classmethod
+    def from_transcriber(cls, transcriber: Any, *, prompt: str | None = None) -> SentenceScorer:
+        """A scorer sharing the model of an ``assistant.audio.asr.WhisperTranscriber`` (no
+        second copy in memory), with the transcriber's window rule."""
+        s = transcriber.settings
+        return cls(transcriber._model, prompt=prompt, window_min_s=s.window_min_s,
+                   window_pad_s=s.window_pad_s)
+
+    @classmethod
+    def load(cls, model_path: str | None = None, *, threads: int = 2,
+             prompt: str | None = None) -> SentenceScorer:
+        """A scorer with its own copy of the bundled model (tests, benchmarks)."""
+        from faster_whisper import WhisperModel
+
+        from assistant.audio.asr import default_model_path
+
+        path = model_path or str(default_model_path())
+        model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+        return cls(model, prompt=prompt)
+
+    def window_for(self, duration_s: float) -> float:
+        w = max(self._window_min_s, duration_s + self._window_pad_s)
+        return min(FULL_WINDOW_S, math.ceil(w * 2.0) / 2.0)
+
+    def encode(self, audio: Float32Array) -> Any:
+        """Encoder output of ``audio`` on its trimmed window (a CTranslate2 StorageView)."""
+        import ctranslate2
+
+        window = self.window_for(len(audio) / SAMPLE_RATE)
+        n = round(window * SAMPLE_RATE) // _HOP * _HOP
+        x = np.zeros(n, dtype=np.float32)
+        m = min(n, len(audio))
+        x[:m] = audio[:m]
+        feats = self._fe(x, padding=0)[:, : n // _HOP]
+        feats = np.ascontiguousarray(feats[np.newaxis], dtype=np.float32)
+        return self._ct2.encode(ctranslate2.StorageView.from_array(feats), to_cpu=True)
+
+    def tokens(self, sentence: str) -> list[int]:
+        return list(self._tok.encode(" " + sentence.strip()))
+
+    def score(self, audio: Float32Array, sentences: Sequence[str],
+              encoded: Any | None = None) -> SentenceScores:
+        """``log P(sentence | audio)`` of every sentence (one batched decoder pass)."""
+        import ctranslate2
+
+        t0 = time.perf_counter()
+        if not sentences:
+            return SentenceScores((), (), (), 0.0)
+        enc = self.encode(audio) if encoded is None else encoded
+        toks = [self.tokens(s) for s in sentences]
+        batch = ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(np.repeat(np.asarray(enc), len(sentences), axis=0)))
+        frames = int(np.asarray(enc).shape[1]) * 2
+        res = self._ct2.align(batch, self._start, toks, frames)
+        scores = [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12))))
+                  for r in res]
+        return SentenceScores(tuple(sentences), tuple(scores),
+                              tuple(len(t) for t in toks),
+                              (time.perf_counter() - t0) * 1000.0)
+

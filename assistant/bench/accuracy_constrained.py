@@ -1,0 +1,218 @@
+"""Grammar-constrained acoustic rescoring, measured on the n-best lists of an accuracy run.
+
+``python -m assistant.bench.accuracy_constrained --records DIR/accuracy_records.jsonl``
+re-decodes every clip of a ``hearth bench accuracy`` records file without running Whisper's
+transcription again: the clip is mixed with the same noise (same seed), cut by the same
+endpointer, each utterance's recorded n-best list is decoded by the shipped text decode
+(``intents.decode``, as the benchmark's ``nbest+norm+fuzzy+align``), and then
+:func:`intents.constrained.choose` lets Whisper's decoder pick among grammar sentences near
+it (``assistant.audio.sentence_score``). Several rules (gate, margin, prompt) are compared
+on the same clips; the scores are memoized per utterance, so a rule costs no extra decoder
+pass. Figures: command acceptance per rule, the clips each rule fixed and broke, and the
+cost of the scoring (ms per utterance where it ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from assistant.audio.acoustic_repair import AcousticRepair
+from assistant.audio.sentence_score import SentenceScorer
+
+Float32Array = Any
+
+#: Rules compared: (name, margin, rescue); each runs only where the text decode guessed
+#: (repaired words, an alignment, a lower hypothesis). rescue: also when nothing parsed,
+#: accepting the best candidate if it scores within ``rescue`` nats of Whisper's own top
+#: hypothesis.
+RULES: Final = (
+    ("m0", 0.0, None),
+    ("m1", 1.0, None),
+    ("m2", 2.0, None),
+    ("m4", 4.0, None),
+    ("m2+rescue3", 2.0, 3.0),
+    ("m2+rescue6", 2.0, 6.0),
+)
+
+
+class _Memo:
+    """Scores of one utterance, memoized by sentence (one scorer per prompt setting)."""
+
+    def __init__(self, scorer: SentenceScorer, audio: Float32Array) -> None:
+        self._scorer = scorer
+        self._audio = audio
+        self._enc: Any = None
+        self.cache: dict[str, float] = {}
+        self.ms = 0.0
+        self.calls = 0
+
+    def __call__(self, sentences: Sequence[str]) -> list[float]:
+        todo = [s for s in dict.fromkeys(sentences) if s not in self.cache]
+        if todo:
+            t0 = time.perf_counter()
+            if self._enc is None:
+                self._enc = self._scorer.encode(self._audio)
+            res = self._scorer.score(self._audio, todo, encoded=self._enc)
+            self.cache.update(zip(res.sentences, res.log_probs, strict=True))
+            self.ms += (time.perf_counter() - t0) * 1000.0
+            self.calls += 1
+        return [self.cache[s] for s in sentences]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", required=True, nargs="+")
+    ap.add_argument("--asr", default="beam5-phrases-retry2")
+    ap.add_argument("--only-failures", action="store_true",
+                    help="re-decode only the clips the text decode got wrong (quick look; "
+                         "cannot show what a rule breaks)")
+    ap.add_argument("--prompt", choices=("none", "phrases", "both"), default="none")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", default=None, help="write per-clip results (JSON lines) here")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    from assistant.audio.asr import hotword_prompt
+    from assistant.bench import accuracy as acc
+    from assistant.bench.accuracy_asr import ServerEndpointing, bias_phrases
+    from assistant.bench.accuracy_sets import (
+        DEFAULT_SEED,
+        default_data_dir,
+        kitchen_noise,
+        picovoice_items,
+    )
+    from assistant.bench.accuracy_text import matches
+    from assistant.bench.noise import mix_at_snr, stable_seed
+    from intents.custom import snake_case
+    from intents.decode import FULL_DECODE, REPAIRS, Hypothesis, decode
+
+    records = [json.loads(line) for p in args.records for line in Path(p).read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    records = [r for r in records if r["set"] == "picovoice"]
+    if args.only_failures:
+        records = [r for r in records
+                   if not r["variants"][args.asr]["decode"]["nbest+norm+fuzzy+align"]["correct"]]
+    ns = argparse.Namespace(config=None, custom_intents=None, threads=args.threads)
+    full = [d for d in acc.DECODE_VARIANTS if d.name == FULL_DECODE.name]
+    p = acc._build_pipeline(ns, [], full)
+    data_dir = default_data_dir()
+    items = {i.id: i for i in picovoice_items(data_dir, snake_case)}
+    noise = kitchen_noise(data_dir)
+    endpointing = ServerEndpointing()
+    prompt_text = hotword_prompt(tuple(bias_phrases(p.hotwords["vocabulary"])))
+    scorers: dict[str, SentenceScorer] = {}
+    base_model = SentenceScorer.load(threads=args.threads)
+    if args.prompt in ("none", "both"):
+        scorers["none"] = base_model
+    if args.prompt in ("phrases", "both"):
+        scorers["phrases"] = SentenceScorer(base_model._model, prompt=prompt_text)
+
+    repairers = {name: AcousticRepair(p.recognizer, margin=margin, rounds=args.rounds,
+                                      rescue=rescue) for name, margin, rescue in RULES}
+
+    def recognize(text: str) -> Any:
+        return p.recognizer.recognize(text)
+
+    def align(texts: Sequence[str]) -> tuple[str, float] | None:
+        best = None
+        for aligner in p.aligners:
+            al = aligner.best(texts)
+            if al is not None and al.accepted and (best is None or al.cost < best.cost):
+                best = al
+        return None if best is None else (best.text, best.similarity)
+
+    results: dict[str, dict[str, list[bool]]] = {}
+    per_clip: list[dict[str, Any]] = []
+    cost: dict[str, list[float]] = {k: [] for k in scorers}
+    t_start = time.perf_counter()
+    for k, r in enumerate(records):
+        item = items[r["id"]]
+        expected = item.expected
+        assert expected is not None
+        cond = r["condition"]
+        clean = item.load()
+        if cond == "clean":
+            audio = clean
+        else:
+            rng = np.random.default_rng(stable_seed("picovoice", item.id, cond, DEFAULT_SEED))
+            audio = mix_at_snr(clean, noise, float(cond), rng)
+        segs = endpointing.segments(audio).audio
+        v = r["variants"][args.asr]
+        nbest = v["nbest"] or []
+        if len(segs) != len(nbest):
+            print(f"segments differ for {r['id']}: {len(segs)} vs {len(nbest)}", file=sys.stderr)
+            continue
+        clip: dict[str, Any] = {"id": r["id"], "condition": cond, "expected": expected.to_json(),
+                                "rules": {}}
+        acted_base: list[Any] = []
+        acted: dict[str, list[Any]] = {}
+        for seg, hyps in zip(segs, nbest, strict=True):
+            d = decode([Hypothesis(h) for h in hyps], recognize, FULL_DECODE, p.snapper, align)
+            intent = d.recognition.intent
+            if intent is not None:
+                acted_base.append(intent)
+            # As intents.decode.HypothesisDecoder marks it.
+            guessed = d.transform in REPAIRS or d.hypothesis > 0
+            recognition = d.recognition.model_copy(update={"guessed": guessed})
+            seeds: Any = None
+            for sname, scorer in scorers.items():
+                memo = _Memo(scorer, seg)
+                for rname, repairer in repairers.items():
+                    name = f"{sname}/{rname}"
+                    engage = (intent is None and repairer.rescue is not None) or (
+                        intent is not None and guessed and intent.source == "custom")
+                    if engage and seeds is None:
+                        seeds = repairer.seeds(hyps, recognition)
+                    out = repairer.repair(seg, hyps, recognition, score=memo, seeds=seeds) \
+                        if engage else None
+                    chosen = intent if out is None else out.recognition.intent
+                    acted.setdefault(name, [])
+                    if chosen is not None:
+                        acted[name].append(chosen)
+                if memo.calls:
+                    cost[sname].append(memo.ms)
+        ok_base = len(acted_base) == 1 and matches(expected, acted_base[0])
+        recorded = bool(v["decode"]["nbest+norm+fuzzy+align"]["correct"])
+        if ok_base != recorded:
+            print(f"text decode differs from the record for {r['id']}", file=sys.stderr)
+        results.setdefault("text decode (recorded)", {}).setdefault(cond, []).append(recorded)
+        results.setdefault("text decode (here)", {}).setdefault(cond, []).append(ok_base)
+        for name, a in acted.items():
+            ok = len(a) == 1 and matches(expected, a[0])
+            results.setdefault(name, {}).setdefault(cond, []).append(ok)
+            clip["rules"][name] = {"correct": ok, "slots": [i.slots.custom for i in a]}
+            if ok != ok_base:
+                print(f"  {name}: {r['id'][:8]} {cond} {'FIXED' if ok else 'BROKE'} "
+                      f"{[i.slots.custom for i in a]}", file=sys.stderr)
+        clip["text_decode"] = ok_base
+        per_clip.append(clip)
+        if (k + 1) % 10 == 0:
+            el = time.perf_counter() - t_start
+            print(f"[constrained] {k + 1}/{len(records)} ({el / (k + 1):.2f} s/clip)",
+                  file=sys.stderr, flush=True)
+    print(f"clips: {len(per_clip)}")
+    for name, per in results.items():
+        row = "  ".join(f"{c}: {100.0 * sum(x) / len(x):5.1f} % ({sum(x)}/{len(x)})"
+                        for c, x in per.items())
+        print(f"{name:32s} {row}")
+    for sname, ms in cost.items():
+        if ms:
+            print(f"scoring cost ({sname} prompt): {len(ms)} utterances, p50 "
+                  f"{statistics.median(ms):.0f} ms, mean {statistics.fmean(ms):.0f} ms")
+    if args.out:
+        Path(args.out).write_text("\n".join(json.dumps(c) for c in per_clip) + "\n",
+                                  encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

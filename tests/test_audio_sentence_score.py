@@ -1,0 +1,97 @@
+"""Forced-decoding sentence scores with the bundled Whisper model, and the acoustic repair of
+guessed custom-intent readings built on them (real models, synthesized speech)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.audio.acoustic_repair import AcousticRepair
+from assistant.audio.asr import WhisperTranscriber
+from assistant.audio.denoise import MILD, STRONG, DenoiseSettings, denoise
+from assistant.audio.sentence_score import SentenceScorer
+from devices.registry import load_demo_config
+from intents.decode import HypothesisDecoder
+from intents.recognizer import Recognizer
+from tests.speech import synth, to_float, with_silence
+
+COFFEE = Path(__file__).resolve().parents[1] / "intents" / "data" / "examples" / (
+    "picovoice_coffee.yaml")
+SAID = "give me a large latte with almond milk"
+
+
+@pytest.fixture(scope="module")
+def scorer(whisper_transcriber: WhisperTranscriber) -> SentenceScorer:
+    return SentenceScorer.from_transcriber(whisper_transcriber)
+
+
+@pytest.fixture(scope="module")
+def audio() -> np.ndarray:
+    return to_float(with_silence(synth(SAID), 300, 300))
+
+
+def test_the_said_sentence_scores_best(scorer: SentenceScorer, audio: np.ndarray) -> None:
+    sentences = [
+        "Give me a large latte with almond milk.",
+        "Give me a large latte with soy milk.",
+        "Give me a small latte with almond milk.",
+        "Give me a large mocha with almond milk.",
+        # A prefix of what was said: the final full stop scores where the sentence ends.
+        "Give me a large latte.",
+    ]
+    res = scorer.score(audio, sentences)
+    assert res.sentences == tuple(sentences) and len(res.log_probs) == 5
+    assert res.best() == 0
+    assert all(lp < 0.0 for lp in res.log_probs)
+    assert all(res.log_probs[0] > lp + 1.0 for lp in res.log_probs[1:])
+    # The encoder output may be reused: same scores.
+    again = scorer.score(audio, sentences[:2], encoded=scorer.encode(audio))
+    assert again.log_probs == pytest.approx(res.log_probs[:2], abs=1e-3)
+    assert scorer.score(audio, []).log_probs == ()
+
+
+def test_repair_replaces_a_guessed_slot_value_by_the_one_heard(
+        scorer: SentenceScorer, audio: np.ndarray) -> None:
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    decoder = HypothesisDecoder(recognizer)
+    repair = AcousticRepair(recognizer, scorer)
+    # Whisper misheard the milk; the text decode repairs it to a valid but wrong order.
+    hyps = ["Give me a large latte with a lot of mill."]
+    guessed = decoder.decode(hyps)
+    assert guessed.intent is not None and guessed.guessed
+    assert guessed.intent.slots.custom["milk_amount"] != "almond milk"
+    out = repair.repair(audio, hyps, guessed)
+    assert out.choice is not None and out.choice.switched
+    assert out.recognition.intent is not None and out.recognition.guessed
+    assert out.recognition.intent.slots.custom == {
+        "size": "large", "coffee_drink": "latte", "milk_amount": "almond milk"}
+    assert "rescored by the audio" in out.recognition.reason
+    assert out.recognition.intent.confidence <= guessed.intent.confidence
+    # A reading parsed as heard is never second-guessed (clean speech costs nothing).
+    heard = decoder.decode(["Give me a large latte with soy milk."])
+    assert heard.intent is not None and not heard.guessed
+    kept = repair.repair(audio, ["Give me a large latte with soy milk."], heard)
+    assert kept.choice is None and kept.recognition is heard
+    # Nothing decoded and no rescue: nothing to do.
+    none = decoder.decode(["what a lovely day"])
+    assert repair.repair(audio, ["what a lovely day"], none).recognition is none
+
+
+def test_denoise_keeps_length_and_reduces_stationary_noise() -> None:
+    rng = np.random.default_rng(1)
+    t = np.arange(32000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * ((t > 0.5) & (t < 1.5))).astype(np.float32)
+    noisy = tone + (0.05 * rng.standard_normal(32000)).astype(np.float32)
+
+    def snr(x: np.ndarray) -> float:
+        return float(10 * np.log10(np.mean(tone**2) / np.mean((x - tone) ** 2)))
+
+    # Gain 1 everywhere (floor 1) is the identity: the analysis/synthesis is exact.
+    same = denoise(noisy, DenoiseSettings(floor=1.0))
+    assert same.shape == noisy.shape and same.dtype == np.float32
+    assert np.allclose(same, noisy, atol=1e-5)
+    assert snr(denoise(noisy, MILD)) > snr(noisy) + 1.0
+    assert snr(denoise(noisy, STRONG)) > snr(denoise(noisy, MILD))
+    assert denoise(noisy[:100]).shape == (100,)
