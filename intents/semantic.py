@@ -184,6 +184,10 @@ class SemanticSettings:
     max_confidence: float = MAX_CONFIDENCE
     #: Reject negated, deferred and question-form sentences before matching.
     guards: bool = True
+    #: torch CPU threads, set when the encoder loads. Process-wide (torch has one setting);
+    #: None keeps torch's default (one per core). On a busy 2-core CPU use 1: with 2, one
+    #: sentence took ~1 s instead of ~50 ms (threads fighting the other engines for cores).
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -247,9 +251,14 @@ class Encoder:
     """Sentence embeddings from a local all-MiniLM-L6-v2 folder: mean of the token states over
     the attention mask, L2-normalized (the model's own pooling). Never downloads."""
 
-    def __init__(self, path: Path | None = None, *, device: str = "cpu") -> None:
+    def __init__(
+        self, path: Path | None = None, *, device: str = "cpu", threads: int | None = None
+    ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
+
+        if threads is not None:
+            torch.set_num_threads(threads)
 
         folder = str(path or model_path())
         self._torch = torch
@@ -483,7 +492,7 @@ class SemanticTier:
                 return
             started = time.perf_counter()
             if self._encoder is None:
-                self._encoder = Encoder()
+                self._encoder = Encoder(threads=self.settings.threads)
             self.stats.model_s = time.perf_counter() - started
             started = time.perf_counter()
             canon: list[Canonical] = []
