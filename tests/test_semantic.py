@@ -141,3 +141,34 @@ def test_grammar_answer_wins_and_a_disabled_tier_is_not_asked() -> None:
     rejected = recognize_with_semantic(recognizer, tier, "spin up the ceiling fan")
     assert rejected.intent is None
     assert tier.canonical == ()  # never loaded: the model costs nothing when off
+
+
+def test_paraphrase_set_and_split() -> None:
+    from assistant.bench.semantic import DEFAULT_SET, load_set, split
+
+    positives, negatives = load_set(DEFAULT_SET)
+    assert len(positives) >= 150 and len(negatives) >= 150
+    for items in (positives, negatives):
+        tuning, held_out = split(items, "tuning"), split(items, "held-out")
+        assert not set(map(id, tuning)) & set(map(id, held_out))
+        assert len(tuning) + len(held_out) == len(items)
+        assert split(items, "held-out") == held_out  # fixed by the seed
+    assert all(p.expected[0].name for p in positives)
+
+
+def test_bench_counts_a_capped_unlock_as_not_run() -> None:
+    from assistant.bench.semantic import runs
+    from intents.schema import Intent, Recognition, Slots
+
+    config = load_demo_config()
+
+    def rec(name: str, conf: float, ids: list[str]) -> Recognition:
+        intent = Intent(name=name, slots=Slots(device_ids=ids), confidence=conf,
+                        source="semantic", reason="test")
+        return Recognition(intent=intent, reason="test")
+
+    assert not runs(rec("unlock", 0.6, ["front_door_lock"]), config)
+    assert not runs(rec("cover_open", 0.6, ["garage_door"]), config)
+    assert runs(rec("cover_close", 0.6, ["garage_door"]), config)  # closing is not opening
+    assert runs(rec("light_on", 0.8, ["kitchen_light"]), config)
+    assert not runs(rec("light_on", 0.4, ["kitchen_light"]), config)
