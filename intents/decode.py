@@ -10,21 +10,26 @@ that parses (:func:`decode`):
 2. number/unit normalization ("12oz" → "12 oz", "50%" → "50 percent"), then numbers
    spelled out, then repetition loops collapsed (lossless rewrites);
 3. vocabulary snapping: unknown words → the closest grammar word (a guess);
-4. grammar alignment (custom intents only): the sentence of the custom grammars closest to
+4. slot respelling (the built-in grammar's restricted alignment): one run of non-frame
+   words replaced by the home's device, area, floor or scene name (or colour) that clearly
+   sounds most like it ("turn on the round jump" → "… lounge lamp"; :mod:`intents.respell`,
+   a guess);
+5. grammar alignment (custom intents only): the sentence of the custom grammars closest to
    any hypothesis, accepted only under :data:`intents.align.ACCEPT_PER_WORD` ×
    words + :data:`intents.align.ACCEPT_BASE` (a guess).
 
-This is the decode ``hearth bench accuracy`` measures as ``nbest+norm+fuzzy+align``
-(docs/benchmarks.md): same steps, same thresholds, same confidence.
+``hearth bench accuracy`` runs this decoder as its ``shipped`` decode variant; its
+``nbest+norm+fuzzy+align`` variant is the same decode without step 4 (docs/benchmarks.md).
 
 Confidence (:func:`combined_confidence`) is the recognizer's times the speech recognizer's
 (``exp(avg_logprob) × (1 − no_speech_prob)``; 1 when no score is given) times a repair
-penalty (0.8 for snapped words, the alignment's similarity); with
+penalty (0.8 for snapped words, the sound similarity of a respelled name times 0.8, the
+alignment's similarity); with
 ``DecodeOptions.confidence == "guesses"`` only guessed readings are scored so, and the top
 hypothesis parsed as heard keeps the recognizer's confidence. A guessed reading (snapped,
-aligned, or a hypothesis other than the first) never carries a sensitive action at or above
-``security.sensitive_min_confidence``: it is capped as the recognizer's fuzzy tier caps its
-own repairs.
+respelled, aligned, or a hypothesis other than the first) never carries a sensitive action
+at or above ``security.sensitive_min_confidence``: it is capped as the recognizer's fuzzy
+tier caps its own repairs.
 
 Pure: no I/O. Thread-safe: a decoder may be shared by every session.
 """
@@ -50,6 +55,15 @@ from intents.repair import (
     template_words,
     words,
 )
+from intents.respell import (
+    MAX_CANDIDATES,
+    Respelling,
+    SlotRespeller,
+    decoy_names,
+    grammar_colors,
+    grammar_words,
+    home_spellings,
+)
 from intents.schema import Intent, IntentName, Recognition
 
 if TYPE_CHECKING:
@@ -60,7 +74,7 @@ SNAP_PENALTY: Final = 0.8
 #: Floor of the per-token log-probability in the speech confidence (exp(-10) ≈ 0).
 MIN_AVG_LOGPROB: Final = -10.0
 #: Transforms that guess words the speaker may not have said.
-REPAIRS: Final = frozenset({"snapped", "aligned"})
+REPAIRS: Final = frozenset({"snapped", "respelled", "aligned"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +95,20 @@ class DecodeOptions:
     normalize: bool = False
     spell: bool = False
     snap: bool = False
+    #: Slot respelling by sound for the built-in grammar (:mod:`intents.respell`); None:
+    #: whenever ``snap`` is on (a name respelled by sound is a snapped slot value).
+    respell: bool | None = None
     align: bool = False
     #: Which readings get :func:`combined_confidence`: ``combined``, every one (the
     #: benchmark's calibration); ``guesses``, only guessed ones (a lower hypothesis, snapped
     #: words, an alignment) while the top hypothesis parsed as heard keeps the recognizer's
     #: confidence. Which reading wins is the same either way.
     confidence: Literal["combined", "guesses"] = "combined"
+
+    @property
+    def respells(self) -> bool:
+        """Whether slot respelling runs (``respell``, else ``snap``)."""
+        return self.snap if self.respell is None else self.respell
 
 
 #: The decode Hearth ships: every hypothesis, normalization, snapping, alignment.
@@ -102,17 +124,20 @@ class Decoded:
     recognition: Recognition
     text: str  # the text that was given to the recognizer last
     hypothesis: int  # index of the n-best hypothesis used
-    #: "raw", "normalized", "spelled", "deduplicated", "snapped" or "aligned"
+    #: "raw", "normalized", "spelled", "deduplicated", "snapped", "respelled" or "aligned"
     transform: str
     avg_logprob: float | None
     intent_ms: float
     calls: int
-    similarity: float = 1.0  # of a grammar alignment; 1 for text that parsed as heard
+    #: of a grammar alignment or a respelled name; 1 for text that parsed as heard
+    similarity: float = 1.0
 
 
 Recognize = Callable[[str], Recognition]
 #: Grammar alignment: hypotheses → (closest grammar sentence, similarity) or None.
 Align = Callable[[Sequence[str]], tuple[str, float] | None]
+#: Slot respelling: one text → readings with a name respelled, most alike first.
+Respell = Callable[[str], Sequence[Respelling]]
 
 
 def decode(
@@ -121,14 +146,17 @@ def decode(
     options: DecodeOptions,
     snapper: VocabularySnapper | None = None,
     aligner: Align | None = None,
+    respeller: Respell | None = None,
 ) -> Decoded:
     """Pick the first (hypothesis, transform) the recognizer turns into an intent.
 
     Transforms are tried cheapest and safest first, across all hypotheses before the next
     transform: a lower-ranked hypothesis that parses as is beats a fuzzy repair of the top
-    one. Last comes grammar alignment (the closest sentence of the custom grammars over all
-    hypotheses). With nothing parsing, the result is the recognizer's answer for the top
-    hypothesis. Each distinct text is given to ``recognize`` at most once.
+    one. Then slot respelling (the most alike respelled name over all hypotheses, at most
+    :data:`intents.respell.MAX_CANDIDATES` parses), last grammar alignment (the closest
+    sentence of the custom grammars over all hypotheses). With nothing parsing, the result is
+    the recognizer's answer for the top hypothesis. Each distinct text is given to
+    ``recognize`` at most once.
     """
     cands = list(hypotheses) if options.n_best else list(hypotheses[:1])
     if not cands:
@@ -163,8 +191,27 @@ def decode(
                 d.intent_ms = (time.perf_counter() - t0) * 1000.0
                 d.calls = calls
                 return d
+    texts = [collapse_repeats(spell_numbers(normalize_transcript(h.text))) for h in cands]
+    if options.respells and respeller is not None:
+        found: list[tuple[Respelling, int]] = []
+        for i, text in enumerate(texts):
+            found += [(r, i) for r in respeller(text)]
+        found.sort(key=lambda f: (-f[0].similarity, f[1]))
+        tried = 0
+        for r, i in found:
+            key = " ".join(words(r.text))
+            if key in seen:
+                continue
+            if tried >= MAX_CANDIDATES:
+                break
+            seen.add(key)
+            tried += 1
+            rec = recognize(r.text)
+            calls += 1
+            if rec.intent is not None:
+                return Decoded(rec, r.text, i, "respelled", cands[i].avg_logprob,
+                               (time.perf_counter() - t0) * 1000.0, calls, r.similarity)
     if options.align and aligner is not None:
-        texts = [collapse_repeats(spell_numbers(normalize_transcript(h.text))) for h in cands]
         hit = aligner(texts)
         if hit is not None:
             text, similarity = hit
@@ -189,14 +236,17 @@ def combined_confidence(
     """Confidence of acting on ``intent``: the recognizer's confidence times the ASR's
     (per-token probability, discounted by the no-speech probability; a missing
     ``avg_logprob`` counts as certain), times a penalty for repairs (snapped words:
-    :data:`SNAP_PENALTY`; grammar alignment: its similarity). 0 without an intent.
+    :data:`SNAP_PENALTY`; a respelled name: its sound similarity × :data:`SNAP_PENALTY`;
+    grammar alignment: its similarity). 0 without an intent.
     Calibration is checked by the benchmark's accuracy-vs-threshold table."""
     if intent is None:
         return 0.0
     logprob = 0.0 if avg_logprob is None else max(avg_logprob, MIN_AVG_LOGPROB)
     asr = math.exp(logprob) * (1.0 - no_speech_prob)
     penalty = (
-        SNAP_PENALTY if transform == "snapped" else similarity if transform == "aligned" else 1.0
+        SNAP_PENALTY if transform == "snapped"
+        else SNAP_PENALTY * similarity if transform == "respelled"
+        else similarity if transform == "aligned" else 1.0
     )
     return max(0.0, min(1.0, intent.confidence * asr * penalty))
 
@@ -215,6 +265,7 @@ _DESCRIBE: Final = {
     "spelled": "numbers spelled out",
     "deduplicated": "repetition collapsed",
     "snapped": "misheard words repaired",
+    "respelled": "a misheard name respelled by sound",
     "aligned": "aligned to the closest grammar sentence",
 }
 
@@ -225,6 +276,7 @@ class _Grammar:
 
     snapper: VocabularySnapper
     aligners: tuple[GrammarAligner, ...]
+    respeller: SlotRespeller | None
 
 
 class HypothesisDecoder:
@@ -271,7 +323,9 @@ class HypothesisDecoder:
 
         d = decode(hyps, recognize, self.options,
                    None if grammar is None else grammar.snapper,
-                   None if grammar is None else _align_with(grammar.aligners))
+                   None if grammar is None else _align_with(grammar.aligners),
+                   None if grammar is None or grammar.respeller is None
+                   else grammar.respeller.respellings)
         intent = d.recognition.intent
         if intent is None:
             return d.recognition
@@ -290,7 +344,7 @@ class HypothesisDecoder:
             how = _DESCRIBE.get(d.transform, "as heard")
             if d.hypothesis > 0:
                 how = f"hypothesis {d.hypothesis + 1} of {len(hyps)}, {how}"
-            if d.transform == "aligned":
+            if d.transform in ("aligned", "respelled"):
                 how += f", similarity {d.similarity:.2f}"
             reason = f"decoded as {d.text!r} from {hyps[0].text!r} ({how}): {reason}"
         source = intent.source
@@ -349,7 +403,11 @@ class HypothesisDecoder:
         # words, custom list values) plus the literal words of the custom sentence templates.
         vocabulary = rec.vocabulary(lang)
         known = set(known_words(config, vocabulary)) | set(template_words(templates))
-        return _Grammar(VocabularySnapper(known), tuple(aligners))
+        respeller = None
+        if self.options.respells:
+            spellings = home_spellings(config, grammar_colors(lang))
+            respeller = SlotRespeller(spellings, grammar_words(lang), decoy_names(lang))
+        return _Grammar(VocabularySnapper(known), tuple(aligners), respeller)
 
     def _sensitive(self, intent: Intent) -> bool:
         """Whether acting on ``intent`` could open, unlock or touch a sensitive device."""

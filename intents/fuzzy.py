@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from devices.registry import HomeConfig
+from intents.repair import is_number
 
 #: A word is only repaired to a known word at least this similar (difflib ratio).
 MIN_WORD_SIMILARITY = 0.74
@@ -85,8 +86,13 @@ def similarity(a: str, b: str) -> float:
 
 def _closest(word: str, candidates: list[str]) -> tuple[str, float] | None:
     best: tuple[str, float] | None = None
+    # A number is a value: it is never made out of a word that is not one ("set the lounge
+    # lamp to right" is not brightness 8, "eight").
+    numeric = is_number(word)
     for cand in candidates:
         if abs(len(cand) - len(word)) > max(2, len(word) // 2):
+            continue
+        if is_number(cand) and not numeric:
             continue
         score = similarity(word, cand)
         if score >= MIN_WORD_SIMILARITY and (best is None or score > best[1]):

@@ -28,7 +28,9 @@ _UNITS = (
     "fourteen fifteen sixteen seventeen eighteen nineteen"
 ).split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-_NUMBER_WORDS = frozenset([*_UNITS, *_TENS, "hundred", "thousand", "point", "half"])
+#: Words that spell numbers. A repair never produces one from a word that is not one:
+#: "set the lounge lamp to right" must not become brightness 8 ("eight").
+NUMBER_WORDS: Final = frozenset([*_UNITS, *_TENS, "hundred", "thousand", "point", "half"])
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _NUMBER = re.compile(r"(?<![\w.])(\d+)(?:\.(\d+))?(?![\w.])")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[^\W\d_])|(?<=[^\W\d_])(?=\d)")
@@ -98,6 +100,11 @@ def spell_numbers(text: str) -> str:
     return _NUMBER.sub(repl, text)
 
 
+def is_number(word: str) -> bool:
+    """Whether ``word`` is a number: digits or a number word."""
+    return word in NUMBER_WORDS or any(c.isdigit() for c in word)
+
+
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation (apostrophes inside words kept)."""
     return _WORD.findall(text.lower().replace("’", "'"))
@@ -133,12 +140,13 @@ class VocabularySnapper:
         words are returned unchanged."""
         # Numbers are values, not names: "four" must never become "our".
         if (word in self._known or len(word) < MIN_SNAP_LEN or word.isdigit()
-                or word in _NUMBER_WORDS):
+                or word in NUMBER_WORDS):
             return word
         hit = self._memo.get(word)
         if hit is None:
             close = difflib.get_close_matches(word, self._vocab, n=1, cutoff=self._cutoff)
-            hit = close[0] if close else word
+            # ... nor may a word become a number: that invents a value ("right" → "eight").
+            hit = close[0] if close and not is_number(close[0]) else word
             if len(self._memo) >= MEMO_LIMIT:
                 # Dropping the memo only costs recomputation; a bound keeps memory flat.
                 self._memo.clear()
