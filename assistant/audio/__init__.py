@@ -11,7 +11,6 @@ from assistant.audio.asr import (
     Transcript,
     WhisperTranscriber,
 )
-from assistant.audio.batching import BatchingTranscriber
 from assistant.audio.endpoint import (
     Endpointer,
     EndpointEvent,
@@ -38,7 +37,6 @@ __all__ = [
     "AudioError",
     "AudioFormatError",
     "AudioFrontEnd",
-    "BatchingTranscriber",
     "EndpointEvent",
     "EndpointSettings",
     "Endpointer",
