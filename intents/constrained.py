@@ -17,8 +17,8 @@ of its grammar the *audio* supports best. This module does that over a small nei
    seed and its one-slot neighbours are scored too (``rounds``), so two wrong slots can both
    be fixed;
 4. a margin rule: the text decode's sentence is replaced only when a candidate beats it by
-   ``margin`` nats — the text choice already agrees with what was written, so the audio must
-   be clearly better to overrule it.
+   ``margin`` — the text choice already agrees with what was written, so the audio must be
+   clearly better to overrule it.
 
 Pure: no audio, no model. The caller injects the scorer. Domain-agnostic: it works on the
 lists of any custom intent file (:meth:`SlotLists.from_custom_data`).
@@ -39,14 +39,16 @@ MAX_CANDIDATES: Final = 40
 DEFAULT_PER_SLOT: Final = 3
 #: Rounds of "best so far → its one-slot neighbours".
 DEFAULT_ROUNDS: Final = 2
-#: Nats a candidate must beat the text decode's sentence by to replace it.
-DEFAULT_MARGIN: Final = 2.0
+#: How much better a candidate must score than the text decode's sentence to replace it, in
+#: the scorer's units: per-token nats for ``assistant.audio.acoustic_repair`` (chosen by
+#: measurement, docs/benchmarks.md: 0.0 / 0.1 / 0.2 compared).
+DEFAULT_MARGIN: Final = 0.1
 #: Surface forms expanded per list value at most (a guard against huge templates).
 _MAX_SURFACES: Final = 64
 
 _WORD: Final = re.compile(r"[a-z0-9']+")
 
-#: Sentences → their acoustic log-probabilities, same order.
+#: Sentences → their acoustic scores (higher is better), same order.
 Score = Callable[[Sequence[str]], Sequence[float]]
 
 

@@ -19,29 +19,42 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from assistant.audio.acoustic_repair import AcousticRepair
+from assistant.audio.acoustic_repair import AcousticRepair, per_token
 from assistant.audio.sentence_score import SentenceScorer
 
 Float32Array = Any
 
-#: Rules compared: (name, margin, rescue); each runs only where the text decode guessed
-#: (repaired words, an alignment, a lower hypothesis). rescue: also when nothing parsed,
-#: accepting the best candidate if it scores within ``rescue`` nats of Whisper's own top
-#: hypothesis.
+#: Rules compared: (name, score normalization, margin, rescue); each runs only where the
+#: text decode guessed (repaired words, an alignment, a lower hypothesis). rescue: also when
+#: nothing parsed, accepting the best candidate if it scores within ``rescue`` (in the
+#: rule's units) of Whisper's own top hypothesis.
 RULES: Final = (
-    ("m0", 0.0, None),
-    ("m1", 1.0, None),
-    ("m2", 2.0, None),
-    ("m4", 4.0, None),
-    ("m2+rescue3", 2.0, 3.0),
-    ("m2+rescue6", 2.0, 6.0),
+    ("sum/m0", "sum", 0.0, None),
+    ("sum/m2", "sum", 2.0, None),
+    ("sum/m4", "sum", 4.0, None),
+    ("avg/m0", "avg", 0.0, None),
+    ("avg/m0.1", "avg", 0.1, None),
+    ("avg/m0.2", "avg", 0.2, None),
+    ("bonus1/m2", "bonus1", 2.0, None),
+    ("bonus2/m2", "bonus2", 2.0, None),
+    ("avg/m0.1+rescue0.3", "avg", 0.1, 0.3),
+    ("avg/m0.1+rescue0.6", "avg", 0.1, 0.6),
 )
+#: Score of a sentence from (sum of token log-probabilities, tokens): "sum" as is; "avg" per
+#: token (how Whisper's beam search ranks, length_penalty 1); "bonusN" adds N nats per token
+#: (the sum favours short slot values: "sugar" over "skim milk").
+NORMS: Final[dict[str, Callable[[float, int], float]]] = {
+    "sum": lambda lp, n: lp,
+    "avg": per_token,
+    "bonus1": lambda lp, n: lp + 1.0 * n,
+    "bonus2": lambda lp, n: lp + 2.0 * n,
+}
 
 
 class _Memo:
@@ -51,18 +64,27 @@ class _Memo:
         self._scorer = scorer
         self._audio = audio
         self._enc: Any = None
-        self.cache: dict[str, float] = {}
+        self.cache: dict[str, tuple[float, int]] = {}
         self.ms = 0.0
         self.calls = 0
 
-    def __call__(self, sentences: Sequence[str]) -> list[float]:
+    def normalized(self, norm: str) -> Callable[[Sequence[str]], list[float]]:
+        f = NORMS[norm]
+
+        def score(sentences: Sequence[str]) -> list[float]:
+            return [f(lp, n) for lp, n in self(sentences)]
+
+        return score
+
+    def __call__(self, sentences: Sequence[str]) -> list[tuple[float, int]]:
         todo = [s for s in dict.fromkeys(sentences) if s not in self.cache]
         if todo:
             t0 = time.perf_counter()
             if self._enc is None:
                 self._enc = self._scorer.encode(self._audio)
             res = self._scorer.score(self._audio, todo, encoded=self._enc)
-            self.cache.update(zip(res.sentences, res.log_probs, strict=True))
+            self.cache.update(zip(res.sentences, zip(res.log_probs, res.tokens, strict=True),
+                                  strict=True))
             self.ms += (time.perf_counter() - t0) * 1000.0
             self.calls += 1
         return [self.cache[s] for s in sentences]
@@ -117,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scorers["phrases"] = SentenceScorer(base_model._model, prompt=prompt_text)
 
     repairers = {name: AcousticRepair(p.recognizer, margin=margin, rounds=args.rounds,
-                                      rescue=rescue) for name, margin, rescue in RULES}
+                                      rescue=rescue) for name, _, margin, rescue in RULES}
+    norms = {name: norm for name, norm, _, _ in RULES}
 
     def recognize(text: str) -> Any:
         return p.recognizer.recognize(text)
@@ -172,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         intent is not None and guessed and intent.source == "custom")
                     if engage and seeds is None:
                         seeds = repairer.seeds(hyps, recognition)
-                    out = repairer.repair(seg, hyps, recognition, score=memo, seeds=seeds) \
+                    out = repairer.repair(seg, hyps, recognition, seeds=seeds,
+                                          score=memo.normalized(norms[rname])) \
                         if engage else None
                     chosen = intent if out is None else out.recognition.intent
                     acted.setdefault(name, [])
