@@ -39,6 +39,7 @@ from assistant.bench.accuracy_asr import (
     bias_phrases,
     compact_hotwords,
 )
+from assistant.bench.accuracy_cascade import add_cascade
 from assistant.bench.accuracy_report import write_markdown
 from assistant.bench.accuracy_rescore import AcousticRescorer, custom_list_values, slot_variants
 from assistant.bench.accuracy_sets import (
@@ -610,6 +611,7 @@ def run(args: argparse.Namespace) -> int:
                               f"({el / (k + 1):.2f} s/clip)", file=sys.stderr, flush=True)
                 rec_file.flush()
 
+    add_cascade(all_records)  # the server's greedy-first two-pass turn, when both ran
     variant_names = _variant_names(all_records)
     keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else (
         [n for n in variant_names if n.endswith("+align")] or variant_names or [DEFAULT_KEEP])[-1])
@@ -660,6 +662,7 @@ def _rebuild(args: argparse.Namespace) -> int:
                   for s in sets}
     for s in sets:
         conditions[s].sort(key=lambda c: -1e9 if c == "clean" else -float(c))
+    add_cascade(records)
     variant_names = _variant_names(records)
     keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else variant_names[-1])
     out_dir = Path(args.out)
