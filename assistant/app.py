@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from devices.mqtt import MqttClient
     from intents.decode import HypothesisDecoder
     from intents.recognizer import Recognizer
+    from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Hearth:
         self.vad: SileroVad | None = None
         self.transcriber: WhisperTranscriber | None = None
         self.hotwords: tuple[str, ...] = ()
-        self.tiered: _Tiered | None = None
+        self.tiered: _Tiered | _SemanticTiered | None = None
         self.audit: AuditLog | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
         self._asr_executor: AsrScheduler | None = None
@@ -187,7 +188,9 @@ class Hearth:
             decoder = HypothesisDecoder(recognizer, options)
             decoder.warmup()  # vocabulary and custom-grammar automata, built once
             self.decoder = decoder
-        self.tiered = _build_tiered(self.config, recognizer)
+        self.tiered = _build_tiered(self.config, recognizer) or _build_semantic(
+            self.config, self.settings, recognizer
+        )
         self.recognizer = recognizer
 
     def _load_vad(self) -> None:
@@ -351,6 +354,53 @@ def _build_tiered(config: HomeConfig, recognizer: Recognizer) -> _Tiered | None:
     tier = build_model_tier(settings)
     tier.load()  # local weights load now rather than on the first utterance
     return _Tiered(TieredRecognizer(recognizer, tier, config), ImageInput)
+
+
+class _SemanticTiered:
+    """The grammar, then the semantic tier when the grammar rejects (``TieredLike``). Images
+    are accepted and ignored: this tier reads text only."""
+
+    def __init__(self, recognizer: Recognizer, tier: Any) -> None:
+        self._recognizer = recognizer
+        self._tier = tier
+
+    def recognize(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        images: Any = (),
+        cancel: Any = None,
+    ) -> Recognition:
+        from intents.semantic import recognize_with_semantic
+
+        return recognize_with_semantic(
+            self._recognizer, self._tier, text, language=language, context=context
+        )
+
+    def image(self, data: str) -> Any:
+        return data
+
+
+def _build_semantic(
+    config: HomeConfig, settings: AssistantSettings, recognizer: Recognizer
+) -> _SemanticTiered | None:
+    """The semantic tier when ``assistant.semantic.enabled`` (and no model tier is on)."""
+    cfg = settings.semantic
+    if not cfg.enabled:
+        return None
+    from intents.semantic import SemanticSettings, SemanticTier
+
+    tier = SemanticTier(
+        config,
+        recognizer=recognizer,
+        settings=SemanticSettings(
+            enabled=True, threshold=cfg.threshold, margin=cfg.margin, threads=cfg.threads
+        ),
+    )
+    tier.load()  # the model and the canonical sentences, before the first user
+    return _SemanticTiered(recognizer, tier)
 
 
 @functools.lru_cache(maxsize=64)

@@ -172,3 +172,33 @@ def test_bench_counts_a_capped_unlock_as_not_run() -> None:
     assert runs(rec("cover_close", 0.6, ["garage_door"]), config)  # closing is not opening
     assert runs(rec("light_on", 0.8, ["kitchen_light"]), config)
     assert not runs(rec("light_on", 0.4, ["kitchen_light"]), config)
+
+
+def test_server_wiring_grammar_first_then_the_semantic_tier() -> None:
+    """``assistant.semantic.enabled`` puts the tier behind the grammar in the server (the real
+    tier is exercised above; here a stand-in answers, to test the wiring alone)."""
+    from types import SimpleNamespace
+
+    from assistant.app import _build_semantic, _SemanticTiered
+    from assistant.config import AssistantSettings
+    from devices.registry import load_demo_config
+    from intents.recognizer import Recognizer
+    from intents.schema import Intent, Recognition, Slots
+
+    config = load_demo_config()
+    recognizer = Recognizer(config)
+    assert _build_semantic(config, AssistantSettings(), recognizer) is None  # off by default
+    asked: list[str] = []
+    dimmer = Intent(name="light_set", slots=Slots(device_ids=["kitchen_light"], brightness=30),
+                    confidence=0.8, source="semantic", reason="stand-in", text="")
+
+    def answer(text: str, **_: object) -> Recognition:
+        asked.append(text)
+        return Recognition(intent=dimmer, reason="stand-in")
+
+    stand_in = SimpleNamespace(settings=SemanticSettings(enabled=True), recognize=answer)
+    tiered = _SemanticTiered(recognizer, stand_in)
+    grammar = tiered.recognize("turn on the kitchen light", language="en")
+    assert grammar.intent is not None and grammar.intent.name == "light_on" and asked == []
+    para = tiered.recognize("the kitchen is way too bright", language="en")
+    assert para.intent is dimmer and asked == ["the kitchen is way too bright"]
