@@ -19,6 +19,7 @@ Pure functions; :class:`PhoneticIndex` is immutable after construction and threa
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -105,8 +106,9 @@ def _indel(a: str) -> float:
     return _INDEL
 
 
-def phone_distance(a: str, b: str) -> float:
-    """Weighted edit distance between two phone strings (see the module docstring)."""
+def phone_distance(a: str, b: str, limit: float = math.inf) -> float:
+    """Weighted edit distance between two phone strings (see the module docstring); once it
+    is sure to exceed ``limit`` it stops and returns ``math.inf``."""
     prev = [0.0]
     for ch in b:
         prev.append(prev[-1] + _indel(ch))
@@ -115,6 +117,8 @@ def phone_distance(a: str, b: str) -> float:
         da = _indel(ca)
         for j, cb in enumerate(b, 1):
             cur.append(min(prev[j] + da, cur[j - 1] + _indel(cb), prev[j - 1] + _sub(ca, cb)))
+        if min(cur) > limit:
+            return math.inf  # every alignment already costs more
         prev = cur
     return prev[-1]
 
@@ -169,9 +173,11 @@ class PhoneticIndex:
     def spellings(self) -> tuple[str, ...]:
         return tuple(s for s, _, _, _ in self._entries)
 
-    def closest(self, heard: str) -> SoundMatch | None:
+    def closest(self, heard: str, floor: float = 0.0) -> SoundMatch | None:
         """The spelling that sounds most like ``heard``, with the runner-up of another
-        entity; None when nothing is indexed or ``heard`` has no sounds."""
+        entity; None when nothing is indexed, ``heard`` has no sounds or nothing is at least
+        ``floor`` alike. Spellings less alike than ``floor`` are not scored (they count as
+        0 for the runner-up), which makes a high floor much faster."""
         ph = phones(heard)
         if not ph:
             return None
@@ -179,11 +185,14 @@ class PhoneticIndex:
         best: dict[str, tuple[float, str]] = {}
         for spelling, entity, p, w in self._entries:
             # Cheap bound: the distance is at least the weight difference.
-            sim_bound = 1.0 - abs(w - wh) / max(w, wh)
+            top = max(w, wh)
+            sim_bound = 1.0 - abs(w - wh) / top
             cur = best.get(entity)
-            if sim_bound <= 0.0 or (cur is not None and sim_bound <= cur[0]):
+            if sim_bound <= 0.0 or sim_bound < floor or (cur is not None and sim_bound <= cur[0]):
                 continue
-            sim = max(0.0, 1.0 - phone_distance(ph, p) / max(w, wh))
+            sim = max(0.0, 1.0 - phone_distance(ph, p, (1.0 - floor) * top) / top)
+            if sim < floor or sim == 0.0:
+                continue
             if cur is None or sim > cur[0]:
                 best[entity] = (sim, spelling)
         if not best:

@@ -36,7 +36,7 @@ from typing import Any, Final
 import yaml
 
 from devices.registry import HomeConfig
-from intents.phonetic import PhoneticIndex, phonetic_similarity
+from intents.phonetic import PhoneticIndex, SoundMatch, phonetic_similarity
 from intents.repair import custom_template_texts, number_words, template_words, words
 
 #: The span must sound at least this much like the name (1 = the same sounds).
@@ -51,8 +51,11 @@ MIN_MARGIN: Final = 0.12
 MAX_SPAN_WORDS: Final = 4
 #: Respelled readings tried per utterance at most (each costs one parse).
 MAX_CANDIDATES: Final = 8
+#: Memoized runs kept at most (heard words are unbounded in a long-running server).
+MEMO_LIMIT: Final = 20_000
 
 _DECOY: Final = "decoy:"
+_MISSING: Final = object()
 _EXTRA_FRAME: Final = frozenset(
     """a an the of to in on off at by for with and or my our your this that it its is are
     please could can would you will i me we us do does turn switch set make change put get
@@ -174,6 +177,8 @@ class SlotRespeller:
                 competitors.setdefault(key, _DECOY + key)
         self._index = PhoneticIndex(competitors)
         self._spellings = dict(spellings)
+        # heard run → closest; the n-best hypotheses of one utterance share most runs
+        self._memo: dict[str, SoundMatch | None] = {}
         name_words = {w for s in spellings for w in s.split()}
         numbers = {number_words(n) for n in range(100)} | {"hundred", "thousand"}
         frame = set(frame_words) | _EXTRA_FRAME | {w for n in numbers for w in n.split()}
@@ -208,7 +213,7 @@ class SlotRespeller:
             heard = " ".join(span)
             if j - i > MAX_SPAN_WORDS or heard in self._spellings:
                 continue
-            hit = self._index.closest(heard)
+            hit = self._closest(heard)
             if hit is None or hit.entity.startswith(_DECOY) or \
                     hit.similarity < MIN_SPAN_SIMILARITY or \
                     hit.margin < MIN_MARGIN or not _words_alike(span, hit.spelling.split(),
@@ -219,6 +224,17 @@ class SlotRespeller:
                                   hit.similarity, hit.margin))
         out.sort(key=lambda r: (-r.similarity, -r.margin, r.text))
         return out
+
+    def _closest(self, heard: str) -> SoundMatch | None:
+        hit = self._memo.get(heard, _MISSING)
+        if hit is _MISSING:
+            # Below this floor a name can neither be accepted nor come within the margin of
+            # one that is, so it need not be scored.
+            hit = self._index.closest(heard, floor=MIN_SPAN_SIMILARITY - MIN_MARGIN)
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()  # only costs recomputation; keeps memory flat
+            self._memo[heard] = hit
+        return hit if isinstance(hit, SoundMatch) else None
 
 
 def _words_alike(heard: list[str], name: list[str], whole: float) -> bool:

@@ -5,6 +5,7 @@ coffee-maker custom intents (no audio, no models)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from devices.registry import load_demo_config
 from intents.decode import FULL_DECODE, HypothesisDecoder
 from intents.fuzzy import repair
-from intents.phonetic import phone_distance, phones, phonetic_similarity
+from intents.phonetic import PhoneticIndex, phone_distance, phones, phonetic_similarity
 from intents.recognizer import Recognizer
 from intents.repair import VocabularySnapper
 from intents.respell import (
@@ -63,6 +64,16 @@ def test_sound_alike_names_are_closer_than_unrelated_ones() -> None:
     assert phonetic_similarity("movie light", "movie night") > 0.85
     assert phonetic_similarity("kitchen", "kitchen") == 1.0
     assert phonetic_similarity("", "kitchen") == 0.0
+
+
+def test_a_floor_prunes_only_names_that_cannot_matter() -> None:
+    index = PhoneticIndex({"lounge lamp": "a", "bedroom lamp": "b", "kitchen light": "c"})
+    full, pruned = index.closest("round jump"), index.closest("round jump", floor=0.58)
+    assert full is not None and pruned is not None
+    assert (full.spelling, full.similarity) == (pruned.spelling, pruned.similarity)
+    assert full.runner_up > 0.0 and pruned.runner_up == 0.0  # below the floor: not scored
+    assert index.closest("round jump", floor=0.95) is None
+    assert phone_distance("lVnJlVmp", "kVCVnlVt", limit=1.0) == math.inf
 
 
 # -- which spans are respelled ----------------------------------------------------------------
