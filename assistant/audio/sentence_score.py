@@ -2,19 +2,19 @@
 
 Grammar-constrained decoding needs ``log P(sentence | audio)`` for a handful of candidate
 sentences the grammar allows (``intents.constrained``). Whisper's decoder gives it by *forced*
-decoding: feed the candidate's tokens after the start sequence and sum the log-probabilities
-the decoder gave each of them (CTranslate2 ``Whisper.align``, one batched pass).
+decoding: CTranslate2 forces the tokens placed after ``<|notimestamps|>`` (a decoding prefix)
+and, with ``return_logits_vocab``, returns the full-vocabulary logits of every step, forced
+ones included; the score is the sum of the log-probabilities of the sentence's tokens and of
+end-of-text right after it (so a prefix of what was said, "a mocha" for "a mocha with milk",
+pays for ending early). ``suppress_blank`` must be off, or end-of-text is masked at exactly
+that step.
 
-Sentence ends: ``align`` normalizes over the text tokens only (end-of-text excluded), so on
-its own a prefix of what was said ("a mocha" for "a mocha with milk") would score as well as
-the whole. Candidates are therefore written as Whisper writes a sentence, with a final full
-stop (``intents.constrained.render``): the full stop's probability is low where the speaker
-went on, which plays the part of end-of-text. (Reading end-of-text itself needs
-``generate(return_logits_vocab=True)`` with the sentence as a forced prefix, which copies the
-full-vocabulary logits of every step to Python; not used.)
+Not CTranslate2's ``Whisper.align``: its token probabilities are a softmax over the text
+tokens only (end-of-text excluded), and it also computes the attention alignment, which made
+it ~2x slower here for 40 candidates (measured; ``method="align"`` keeps it for comparison).
 
-One encoder pass per utterance (the trimmed window of :mod:`assistant.audio.asr`), then one
-batched decoder pass for all candidates. Cost in docs/benchmarks.md.
+One encoder pass per utterance (the trimmed window of :mod:`assistant.audio.asr`, or a
+shorter one), then one batched decoder pass for all candidates. Cost in docs/benchmarks.md.
 
 Thread-safety: CTranslate2 models may be called from several threads; the scorer keeps no
 per-call state.
@@ -26,12 +26,15 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 Float32Array = npt.NDArray[np.float32]
+#: "logits": forced decoding with ``generate`` (end-of-text scored); "align": CTranslate2's
+#: ``align`` (text tokens only; slower here, kept for comparison).
+Method = Literal["logits", "align"]
 
 SAMPLE_RATE: Final = 16000
 _HOP: Final = 160
@@ -64,7 +67,7 @@ class SentenceScorer:
 
     def __init__(self, model: Any, *, prompt: str | None = None,
                  window_min_s: float = WINDOW_MIN_S, window_pad_s: float = WINDOW_PAD_S,
-                 max_prompt_tokens: int = 200) -> None:
+                 max_prompt_tokens: int = 200, method: Method = "logits") -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = model
@@ -79,14 +82,17 @@ class SentenceScorer:
             prev = list(self._tok.encode(" " + prompt.strip()))[-max_prompt_tokens:]
             start = [self._tok.sot_prev, *prev, *start]
         self._start: Final[list[int]] = start
+        self.eot: Final[int] = int(self._tok.eot)
+        self.method: Final = method
 
     @classmethod
-    def from_transcriber(cls, transcriber: Any, *, prompt: str | None = None) -> SentenceScorer:
+    def from_transcriber(cls, transcriber: Any, *, prompt: str | None = None,
+                         window_min_s: float | None = None) -> SentenceScorer:
         """A scorer sharing the model of an ``assistant.audio.asr.WhisperTranscriber`` (no
-        second copy in memory), with the transcriber's window rule."""
+        second copy in memory), with the transcriber's window rule unless told otherwise."""
         s = transcriber.settings
-        return cls(transcriber._model, prompt=prompt, window_min_s=s.window_min_s,
-                   window_pad_s=s.window_pad_s)
+        return cls(transcriber._model, prompt=prompt, window_pad_s=s.window_pad_s,
+                   window_min_s=s.window_min_s if window_min_s is None else window_min_s)
 
     @classmethod
     def load(cls, model_path: str | None = None, *, threads: int = 2,
@@ -132,11 +138,46 @@ class SentenceScorer:
         toks = [self.tokens(s) for s in sentences]
         batch = ctranslate2.StorageView.from_array(
             np.ascontiguousarray(np.repeat(np.asarray(enc), len(sentences), axis=0)))
-        frames = int(np.asarray(enc).shape[1]) * 2
-        res = self._ct2.align(batch, self._start, toks, frames)
-        scores = [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12))))
-                  for r in res]
-        return SentenceScores(tuple(sentences), tuple(scores),
-                              tuple(len(t) for t in toks),
+        if self.method == "align":
+            frames = int(np.asarray(enc).shape[1]) * 2
+            res = self._ct2.align(batch, self._start, toks, frames)
+            scores = [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12))))
+                      for r in res]
+            counts = [len(t) for t in toks]
+        else:
+            scores, counts = self._forced(batch, toks)
+        return SentenceScores(tuple(sentences), tuple(scores), tuple(counts),
                               (time.perf_counter() - t0) * 1000.0)
 
+
+    def _forced(self, batch: Any, toks: Sequence[list[int]]) -> tuple[list[float], list[int]]:
+        """Sum of log-probabilities of each token sequence and of end-of-text after it."""
+        longest = max(len(t) for t in toks)
+        res = self._ct2.generate(
+            batch, [self._start + t for t in toks], beam_size=1,
+            # The sentence is a forced prefix; one free step after the longest gives each its
+            # end-of-text step (shorter ones run on greedily; ignored). suppress_blank would
+            # mask end-of-text at exactly that step.
+            max_length=_max_length(len(self._start), longest + 1),
+            return_logits_vocab=True, suppress_blank=False, suppress_tokens=[],
+        )
+        scores: list[float] = []
+        for t, r in zip(toks, res, strict=True):
+            steps = r.logits[0] if r.logits else []
+            if len(steps) <= len(t):
+                scores.append(-math.inf)  # CTranslate2 stopped early: cannot score
+                continue
+            logits = np.stack([np.asarray(steps[i], dtype=np.float32).reshape(-1)
+                               for i in range(len(t) + 1)]).astype(np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            picked = logits[np.arange(len(t) + 1), [*t, self.eot]]
+            scores.append(float(np.sum(picked - log_z)))
+        return scores, [len(t) + 1 for t in toks]
+
+
+def _max_length(start: int, steps: int) -> int:
+    """``max_length`` for CTranslate2 to return ``steps`` decoder steps after a forced prefix.
+    Measured (4.8): it returns min(max_length - start + 1, max_length // 2) steps, ``start``
+    counting the previous-text prompt and the start sequence."""
+    return max(start + steps, 2 * steps) + 2
