@@ -40,9 +40,9 @@ DEFAULT_PER_SLOT: Final = 3
 #: Rounds of "best so far → its one-slot neighbours".
 DEFAULT_ROUNDS: Final = 2
 #: How much better a candidate must score than the text decode's sentence to replace it, in
-#: the scorer's units: per-token nats for ``assistant.audio.acoustic_repair`` (chosen by
-#: measurement, docs/benchmarks.md: 0.0 / 0.1 / 0.2 compared).
-DEFAULT_MARGIN: Final = 0.1
+#: the scorer's units (nats for ``assistant.audio.acoustic_repair``; chosen by measurement,
+#: docs/benchmarks.md).
+DEFAULT_MARGIN: Final = 2.0
 #: Surface forms expanded per list value at most (a guard against huge templates).
 _MAX_SURFACES: Final = 64
 

@@ -25,21 +25,24 @@ from typing import Any, Final
 
 import numpy as np
 
-from assistant.audio.acoustic_repair import AcousticRepair, per_token
+from assistant.audio.acoustic_repair import AcousticRepair, per_token, with_bonus
 from assistant.audio.sentence_score import Method, SentenceScorer
 
 Float32Array = Any
 
-#: Rules compared: (name, score normalization, margin, rescue); each runs only where the
+#: Rules compared: (name, score normalization, margin, rescue, candidates per round at most);
+#: each runs only where the
 #: text decode guessed (repaired words, an alignment, a lower hypothesis). rescue: also when
 #: nothing parsed, accepting the best candidate if it scores within ``rescue`` (in the
 #: rule's units) of Whisper's own top hypothesis.
 RULES: Final = (
-    ("sum/m2", "sum", 2.0, None),
-    ("avg/m0", "avg", 0.0, None),
-    ("avg/m0.1", "avg", 0.1, None),
-    ("avg/m0.2", "avg", 0.2, None),
-    ("bonus1/m2", "bonus1", 2.0, None),
+    ("sum/m2", "sum", 2.0, None, 40),
+    ("avg/m0", "avg", 0.0, None, 40),
+    ("avg/m0.1", "avg", 0.1, None, 40),
+    ("avg/m0.2", "avg", 0.2, None, 40),
+    ("bonus1/m2", "bonus1", 2.0, None, 40),
+    ("bonus1/m2/L24", "bonus1", 2.0, None, 24),
+    ("bonus1/m2/L12", "bonus1", 2.0, None, 12),
 )
 #: Scorer settings: (hotword prompt, minimum encoder window in s, method).
 SCORERS: Final[dict[str, tuple[bool, float, Method]]] = {
@@ -49,13 +52,12 @@ SCORERS: Final[dict[str, tuple[bool, float, Method]]] = {
     "w8-prompt": (True, 8.0, "logits"),  # the hotword prompt before the start sequence
 }
 #: Score of a sentence from (sum of token log-probabilities, tokens): "sum" as is; "avg" per
-#: token (how Whisper's beam search ranks, length_penalty 1); "bonusN" adds N nats per token
-#: (the sum favours short slot values: "sugar" over "skim milk").
+#: token (how Whisper's beam search ranks, length_penalty 1); "bonus1" adds 1 nat per token
+#: (the sum favours short slot values: "sugar" over "skim milk"), the shipped default.
 NORMS: Final[dict[str, Callable[[float, int], float]]] = {
     "sum": lambda lp, n: lp,
     "avg": per_token,
-    "bonus1": lambda lp, n: lp + 1.0 * n,
-    "bonus2": lambda lp, n: lp + 2.0 * n,
+    "bonus1": with_bonus,
 }
 
 
@@ -141,8 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                if name in (args.scorer or ["w8"])}
 
     repairers = {name: AcousticRepair(p.recognizer, margin=margin, rounds=args.rounds,
-                                      rescue=rescue) for name, _, margin, rescue in RULES}
-    norms = {name: norm for name, norm, _, _ in RULES}
+                                      rescue=rescue, limit=limit)
+                 for name, _, margin, rescue, limit in RULES}
+    norms = {name: norm for name, norm, _, _, _ in RULES}
+    scored: dict[str, list[int]] = {}
 
     def recognize(text: str) -> Any:
         return p.recognizer.recognize(text)
@@ -201,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           score=memo.normalized(norms[rname])) \
                         if engage else None
                     chosen = intent if out is None else out.recognition.intent
+                    if out is not None and out.choice is not None:
+                        scored.setdefault(name, []).append(out.choice.scored)
                     acted.setdefault(name, [])
                     if chosen is not None:
                         acted[name].append(chosen)
@@ -230,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = "  ".join(f"{c}: {100.0 * sum(x) / len(x):5.1f} % ({sum(x)}/{len(x)})"
                         for c, x in per.items())
         print(f"{name:32s} {row}")
+    for name, counts in scored.items():
+        print(f"{name:32s} candidates scored per utterance: mean {statistics.fmean(counts):.1f},"
+              f" max {max(counts)} ({len(counts)} utterances)")
     for sname, ms in cost.items():
         if ms:
             print(f"scoring cost ({sname} prompt): {len(ms)} utterances, p50 "
