@@ -297,6 +297,8 @@ class _Speculation:
     provisional: bool = False
     #: The task that recognizes its text (sets ``recognition``).
     follow: asyncio.Task[None] | None = None
+    #: The audio transcribed (kept to escalate a provisional look that did not parse).
+    audio: Any = None
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
@@ -773,7 +775,11 @@ class Session:
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 
-    def _speculate(self, utt: _Utterance, audio: Any, audio_end_ms: int) -> None:
+    def _speculate(
+        self, utt: _Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
+    ) -> None:
+        """Transcribe the audio up to this pause: a cheap first look, or with ``full`` the
+        final settings (the escalation when the first look did not parse)."""
         if not self._settings.speculative or self._res.transcribe is None:
             return
         old = utt.spec
@@ -786,14 +792,19 @@ class Session:
         if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
             return
-        self._res.metrics.speculations_total.inc("started")
-        future, job = self._submit_asr(audio, SPECULATIVE, self._res.transcribe_speculative)
+        self._res.metrics.speculations_total.inc("escalated" if full else "started")
+        provisional = not full and self._settings.speculation_beam_size is not None
+        transcribe = self._res.transcribe_speculative if provisional else self._res.transcribe
+        future, job = self._submit_asr(audio, SPECULATIVE, transcribe)
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)
-        provisional = self._settings.speculation_beam_size is not None
         spec = _Speculation(
-            audio_end_ms=audio_end_ms, future=future, job=job, provisional=provisional
+            audio_end_ms=audio_end_ms,
+            future=future,
+            job=job,
+            provisional=provisional,
+            audio=audio if provisional else None,
         )
         utt.spec = spec
         task = asyncio.get_running_loop().create_task(
@@ -831,8 +842,15 @@ class Session:
         spec.recognition, spec.context = result, context
         # A guessed reading of words cut at a pause may finish the speaker's sentence for
         # them ("give me a double shot" aligned to "... americano"): wait for the silence.
-        if _armed(result) and not spec.stale and utt is self._current:
+        if spec.stale or utt is not self._current:
+            return
+        if _armed(result):
             self._enqueue_control("complete", utt, spec)
+        elif spec.provisional and self._settings.speculation_escalate:
+            # The cheap look did not parse: transcribe the same audio with the final
+            # settings now, so that if this pause is the end of the turn, the final
+            # transcript is ready (or ends the turn early) instead of starting after it.
+            self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
 
     def _grammar_recognize(
         self, text: str, lang: str | None, context: Intent | None, heard: _Heard | None

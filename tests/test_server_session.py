@@ -361,6 +361,40 @@ async def test_cheap_speculation_stands_only_when_it_parsed() -> None:
         assert h.of(p.ActionEvent)[-1].status == "confirmed"
 
 
+async def test_cheap_look_that_does_not_parse_escalates_at_the_pause() -> None:
+    """The final-settings transcription of the same audio starts at the pause (not after the
+    silence), its complete command ends the turn early, and the final reuses it."""
+    async with Harness() as h:
+        h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
+        for _ in range(5):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)  # pause: cheap look, then escalation
+        await h.until(lambda: bool(h.frontends) and h.frontends[0].completed)  # escalation parsed
+        assert h.asr_calls == 1 and not h.of(p.SpeechStopped)
+        h.session.handle_audio(SILENT)
+        await h.metrics_count(1)
+    assert h.asr_calls == 1  # reused, not transcribed again
+    assert h.metrics.speculations_total.value("escalated") == 1
+    assert h.metrics.speculations_total.value("reused") == 1
+    assert h.of(p.ActionEvent)[-1].status == "confirmed"
+
+
+async def test_escalation_can_be_turned_off() -> None:
+    async with Harness(speculation_escalate=False) as h:
+        h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
+        for _ in range(5):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)
+        await h.until(lambda: bool(h.of(p.TranscriptPartial)))
+        await asyncio.sleep(0.05)
+        assert h.asr_calls == 0
+        h.session.handle_audio(SILENT)
+        h.session.handle_audio(SILENT)  # silence ends the turn
+        await h.metrics_count(1)
+    assert h.asr_calls == 1  # the final transcription, after the silence
+    assert h.metrics.speculations_total.value("escalated") == 0
+
+
 async def test_several_utterances_and_context() -> None:
     async with Harness(speculative=False) as h:
         h.speak()
