@@ -220,10 +220,11 @@ class AssistantSettings(_Strict):
     #: (synthetic 91.2 / 76.2 % clean / 10 dB, Picovoice 98.8 / 82.2 % clean / 6 dB; greedy
     #: stood on 57-83 % of the clean commands), at about half the ASR time on the early end.
     speculation_beam_size: int | None = Field(default=1, ge=1, le=10)
-    #: When that cheap look does not parse, transcribe the same audio at once with the final
-    #: settings (still speculative: dropped if speech resumes before it runs), so a turn that
-    #: does end there does not wait for its final transcription after the silence.
-    speculation_escalate: bool = True
+    #: When that cheap look does not parse and the silence has lasted this long (ms from the
+    #: pause), transcribe the same audio with the final settings (still speculative: dropped
+    #: if speech resumes before it runs), so a turn that does end there does not wait for its
+    #: final transcription after the silence. None: never; 0: at once.
+    speculation_escalate_ms: int | None = Field(default=150, ge=0, le=10_000)
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
     #: (``assistant.asr_scheduler``); 1: one at a time.
     asr_max_batch: int = Field(default=1, ge=1, le=32)

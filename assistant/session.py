@@ -299,6 +299,8 @@ class _Speculation:
     follow: asyncio.Task[None] | None = None
     #: The audio transcribed (kept to escalate a provisional look that did not parse).
     audio: Any = None
+    #: When it was started (the pause), on the session clock.
+    started: float = 0.0
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
@@ -805,6 +807,7 @@ class Session:
             job=job,
             provisional=provisional,
             audio=audio if provisional else None,
+            started=self._clock(),
         )
         utt.spec = spec
         task = asyncio.get_running_loop().create_task(
@@ -846,11 +849,16 @@ class Session:
             return
         if _armed(result):
             self._enqueue_control("complete", utt, spec)
-        elif spec.provisional and self._settings.speculation_escalate:
-            # The cheap look did not parse: transcribe the same audio with the final
-            # settings now, so that if this pause is the end of the turn, the final
-            # transcript is ready (or ends the turn early) instead of starting after it.
-            self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
+        elif spec.provisional and self._settings.speculation_escalate_ms is not None:
+            # The cheap look did not parse: once the silence has lasted a while (most pauses
+            # inside a sentence are over by then), transcribe the same audio with the final
+            # settings, so that if this pause is the end of the turn, the final transcript is
+            # ready (or ends the turn early) instead of starting after the silence.
+            wait = spec.started + self._settings.speculation_escalate_ms / 1000 - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not spec.stale and utt is self._current and utt.spec is spec:
+                self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
 
     def _grammar_recognize(
         self, text: str, lang: str | None, context: Intent | None, heard: _Heard | None

@@ -380,7 +380,7 @@ async def test_cheap_look_that_does_not_parse_escalates_at_the_pause() -> None:
 
 
 async def test_escalation_can_be_turned_off() -> None:
-    async with Harness(speculation_escalate=False) as h:
+    async with Harness(speculation_escalate_ms=None) as h:
         h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
         for _ in range(5):
             h.session.handle_audio(VOICED)
