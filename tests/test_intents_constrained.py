@@ -99,7 +99,7 @@ def test_choose_fixes_two_wrong_slots_in_two_rounds(lists: SlotLists) -> None:
     assert c.candidate.slot_dict["number_of_shots"] == "single shot"
     assert c.candidate.slot_dict["milk_amount"] == "a little bit of almond milk"
     assert c.candidate.text == render(sentence_words(said))
-    assert c.rounds == 2 and len(calls) == 2 and all(n <= 40 for n in calls)
+    assert c.rounds == 2 and len(calls) == 2 and all(n <= 24 for n in calls)
     # One round fixes one slot only.
     c1 = choose([decoded], lists, _truth_scorer(said, []), margin=2.0, rounds=1)  # type: ignore[arg-type]
     assert c1.candidate is not None and c1.switched

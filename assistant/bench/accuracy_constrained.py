@@ -106,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None, help="write per-clip results (JSON lines) here")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="the accuracy run's --seed (noise mixing; default: the benchmark's)")
     args = ap.parse_args(argv)
 
     from assistant.audio.asr import hotword_prompt
@@ -172,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cond == "clean":
             audio = clean
         else:
-            rng = np.random.default_rng(stable_seed("picovoice", item.id, cond, DEFAULT_SEED))
+            rng = np.random.default_rng(stable_seed(
+                "picovoice", item.id, cond, DEFAULT_SEED if args.seed is None else args.seed))
             audio = mix_at_snr(clean, noise, float(cond), rng)
         segs = endpointing.segments(audio).audio
         v = r["variants"][args.asr]
