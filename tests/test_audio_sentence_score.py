@@ -3,12 +3,13 @@ guessed custom-intent readings built on them (real models, synthesized speech)."
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from assistant.audio.acoustic_repair import AcousticRepair
+from assistant.audio.acoustic_repair import AcousticRepair, decode_then_repair
 from assistant.audio.asr import WhisperTranscriber
 from assistant.audio.denoise import MILD, STRONG, DenoiseSettings, denoise
 from assistant.audio.sentence_score import SentenceScorer
@@ -57,6 +58,7 @@ def test_repair_replaces_a_guessed_slot_value_by_the_one_heard(
     recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
     decoder = HypothesisDecoder(recognizer)
     repair = AcousticRepair(recognizer, scorer)
+    assert AcousticRepair.for_transcriber(Recognizer(load_demo_config()), object()) is None
     # Whisper misheard the milk; the text decode repairs it to a valid but wrong order.
     hyps = ["Give me a large latte with a lot of mill."]
     guessed = decoder.decode(hyps)
@@ -69,6 +71,11 @@ def test_repair_replaces_a_guessed_slot_value_by_the_one_heard(
         "size": "large", "coffee_drink": "latte", "milk_amount": "almond milk"}
     assert "rescored by the audio" in out.recognition.reason
     assert out.recognition.intent.confidence <= guessed.intent.confidence
+    # The session's wiring: decode, then repair a guessed reading.
+    wired = decode_then_repair(partial(decoder.decode, hyps), repair, audio, hyps)
+    assert wired.intent is not None
+    assert wired.intent.slots.custom["milk_amount"] == "almond milk"
+    assert decode_then_repair(partial(decoder.decode, hyps), None, audio, hyps) == guessed
     # A reading parsed as heard is never second-guessed (clean speech costs nothing).
     heard = decoder.decode(["Give me a large latte with soy milk."])
     assert heard.intent is not None and not heard.guessed

@@ -10,10 +10,13 @@ against the utterance audio (``intents.constrained.choose`` with
 sentence fits the audio better by a margin. Readings parsed as heard are never touched, so
 clean speech costs nothing.
 
-Wiring (the session owns it): after the decoder's recognition of a *final* utterance, when
-``recognition.guessed``, call :meth:`AcousticRepair.repair` with the utterance audio and the
-same hypotheses, in the worker thread that ran the decoder. See docs/benchmarks.md for the
-figures.
+Wiring (the session owns it): build one :class:`AcousticRepair` per process with
+:meth:`AcousticRepair.for_transcriber` (it shares the transcriber's model) and, for *final*
+utterances only, recognize with ``functools.partial(decode_then_repair, <the decoder call>,
+repair, audio, hypotheses, language=...)`` in the worker thread that ran the decoder — the
+same shape as ``assistant.session._decode_or``. Speculative transcripts at a pause must not
+be repaired: a guessed reading never ends a turn early anyway, and the repair costs a decoder
+pass. See docs/benchmarks.md for the figures.
 
 Thread-safe: the aligners and the scorer are shared read-only; per-call state is local.
 """
@@ -21,7 +24,7 @@ Thread-safe: the aligners and the scorer are shared read-only; per-call state is
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -92,6 +95,17 @@ class AcousticRepair:
         registry = build_slot_lists(recognizer.config)
         self._aligners: Final = tuple(
             GrammarAligner(build_automaton(Intents.from_dict(f.data), registry)) for f in files)
+
+    @classmethod
+    def for_transcriber(cls, recognizer: Recognizer, transcriber: Any,
+                        **settings: Any) -> AcousticRepair | None:
+        """The repair for a server: scores with the transcriber's own Whisper model (no second
+        copy). None when the recognizer has no custom intents (nothing to repair)."""
+        if not recognizer.custom_files:
+            return None
+        from assistant.audio.sentence_score import SentenceScorer
+
+        return cls(recognizer, SentenceScorer.from_transcriber(transcriber), **settings)
 
     def seeds(self, hypotheses: Sequence[str | Hypothesis], recognition: Recognition
               ) -> tuple[list[tuple[str, Mapping[str, Any]]], int | None]:
@@ -176,6 +190,17 @@ class AcousticRepair:
         logger.debug("acoustic repair: %s", why)
         return Repaired(Recognition(intent=new, reason=reason, alternatives=rec.alternatives,
                                     guessed=True), c)
+
+
+def decode_then_repair(decode: Callable[[], Recognition], repair: AcousticRepair | None,
+                       audio: Any, hypotheses: Sequence[str | Hypothesis], *,
+                       language: str | None = None) -> Recognition:
+    """``decode()``'s recognition, repaired by the audio when it is a guessed custom-intent
+    reading (``repair`` None: as decoded)."""
+    result = decode()
+    if repair is None or result.intent is None or not result.guessed:
+        return result
+    return repair.repair(audio, hypotheses, result, language=language).recognition
 
 
 def with_bonus(log_prob: float, tokens: int, bonus: float = LENGTH_BONUS) -> float:
