@@ -54,6 +54,13 @@ MAX_CANDIDATES: Final = 8
 #: Memoized runs kept at most (heard words are unbounded in a long-running server).
 MEMO_LIMIT: Final = 20_000
 
+#: Frame words that do not make a command by themselves: a run is respelled only when the
+#: rest of the utterance holds another frame word ("turn", "on", "set", "percent", ...).
+_FILLER: Final = frozenset(
+    """a an the of and or my our your this that it its is are be please could can would you
+    will i i'm me we us do does so just hey okay ok oh yes no thanks thank then now also there
+    here what how good""".split()
+)
 _DECOY: Final = "decoy:"
 _MISSING: Final = object()
 _EXTRA_FRAME: Final = frozenset(
@@ -205,10 +212,16 @@ class SlotRespeller:
         """Readings of ``text`` with one slot run respelled, most alike first.
 
         Only whole runs are respelled: a run is what the speaker said in place of a slot
-        value, and part of one ("machine" of "cloth machine") is not a name by itself."""
+        value, and part of one ("machine" of "cloth machine") is not a name by itself. And
+        only runs inside a command: some frame word other than a filler must be heard
+        around the run."""
         ws = words(text)
         out: list[Respelling] = []
         for i, j in self.slot_runs(text):
+            if not any(w not in _FILLER and self.is_frame(w) for w in [*ws[:i], *ws[j:]]):
+                # No command heard around the run ("Good time." is not "bedtime"): the
+                # premise that the frame was heard right does not hold.
+                continue
             span = ws[i:j]
             heard = " ".join(span)
             if j - i > MAX_SPAN_WORDS or heard in self._spellings:

@@ -103,6 +103,8 @@ def test_frame_words_numbers_and_on_off_are_never_respelled(respeller: SlotRespe
         "unlock the back door",
         "turn on the spaceship",
         "turn on the kitchen light",  # already right: nothing to respell
+        "Good time.",  # no command around it: not the scene "bedtime"
+        "the good time",
     ],
 )
 def test_other_names_are_not_respelled(respeller: SlotRespeller, text: str) -> None:
@@ -138,7 +140,8 @@ def test_decoder_respells_a_misheard_scene(decoder: HypothesisDecoder) -> None:
 @pytest.mark.parametrize(
     "text",
     ["unlock the back door", "turn on the lava lamp", "turn on the lights in the bathroom",
-     "turn on the drawing room light", "switch off the router", "turn on the spaceship"],
+     "turn on the drawing room light", "switch off the router", "turn on the spaceship",
+     "Good time."],
 )
 def test_decoder_keeps_other_names_rejected(decoder: HypothesisDecoder, text: str) -> None:
     assert decoder.decode([text]).intent is None
