@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.audio.acoustic_repair import AcousticRepair, decode_then_repair
+from assistant.audio.acoustic_repair import (
+    MAX_SNR_DB,
+    AcousticRepair,
+    decode_then_repair,
+    estimated_snr_db,
+)
 from assistant.audio.asr import WhisperTranscriber
 from assistant.audio.denoise import MILD, STRONG, DenoiseSettings, denoise
 from assistant.audio.sentence_score import SentenceScorer
 from devices.registry import load_demo_config
 from intents.decode import HypothesisDecoder
 from intents.recognizer import Recognizer
-from tests.speech import synth, to_float, with_silence
+from tests.speech import mix_noise, synth, to_float, white_noise, with_silence
 
 COFFEE = Path(__file__).resolve().parents[1] / "intents" / "data" / "examples" / (
     "picovoice_coffee.yaml")
@@ -57,7 +62,7 @@ def test_repair_replaces_a_guessed_slot_value_by_the_one_heard(
         scorer: SentenceScorer, audio: np.ndarray) -> None:
     recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
     decoder = HypothesisDecoder(recognizer)
-    repair = AcousticRepair(recognizer, scorer)
+    repair = AcousticRepair(recognizer, scorer, max_snr_db=None)
     assert AcousticRepair.for_transcriber(Recognizer(load_demo_config()), object()) is None
     # Whisper misheard the milk; the text decode repairs it to a valid but wrong order.
     hyps = ["Give me a large latte with a lot of mill."]
@@ -84,6 +89,19 @@ def test_repair_replaces_a_guessed_slot_value_by_the_one_heard(
     # Nothing decoded and no rescue: nothing to do.
     none = decoder.decode(["what a lovely day"])
     assert repair.repair(audio, ["what a lovely day"], none).recognition is none
+
+
+def test_repair_runs_only_on_noisy_utterances(scorer: SentenceScorer, audio: np.ndarray) -> None:
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    decoder = HypothesisDecoder(recognizer)
+    hyps = ["Give me a large latte with a lot of mill."]
+    guessed = decoder.decode(hyps)
+    noisy = to_float(mix_noise(with_silence(synth(SAID), 300, 300),
+                               white_noise(len(audio), level=0.1), 6.0))
+    assert estimated_snr_db(audio) > MAX_SNR_DB > estimated_snr_db(noisy)
+    repair = AcousticRepair(recognizer, scorer)  # the default gate
+    assert repair.repair(audio, hyps, guessed).choice is None  # clean: not rescored
+    assert repair.repair(noisy, hyps, guessed).choice is not None
 
 
 def test_denoise_keeps_length_and_reduces_stationary_noise() -> None:
