@@ -122,6 +122,7 @@ class Hearth:
             frontend_factory=self._new_frontend if self.vad is not None else None,
             transcribe=self._transcribe if self.transcriber is not None else None,
             transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
+            acoustic_repair=self._acoustic_repair(),
             transcribe_speculative=(
                 self._transcribe_speculative if self.transcriber is not None else None
             ),
@@ -139,6 +140,20 @@ class Hearth:
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
+
+    def _acoustic_repair(self) -> Any:
+        """Grammar-constrained rescoring of guessed custom-intent readings (None: no custom
+        intents, no speech model, or ``asr.acoustic_repair: false``)."""
+        if (
+            self.transcriber is None
+            or self.recognizer is None
+            or self.decoder is None
+            or not self.settings.asr.acoustic_repair
+        ):
+            return None
+        from assistant.audio.acoustic_repair import AcousticRepair
+
+        return AcousticRepair.for_transcriber(self.recognizer, self.transcriber)
 
     def _open_audit(self) -> AuditLog | None:
         cfg = self.settings.audit

@@ -150,6 +150,10 @@ class AsrConfig(_Strict):
     #: more on the 30 s window and decode both passes' hypotheses (costs a second ASR pass on
     #: every utterance that is not a command).
     retry_unparsed: bool = True
+    #: With custom intents: a guessed reading of noisy speech (estimated SNR < 20 dB) is
+    #: checked against the audio by Whisper's decoder over the grammar's nearby sentences
+    #: (``assistant.audio.acoustic_repair``; Picovoice 6 dB +3.3 points, ~3.5 ASR passes).
+    acoustic_repair: bool = True
     decode: DecodeMode = DEFAULT_DECODE
     confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -157,7 +161,7 @@ class AsrConfig(_Strict):
     def overrides(self) -> dict[str, Any]:
         """Keyword arguments for ``AsrSettings`` (``threads`` is its ``cpu_threads``)."""
         names = {"threads": "cpu_threads"}
-        session_side = {"extra", "decode", "confidence", "retry_unparsed"}
+        session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair"}
         out = {
             names.get(k, k): v
             for k, v in self.model_dump(exclude=session_side).items()

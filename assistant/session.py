@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from assistant.asr_scheduler import FINAL, SPECULATIVE, AsrScheduler
 from assistant.audio.asr import looks_cut_off
@@ -90,6 +90,8 @@ from intents.decode import Hypothesis
 from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Minimum seconds between two ``audio_overflow`` / ``rate_limited`` error events of a session.
 ERROR_REPORT_INTERVAL_S = 1.0
@@ -157,6 +159,24 @@ class TranscriptLike(Protocol):
 #: Audio (16 kHz, as the front end hands it over) -> transcript (or just its text). Runs in
 #: a worker thread.
 Transcribe = Callable[[Any], str | TranscriptLike]
+
+
+class RepairedLike(Protocol):
+    @property
+    def recognition(self) -> Recognition: ...
+
+
+class RepairLike(Protocol):
+    """``assistant.audio.acoustic_repair.AcousticRepair``."""
+
+    def repair(
+        self,
+        audio: Any,
+        hypotheses: Sequence[str | Hypothesis],
+        recognition: Recognition,
+        *,
+        language: str | None = None,
+    ) -> RepairedLike: ...
 
 
 class DecoderLike(Protocol):
@@ -238,6 +258,9 @@ class SessionResources:
     #: whose hypotheses decodes to a command, the two passes' hypotheses pooled (measured
     #: on the Picovoice recordings at 6 dB: +4 points; docs/benchmarks.md). Needs ``decoder``.
     transcribe_full: Transcribe | None = None
+    #: ``assistant.audio.acoustic_repair.AcousticRepair``: a guessed custom-intent reading of
+    #: noisy speech is checked against the audio (final utterances only). None: off.
+    acoustic_repair: RepairLike | None = None
     #: ASR for speculative transcriptions (at pauses): no second pass on a text that looks
     #: cut off (speech cut at a pause usually does). None: ``transcribe``.
     transcribe_speculative: Transcribe | None = None
@@ -658,13 +681,19 @@ class Session:
         transcribe = transcribe or self._res.transcribe
         if transcribe is None:
             raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
+        return self._submit(functools.partial(transcribe, audio), priority)
+
+    def _submit(
+        self, call: Callable[[], _T], priority: int
+    ) -> tuple[asyncio.Future[_T], concurrent.futures.Future[Any] | None]:
+        """``call()`` on the ASR executor (see :meth:`_submit_asr`)."""
         executor = self._res.asr_executor
         job: concurrent.futures.Future[Any] | None = None
         if isinstance(executor, AsrScheduler):
-            job = executor.submit_at(priority, transcribe, audio)
-            future: asyncio.Future[str | TranscriptLike] = asyncio.wrap_future(job)
+            job = executor.submit_at(priority, call)
+            future: asyncio.Future[_T] = asyncio.wrap_future(job)
         else:
-            future = asyncio.get_running_loop().run_in_executor(executor, transcribe, audio)
+            future = asyncio.get_running_loop().run_in_executor(executor, call)
         load, metrics = self._res.asr_load, self._res.metrics
         load.jobs += 1
         metrics.asr_jobs.set(load.jobs)
@@ -738,7 +767,7 @@ class Session:
         self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
         if not text:
             raise _Done("no_speech")
-        await self._recognize_and_dispatch(utt, text, language, known, heard)
+        await self._recognize_and_dispatch(utt, text, language, known, heard, audio)
 
     async def _retry_unparsed(
         self, utt: _Utterance, audio: Any, heard: _Heard, known: Recognition | None
@@ -885,11 +914,13 @@ class Session:
         lang: str | None,
         known: Recognition | None = None,
         heard: _Heard | None = None,
+        audio: Any = None,
     ) -> None:
         utt.stage = "intent"
         t0 = self._clock()
         if known is not None:
-            await self._dispatch_recognition(utt, known, 0.0, text, lang)
+            known = await self._acoustic_repair(utt, known, heard, audio, lang)
+            await self._dispatch_recognition(utt, known, self._clock() - t0, text, lang)
             return
         tiered = self._res.tiered
         decoder = self._res.decoder if heard is not None else None
@@ -934,7 +965,42 @@ class Session:
                 raise _StageError(ErrorCode(code), public) from e
             logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
             raise _StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
+        result = await self._acoustic_repair(utt, result, heard, audio, lang)
         await self._dispatch_recognition(utt, result, self._clock() - t0, text, lang)
+
+    async def _acoustic_repair(
+        self,
+        utt: _Utterance,
+        result: Recognition,
+        heard: _Heard | None,
+        audio: Any,
+        lang: str | None,
+    ) -> Recognition:
+        """A guessed custom-intent reading of noisy speech, checked against the audio by
+        Whisper's decoder (``assistant.audio.acoustic_repair``): on the ASR workers, as a
+        final job. Any failure keeps the text reading."""
+        repair = self._res.acoustic_repair
+        intent = result.intent
+        if (
+            repair is None
+            or audio is None
+            or heard is None
+            or intent is None
+            or not result.guessed
+            or intent.source != "custom"
+        ):
+            return result
+        call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
+        future, _ = self._submit(call, FINAL)
+        try:
+            return (await future).recognition
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning(
+                "session %s: acoustic repair failed on %s", self.id, utt.id, exc_info=True
+            )
+            return result
 
     async def _dispatch_recognition(
         self, utt: _Utterance, result: Recognition, intent_s: float, text: str, lang: str | None

@@ -30,7 +30,11 @@ def _transcript(*texts: str) -> Transcript:
 
 
 async def _run(
-    decode: bool, heard: Transcript, full: Transcript | None = None, metrics: Metrics | None = None
+    decode: bool,
+    heard: Transcript,
+    full: Transcript | None = None,
+    metrics: Metrics | None = None,
+    repair: Any = None,
 ) -> list[Any]:
     events: list[Any] = []
     recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
@@ -47,6 +51,7 @@ async def _run(
         frontend_factory=frontend,
         transcribe=lambda audio: heard,
         transcribe_full=None if full is None else (lambda audio: full),
+        acoustic_repair=repair,
         decoder=HypothesisDecoder(recognizer) if decode else None,
     )
     session = Session(resources, events.append, session_id="s")
@@ -116,6 +121,42 @@ async def test_a_guess_from_a_cut_off_text_asks_the_full_window() -> None:
     assert intent.intent is not None
     assert intent.intent.slots.custom["coffee_drink"] == "cappuccino"
     assert metrics.asr_retries_total.value() == 1
+
+
+class _Repair:
+    """Stands in for AcousticRepair: the audio says "iced mocha", whatever the text guessed."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[str], str]] = []
+
+    def repair(self, audio: Any, hypotheses: Any, recognition: Any, *,
+               language: str | None = None) -> Any:
+        from types import SimpleNamespace
+
+        self.calls.append((len(audio), [h.text for h in hypotheses], recognition.reason))
+        intent = recognition.intent
+        slots = intent.slots.model_copy(update={"custom": {"coffee_drink": "iced mocha"}})
+        fixed = recognition.model_copy(update={"intent": intent.model_copy(
+            update={"slots": slots})})
+        return SimpleNamespace(recognition=fixed)
+
+
+async def test_guessed_custom_reading_goes_through_acoustic_repair() -> None:
+    repair = _Repair()
+    events = await _run(True, _transcript("Can I get an honest mocha"), repair=repair)
+    assert len(repair.calls) == 1
+    n_audio, hyps, reason = repair.calls[0]
+    assert n_audio > 0 and hyps == ["Can I get an honest mocha"]
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.slots.custom == {
+        "coffee_drink": "iced mocha"}
+
+
+async def test_exact_readings_skip_acoustic_repair() -> None:
+    repair = _Repair()
+    await _run(True, _transcript("Can I get an iced mocha"), repair=repair)
+    await _run(True, _transcript("turn on the kitchen light"), repair=repair)
+    assert repair.calls == []
 
 
 async def test_no_retry_when_the_first_pass_decodes() -> None:
