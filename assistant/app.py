@@ -311,7 +311,13 @@ class Hearth:
     def _transcribe(self, audio: Any) -> Transcript:
         assert self.transcriber is not None
         # The whole transcript: the session's decoder reads the n-best list and the scores.
-        return self.transcriber.transcribe(audio, hotwords=self.hotwords)
+        # With the session's retry on, a cut-off text is retried there, and only when its
+        # reading is not an exact home command (a second pass on every "..., light," doubled
+        # the silence path's latency).
+        retry_cut_off = False if self.settings.asr.retry_unparsed else None
+        return self.transcriber.transcribe(
+            audio, hotwords=self.hotwords, retry_cut_off=retry_cut_off
+        )
 
     def transcribe_full(self, audio: Any) -> Transcript:
         """Transcribe again on Whisper's 30 s window, same hotwords, beam and n-best: for a

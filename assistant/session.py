@@ -773,10 +773,12 @@ class Session:
         self, utt: _Utterance, audio: Any, heard: _Heard, known: Recognition | None
     ) -> tuple[_Heard, Recognition | None]:
         """When no hypothesis of the (trimmed-window) transcription decodes to a command, or
-        only a guessed reading of a text that looks cut off does ("Can I get a triple shot,"
-        aligned to an americano), transcribe once more on the full window and pool both
-        passes' hypotheses (the full window's first when the text was cut off). Returns what
-        to recognize, and the grammar's answer when it is already known."""
+        the text looks cut off and only a guessed reading or a custom intent came of it
+        ("Can I get a triple shot," aligned to an americano), transcribe once more on the
+        full window and pool both passes' hypotheses (the full window's first when the text
+        was cut off). The server's transcriptions skip the transcriber's own cut-off retry
+        (``Hearth._transcribe``): this is where it happens. Returns what to recognize, and
+        the grammar's answer when it is already known."""
         first = known
         if first is None:
             decode = self._grammar_recognize(
@@ -784,7 +786,12 @@ class Session:
             )
             first = await asyncio.to_thread(decode)
         cut_off = looks_cut_off(heard.text)
-        if first.intent is not None and not (first.guessed and cut_off):
+        # A text that ends mid-sentence stands only as an exact home command ("turn off the
+        # living room light," is how Whisper often ends one); a guessed reading of it, or a
+        # custom intent (orders go on: "a triple shot, cappuccino, with ..."), asks again.
+        if first.intent is not None and not (
+            cut_off and (first.guessed or first.intent.source == "custom")
+        ):
             return heard, first if self._res.tiered is None else None
         try:
             again = _heard(await self._transcribe(audio, self._res.transcribe_full))

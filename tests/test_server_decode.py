@@ -159,6 +159,22 @@ async def test_exact_readings_skip_acoustic_repair() -> None:
     assert repair.calls == []
 
 
+async def test_cut_off_text_retries_for_an_order_but_not_a_home_command() -> None:
+    metrics = Metrics()
+    order = _transcript("Can I get a triple shot, cappuccino,")
+    whole = _transcript("Can I get a triple shot, cappuccino, with sugar and milk.")
+    events = await _run(True, order, whole, metrics)
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert metrics.asr_retries_total.value() == 1
+    assert intent.intent is not None and len(intent.intent.slots.custom) > 2  # sugar and milk
+    home = Metrics()
+    events = await _run(True, _transcript("turn off the living room light,"),
+                        _transcript("turn on the living room light"), home)
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert home.asr_retries_total.value() == 0
+    assert intent.intent is not None and intent.intent.name == "light_off"
+
+
 async def test_no_retry_when_the_first_pass_decodes() -> None:
     heard = _transcript("turn on the kitchen light")
     metrics = Metrics()
