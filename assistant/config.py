@@ -216,7 +216,11 @@ class AssistantSettings(_Strict):
     #: Speculative transcriptions start only while fewer ASR jobs than this are queued or
     #: running across all sessions (final transcriptions always run first, and a superseded
     #: speculation that has not started is dropped). None: no limit.
-    speculation_max_asr_jobs: int | None = Field(default=None, ge=1)
+    speculation_max_asr_jobs: int | None = Field(default=4, ge=1)
+    #: Overload: while this many ASR jobs are queued or running, final transcriptions use the
+    #: cheap (speculative) pass and skip escalation and the full-window retries, so that many
+    #: live streams degrade in accuracy instead of in seconds. None: never.
+    asr_shed_jobs: int | None = Field(default=3, ge=1)
     #: Beam size of speculative transcriptions (None: the final one's). A cheaper first look
     #: (1: greedy) that stands as the final transcript only when it parses as a complete
     #: command as heard; otherwise the turn is transcribed again with the full settings.

@@ -740,7 +740,11 @@ class Session:
                 heard = None  # already logged by the speculation; transcribe afresh
         if heard is None:
             try:
-                heard = _heard(await self._transcribe(audio))
+                # Under overload, the cheap pass: a slower, better answer that arrives
+                # seconds late helps nobody (``asr_shed_jobs``).
+                cheap = self._shedding() and self._res.transcribe_speculative is not None
+                fn = self._res.transcribe_speculative if cheap else None
+                heard = _heard(await self._transcribe(audio, fn))
             except _StageError:
                 raise
             except Exception as e:
@@ -759,6 +763,7 @@ class Session:
         if (
             text
             and not heard.full_window
+            and not self._shedding()
             and self._res.transcribe_full is not None
             and self._res.decoder is not None
         ):
@@ -812,6 +817,12 @@ class Session:
         return _Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
+
+    def _shedding(self) -> bool:
+        """The ASR workers are overloaded (``asr_shed_jobs`` jobs queued or running): final
+        transcriptions take the cheap pass and skip the second opinions."""
+        limit = self._settings.asr_shed_jobs
+        return limit is not None and self._res.asr_load.jobs >= limit
 
     def _speculate(
         self, utt: _Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
@@ -893,7 +904,12 @@ class Session:
             wait = spec.started + self._settings.speculation_escalate_ms / 1000 - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if not spec.stale and utt is self._current and utt.spec is spec:
+            if (
+                not spec.stale
+                and utt is self._current
+                and utt.spec is spec
+                and not self._shedding()
+            ):
                 self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
 
     def _grammar_recognize(

@@ -175,6 +175,49 @@ async def test_cut_off_text_retries_for_an_order_but_not_a_home_command() -> Non
     assert intent.intent is not None and intent.intent.name == "light_off"
 
 
+async def test_overloaded_asr_sheds_the_second_opinions() -> None:
+    """With the ASR backlog at ``asr_shed_jobs``, a final utterance takes the cheap pass and no
+    full-window retry: under overload, a late answer is worse than a plainer one."""
+    metrics = Metrics()
+    metrics_before = metrics.asr_retries_total.value()
+    events: list[Any] = []
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    cheap_calls: list[int] = []
+
+    def cheap(audio: Any) -> Transcript:
+        cheap_calls.append(len(audio))
+        return _transcript("what a lovely day")
+
+    resources = SessionResources(
+        settings=AssistantSettings(audio=True, speculative=False, asr_shed_jobs=1),
+        recognizer=recognizer,
+        dispatcher=FakeDispatcher(),
+        metrics=metrics,
+        frontend_factory=lambda rate, td, mode: FakeFrontEnd(rate),
+        transcribe=lambda audio: _transcript("turn on the kitchen light"),
+        transcribe_speculative=cheap,
+        transcribe_full=lambda audio: _transcript("turn on the kitchen light"),
+        decoder=HypothesisDecoder(recognizer),
+    )
+    resources.asr_load.jobs = 1  # other sessions' work in flight
+    session = Session(resources, events.append, session_id="s")
+    task = asyncio.create_task(session.run())
+    try:
+        for frame in [VOICED] * 5 + [SILENT] * 3:
+            session.handle_audio(frame)
+        async with asyncio.timeout(10.0):
+            while not any(isinstance(e, p.MetricsEvent) for e in events):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+    finally:
+        await session.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(cheap_calls) == 1  # the cheap pass, not the full one
+    assert metrics.asr_retries_total.value() == metrics_before  # no second opinion
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is None
+
+
 async def test_no_retry_when_the_first_pass_decodes() -> None:
     heard = _transcript("turn on the kitchen light")
     metrics = Metrics()
