@@ -227,6 +227,7 @@ class Hearth:
         self.transcriber = transcriber
         scheduler = AsrScheduler(asr_settings.num_workers, max_batch=self.settings.asr_max_batch)
         scheduler.batch(self._transcribe, self._transcribe_batch)
+        scheduler.batch(self._transcribe_speculative, self._transcribe_speculative_batch)
         self._asr_executor = scheduler
 
     async def stop(self) -> None:
@@ -311,12 +312,8 @@ class Hearth:
     def _transcribe(self, audio: Any) -> Transcript:
         assert self.transcriber is not None
         # The whole transcript: the session's decoder reads the n-best list and the scores.
-        # With the session's retry on, a cut-off text is retried there, and only when its
-        # reading is not an exact home command (a second pass on every "..., light," doubled
-        # the silence path's latency).
-        retry_cut_off = False if self.settings.asr.retry_unparsed else None
         return self.transcriber.transcribe(
-            audio, hotwords=self.hotwords, retry_cut_off=retry_cut_off
+            audio, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off()
         )
 
     def transcribe_full(self, audio: Any) -> Transcript:
@@ -338,7 +335,24 @@ class Hearth:
     def _transcribe_batch(self, audios: list[Any]) -> list[Transcript]:
         """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""
         assert self.transcriber is not None
-        return self.transcriber.transcribe_batch(audios, hotwords=self.hotwords)
+        return self.transcriber.transcribe_batch(
+            audios, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off()
+        )
+
+    def _transcribe_speculative_batch(self, audios: list[Any]) -> list[Transcript]:
+        assert self.transcriber is not None
+        return self.transcriber.transcribe_batch(
+            audios,
+            hotwords=self.hotwords,
+            retry_cut_off=False,
+            beam_size=self.settings.speculation_beam_size,
+        )
+
+    def _retry_cut_off(self) -> bool | None:
+        # With the session's retry on, a cut-off text is retried there, and only when its
+        # reading is not an exact home command (a second pass on every "..., light," doubled
+        # the silence path's latency).
+        return False if self.settings.asr.retry_unparsed else None
 
     def _transcribe_partial(self, audio: Any) -> str:
         assert self.transcriber is not None

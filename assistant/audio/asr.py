@@ -471,26 +471,32 @@ class WhisperTranscriber(Transcriber):
         *,
         hotwords: Sequence[str] = (),
         prompt: str | None = None,
+        retry_cut_off: bool | None = None,
+        beam_size: int | None = None,
     ) -> list[Transcript]:
         """Transcribe several utterances at once (e.g. from concurrent sessions).
 
         Clips that get the same encoder window are encoded and decoded as one batch, which
         costs less than separate calls (4 commands: ~175 ms against ~230 ms on this CPU).
         Results are in input order; each ``elapsed_s`` is the whole batch's time. Broken or
-        cut-off results are retried on the 30 s window one by one, as in :meth:`transcribe`.
+        cut-off results are retried on the 30 s window one by one, as in :meth:`transcribe`
+        (``retry_cut_off`` and ``beam_size`` as there).
         """
         s = self.settings
+        beam = beam_size or s.beam_size
         results = self._run_batch(
             audios,
             hotwords=hotwords,
             prompt=prompt,
             window=s.window,
-            beam_size=s.beam_size,
-            n_best=min(s.n_best, s.beam_size),
+            beam_size=beam,
+            n_best=min(s.n_best, beam),
             partial=False,
         )
         return [
-            self._full_window_if_needed(a, r, hotwords=hotwords, prompt=prompt)
+            self._full_window_if_needed(
+                a, r, hotwords=hotwords, prompt=prompt, retry_cut_off=retry_cut_off
+            )
             for a, r in zip(audios, results, strict=True)
         ]
 
