@@ -343,8 +343,8 @@ async def test_cheap_speculation_stands_only_when_it_parsed() -> None:
         async with Harness(speculation_beam_size=1) as h:
             spec_calls: list[str] = []
 
-            def cheap(audio: Any, text: str = spec_text) -> str:
-                spec_calls.append(text)
+            def cheap(audio: Any, text: str = spec_text, calls: list[str] = spec_calls) -> str:
+                calls.append(text)
                 return text
 
             h.resources.transcribe_speculative = cheap
