@@ -29,6 +29,18 @@ def _transcript(*texts: str) -> Transcript:
                       elapsed_s=0.1, window_s=5.0, alternatives=alts)
 
 
+async def _until_metrics(events: list[Any]) -> None:
+    async with asyncio.timeout(10.0):
+        while not any(isinstance(e, p.MetricsEvent) for e in events):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+async def _close(session: Session, task: asyncio.Task[None]) -> None:
+    await session.close()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _run(
     decode: bool,
     heard: Transcript,
@@ -67,13 +79,9 @@ async def _run(
             session.handle_audio(VOICED)
         for _ in range(3):
             session.handle_audio(SILENT)
-        async with asyncio.timeout(10.0):
-            while not any(isinstance(e, p.MetricsEvent) for e in events):  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
+        await _until_metrics(events)
     finally:
-        await session.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await _close(session, task)
     return events
 
 
@@ -280,13 +288,9 @@ async def _speculate(text: str, *, expect_armed: bool) -> tuple[bool, list[Any]]
         armed = frontends[0].completed
         for _ in range(2):
             session.handle_audio(SILENT)
-        async with asyncio.timeout(10.0):
-            while not any(isinstance(e, p.MetricsEvent) for e in events):  # noqa: ASYNC110
-                await asyncio.sleep(0.005)
+        await _until_metrics(events)
     finally:
-        await session.close()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await _close(session, task)
     return armed, events
 
 
