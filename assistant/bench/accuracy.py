@@ -301,12 +301,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         return p.recognizer.recognize(text)
 
     def align(texts: Sequence[str]) -> tuple[str, float] | None:
-        best = None
-        for aligner in p.aligners:
-            al = aligner.best(texts)
-            if al is not None and al.accepted and (best is None or al.cost < best.cost):
-                best = al
-        return None if best is None else (best.text, best.similarity)
+        return best_alignment(p.aligners, texts)
 
     for v in variants:
         transcriber = p.transcribers[v.name]
@@ -421,6 +416,17 @@ def _pct(xs: Sequence[float], q: float) -> float:
 def _timing(xs: Sequence[float]) -> dict[str, float]:
     return {"mean": round(statistics.fmean(xs), 1) if xs else 0.0,
             "p50": round(_pct(xs, 0.5), 1), "p95": round(_pct(xs, 0.95), 1)}
+
+
+def best_alignment(aligners: Sequence[Any], texts: Sequence[str]) -> tuple[str, float] | None:
+    """The accepted alignment of ``texts`` with the lowest cost over the custom grammars'
+    aligners, as (sentence, similarity); None when no grammar accepts one."""
+    best = None
+    for aligner in aligners:
+        al = aligner.best(texts)
+        if al is not None and al.accepted and (best is None or al.cost < best.cost):
+            best = al
+    return None if best is None else (best.text, best.similarity)
 
 
 def _variant_names(records: Sequence[dict[str, Any]]) -> list[str]:

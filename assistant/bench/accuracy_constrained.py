@@ -154,12 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return p.recognizer.recognize(text)
 
     def align(texts: Sequence[str]) -> tuple[str, float] | None:
-        best = None
-        for aligner in p.aligners:
-            al = aligner.best(texts)
-            if al is not None and al.accepted and (best is None or al.cost < best.cost):
-                best = al
-        return None if best is None else (best.text, best.similarity)
+        return acc.best_alignment(p.aligners, texts)
 
     results: dict[str, dict[str, list[bool]]] = {}
     per_clip: list[dict[str, Any]] = []
