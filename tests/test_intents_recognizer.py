@@ -351,6 +351,15 @@ def test_split_compound_is_repaired(demo: Recognizer) -> None:
         ("把暖气调到22度", "climate_set_temperature", ["thermostat"], "temperature", 22.0),
         ("暂停音乐", "media_pause", ["speaker"], None, None),
         ("are the lights on in the kitchen", "get_state", ["kitchen_light"], None, None),
+        # level verbs and "at" for "to", as Whisper often hears and people often say them
+        ("dim the kitchen light to 35 percent", "light_set", ["kitchen_light"], "brightness", 35),
+        ("dim, living room light at 20%.", "light_set", ["living_room_light"], "brightness", 20),
+        ("brighten the lights in the kitchen to 80%", "light_set", ["kitchen_light"],
+         "brightness", 80),
+        ("set the bedroom lamp at 30%", "light_set", ["bedroom_lamp"], "brightness", 30),
+        ("set the thermostat at 21 degrees", "climate_set_temperature", ["thermostat"],
+         "temperature", 21.0),
+        ("next song on the living room speaker", "media_next", ["speaker"], None, None),
     ],
 )
 def test_more_phrasings(demo: Recognizer, text: str, name: str, devices: list[str],
