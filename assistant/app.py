@@ -225,7 +225,7 @@ class Hearth:
         transcriber = WhisperTranscriber(asr_settings)
         transcriber.warmup()
         self.transcriber = transcriber
-        scheduler = AsrScheduler(asr_settings.num_workers, max_batch=self.settings.asr_max_batch)
+        scheduler = AsrScheduler(transcriber.workers, max_batch=self.settings.asr_max_batch)
         scheduler.batch(self._transcribe, self._transcribe_batch)
         scheduler.batch(self._transcribe_speculative, self._transcribe_speculative_batch)
         self._asr_executor = scheduler

@@ -7,7 +7,8 @@ Example (every key optional; the defaults are the named constants below)::
       server: {host: 127.0.0.1, port: 8765, token_env: HEARTH_TOKEN}
       limits: {max_audio_frame_bytes: 96000, max_messages_per_s: 200}
       turn_detection: {threshold: 0.5, silence_ms: 500}
-      asr: {model: null, device: auto, compute_type: int8, threads: 2, decode: grammar}
+      asr: {model: null, device: auto, compute_type: int8, threads: 1, workers: 2,
+             decode: grammar}
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class AsrConfig(_Strict):
     model: str | None = None  # path or faster-whisper model name; None: bundled tiny.en
     device: Literal["auto", "cpu", "cuda"] | None = None
     compute_type: str | None = None
-    threads: int | None = Field(default=None, gt=0)
+    threads: int | None = Field(default=None, gt=0)  # per transcription; None: 1
+    #: Transcriptions that run at once (model replicas); None: one per CPU core.
+    workers: int | None = Field(default=None, ge=1, le=16)
     beam_size: int | None = Field(default=None, ge=1, le=10)  # None: AsrSettings' (5)
     #: None: the beam size when ``beam_size`` is given, else AsrSettings' (5).
     n_best: int | None = Field(default=None, ge=1, le=10)
@@ -159,8 +162,9 @@ class AsrConfig(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def overrides(self) -> dict[str, Any]:
-        """Keyword arguments for ``AsrSettings`` (``threads`` is its ``cpu_threads``)."""
-        names = {"threads": "cpu_threads"}
+        """Keyword arguments for ``AsrSettings`` (``threads`` and ``workers`` are its
+        ``cpu_threads`` and ``num_workers``)."""
+        names = {"threads": "cpu_threads", "workers": "num_workers"}
         session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair"}
         out = {
             names.get(k, k): v

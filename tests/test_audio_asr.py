@@ -171,3 +171,15 @@ def test_noise_is_not_speech(whisper_transcriber: WhisperTranscriber) -> None:
     assert t.no_speech and t.text == ""
     speech = whisper_transcriber.transcribe(to_float(synth("pause the music")))
     assert not speech.no_speech and speech.text
+
+
+def test_workers_default_to_one_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    import assistant.audio.asr as asr
+
+    monkeypatch.setattr(asr, "_available_cores", lambda: 2)
+    assert AsrSettings().resolved_workers("cpu") == 2
+    assert AsrSettings(cpu_threads=2).resolved_workers("cpu") == 1  # threads share the cores
+    assert AsrSettings(num_workers=3).resolved_workers("cpu") == 3  # as configured
+    assert AsrSettings().resolved_workers("cuda") == 1
+    monkeypatch.setattr(asr, "_available_cores", lambda: 64)
+    assert AsrSettings().resolved_workers("cpu") == asr.MAX_AUTO_WORKERS

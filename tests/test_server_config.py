@@ -30,7 +30,7 @@ assistant:
   server: {host: 0.0.0.0, port: 9000, token_env: MY_TOKEN}
   limits: {max_messages_per_s: 50}
   turn_detection: {silence_ms: 300}
-  asr: {threads: 2, device: cpu}
+  asr: {threads: 2, workers: 3, device: cpu}
   llm: {backend: openai}
 """
     )
@@ -40,7 +40,7 @@ assistant:
     assert "t0k3n" not in repr(s)
     assert s.limits.max_messages_per_s == 50
     assert s.turn_detection.silence_ms == 300
-    assert s.asr.overrides() == {"cpu_threads": 2, "device": "cpu"}
+    assert s.asr.overrides() == {"cpu_threads": 2, "num_workers": 3, "device": "cpu"}
     assert s.llm == {"backend": "openai"}
 
 

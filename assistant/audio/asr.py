@@ -32,12 +32,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import re
 import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -74,7 +76,12 @@ DEFAULT_MAX_TOKENS_PER_S: Final = 8.0
 DEFAULT_MAX_PROMPT_TOKENS: Final = 200
 #: Above this zlib compression ratio the text is a repetition loop (Whisper's own threshold).
 COMPRESSION_RATIO_THRESHOLD: Final = 2.4
-DEFAULT_CPU_THREADS: Final = 2
+#: One thread per transcription, one model replica per core (``resolved_workers``). Measured
+#: on this 2-core box (docs/benchmarks.md, third round): a second intra-op thread made the
+#: encoder ~20 % and each decoding step ~2x *slower*, and one stream's P50 went 379 -> 306 ms.
+DEFAULT_CPU_THREADS: Final = 1
+#: Replicas when ``num_workers`` is left to the machine: one per core, at most this many.
+MAX_AUTO_WORKERS: Final = 8
 #: Beam search with its n-best list: the intent decoder (``intents.decode``) reads every
 #: hypothesis, and a lower one that parses beats a repair of the top one (+8 to +13 points of
 #: command acceptance on the Picovoice recordings, docs/benchmarks.md).
@@ -83,6 +90,13 @@ DEFAULT_N_BEST: Final = 5
 
 Device = Literal["auto", "cpu", "cuda"]
 WindowMode = Literal["trimmed", "full"]
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def default_model_path() -> Path:
@@ -110,8 +124,9 @@ class AsrSettings(BaseModel):
     #: None: int8 on CPU, float16 on CUDA.
     compute_type: str | None = None
     cpu_threads: int = Field(default=DEFAULT_CPU_THREADS, ge=0, le=64)
-    #: Model replicas that can run at once (CTranslate2 inter_threads).
-    num_workers: int = Field(default=1, ge=1, le=16)
+    #: Model replicas that can run at once (CTranslate2 inter_threads). None: one per CPU
+    #: core available to the process (at most :data:`MAX_AUTO_WORKERS`), one on a GPU.
+    num_workers: int | None = Field(default=None, ge=1, le=16)
     beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=10)
     #: Hypotheses returned as alternatives when beam_size > 1 (at most beam_size are used).
     n_best: int = Field(default=DEFAULT_N_BEST, ge=1, le=10)
@@ -142,6 +157,14 @@ class AsrSettings(BaseModel):
         import ctranslate2
 
         return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+    def resolved_workers(self, device: str) -> int:
+        if self.num_workers is not None:
+            return self.num_workers
+        if device == "cuda":
+            return 1
+        threads = max(1, self.cpu_threads)
+        return max(1, min(MAX_AUTO_WORKERS, _available_cores() // threads))
 
     def resolved_compute_type(self, device: str) -> str:
         if self.compute_type:
@@ -315,6 +338,7 @@ class WhisperTranscriber(Transcriber):
         model_ref = s.model if s.model is not None else str(default_model_path())
         self.device: Final = s.resolved_device()
         self.compute_type: Final = s.resolved_compute_type(self.device)
+        self.workers: Final = s.resolved_workers(self.device)
         t0 = time.perf_counter()
         try:
             self._model = WhisperModel(
@@ -322,7 +346,7 @@ class WhisperTranscriber(Transcriber):
                 device=self.device,
                 compute_type=self.compute_type,
                 cpu_threads=s.cpu_threads,
-                num_workers=s.num_workers,
+                num_workers=self.workers,
                 local_files_only=not s.allow_download,
             )
         except Exception as e:  # CTranslate2/huggingface raise many unrelated types
@@ -346,7 +370,7 @@ class WhisperTranscriber(Transcriber):
             self.device,
             self.compute_type,
             s.cpu_threads,
-            s.num_workers,
+            self.workers,
             time.perf_counter() - t0,
         )
 
@@ -505,9 +529,15 @@ class WhisperTranscriber(Transcriber):
         t0 = time.perf_counter()
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 1e-3).astype(np.float32)
-        for _ in range(2):
-            self.transcribe(noise)
-            self.transcribe_partial(noise[: SAMPLE_RATE // 2])
+
+        def once() -> None:
+            self.transcribe(noise)  # the final settings
+            self.transcribe(noise, beam_size=1)  # the speculative first look
+
+        # Concurrent calls land on different replicas: each one pays its first-call cost now.
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="hearth-warmup") as pool:
+            for future in [pool.submit(once) for _ in range(self.workers)]:
+                future.result()
         logger.info("Whisper warm-up took %.2f s", time.perf_counter() - t0)
 
     def window_for(self, duration_s: float, mode: WindowMode | None = None) -> float:

@@ -196,6 +196,8 @@ def effective_settings(config: dict[str, Any], server_args: list[str]) -> dict[s
         out["assistant"] = settings.model_dump(mode="json")
         asr = AsrSettings(**settings.asr.overrides())
         out["asr"] = asr.model_dump(mode="json")
+        if asr.num_workers is None:  # one per core: say how many that is on this machine
+            out["asr"]["num_workers"] = asr.resolved_workers(asr.resolved_device())
         out["asr_model"] = asr.model or str(default_model_path())
     except Exception as e:  # reporting aid only: a settings change must not stop the run
         out["error"] = f"{type(e).__name__}: {e}"
