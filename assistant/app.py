@@ -133,6 +133,7 @@ class Hearth:
             ),
             vad_executor=self._vad_executor,
             asr_executor=self._asr_executor,
+            asr_workers=1 if self.transcriber is None else self.transcriber.workers,
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
             audit=self._open_audit(),

@@ -237,6 +237,11 @@ class AssistantSettings(_Strict):
     #: if speech resumes before it runs), so a turn that does end there does not wait for its
     #: final transcription after the silence. None: never; 0: at once.
     speculation_escalate_ms: int | None = Field(default=150, ge=0, le=10_000)
+    #: When an ASR worker is idle at the pause, run that final-settings look at once, beside
+    #: the cheap one, instead of after ``speculation_escalate_ms``: a turn the cheap look
+    #: cannot end is then ready ~one pass after the pause instead of two. Only spare workers
+    #: take it, so it costs latency nothing under load.
+    speculation_parallel: bool = True
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
     #: (``assistant.asr_scheduler``); 1: one at a time.
     asr_max_batch: int = Field(default=1, ge=1, le=32)

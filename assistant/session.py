@@ -32,6 +32,7 @@ import base64
 import binascii
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import itertools
 import logging
@@ -272,6 +273,8 @@ class SessionResources:
     #: order. None: the default executor.
     asr_executor: Executor | None = None
     asr_load: AsrLoad = field(default_factory=AsrLoad)
+    #: Transcriptions the ASR executor runs at once (spare ones take parallel speculation).
+    asr_workers: int = 1
     #: Grammar + model tier for final utterances; None: the grammar recognizer alone.
     tiered: TieredLike | None = None
     #: One JSON line per utterance; None: no audit trail.
@@ -327,6 +330,9 @@ class _Speculation:
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
+    #: The same audio transcribed with the final settings at the same time, on a spare
+    #: worker (``speculation_parallel``): it takes over when this cheap look does not parse.
+    backup: _Speculation | None = None
 
 
 @dataclass
@@ -718,6 +724,12 @@ class Session:
         heard: _Heard | None = None
         spec = utt.spec
         reused: _Speculation | None = None
+        if spec is not None and spec.backup is not None and spec.follow is not None:
+            # A cheap look with a final-settings one beside it: unless the cheap one parses,
+            # the other is this turn's transcription.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(spec.follow)
+            spec = spec if _armed(spec.recognition) else spec.backup
         if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
             # The turn ended on exactly the audio transcribed at the pause: reuse it, and if
             # it is still queued behind other sessions' work, it is now a final transcription.
@@ -832,11 +844,12 @@ class Session:
         if not self._settings.speculative or self._res.transcribe is None:
             return
         old = utt.spec
-        if old is not None and not old.future.done():
-            # Speech resumed since that pause (a new pause only follows a resumption): the
-            # latest pause is the one the turn may end on. A job still queued is dropped.
-            old.stale = True
-            old.future.cancel()
+        for superseded in (old, None if old is None else old.backup):
+            if superseded is not None and not superseded.future.done():
+                # Speech resumed since that pause (a new pause only follows a resumption):
+                # the latest pause is the one the turn may end on. A queued job is dropped.
+                superseded.stale = True
+                superseded.future.cancel()
         limit = self._settings.speculation_max_asr_jobs
         if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
@@ -856,7 +869,25 @@ class Session:
             audio=audio if provisional else None,
             started=self._clock(),
         )
+        if (
+            provisional
+            and self._settings.speculation_parallel
+            and self._res.asr_load.jobs < self._res.asr_workers
+        ):
+            # A worker is idle right now: the final-settings look starts beside the cheap one.
+            self._res.metrics.speculations_total.inc("parallel")
+            backup_future, backup_job = self._submit_asr(audio, SPECULATIVE, self._res.transcribe)
+            backup_future.add_done_callback(_consume_exception)
+            spec.backup = _Speculation(
+                audio_end_ms=audio_end_ms,
+                future=backup_future,
+                job=backup_job,
+                started=spec.started,
+            )
         utt.spec = spec
+        self._follow(utt, spec)
+
+    def _follow(self, utt: _Utterance, spec: _Speculation) -> None:
         task = asyncio.get_running_loop().create_task(
             self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
         )
@@ -865,7 +896,21 @@ class Session:
         task.add_done_callback(self._side_tasks.discard)
 
     async def _follow_speculation(self, utt: _Utterance, spec: _Speculation) -> None:
-        """Partial transcript, then: a complete command ends the turn after a short silence."""
+        """Partial transcript, then: a complete command ends the turn after a short silence.
+        A cheap look that does not end it hands over to its final-settings backup."""
+        await self._follow_look(utt, spec)
+        backup = spec.backup
+        if (
+            backup is not None
+            and utt.spec is spec
+            and utt is self._current
+            and not spec.stale
+            and not _armed(spec.recognition)
+        ):
+            utt.spec = backup
+            self._follow(utt, backup)
+
+    async def _follow_look(self, utt: _Utterance, spec: _Speculation) -> None:
         try:
             heard = _heard(await asyncio.shield(spec.future))
         except asyncio.CancelledError:
@@ -896,7 +941,11 @@ class Session:
             return
         if _armed(result):
             self._enqueue_control("complete", utt, spec)
-        elif spec.provisional and self._settings.speculation_escalate_ms is not None:
+        elif (
+            spec.provisional
+            and spec.backup is None  # else the backup, running already, takes over
+            and self._settings.speculation_escalate_ms is not None
+        ):
             # The cheap look did not parse: once the silence has lasted a while (most pauses
             # inside a sentence are over by then), transcribe the same audio with the final
             # settings, so that if this pause is the end of the turn, the final transcript is
@@ -1389,8 +1438,13 @@ def _decode_or(
 
 
 def _armed(result: Recognition | None) -> bool:
-    """The words as heard (no guessed repair) form a complete command."""
-    return result is not None and result.intent is not None and not result.guessed
+    """The words as heard (no repaired words, nothing added to the top hypothesis) form a
+    complete command."""
+    return (
+        result is not None
+        and result.intent is not None
+        and (not result.guessed or result.heard_in_n_best)
+    )
 
 
 class _Done(Exception):

@@ -353,8 +353,11 @@ class HypothesisDecoder:
         decoded = intent.model_copy(
             update={"confidence": conf, "reason": reason, "source": source}
         )
+        in_n_best = (d.hypothesis > 0 and d.transform not in REPAIRS
+                     and len(d.text.split()) <= len(hyps[0].text.split()))
         return Recognition(intent=decoded, reason=reason,
-                           alternatives=d.recognition.alternatives, guessed=guessed)
+                           alternatives=d.recognition.alternatives, guessed=guessed,
+                           heard_in_n_best=in_n_best)
 
     # -- internals -----------------------------------------------------------------------
 

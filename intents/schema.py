@@ -119,6 +119,10 @@ class Recognition(BaseModel):
     #: of a transcript cut at a pause may complete a sentence the speaker has not finished
     #: ("give me a double shot" → "... americano"), so it must never end a turn early.
     guessed: bool = False
+    #: The guess is only that a lower n-best hypothesis was chosen: it parsed as heard (no
+    #: repaired words) and has no more words than the top one, so it completes nothing the
+    #: speaker has not said, and may end a turn early like the top hypothesis would.
+    heard_in_n_best: bool = False
 
     def to_cli(self) -> dict[str, object]:
         return {

@@ -174,6 +174,17 @@ def test_lower_hypothesis_that_parses_beats_repairing_the_top_one(
     r = decoder.decode(["turn on the kitten lied", "turn on the kitchen light"])
     assert r.intent is not None and r.intent.slots.device_ids == ["kitchen_light"]
     assert "hypothesis 2 of 2" in r.reason
+    # a lower hypothesis is a guess (confidence), but one heard as said: it may end a turn
+    assert r.guessed and r.heard_in_n_best
+
+
+def test_lower_hypothesis_with_more_words_is_not_heard_as_said(
+    decoder: HypothesisDecoder,
+) -> None:
+    r = decoder.decode(["turn on the", "turn on the kitchen light"])
+    assert r.intent is not None and r.guessed and not r.heard_in_n_best
+    repaired = decoder.decode(["Can I get an ice mocha?"])
+    assert repaired.guessed and not repaired.heard_in_n_best
 
 
 @pytest.mark.parametrize(
