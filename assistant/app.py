@@ -224,7 +224,8 @@ class Hearth:
 
         asr_settings = AsrSettings(**self.settings.asr.overrides())
         transcriber = WhisperTranscriber(asr_settings)
-        transcriber.warmup()
+        look = {k: v for k, v in self._first_look().items() if k != "hotwords"}
+        transcriber.warmup({}, look)
         self.transcriber = transcriber
         scheduler = AsrScheduler(transcriber.workers, max_batch=self.settings.asr_max_batch)
         scheduler.batch(self._transcribe, self._transcribe_batch)
@@ -326,12 +327,7 @@ class Hearth:
 
     def _transcribe_speculative(self, audio: Any) -> Transcript:
         assert self.transcriber is not None
-        return self.transcriber.transcribe(
-            audio,
-            hotwords=self.hotwords,
-            retry_cut_off=False,
-            beam_size=self.settings.speculation_beam_size,
-        )
+        return self.transcriber.transcribe(audio, **self._first_look())
 
     def _transcribe_batch(self, audios: list[Any]) -> list[Transcript]:
         """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""
@@ -342,12 +338,20 @@ class Hearth:
 
     def _transcribe_speculative_batch(self, audios: list[Any]) -> list[Transcript]:
         assert self.transcriber is not None
-        return self.transcriber.transcribe_batch(
-            audios,
-            hotwords=self.hotwords,
-            retry_cut_off=False,
-            beam_size=self.settings.speculation_beam_size,
-        )
+        return self.transcriber.transcribe_batch(audios, **self._first_look())
+
+    def _first_look(self) -> dict[str, Any]:
+        """The speculative look's settings (``speculation_*``). It stands only when it
+        parses as heard, so it skips the second passes a final transcription may take."""
+        s = self.settings
+        cheap = s.speculation_beam_size is not None
+        return {
+            "hotwords": self.hotwords if s.speculation_hotwords or not cheap else (),
+            "retry_cut_off": False,
+            "beam_size": s.speculation_beam_size,
+            "window_min_s": s.speculation_window_min_s if cheap else None,
+            "fallback_full_window": False if cheap else None,
+        }
 
     def _retry_cut_off(self) -> bool | None:
         # With the session's retry on, a cut-off text is retried there, and only when its

@@ -385,6 +385,8 @@ class StageTimings(_Message):
     * ``vad``: VAD compute spent on the utterance's frames.
     * ``endpoint_wait``: speech end -> endpoint decision (the silence we waited for).
     * ``asr``: endpoint -> final transcript.
+    * ``speculation_asr``: when the turn ended on a speculative transcript, its pause ->
+      transcript (queue and ASR; it overlaps ``endpoint_wait``).
     * ``intent``: recognizer time.
     * ``dispatch``: dispatch start -> broker acknowledgement of the first publish.
     * ``speech_end_to_action``: speech end -> first publish acknowledged (the headline figure).
@@ -395,6 +397,7 @@ class StageTimings(_Message):
     vad: float | None = None
     endpoint_wait: float | None = None
     asr: float | None = None
+    speculation_asr: float | None = None
     intent: float | None = None
     dispatch: float | None = None
     speech_end_to_action: float | None = None

@@ -325,8 +325,9 @@ class _Speculation:
     follow: asyncio.Task[None] | None = None
     #: The audio transcribed (kept to escalate a provisional look that did not parse).
     audio: Any = None
-    #: When it was started (the pause), on the session clock.
+    #: When it was started (the pause) and when its transcript came, on the session clock.
     started: float = 0.0
+    finished: float | None = None
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
@@ -746,6 +747,8 @@ class Session:
                 if heard is not None:
                     reused = spec
                     self._res.metrics.speculations_total.inc("reused")
+                    if spec.finished is not None:
+                        utt.timings["speculation_asr"] = spec.finished - spec.started
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -913,6 +916,7 @@ class Session:
     async def _follow_look(self, utt: _Utterance, spec: _Speculation) -> None:
         try:
             heard = _heard(await asyncio.shield(spec.future))
+            spec.finished = self._clock()
         except asyncio.CancelledError:
             if spec.future.cancelled():
                 return  # superseded by a later pause

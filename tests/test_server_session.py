@@ -376,6 +376,8 @@ async def test_cheap_look_that_does_not_parse_escalates_at_the_pause() -> None:
     assert h.asr_calls == 1  # reused, not transcribed again
     assert h.metrics.speculations_total.value("escalated") == 1
     assert h.metrics.speculations_total.value("reused") == 1
+    timings = h.of(p.MetricsEvent)[-1].timings_ms
+    assert timings.speculation_asr is not None and timings.speculation_asr >= 0
     assert h.of(p.ActionEvent)[-1].status == "confirmed"
 
 
@@ -386,7 +388,7 @@ async def test_spare_worker_runs_the_final_look_beside_the_cheap_one() -> None:
         ("turn on the kitch", "turn on the kitchen light"),  # the backup takes over
         ("turn on the kitchen light", "turn off the kitchen light"),  # the cheap look stands
     ):
-        async with Harness() as h:
+        async with Harness(speculation_parallel=True) as h:
             h.resources.asr_workers = 2
             h.transcript = final_text
             h.resources.transcribe_speculative = lambda audio, t=cheap_text: t
@@ -405,7 +407,7 @@ async def test_spare_worker_runs_the_final_look_beside_the_cheap_one() -> None:
 
 
 async def test_no_parallel_look_without_a_spare_worker() -> None:
-    async with Harness() as h:  # one worker, busy with the cheap look
+    async with Harness(speculation_parallel=True) as h:  # one worker, busy with the cheap look
         h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
         for _ in range(5):
             h.session.handle_audio(VOICED)

@@ -38,7 +38,7 @@ import threading
 import time
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -384,20 +384,29 @@ class WhisperTranscriber(Transcriber):
         prompt: str | None = None,
         retry_cut_off: bool | None = None,
         beam_size: int | None = None,
+        window_min_s: float | None = None,
+        fallback_full_window: bool | None = None,
     ) -> Transcript:
-        """``retry_cut_off`` and ``beam_size`` override the settings for this call: a
-        speculative transcription of speech cut at a pause (``assistant.session``) often ends
-        in a comma, and a second pass there would only delay the turn (the session retries
-        when the text matters); it may also be decoded greedily, as a cheaper first look."""
+        """``retry_cut_off``, ``beam_size``, ``window_min_s`` and ``fallback_full_window``
+        override the settings for this call: a speculative transcription of speech cut at a
+        pause (``assistant.session``) often ends in a comma, and a second pass there would
+        only delay the turn (the session retries when the text matters); it may also be a
+        cheaper first look (greedy, a shorter window, no 30 s rerun when it loops)."""
         result = self._run_final(
             audio,
             hotwords=hotwords,
             prompt=prompt,
             window=self.settings.window,
             beam_size=beam_size,
+            window_min_s=window_min_s,
         )
         return self._full_window_if_needed(
-            audio, result, hotwords=hotwords, prompt=prompt, retry_cut_off=retry_cut_off
+            audio,
+            result,
+            hotwords=hotwords,
+            prompt=prompt,
+            retry_cut_off=retry_cut_off,
+            fallback=fallback_full_window,
         )
 
     def transcribe_full(
@@ -423,6 +432,7 @@ class WhisperTranscriber(Transcriber):
         prompt: str | None,
         window: WindowMode,
         beam_size: int | None = None,
+        window_min_s: float | None = None,
     ) -> Transcript:
         s = self.settings
         beam = beam_size or s.beam_size
@@ -434,6 +444,7 @@ class WhisperTranscriber(Transcriber):
             beam_size=beam,
             n_best=min(s.n_best, beam),
             partial=False,
+            window_min_s=window_min_s,
         )
 
     def _full_window_if_needed(
@@ -444,6 +455,7 @@ class WhisperTranscriber(Transcriber):
         hotwords: Sequence[str],
         prompt: str | None,
         retry_cut_off: bool | None = None,
+        fallback: bool | None = None,
     ) -> Transcript:
         """``result``, or a rerun on the 30 s window when the trimmed-window result looks
         broken (repetition loop, cut short: the rerun replaces it) or cut off (ends in a
@@ -453,7 +465,9 @@ class WhisperTranscriber(Transcriber):
             return result
         if retry_cut_off is None:
             retry_cut_off = s.retry_cut_off
-        broken = s.fallback_full_window and self._looks_broken(result)
+        if fallback is None:
+            fallback = s.fallback_full_window
+        broken = fallback and self._looks_broken(result)
         cut_off = (
             not broken and retry_cut_off and not result.no_speech and looks_cut_off(result.text)
         )
@@ -497,6 +511,8 @@ class WhisperTranscriber(Transcriber):
         prompt: str | None = None,
         retry_cut_off: bool | None = None,
         beam_size: int | None = None,
+        window_min_s: float | None = None,
+        fallback_full_window: bool | None = None,
     ) -> list[Transcript]:
         """Transcribe several utterances at once (e.g. from concurrent sessions).
 
@@ -504,7 +520,7 @@ class WhisperTranscriber(Transcriber):
         costs less than separate calls (4 commands: ~175 ms against ~230 ms on this CPU).
         Results are in input order; each ``elapsed_s`` is the whole batch's time. Broken or
         cut-off results are retried on the 30 s window one by one, as in :meth:`transcribe`
-        (``retry_cut_off`` and ``beam_size`` as there).
+        (the per-call overrides as there).
         """
         s = self.settings
         beam = beam_size or s.beam_size
@@ -516,23 +532,31 @@ class WhisperTranscriber(Transcriber):
             beam_size=beam,
             n_best=min(s.n_best, beam),
             partial=False,
+            window_min_s=window_min_s,
         )
         return [
             self._full_window_if_needed(
-                a, r, hotwords=hotwords, prompt=prompt, retry_cut_off=retry_cut_off
+                a,
+                r,
+                hotwords=hotwords,
+                prompt=prompt,
+                retry_cut_off=retry_cut_off,
+                fallback=fallback_full_window,
             )
             for a, r in zip(audios, results, strict=True)
         ]
 
-    def warmup(self) -> None:
-        """Allocate buffers for the usual window sizes (first calls are several times slower)."""
+    def warmup(self, *looks: Mapping[str, Any]) -> None:
+        """Allocate buffers for the usual window sizes (first calls are several times slower):
+        one call per replica with each of ``looks`` (keyword arguments of :meth:`transcribe`;
+        default: the final settings, and a greedy look)."""
         t0 = time.perf_counter()
         rng = np.random.default_rng(0)
         noise = (rng.standard_normal(SAMPLE_RATE) * 1e-3).astype(np.float32)
 
         def once() -> None:
-            self.transcribe(noise)  # the final settings
-            self.transcribe(noise, beam_size=1)  # the speculative first look
+            for look in looks or ({}, {"beam_size": 1}):
+                self.transcribe(noise, **look)
 
         # Concurrent calls land on different replicas: each one pays its first-call cost now.
         with ThreadPoolExecutor(self.workers, thread_name_prefix="hearth-warmup") as pool:
@@ -540,12 +564,15 @@ class WhisperTranscriber(Transcriber):
                 future.result()
         logger.info("Whisper warm-up took %.2f s", time.perf_counter() - t0)
 
-    def window_for(self, duration_s: float, mode: WindowMode | None = None) -> float:
-        """Encoder window (seconds) used for audio of ``duration_s``."""
+    def window_for(
+        self, duration_s: float, mode: WindowMode | None = None, min_s: float | None = None
+    ) -> float:
+        """Encoder window (seconds) used for audio of ``duration_s`` (``min_s``: the
+        settings' ``window_min_s`` for this call)."""
         s = self.settings
         if (mode or s.window) == "full":
             return FULL_WINDOW_S
-        w = max(s.window_min_s, duration_s + s.window_pad_s)
+        w = max(s.window_min_s if min_s is None else min_s, duration_s + s.window_pad_s)
         # Round up to 0.5 s: bounds the number of distinct encoder shapes.
         return min(FULL_WINDOW_S, math.ceil(w * 2.0) / 2.0)
 
@@ -608,6 +635,7 @@ class WhisperTranscriber(Transcriber):
         beam_size: int,
         n_best: int,
         partial: bool,
+        window_min_s: float | None = None,
     ) -> Transcript:
         return self._run_batch(
             [audio],
@@ -617,6 +645,7 @@ class WhisperTranscriber(Transcriber):
             beam_size=beam_size,
             n_best=n_best,
             partial=partial,
+            window_min_s=window_min_s,
         )[0]
 
     def _run_batch(
@@ -629,6 +658,7 @@ class WhisperTranscriber(Transcriber):
         beam_size: int,
         n_best: int,
         partial: bool,
+        window_min_s: float | None = None,
     ) -> list[Transcript]:
         """Clips with the same encoder window share one encoder and one decoder call."""
         import ctranslate2
@@ -643,7 +673,8 @@ class WhisperTranscriber(Transcriber):
         tokens = self._prompt(hotwords, prompt)
         groups: dict[float, list[int]] = {}
         for i, a in enumerate(clips):
-            groups.setdefault(self.window_for(a.shape[0] / SAMPLE_RATE, window), []).append(i)
+            window_s = self.window_for(a.shape[0] / SAMPLE_RATE, window, window_min_s)
+            groups.setdefault(window_s, []).append(i)
         out: list[Transcript | None] = [None] * len(clips)
         for window_s, idx in groups.items():
             feats = np.concatenate([self._features(clips[i], window_s) for i in idx])
