@@ -227,7 +227,11 @@ class Hearth:
         look = {k: v for k, v in self._first_look().items() if k != "hotwords"}
         transcriber.warmup({}, look)
         self.transcriber = transcriber
-        scheduler = AsrScheduler(transcriber.workers, max_batch=self.settings.asr_max_batch)
+        scheduler = AsrScheduler(
+            transcriber.workers,
+            max_batch=self.settings.asr_max_batch,
+            nice=asr_settings.nice,
+        )
         scheduler.batch(self._transcribe, self._transcribe_batch)
         scheduler.batch(self._transcribe_speculative, self._transcribe_speculative_batch)
         self._asr_executor = scheduler

@@ -36,6 +36,8 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Final, ParamSpec, TypeVar
 
+from assistant.priority import lower_thread_priority
+
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -64,8 +66,14 @@ class AsrScheduler(Executor):
     """Priority thread pool: ``workers`` threads, lowest priority value first."""
 
     def __init__(
-        self, workers: int = 1, *, max_batch: int = 1, thread_name_prefix: str = "hearth-asr"
+        self,
+        workers: int = 1,
+        *,
+        max_batch: int = 1,
+        thread_name_prefix: str = "hearth-asr",
+        nice: int = 0,
     ) -> None:
+        """``nice``: niceness added to the worker threads (``assistant.priority``)."""
         if workers < 1 or max_batch < 1:
             raise ValueError("workers and max_batch must be at least 1")
         self.max_batch = max_batch
@@ -76,6 +84,7 @@ class AsrScheduler(Executor):
         self._cond = threading.Condition()
         self._shutdown = False
         self._running = 0
+        self._nice = nice
         self._threads = [
             threading.Thread(target=self._work, name=f"{thread_name_prefix}-{i}", daemon=True)
             for i in range(workers)
@@ -191,6 +200,8 @@ class AsrScheduler(Executor):
                 self._cond.wait()
 
     def _work(self) -> None:
+        if self._nice:
+            lower_thread_priority([threading.get_native_id()], self._nice)
         while (jobs := self._next()) is not None:
             try:
                 if len(jobs) == 1:

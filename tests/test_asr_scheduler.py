@@ -158,3 +158,18 @@ def test_a_failed_batch_fails_each_of_its_jobs() -> None:
         with pytest.raises(RuntimeError, match="batch of 2 gave 1"):
             j.result(10)
     s.shutdown()
+
+
+def test_workers_yield_the_cores_to_real_time_work() -> None:
+    """With ``nice``, the worker threads (and only they) run at a lower priority, so that the
+    event loop and the VAD keep up with real time under overload."""
+    import os
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    scheduler = AsrScheduler(1, nice=5)
+    try:
+        own = scheduler.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert own.result(5) == min(19, base + 5)
+    finally:
+        scheduler.shutdown()
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # caller unchanged

@@ -51,6 +51,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.audio.errors import AudioFormatError, ModelLoadError
+from assistant.priority import lower_thread_priority, native_thread_ids
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,10 @@ class AsrSettings(BaseModel):
     #: None: int8 on CPU, float16 on CUDA.
     compute_type: str | None = None
     cpu_threads: int = Field(default=DEFAULT_CPU_THREADS, ge=0, le=64)
+    #: Niceness added to the model's compute threads (Linux), so that under overload the
+    #: event loop and the VAD, which must keep up with real time, win the cores; the ASR
+    #: still gets every idle cycle. 0: as the process.
+    nice: int = Field(default=10, ge=0, le=19)
     #: Model replicas that can run at once (CTranslate2 inter_threads). None: one per CPU
     #: core available to the process (at most :data:`MAX_AUTO_WORKERS`), one on a GPU.
     num_workers: int | None = Field(default=None, ge=1, le=16)
@@ -340,6 +345,7 @@ class WhisperTranscriber(Transcriber):
         self.compute_type: Final = s.resolved_compute_type(self.device)
         self.workers: Final = s.resolved_workers(self.device)
         t0 = time.perf_counter()
+        before = native_thread_ids()
         try:
             self._model = WhisperModel(
                 model_ref,
@@ -352,6 +358,12 @@ class WhisperTranscriber(Transcriber):
         except Exception as e:  # CTranslate2/huggingface raise many unrelated types
             raise ModelLoadError(f"cannot load Whisper model {model_ref!r}: {e}") from e
         self._ct2: Any = self._model.model
+        # CTranslate2 starts one thread per replica; threads other code started meanwhile
+        # (the server loads models in parallel) are Python threads and are left alone.
+        python_threads = {t.native_id for t in threading.enumerate()}
+        compute = native_thread_ids() - before - python_threads
+        if s.nice and compute:
+            lower_thread_priority(compute, s.nice)
         self._fe: Any = self._model.feature_extractor
         multilingual = bool(self._ct2.is_multilingual)
         self.language: Final = s.language if multilingual else "en"
