@@ -15,7 +15,7 @@ def _result(name: str | None, transform: str, correct: bool) -> dict[str, Any]:
 def _record(fast: dict[str, Any], slow: dict[str, Any]) -> dict[str, Any]:
     return {
         "variants": {
-            "phrases": {"text": "fast", "asr_ms": 60.0, "decode": {"top1": fast}},
+            "look": {"text": "fast", "asr_ms": 60.0, "decode": {"top1": fast}},
             "beam5-phrases-retry2": {"text": "slow", "asr_ms": 150.0,
                                      "decode": {"shipped": slow}},
         }
@@ -26,7 +26,7 @@ def test_first_look_stands_only_when_it_parsed_as_heard() -> None:
     stands = _record(_result("light_on", "raw", True), _result("light_on", "raw", True))
     repaired = _record(_result("light_on", "snapped", False), _result("light_off", "raw", True))
     nothing = _record(_result(None, "raw", False), _result("light_on", "aligned", True))
-    only_one_pass = {"variants": {"phrases": stands["variants"]["phrases"]}}
+    only_one_pass = {"variants": {"look": stands["variants"]["look"]}}
     records = [stands, repaired, nothing, only_one_pass]
     assert add_cascade(records) == 3
     assert CASCADE not in only_one_pass["variants"]

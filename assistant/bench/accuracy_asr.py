@@ -80,6 +80,19 @@ def _fixed(beam: int, n_best: int, prompt_tokens: int = 96, *, retry_cut_off: bo
             "retry_cut_off": retry_cut_off}
 
 
+def _first_look() -> dict[str, Any]:
+    """The server's speculative first look (``assistant.app.Hearth._first_look``, from the
+    ``assistant:`` section's defaults), for the ``look`` variant."""
+    from assistant.config import AssistantSettings
+
+    s = AssistantSettings()
+    beam = s.speculation_beam_size or 1
+    return {"beam_size": beam, "n_best": beam, "retry_cut_off": False,
+            "fallback_full_window": False,
+            **({} if s.speculation_window_min_s is None
+               else {"window_min_s": s.speculation_window_min_s})}
+
+
 #: The variants the benchmark knows. ``server`` is what ``assistant.app`` does: its
 #: transcriber settings and hotwords, built by the same code (the no-parse retry of the
 #: session is ``beam5-phrases-retry2``).
@@ -89,6 +102,9 @@ ASR_VARIANTS: Final = {
         AsrVariant("server", "server",
                    "what the server transcribes: AsrSettings defaults (beam 5, 5-best, 200-token "
                    "prompt, 30 s retry when cut off), Hearth.asr_hotwords"),
+        AsrVariant("look", "none",
+                   "the server's speculative first look: greedy, 6 s window floor, no prompt, "
+                   "no 30 s rerun (assistant.speculation_* defaults)", _first_look()),
         AsrVariant("greedy-vocab", "vocabulary",
                    "greedy, hotwords = recognizer.vocabulary() (the server before beam 5)",
                    _fixed(1, 1)),

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 #: Variant name added to the records.
 CASCADE: Final = "cascade"
-#: The greedy first look (same hotwords and prompt as the server) and the full pass.
-DEFAULT_FAST: Final = "phrases"
+#: The server's first look (greedy, no prompt, 6 s window floor) and the full pass.
+DEFAULT_FAST: Final = "look"
 DEFAULT_SLOW: Final = "beam5-phrases-retry2"
 #: Decode of the full pass (what the server's HypothesisDecoder does) and of the cascade.
 SLOW_DECODE: Final = "shipped"
