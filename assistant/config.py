@@ -250,8 +250,10 @@ class AssistantSettings(_Strict):
     #: P50 ×1.17, docs/benchmarks.md, third round); worth it where the cores are real.
     speculation_parallel: bool = False
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
-    #: (``assistant.asr_scheduler``); 1: one at a time.
-    asr_max_batch: int = Field(default=1, ge=1, le=32)
+    #: (``assistant.asr_scheduler``); 1: one at a time. A batch only forms when work queues,
+    #: i.e. under load, where it pays: 16 commands cost 150 ms each alone, 114 in batches of 4
+    #: (greedy look, one thread), and 50 streams went P50 ×0.52-0.70 (docs/benchmarks.md).
+    asr_max_batch: int = Field(default=4, ge=1, le=32)
     #: Access token, resolved from ``server.token_env`` or ``--token``; never from the file.
     token: str | None = Field(default=None, repr=False, exclude=True)
 

@@ -4,6 +4,7 @@
         [--variants fw-stock,full,trim-min5,trim-min5@t1,trim-min5+hw,...] [--out FILE.json]
     python -m assistant.audio.asr_probe --vad          # silero-vad ONNX vs JIT per frame
     python -m assistant.audio.asr_probe --stages [--threads N]   # ms per stage by window
+    python -m assistant.audio.asr_probe --looks g6p0,g8p200 --threads 1   # speculative looks
 
 Synthesizes ~40 commands with piper (joe) and espeak-ng voices (cached under
 ``$HEARTH_TEST_CACHE`` or ``~/.cache/hearth-tests``), transcribes each with every variant and
@@ -340,6 +341,64 @@ def vad_cost(n: int = 2000) -> None:
     print(f"jit   {1e6 * (time.perf_counter() - t0) / n:7.1f} us/frame")
 
 
+def look_cost(specs: Sequence[str], threads: int, tail_ms: int = 64) -> None:
+    """The speculative first look: how often it ends a turn early (parses as heard) and
+    rightly, and its ms, over the latency benchmark's demo-home commands cut ``tail_ms``
+    after the voice stops (where the pause fires). Spec ``g6p0``: greedy (``b``: beam 5),
+    6 s window floor, 0 prompt tokens."""
+    import random
+
+    from assistant.bench.latency_calibrate import hotwords_of
+    from assistant.bench.latency_corpus import DEFAULT_VOICES as VOICES
+    from assistant.bench.latency_corpus import Synthesizer as CorpusSynth
+    from assistant.bench.latency_corpus import demo_home_commands
+    from assistant.session import _armed, _heard
+    from devices.registry import demo_config_path, load_config
+    from intents.decode import FULL_DECODE, HypothesisDecoder
+    from intents.recognizer import Recognizer
+
+    config = demo_config_path()
+    decoder = HypothesisDecoder(Recognizer(load_config(config)), FULL_DECODE)
+    decoder.warmup()
+    hotwords = hotwords_of(config)
+    synth = CorpusSynth()
+    commands = demo_home_commands()
+    random.Random(1).shuffle(commands)
+    clips = []
+    for i, c in enumerate(commands):
+        u = synth.synth(c, VOICES[i % len(VOICES)])
+        voice = u.pcm[: u.voiced_samples].astype(np.float32) / 32768.0
+        pre, post = np.zeros(5120, np.float32), np.zeros(tail_ms * 16, np.float32)
+        clips.append((c, np.concatenate([pre, voice, post])))
+    print("| look | ends the turn, right | ends it, wrong | does not | ms P50 | P90 | mean |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for spec in specs:
+        m = re.fullmatch(r"([gb])(\d+(?:\.\d+)?)p(\d+)", spec)
+        if m is None:
+            raise SystemExit(f"bad look {spec!r} (e.g. g6p0, b8p200)")
+        beam = 1 if m[1] == "g" else 5
+        model = WhisperTranscriber(AsrSettings(
+            device="cpu", cpu_threads=threads, beam_size=beam, n_best=beam,
+            window_min_s=float(m[2]), max_prompt_tokens=int(m[3]), retry_cut_off=False,
+            fallback_full_window=False))
+        model.warmup()
+        ms: list[float] = []
+        right = wrong = 0
+        for c, audio in clips:
+            t0 = time.perf_counter()
+            tr = model.transcribe(audio, hotwords=hotwords if int(m[3]) else ())
+            ms.append(1e3 * (time.perf_counter() - t0))
+            heard = _heard(tr)
+            r = decoder.decode(heard.hypotheses, no_speech_prob=heard.no_speech_prob)
+            if _armed(r) and r.intent is not None:
+                ok = r.intent.name == c.intent and c.device_id in (r.intent.slots.device_ids or [])
+                right, wrong = right + ok, wrong + (not ok)
+        ms.sort()
+        print(f"| {spec} | {right}/{len(clips)} | {wrong} | {len(clips) - right - wrong} "
+              f"| {statistics.median(ms):.0f} | {ms[int(0.9 * len(ms))]:.0f} "
+              f"| {statistics.mean(ms):.0f} |", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     p = argparse.ArgumentParser(prog="python -m assistant.audio.asr_probe", description=__doc__)
@@ -350,8 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="first N commands only")
     p.add_argument("--vad", action="store_true", help="measure VAD per-frame cost and exit")
     p.add_argument("--stages", action="store_true", help="features/encoder/decoder ms by window")
+    p.add_argument("--looks", help="first-look specs to compare, e.g. g6p0,g8p200,b8p200")
     p.add_argument("--out", type=Path, help="write results as JSON")
     args = p.parse_args(argv)
+    if args.looks:
+        look_cost(args.looks.split(","), args.threads)
+        return 0
     if args.vad:
         vad_cost()
         return 0
