@@ -331,6 +331,8 @@ class _Speculation:
     #: The grammar's answer to the speculative text, with the context it was given.
     recognition: Recognition | None = None
     context: Intent | None = None
+    #: Its words end the turn (:func:`_ends_turn`).
+    armed: bool = False
     #: The same audio transcribed with the final settings at the same time, on a spare
     #: worker (``speculation_parallel``): it takes over when this cheap look does not parse.
     backup: _Speculation | None = None
@@ -730,7 +732,7 @@ class Session:
             # the other is this turn's transcription.
             with contextlib.suppress(Exception):
                 await asyncio.shield(spec.follow)
-            spec = spec if _armed(spec.recognition) else spec.backup
+            spec = spec if spec.armed else spec.backup
         if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
             # The turn ended on exactly the audio transcribed at the pause: reuse it, and if
             # it is still queued behind other sessions' work, it is now a final transcription.
@@ -742,7 +744,7 @@ class Session:
                 if spec.provisional:
                     if spec.follow is not None:
                         await asyncio.shield(spec.follow)
-                    if not _armed(spec.recognition):
+                    if not spec.armed:
                         heard = None  # a cheap look that did not parse: transcribe properly
                 if heard is not None:
                     reused = spec
@@ -908,7 +910,7 @@ class Session:
             and utt.spec is spec
             and utt is self._current
             and not spec.stale
-            and not _armed(spec.recognition)
+            and not spec.armed
         ):
             utt.spec = backup
             self._follow(utt, backup)
@@ -941,9 +943,10 @@ class Session:
         spec.recognition, spec.context = result, context
         # A guessed reading of words cut at a pause may finish the speaker's sentence for
         # them ("give me a double shot" aligned to "... americano"): wait for the silence.
+        spec.armed = _ends_turn(result, text)
         if spec.stale or utt is not self._current:
             return
-        if _armed(result):
+        if spec.armed:
             self._enqueue_control("complete", utt, spec)
         elif (
             spec.provisional
@@ -1449,6 +1452,16 @@ def _armed(result: Recognition | None) -> bool:
         and result.intent is not None
         and (not result.guessed or result.heard_in_n_best)
     )
+
+
+def _ends_turn(result: Recognition | None, text: str) -> bool:
+    """A speculative transcript may end the turn: :func:`_armed`, and not a custom intent
+    whose text stops mid-sentence (orders go on: "a triple shot cappuccino," + "with sugar
+    and milk"; the final pass's cut-off retry has the same rule)."""
+    if not _armed(result):
+        return False
+    assert result is not None and result.intent is not None
+    return not (result.intent.source == "custom" and looks_cut_off(text))
 
 
 class _Done(Exception):

@@ -35,3 +35,11 @@ def test_first_look_stands_only_when_it_parsed_as_heard() -> None:
     assert [g["decode"]["shipped"]["correct"] for g in got] == [True, True, True]
     assert [g["text"] for g in got] == ["fast", "slow", "slow"]
     assert [g["asr_ms"] for g in got] == [60.0, 210.0, 210.0]
+
+
+def test_cut_off_custom_order_does_not_stand() -> None:
+    order = {"intent": {"name": "order_drink", "slots": {}, "source": "custom"},
+             "transform": "raw", "correct": False, "used_text": "a triple shot cappuccino,"}
+    records = [_record(order, _result("order_drink", "raw", True))]
+    add_cascade(records)
+    assert records[0]["variants"][CASCADE]["first_look_stands"] is False

@@ -50,6 +50,9 @@ class FakeRecognizer:
         if "unlock" in text.lower():
             intent = light_on(text).model_copy(update={"name": "unlock"})
             return Recognition(intent=intent, reason="fake match")
+        if "cappuccino" in text.lower():
+            intent = light_on(text).model_copy(update={"name": "order_drink", "source": "custom"})
+            return Recognition(intent=intent, reason="fake match")
         return Recognition(intent=None, reason="no match")
 
 
@@ -417,6 +420,25 @@ async def test_no_parallel_look_without_a_spare_worker() -> None:
         await h.metrics_count(1)
     assert h.metrics.speculations_total.value("parallel") == 0
     assert h.metrics.speculations_total.value("escalated") == 1
+
+
+async def test_custom_order_cut_off_at_a_pause_does_not_end_the_turn() -> None:
+    """An order that parses but stops mid-sentence ("a triple shot cappuccino,") may go on
+    ("with sugar and milk"): it waits for the silence; the same words with a full stop end it."""
+    for text, early in (("a triple shot cappuccino,", False), ("a triple shot cappuccino.", True)):
+        async with Harness(speculation_escalate_ms=None) as h:
+            h.transcript = text
+            h.resources.transcribe_speculative = lambda audio, t=text: t
+            for _ in range(5):
+                h.session.handle_audio(VOICED)
+            h.session.handle_audio(SILENT)
+            await h.until(lambda: bool(h.of(p.TranscriptPartial)))
+            await asyncio.sleep(0.05)
+            assert h.frontends[0].completed is early, text
+            h.session.handle_audio(SILENT)
+            h.session.handle_audio(SILENT)
+            await h.metrics_count(1)
+        assert h.of(p.IntentEvent)[0].intent.name == "order_drink"
 
 
 async def test_escalation_can_be_turned_off() -> None:

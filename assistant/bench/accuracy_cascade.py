@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from assistant.audio.asr import looks_cut_off
+
 #: Variant name added to the records.
 CASCADE: Final = "cascade"
 #: The server's first look (greedy, no prompt, 6 s window floor) and the full pass.
@@ -24,8 +26,12 @@ SLOW_DECODE: Final = "shipped"
 
 
 def _stands(result: dict[str, Any]) -> bool:
-    """The first look parsed, as heard, to an intent (no repair, no lower hypothesis)."""
-    return result.get("intent") is not None and result.get("transform") == "raw"
+    """The first look parsed, as heard, to an intent (no repair, no lower hypothesis), and
+    is not a custom intent whose text stops mid-sentence (``assistant.session._ends_turn``)."""
+    intent = result.get("intent")
+    if intent is None or result.get("transform") != "raw":
+        return False
+    return not (intent.get("source") == "custom" and looks_cut_off(result.get("used_text", "")))
 
 
 def add_cascade(
