@@ -64,6 +64,7 @@ class _Scripted(WhisperTranscriber):
         beam_size: int,
         n_best: int,
         partial: bool,
+        window_min_s: float | None = None,
     ) -> list[Transcript]:
         self.calls.append((window, tuple(hotwords), beam_size))
         return [self._out[window] for _ in audios]
@@ -132,6 +133,17 @@ def test_broken_text_is_replaced_not_pooled() -> None:
     assert r.fell_back and not r.cut_off
     assert [a.text for a in r.alternatives] == [a.text for a in FULL.alternatives]
     assert len(t.calls) == 2
+
+
+def test_first_look_without_fallback_keeps_a_broken_text() -> None:
+    """The speculative first look (``fallback_full_window=False``) never pays a 30 s pass:
+    a loop there simply does not parse, and the final settings take over."""
+    loop = _transcript(["Turn on, turn on, turn on,"], window_s=8.0, truncated=True)
+    t = _Scripted(AsrSettings(), loop, FULL)
+    r = t.transcribe(AUDIO, beam_size=1, window_min_s=6.0, fallback_full_window=False,
+                     retry_cut_off=False)
+    assert not r.fell_back and r.text == loop.text
+    assert [c[0] for c in t.calls] == ["trimmed"]
 
 
 def test_batch_retries_like_single() -> None:

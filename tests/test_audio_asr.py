@@ -183,3 +183,11 @@ def test_workers_default_to_one_per_core(monkeypatch: pytest.MonkeyPatch) -> Non
     assert AsrSettings().resolved_workers("cuda") == 1
     monkeypatch.setattr(asr, "_available_cores", lambda: 64)
     assert AsrSettings().resolved_workers("cpu") == asr.MAX_AUTO_WORKERS
+
+
+def test_window_floor_per_call(whisper_transcriber: WhisperTranscriber) -> None:
+    w = whisper_transcriber.window_for
+    assert w(2.0) == 8.0  # the settings' floor
+    assert w(2.0, None, 6.0) == 6.0  # the speculative look's
+    assert w(7.2, None, 6.0) == 8.5  # audio + 1 s pad, rounded up to 0.5 s
+    assert w(2.0, "full", 6.0) == 30.0
