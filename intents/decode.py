@@ -36,6 +36,7 @@ Pure: no I/O. Thread-safe: a decoder may be shared by every session.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -437,17 +438,21 @@ def _same_language(a: str, b: str) -> bool:
         return False
 
 
+def best_alignment(
+    aligners: Sequence[GrammarAligner], texts: Sequence[str]
+) -> tuple[str, float] | None:
+    """The accepted alignment of ``texts`` with the lowest cost over the custom grammars'
+    aligners, as (sentence, similarity); None when no grammar accepts one."""
+    best = None
+    for aligner in aligners:
+        al = aligner.best(texts)
+        if al is not None and al.accepted and (best is None or al.cost < best.cost):
+            best = al
+    return None if best is None else (best.text, best.similarity)
+
+
 def _align_with(aligners: Sequence[GrammarAligner]) -> Align | None:
     """The cheapest accepted alignment over every custom grammar."""
     if not aligners:
         return None
-
-    def align(texts: Sequence[str]) -> tuple[str, float] | None:
-        best = None
-        for aligner in aligners:
-            al = aligner.best(texts)
-            if al is not None and al.accepted and (best is None or al.cost < best.cost):
-                best = al
-        return None if best is None else (best.text, best.similarity)
-
-    return align
+    return functools.partial(best_alignment, aligners)

@@ -59,7 +59,13 @@ from assistant.bench.accuracy_sets import (
 from assistant.bench.accuracy_text import matches, moves_device, threshold_table, word_errors
 from assistant.bench.noise import babble, mix_at_snr, stable_seed, white_noise
 from intents.align import GrammarAligner, build_automaton
-from intents.decode import DecodeOptions, Hypothesis, combined_confidence, decode
+from intents.decode import (
+    DecodeOptions,
+    Hypothesis,
+    best_alignment,
+    combined_confidence,
+    decode,
+)
 from intents.repair import (
     VocabularySnapper,
     custom_template_texts,
@@ -416,17 +422,6 @@ def _pct(xs: Sequence[float], q: float) -> float:
 def _timing(xs: Sequence[float]) -> dict[str, float]:
     return {"mean": round(statistics.fmean(xs), 1) if xs else 0.0,
             "p50": round(_pct(xs, 0.5), 1), "p95": round(_pct(xs, 0.95), 1)}
-
-
-def best_alignment(aligners: Sequence[Any], texts: Sequence[str]) -> tuple[str, float] | None:
-    """The accepted alignment of ``texts`` with the lowest cost over the custom grammars'
-    aligners, as (sentence, similarity); None when no grammar accepts one."""
-    best = None
-    for aligner in aligners:
-        al = aligner.best(texts)
-        if al is not None and al.accepted and (best is None or al.cost < best.cost):
-            best = al
-    return None if best is None else (best.text, best.similarity)
 
 
 def _variant_names(records: Sequence[dict[str, Any]]) -> list[str]:

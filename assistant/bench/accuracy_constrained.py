@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.bench.accuracy_text import matches
     from assistant.bench.noise import mix_at_snr, stable_seed
     from intents.custom import snake_case
-    from intents.decode import FULL_DECODE, REPAIRS, Hypothesis, decode
+    from intents.decode import FULL_DECODE, REPAIRS, Hypothesis, best_alignment, decode
 
     records = [json.loads(line) for p in args.records for line in Path(p).read_text(
         encoding="utf-8").splitlines() if line.strip()]
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return p.recognizer.recognize(text)
 
     def align(texts: Sequence[str]) -> tuple[str, float] | None:
-        return acc.best_alignment(p.aligners, texts)
+        return best_alignment(p.aligners, texts)
 
     results: dict[str, dict[str, list[bool]]] = {}
     per_clip: list[dict[str, Any]] = []
