@@ -170,6 +170,8 @@ class RepairedLike(Protocol):
 class RepairLike(Protocol):
     """``assistant.audio.acoustic_repair.AcousticRepair``."""
 
+    def engages(self, recognition: Recognition) -> bool: ...
+
     def repair(
         self,
         audio: Any,
@@ -1059,15 +1061,7 @@ class Session:
         Whisper's decoder (``assistant.audio.acoustic_repair``): on the ASR workers, as a
         final job. Any failure keeps the text reading."""
         repair = self._res.acoustic_repair
-        intent = result.intent
-        if (
-            repair is None
-            or audio is None
-            or heard is None
-            or intent is None
-            or not result.guessed
-            or intent.source != "custom"
-        ):
+        if repair is None or audio is None or heard is None or not repair.engages(result):
             return result
         call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
         future, _ = self._submit(call, FINAL)

@@ -46,7 +46,9 @@ from intents.repair import collapse_repeats, normalize_transcript, spell_numbers
 from intents.schema import Recognition
 
 if TYPE_CHECKING:
+    from assistant.audio.grammar_decode import Decoded, GrammarDecoder
     from assistant.audio.sentence_score import SentenceScorer
+    from assistant.audio.whisper_decoder import WhisperTextDecoder
     from intents.recognizer import Recognizer
 
 logger = logging.getLogger(__name__)
@@ -82,13 +84,17 @@ class AcousticRepair:
     ``rescue``: also when nothing was decoded, act on the best-scoring candidate if it scores
     within ``rescue`` of Whisper's own top hypothesis (None: never; measured to add nothing at
     6 dB, and that path could turn chatter into commands).
+    ``decoders``: grammar-constrained decoders (``assistant.audio.grammar_decode``), one per
+    custom file (:meth:`grammar_decoders` builds them); their best sentences join the seeds,
+    so the search is no longer limited to what Whisper wrote.
     """
 
     def __init__(self, recognizer: Recognizer, scorer: SentenceScorer | None = None, *,
                  margin: float = DEFAULT_MARGIN, rounds: int = DEFAULT_ROUNDS,
                  limit: int = MAX_CANDIDATES, per_slot: int = DEFAULT_PER_SLOT,
                  rescue: float | None = None, length_bonus: float = LENGTH_BONUS,
-                 max_snr_db: float | None = MAX_SNR_DB) -> None:
+                 max_snr_db: float | None = MAX_SNR_DB,
+                 decoders: Sequence[GrammarDecoder] = ()) -> None:
         from hassil import Intents
 
         from intents.align import GrammarAligner, build_automaton
@@ -106,23 +112,57 @@ class AcousticRepair:
         files = list(recognizer.custom_files)
         self.lists: Final = SlotLists.from_custom_data(f.data for f in files)
         registry = build_slot_lists(recognizer.config)
-        self._aligners: Final = tuple(
-            GrammarAligner(build_automaton(Intents.from_dict(f.data), registry)) for f in files)
+        self.automata: Final = tuple(
+            build_automaton(Intents.from_dict(f.data), registry) for f in files)
+        self._aligners: Final = tuple(GrammarAligner(a) for a in self.automata)
+        self.decoders: tuple[GrammarDecoder, ...] = tuple(decoders)
+
+    def grammar_decoders(self, scorer: SentenceScorer, text_decoder: WhisperTextDecoder | None,
+                         **settings: Any) -> tuple[GrammarDecoder, ...]:
+        """One grammar-constrained decoder per custom file, on ``scorer``'s model
+        (``text_decoder`` None: the slower CTranslate2-only steps)."""
+        from assistant.audio.grammar_decode import GrammarDecoder
+
+        return tuple(GrammarDecoder(a, scorer, text_decoder, **settings) for a in self.automata)
+
+    def engages(self, recognition: Recognition) -> bool:
+        """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading,
+        or nothing at all when ``rescue`` is set."""
+        intent = recognition.intent
+        if intent is None:
+            return self.rescue is not None
+        return recognition.guessed and intent.source == "custom"
+
+    def decode_grammar(self, audio: Any, encoded: Any | None = None) -> list[Decoded]:
+        """The grammar-constrained decoders' sentences for ``audio``, best first."""
+        if not self.decoders:
+            return []
+        if encoded is None and self._scorer is not None:
+            encoded = self._scorer.encode(audio)
+        found = [d for g in self.decoders for d in g.decode(audio, encoded).sentences]
+        return sorted(found, key=lambda d: d.score, reverse=True)
 
     @classmethod
-    def for_transcriber(cls, recognizer: Recognizer, transcriber: Any,
-                        **settings: Any) -> AcousticRepair | None:
+    def for_transcriber(cls, recognizer: Recognizer, transcriber: Any, *,
+                        grammar_decode: bool = True, **settings: Any) -> AcousticRepair | None:
         """The repair for a server: scores with the transcriber's own Whisper model (no second
-        copy). None when the recognizer has no custom intents (nothing to repair)."""
+        copy of the CTranslate2 model; the grammar decoder reads the decoder weights once more
+        into torch). None when the recognizer has no custom intents (nothing to repair)."""
         if not recognizer.custom_files:
             return None
         from assistant.audio.sentence_score import SentenceScorer
 
-        return cls(recognizer, SentenceScorer.from_transcriber(transcriber), **settings)
+        scorer = SentenceScorer.from_transcriber(transcriber)
+        repair = cls(recognizer, scorer, **settings)
+        if grammar_decode:
+            repair.decoders = repair.grammar_decoders(scorer, text_decoder_for(transcriber))
+        return repair
 
-    def seeds(self, hypotheses: Sequence[str | Hypothesis], recognition: Recognition
+    def seeds(self, hypotheses: Sequence[str | Hypothesis], recognition: Recognition,
+              decoded: Sequence[Decoded] = ()
               ) -> tuple[list[tuple[str, Mapping[str, Any]]], int | None]:
-        """(seed sentences with their slots, index of the decoded one or None)."""
+        """(seed sentences with their slots, index of the decoded one or None). ``decoded``:
+        sentences of :meth:`decode_grammar` to seed as well."""
         from intents.align import ACCEPT_BASE, ACCEPT_PER_WORD
 
         seeds: list[tuple[str, Mapping[str, Any]]] = []
@@ -147,6 +187,13 @@ class AcousticRepair:
                 rec = self._recognizer.recognize(al.text)
                 if rec.intent is not None and rec.intent.source == "custom":
                     seeds.append((al.text, rec.intent.slots.custom))
+        for d in decoded:
+            if d.text in known:
+                continue
+            known.add(d.text)
+            rec = self._recognizer.recognize(d.text)
+            if rec.intent is not None and rec.intent.source == "custom":
+                seeds.append((d.text, rec.intent.slots.custom))
         return seeds, base
 
     def repair(self, audio: Any, hypotheses: Sequence[str | Hypothesis],
@@ -158,10 +205,7 @@ class AcousticRepair:
         docstring). ``score`` replaces the scorer and ``seeds`` the result of :meth:`seeds`
         (benchmarks compare several rules on the same scores with them)."""
         intent = recognition.intent
-        if intent is None:
-            if self.rescue is None or not hypotheses:
-                return Repaired(recognition, None)
-        elif not recognition.guessed or intent.source != "custom":
+        if not self.engages(recognition) or (intent is None and not hypotheses):
             return Repaired(recognition, None)
         if self.max_snr_db is not None and estimated_snr_db(audio) >= self.max_snr_db:
             return Repaired(recognition, None)  # clean enough: the text reading stands
@@ -171,6 +215,8 @@ class AcousticRepair:
             scorer = self._scorer
             bonus = self.length_bonus
             encoded = scorer.encode(audio)
+            if seeds is None:
+                seeds = self.seeds(hypotheses, recognition, self.decode_grammar(audio, encoded))
 
             def score_fn(sentences: Sequence[str]) -> list[float]:
                 res = scorer.score(audio, sentences, encoded=encoded)
@@ -207,6 +253,26 @@ class AcousticRepair:
                                     guessed=True), c)
 
 
+def text_decoder_for(transcriber: Any) -> WhisperTextDecoder | None:
+    """The step-by-step decoder for a transcriber's model, read from its ``model.bin``; None
+    when the model is not a local float CTranslate2 folder (the grammar decoder then steps
+    with CTranslate2 alone)."""
+    from pathlib import Path
+
+    from assistant.audio.asr import default_model_path
+    from assistant.audio.whisper_decoder import UnsupportedModel, WhisperTextDecoder
+
+    ref = getattr(getattr(transcriber, "settings", None), "model", None)
+    path = default_model_path() if ref is None else Path(str(ref))
+    if not (path / "model.bin").is_file():
+        return None
+    try:
+        return WhisperTextDecoder.load(path)
+    except (UnsupportedModel, OSError, KeyError) as e:
+        logger.info("grammar decoding steps with CTranslate2 alone: %s", e)
+        return None
+
+
 def estimated_snr_db(audio: Any) -> float:
     """A crude SNR of one utterance: the spread between its loud (90th percentile) and quiet
     (10th percentile) 20 ms frame energies, in dB. An utterance holds its own pre-roll and
@@ -223,10 +289,10 @@ def estimated_snr_db(audio: Any) -> float:
 def decode_then_repair(decode: Callable[[], Recognition], repair: AcousticRepair | None,
                        audio: Any, hypotheses: Sequence[str | Hypothesis], *,
                        language: str | None = None) -> Recognition:
-    """``decode()``'s recognition, repaired by the audio when it is a guessed custom-intent
-    reading (``repair`` None: as decoded)."""
+    """``decode()``'s recognition, repaired by the audio when the repair engages (a guessed
+    custom-intent reading, or nothing with ``rescue``; ``repair`` None: as decoded)."""
     result = decode()
-    if repair is None or result.intent is None or not result.guessed:
+    if repair is None or not repair.engages(result):
         return result
     return repair.repair(audio, hypotheses, result, language=language).recognition
 

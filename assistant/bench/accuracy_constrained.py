@@ -25,7 +25,12 @@ from typing import Any, Final
 
 import numpy as np
 
-from assistant.audio.acoustic_repair import AcousticRepair, per_token, with_bonus
+from assistant.audio.acoustic_repair import (
+    AcousticRepair,
+    estimated_snr_db,
+    per_token,
+    with_bonus,
+)
 from assistant.audio.sentence_score import Method, SentenceScorer
 
 Float32Array = Any
@@ -37,12 +42,21 @@ Float32Array = Any
 #: rule's units) of Whisper's own top hypothesis.
 RULES: Final = (
     ("sum/m2", "sum", 2.0, None, 40),
-    ("avg/m0", "avg", 0.0, None, 40),
     ("avg/m0.1", "avg", 0.1, None, 40),
-    ("avg/m0.2", "avg", 0.2, None, 40),
     ("bonus1/m2", "bonus1", 2.0, None, 40),
     ("bonus1/m2/L24", "bonus1", 2.0, None, 24),
-    ("bonus1/m2/L12", "bonus1", 2.0, None, 12),
+)
+#: The same rules with the grammar-constrained decoder's sentences among the seeds
+#: (``assistant.audio.grammar_decode``), and with rescues at several distances from Whisper's
+#: own top hypothesis (nats, in the rule's units).
+GRAMMAR_RULES: Final = (
+    ("gd/bonus1/m2/L24", "bonus1", 2.0, None, 24),
+    ("gd/bonus1/m1/L24", "bonus1", 1.0, None, 24),
+    ("gd/bonus1/m0/L24", "bonus1", 0.0, None, 24),
+    ("gd/bonus1/m2/L24/r4", "bonus1", 2.0, 4.0, 24),
+    ("gd/bonus1/m2/L24/r8", "bonus1", 2.0, 8.0, 24),
+    ("gd/bonus1/m2/L24/r12", "bonus1", 2.0, 12.0, 24),
+    ("gd/bonus1/m1/L24/r8", "bonus1", 1.0, 8.0, 24),
 )
 #: Scorer settings: (hotword prompt, minimum encoder window in s, method).
 SCORERS: Final[dict[str, tuple[bool, float, Method]]] = {
@@ -113,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None, help="write per-clip results (JSON lines) here")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grammar-decode", action="store_true",
+                    help="also compare the rules with grammar-constrained decoding")
+    ap.add_argument("--beam", type=int, default=8, help="grammar decoder beam")
+    ap.add_argument("--condition", action="append",
+                    help="only these conditions of the records (e.g. 6)")
     ap.add_argument("--seed", type=int, default=None,
                     help="the accuracy run's --seed (noise mixing; default: the benchmark's)")
     args = ap.parse_args(argv)
@@ -133,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     records = [json.loads(line) for p in args.records for line in Path(p).read_text(
         encoding="utf-8").splitlines() if line.strip()]
-    records = [r for r in records if r["set"] == "picovoice"]
+    records = [r for r in records if r["set"] == "picovoice"
+               and (not args.condition or r["condition"] in args.condition)]
     if args.only_failures:
         records = [r for r in records
                    if not _text_decode(r["variants"][args.asr])["correct"]]
@@ -151,10 +171,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                for name, (prompt, window, method) in SCORERS.items()
                if name in (args.scorer or ["w8"])}
 
+    rules = RULES + (GRAMMAR_RULES if args.grammar_decode else ())
     repairers = {name: AcousticRepair(p.recognizer, margin=margin, rounds=args.rounds,
                                       rescue=rescue, limit=limit)
-                 for name, _, margin, rescue, limit in RULES}
-    norms = {name: norm for name, norm, _, _, _ in RULES}
+                 for name, _, margin, rescue, limit in rules}
+    norms = {name: norm for name, norm, _, _, _ in rules}
+    grammar: tuple[Any, ...] = ()
+    if args.grammar_decode:
+        import torch
+
+        from assistant.audio.asr import default_model_path
+        from assistant.audio.whisper_decoder import WhisperTextDecoder
+
+        torch.set_num_threads(args.threads)
+        any_repair = next(iter(repairers.values()))
+        grammar = any_repair.grammar_decoders(next(iter(scorers.values())),
+                                              WhisperTextDecoder.load(default_model_path()),
+                                              beam=args.beam)
+    gd_ms: list[float] = []
     scored: dict[str, list[int]] = {}
 
     def recognize(text: str) -> Any:
@@ -197,16 +231,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             # As intents.decode.HypothesisDecoder marks it.
             guessed = d.transform in REPAIRS or d.hypothesis > 0
             recognition = d.recognition.model_copy(update={"guessed": guessed})
-            seeds: Any = None
+            seeds: dict[bool, Any] = {}
+            decoded: list[Any] | None = None
             for sname, scorer in scorers.items():
                 memo = _Memo(scorer, seg)
                 for rname, repairer in repairers.items():
                     name = f"{sname}/{rname}"
-                    engage = (intent is None and repairer.rescue is not None) or (
-                        intent is not None and guessed and intent.source == "custom")
-                    if engage and seeds is None:
-                        seeds = repairer.seeds(hyps, recognition)
-                    out = repairer.repair(seg, hyps, recognition, seeds=seeds,
+                    gd = rname.startswith("gd/")
+                    engage = repairer.engages(recognition) and bool(hyps)
+                    if engage and gd and decoded is None and (
+                            repairer.max_snr_db is None
+                            or estimated_snr_db(seg) < repairer.max_snr_db):
+                        t_gd = time.perf_counter()
+                        decoded = [s for g in grammar for s in g.decode(seg).sentences]
+                        gd_ms.append((time.perf_counter() - t_gd) * 1000.0)
+                    if engage and gd not in seeds:
+                        seeds[gd] = repairer.seeds(hyps, recognition,
+                                                   (decoded or []) if gd else ())
+                    out = repairer.repair(seg, hyps, recognition, seeds=seeds[gd],
                                           score=memo.normalized(norms[rname])) \
                         if engage else None
                     chosen = intent if out is None else out.recognition.intent
@@ -248,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ms:
             print(f"scoring cost ({sname} prompt): {len(ms)} utterances, p50 "
                   f"{statistics.median(ms):.0f} ms, mean {statistics.fmean(ms):.0f} ms")
+    if gd_ms:
+        print(f"grammar decoding cost: {len(gd_ms)} utterances, p50 "
+              f"{statistics.median(gd_ms):.0f} ms, p95 {np.percentile(gd_ms, 95):.0f} ms")
     if args.out:
         Path(args.out).write_text("\n".join(json.dumps(c) for c in per_clip) + "\n",
                                   encoding="utf-8")
