@@ -143,6 +143,10 @@ class _Repair:
     def __init__(self) -> None:
         self.calls: list[tuple[int, list[str], str]] = []
 
+    def engages(self, recognition: Any) -> bool:
+        intent = recognition.intent
+        return intent is not None and recognition.guessed and intent.source == "custom"
+
     def repair(self, audio: Any, hypotheses: Any, recognition: Any, *,
                language: str | None = None) -> Any:
         from types import SimpleNamespace

@@ -115,7 +115,8 @@ class GrammarDecoder:
 
     def __init__(self, automaton: WordAutomaton, scorer: SentenceScorer,
                  decoder: WhisperTextDecoder | None = None, *, beam: int = DEFAULT_BEAM,
-                 results: int = DEFAULT_RESULTS, length_bonus: float = 1.0, max_tokens: int = MAX_TOKENS) -> None:
+                 results: int = DEFAULT_RESULTS, length_bonus: float = 1.0,
+                 max_tokens: int = MAX_TOKENS) -> None:
         self._fa = automaton
         self._scorer = scorer
         self._decoder = decoder

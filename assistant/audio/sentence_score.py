@@ -33,8 +33,11 @@ import numpy.typing as npt
 
 Float32Array = npt.NDArray[np.float32]
 #: "logits": forced decoding with ``generate`` (end-of-text scored); "align": CTranslate2's
-#: ``align`` (text tokens only; slower here, kept for comparison).
-Method = Literal["logits", "align"]
+#: ``align`` (text tokens only; slower here, kept for comparison); "torch": the same
+#: decoder weights in torch (``assistant.audio.whisper_decoder``), teacher-forced in one
+#: batch with the output projection computed only where a token is scored (3.6× faster than
+#: "logits" for 40 candidates, float32 layers instead of int8: scores differ by ≤ ~1.5 nats).
+Method = Literal["logits", "align", "torch"]
 
 SAMPLE_RATE: Final = 16000
 _HOP: Final = 160
@@ -67,7 +70,8 @@ class SentenceScorer:
 
     def __init__(self, model: Any, *, prompt: str | None = None,
                  window_min_s: float = WINDOW_MIN_S, window_pad_s: float = WINDOW_PAD_S,
-                 max_prompt_tokens: int = 200, method: Method = "logits") -> None:
+                 max_prompt_tokens: int = 200, method: Method = "logits",
+                 decoder: Any | None = None) -> None:
         from faster_whisper.tokenizer import Tokenizer
 
         self._model = model
@@ -83,16 +87,22 @@ class SentenceScorer:
             start = [self._tok.sot_prev, *prev, *start]
         self._start: Final[list[int]] = start
         self.eot: Final[int] = int(self._tok.eot)
+        if method == "torch" and decoder is None:
+            raise ValueError("method 'torch' needs a WhisperTextDecoder")
         self.method: Final = method
+        self._decoder = decoder
 
     @classmethod
     def from_transcriber(cls, transcriber: Any, *, prompt: str | None = None,
-                         window_min_s: float | None = None) -> SentenceScorer:
+                         window_min_s: float | None = None,
+                         decoder: Any | None = None) -> SentenceScorer:
         """A scorer sharing the model of an ``assistant.audio.asr.WhisperTranscriber`` (no
-        second copy in memory), with the transcriber's window rule unless told otherwise."""
+        second copy in memory), with the transcriber's window rule unless told otherwise;
+        with ``decoder`` (``WhisperTextDecoder``) it scores in torch."""
         s = transcriber.settings
         return cls(transcriber._model, prompt=prompt, window_pad_s=s.window_pad_s,
-                   window_min_s=s.window_min_s if window_min_s is None else window_min_s)
+                   window_min_s=s.window_min_s if window_min_s is None else window_min_s,
+                   method="logits" if decoder is None else "torch", decoder=decoder)
 
     @classmethod
     def load(cls, model_path: str | None = None, *, threads: int = 2,
@@ -136,6 +146,12 @@ class SentenceScorer:
             return SentenceScores((), (), (), 0.0)
         enc = self.encode(audio) if encoded is None else encoded
         toks = [self.tokens(s) for s in sentences]
+        if self.method == "torch":
+            assert self._decoder is not None
+            scores = self._decoder.score(enc, self._start, toks, self.eot)
+            return SentenceScores(tuple(sentences), tuple(scores),
+                                  tuple(len(t) + 1 for t in toks),
+                                  (time.perf_counter() - t0) * 1000.0)
         batch = ctranslate2.StorageView.from_array(
             np.ascontiguousarray(np.repeat(np.asarray(enc), len(sentences), axis=0)))
         if self.method == "align":

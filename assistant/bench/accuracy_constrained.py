@@ -64,6 +64,7 @@ SCORERS: Final[dict[str, tuple[bool, float, Method]]] = {
     "w3": (False, 3.0, "logits"),  # a shorter window: cheaper encoder and decoder
     "w8-align": (False, 8.0, "align"),  # CTranslate2 align (no end-of-text)
     "w8-prompt": (True, 8.0, "logits"),  # the hotword prompt before the start sequence
+    "t8": (False, 8.0, "torch"),  # w8 with the torch decoder (assistant.audio.whisper_decoder)
 }
 #: Score of a sentence from (sum of token log-probabilities, tokens): "sum" as is; "avg" per
 #: token (how Whisper's beam search ranks, length_penalty 1); "bonus1" adds 1 nat per token
@@ -140,34 +141,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.bench import accuracy as acc
     from assistant.bench.accuracy_asr import ServerEndpointing, bias_phrases
     from assistant.bench.accuracy_sets import (
+        DEFAULT_CACHE,
         DEFAULT_SEED,
+        Speaker,
+        chatter_talkers,
         default_data_dir,
         kitchen_noise,
+        negative_items,
         picovoice_items,
     )
-    from assistant.bench.accuracy_text import matches
+    from assistant.bench.accuracy_text import matches, moves_device
     from assistant.bench.noise import mix_at_snr, stable_seed
     from intents.custom import snake_case
     from intents.decode import FULL_DECODE, REPAIRS, Hypothesis, best_alignment, decode
 
     records = [json.loads(line) for p in args.records for line in Path(p).read_text(
         encoding="utf-8").splitlines() if line.strip()]
-    records = [r for r in records if r["set"] == "picovoice"
+    records = [r for r in records if r["set"] in ("picovoice", "negatives")
                and (not args.condition or r["condition"] in args.condition)]
     if args.only_failures:
         records = [r for r in records
-                   if not _text_decode(r["variants"][args.asr])["correct"]]
+                   if not _text_decode(r["variants"][args.asr]).get("correct", True)]
     ns = argparse.Namespace(config=None, custom_intents=None, threads=args.threads)
     full = [d for d in acc.DECODE_VARIANTS if d.name == FULL_DECODE.name]
     p = acc._build_pipeline(ns, [], full)
     data_dir = default_data_dir()
     items = {i.id: i for i in picovoice_items(data_dir, snake_case)}
     noise = kitchen_noise(data_dir)
+    if any(r["set"] == "negatives" for r in records):
+        speaker = Speaker(DEFAULT_CACHE)
+        seed = DEFAULT_SEED if args.seed is None else args.seed
+        items.update({i.id: i for i in negative_items(speaker, noise, chatter_talkers(speaker),
+                                                      seed=seed)})
     endpointing = ServerEndpointing()
     prompt_text = hotword_prompt(tuple(bias_phrases(p.hotwords["vocabulary"])))
     model = SentenceScorer.load(threads=args.threads)._model
+    text_decoder = None
+    if args.grammar_decode or "t8" in (args.scorer or []):
+        import torch
+
+        from assistant.audio.asr import default_model_path
+        from assistant.audio.whisper_decoder import WhisperTextDecoder
+
+        torch.set_num_threads(args.threads)
+        text_decoder = WhisperTextDecoder.load(default_model_path())
     scorers = {name: SentenceScorer(model, prompt=prompt_text if prompt else None,
-                                    window_min_s=window, method=method)
+                                    window_min_s=window, method=method,
+                                    decoder=text_decoder if method == "torch" else None)
                for name, (prompt, window, method) in SCORERS.items()
                if name in (args.scorer or ["w8"])}
 
@@ -178,15 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     norms = {name: norm for name, norm, _, _, _ in rules}
     grammar: tuple[Any, ...] = ()
     if args.grammar_decode:
-        import torch
-
-        from assistant.audio.asr import default_model_path
-        from assistant.audio.whisper_decoder import WhisperTextDecoder
-
-        torch.set_num_threads(args.threads)
         any_repair = next(iter(repairers.values()))
-        grammar = any_repair.grammar_decoders(next(iter(scorers.values())),
-                                              WhisperTextDecoder.load(default_model_path()),
+        grammar = any_repair.grammar_decoders(next(iter(scorers.values())), text_decoder,
                                               beam=args.beam)
     gd_ms: list[float] = []
     scored: dict[str, list[int]] = {}
@@ -203,15 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.perf_counter()
     for k, r in enumerate(records):
         item = items[r["id"]]
-        expected = item.expected
-        assert expected is not None
+        expected = item.expected  # None: a negative, right when nothing moves
         cond = r["condition"]
         clean = item.load()
         if cond == "clean":
             audio = clean
         else:
             rng = np.random.default_rng(stable_seed(
-                "picovoice", item.id, cond, DEFAULT_SEED if args.seed is None else args.seed))
+                r["set"], item.id, cond, DEFAULT_SEED if args.seed is None else args.seed))
             audio = mix_at_snr(clean, noise, float(cond), rng)
         segs = endpointing.segments(audio).audio
         v = r["variants"][args.asr]
@@ -219,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(segs) != len(nbest):
             print(f"segments differ for {r['id']}: {len(segs)} vs {len(nbest)}", file=sys.stderr)
             continue
-        clip: dict[str, Any] = {"id": r["id"], "condition": cond, "expected": expected.to_json(),
+        clip: dict[str, Any] = {"id": r["id"], "set": r["set"], "condition": cond,
+                                "expected": None if expected is None else expected.to_json(),
                                 "rules": {}}
         acted_base: list[Any] = []
         acted: dict[str, list[Any]] = {}
@@ -259,15 +272,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         acted[name].append(chosen)
                 if memo.calls:
                     cost[sname].append(memo.ms)
-        ok_base = len(acted_base) == 1 and matches(expected, acted_base[0])
-        recorded = bool(_text_decode(v)["correct"])
+        def right(acted_on: list[Any], expected: Any = expected) -> bool:
+            if expected is None:
+                return not any(moves_device(i, p.query_intents) for i in acted_on)
+            return len(acted_on) == 1 and matches(expected, acted_on[0])
+
+        ok_base = right(acted_base)
+        td = _text_decode(v)
+        recorded = bool(td["correct"]) if expected is not None else not td["moves"]
         if ok_base != recorded:
             print(f"text decode differs from the record for {r['id']}", file=sys.stderr)
-        results.setdefault("text decode (recorded)", {}).setdefault(cond, []).append(recorded)
-        results.setdefault("text decode (here)", {}).setdefault(cond, []).append(ok_base)
+        key = cond if r["set"] == "picovoice" else f"neg {cond}"
+        results.setdefault("text decode (recorded)", {}).setdefault(key, []).append(recorded)
+        results.setdefault("text decode (here)", {}).setdefault(key, []).append(ok_base)
         for name, a in acted.items():
-            ok = len(a) == 1 and matches(expected, a[0])
-            results.setdefault(name, {}).setdefault(cond, []).append(ok)
+            ok = right(a)
+            results.setdefault(name, {}).setdefault(key, []).append(ok)
             clip["rules"][name] = {"correct": ok, "slots": [i.slots.custom for i in a]}
             if ok != ok_base:
                 print(f"  {name}: {r['id'][:8]} {cond} {'FIXED' if ok else 'BROKE'} "

@@ -1,0 +1,148 @@
+"""Grammar-constrained decoding with the bundled Whisper model: the torch decoder read from the
+CTranslate2 weights, the constrained beam search over a custom grammar, and the acoustic
+repair's rescue built on it (real models, synthesized speech)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.audio.acoustic_repair import AcousticRepair
+from assistant.audio.asr import WhisperTranscriber, default_model_path
+from assistant.audio.grammar_decode import GrammarDecoder
+from assistant.audio.sentence_score import SentenceScorer
+from assistant.audio.whisper_decoder import (
+    UnsupportedModel,
+    WhisperTextDecoder,
+    read_ct2_variables,
+)
+from devices.registry import load_demo_config
+from intents.decode import HypothesisDecoder
+from intents.recognizer import Recognizer
+from tests.speech import mix_noise, synth, to_float, white_noise, with_silence
+
+COFFEE = Path(__file__).resolve().parents[1] / "intents" / "data" / "examples" / (
+    "picovoice_coffee.yaml")
+SAID = "give me a large latte with almond milk"
+ORDER = {"size": "large", "coffee_drink": "latte", "milk_amount": "almond milk"}
+
+
+@pytest.fixture(scope="module")
+def text_decoder() -> WhisperTextDecoder:
+    return WhisperTextDecoder.load(default_model_path())
+
+
+@pytest.fixture(scope="module")
+def scorer(whisper_transcriber: WhisperTranscriber) -> SentenceScorer:
+    return SentenceScorer.from_transcriber(whisper_transcriber)
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+
+
+@pytest.fixture(scope="module")
+def repair(recognizer: Recognizer, scorer: SentenceScorer,
+           text_decoder: WhisperTextDecoder) -> AcousticRepair:
+    r = AcousticRepair(recognizer, scorer, max_snr_db=None, rescue=4.0)
+    r.decoders = r.grammar_decoders(scorer, text_decoder)
+    return r
+
+
+@pytest.fixture(scope="module")
+def audio() -> np.ndarray:
+    return to_float(with_silence(synth(SAID), 300, 300))
+
+
+def test_torch_decoder_agrees_with_ctranslate2(
+        scorer: SentenceScorer, text_decoder: WhisperTextDecoder, audio: np.ndarray) -> None:
+    sentences = ["Give me a large latte with almond milk.", "Give me a small mocha."]
+    enc = scorer.encode(audio)
+    toks = [scorer.tokens(s) for s in sentences]
+    batched = text_decoder.score(enc, scorer._start, toks, scorer.eot)
+    # Step by step with the cache gives the same sums as the teacher-forced batch.
+    for seq, total in zip(toks, batched, strict=True):
+        state = text_decoder.start(enc)
+        lp = text_decoder.step(state, [scorer._start])
+        s = 0.0
+        for t in seq:
+            s += float(lp[0, t])
+            lp = text_decoder.step(state, [[t]])
+        s += float(lp[0, scorer.eot])
+        # The steps' int8 projection against the exact float32 one of ``score``.
+        assert s == pytest.approx(total, abs=0.3)
+    # CTranslate2 runs the same weights in int8: the scores agree to a couple of nats, and
+    # both rank the said sentence first by far.
+    ct2 = scorer.score(audio, sentences, encoded=enc).log_probs
+    assert batched[0] == pytest.approx(ct2[0], abs=2.0)
+    assert batched[0] > batched[1] + 5.0 and ct2[0] > ct2[1] + 5.0
+    # Re-ordering beams moves their caches: row 1 continues row 0 and the other way round.
+    state = text_decoder.start(enc)
+    two = text_decoder.step(state, [scorer._start, scorer._start])
+    a, b = toks[0][0], toks[1][0]
+    swapped = text_decoder.step(state, [[b], [a]], parents=[1, 0])
+    one = text_decoder.start(enc)
+    text_decoder.step(one, [scorer._start])
+    alone = text_decoder.step(one, [[a]])
+    assert float(two[0, a]) == pytest.approx(float(two[1, a]), abs=1e-5)
+    assert np.allclose(swapped[1].numpy(), alone[0].numpy(), atol=1e-4)
+
+
+def test_reader_rejects_what_it_cannot_read(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.bin"
+    bogus.write_bytes(b"\x01\x00\x00\x00" + b"\x00" * 16)
+    with pytest.raises(UnsupportedModel, match="version 1"):
+        read_ct2_variables(bogus)
+    variables = read_ct2_variables(default_model_path() / "model.bin")
+    assert variables["decoder/embeddings/weight"].shape[1] == 384
+    assert "decoder/projection/weight" in variables  # the alias is resolved
+
+
+def test_constrained_search_finds_the_order_and_only_grammar_sentences(
+        repair: AcousticRepair, recognizer: Recognizer, scorer: SentenceScorer,
+        audio: np.ndarray) -> None:
+    decoder = repair.decoders[0]
+    res = decoder.decode(audio)
+    assert res.sentences and res.sentences[0].text == SAID
+    assert res.ms > 0 and 8 <= res.steps <= 48
+    for d in res.sentences:  # every result is a sentence of the grammar
+        intent = recognizer.recognize(d.text).intent
+        assert intent is not None and intent.source == "custom"
+        assert d.score == pytest.approx(d.log_prob + d.tokens)
+    assert [d.score for d in res.sentences] == sorted(
+        (d.score for d in res.sentences), reverse=True)
+    # Loud white noise (0 dB): still a valid order of the grammar, with the said drink.
+    noisy = to_float(mix_noise(with_silence(synth(SAID), 300, 300),
+                               white_noise(len(audio), level=0.1), 0.0))
+    top = decoder.decode(noisy).sentences[0]
+    intent = recognizer.recognize(top.text).intent
+    assert intent is not None and intent.slots.custom["coffee_drink"] == "latte"
+    # Without the torch decoder, CTranslate2 alone finds the same sentence (slower).
+    forced = GrammarDecoder(repair.automata[0], scorer, None, beam=4, results=2)
+    assert forced.decode(audio).sentences[0].text == SAID
+
+
+def test_rescue_acts_on_an_order_whisper_garbled_but_not_on_chatter(
+        repair: AcousticRepair, recognizer: Recognizer, audio: np.ndarray) -> None:
+    decoder = HypothesisDecoder(recognizer)
+    garbled = ["Give me the large lot of with all my mill."]
+    nothing = decoder.decode(garbled)
+    assert nothing.intent is None and repair.engages(nothing)
+    out = repair.repair(audio, garbled, nothing)
+    assert out.recognition.intent is not None
+    assert out.recognition.intent.slots.custom == ORDER
+    assert "rescored by the audio" in out.recognition.reason
+    # Chatter: the best grammar sentence is far less likely than what Whisper wrote.
+    said = "what a lovely day it is today"
+    chatter = to_float(with_silence(synth(said), 300, 300))
+    hyps = ["What a lovely day it is today."]
+    none = decoder.decode(hyps)
+    kept = repair.repair(chatter, hyps, none)
+    assert kept.recognition.intent is None and kept.choice is not None
+    # Without a rescue distance, nothing decoded stays nothing.
+    plain = AcousticRepair(recognizer, repair._scorer, max_snr_db=None)
+    assert not plain.engages(nothing)
+    assert plain.repair(audio, garbled, nothing).recognition is nothing
