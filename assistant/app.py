@@ -154,7 +154,10 @@ class Hearth:
             return None
         from assistant.audio.acoustic_repair import AcousticRepair
 
-        return AcousticRepair.for_transcriber(self.recognizer, self.transcriber)
+        asr = self.settings.asr
+        return AcousticRepair.for_transcriber(
+            self.recognizer, self.transcriber, grammar_decode=asr.grammar_decode,
+            rescue=asr.rescue_nats if asr.grammar_decode else None)
 
     def _open_audit(self) -> AuditLog | None:
         cfg = self.settings.audit

@@ -119,6 +119,8 @@ class SessionDefaults(_Strict):
 #: ``intents.decode``); ``plain`` gives the top transcript to the recognizer as is.
 DecodeMode = Literal["grammar", "plain"]
 DEFAULT_DECODE: DecodeMode = "grammar"
+#: ``asr.rescue_nats`` (measured on the Picovoice and negative sets, docs/benchmarks.md).
+DEFAULT_RESCUE_NATS = 8.0
 #: Which decoded readings have their confidence multiplied by the ASR's (``exp(avg_logprob)
 #: × (1 − no_speech_prob)``, ``intents.decode.combined_confidence``): ``guesses`` (a lower
 #: n-best hypothesis, repaired words, a grammar alignment) or ``combined`` (every reading,
@@ -157,6 +159,15 @@ class AsrConfig(_Strict):
     #: checked against the audio by Whisper's decoder over the grammar's nearby sentences
     #: (``assistant.audio.acoustic_repair``; Picovoice 6 dB +3.3 points, ~3.5 ASR passes).
     acoustic_repair: bool = True
+    #: With ``acoustic_repair``: also search the custom grammar itself against the audio
+    #: (``assistant.audio.grammar_decode``: Whisper's beam restricted to the grammar's
+    #: sentences), so a slot value Whisper never wrote can still be found (~0.5 s more on
+    #: the utterances the repair runs on).
+    grammar_decode: bool = True
+    #: With ``grammar_decode``: when no hypothesis decodes, act on the best grammar sentence
+    #: if it scores within this many nats of Whisper's own top hypothesis (None: never).
+    #: Chatter and commands for another domain score ≥ 20 nats below (docs/benchmarks.md).
+    rescue_nats: float | None = Field(default=DEFAULT_RESCUE_NATS, ge=0.0)
     decode: DecodeMode = DEFAULT_DECODE
     confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -165,7 +176,8 @@ class AsrConfig(_Strict):
         """Keyword arguments for ``AsrSettings`` (``threads`` and ``workers`` are its
         ``cpu_threads`` and ``num_workers``)."""
         names = {"threads": "cpu_threads", "workers": "num_workers"}
-        session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair"}
+        session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair",
+                        "grammar_decode", "rescue_nats"}
         out = {
             names.get(k, k): v
             for k, v in self.model_dump(exclude=session_side).items()

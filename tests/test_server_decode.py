@@ -140,12 +140,15 @@ async def test_a_guess_from_a_cut_off_text_asks_the_full_window() -> None:
 class _Repair:
     """Stands in for AcousticRepair: the audio says "iced mocha", whatever the text guessed."""
 
-    def __init__(self) -> None:
+    def __init__(self, rescue: bool = False) -> None:
         self.calls: list[tuple[int, list[str], str]] = []
+        self.rescue = rescue
 
     def engages(self, recognition: Any) -> bool:
         intent = recognition.intent
-        return intent is not None and recognition.guessed and intent.source == "custom"
+        if intent is None:
+            return self.rescue
+        return recognition.guessed and intent.source == "custom"
 
     def repair(self, audio: Any, hypotheses: Any, recognition: Any, *,
                language: str | None = None) -> Any:
@@ -153,6 +156,10 @@ class _Repair:
 
         self.calls.append((len(audio), [h.text for h in hypotheses], recognition.reason))
         intent = recognition.intent
+        if intent is None:  # a rescue: what the grammar decoder found in the audio
+            found = Recognizer(load_demo_config(), custom_intent_files=[COFFEE]).recognize(
+                "can I get an iced mocha")
+            return SimpleNamespace(recognition=found.model_copy(update={"guessed": True}))
         slots = intent.slots.model_copy(update={"custom": {"coffee_drink": "iced mocha"}})
         fixed = recognition.model_copy(update={"intent": intent.model_copy(
             update={"slots": slots})})
@@ -168,6 +175,22 @@ async def test_guessed_custom_reading_goes_through_acoustic_repair() -> None:
     intent = next(e for e in events if isinstance(e, p.IntentEvent))
     assert intent.intent is not None and intent.intent.slots.custom == {
         "coffee_drink": "iced mocha"}
+
+
+async def test_nothing_decoded_goes_to_a_rescuing_repair_only() -> None:
+    garbled = _transcript("Can I get a nice to buy shop")
+    plain = _Repair()
+    events = await _run(True, garbled, garbled, repair=plain)
+    assert plain.calls == []
+    assert next(e for e in events if isinstance(e, p.IntentEvent)).intent is None
+    rescuing = _Repair(rescue=True)
+    events = await _run(True, garbled, garbled, repair=rescuing)
+    assert len(rescuing.calls) == 1
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.slots.custom == {
+        "coffee_drink": "iced mocha"}
+    actions = [e for e in events if isinstance(e, p.ActionEvent)]
+    assert [a.status for a in actions] == ["published", "confirmed"]
 
 
 async def test_exact_readings_skip_acoustic_repair() -> None:

@@ -115,6 +115,7 @@ class AcousticRepair:
         self.automata: Final = tuple(
             build_automaton(Intents.from_dict(f.data), registry) for f in files)
         self._aligners: Final = tuple(GrammarAligner(a) for a in self.automata)
+        self._languages: Final = tuple(str(f.language or "en") for f in files)
         self.decoders: tuple[GrammarDecoder, ...] = tuple(decoders)
 
     def grammar_decoders(self, scorer: SentenceScorer, text_decoder: WhisperTextDecoder | None,
@@ -123,7 +124,11 @@ class AcousticRepair:
         (``text_decoder`` None: the slower CTranslate2-only steps)."""
         from assistant.audio.grammar_decode import GrammarDecoder
 
-        return tuple(GrammarDecoder(a, scorer, text_decoder, **settings) for a in self.automata)
+        # Words are tokenized as English text is (a space before each): other languages'
+        # files are left to the text repairs.
+        return tuple(GrammarDecoder(a, scorer, text_decoder, **settings)
+                     for a, lang in zip(self.automata, self._languages, strict=True)
+                     if lang.lower().startswith("en"))
 
     def engages(self, recognition: Recognition) -> bool:
         """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading,
@@ -152,10 +157,11 @@ class AcousticRepair:
             return None
         from assistant.audio.sentence_score import SentenceScorer
 
-        scorer = SentenceScorer.from_transcriber(transcriber)
+        text_decoder = text_decoder_for(transcriber) if grammar_decode else None
+        scorer = SentenceScorer.from_transcriber(transcriber, decoder=text_decoder)
         repair = cls(recognizer, scorer, **settings)
         if grammar_decode:
-            repair.decoders = repair.grammar_decoders(scorer, text_decoder_for(transcriber))
+            repair.decoders = repair.grammar_decoders(scorer, text_decoder)
         return repair
 
     def seeds(self, hypotheses: Sequence[str | Hypothesis], recognition: Recognition,
@@ -262,11 +268,17 @@ def text_decoder_for(transcriber: Any) -> WhisperTextDecoder | None:
     from assistant.audio.asr import default_model_path
     from assistant.audio.whisper_decoder import UnsupportedModel, WhisperTextDecoder
 
-    ref = getattr(getattr(transcriber, "settings", None), "model", None)
+    settings = getattr(transcriber, "settings", None)
+    ref = getattr(settings, "model", None)
     path = default_model_path() if ref is None else Path(str(ref))
     if not (path / "model.bin").is_file():
         return None
     try:
+        import torch
+
+        # torch has one process-wide setting; one thread per search, like each Whisper pass,
+        # keeps it from fighting the transcriptions for the cores.
+        torch.set_num_threads(max(1, int(getattr(settings, "cpu_threads", 1) or 1)))
         return WhisperTextDecoder.load(path)
     except (UnsupportedModel, OSError, KeyError) as e:
         logger.info("grammar decoding steps with CTranslate2 alone: %s", e)
