@@ -414,21 +414,31 @@ class HypothesisDecoder:
         return _Grammar(VocabularySnapper(known), tuple(aligners), respeller)
 
     def _sensitive(self, intent: Intent) -> bool:
-        """Whether acting on ``intent`` could open, unlock or touch a sensitive device."""
-        rec = self._recognizer
-        if intent.name in _GUESS_SENSITIVE or intent.is_sensitive:
-            return True
-        action = rec.custom_actions.get(intent.name)
-        if action is not None and action.sensitive:
-            return True
-        sensitive_ids = {d.id for d in rec.config.devices if d.sensitive}
-        return any(i in sensitive_ids for i in intent.slots.device_ids)
+        return guess_is_sensitive(self._recognizer, intent)
 
     def _sensitive_cap(self) -> float:
-        from intents.recognizer import SENSITIVE_FUZZY_MARGIN
+        return sensitive_guess_cap(self._recognizer)
 
-        cap = self._recognizer.config.security.sensitive_min_confidence - SENSITIVE_FUZZY_MARGIN
-        return max(0.0, cap)
+
+def guess_is_sensitive(recognizer: Recognizer, intent: Intent) -> bool:
+    """Whether acting on a guessed ``intent`` could open, unlock or touch a sensitive device
+    (scenes count: they may lock doors)."""
+    if intent.name in _GUESS_SENSITIVE or intent.is_sensitive:
+        return True
+    action = recognizer.custom_actions.get(intent.name)
+    if action is not None and action.sensitive:
+        return True
+    sensitive_ids = {d.id for d in recognizer.config.devices if d.sensitive}
+    return any(i in sensitive_ids for i in intent.slots.device_ids)
+
+
+def sensitive_guess_cap(recognizer: Recognizer) -> float:
+    """The highest confidence a guessed sensitive reading may carry: below the threshold at
+    which sensitive actions run, like the recognizer's fuzzy tier."""
+    from intents.recognizer import SENSITIVE_FUZZY_MARGIN
+
+    cap = recognizer.config.security.sensitive_min_confidence - SENSITIVE_FUZZY_MARGIN
+    return max(0.0, cap)
 
 
 def _same_language(a: str, b: str) -> bool:

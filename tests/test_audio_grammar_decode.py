@@ -146,3 +146,33 @@ def test_rescue_acts_on_an_order_whisper_garbled_but_not_on_chatter(
     plain = AcousticRepair(recognizer, repair._scorer, max_snr_db=None)
     assert not plain.engages(nothing)
     assert plain.repair(audio, garbled, nothing).recognition is nothing
+
+
+def test_a_rescued_sensitive_action_stays_below_the_sensitive_threshold(
+        tmp_path: Path, scorer: SentenceScorer, text_decoder: WhisperTextDecoder) -> None:
+    vault = tmp_path / "vault.yaml"
+    vault.write_text(
+        "language: en\n"
+        "intents:\n"
+        "  openVault:\n"
+        "    data:\n"
+        "      - sentences: ['open the {door}']\n"
+        "lists:\n"
+        "  door:\n"
+        "    values: [vault, garden gate]\n"
+        "actions:\n"
+        "  openVault:\n"
+        "    topic: home/vault/set\n"
+        "    payload: open\n"
+        "    sensitive: true\n", encoding="utf-8")
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[vault])
+    repair = AcousticRepair(recognizer, scorer, max_snr_db=None, rescue=8.0)
+    repair.decoders = repair.grammar_decoders(scorer, text_decoder)
+    audio = to_float(with_silence(synth("open the garden gate"), 300, 300))
+    garbled = ["Oh, pen the garten kate."]
+    nothing = HypothesisDecoder(recognizer).decode(garbled)
+    assert nothing.intent is None
+    out = repair.repair(audio, garbled, nothing).recognition
+    assert out.intent is not None and out.intent.slots.custom == {"door": "garden gate"}
+    cap = recognizer.config.security.sensitive_min_confidence
+    assert out.guessed and out.intent.confidence < cap

@@ -18,11 +18,12 @@ How:
   row), and the words of a state form a token trie. The first word may also be capitalized,
   and "i", "i'd"… are always ("I"), as Whisper writes them. A comma may follow any word, and a
   full stop or question mark may end a complete sentence, before end-of-text.
-* One CTranslate2 ``generate`` call per step scores the next token of every live beam: the
-  beam's tokens are a forced decoding prefix and ``return_logits_vocab`` gives the
-  distribution after it (the encoder runs once per utterance). No KV cache survives between
-  calls, so a step costs a decoder pass over the prefix; tiny.en's decoder is small, and
-  commands are 10–25 tokens.
+* Each step scores the next token of every live beam in one batch with
+  ``assistant.audio.whisper_decoder.WhisperTextDecoder`` (the same decoder weights in torch,
+  with a key/value cache, so a step costs one small decoder pass; the encoder runs once per
+  utterance, in CTranslate2). Without it (a model whose weights it cannot read), each step is
+  a CTranslate2 ``generate`` call with the beam's tokens as a forced prefix, which repeats the
+  whole prefix every step (~10× slower: 3–7 s against 0.3–0.7 s per order on this CPU).
 * Beams are ranked by their summed log-probability; finished sentences by the same sum plus
   ``length_bonus`` nats per token (the rule ``acoustic_repair.with_bonus`` ranks candidates
   by), because the plain sum favours stopping early when the audio is unclear.

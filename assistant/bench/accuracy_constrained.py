@@ -51,12 +51,9 @@ RULES: Final = (
 #: own top hypothesis (nats, in the rule's units).
 GRAMMAR_RULES: Final = (
     ("gd/bonus1/m2/L24", "bonus1", 2.0, None, 24),
-    ("gd/bonus1/m1/L24", "bonus1", 1.0, None, 24),
-    ("gd/bonus1/m0/L24", "bonus1", 0.0, None, 24),
-    ("gd/bonus1/m2/L24/r4", "bonus1", 2.0, 4.0, 24),
     ("gd/bonus1/m2/L24/r8", "bonus1", 2.0, 8.0, 24),
     ("gd/bonus1/m2/L24/r12", "bonus1", 2.0, 12.0, 24),
-    ("gd/bonus1/m1/L24/r8", "bonus1", 1.0, 8.0, 24),
+    ("gd/bonus1/m2/L24/r16", "bonus1", 2.0, 16.0, 24),
 )
 #: Scorer settings: (hotword prompt, minimum encoder window in s, method).
 SCORERS: Final[dict[str, tuple[bool, float, Method]]] = {
