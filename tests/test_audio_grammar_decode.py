@@ -142,6 +142,13 @@ def test_rescue_acts_on_an_order_whisper_garbled_but_not_on_chatter(
     none = decoder.decode(hyps)
     kept = repair.repair(chatter, hyps, none)
     assert kept.recognition.intent is None and kept.choice is not None
+    # Whisper heard none of the order's values (what it writes on noise alone): the grammar
+    # sentence outscores "Oh, yeah." by far, but nothing of it was heard, so no rescue.
+    noise_like = ["Oh, yeah."]
+    assert repair.heard_some(out.recognition.intent, garbled)
+    assert not repair.heard_some(out.recognition.intent, noise_like)
+    refused = repair.repair(audio, noise_like, decoder.decode(noise_like))
+    assert refused.recognition.intent is None and refused.choice is not None
     # Without a rescue distance, nothing decoded stays nothing.
     plain = AcousticRepair(recognizer, repair._scorer, max_snr_db=None)
     assert not plain.engages(nothing)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -63,6 +64,13 @@ RESCUE_COST: Final = 2.0
 MAX_SNR_DB: Final = 20.0
 #: Frame length of the SNR estimate (20 ms at 16 kHz).
 _SNR_FRAME: Final = 320
+#: A rescued reading needs a slot value word at least this alike (spelling and sound,
+#: ``intents.align``) to a word Whisper wrote (:meth:`AcousticRepair.heard_some`).
+RESCUE_SUPPORT: Final = 0.7
+#: Words of slot values that say nothing about which value was meant.
+_FILLER: Final = frozenset("a an the of and with to in on at for some bit little lot lots "
+                           "my me".split())
+_VALUE_WORD: Final = re.compile(r"[a-z0-9']+")
 #: Nats added per token to a candidate's log-probability (see :func:`with_bonus`).
 LENGTH_BONUS: Final = 1.0
 
@@ -87,6 +95,11 @@ class AcousticRepair:
     ``decoders``: grammar-constrained decoders (``assistant.audio.grammar_decode``), one per
     custom file (:meth:`grammar_decoders` builds them); their best sentences join the seeds,
     so the search is no longer limited to what Whisper wrote.
+    ``home``: also the built-in home grammar (guessed home readings engage, and
+    :meth:`grammar_decoders` adds a decoder over it, with the decoy names of
+    ``intents/data/decoys_en.txt`` among the device and area names, so that speech about a
+    thing the home lacks decodes to a name the recognizer rejects, not to the nearest real
+    device). Measured, not the server's default (docs/benchmarks.md).
     """
 
     def __init__(self, recognizer: Recognizer, scorer: SentenceScorer | None = None, *,
@@ -94,7 +107,7 @@ class AcousticRepair:
                  limit: int = MAX_CANDIDATES, per_slot: int = DEFAULT_PER_SLOT,
                  rescue: float | None = None, length_bonus: float = LENGTH_BONUS,
                  max_snr_db: float | None = MAX_SNR_DB,
-                 decoders: Sequence[GrammarDecoder] = ()) -> None:
+                 decoders: Sequence[GrammarDecoder] = (), home: bool = False) -> None:
         from hassil import Intents
 
         from intents.align import GrammarAligner, build_automaton
@@ -116,6 +129,9 @@ class AcousticRepair:
             build_automaton(Intents.from_dict(f.data), registry) for f in files)
         self._aligners: Final = tuple(GrammarAligner(a) for a in self.automata)
         self._languages: Final = tuple(str(f.language or "en") for f in files)
+        self.home: Final = home
+        self._similarity: Any = None
+        self.home_automaton = home_automaton(recognizer) if home else None
         self.decoders: tuple[GrammarDecoder, ...] = tuple(decoders)
 
     def grammar_decoders(self, scorer: SentenceScorer, text_decoder: WhisperTextDecoder | None,
@@ -126,9 +142,12 @@ class AcousticRepair:
 
         # Words are tokenized as English text is (a space before each): other languages'
         # files are left to the text repairs.
-        return tuple(GrammarDecoder(a, scorer, text_decoder, **settings)
-                     for a, lang in zip(self.automata, self._languages, strict=True)
-                     if lang.lower().startswith("en"))
+        out = [GrammarDecoder(a, scorer, text_decoder, **settings)
+               for a, lang in zip(self.automata, self._languages, strict=True)
+               if lang.lower().startswith("en")]
+        if self.home_automaton is not None:
+            out.append(GrammarDecoder(self.home_automaton, scorer, text_decoder, **settings))
+        return tuple(out)
 
     def engages(self, recognition: Recognition) -> bool:
         """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading,
@@ -136,7 +155,26 @@ class AcousticRepair:
         intent = recognition.intent
         if intent is None:
             return self.rescue is not None
-        return recognition.guessed and intent.source == "custom"
+        return recognition.guessed and (intent.source == "custom" or self.home)
+
+    def heard_some(self, intent: Any, hypotheses: Sequence[str | Hypothesis]) -> bool:
+        """Whether Whisper wrote something like one of ``intent``'s slot values: a word of the
+        value (not a function or quantity word) within :data:`RESCUE_SUPPORT` of a word of
+        some hypothesis. A rescue needs it: on noise alone ("Oh, yeah.") or chatter, the
+        best grammar sentence can score within the rescue distance of Whisper's hallucination,
+        but none of its values was heard (measured: all 13 such false actions on the
+        negatives had none, all 12 right rescues at 6 dB had one; docs/benchmarks.md)."""
+        from intents.align import _Similarity
+
+        heard = {w for h in hypotheses for w in _VALUE_WORD.findall(_text(h).lower())}
+        if not heard:
+            return False
+        sim = self._similarity or _Similarity()
+        self._similarity = sim
+        for word in _slot_words(intent, self._recognizer):
+            if any(sim(word, w) >= RESCUE_SUPPORT for w in heard):
+                return True
+        return False
 
     def decode_grammar(self, audio: Any, encoded: Any | None = None) -> list[Decoded]:
         """The grammar-constrained decoders' sentences for ``audio``, best first."""
@@ -174,8 +212,8 @@ class AcousticRepair:
         seeds: list[tuple[str, Mapping[str, Any]]] = []
         base: int | None = None
         intent = recognition.intent
-        if intent is not None and intent.source == "custom" and intent.text:
-            seeds.append((intent.text, intent.slots.custom))
+        if intent is not None and intent.text and (intent.source == "custom" or self.home):
+            seeds.append((intent.text, reading_key(intent)))
             base = 0
         texts = list(dict.fromkeys(
             collapse_repeats(spell_numbers(normalize_transcript(_text(h))))
@@ -193,17 +231,18 @@ class AcousticRepair:
                 rec = self._recognizer.recognize(al.text)
                 if rec.intent is not None and rec.intent.source == "custom":
                     seeds.append((al.text, rec.intent.slots.custom))
-        said = intent.slots.custom if base is not None and intent is not None else None
+        said = (intent.slots.custom if base is not None and intent is not None
+                and intent.source == "custom" else None)
         for d in decoded:
             if d.text in known:
                 continue
             known.add(d.text)
-            rec = self._recognizer.recognize(d.text)
-            if rec.intent is None or rec.intent.source != "custom":
+            new = self._recognizer.recognize(d.text).intent
+            if new is None or (new.source != "custom" and not self.home):
                 continue
-            if said is not None and says_less(rec.intent.slots.custom, said):
+            if said is not None and new.source == "custom" and says_less(new.slots.custom, said):
                 continue
-            seeds.append((d.text, rec.intent.slots.custom))
+            seeds.append((d.text, reading_key(new)))
         return seeds, base
 
     def repair(self, audio: Any, hypotheses: Sequence[str | Hypothesis],
@@ -252,6 +291,8 @@ class AcousticRepair:
         new = rec.intent
         if new is None:
             return Repaired(recognition, c)
+        if intent is None and not self.heard_some(new, hypotheses):
+            return Repaired(recognition, c)
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
                f"reading, {c.scored} sentences scored)")
@@ -264,6 +305,50 @@ class AcousticRepair:
         logger.debug("acoustic repair: %s", why)
         return Repaired(Recognition(intent=new, reason=reason, alternatives=rec.alternatives,
                                     guessed=True), c)
+
+
+def _slot_words(intent: Any, recognizer: Recognizer) -> set[str]:
+    """The content words of ``intent``'s slot values: custom values, and for home intents
+    the area and the names of the devices (every alias)."""
+    values: list[str] = [str(v) for v in intent.slots.custom.values()]
+    slots = intent.slots
+    if getattr(slots, "area", None):
+        values.append(str(slots.area))
+    ids = set(getattr(slots, "device_ids", None) or ())
+    for d in recognizer.config.devices:
+        if d.id in ids:
+            values.extend([d.name, *getattr(d, "aliases", ())])
+    return {w for v in values for w in _VALUE_WORD.findall(v.lower()) if w not in _FILLER}
+
+
+def reading_key(intent: Any) -> dict[str, str]:
+    """What identifies a reading among the candidates: a custom intent's slot values (the
+    lists :func:`intents.constrained.choose` swaps), or a home intent's name and slots."""
+    if intent.source == "custom":
+        return dict(intent.slots.custom)
+    slots = intent.slots.model_dump(exclude_none=True, exclude={"custom"})
+    return {"intent": intent.name, **{k: str(v) for k, v in slots.items() if v not in ([], {})}}
+
+
+def home_automaton(recognizer: Recognizer) -> Any:
+    """The built-in English grammar as a word automaton (``intents.align``), its device and
+    area names joined by the decoy names (rooms and appliances a home may lack)."""
+    from hassil.intents import TextSlotList
+
+    from intents.align import build_automaton
+    from intents.grammar import build_slot_lists
+    from intents.respell import decoy_names
+
+    lists: dict[str, Any] = dict(build_slot_lists(recognizer.config))
+    decoys = decoy_names("en")
+    for key in ("name", "area"):
+        lst = lists.get(key)
+        if isinstance(lst, TextSlotList):
+            own = [v.text_in.text for v in lst.values
+                   if hasattr(v.text_in, "text") and v.text_in.text.isascii()]
+            lists[key] = TextSlotList.from_strings(
+                [*own, *(d for d in decoys if d not in own)], name=key)
+    return build_automaton(recognizer._grammar.intents_for("en"), lists)
 
 
 def says_less(found: Mapping[str, Any], said: Mapping[str, Any]) -> bool:

@@ -26,6 +26,7 @@ from typing import Any, Final
 import numpy as np
 
 from assistant.audio.acoustic_repair import (
+    MAX_SNR_DB,
     AcousticRepair,
     estimated_snr_db,
     per_token,
@@ -54,6 +55,7 @@ GRAMMAR_RULES: Final = (
     ("gd/bonus1/m2/L24/r8", "bonus1", 2.0, 8.0, 24),
     ("gd/bonus1/m2/L24/r12", "bonus1", 2.0, 12.0, 24),
     ("gd/bonus1/m2/L24/r16", "bonus1", 2.0, 16.0, 24),
+    ("gd/bonus1/m2/L24/r24", "bonus1", 2.0, 24.0, 24),
 )
 #: Scorer settings: (hotword prompt, minimum encoder window in s, method).
 SCORERS: Final[dict[str, tuple[bool, float, Method]]] = {
@@ -128,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--grammar-decode", action="store_true",
                     help="also compare the rules with grammar-constrained decoding")
     ap.add_argument("--beam", type=int, default=8, help="grammar decoder beam")
+    ap.add_argument("--home", action="store_true",
+                    help="also the built-in home grammar (guessed home readings, a decoder "
+                         "over the home grammar with decoys)")
+    ap.add_argument("--no-gate", action="store_true",
+                    help="rescore whatever the estimated SNR (default: below 20 dB only)")
     ap.add_argument("--condition", action="append",
                     help="only these conditions of the records (e.g. 6)")
     ap.add_argument("--seed", type=int, default=None,
@@ -146,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kitchen_noise,
         negative_items,
         picovoice_items,
+        synthetic_items,
     )
     from assistant.bench.accuracy_text import matches, moves_device
     from assistant.bench.noise import mix_at_snr, stable_seed
@@ -154,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     records = [json.loads(line) for p in args.records for line in Path(p).read_text(
         encoding="utf-8").splitlines() if line.strip()]
-    records = [r for r in records if r["set"] in ("picovoice", "negatives")
+    records = [r for r in records if r["set"] in ("picovoice", "negatives", "synthetic")
                and (not args.condition or r["condition"] in args.condition)]
     if args.only_failures:
         records = [r for r in records
@@ -165,11 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = default_data_dir()
     items = {i.id: i for i in picovoice_items(data_dir, snake_case)}
     noise = kitchen_noise(data_dir)
+    speaker = Speaker(DEFAULT_CACHE)
+    seed = DEFAULT_SEED if args.seed is None else args.seed
     if any(r["set"] == "negatives" for r in records):
-        speaker = Speaker(DEFAULT_CACHE)
-        seed = DEFAULT_SEED if args.seed is None else args.seed
         items.update({i.id: i for i in negative_items(speaker, noise, chatter_talkers(speaker),
                                                       seed=seed)})
+    if any(r["set"] == "synthetic" for r in records):
+        items.update({i.id: i for i in synthetic_items(p.recognizer.config, speaker, seed=seed)})
     endpointing = ServerEndpointing()
     prompt_text = hotword_prompt(tuple(bias_phrases(p.hotwords["vocabulary"])))
     model = SentenceScorer.load(threads=args.threads)._model
@@ -190,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rules = RULES + (GRAMMAR_RULES if args.grammar_decode else ())
     repairers = {name: AcousticRepair(p.recognizer, margin=margin, rounds=args.rounds,
-                                      rescue=rescue, limit=limit)
+                                      rescue=rescue, limit=limit, home=args.home,
+                                      max_snr_db=None if args.no_gate else MAX_SNR_DB)
                  for name, _, margin, rescue, limit in rules}
     norms = {name: norm for name, norm, _, _, _ in rules}
     grammar: tuple[Any, ...] = ()
@@ -279,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         recorded = bool(td["correct"]) if expected is not None else not td["moves"]
         if ok_base != recorded:
             print(f"text decode differs from the record for {r['id']}", file=sys.stderr)
-        key = cond if r["set"] == "picovoice" else f"neg {cond}"
+        key = cond if r["set"] == "picovoice" else f"{r['set'][:3]} {cond}"
         results.setdefault("text decode (recorded)", {}).setdefault(key, []).append(recorded)
         results.setdefault("text decode (here)", {}).setdefault(key, []).append(ok_base)
         for name, a in acted.items():
