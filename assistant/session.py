@@ -1063,6 +1063,10 @@ class Session:
         repair = self._res.acoustic_repair
         if repair is None or audio is None or heard is None or not repair.engages(result):
             return result
+        if self._shedding():
+            # Overloaded: the repair costs ~1–2 s of ASR worker time; the text reading (or
+            # nothing) now beats a better one seconds late, as for the other second opinions.
+            return result
         call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
         future, _ = self._submit(call, FINAL)
         try:

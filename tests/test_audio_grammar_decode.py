@@ -183,3 +183,19 @@ def test_a_rescued_sensitive_action_stays_below_the_sensitive_threshold(
     assert out.intent is not None and out.intent.slots.custom == {"door": "garden gate"}
     cap = recognizer.config.security.sensitive_min_confidence
     assert out.guessed and out.intent.confidence < cap
+
+
+def test_server_wiring_builds_the_decoders_on_the_transcriber(
+        recognizer: Recognizer, whisper_transcriber: WhisperTranscriber) -> None:
+    wired = AcousticRepair.for_transcriber(recognizer, whisper_transcriber, rescue=8.0)
+    assert wired is not None and len(wired.decoders) == 1 and wired.rescue == 8.0
+    assert wired._scorer is not None and wired._scorer.method == "torch"
+    plain = AcousticRepair.for_transcriber(recognizer, whisper_transcriber,
+                                           grammar_decode=False)
+    assert plain is not None and plain.decoders == ()
+    assert plain._scorer is not None and plain._scorer.method == "logits"
+    # The home grammar (opt-in): a decoder over it, decoys among the names.
+    home = AcousticRepair(recognizer, wired._scorer, home=True)
+    assert home.home_automaton is not None
+    words = {w for arcs in home.home_automaton.arcs for w, _ in arcs if w}
+    assert {"porch", "lounge", "lamp"} <= words

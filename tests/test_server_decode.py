@@ -227,11 +227,13 @@ async def test_overloaded_asr_sheds_the_second_opinions() -> None:
         return _transcript("what a lovely day")
 
     settings = AssistantSettings(audio=True, speculative=False, asr_shed_jobs=1)
+    repair = _Repair(rescue=True)
     events = await _run(True, _transcript("turn on the kitchen light"),
-                        _transcript("turn on the kitchen light"), metrics, cheap=cheap,
-                        settings=settings, asr_jobs_elsewhere=1)
+                        _transcript("turn on the kitchen light"), metrics, repair,
+                        cheap=cheap, settings=settings, asr_jobs_elsewhere=1)
     assert len(cheap_calls) == 1  # the cheap pass, not the full one
     assert metrics.asr_retries_total.value() == 0  # no second opinion
+    assert repair.calls == []  # no acoustic repair or rescue either
     intent = next(e for e in events if isinstance(e, p.IntentEvent))
     assert intent.intent is None
 
@@ -260,6 +262,7 @@ def test_asr_settings_for_the_decode() -> None:
 
     assert AsrConfig().decode == "grammar" and AsrConfig().confidence == "guesses"
     assert AsrConfig().overrides() == {}  # decode settings never reach AsrSettings
+    assert AsrConfig(grammar_decode=False, rescue_nats=None).overrides() == {}
     assert AsrConfig(beam_size=5).overrides() == {"beam_size": 5, "n_best": 5}
     assert AsrConfig(beam_size=5, n_best=3).overrides() == {"beam_size": 5, "n_best": 3}
 
