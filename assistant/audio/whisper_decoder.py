@@ -42,52 +42,58 @@ class UnsupportedModel(ValueError):
     """The model file is not a CTranslate2 Whisper model this reader understands."""
 
 
-def read_ct2_variables(path: str | Path) -> dict[str, np.ndarray]:
-    """The variables of a CTranslate2 ``model.bin`` (aliases resolved), as numpy arrays."""
-    data = Path(path).read_bytes()
-    pos = 0
+def read_ct2_variables(path: str | Path, prefix: str = "decoder/") -> dict[str, np.ndarray]:
+    """The variables of a CTranslate2 ``model.bin`` whose names start with ``prefix``
+    (aliases resolved), as numpy arrays copied out of a memory map (the rest of the file,
+    the encoder, is never read into memory)."""
+    import mmap
 
-    def take(fmt: str) -> Any:
-        nonlocal pos
-        (value,) = struct.unpack_from(fmt, data, pos)
-        pos += struct.calcsize(fmt)
-        return value
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        pos = 0
 
-    def text() -> str:
-        nonlocal pos
-        n = take("<H")
-        value = data[pos:pos + n].rstrip(b"\0").decode("utf-8")
-        pos += n
-        return value
+        def take(fmt: str) -> Any:
+            nonlocal pos
+            (value,) = struct.unpack_from(fmt, data, pos)
+            pos += struct.calcsize(fmt)
+            return value
 
-    version = take("<I")
-    if version < 5:
-        raise UnsupportedModel(f"{path}: CTranslate2 binary version {version} is not supported")
-    spec = text()
-    take("<I")  # spec revision
-    if spec != "WhisperSpec":
-        raise UnsupportedModel(f"{path}: {spec} is not a Whisper model")
-    out: dict[str, np.ndarray] = {}
-    for _ in range(take("<I")):
-        name = text()
-        rank = take("<B")
-        shape = tuple(take("<I") for _ in range(rank))
-        dtype = take("<B")
-        nbytes = take("<I")
-        raw = data[pos:pos + nbytes]
-        pos += nbytes
-        if not name.startswith("decoder/"):
-            continue
-        np_type = _DTYPES.get(dtype) or (_SCALARS.get(dtype) if rank == 0 else None)
-        if np_type is None:
-            raise UnsupportedModel(f"{path}: {name} has data type {dtype} (quantized weights "
-                                   "are not supported; use a float16 model)")
-        out[name] = np.frombuffer(raw, dtype=np_type).reshape(shape)
-    for _ in range(take("<I")):
-        alias, target = text(), text()
-        if target in out:
-            out[alias] = out[target]
-    return out
+        def text() -> str:
+            nonlocal pos
+            n = take("<H")
+            value = bytes(data[pos:pos + n]).rstrip(b"\0").decode("utf-8")
+            pos += n
+            return value
+
+        version = take("<I")
+        if version < 5:
+            raise UnsupportedModel(
+                f"{path}: CTranslate2 binary version {version} is not supported")
+        spec = text()
+        take("<I")  # spec revision
+        if spec != "WhisperSpec":
+            raise UnsupportedModel(f"{path}: {spec} is not a Whisper model")
+        out: dict[str, np.ndarray] = {}
+        for _ in range(take("<I")):
+            name = text()
+            rank = take("<B")
+            shape = tuple(take("<I") for _ in range(rank))
+            dtype = take("<B")
+            nbytes = take("<I")
+            start = pos
+            pos += nbytes
+            if not name.startswith(prefix):
+                continue
+            np_type = _DTYPES.get(dtype) or (_SCALARS.get(dtype) if rank == 0 else None)
+            if np_type is None:
+                raise UnsupportedModel(f"{path}: {name} has data type {dtype} (quantized "
+                                       "weights are not supported; use a float16 model)")
+            out[name] = np.frombuffer(data, dtype=np_type, count=nbytes // np.dtype(
+                np_type).itemsize, offset=start).reshape(shape).copy()
+        for _ in range(take("<I")):
+            alias, target = text(), text()
+            if target in out:
+                out[alias] = out[target]
+        return out
 
 
 @dataclass
@@ -106,7 +112,7 @@ class WhisperTextDecoder:
         import torch
 
         def t(name: str) -> Any:
-            return torch.from_numpy(np.asarray(variables[name], dtype=np.float32).copy())
+            return torch.from_numpy(np.asarray(variables[name], dtype=np.float32))
 
         self.heads: Final = num_heads
         self.embed = t("decoder/embeddings/weight")
