@@ -78,6 +78,7 @@ class Hearth:
         self._asr_executor: AsrScheduler | None = None
         self._resources: SessionResources | None = None
         self._remove_listener: Any = None
+        self._repair_task: asyncio.Future[None] | None = None
         self._servers: list[HearthServer] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -122,7 +123,7 @@ class Hearth:
             frontend_factory=self._new_frontend if self.vad is not None else None,
             transcribe=self._transcribe if self.transcriber is not None else None,
             transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
-            acoustic_repair=self._acoustic_repair(),
+            acoustic_repair=None,  # loaded after start-up, below
             transcribe_speculative=(
                 self._transcribe_speculative if self.transcriber is not None else None
             ),
@@ -141,6 +142,26 @@ class Hearth:
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
+        # The acoustic repair's automata and step decoder take 2–3 s to build: in a thread
+        # after start-up, so serving starts without them; until they are ready, noisy guessed
+        # readings stand as the text decode left them.
+        self._repair_task = asyncio.ensure_future(self._load_acoustic_repair())
+
+    async def _load_acoustic_repair(self) -> None:
+        try:
+            repair = await asyncio.to_thread(self._acoustic_repair)
+        except Exception:  # the server works without it
+            logger.exception("acoustic repair could not be loaded; continuing without it")
+            return
+        if self._resources is not None:
+            self._resources.acoustic_repair = repair
+            if repair is not None:
+                logger.info("acoustic repair ready (%d grammar decoders)", len(repair.decoders))
+
+    async def acoustic_repair_ready(self) -> None:
+        """Wait until the acoustic repair is loaded (tests, benchmarks)."""
+        if self._repair_task is not None:
+            await asyncio.shield(self._repair_task)
 
     def _acoustic_repair(self) -> Any:
         """Grammar-constrained rescoring of guessed custom-intent readings (None: no custom
@@ -157,7 +178,8 @@ class Hearth:
         asr = self.settings.asr
         return AcousticRepair.for_transcriber(
             self.recognizer, self.transcriber, grammar_decode=asr.grammar_decode,
-            rescue=asr.rescue_nats if asr.grammar_decode else None)
+            rescue=asr.rescue_nats if asr.grammar_decode else None,
+            home=asr.grammar_decode and asr.home_grammar_decode)
 
     def _open_audit(self) -> AuditLog | None:
         cfg = self.settings.audit
@@ -241,6 +263,10 @@ class Hearth:
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order. Safe to call twice or after a failure."""
+        if self._repair_task is not None:
+            # The thread cannot be cancelled; let it finish so nothing loads after stop.
+            await asyncio.gather(self._repair_task, return_exceptions=True)
+            self._repair_task = None
         for server in list(self._servers):
             await server.shutdown()
         self._servers.clear()

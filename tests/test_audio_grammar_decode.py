@@ -5,6 +5,7 @@ repair's rescue built on it (real models, synthesized speech)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -199,3 +200,17 @@ def test_server_wiring_builds_the_decoders_on_the_transcriber(
     assert home.home_automaton is not None
     words = {w for arcs in home.home_automaton.arcs for w, _ in arcs if w}
     assert {"porch", "lounge", "lamp"} <= words
+
+
+def test_the_server_loads_the_repair_after_start_up(hearth_server: Any) -> None:
+    """The demo home (no custom intents): the home grammar decoder is built in the background
+    after the server is ready, and sessions pick it up."""
+    import asyncio
+
+    hearth = hearth_server.hearth
+    asyncio.run_coroutine_threadsafe(hearth.acoustic_repair_ready(), hearth_server.loop).result(
+        timeout=120)
+    repair = hearth._resources.acoustic_repair
+    assert repair is not None and repair.home and repair.rescue == 16.0
+    assert len(repair.decoders) == 1  # the home grammar's
+    assert repair.engages(Recognizer(load_demo_config()).recognize("what a lovely day"))

@@ -190,8 +190,9 @@ class AcousticRepair:
                         grammar_decode: bool = True, **settings: Any) -> AcousticRepair | None:
         """The repair for a server: scores with the transcriber's own Whisper model (no second
         copy of the CTranslate2 model; the grammar decoder reads the decoder weights once more
-        into torch). None when the recognizer has no custom intents (nothing to repair)."""
-        if not recognizer.custom_files:
+        into torch). None when the recognizer has no custom intents and ``home`` is off
+        (nothing to repair)."""
+        if not recognizer.custom_files and not settings.get("home"):
             return None
         from assistant.audio.sentence_score import SentenceScorer
 
