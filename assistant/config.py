@@ -172,7 +172,7 @@ class AsrConfig(_Strict):
     #: With ``grammar_decode``: the built-in home grammar too (guessed home readings and
     #: rescues; decoy names keep things the home lacks from becoming its devices). Synthetic
     #: set +8 points at 10 dB, +22 at 5 dB, 0 false actions (docs/benchmarks.md).
-    home_grammar_decode: bool = True
+    home_grammar_decode: bool = False
     decode: DecodeMode = DEFAULT_DECODE
     confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
     extra: dict[str, Any] = Field(default_factory=dict)

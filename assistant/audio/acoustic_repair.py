@@ -131,6 +131,12 @@ class AcousticRepair:
         self._languages: Final = tuple(str(f.language or "en") for f in files)
         self.home: Final = home
         self._similarity: Any = None
+        self._decoys: tuple[str, ...] = ()
+        if home:
+            from intents.respell import decoy_names
+
+            self._decoys = tuple(" ".join(_VALUE_WORD.findall(d.lower()))
+                                 for d in decoy_names("en"))
         self.home_automaton = home_automaton(recognizer) if home else None
         self.decoders: tuple[GrammarDecoder, ...] = tuple(decoders)
 
@@ -175,6 +181,19 @@ class AcousticRepair:
             if any(sim(word, w) >= RESCUE_SUPPORT for w in heard):
                 return True
         return False
+
+    def names_a_decoy(self, text: str, hypotheses: Sequence[str | Hypothesis]) -> bool:
+        """Whether Whisper's top hypothesis names a thing the home lacks (a decoy name of
+        ``intents/data/decoys_en.txt``: "basement", "microwave") that the chosen sentence
+        does not say. Every home sentence may leave out its area or say "it", so the best one
+        for "turn off the lights in the basement" can be "turn off the lights": measured, the
+        only false actions of the home rescue on the negatives were such (docs/benchmarks.md).
+        """
+        if not hypotheses or not self._decoys:
+            return False
+        heard = " " + " ".join(_VALUE_WORD.findall(_text(hypotheses[0]).lower())) + " "
+        said = " " + " ".join(_VALUE_WORD.findall(text.lower())) + " "
+        return any(f" {d} " in heard and f" {d} " not in said for d in self._decoys)
 
     def decode_grammar(self, audio: Any, encoded: Any | None = None) -> list[Decoded]:
         """The grammar-constrained decoders' sentences for ``audio``, best first."""
@@ -293,6 +312,8 @@ class AcousticRepair:
         if new is None:
             return Repaired(recognition, c)
         if intent is None and not self.heard_some(new, hypotheses):
+            return Repaired(recognition, c)
+        if new.source != "custom" and self.names_a_decoy(c.candidate.text, hypotheses):
             return Repaired(recognition, c)
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
