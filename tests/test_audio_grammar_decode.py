@@ -203,14 +203,22 @@ def test_server_wiring_builds_the_decoders_on_the_transcriber(
 
 
 def test_the_server_loads_the_repair_after_start_up(hearth_server: Any) -> None:
-    """The demo home (no custom intents): the home grammar decoder is built in the background
-    after the server is ready, and sessions pick it up."""
+    """The repair is built in the background after the server is ready; the demo home has no
+    custom intents and the home grammar's decoding is opt-in, so there is nothing to load."""
     import asyncio
 
     hearth = hearth_server.hearth
     asyncio.run_coroutine_threadsafe(hearth.acoustic_repair_ready(), hearth_server.loop).result(
         timeout=120)
-    repair = hearth._resources.acoustic_repair
-    assert repair is not None and repair.home and repair.rescue == 16.0
-    assert len(repair.decoders) == 1  # the home grammar's
-    assert repair.engages(Recognizer(load_demo_config()).recognize("what a lovely day"))
+    assert hearth._resources.acoustic_repair is None
+    assert hearth.settings.asr.grammar_decode and not hearth.settings.asr.home_grammar_decode
+
+
+def test_a_home_rescue_may_not_leave_out_a_thing_the_home_lacks(
+        recognizer: Recognizer, scorer: SentenceScorer) -> None:
+    home = AcousticRepair(recognizer, scorer, home=True)
+    heard = ["Turn off the lights in the basement."]
+    assert home.names_a_decoy("turn off the lights", heard)  # the basement is not here
+    assert not home.names_a_decoy("turn off the kitchen light", ["Turn off the kitchen light."])
+    assert not home.names_a_decoy("turn on the lounge lamp", ["Turn on the round jump."])
+    assert not AcousticRepair(recognizer, scorer).names_a_decoy("turn off the lights", heard)
