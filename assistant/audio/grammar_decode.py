@@ -61,6 +61,9 @@ STOP_MARGIN: Final = 8.0
 #: What the automaton's range-list placeholder (``"<number>"``) may be: the numbers Whisper
 #: writes as digits, 0–100.
 NUMBER_WORDS: Final = tuple(str(n) for n in range(101))
+#: Memoized state-set tables kept at most (a long-running server visits ever more subsets of a
+#: large grammar's states; dropping the memo only costs rebuilding).
+MAX_TABLES: Final = 20_000
 #: Words Whisper always capitalizes.
 _ALWAYS_CAPITAL: Final = frozenset({"i", "i'd", "i'll", "i'm", "i've"})
 
@@ -184,6 +187,8 @@ class GrammarDecoder:
                     for i in range(len(toks)):
                         table.children.setdefault(toks[:i], set()).add(toks[i])
                     table.complete.setdefault(toks, []).append((w, target))
+        if len(self._tables) >= MAX_TABLES:
+            self._tables.clear()
         self._tables[key] = table
         return table
 
