@@ -36,7 +36,6 @@ memoized state tables are written whole under the GIL).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -306,6 +305,8 @@ class _ForcedSteps:
     def next(self, prefixes: list[tuple[int, ...]], parents: list[int]) -> Any:
         import ctranslate2
 
+        from assistant.audio.sentence_score import log_softmax
+
         batch = ctranslate2.StorageView.from_array(
             np.ascontiguousarray(np.repeat(self._enc, len(prefixes), axis=0)))
         n = len(prefixes[0])
@@ -317,7 +318,7 @@ class _ForcedSteps:
         out = np.full((len(prefixes), int(np.asarray(res[0].logits[0][0]).size)), -np.inf)
         for i, r in enumerate(res):
             if len(r.logits[0]) > n:
-                out[i] = _log_softmax(r.logits[0][n])
+                out[i] = log_softmax(np.asarray(r.logits[0][n], dtype=np.float32).reshape(-1))
         return out
 
 
@@ -332,8 +333,3 @@ def _dedupe(beams: list[_Beam]) -> list[_Beam]:
             out.append(b)
     return out
 
-
-def _log_softmax(logits: Any) -> Any:
-    x = np.asarray(logits, dtype=np.float32).reshape(-1).astype(np.float64)
-    top = float(x.max())
-    return x - (top + math.log(float(np.exp(x - top).sum())))

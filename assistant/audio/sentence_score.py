@@ -183,13 +183,17 @@ class SentenceScorer:
             if len(steps) <= len(t):
                 scores.append(-math.inf)  # CTranslate2 stopped early: cannot score
                 continue
-            logits = np.stack([np.asarray(steps[i], dtype=np.float32).reshape(-1)
-                               for i in range(len(t) + 1)]).astype(np.float64)
-            top = logits.max(axis=1, keepdims=True)
-            log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-            picked = logits[np.arange(len(t) + 1), [*t, self.eot]]
-            scores.append(float(np.sum(picked - log_z)))
+            log_probs = log_softmax(np.stack([np.asarray(steps[i], dtype=np.float32).reshape(-1)
+                                              for i in range(len(t) + 1)]))
+            scores.append(float(np.sum(log_probs[np.arange(len(t) + 1), [*t, self.eot]])))
         return scores, [len(t) + 1 for t in toks]
+
+
+def log_softmax(logits: Any) -> Any:
+    """Log-probabilities over the last axis of CTranslate2 logits (float64, stable)."""
+    x = np.asarray(logits, dtype=np.float64)
+    top = x.max(axis=-1, keepdims=True)
+    return x - (top + np.log(np.exp(x - top).sum(axis=-1, keepdims=True)))
 
 
 def _max_length(start: int, steps: int) -> int:
