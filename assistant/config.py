@@ -69,7 +69,13 @@ class ServerSettings(_Strict):
     #: Name of an environment variable holding the access token (tokens are never inline in
     #: config files, and never logged). ``hearth serve --token`` overrides it.
     token_env: str | None = None
-    allowed_origins: list[str] | None = None  # None: any Origin (loopback default)
+    #: Browser origins allowed to open a WebSocket. None: only the server's own origin (the
+    #: page it serves); ``["*"]``: any. Clients that send no Origin (not browsers) always pass.
+    allowed_origins: list[str] | None = None
+    #: ``/metrics`` without the token (a Prometheus on a trusted network). Off: it needs it.
+    metrics_public: bool = False
+    #: Listen beyond loopback without a token. Off: ``hearth serve`` refuses to start.
+    allow_unauthenticated: bool = False
     #: PEM certificate chain and key: serve wss:// and https:// instead of ws:// and http://.
     tls_cert: str | None = None
     tls_key: str | None = None
