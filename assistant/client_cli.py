@@ -30,12 +30,15 @@ from assistant.client import (
     UtteranceTracker,
     read_wav,
 )
-from assistant.protocol import SUPPORTED_SAMPLE_RATES, ErrorCode
+from assistant.protocol import MAX_TEXT_CHARS, SUPPORTED_SAMPLE_RATES, ErrorCode
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_UNAVAILABLE: Final = 2
 EXIT_TIMEOUT: Final = 3
+#: What the server accepts as ``language`` (protocol: 2 to 16 characters, e.g. en, zh-CN).
+LANGUAGE_MIN_CHARS: Final = 2
+LANGUAGE_MAX_CHARS: Final = 16
 
 #: Environment variable read for ``--token`` when the option is not given.
 TOKEN_ENV: Final = "HEARTH_TOKEN"
@@ -123,6 +126,29 @@ def _verdict(utterances: list[Utterance]) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _bad_input(args: argparse.Namespace, text: str | None = None) -> str | None:
+    """What is wrong with the command line before anything is sent, or None. The server
+    would refuse the same things; saying so here gives one line instead of a round trip."""
+    if text is not None:
+        if not text.strip():
+            return "nothing to say: the text is empty"
+        if len(text) > MAX_TEXT_CHARS:
+            return (
+                f"the text is {len(text)} characters; the server accepts at most "
+                f"{MAX_TEXT_CHARS}"
+            )
+    language = args.language
+    if language is not None and not LANGUAGE_MIN_CHARS <= len(language) <= LANGUAGE_MAX_CHARS:
+        return f"--language {language!r}: expected a language code such as en or zh-CN"
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and not timeout > 0:
+        return f"--timeout {timeout:g}: must be more than 0 seconds"
+    seconds = getattr(args, "seconds", None)
+    if seconds is not None and not seconds > 0:
+        return f"--seconds {seconds:g}: must be more than 0 seconds"
+    return None
+
+
 def _server_error(e: HearthServerError) -> int:
     if e.event.code == ErrorCode.UNAUTHORIZED:
         _error(f"server error {e} (check --token)")
@@ -140,6 +166,9 @@ def _say(args: argparse.Namespace) -> int:
 
 async def _say_async(args: argparse.Namespace) -> int:
     text = " ".join(args.text)
+    if (problem := _bad_input(args, text)) is not None:
+        _error(problem)
+        return EXIT_UNAVAILABLE
     try:
         async with HearthClient(args.url, token=args.token) as client:
             utt = await client.say(
@@ -161,6 +190,9 @@ def _stream(args: argparse.Namespace) -> int:
 
 
 async def _stream_async(args: argparse.Namespace) -> int:
+    if (problem := _bad_input(args)) is not None:
+        _error(problem)
+        return EXIT_UNAVAILABLE
     try:
         audio = read_wav(args.file)
     except (OSError, EOFError, ValueError, wave.Error) as e:
@@ -190,6 +222,9 @@ async def _stream_async(args: argparse.Namespace) -> int:
 
 
 def _listen(args: argparse.Namespace) -> int:
+    if (problem := _bad_input(args)) is not None:
+        _error(problem)
+        return EXIT_UNAVAILABLE
     # Imported lazily: sounddevice is optional (the 'mic' extra) and needs the PortAudio
     # shared library, which servers and CI machines usually lack.
     try:
