@@ -38,21 +38,17 @@ import itertools
 import logging
 import re
 import secrets
-import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 from assistant.asr_scheduler import FINAL, SPECULATIVE, AsrScheduler
 from assistant.audio.asr import looks_cut_off
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
-from assistant.audit import AuditLog
-from assistant.config import AssistantSettings, TurnDetectionSettings
-from assistant.metrics import Metrics
+from assistant.config import TurnDetectionSettings
 from assistant.protocol import (
     PIPELINE_SAMPLE_RATE,
     SAMPLE_WIDTH,
@@ -69,7 +65,6 @@ from assistant.protocol import (
     IntentEvent,
     Limits,
     MetricsEvent,
-    Mode,
     Outcome,
     ProtocolError,
     SessionConfig,
@@ -85,6 +80,19 @@ from assistant.protocol import (
     TurnDetection,
     check_audio_frame,
     parse_client_message,
+)
+from assistant.turn.types import (
+    Done,
+    Emit,
+    FrontEndLike,
+    Heard,
+    SessionResources,
+    Speculation,
+    StageError,
+    Transcribe,
+    TranscriptLike,
+    Utterance,
+    as_heard,
 )
 from devices.actions import ActionResult
 from intents.decode import Hypothesis
@@ -102,244 +110,6 @@ _MODEL_CODES: frozenset[str] = frozenset(c.value for c in ErrorCode if c.value.s
 INLINE_FRONT_END_MAX_MS = 64.0
 
 
-# -- what the session needs from the rest of Hearth (injected) ----------------------------
-
-
-class RecognizerLike(Protocol):
-    def recognize(
-        self, text: str, *, language: str | None = None, context: Intent | None = None
-    ) -> Recognition: ...
-
-
-class DispatcherLike(Protocol):
-    async def dispatch(
-        self,
-        intent: Intent,
-        *,
-        on_result: Callable[[ActionResult], None] | None = None,
-        confirmed: bool = False,
-    ) -> list[ActionResult]: ...
-
-
-class FrontEndLike(Protocol):
-    """``assistant.audio.frontend.AudioFrontEnd``: resampling, VAD and endpointing of one
-    stream. Events are ``SpeechStarted`` and ``SpeechStopped(t, speech_end_t, audio)``."""
-
-    def feed(self, pcm: bytes, now: float) -> Sequence[Any]: ...
-    def commit(self, now: float) -> Sequence[Any]: ...
-    def set_complete(self, complete: bool, now: float | None = None) -> Sequence[Any]: ...
-    def clear(self) -> None: ...
-
-
-#: Builds a front end for (input sample rate, endpoint settings, mode).
-FrontEndFactory = Callable[[int, TurnDetectionSettings, Mode], FrontEndLike]
-
-
-class AlternativeLike(Protocol):
-    """One n-best hypothesis (``assistant.audio.asr.Alternative``)."""
-
-    @property
-    def text(self) -> str: ...
-    @property
-    def avg_logprob(self) -> float: ...
-
-
-class TranscriptLike(Protocol):
-    """What the decoder reads of ``assistant.audio.asr.Transcript``."""
-
-    @property
-    def text(self) -> str: ...
-    @property
-    def avg_logprob(self) -> float: ...
-    @property
-    def no_speech_prob(self) -> float: ...
-    @property
-    def alternatives(self) -> Sequence[AlternativeLike]: ...
-
-
-#: Audio (16 kHz, as the front end hands it over) -> transcript (or just its text). Runs in
-#: a worker thread.
-Transcribe = Callable[[Any], str | TranscriptLike]
-
-
-class RepairedLike(Protocol):
-    @property
-    def recognition(self) -> Recognition: ...
-
-
-class RepairLike(Protocol):
-    """``assistant.audio.acoustic_repair.AcousticRepair``."""
-
-    def engages(self, recognition: Recognition) -> bool: ...
-
-    def repair(
-        self,
-        audio: Any,
-        hypotheses: Sequence[str | Hypothesis],
-        recognition: Recognition,
-        *,
-        language: str | None = None,
-    ) -> RepairedLike: ...
-
-
-class DecoderLike(Protocol):
-    """``intents.decode.HypothesisDecoder``: the ASR's hypotheses -> one recognition."""
-
-    def decode(
-        self,
-        hypotheses: Sequence[str | Hypothesis],
-        *,
-        language: str | None = None,
-        context: Intent | None = None,
-        no_speech_prob: float = 0.0,
-    ) -> Recognition: ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Heard:
-    """A transcription as the session uses it: the text, and the hypotheses to decode."""
-
-    text: str
-    hypotheses: tuple[Hypothesis, ...]
-    no_speech_prob: float = 0.0
-    #: Transcribed on Whisper's whole 30 s window already (no second opinion to ask for).
-    full_window: bool = False
-
-
-def _heard(result: str | TranscriptLike) -> _Heard:
-    if isinstance(result, str):
-        text = result.strip()
-        return _Heard(text, (Hypothesis(text),))
-    hyps = tuple(Hypothesis(a.text, a.avg_logprob) for a in result.alternatives) or (
-        Hypothesis(result.text, result.avg_logprob),
-    )
-    full = bool(getattr(result, "full_window", False))
-    return _Heard(result.text.strip(), hyps, result.no_speech_prob, full)
-
-
-#: Where events go (the server's bounded outbox; a list in tests).
-Emit = Callable[[Any], None]
-
-
-class TieredLike(Protocol):
-    """``intents.model_tier.TieredRecognizer`` plus an image decoder (see assistant.app)."""
-
-    def recognize(
-        self,
-        text: str,
-        *,
-        language: str | None = None,
-        context: Intent | None = None,
-        images: Sequence[Any] = (),
-        cancel: threading.Event | None = None,
-    ) -> Recognition: ...
-
-    def image(self, data: str) -> Any: ...
-
-
-class AsrLoad:
-    """ASR jobs queued or running, across sessions (event-loop thread only). With
-    ``speculation_max_asr_jobs`` set, speculative transcriptions are skipped while the ASR
-    workers are this backed up."""
-
-    def __init__(self) -> None:
-        self.jobs = 0
-
-
-@dataclass
-class SessionResources:
-    """Shared, long-lived resources every session uses. Built once by :mod:`assistant.app`."""
-
-    settings: AssistantSettings
-    recognizer: RecognizerLike
-    dispatcher: DispatcherLike
-    metrics: Metrics
-    frontend_factory: FrontEndFactory | None = None
-    transcribe: Transcribe | None = None
-    transcribe_partial: Transcribe | None = None
-    #: Transcribes on Whisper's full 30 s window: run once more on a final utterance none of
-    #: whose hypotheses decodes to a command, the two passes' hypotheses pooled (measured
-    #: on the Picovoice recordings at 6 dB: +4 points; docs/benchmarks.md). Needs ``decoder``.
-    transcribe_full: Transcribe | None = None
-    #: ``assistant.audio.acoustic_repair.AcousticRepair``: a guessed custom-intent reading of
-    #: noisy speech is checked against the audio (final utterances only). None: off.
-    acoustic_repair: RepairLike | None = None
-    #: ASR for speculative transcriptions (at pauses): no second pass on a text that looks
-    #: cut off (speech cut at a pause usually does). None: ``transcribe``.
-    transcribe_speculative: Transcribe | None = None
-    #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
-    vad_executor: Executor | None = None
-    #: Runs ASR; sized to the model's useful parallelism. An
-    #: :class:`~assistant.asr_scheduler.AsrScheduler` runs final transcriptions before
-    #: speculative ones and drops superseded speculation; any other executor runs them in
-    #: order. None: the default executor.
-    asr_executor: Executor | None = None
-    asr_load: AsrLoad = field(default_factory=AsrLoad)
-    #: Transcriptions the ASR executor runs at once (spare ones take parallel speculation).
-    asr_workers: int = 1
-    #: Grammar + model tier for final utterances; None: the grammar recognizer alone.
-    tiered: TieredLike | None = None
-    #: One JSON line per utterance; None: no audit trail.
-    audit: AuditLog | None = None
-    #: Decodes the ASR's hypotheses (``asr.decode: grammar``); None: the top transcript goes
-    #: to the recognizer as is. Typed text is never decoded.
-    decoder: DecoderLike | None = None
-    #: How long a sensitive action waits for "yes" / ``confirm`` (security config).
-    confirmation_window_s: float = 10.0
-
-
-# -- per-utterance state -------------------------------------------------------------------
-
-Stage = Literal["listening", "asr", "intent", "dispatch", "done"]
-
-
-@dataclass
-class _Utterance:
-    id: str
-    started: float  # monotonic time speech started / text arrived
-    stage: Stage = "listening"
-    vad_s: float = 0.0
-    speech_end_t: float | None = None
-    endpoint_t: float | None = None  # when the server decided the utterance was over
-    audio_ms: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    task: asyncio.Task[None] | None = None
-    image: ImageInput | None = None
-    cancelled: bool = False
-    spec: _Speculation | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _Speculation:
-    """A transcription started at a pause in speech (``SpeechPaused``). If the turn ends with
-    exactly that audio (same ``audio_end_ms``), its result is the final transcript."""
-
-    audio_end_ms: int
-    future: asyncio.Future[str | TranscriptLike]
-    stale: bool = False
-    #: The executor's job (``AsrScheduler.promote`` when the turn ends on this audio).
-    job: concurrent.futures.Future[str | TranscriptLike] | None = None
-    #: Transcribed with cheaper settings than a final one (``speculation_beam_size``): it
-    #: stands as the final transcript only if it parsed as a complete command.
-    provisional: bool = False
-    #: The task that recognizes its text (sets ``recognition``).
-    follow: asyncio.Task[None] | None = None
-    #: The audio transcribed (kept to escalate a provisional look that did not parse).
-    audio: Any = None
-    #: When it was started (the pause) and when its transcript came, on the session clock.
-    started: float = 0.0
-    finished: float | None = None
-    #: The grammar's answer to the speculative text, with the context it was given.
-    recognition: Recognition | None = None
-    context: Intent | None = None
-    #: Its words end the turn (:func:`_ends_turn`).
-    armed: bool = False
-    #: The same audio transcribed with the final settings at the same time, on a spare
-    #: worker (``speculation_parallel``): it takes over when this cheap look does not parse.
-    backup: _Speculation | None = None
-
-
 @dataclass
 class _Audio:
     pcm: bytes
@@ -354,8 +124,8 @@ ControlKind = Literal["commit", "clear", "rebuild", "complete"]
 class _Control:
     kind: ControlKind
     t: float
-    utterance: _Utterance | None = None
-    spec: _Speculation | None = None
+    utterance: Utterance | None = None
+    spec: Speculation | None = None
 
 
 class Session:
@@ -391,8 +161,8 @@ class Session:
         self._queued_audio = 0
         self._wake = asyncio.Event()
         self._frontend: FrontEndLike | None = None
-        self._current: _Utterance | None = None  # utterance being heard
-        self._inflight: dict[str, _Utterance] = {}
+        self._current: Utterance | None = None  # utterance being heard
+        self._inflight: dict[str, Utterance] = {}
         self._last_intent: Intent | None = None
         #: A sensitive intent refused for want of confirmation, and its deadline.
         self._pending: tuple[Intent, float] | None = None
@@ -549,8 +319,8 @@ class Session:
     def _enqueue_control(
         self,
         kind: ControlKind,
-        utterance: _Utterance | None = None,
-        spec: _Speculation | None = None,
+        utterance: Utterance | None = None,
+        spec: Speculation | None = None,
     ) -> None:
         self._queue.append(_Control(kind, self._clock(), utterance, spec))
         self._wake.set()
@@ -640,10 +410,10 @@ class Session:
 
     # -- utterances ----------------------------------------------------------------------
 
-    def _new_utterance(self) -> _Utterance:
-        return _Utterance(id=f"{self.id}-{next(self._counter)}", started=self._clock())
+    def _new_utterance(self) -> Utterance:
+        return Utterance(id=f"{self.id}-{next(self._counter)}", started=self._clock())
 
-    def _spawn(self, utt: _Utterance, body: Coroutine[Any, Any, None]) -> bool:
+    def _spawn(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> bool:
         """Start an utterance's stages as a task; ``body`` ends by raising :class:`_Done`."""
         if len(self._inflight) >= self._settings.limits.max_utterances_in_flight:
             body.close()
@@ -663,7 +433,7 @@ class Session:
         return True
 
     def _forget(
-        self, utt: _Utterance, body: Coroutine[Any, Any, None], _task: asyncio.Task[None]
+        self, utt: Utterance, body: Coroutine[Any, Any, None], _task: asyncio.Task[None]
     ) -> None:
         self._inflight.pop(utt.id, None)
         if utt.stage != "done":
@@ -675,7 +445,7 @@ class Session:
         utt = self._new_utterance()
         self._spawn(utt, self._run_text(utt, msg))
 
-    async def _run_text(self, utt: _Utterance, msg: TextInput) -> None:
+    async def _run_text(self, utt: Utterance, msg: TextInput) -> None:
         language = msg.language or self.config.language
         self._emit(
             TranscriptFinal(utterance_id=utt.id, text=msg.text, language=language, source="text")
@@ -691,7 +461,7 @@ class Session:
         priorities."""
         transcribe = transcribe or self._res.transcribe
         if transcribe is None:
-            raise _StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
+            raise StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
         return self._submit(functools.partial(transcribe, audio), priority)
 
     def _submit(
@@ -723,12 +493,12 @@ class Session:
         future, _ = self._submit_asr(audio, FINAL, transcribe)
         return await future  # cancelling this task drops the job if it has not started
 
-    async def _run_speech(self, utt: _Utterance, audio: Any, audio_end_ms: int | None) -> None:
+    async def _run_speech(self, utt: Utterance, audio: Any, audio_end_ms: int | None) -> None:
         utt.stage = "asr"
         t0 = self._clock()
-        heard: _Heard | None = None
+        heard: Heard | None = None
         spec = utt.spec
-        reused: _Speculation | None = None
+        reused: Speculation | None = None
         if spec is not None and spec.backup is not None and spec.follow is not None:
             # A cheap look with a final-settings one beside it: unless the cheap one parses,
             # the other is this turn's transcription.
@@ -742,7 +512,7 @@ class Session:
             if spec.job is not None and isinstance(executor, AsrScheduler):
                 executor.promote(spec.job)
             try:
-                heard = _heard(await asyncio.shield(spec.future))
+                heard = as_heard(await asyncio.shield(spec.future))
                 if spec.provisional:
                     if spec.follow is not None:
                         await asyncio.shield(spec.follow)
@@ -763,12 +533,12 @@ class Session:
                 # seconds late helps nobody (``asr_shed_jobs``).
                 cheap = self._shedding() and self._res.transcribe_speculative is not None
                 fn = self._res.transcribe_speculative if cheap else None
-                heard = _heard(await self._transcribe(audio, fn))
-            except _StageError:
+                heard = as_heard(await self._transcribe(audio, fn))
+            except StageError:
                 raise
             except Exception as e:
                 logger.exception("session %s: ASR failed on %s", self.id, utt.id)
-                raise _StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
+                raise StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
         text = heard.text
         language = self.config.language
         known = None
@@ -790,12 +560,12 @@ class Session:
         utt.timings["asr"] = self._clock() - t0
         self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
         if not text:
-            raise _Done("no_speech")
+            raise Done("no_speech")
         await self._recognize_and_dispatch(utt, text, language, known, heard, audio)
 
     async def _retry_unparsed(
-        self, utt: _Utterance, audio: Any, heard: _Heard, known: Recognition | None
-    ) -> tuple[_Heard, Recognition | None]:
+        self, utt: Utterance, audio: Any, heard: Heard, known: Recognition | None
+    ) -> tuple[Heard, Recognition | None]:
         """When no hypothesis of the (trimmed-window) transcription decodes to a command, or
         the text looks cut off and only a guessed reading or a custom intent came of it
         ("Can I get a triple shot," aligned to an americano), transcribe once more on the
@@ -818,7 +588,7 @@ class Session:
         ):
             return heard, first if self._res.tiered is None else None
         try:
-            again = _heard(await self._transcribe(audio, self._res.transcribe_full))
+            again = as_heard(await self._transcribe(audio, self._res.transcribe_full))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -833,7 +603,7 @@ class Session:
                 seen.add(key)
                 pooled.append(h)
         nsp = min(heard.no_speech_prob, again.no_speech_prob)
-        return _Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
+        return Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
 
     # -- speculation: transcribe at pauses, end the turn early on a complete command ------
 
@@ -844,7 +614,7 @@ class Session:
         return limit is not None and self._res.asr_load.jobs >= limit
 
     def _speculate(
-        self, utt: _Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
+        self, utt: Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
     ) -> None:
         """Transcribe the audio up to this pause: a cheap first look, or with ``full`` the
         final settings (the escalation when the first look did not parse)."""
@@ -868,7 +638,7 @@ class Session:
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)
-        spec = _Speculation(
+        spec = Speculation(
             audio_end_ms=audio_end_ms,
             future=future,
             job=job,
@@ -885,7 +655,7 @@ class Session:
             self._res.metrics.speculations_total.inc("parallel")
             backup_future, backup_job = self._submit_asr(audio, SPECULATIVE, self._res.transcribe)
             backup_future.add_done_callback(_consume_exception)
-            spec.backup = _Speculation(
+            spec.backup = Speculation(
                 audio_end_ms=audio_end_ms,
                 future=backup_future,
                 job=backup_job,
@@ -894,7 +664,7 @@ class Session:
         utt.spec = spec
         self._follow(utt, spec)
 
-    def _follow(self, utt: _Utterance, spec: _Speculation) -> None:
+    def _follow(self, utt: Utterance, spec: Speculation) -> None:
         task = asyncio.get_running_loop().create_task(
             self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
         )
@@ -902,7 +672,7 @@ class Session:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    async def _follow_speculation(self, utt: _Utterance, spec: _Speculation) -> None:
+    async def _follow_speculation(self, utt: Utterance, spec: Speculation) -> None:
         """Partial transcript, then: a complete command ends the turn after a short silence.
         A cheap look that does not end it hands over to its final-settings backup."""
         await self._follow_look(utt, spec)
@@ -917,9 +687,9 @@ class Session:
             utt.spec = backup
             self._follow(utt, backup)
 
-    async def _follow_look(self, utt: _Utterance, spec: _Speculation) -> None:
+    async def _follow_look(self, utt: Utterance, spec: Speculation) -> None:
         try:
-            heard = _heard(await asyncio.shield(spec.future))
+            heard = as_heard(await asyncio.shield(spec.future))
             spec.finished = self._clock()
         except asyncio.CancelledError:
             if spec.future.cancelled():
@@ -971,7 +741,7 @@ class Session:
                 self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
 
     def _grammar_recognize(
-        self, text: str, lang: str | None, context: Intent | None, heard: _Heard | None
+        self, text: str, lang: str | None, context: Intent | None, heard: Heard | None
     ) -> Callable[[], Recognition]:
         """The grammar recognizer's call for this text: through the decoder when there is
         one and the text was heard (ASR hypotheses), else the recognizer on the text."""
@@ -990,11 +760,11 @@ class Session:
 
     async def _recognize_and_dispatch(
         self,
-        utt: _Utterance,
+        utt: Utterance,
         text: str,
         lang: str | None,
         known: Recognition | None = None,
-        heard: _Heard | None = None,
+        heard: Heard | None = None,
         audio: Any = None,
     ) -> None:
         utt.stage = "intent"
@@ -1043,17 +813,17 @@ class Session:
             if isinstance(code, str) and code in _MODEL_CODES and isinstance(public, str):
                 # The model tier's own stable codes and client-safe messages.
                 logger.warning("session %s: model tier failed on %s: %s", self.id, utt.id, e)
-                raise _StageError(ErrorCode(code), public) from e
+                raise StageError(ErrorCode(code), public) from e
             logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
-            raise _StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
+            raise StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
         result = await self._acoustic_repair(utt, result, heard, audio, lang)
         await self._dispatch_recognition(utt, result, self._clock() - t0, text, lang)
 
     async def _acoustic_repair(
         self,
-        utt: _Utterance,
+        utt: Utterance,
         result: Recognition,
-        heard: _Heard | None,
+        heard: Heard | None,
         audio: Any,
         lang: str | None,
     ) -> Recognition:
@@ -1080,7 +850,7 @@ class Session:
             return result
 
     async def _dispatch_recognition(
-        self, utt: _Utterance, result: Recognition, intent_s: float, text: str, lang: str | None
+        self, utt: Utterance, result: Recognition, intent_s: float, text: str, lang: str | None
     ) -> None:
         utt.timings["intent"] = intent_s
         if result.intent is None and self._pending is not None:
@@ -1095,11 +865,11 @@ class Session:
             )
         )
         if intent is None:
-            raise _Done("no_intent")
+            raise Done("no_intent")
         self._last_intent = intent
         await self._dispatch(utt, intent)
 
-    async def _run_intent(self, utt: _Utterance, intent: Intent) -> None:
+    async def _run_intent(self, utt: Utterance, intent: Intent) -> None:
         self._emit(
             IntentEvent(
                 utterance_id=utt.id,
@@ -1116,7 +886,7 @@ class Session:
             return None
         return pending[0]
 
-    async def _dispatch(self, utt: _Utterance, intent: Intent) -> None:
+    async def _dispatch(self, utt: Utterance, intent: Intent) -> None:
         utt.stage = "dispatch"
         t0 = self._clock()
         confirmed = False
@@ -1162,14 +932,14 @@ class Session:
                     detail="cancelled before confirmation; nothing was done",
                 )
             )
-            raise _Done("actions")
+            raise Done("actions")
         try:
             results = await self._res.dispatcher.dispatch(
                 intent, on_result=on_result, confirmed=confirmed
             )
         except Exception as e:
             logger.exception("session %s: dispatch failed on %s", self.id, utt.id)
-            raise _StageError(
+            raise StageError(
                 ErrorCode.DISPATCH_FAILED, "the action could not be carried out"
             ) from e
         for r in results:
@@ -1191,16 +961,16 @@ class Session:
                 utt.timings["endpoint_to_action"] = max(0.0, ack - utt.endpoint_t)
         else:
             utt.timings["dispatch"] = self._clock() - t0
-        raise _Done("actions")
+        raise Done("actions")
 
-    async def _guard(self, utt: _Utterance, body: Coroutine[Any, Any, None]) -> None:
+    async def _guard(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> None:
         """Run an utterance's stages; map every outcome to events, exactly once."""
         outcome: Outcome = "error"
         try:
             await body
-        except _Done as d:
+        except Done as d:
             outcome = d.outcome
-        except _StageError as e:
+        except StageError as e:
             self.error(e.code, e.message, utterance_id=utt.id)
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -1211,7 +981,7 @@ class Session:
             self.error(ErrorCode.INTERNAL_ERROR, "internal error", utterance_id=utt.id)
         self._finish(utt, outcome)
 
-    def _finish(self, utt: _Utterance, outcome: Outcome) -> None:
+    def _finish(self, utt: Utterance, outcome: Outcome) -> None:
         if utt.stage == "done":
             return
         utt.stage = "done"
@@ -1460,18 +1230,6 @@ def _ends_turn(result: Recognition | None, text: str) -> bool:
         return False
     assert result is not None and result.intent is not None
     return not (result.intent.source == "custom" and looks_cut_off(text))
-
-
-class _Done(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-
-
-class _StageError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 #: Answers to "please confirm", recognized only while a confirmation is pending (the grammar

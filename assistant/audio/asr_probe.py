@@ -352,7 +352,8 @@ def look_cost(specs: Sequence[str], threads: int, tail_ms: int = 64) -> None:
     from assistant.bench.latency_corpus import DEFAULT_VOICES as VOICES
     from assistant.bench.latency_corpus import Synthesizer as CorpusSynth
     from assistant.bench.latency_corpus import demo_home_commands
-    from assistant.session import _armed, _heard
+    from assistant.session import _armed
+    from assistant.turn.types import as_heard
     from devices.registry import demo_config_path, load_config
     from intents.decode import FULL_DECODE, HypothesisDecoder
     from intents.recognizer import Recognizer
@@ -388,7 +389,7 @@ def look_cost(specs: Sequence[str], threads: int, tail_ms: int = 64) -> None:
             t0 = time.perf_counter()
             tr = model.transcribe(audio, hotwords=hotwords if int(m[3]) else ())
             ms.append(1e3 * (time.perf_counter() - t0))
-            heard = _heard(tr)
+            heard = as_heard(tr)
             r = decoder.decode(heard.hypotheses, no_speech_prob=heard.no_speech_prob)
             if _armed(r) and r.intent is not None:
                 ok = r.intent.name == c.intent and c.device_id in (r.intent.slots.device_ids or [])
