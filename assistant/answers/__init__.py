@@ -1,0 +1,1 @@
+"""Hearth answers: the reply to every turn (text, speech), timers and the clock."""

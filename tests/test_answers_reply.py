@@ -1,0 +1,166 @@
+"""Reply text: real intents from the demo home's recognizer, action results as the dispatcher
+reports them (en and zh-CN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from assistant.answers.reply import compose_reply, error_reply, reply_language
+from devices.actions import ActionResult
+from devices.registry import HomeConfig, load_demo_config
+from intents.recognizer import Recognizer
+from intents.schema import Intent
+
+
+@pytest.fixture(scope="module")
+def home() -> HomeConfig:
+    return load_demo_config()
+
+
+@pytest.fixture(scope="module")
+def rec(home: HomeConfig) -> Recognizer:
+    return Recognizer(home)
+
+
+def _intent(rec: Recognizer, text: str) -> Intent:
+    r = rec.recognize(text)
+    assert r.intent is not None, r.reason
+    return r.intent
+
+
+def _ok(intent: Intent, state: dict[str, Any] | None = None, **kw: Any) -> list[ActionResult]:
+    return [
+        ActionResult(
+            device_id=d, intent=intent.name, status=kw.get("status", "confirmed"),
+            state=state, detail=kw.get("detail", ""), extra=kw.get("extra", {}),
+        )
+        for d in intent.slots.device_ids
+    ]
+
+
+def test_done_one_device_en_and_zh(rec: Recognizer, home: HomeConfig) -> None:
+    i = _intent(rec, "turn on the kitchen light")
+    assert compose_reply(i, _ok(i, {"state": "on"}), home).text == "Turned on the kitchen light."
+    z = _intent(rec, "打开厨房灯")
+    reply = compose_reply(z, _ok(z, {"state": "on"}), home)
+    assert (reply.text, reply.language, reply.kind) == ("已打开厨房灯。", "zh-CN", "done")
+
+
+def test_several_devices_are_summed_up(home: HomeConfig) -> None:
+    ids = ["living_room_light", "kitchen_light", "hallway_light", "office_light"]
+    i = Intent(name="light_off", confidence=1.0, source="grammar", reason="t",
+               slots={"device_ids": ids, "area": "living_room"})  # type: ignore[arg-type]
+    assert compose_reply(i, _ok(i, {"state": "off"}), home).text == (
+        "Turned off 4 lights in the living room."
+    )
+    z = i.model_copy(update={"language": "zh-CN"})
+    assert compose_reply(z, _ok(z, {"state": "off"}), home).text == "已关闭客厅的4盏灯。"
+
+
+def test_temperature_is_the_measured_value(rec: Recognizer, home: HomeConfig) -> None:
+    i = _intent(rec, "what's the temperature in the kitchen")
+    assert i.slots.device_ids == ["kitchen_temperature"]
+    state = {"temperature": 21.5, "current_temperature": 21.5, "humidity": 40}
+    assert compose_reply(i, _ok(i, state), home).text == "It's 21.5 degrees in the kitchen."
+    # A thermostat: its reading, not its setpoint.
+    t = _intent(rec, "what is the temperature")
+    assert t.slots.device_ids == ["thermostat"]
+    reply = compose_reply(t, _ok(t, {"temperature": 20.0, "current_temperature": 19.5}), home)
+    assert "19.5" in reply.text and "20" not in reply.text
+    z = _intent(rec, "厨房的温度是多少")
+    assert compose_reply(z, _ok(z, state), home).text == "厨房现在21.5度。"
+
+
+def test_setpoint_when_asked(home: HomeConfig) -> None:
+    i = Intent(name="climate_get_temperature", confidence=1.0, source="grammar", reason="t",
+               text="what is the thermostat set to",
+               slots={"device_ids": ["thermostat"]})  # type: ignore[arg-type]
+    reply = compose_reply(i, _ok(i, {"temperature": 20.0, "current_temperature": 19.5}), home)
+    assert reply.text == "The thermostat is set to 20 degrees."
+
+
+def test_state_questions(rec: Recognizer, home: HomeConfig) -> None:
+    i = _intent(rec, "is the front door locked")
+    assert compose_reply(i, _ok(i, {"state": "locked"}), home).text == (
+        "The front door is locked."
+    )
+    z = _intent(rec, "前门锁了吗")
+    assert compose_reply(z, _ok(z, {"state": "locked"}), home).text == "前门已上锁。"
+    k = _intent(rec, "is the kitchen light on")
+    assert compose_reply(k, _ok(k, {"state": "off"}), home).text == "The kitchen light is off."
+    unknown = compose_reply(k, _ok(k, None, status="unconfirmed"), home)
+    assert unknown.text == "I don't know the state of the kitchen light yet."
+
+
+def test_lights_on_in_an_area_are_counted(home: HomeConfig) -> None:
+    home2 = home.model_copy(deep=True)
+    extra = home2.devices[0].model_copy(update={"id": "lamp2", "name": "floor lamp",
+                                                "aliases": ["落地灯"]})
+    home2.devices.append(extra)
+    i = Intent(name="get_state", confidence=1.0, source="grammar", reason="t",
+               slots={"device_ids": ["living_room_light", "lamp2"], "area": "living_room",
+                      "domain": "light"})  # type: ignore[arg-type]
+    assert compose_reply(i, _ok(i, {"state": "on"}), home2).text == (
+        "Two lights are on in the living room."
+    )
+    results = _ok(i, {"state": "off"})
+    assert compose_reply(i, results, home2).text == "No lights are on in the living room."
+    z = i.model_copy(update={"language": "zh-CN"})
+    assert compose_reply(z, _ok(z, {"state": "on"}), home2).text == "客厅有两盏灯开着。"
+
+
+def test_failures_are_said(rec: Recognizer, home: HomeConfig) -> None:
+    i = _intent(rec, "close the garage door")
+    r = compose_reply(i, _ok(i, None, status="unconfirmed", detail="no matching state"), home)
+    assert (r.text, r.kind) == ("The garage door didn't respond.", "failed")
+    r = compose_reply(i, _ok(i, None, status="failed", detail="broker down"), home)
+    assert r.text == "I couldn't reach the garage door."
+    mixed = [
+        ActionResult(device_id="kitchen_light", intent="light_off", status="confirmed"),
+        ActionResult(device_id="living_room_light", intent="light_off", status="unconfirmed"),
+    ]
+    li = Intent(name="light_off", confidence=1.0, source="grammar", reason="t",
+                slots={"device_ids": ["kitchen_light", "living_room_light"]})  # type: ignore[arg-type]
+    r = compose_reply(li, mixed, home)
+    assert r.text == "Turned off the kitchen light. The living room light didn't respond."
+    assert r.kind == "partial"
+
+
+def test_confirmation_prompt_and_refusal(rec: Recognizer, home: HomeConfig) -> None:
+    i = _intent(rec, "unlock the front door")
+    ask = _ok(i, None, status="rejected", detail="sensitive action needs an explicit confirmation",
+              extra={"sensitive": True, "needs_confirmation": True})
+    r = compose_reply(i, ask, home)
+    assert (r.text, r.kind) == ("Unlock the front door? Say yes.", "confirm")
+    z = _intent(rec, "解锁前门")
+    assert compose_reply(z, ask, home).text == "要解锁前门吗？请说“是”。"
+    low = _ok(i, None, status="rejected", detail="sensitive action needs confidence 0.90",
+              extra={"sensitive": True, "needs_confirmation": False})
+    assert "didn't unlock the front door" in compose_reply(i, low, home).text
+
+
+def test_not_understood_and_nothing_to_do(rec: Recognizer, home: HomeConfig) -> None:
+    none = rec.recognize("blah blah banana")
+    r = compose_reply(None, [], home, reason=none.reason, text="blah blah banana")
+    assert (r.text, r.kind) == ("Sorry, I didn't understand that.", "not_understood")
+    why = rec.recognize("turn on the lights in the garage")
+    assert compose_reply(None, [], home, reason=why.reason).text == (
+        "Sorry, I can't do that: no lights in garage."
+    )
+    assert compose_reply(None, [], home, reason="no intent: x", text="打开车库的灯").text == (
+        "抱歉，这个我做不到。"
+    )
+    c = _intent(rec, "cancel")
+    nothing = [ActionResult(device_id=None, intent="cancel", status="rejected",
+                            detail="nothing to do")]
+    assert compose_reply(c, nothing, home).text == "OK, cancelled."
+    assert error_reply("zh-CN").text == "抱歉，出了点问题。"
+
+
+def test_reply_language() -> None:
+    assert reply_language("zh-cn") == "zh-CN"
+    assert reply_language(None, "把客厅灯打开") == "zh-CN"
+    assert reply_language("en-US") == "en"
+    assert reply_language("de") == "en"
