@@ -60,7 +60,6 @@ from assistant.protocol import (
     Confirm,
     DeviceState,
     ErrorCode,
-    ErrorEvent,
     ImageInput,
     IntentEvent,
     Limits,
@@ -81,6 +80,7 @@ from assistant.protocol import (
     check_audio_frame,
     parse_client_message,
 )
+from assistant.turn.events import Events
 from assistant.turn.types import (
     Done,
     Emit,
@@ -102,8 +102,6 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: Minimum seconds between two ``audio_overflow`` / ``rate_limited`` error events of a session.
-ERROR_REPORT_INTERVAL_S = 1.0
 #: Error codes of ``intents.model_tier`` errors, passed through as they are.
 _MODEL_CODES: frozenset[str] = frozenset(c.value for c in ErrorCode if c.value.startswith("model_"))
 #: Front-end batches up to this much audio run on the event loop (see ``Session._feed``).
@@ -145,8 +143,10 @@ class Session:
         self.client = client
         self._res = resources
         self._settings = resources.settings
-        self._emit_raw = emit
         self._clock = clock
+        self._events = Events(resources, emit, session_id=self.id, client=client, clock=clock)
+        self._emit = self._events.emit
+        self._error_throttled = self._events.error_throttled
         defaults = self._settings.session
         self.config = SessionConfig(
             sample_rate=defaults.sample_rate,
@@ -170,79 +170,18 @@ class Session:
         self._pos_ms = 0.0  # position in the session's audio stream (all rates)
         self._frontend_origin_ms = 0.0  # stream position where the front end began
         self._rate_in_effect = self.config.sample_rate
-        self._last_report: dict[ErrorCode, float] = {}
         self._closing = False
         self._side_tasks: set[asyncio.Task[None]] = set()
-        self._audit_rows: dict[str, dict[str, Any]] = {}
 
     # -- events out ----------------------------------------------------------------------
 
-    def _emit(self, event: Any) -> None:
-        if isinstance(event, ErrorEvent):
-            self._res.metrics.errors_total.inc(event.code.value)
-        elif isinstance(event, ActionEvent):
-            self._res.metrics.actions_total.inc(event.status)
-        if self._res.audit is not None:
-            self._audit_event(event)
-        self._emit_raw(event)
-
-    def _audit_event(self, event: Any) -> None:
-        uid = getattr(event, "utterance_id", None)
-        if uid is None:
-            return
-        row = self._audit_rows.setdefault(uid, {"actions": []})
-        if isinstance(event, TranscriptFinal):
-            row["transcript"], row["source"] = event.text, event.source
-        elif isinstance(event, IntentEvent):
-            row["intent"] = None if event.intent is None else event.intent.name
-            row["slots"] = (
-                None
-                if event.intent is None
-                else event.intent.slots.model_dump(mode="json", exclude_defaults=True)
-            )
-            row["confidence"] = event.confidence
-            row["reason"] = event.reason
-        elif isinstance(event, ActionEvent) and event.final:
-            row["actions"].append(
-                {
-                    "device_id": event.device_id,
-                    "intent": event.intent,
-                    "status": event.status,
-                    "topic": event.topic,
-                    "payload": event.payload,
-                    "detail": event.detail,
-                }
-            )
-        elif isinstance(event, ErrorEvent):
-            row["error"] = event.code.value
-        elif isinstance(event, MetricsEvent) and self._res.audit is not None:
-            row = self._audit_rows.pop(uid)
-            self._res.audit.record(
-                {
-                    "session": self.id,
-                    "client": self.client,
-                    "utterance_id": uid,
-                    "outcome": event.outcome,
-                    **row,
-                }
-            )
-
     def error(self, code: ErrorCode, message: str, *, utterance_id: str | None = None) -> None:
         """Send an ``error`` event (the one place errors are counted)."""
-        self._emit(ErrorEvent(code=code, message=message, utterance_id=utterance_id))
-
-    def _error_throttled(self, code: ErrorCode, message: str) -> None:
-        now = self._clock()
-        if now - self._last_report.get(code, -1e9) >= ERROR_REPORT_INTERVAL_S:
-            self._last_report[code] = now
-            self.error(code, message)
+        self._events.error(code, message, utterance_id=utterance_id)
 
     def report(self, exc: ProtocolError) -> None:
         """Map a protocol error raised outside the session (by the server) to an event."""
-        if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.AUDIO_OVERFLOW):
-            self._error_throttled(exc.code, exc.message)
-        else:
-            self.error(exc.code, exc.message, utterance_id=exc.utterance_id)
+        self._events.report(exc)
 
     def created_event(self) -> SessionCreated:
         lim = self._settings.limits
