@@ -162,6 +162,19 @@ def _check_sample_rate(v: int | None) -> int | None:
 # -- client -> server --------------------------------------------------------------------
 
 
+class ReplySettings(_Message):
+    """``session.update.reply``: how the client wants replies. Fields left out keep their
+    value. ``audio``: send the spoken reply (``response.audio``); ``sample_rate``: its rate."""
+
+    audio: bool | None = None
+    sample_rate: int | None = None
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _rate(cls, v: int | None) -> int | None:
+        return _check_sample_rate(v)
+
+
 class SessionUpdate(_Message):
     """Change session settings. Fields left out (or null) keep their current value.
 
@@ -177,6 +190,7 @@ class SessionUpdate(_Message):
     partials: bool | None = None  # send transcript.partial events
     device_events: bool | None = None  # send device.state events
     token: str | None = Field(default=None, max_length=4096, repr=False)
+    reply: ReplySettings | None = None  # spoken replies: audio on/off, sample rate
 
     @field_validator("sample_rate")
     @classmethod
@@ -262,6 +276,13 @@ CLIENT_MESSAGE_TYPES: frozenset[str] = frozenset(
 # -- server -> client --------------------------------------------------------------------
 
 
+class ReplyConfig(_Message):
+    """The reply settings in force: audio (``response.audio``) on or off, and its rate."""
+
+    audio: bool = False
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+
+
 class SessionConfig(_Message):
     """The effective settings of a session (all fields set)."""
 
@@ -271,6 +292,7 @@ class SessionConfig(_Message):
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
     partials: bool = True
     device_events: bool = True
+    reply: ReplyConfig = Field(default_factory=lambda: ReplyConfig())
 
 
 class Limits(_Message):
@@ -290,6 +312,9 @@ class SessionCreated(_Message):
     server: str = "hearth"
     config: SessionConfig
     limits: Limits
+    #: The voice that speaks each reply language (``piper:<voice>``, ``espeak-ng:<voice>``),
+    #: null for a language replied to in text only.
+    tts: dict[str, str | None] = Field(default_factory=dict)
 
 
 class SessionUpdated(_Message):
@@ -423,6 +448,70 @@ class DeviceState(_Message):
     state: dict[str, Any]
 
 
+ReplyKind = Literal[
+    "done", "answer", "partial", "failed", "confirm", "refused", "not_understood", "error", "timer"
+]
+
+
+class ResponseText(_Message):
+    """The reply to an utterance, as text: before the utterance's ``metrics``."""
+
+    type: Literal["response.text"] = "response.text"
+    utterance_id: str
+    response_id: str
+    text: str
+    language: str
+    kind: ReplyKind
+    audio: bool = False  # response.audio follows
+
+
+class ResponseAudio(_Message):
+    """A piece of the spoken reply: base64 PCM s16le mono at ``sample_rate`` (the one asked
+    for in ``session.update.reply``), ``offset_ms`` into the reply."""
+
+    type: Literal["response.audio"] = "response.audio"
+    utterance_id: str
+    response_id: str
+    audio: str
+    sample_rate: int
+    offset_ms: float
+
+
+class ResponseDone(_Message):
+    """The reply was sent in full. ``audio_ms``: its length (0 without audio);
+    ``timings_ms``: ``synthesis`` (time spent synthesizing), ``first_audio`` (reply text →
+    first audio sent), ``speech_end_to_first_audio`` (speech end → first audio sent)."""
+
+    type: Literal["response.done"] = "response.done"
+    utterance_id: str
+    response_id: str
+    audio_ms: float = 0.0
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class ResponseInterrupted(_Message):
+    """The user spoke over the reply (barge-in) or cancelled it: the server stopped sending.
+    ``played_ms``: how much of it had played (at real time since the first chunk, at most
+    what was sent); ``sent_ms``: how much was sent."""
+
+    type: Literal["response.interrupted"] = "response.interrupted"
+    utterance_id: str
+    response_id: str
+    played_ms: float
+    sent_ms: float
+    reason: Literal["barge_in", "cancel", "replaced"] = "barge_in"
+
+
+class TimerFinished(_Message):
+    """A timer set on this session ran out (its announcement follows as a response)."""
+
+    type: Literal["timer.finished"] = "timer.finished"
+    utterance_id: str  # the utterance that set it
+    timer_id: str
+    duration_s: float
+    name: str | None = None
+
+
 ServerEvent: TypeAlias = Annotated[
     SessionCreated
     | SessionUpdated
@@ -434,7 +523,12 @@ ServerEvent: TypeAlias = Annotated[
     | ActionEvent
     | ErrorEvent
     | MetricsEvent
-    | DeviceState,
+    | DeviceState
+    | ResponseText
+    | ResponseAudio
+    | ResponseDone
+    | ResponseInterrupted
+    | TimerFinished,
     Field(discriminator="type"),
 ]
 _SERVER_ADAPTER: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
@@ -524,4 +618,9 @@ SERVER_EVENTS: dict[str, type[_Message]] = {
     "error": ErrorEvent,
     "metrics": MetricsEvent,
     "device.state": DeviceState,
+    "response.text": ResponseText,
+    "response.audio": ResponseAudio,
+    "response.done": ResponseDone,
+    "response.interrupted": ResponseInterrupted,
+    "timer.finished": TimerFinished,
 }

@@ -37,6 +37,7 @@ CLIENT_EXAMPLES: list[dict[str, Any]] = [
         "partials": False,
         "device_events": False,
         "token": "secret",
+        "reply": {"audio": True, "sample_rate": 22050},
     },
     {"type": "audio.commit"},
     {"type": "audio.clear"},
@@ -117,6 +118,8 @@ def test_unknown_type_message_does_not_echo_long_input() -> None:
         {"type": "session.update", "turn_detection": {"threshold": 2}},
         {"type": "session.update", "turn_detection": {"silence": 300}},
         {"type": "session.update", "turn_detection": "fast"},
+        {"type": "session.update", "reply": {"audio": "yes"}},
+        {"type": "session.update", "reply": {"voice": "joe"}},
         {"type": "image", "data": "aGk=", "mime": "text/html"},
         {"type": "image"},
         {"type": "cancel", "utterance_id": 7},
@@ -223,6 +226,15 @@ SERVER_EXAMPLES: list[p._Message] = [
         audio_ms=1500,
     ),
     p.DeviceState(device_id="kitchen_light", state={"state": "on", "brightness": 50}),
+    p.ResponseText(utterance_id="s1-1", response_id="s1-1-r", text="Turned on the kitchen light.",
+                   language="en", kind="done", audio=True),
+    p.ResponseAudio(utterance_id="s1-1", response_id="s1-1-r", audio="AAAA", sample_rate=16000,
+                    offset_ms=0.0),
+    p.ResponseDone(utterance_id="s1-1", response_id="s1-1-r", audio_ms=1520.0,
+                   timings_ms={"first_audio": 180.0}),
+    p.ResponseInterrupted(utterance_id="s1-1", response_id="s1-1-r", played_ms=640.0,
+                          sent_ms=1640.0),
+    p.TimerFinished(utterance_id="s1-3", timer_id="t1", duration_s=300.0),
 ]
 
 
