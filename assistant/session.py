@@ -87,6 +87,7 @@ from assistant.turn.types import (
     FrontEndLike,
     Heard,
     SessionResources,
+    SessionState,
     Speculation,
     StageError,
     Transcribe,
@@ -94,6 +95,7 @@ from assistant.turn.types import (
     Utterance,
     as_heard,
 )
+from assistant.turn.understanding import Understanding, ends_turn
 from devices.actions import ActionResult
 from intents.decode import Hypothesis
 from intents.schema import Intent, Recognition
@@ -102,8 +104,6 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: Error codes of ``intents.model_tier`` errors, passed through as they are.
-_MODEL_CODES: frozenset[str] = frozenset(c.value for c in ErrorCode if c.value.startswith("model_"))
 #: Front-end batches up to this much audio run on the event loop (see ``Session._feed``).
 INLINE_FRONT_END_MAX_MS = 64.0
 
@@ -148,7 +148,7 @@ class Session:
         self._emit = self._events.emit
         self._error_throttled = self._events.error_throttled
         defaults = self._settings.session
-        self.config = SessionConfig(
+        config = SessionConfig(
             sample_rate=defaults.sample_rate,
             language=defaults.language,
             mode=defaults.mode,
@@ -156,6 +156,8 @@ class Session:
             partials=defaults.partials,
             device_events=defaults.device_events,
         )
+        self._state = SessionState(self.id, config)
+        self._understanding = Understanding(resources, self._state)
         self._counter = itertools.count(1)
         self._queue: collections.deque[_Audio | _Control] = collections.deque()
         self._queued_audio = 0
@@ -163,15 +165,22 @@ class Session:
         self._frontend: FrontEndLike | None = None
         self._current: Utterance | None = None  # utterance being heard
         self._inflight: dict[str, Utterance] = {}
-        self._last_intent: Intent | None = None
         #: A sensitive intent refused for want of confirmation, and its deadline.
         self._pending: tuple[Intent, float] | None = None
-        self._image: ImageInput | None = None
         self._pos_ms = 0.0  # position in the session's audio stream (all rates)
         self._frontend_origin_ms = 0.0  # stream position where the front end began
         self._rate_in_effect = self.config.sample_rate
         self._closing = False
         self._side_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def config(self) -> SessionConfig:
+        """The session's settings (replaced, never mutated, by ``session.update``)."""
+        return self._state.config
+
+    @config.setter
+    def config(self, config: SessionConfig) -> None:
+        self._state.config = config
 
     # -- events out ----------------------------------------------------------------------
 
@@ -316,7 +325,7 @@ class Session:
             self.error(ErrorCode.INVALID_MESSAGE, "image: data is not valid base64")
             return
         # Kept for the next utterance only (the model tier reads it; see docs/protocol.md).
-        self._image = msg
+        self._state.image = msg
 
     def _cancel(self, utterance_id: str | None) -> None:
         if utterance_id is None:
@@ -363,7 +372,7 @@ class Session:
             )
             self._finish(utt, "error")
             return False
-        utt.image, self._image = self._image, None
+        utt.image, self._state.image = self._state.image, None
         self._inflight[utt.id] = utt
         utt.task = asyncio.get_running_loop().create_task(
             self._guard(utt, body), name=f"utterance-{utt.id}"
@@ -484,7 +493,7 @@ class Session:
         if (
             reused is not None
             and reused.recognition is not None
-            and reused.context is self._last_intent
+            and reused.context is self._state.last_intent
             and self._res.tiered is None
         ):
             known = reused.recognition  # same text, same context: the grammar would agree
@@ -514,8 +523,8 @@ class Session:
         the grammar's answer when it is already known."""
         first = known
         if first is None:
-            decode = self._grammar_recognize(
-                heard.text, self.config.language, self._last_intent, heard
+            decode = self._understanding.grammar(
+                heard.text, self.config.language, self._state.last_intent, heard
             )
             first = await asyncio.to_thread(decode)
         cut_off = looks_cut_off(heard.text)
@@ -644,8 +653,8 @@ class Session:
             return  # the turn ended; the final transcription recognizes it
         if self.config.partials and utt is self._current:
             self._emit(TranscriptPartial(utterance_id=utt.id, text=text))
-        context = self._last_intent
-        recognize = self._grammar_recognize(text, self.config.language, context, heard)
+        context = self._state.last_intent
+        recognize = self._understanding.grammar(text, self.config.language, context, heard)
         try:
             result = await asyncio.to_thread(recognize)
         except Exception:
@@ -654,7 +663,7 @@ class Session:
         spec.recognition, spec.context = result, context
         # A guessed reading of words cut at a pause may finish the speaker's sentence for
         # them ("give me a double shot" aligned to "... americano"): wait for the silence.
-        spec.armed = _ends_turn(result, text)
+        spec.armed = ends_turn(result, text)
         if spec.stale or utt is not self._current:
             return
         if spec.armed:
@@ -679,24 +688,6 @@ class Session:
             ):
                 self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
 
-    def _grammar_recognize(
-        self, text: str, lang: str | None, context: Intent | None, heard: Heard | None
-    ) -> Callable[[], Recognition]:
-        """The grammar recognizer's call for this text: through the decoder when there is
-        one and the text was heard (ASR hypotheses), else the recognizer on the text."""
-        decoder = self._res.decoder
-        if decoder is not None and heard is not None:
-            return functools.partial(
-                decoder.decode,
-                heard.hypotheses,
-                language=lang,
-                context=context,
-                no_speech_prob=heard.no_speech_prob,
-            )
-        return functools.partial(
-            self._res.recognizer.recognize, text, language=lang, context=context
-        )
-
     async def _recognize_and_dispatch(
         self,
         utt: Utterance,
@@ -712,49 +703,7 @@ class Session:
             known = await self._acoustic_repair(utt, known, heard, audio, lang)
             await self._dispatch_recognition(utt, known, self._clock() - t0, text, lang)
             return
-        tiered = self._res.tiered
-        decoder = self._res.decoder if heard is not None else None
-        if tiered is not None and decoder is not None:
-            # Repairs of what was heard first (milliseconds, measured); the model tier
-            # (with the session's image) gets the transcript when no reading parses.
-            images = [] if utt.image is None else [tiered.image(utt.image.data)]
-            recognize: Callable[[], Recognition] = functools.partial(
-                _decode_or,
-                self._grammar_recognize(text, lang, self._last_intent, heard),
-                functools.partial(
-                    tiered.recognize,
-                    text,
-                    language=lang,
-                    context=self._last_intent,
-                    images=images,
-                    cancel=utt.cancel_event,
-                ),
-            )
-        elif tiered is not None:
-            # Final utterances may go to the model tier (with the session's image); partial
-            # text never does (speculation uses the grammar recognizer only).
-            images = [] if utt.image is None else [tiered.image(utt.image.data)]
-            recognize = functools.partial(
-                tiered.recognize,
-                text,
-                language=lang,
-                context=self._last_intent,
-                images=images,
-                cancel=utt.cancel_event,
-            )
-        else:
-            recognize = self._grammar_recognize(text, lang, self._last_intent, heard)
-        try:
-            result = await asyncio.to_thread(recognize)
-        except Exception as e:
-            code = getattr(e, "code", None)
-            public = getattr(e, "public_message", None)
-            if isinstance(code, str) and code in _MODEL_CODES and isinstance(public, str):
-                # The model tier's own stable codes and client-safe messages.
-                logger.warning("session %s: model tier failed on %s: %s", self.id, utt.id, e)
-                raise StageError(ErrorCode(code), public) from e
-            logger.exception("session %s: recognizer failed on %s", self.id, utt.id)
-            raise StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
+        result = await self._understanding.recognize(utt, text, lang, heard)
         result = await self._acoustic_repair(utt, result, heard, audio, lang)
         await self._dispatch_recognition(utt, result, self._clock() - t0, text, lang)
 
@@ -805,7 +754,7 @@ class Session:
         )
         if intent is None:
             raise Done("no_intent")
-        self._last_intent = intent
+        self._state.last_intent = intent
         await self._dispatch(utt, intent)
 
     async def _run_intent(self, utt: Utterance, intent: Intent) -> None:
@@ -1141,34 +1090,6 @@ class Session:
     @property
     def busy(self) -> bool:
         return bool(self._inflight)
-
-
-def _decode_or(
-    decode: Callable[[], Recognition], fallback: Callable[[], Recognition]
-) -> Recognition:
-    """The decoder's recognition when it found an intent, else ``fallback()``'s."""
-    result = decode()
-    return result if result.intent is not None else fallback()
-
-
-def _armed(result: Recognition | None) -> bool:
-    """The words as heard (no repaired words, nothing added to the top hypothesis) form a
-    complete command."""
-    return (
-        result is not None
-        and result.intent is not None
-        and (not result.guessed or result.heard_in_n_best)
-    )
-
-
-def _ends_turn(result: Recognition | None, text: str) -> bool:
-    """A speculative transcript may end the turn: :func:`_armed`, and not a custom intent
-    whose text stops mid-sentence (orders go on: "a triple shot cappuccino," + "with sugar
-    and milk"; the final pass's cut-off retry has the same rule)."""
-    if not _armed(result):
-        return False
-    assert result is not None and result.intent is not None
-    return not (result.intent.source == "custom" and looks_cut_off(text))
 
 
 #: Answers to "please confirm", recognized only while a confirmation is pending (the grammar

@@ -352,8 +352,8 @@ def look_cost(specs: Sequence[str], threads: int, tail_ms: int = 64) -> None:
     from assistant.bench.latency_corpus import DEFAULT_VOICES as VOICES
     from assistant.bench.latency_corpus import Synthesizer as CorpusSynth
     from assistant.bench.latency_corpus import demo_home_commands
-    from assistant.session import _armed
     from assistant.turn.types import as_heard
+    from assistant.turn.understanding import armed as _armed
     from devices.registry import demo_config_path, load_config
     from intents.decode import FULL_DECODE, HypothesisDecoder
     from intents.recognizer import Recognizer

@@ -1,0 +1,132 @@
+"""Understanding: what was said (typed text, or the ASR's hypotheses) -> one
+:class:`~intents.schema.Recognition`, through the recognizer tiers.
+
+* The grammar tier: the hypothesis decoder over what was heard (``asr.decode: grammar``), or
+  the recognizer on the text (typed text is never decoded). Speculative looks use this tier
+  only (:meth:`Understanding.grammar`).
+* The model tier (``tiered``), for final utterances, with the session's image: after the
+  grammar's repairs of what was heard when there is a decoder, else on the transcript.
+
+Recognition runs in a worker thread; a failure becomes a :class:`StageError` with a stable
+code (the model tier's own ``model_*`` codes pass through)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+
+from assistant.audio.asr import looks_cut_off
+from assistant.protocol import ErrorCode
+from assistant.turn.types import Heard, SessionResources, SessionState, StageError, Utterance
+from intents.schema import Intent, Recognition
+
+logger = logging.getLogger(__name__)
+
+#: Error codes of ``intents.model_tier`` errors, passed through as they are.
+MODEL_CODES: frozenset[str] = frozenset(c.value for c in ErrorCode if c.value.startswith("model_"))
+
+
+class Understanding:
+    """The recognizer tiers of one session (reads ``state.last_intent`` as context)."""
+
+    def __init__(self, resources: SessionResources, state: SessionState) -> None:
+        self._res = resources
+        self._state = state
+
+    def grammar(
+        self, text: str, lang: str | None, context: Intent | None, heard: Heard | None
+    ) -> Callable[[], Recognition]:
+        """The grammar recognizer's call for this text: through the decoder when there is
+        one and the text was heard (ASR hypotheses), else the recognizer on the text."""
+        decoder = self._res.decoder
+        if decoder is not None and heard is not None:
+            return functools.partial(
+                decoder.decode,
+                heard.hypotheses,
+                language=lang,
+                context=context,
+                no_speech_prob=heard.no_speech_prob,
+            )
+        return functools.partial(
+            self._res.recognizer.recognize, text, language=lang, context=context
+        )
+
+    async def recognize(
+        self, utt: Utterance, text: str, lang: str | None, heard: Heard | None
+    ) -> Recognition:
+        """All tiers on a final utterance (``heard``: its ASR hypotheses; None for typed
+        text), in a worker thread; cancelling ``utt`` ends a model-tier request."""
+        context = self._state.last_intent
+        tiered = self._res.tiered
+        decoder = self._res.decoder if heard is not None else None
+        if tiered is not None and decoder is not None:
+            # Repairs of what was heard first (milliseconds, measured); the model tier
+            # (with the session's image) gets the transcript when no reading parses.
+            images = [] if utt.image is None else [tiered.image(utt.image.data)]
+            recognize: Callable[[], Recognition] = functools.partial(
+                decode_or,
+                self.grammar(text, lang, context, heard),
+                functools.partial(
+                    tiered.recognize,
+                    text,
+                    language=lang,
+                    context=context,
+                    images=images,
+                    cancel=utt.cancel_event,
+                ),
+            )
+        elif tiered is not None:
+            # Final utterances may go to the model tier (with the session's image); partial
+            # text never does (speculation uses the grammar recognizer only).
+            images = [] if utt.image is None else [tiered.image(utt.image.data)]
+            recognize = functools.partial(
+                tiered.recognize,
+                text,
+                language=lang,
+                context=context,
+                images=images,
+                cancel=utt.cancel_event,
+            )
+        else:
+            recognize = self.grammar(text, lang, context, heard)
+        try:
+            return await asyncio.to_thread(recognize)
+        except Exception as e:
+            code = getattr(e, "code", None)
+            public = getattr(e, "public_message", None)
+            if isinstance(code, str) and code in MODEL_CODES and isinstance(public, str):
+                # The model tier's own stable codes and client-safe messages.
+                logger.warning("session %s: model tier failed on %s: %s", self._state.id, utt.id, e)
+                raise StageError(ErrorCode(code), public) from e
+            logger.exception("session %s: recognizer failed on %s", self._state.id, utt.id)
+            raise StageError(ErrorCode.RECOGNIZER_FAILED, "intent recognition failed") from e
+
+
+def decode_or(
+    decode: Callable[[], Recognition], fallback: Callable[[], Recognition]
+) -> Recognition:
+    """The decoder's recognition when it found an intent, else ``fallback()``'s."""
+    result = decode()
+    return result if result.intent is not None else fallback()
+
+
+def armed(result: Recognition | None) -> bool:
+    """The words as heard (no repaired words, nothing added to the top hypothesis) form a
+    complete command."""
+    return (
+        result is not None
+        and result.intent is not None
+        and (not result.guessed or result.heard_in_n_best)
+    )
+
+
+def ends_turn(result: Recognition | None, text: str) -> bool:
+    """A speculative transcript may end the turn: :func:`armed`, and not a custom intent
+    whose text stops mid-sentence (orders go on: "a triple shot cappuccino," + "with sugar
+    and milk"; the final pass's cut-off retry has the same rule)."""
+    if not armed(result):
+        return False
+    assert result is not None and result.intent is not None
+    return not (result.intent.source == "custom" and looks_cut_off(text))
