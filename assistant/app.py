@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from assistant.audio.asr import Transcript, WhisperTranscriber
     from assistant.audio.vad import SileroVad
     from assistant.server import HearthServer
+    from assistant.wyoming_server import WyomingServer
     from devices.dispatcher import Dispatcher
     from devices.mqtt import MqttClient
     from intents.decode import HypothesisDecoder
@@ -80,6 +81,7 @@ class Hearth:
         self._remove_listener: Any = None
         self._repair_task: asyncio.Future[None] | None = None
         self._servers: list[HearthServer] = []
+        self._wyoming: list[WyomingServer] = []
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -270,6 +272,9 @@ class Hearth:
         for server in list(self._servers):
             await server.shutdown()
         self._servers.clear()
+        for wyoming in self._wyoming:
+            await wyoming.shutdown()
+        self._wyoming.clear()
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
@@ -309,6 +314,16 @@ class Hearth:
             self.resources, devices=self.devices, health=self.health, host=host, port=port
         )
         self._servers.append(server)
+        return server
+
+    async def start_wyoming(self, uri: str) -> WyomingServer:
+        """Serve the Wyoming protocol (Home Assistant) on these resources at ``uri``
+        (``tcp://HOST:PORT``; no authentication). Started here, stopped by :meth:`stop`."""
+        from assistant.wyoming_server import WyomingServer
+
+        server = WyomingServer(self, uri)
+        await server.start()
+        self._wyoming.append(server)
         return server
 
     def health(self) -> dict[str, Any]:

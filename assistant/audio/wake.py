@@ -1,0 +1,269 @@
+"""Wake words for always-on streams: microWakeWord models bundled in ``pymicro-wakeword``.
+
+:class:`WakeDetector` scores one 16 kHz stream against one wake word (``okay_nabu``,
+``hey_jarvis``, ``alexa``, ``hey_mycroft``): 10 ms feature windows from the TFLite Micro front
+end, one model step every 30 ms, the mean of the last few probabilities against a threshold
+(the model's own cut-off unless the caller gives one). About 0.4 % of a core per stream.
+
+:class:`WakeGate` puts a detector in front of a session's audio front end (``FrontEndLike``):
+audio is dropped until the wake word is heard, then passed on for one command; the gate
+closes again when that command's turn ends, or when no speech started within the timeout.
+Audio dropped before the wake word never reaches the VAD or the ASR.
+
+The models load lazily, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+from assistant.audio.endpoint import SpeechStarted, SpeechStopped
+from assistant.audio.resample import TARGET_RATE, Resampler
+
+#: The models ``pymicro-wakeword`` bundles (its ``Model`` enum).
+WAKE_WORDS: Final = ("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft")
+#: After a detection, further detections of the same stream are ignored this long (the
+#: model's probability stays high for a few hundred ms while the word ends).
+REFRACTORY_S: Final = 1.5
+#: Seconds the gate stays open after the wake word for speech to start ("okay nabu" ...
+#: pause ... "turn on the light"); then it closes and waits for the wake word again.
+DEFAULT_WAKE_TIMEOUT_S: Final = 8.0
+_BYTES_PER_S: Final = TARGET_RATE * 2
+
+
+class WakeWordError(ValueError):
+    """Unknown wake word, bad threshold, or the wake-word runtime is not installed."""
+
+
+@dataclass(frozen=True, slots=True)
+class WakeModelInfo:
+    name: str
+    phrase: str
+    languages: tuple[str, ...]
+    cutoff: float
+    author: str
+    website: str
+
+
+def _models_dir() -> Path:
+    try:
+        import pymicro_wakeword
+    except ImportError as e:  # pragma: no cover - a default dependency
+        raise WakeWordError("wake words need the pymicro-wakeword package") from e
+    return Path(pymicro_wakeword.__file__).parent / "models"
+
+
+@cache
+def available() -> dict[str, WakeModelInfo]:
+    """The bundled wake words by name, from the models' JSON descriptions."""
+    out: dict[str, WakeModelInfo] = {}
+    directory = _models_dir()
+    for name in WAKE_WORDS:
+        path = directory / f"{name}.json"
+        if not path.is_file():
+            continue
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        out[name] = WakeModelInfo(
+            name=name,
+            phrase=str(cfg.get("wake_word", name.replace("_", " "))),
+            languages=tuple(cfg.get("trained_languages", ["en"])),
+            cutoff=float(cfg["micro"]["probability_cutoff"]),
+            author=str(cfg.get("author", "")),
+            website=str(cfg.get("website", "")),
+        )
+    return out
+
+
+def check_word(word: str, threshold: float | None = None) -> WakeModelInfo:
+    """The model info of ``word``; raises :class:`WakeWordError` with the choices."""
+    models = available()
+    if word not in models:
+        raise WakeWordError(
+            f"unknown wake word {word!r}; available: {', '.join(sorted(models)) or 'none'}"
+        )
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise WakeWordError("wake threshold must be between 0 and 1")
+    return models[word]
+
+
+# TFLite's C library is loaded once per process by the first model; creating interpreters
+# from several threads at once is not something it promises to support.
+_LOAD_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class WakeHit:
+    word: str
+    probability: float
+    #: Position in the detector's stream (ms of 16 kHz audio) where the word was detected.
+    at_ms: int
+
+
+class WakeDetector:
+    """One stream, one wake word. Feed 16 kHz PCM s16le with :meth:`process`."""
+
+    def __init__(self, word: str, threshold: float | None = None) -> None:
+        info = check_word(word, threshold)
+        from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
+
+        with _LOAD_LOCK:
+            self._model = MicroWakeWord.from_builtin(Model(word))
+            self._features = MicroWakeWordFeatures()
+        self.word = word
+        self.phrase = info.phrase
+        self.threshold = info.cutoff if threshold is None else threshold
+        self._bytes = 0
+        self._quiet_until_ms = -1
+        #: Highest probability seen since the last detection (benchmarks, meters).
+        self.peak = 0.0
+
+    @property
+    def position_ms(self) -> int:
+        return self._bytes * 1000 // _BYTES_PER_S
+
+    def process(self, pcm: bytes) -> list[WakeHit]:
+        """Score ``pcm`` (whole 16-bit samples). Returns the detections it held (at most one
+        per :data:`REFRACTORY_S`)."""
+        hits: list[WakeHit] = []
+        consumed = self._bytes
+        for window in self._features.process_streaming(pcm):
+            # Each feature window is 10 ms of audio; position the step at its window's end.
+            consumed += _BYTES_PER_S // 100
+            prob = self._model.process_streaming_prob(window)
+            if prob is None:
+                continue
+            self.peak = max(self.peak, prob)
+            at_ms = consumed * 1000 // _BYTES_PER_S
+            if prob > self.threshold and at_ms >= self._quiet_until_ms:
+                hits.append(WakeHit(self.word, float(prob), at_ms))
+                self._quiet_until_ms = at_ms + int(REFRACTORY_S * 1000)
+                self.peak = 0.0
+        self._bytes += len(pcm)
+        return hits
+
+    def reset(self) -> None:
+        """Forget the audio so far (the model's streaming state included)."""
+        self._model.reset()
+        self._features.reset()
+        self.peak = 0.0
+
+
+# -- the gate in front of a session's audio front end ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WakeDetected:
+    """A front-end event: the wake word was heard. ``audio_ms``: its position in the stream
+    at the client's rate (ms since the gate was created)."""
+
+    word: str
+    probability: float
+    audio_ms: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class WakeTimeout:
+    """A front-end event: the wake word was heard but no speech followed in time."""
+
+    word: str
+    t: float
+
+
+class WakeGate:
+    """A ``FrontEndLike`` that passes audio to ``inner`` only after the wake word.
+
+    Asleep, audio goes to the detector only (resampled to 16 kHz when needed) and is
+    dropped. On a detection the gate opens: the rest of that chunk and the audio after it
+    go to ``inner``, so a command in the same breath is heard. It closes again when
+    ``inner`` ends a turn, or when speech has not started ``timeout_s`` after the wake word.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        word: str,
+        *,
+        rate: int = TARGET_RATE,
+        threshold: float | None = None,
+        timeout_s: float = DEFAULT_WAKE_TIMEOUT_S,
+    ) -> None:
+        self._inner = inner
+        self._detector = WakeDetector(word, threshold)
+        self._resampler = None if rate == TARGET_RATE else Resampler(rate)
+        self._rate = rate
+        self._timeout_s = timeout_s
+        self._awake_until: float | None = None  # deadline for speech to start; None: asleep
+        self._in_turn = False
+        self._in_samples = 0
+
+    @property
+    def awake(self) -> bool:
+        return self._awake_until is not None or self._in_turn
+
+    @property
+    def inner(self) -> Any:
+        return self._inner
+
+    def feed(self, pcm: bytes, now: float) -> Sequence[Any]:
+        start = self._in_samples
+        self._in_samples += len(pcm) // 2
+        if not self.awake:
+            hits = self._detector.process(self._to_16k(pcm))
+            if not hits:
+                return []
+            hit = hits[0]
+            # Cut the chunk at the detection: what follows in it is the command's start.
+            at_sample = hit.at_ms * self._rate // 1000
+            offset = max(0, min(len(pcm) // 2, at_sample - start)) * 2
+            self._awake_until = now + self._timeout_s
+            event = WakeDetected(
+                hit.word, hit.probability, self._in_samples * 1000 // self._rate, now
+            )
+            rest = pcm[offset:]
+            return [event, *self._pass(rest, now)] if rest else [event]
+        return self._pass(pcm, now)
+
+    def _to_16k(self, pcm: bytes) -> bytes:
+        if self._resampler is None:
+            return pcm
+        x = self._resampler.process(pcm)
+        import numpy as np
+
+        return bytes((np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
+
+    def _pass(self, pcm: bytes, now: float) -> list[Any]:
+        events = list(self._inner.feed(pcm, now))
+        return self._watch(events, now)
+
+    def _watch(self, events: list[Any], now: float) -> list[Any]:
+        for ev in events:
+            if isinstance(ev, SpeechStarted):
+                self._in_turn, self._awake_until = True, None
+            elif isinstance(ev, SpeechStopped):
+                self._sleep()
+        if self._awake_until is not None and not self._in_turn and now > self._awake_until:
+            self._sleep()
+            events.append(WakeTimeout(self._detector.word, now))
+        return events
+
+    def _sleep(self) -> None:
+        self._in_turn = False
+        self._awake_until = None
+
+    def commit(self, now: float) -> Sequence[Any]:
+        return self._watch(list(self._inner.commit(now)), now)
+
+    def set_complete(self, complete: bool, now: float | None = None) -> Sequence[Any]:
+        t = 0.0 if now is None else now
+        return self._watch(list(self._inner.set_complete(complete, now)), t)
+
+    def clear(self) -> None:
+        self._inner.clear()
+        self._sleep()
