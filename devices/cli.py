@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from devices.actions import BrokerUnavailable, PublishFailed
-from devices.registry import ConfigError, load_config
+from devices.registry import ConfigError, SectionCheck, config_problems, load_config
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,11 +43,29 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=_simulate)
 
 
-def _check_config(args: argparse.Namespace) -> int:
+def _section_checks() -> dict[str, SectionCheck]:
+    """The assistant package validates its own section; imported here, lazily, only so that
+    ``check-config`` reports its problems too (this package never needs it otherwise)."""
     try:
-        cfg = load_config(args.file)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from assistant.config import assistant_problems
+    except ModuleNotFoundError:  # the devices package on its own
+        return {}
+    return {"assistant": assistant_problems}
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    path = str(args.file)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        print(f"{path}: cannot read: {e.strerror}", file=sys.stderr)
+        return 2
+    cfg, problems = config_problems(text, path=path, section_checks=_section_checks())
+    if problems or cfg is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        n = len(problems)
+        print(f"{path}: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
         return 2
     print(
         f"{args.file}: ok ({len(cfg.devices)} devices, {len(cfg.areas)} areas, "

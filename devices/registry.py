@@ -1,12 +1,19 @@
 """The device registry: a validated YAML home description.
 
 ``load_config(path)`` parses YAML keeping line numbers, validates it with pydantic and raises
-:class:`ConfigError` whose message names the file, the line and the field that is wrong.
+:class:`ConfigError` listing every problem found (:attr:`ConfigError.problems`), each naming the
+file, the line and the field that is wrong (list items by their ``id``:
+``devices[kitchen_light].kind``), with "did you mean" for unknown keys.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -21,18 +28,36 @@ DEFAULT_SENSITIVE_MIN_CONFIDENCE = 0.9
 DEFAULT_MIN_CONFIDENCE = 0.5
 
 
-class ConfigError(Exception):
-    """An invalid configuration file. ``str()`` is a user-facing message with file and line."""
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration file; ``str()`` is ``file:line: field: message``."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
-        self.path = path
-        self.line = line
-        self.field = field
-        where = path or "<config>"
-        if line is not None:
-            where += f":{line}"
-        super().__init__(f"{where}: {field + ': ' if field else ''}{message}")
+    message: str
+    path: str | None = None
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.field + ': ' if self.field else ''}{self.message}"
+
+
+class ConfigError(Exception):
+    """An invalid configuration file. ``str()`` is a user-facing message with file and line,
+    one line per problem; :attr:`problems` lists them (``path``/``line``/``field`` are the
+    first one's)."""
+
+    def __init__(self, message: str = "", *, path: str | None = None, line: int | None = None,
+                 field: str | None = None,
+                 problems: Sequence[ConfigProblem] | None = None) -> None:
+        self.problems = list(problems) if problems else [ConfigProblem(message, path, line, field)]
+        first = self.problems[0]
+        self.path = first.path
+        self.line = first.line
+        self.field = first.field
+        super().__init__("\n".join(str(p) for p in self.problems))
 
 
 class DeviceKind(StrEnum):
@@ -161,24 +186,11 @@ class HomeConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> HomeConfig:
-        floor_ids = {f.id for f in self.floors}
-        area_ids = {a.id for a in self.areas}
-        seen: set[str] = set()
-        for i, a in enumerate(self.areas):
-            if a.floor is not None and a.floor not in floor_ids:
-                raise _RefError(("areas", i, "floor"), f"unknown floor {a.floor!r}")
-        for i, d in enumerate(self.devices):
-            if d.id in seen:
-                raise _RefError(("devices", i, "id"), f"duplicate device id {d.id!r}")
-            seen.add(d.id)
-            if d.area is not None and d.area not in area_ids:
-                raise _RefError(("devices", i, "area"), f"unknown area {d.area!r}")
-            if d.floor is not None and d.floor not in floor_ids:
-                raise _RefError(("devices", i, "floor"), f"unknown floor {d.floor!r}")
-        for i, s in enumerate(self.scenes):
-            for dev in s.actions:
-                if dev not in seen:
-                    raise _RefError(("scenes", i, "actions", dev), f"unknown device {dev!r}")
+        problems = _reference_problems(
+            self.model_dump(include={"floors", "areas", "devices", "scenes"})
+        )
+        if problems:
+            raise _RefError(problems)
         return self
 
     # -- lookups -------------------------------------------------------------------------
@@ -203,10 +215,130 @@ class HomeConfig(_Strict):
         return None
 
 
+Loc = tuple[str | int, ...]
+
+
 class _RefError(ValueError):
-    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
-        self.loc = loc
-        super().__init__(msg)
+    """Every dangling or duplicate reference of a home config, as (location, message)."""
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(msg for _, msg in problems))
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _ids(items: Any) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [x["id"] for x in items if isinstance(x, dict) and isinstance(x.get("id"), str)]
+
+
+def _reference_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """Unknown floors, areas and devices named by other entries, and duplicate device ids,
+    over plain data (a validated config's dump or, when fields are wrong too, the raw YAML)."""
+    floor_ids = _ids(data.get("floors"))
+    area_ids = _ids(data.get("areas"))
+    device_ids = _ids(data.get("devices"))
+    out: list[tuple[Loc, str]] = []
+
+    def entries(key: str) -> list[tuple[int, dict[str, Any]]]:
+        items = data.get(key)
+        if not isinstance(items, list):
+            return []
+        return [(i, x) for i, x in enumerate(items) if isinstance(x, dict)]
+
+    def check(loc: Loc, value: Any, what: str, known: list[str]) -> None:
+        if isinstance(value, str) and value not in known:
+            out.append((loc, f"unknown {what} {value!r}{_did_you_mean(value, known)}"))
+
+    for i, a in entries("areas"):
+        check(("areas", i, "floor"), a.get("floor"), "floor", floor_ids)
+    seen: set[str] = set()
+    for i, d in entries("devices"):
+        if isinstance(d.get("id"), str):
+            if d["id"] in seen:
+                out.append((("devices", i, "id"), f"duplicate device id {d['id']!r}"))
+            seen.add(d["id"])
+        check(("devices", i, "area"), d.get("area"), "area", area_ids)
+        check(("devices", i, "floor"), d.get("floor"), "floor", floor_ids)
+    for i, sc in entries("scenes"):
+        check(("scenes", i, "area"), sc.get("area"), "area", area_ids)
+        actions = sc.get("actions")
+        for dev in actions if isinstance(actions, dict) else ():
+            check(("scenes", i, "actions", dev), dev, "device", device_ids)
+    return out
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model inside ``X | None``, ``list[X]`` and ``dict[str, X]``, else the annotation."""
+    while True:
+        origin = typing.get_origin(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin in (typing.Union, types.UnionType) and len(args) == 1:
+            annotation = args[0]
+        elif origin is list and args:
+            annotation = args[0]
+        elif origin is dict and len(args) == 2:
+            annotation = args[1]
+        else:
+            return annotation
+
+
+def _known_keys(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the model accepts at ``loc`` (a location inside it); [] when not a model."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        current = _unwrap(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def validation_problems(
+    error: ValidationError, model: type[BaseModel], prefix: Loc = ()
+) -> list[tuple[Loc, str]]:
+    """Every problem of a pydantic validation of ``model``, as (location, message), with
+    "did you mean" for unknown keys; ``prefix`` is where the model sits in the file."""
+    out: list[tuple[Loc, str]] = []
+    for err in error.errors(include_url=False, include_input=False):
+        loc = tuple(err["loc"])
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, _RefError):
+            out.extend((prefix + where, msg) for where, msg in inner.problems)
+            continue
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden" and loc:
+            msg = "unknown key" + _did_you_mean(str(loc[-1]), _known_keys(model, loc[:-1]))
+        out.append((prefix + loc, msg))
+    return out
+
+
+def field_name(raw: Any, loc: Loc) -> str:
+    """A location as the user reads it: list items by their ``id`` when they have one
+    (``devices[kitchen_light].kind``), else by their position counted from 1."""
+    out = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            ident = item.get("id") if isinstance(item, dict) else None
+            out += f"[{ident}]" if isinstance(ident, str) and ident else f"[item {part + 1}]"
+            node = item
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
 
 
 def _check_id(v: str) -> str:
@@ -273,7 +405,13 @@ def _line_for(raw: Any, loc: tuple[str | int, ...]) -> int | None:
     return line
 
 
-def parse_config(text: str, *, path: str = "<config>") -> HomeConfig:
+#: Checks of free-form sections (``assistant``): given the section's plain data, every problem
+#: as (location inside the section, message). The assistant package registers its own, so that
+#: ``hearth check-config`` reports those too without this package importing it.
+SectionCheck = Callable[[Any], list[tuple[Loc, str]]]
+
+
+def _load_yaml(text: str, path: str) -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
@@ -284,20 +422,48 @@ def parse_config(text: str, *, path: str = "<config>") -> HomeConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("top level must be a mapping", path=path, line=1)
+    return raw
+
+
+def config_problems(
+    text: str,
+    *,
+    path: str = "<config>",
+    section_checks: dict[str, SectionCheck] | None = None,
+) -> tuple[HomeConfig | None, list[ConfigProblem]]:
+    """Validate a config file's text: the config (None when invalid) and every problem found,
+    in file order. ``section_checks`` validate free-form sections such as ``assistant``."""
     try:
-        return HomeConfig.model_validate(_strip_lines(raw))
+        raw = _load_yaml(text, path)
+    except ConfigError as e:
+        return None, e.problems
+    data = _strip_lines(raw)
+    found: list[tuple[Loc, str]] = []
+    cfg: HomeConfig | None = None
+    try:
+        cfg = HomeConfig.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        ctx = err.get("ctx") or {}
-        inner = ctx.get("error")
-        if isinstance(inner, _RefError):
-            loc = inner.loc
-            msg = str(inner)
-        else:
-            msg = err["msg"]
-        field = ".".join(str(p) for p in loc) or None
-        raise ConfigError(msg, path=path, line=_line_for(raw, loc), field=field) from None
+        found = validation_problems(e, HomeConfig)
+        if not any(isinstance((x.get("ctx") or {}).get("error"), _RefError) for x in e.errors()):
+            # Field errors stop pydantic before the reference checks: run them on the raw data.
+            found += _reference_problems(data)
+    for section, check in (section_checks or {}).items():
+        if section in data:
+            found += [((section, *loc), msg) for loc, msg in check(data[section])]
+    problems = [
+        ConfigProblem(msg, path, _line_for(raw, loc), field_name(data, loc) or None)
+        for loc, msg in found
+    ]
+    problems.sort(key=lambda p: p.line or 0)
+    return (cfg if not problems else None), problems
+
+
+def parse_config(text: str, *, path: str = "<config>") -> HomeConfig:
+    """Validate a config file's text; raises :class:`ConfigError` listing every problem."""
+    cfg, problems = config_problems(text, path=path)
+    if problems or cfg is None:
+        raise ConfigError(problems=problems or [ConfigProblem("invalid config", path)])
+    return cfg
 
 
 def load_config(path: str | Path) -> HomeConfig:
