@@ -36,7 +36,6 @@ import contextlib
 import functools
 import itertools
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine
@@ -52,7 +51,6 @@ from assistant.config import TurnDetectionSettings
 from assistant.protocol import (
     PIPELINE_SAMPLE_RATE,
     SAMPLE_WIDTH,
-    ActionEvent,
     AudioClear,
     AudioCommit,
     Cancel,
@@ -61,7 +59,6 @@ from assistant.protocol import (
     DeviceState,
     ErrorCode,
     ImageInput,
-    IntentEvent,
     Limits,
     MetricsEvent,
     Outcome,
@@ -80,6 +77,7 @@ from assistant.protocol import (
     check_audio_frame,
     parse_client_message,
 )
+from assistant.turn.acting import Acting
 from assistant.turn.events import Events
 from assistant.turn.types import (
     Done,
@@ -96,7 +94,6 @@ from assistant.turn.types import (
     as_heard,
 )
 from assistant.turn.understanding import Understanding, ends_turn
-from devices.actions import ActionResult
 from intents.decode import Hypothesis
 from intents.schema import Intent, Recognition
 
@@ -158,6 +155,7 @@ class Session:
         )
         self._state = SessionState(self.id, config)
         self._understanding = Understanding(resources, self._state)
+        self._acting = Acting(resources, self._state, self._events, clock)
         self._counter = itertools.count(1)
         self._queue: collections.deque[_Audio | _Control] = collections.deque()
         self._queued_audio = 0
@@ -165,8 +163,6 @@ class Session:
         self._frontend: FrontEndLike | None = None
         self._current: Utterance | None = None  # utterance being heard
         self._inflight: dict[str, Utterance] = {}
-        #: A sensitive intent refused for want of confirmation, and its deadline.
-        self._pending: tuple[Intent, float] | None = None
         self._pos_ms = 0.0  # position in the session's audio stream (all rates)
         self._frontend_origin_ms = 0.0  # stream position where the front end began
         self._rate_in_effect = self.config.sample_rate
@@ -354,7 +350,7 @@ class Session:
             text="yes" if msg.accept else "no",
         )
         utt = self._new_utterance()
-        self._spawn(utt, self._run_intent(utt, intent))
+        self._spawn(utt, self._acting.act_on(utt, intent))
 
     # -- utterances ----------------------------------------------------------------------
 
@@ -701,11 +697,13 @@ class Session:
         t0 = self._clock()
         if known is not None:
             known = await self._acoustic_repair(utt, known, heard, audio, lang)
-            await self._dispatch_recognition(utt, known, self._clock() - t0, text, lang)
+            self._intent_done(utt, t0)
+            await self._acting.act(utt, known, text, lang)
             return
         result = await self._understanding.recognize(utt, text, lang, heard)
         result = await self._acoustic_repair(utt, result, heard, audio, lang)
-        await self._dispatch_recognition(utt, result, self._clock() - t0, text, lang)
+        self._intent_done(utt, t0)
+        await self._acting.act(utt, result, text, lang)
 
     async def _acoustic_repair(
         self,
@@ -737,119 +735,8 @@ class Session:
             )
             return result
 
-    async def _dispatch_recognition(
-        self, utt: Utterance, result: Recognition, intent_s: float, text: str, lang: str | None
-    ) -> None:
-        utt.timings["intent"] = intent_s
-        if result.intent is None and self._pending is not None:
-            result = _answer_to_confirmation(text, lang) or result
-        intent = result.intent
-        self._emit(
-            IntentEvent(
-                utterance_id=utt.id,
-                intent=intent,
-                reason=result.reason,
-                confidence=None if intent is None else intent.confidence,
-            )
-        )
-        if intent is None:
-            raise Done("no_intent")
-        self._state.last_intent = intent
-        await self._dispatch(utt, intent)
-
-    async def _run_intent(self, utt: Utterance, intent: Intent) -> None:
-        self._emit(
-            IntentEvent(
-                utterance_id=utt.id,
-                intent=intent,
-                reason=intent.reason,
-                confidence=intent.confidence,
-            )
-        )
-        await self._dispatch(utt, intent)
-
-    def _take_pending(self) -> Intent | None:
-        pending, self._pending = self._pending, None
-        if pending is None or self._clock() > pending[1]:
-            return None
-        return pending[0]
-
-    async def _dispatch(self, utt: Utterance, intent: Intent) -> None:
-        utt.stage = "dispatch"
-        t0 = self._clock()
-        confirmed = False
-        withdrawn: Intent | None = None
-        if intent.name == "confirm":
-            # "yes" (spoken or a confirm message) carries out the sensitive action that was
-            # waiting for it, if it is still within the confirmation window.
-            pending = self._take_pending()
-            if pending is not None:
-                intent, confirmed = pending, True
-        elif intent.name == "cancel":
-            withdrawn = self._take_pending()
-        sent: set[tuple[str | None, str]] = set()
-        first_ack: list[float] = []
-
-        def on_result(r: ActionResult) -> None:
-            key = (r.device_id, r.status)
-            if key in sent:
-                return
-            sent.add(key)
-            if r.published_at is not None and not first_ack:
-                first_ack.append(r.published_at)
-            self._emit(
-                ActionEvent(
-                    utterance_id=utt.id,
-                    intent=r.intent,
-                    status=r.status,
-                    final=r.final,
-                    device_id=r.device_id,
-                    topic=r.topic,
-                    payload=r.payload,
-                    detail=r.detail,
-                    state=r.state,
-                )
-            )
-
-        if withdrawn is not None:
-            on_result(
-                ActionResult(
-                    device_id=None,
-                    intent=withdrawn.name,
-                    status="rejected",
-                    detail="cancelled before confirmation; nothing was done",
-                )
-            )
-            raise Done("actions")
-        try:
-            results = await self._res.dispatcher.dispatch(
-                intent, on_result=on_result, confirmed=confirmed
-            )
-        except Exception as e:
-            logger.exception("session %s: dispatch failed on %s", self.id, utt.id)
-            raise StageError(
-                ErrorCode.DISPATCH_FAILED, "the action could not be carried out"
-            ) from e
-        for r in results:
-            on_result(r)  # finals the callback did not see (dedup by device and status)
-        if any(r.extra.get("needs_confirmation") for r in results):
-            self._pending = (intent, self._clock() + self._res.confirmation_window_s)
-        if not any(r.final for r in results):
-            on_result(
-                ActionResult(
-                    device_id=None, intent=intent.name, status="rejected", detail="nothing to do"
-                )
-            )
-        if first_ack:
-            ack = first_ack[0]
-            utt.timings["dispatch"] = max(0.0, ack - t0)
-            if utt.speech_end_t is not None:
-                utt.timings["speech_end_to_action"] = max(0.0, ack - utt.speech_end_t)
-            if utt.endpoint_t is not None:
-                utt.timings["endpoint_to_action"] = max(0.0, ack - utt.endpoint_t)
-        else:
-            utt.timings["dispatch"] = self._clock() - t0
-        raise Done("actions")
+    def _intent_done(self, utt: Utterance, t0: float) -> None:
+        utt.timings["intent"] = self._clock() - t0
 
     async def _guard(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> None:
         """Run an utterance's stages; map every outcome to events, exactly once."""
@@ -1090,34 +977,6 @@ class Session:
     @property
     def busy(self) -> bool:
         return bool(self._inflight)
-
-
-#: Answers to "please confirm", recognized only while a confirmation is pending (the grammar
-#: has no sentences for them, and outside that moment they mean nothing).
-_YES = frozenset({"yes", "yeah", "yep", "yes please", "confirm", "do it", "sure", "ok", "okay",
-                  "是", "是的", "对", "确认", "好", "好的"})  # fmt: skip
-_NO = frozenset({"no", "nope", "no thanks", "don't", "do not", "不", "不要", "取消"})
-
-
-def _answer_to_confirmation(text: str, language: str | None) -> Recognition | None:
-    """``confirm``/``cancel`` for a bare yes/no, else None."""
-    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
-    phrase = " ".join(words)
-    if phrase in _YES:
-        name = "confirm"
-    elif phrase in _NO:
-        name = "cancel"
-    else:
-        return None
-    intent = Intent(
-        name=name,
-        confidence=1.0,
-        source="context",
-        reason=f"answer to a pending confirmation: {phrase!r}",
-        text=text,
-        language=language or "en",
-    )
-    return Recognition(intent=intent, reason=intent.reason)
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

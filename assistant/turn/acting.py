@@ -1,0 +1,190 @@
+"""Acting: a recognition -> the ``intent`` event -> the dispatcher -> ``action`` events.
+
+Confirmations live here: a sensitive intent the dispatcher refused for want of confirmation
+waits (``confirmation_window_s``) for a "yes" (spoken, or a ``confirm`` message), which carries
+it out, or a "no", which withdraws it. Outside that window "yes" and "no" mean nothing.
+
+Once commands are being published they cannot be taken back, so a dispatch always runs to its
+end and reports its actions (the session does not cancel an utterance in this stage)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from assistant.protocol import ActionEvent, ErrorCode, IntentEvent
+from assistant.turn.events import Events
+from assistant.turn.types import Done, SessionResources, SessionState, StageError, Utterance
+from devices.actions import ActionResult
+from intents.schema import Intent, Recognition
+
+logger = logging.getLogger(__name__)
+
+
+class Acting:
+    """Dispatch and confirmation for one session. Every path ends by raising
+    :class:`Done` (``actions`` or ``no_intent``) or :class:`StageError`."""
+
+    def __init__(
+        self,
+        resources: SessionResources,
+        state: SessionState,
+        events: Events,
+        clock: Callable[[], float],
+    ) -> None:
+        self._res = resources
+        self._state = state
+        self._events = events
+        self._clock = clock
+        #: A sensitive intent refused for want of confirmation, and its deadline.
+        self._pending: tuple[Intent, float] | None = None
+
+    async def act(self, utt: Utterance, result: Recognition, text: str, lang: str | None) -> None:
+        """The ``intent`` event for ``result`` (a bare yes/no answers a pending
+        confirmation), then its dispatch. The intent becomes the next utterance's context."""
+        if result.intent is None and self._pending is not None:
+            result = answer_to_confirmation(text, lang) or result
+        utt.recognition = result
+        intent = result.intent
+        self._events.emit(
+            IntentEvent(
+                utterance_id=utt.id,
+                intent=intent,
+                reason=result.reason,
+                confidence=None if intent is None else intent.confidence,
+            )
+        )
+        if intent is None:
+            raise Done("no_intent")
+        self._state.last_intent = intent
+        await self.dispatch(utt, intent)
+
+    async def act_on(self, utt: Utterance, intent: Intent) -> None:
+        """An intent that needs no recognition (a ``confirm`` message): its event, then its
+        dispatch."""
+        self._events.emit(
+            IntentEvent(
+                utterance_id=utt.id,
+                intent=intent,
+                reason=intent.reason,
+                confidence=intent.confidence,
+            )
+        )
+        await self.dispatch(utt, intent)
+
+    def _take_pending(self) -> Intent | None:
+        pending, self._pending = self._pending, None
+        if pending is None or self._clock() > pending[1]:
+            return None
+        return pending[0]
+
+    async def dispatch(self, utt: Utterance, intent: Intent) -> None:
+        """Carry out ``intent`` (or the pending one it confirms); one ``action`` event per
+        device and status; the ``dispatch`` and ``*_to_action`` timings."""
+        utt.stage = "dispatch"
+        utt.intent = intent
+        t0 = self._clock()
+        confirmed = False
+        withdrawn: Intent | None = None
+        if intent.name == "confirm":
+            # "yes" (spoken or a confirm message) carries out the sensitive action that was
+            # waiting for it, if it is still within the confirmation window.
+            pending = self._take_pending()
+            if pending is not None:
+                intent, confirmed = pending, True
+                utt.intent = intent
+        elif intent.name == "cancel":
+            withdrawn = self._take_pending()
+        sent: set[tuple[str | None, str]] = set()
+        first_ack: list[float] = []
+
+        def on_result(r: ActionResult) -> None:
+            key = (r.device_id, r.status)
+            if key in sent:
+                return
+            sent.add(key)
+            utt.actions.append(r)
+            if r.published_at is not None and not first_ack:
+                first_ack.append(r.published_at)
+            self._events.emit(
+                ActionEvent(
+                    utterance_id=utt.id,
+                    intent=r.intent,
+                    status=r.status,
+                    final=r.final,
+                    device_id=r.device_id,
+                    topic=r.topic,
+                    payload=r.payload,
+                    detail=r.detail,
+                    state=r.state,
+                )
+            )
+
+        if withdrawn is not None:
+            on_result(
+                ActionResult(
+                    device_id=None,
+                    intent=withdrawn.name,
+                    status="rejected",
+                    detail="cancelled before confirmation; nothing was done",
+                )
+            )
+            raise Done("actions")
+        try:
+            results = await self._res.dispatcher.dispatch(
+                intent, on_result=on_result, confirmed=confirmed
+            )
+        except Exception as e:
+            logger.exception("session %s: dispatch failed on %s", self._state.id, utt.id)
+            raise StageError(
+                ErrorCode.DISPATCH_FAILED, "the action could not be carried out"
+            ) from e
+        for r in results:
+            on_result(r)  # finals the callback did not see (dedup by device and status)
+        if any(r.extra.get("needs_confirmation") for r in results):
+            self._pending = (intent, self._clock() + self._res.confirmation_window_s)
+        if not any(r.final for r in results):
+            on_result(
+                ActionResult(
+                    device_id=None, intent=intent.name, status="rejected", detail="nothing to do"
+                )
+            )
+        if first_ack:
+            ack = first_ack[0]
+            utt.timings["dispatch"] = max(0.0, ack - t0)
+            if utt.speech_end_t is not None:
+                utt.timings["speech_end_to_action"] = max(0.0, ack - utt.speech_end_t)
+            if utt.endpoint_t is not None:
+                utt.timings["endpoint_to_action"] = max(0.0, ack - utt.endpoint_t)
+        else:
+            utt.timings["dispatch"] = self._clock() - t0
+        raise Done("actions")
+
+
+#: Answers to "please confirm", recognized only while a confirmation is pending (the grammar
+#: has no sentences for them, and outside that moment they mean nothing).
+_YES = frozenset({"yes", "yeah", "yep", "yes please", "confirm", "do it", "sure", "ok", "okay",
+                  "是", "是的", "对", "确认", "好", "好的"})  # fmt: skip
+_NO = frozenset({"no", "nope", "no thanks", "don't", "do not", "不", "不要", "取消"})
+
+
+def answer_to_confirmation(text: str, language: str | None) -> Recognition | None:
+    """``confirm``/``cancel`` for a bare yes/no, else None."""
+    words = re.sub(r"[^\w\s']", " ", text.lower()).split()
+    phrase = " ".join(words)
+    if phrase in _YES:
+        name = "confirm"
+    elif phrase in _NO:
+        name = "cancel"
+    else:
+        return None
+    intent = Intent(
+        name=name,
+        confidence=1.0,
+        source="context",
+        reason=f"answer to a pending confirmation: {phrase!r}",
+        text=text,
+        language=language or "en",
+    )
+    return Recognition(intent=intent, reason=intent.reason)
