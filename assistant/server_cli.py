@@ -50,6 +50,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--compute-type", help="CTranslate2 compute type (int8, float16, ...)")
     p.add_argument("--threads", type=int, help="ASR CPU threads")
     p.add_argument("--no-audio", action="store_true", help="text only: load no speech models")
+    p.add_argument(
+        "--wyoming",
+        metavar="URI",
+        help="also serve the Wyoming protocol for Home Assistant at tcp://HOST:PORT "
+        "(no authentication; see docs/homeassistant.md)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -78,6 +84,7 @@ def _load(args: argparse.Namespace) -> tuple[HomeConfig, Any]:
             "token": args.token or os.environ.get(TOKEN_ENV) or None,
             "asr": asr.model_dump(),
             "audio": False if args.no_audio else None,
+            "wyoming.uri": args.wyoming,
         }
     )
     return config, settings
@@ -103,12 +110,39 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, AssistantConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if settings.wyoming.uri is not None:
+        error = _check_wyoming(settings.wyoming)
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     # Connections, plus model files, the broker, sockets to it, and some slack.
     _raise_fd_limit(settings.limits.max_connections + 256)
     try:
         return asyncio.run(_run(config, settings, args.mqtt_url))
     except KeyboardInterrupt:
         return 130
+
+
+def _check_wyoming(cfg: Any) -> str | None:
+    """A bad ``wyoming.uri``, or a host other than loopback without ``allow_remote``."""
+    import ipaddress
+
+    from assistant.wyoming_server import WyomingConfigError, parse_uri
+
+    try:
+        host, _port = parse_uri(cfg.uri)
+    except WyomingConfigError as e:
+        return str(e)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not cfg.allow_remote:
+        return (
+            f"wyoming: {host} is not a loopback address and Wyoming has no authentication; "
+            "set assistant.wyoming.allow_remote: true to serve it on the network"
+        )
+    return None
 
 
 async def _run(config: HomeConfig, settings: Any, mqtt_url: str | None) -> int:
@@ -137,6 +171,13 @@ async def _run(config: HomeConfig, settings: Any, mqtt_url: str | None) -> int:
             return 1
         auth = " (token required)" if settings.token else ""
         print(f"Hearth ready: {server.url}  (browser: {server.http_url}){auth}", flush=True)
+        if settings.wyoming.uri is not None:
+            try:
+                wyoming = await hearth.start_wyoming(settings.wyoming.uri)
+            except OSError as e:
+                print(f"error: cannot listen on {settings.wyoming.uri}: {e}", file=sys.stderr)
+                return 1
+            print(f"Wyoming ready: {wyoming.uri}  (no authentication)", flush=True)
         await stop.wait()
         logger.info("signal received: shutting down")
         await server.shutdown()
