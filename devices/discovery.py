@@ -35,7 +35,12 @@ COMPONENT_KINDS: dict[str, DeviceKind] = {
     "fan": DeviceKind.FAN,
     "sensor": DeviceKind.SENSOR,
     "media_player": DeviceKind.MEDIA_PLAYER,  # not an HA MQTT platform; some bridges use it
+    "vacuum": DeviceKind.VACUUM,  # the "state" schema (Valetudo announces its robots so)
 }
+
+#: Vacuum ``supported_features`` that Hearth uses, and Home Assistant's default list.
+VACUUM_FEATURES = ("start", "pause", "stop", "return_home")
+VACUUM_DEFAULT_FEATURES = ("start", "stop", "return_home", "status", "battery", "clean_spot")
 
 #: The discovery abbreviations we use (Home Assistant "MQTT discovery", abbreviations table).
 ABBREVIATIONS: dict[str, str] = {
@@ -74,6 +79,13 @@ ABBREVIATIONS: dict[str, str] = {
     "sa": "suggested_area",
     "dev_cla": "device_class",
     "val_tpl": "value_template",
+    "send_cmd_t": "send_command_topic",
+    "sup_feat": "supported_features",
+    "pl_strt": "payload_start",
+    "pl_paus": "payload_pause",
+    "pl_ret": "payload_return_to_base",
+    "pl_cln_sp": "payload_clean_spot",
+    "pl_loc": "payload_locate",
 }
 
 _TOPIC_KEYS = frozenset(
@@ -82,7 +94,7 @@ _TOPIC_KEYS = frozenset(
         "color_temp_command_topic", "color_temp_state_topic", "rgb_command_topic",
         "position_topic", "set_position_topic", "temperature_command_topic",
         "temperature_state_topic", "current_temperature_topic", "json_attributes_topic",
-        "volume_command_topic", "volume_state_topic",
+        "volume_command_topic", "volume_state_topic", "send_command_topic",
     }
 )  # fmt: skip
 _PAYLOAD_KEYS = frozenset(
@@ -91,7 +103,8 @@ _PAYLOAD_KEYS = frozenset(
         "payload_open", "payload_close", "payload_stop", "state_open", "state_closed",
         "position_open", "position_closed", "payload_lock", "payload_unlock", "state_locked",
         "state_unlocked", "schema", "payload_play", "payload_pause", "payload_next",
-        "value_template",
+        "value_template", "payload_start", "payload_return_to_base", "payload_clean_spot",
+        "payload_locate",
     }
 )  # fmt: skip
 _CONFIG_TOPIC = re.compile(r"^(?P<prefix>.+?)/(?P<component>[^/]+)/(?:(?P<node>[^/]+)/)?"
@@ -133,6 +146,9 @@ def parse_discovery(topic: str, payload: bytes) -> Device | None:
     if not isinstance(raw, dict):
         return None
     cfg = _expand(raw)
+    if kind == DeviceKind.VACUUM and cfg.get("schema") == "legacy":
+        logger.warning("discovery: %s uses the legacy vacuum schema, not supported", topic)
+        return None
     device_info = cfg.get("device") if isinstance(cfg.get("device"), dict) else {}
     assert isinstance(device_info, dict)
     entity_name = cfg.get("name")
@@ -161,6 +177,10 @@ def parse_discovery(topic: str, payload: bytes) -> Device | None:
         capabilities.append("color")
     if "set_position_topic" in topics:
         capabilities.append("position")
+    if kind == DeviceKind.VACUUM:
+        features = cfg.get("supported_features", VACUUM_DEFAULT_FEATURES)
+        if isinstance(features, list | tuple):
+            capabilities += [f for f in VACUUM_FEATURES if f in features]
     if kind in (DeviceKind.CLIMATE, DeviceKind.SENSOR) and (
         kind == DeviceKind.CLIMATE or cfg.get("device_class") == "temperature"
     ):

@@ -69,6 +69,7 @@ class DeviceKind(StrEnum):
     FAN = "fan"
     MEDIA_PLAYER = "media_player"
     SENSOR = "sensor"
+    VACUUM = "vacuum"  # robot vacuum: start, pause, stop, return to the dock, clean a room
 
 
 class AdapterName(StrEnum):
@@ -76,6 +77,7 @@ class AdapterName(StrEnum):
     TASMOTA = "tasmota"
     SHELLY = "shelly"
     HOMEASSISTANT = "homeassistant"  # HA MQTT discovery / generic templates
+    VALETUDO = "valetudo"  # Valetudo robot vacuum firmware (its own MQTT topics)
 
 
 class _Strict(BaseModel):
@@ -125,11 +127,27 @@ class Device(_Strict):
     sensitive: bool = False
     confirm_timeout_s: float | None = Field(default=None, gt=0)
     channel: int = 0  # Shelly switch id / Tasmota POWER index (0 = plain POWER)
+    #: Robot vacuums: area id -> the map segment ids the robot cleans for that area (Valetudo
+    #: segment ids, or whatever the device's segment command takes). "clean the kitchen" needs
+    #: an entry for the kitchen.
+    segments: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         return _check_id(v)
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _segment_ids(cls, v: Any) -> Any:
+        # YAML reads `kitchen: [16, 17]` as numbers; segment ids are strings (Valetudo's are).
+        if isinstance(v, dict):
+            return {
+                k: [str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in ids]
+                if isinstance(ids, list) else ids
+                for k, ids in v.items()
+            }
+        return v
 
     @property
     def base_topic(self) -> str:
@@ -157,6 +175,7 @@ class MqttSettings(_Strict):
     tls_insecure: bool = False
     keepalive_s: int = 30
     zigbee2mqtt_base: str = "zigbee2mqtt"
+    valetudo_base: str = "valetudo"  # Valetudo's MQTT "topic prefix"
     discovery_prefix: str = "homeassistant"
     confirm_timeout_s: float = Field(default=DEFAULT_CONFIRM_TIMEOUT_S, gt=0)
 

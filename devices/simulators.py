@@ -17,6 +17,7 @@ from typing import Any
 from devices.adapters import _common as c
 from devices.adapters import homeassistant as ha
 from devices.adapters import shelly as shelly_adapter
+from devices.adapters import valetudo as valetudo_adapter
 from devices.mqtt import MqttClient, MqttMessage, unique_client_id
 from devices.registry import AdapterName, Device, DeviceKind, HomeConfig, MqttSettings
 
@@ -28,6 +29,12 @@ class Publish:
     topic: str
     payload: str
     retain: bool = True
+    #: Published this long after the others (a robot reaching its dock); dropped when the
+    #: simulator handled another command in the meantime (``epoch`` is its command count).
+    delay_s: float = 0.0
+    epoch: int | None = None
+    #: Normalized state the simulator takes on when this (delayed) report goes out.
+    settle: dict[str, Any] | None = None
 
 
 def initial_state(device: Device) -> dict[str, Any]:
@@ -45,6 +52,8 @@ def initial_state(device: Device) -> dict[str, Any]:
         return {"temperature": 20.0, "current_temperature": 19.5}
     if kind == DeviceKind.MEDIA_PLAYER:
         return {"state": "paused", "volume": 30}
+    if kind == DeviceKind.VACUUM:
+        return {"state": "docked", "battery": 100, "status_detail": "none"}
     return {"temperature": 21.5, "current_temperature": 21.5, "humidity": 40}
 
 
@@ -55,6 +64,7 @@ class DeviceSimulator:
         self.device = device
         self.settings = settings
         self.state = initial_state(device)
+        self.epoch = 0  # commands handled (SimulatedHome counts them)
 
     def command_topics(self) -> list[str]:
         raise NotImplementedError
@@ -74,6 +84,37 @@ class DeviceSimulator:
     def _position(self, pos: int) -> None:
         self.state["position"] = max(0, min(100, pos))
         self.state["state"] = "closed" if self.state["position"] == 0 else "open"
+
+    #: Seconds a simulated robot vacuum takes to reach its dock.
+    DOCKING_S = 1.5
+
+    def _vacuum(self, operation: str, segments: list[str] | None = None) -> bool:
+        """A robot vacuum's transition (Valetudo's operations: START, PAUSE, STOP, HOME, or
+        SEGMENTS with ``segments``); False when the command changes nothing."""
+        s = self.state
+        now = s["state"]
+        if operation in ("START", "SEGMENTS"):
+            s["state"], s["status_detail"] = "cleaning", "none"
+            if operation == "SEGMENTS":
+                s["status_detail"] = "segment"
+                s["segments"] = list(segments or [])
+            else:
+                s.pop("segments", None)
+        elif operation == "PAUSE":
+            if now not in ("cleaning", "returning"):
+                return False
+            s["state"], s["status_detail"] = "paused", "resumable"
+        elif operation == "STOP":
+            if now == "docked":
+                return False
+            s["state"], s["status_detail"] = "idle", "none"
+        elif operation == "HOME":
+            if now == "docked":
+                return False
+            s["state"], s["status_detail"] = "returning", "none"
+        else:
+            return False
+        return True
 
 
 class Zigbee2MqttSimulator(DeviceSimulator):
@@ -298,6 +339,7 @@ class HomeAssistantSimulator(DeviceSimulator):
         "set_position_topic",
         "temperature_command_topic",
         "volume_command_topic",
+        "send_command_topic",
     )
 
     def _p(self, key: str) -> str:
@@ -311,7 +353,10 @@ class HomeAssistantSimulator(DeviceSimulator):
         s = self.state
         kind = self.device.kind
         out: list[Publish] = []
-        if "state_topic" in t:
+        if "state_topic" in t and kind == DeviceKind.VACUUM:
+            body = {"state": s["state"], "battery_level": s["battery"]}
+            out.append(Publish(t["state_topic"], c.json_payload(body)))
+        elif "state_topic" in t:
             if self.device.payloads.get("schema") == "json" or kind == DeviceKind.MEDIA_PLAYER:
                 body = {k: v for k, v in s.items() if k != "color_temp_kelvin"}
                 if kind == DeviceKind.LIGHT:
@@ -353,6 +398,8 @@ class HomeAssistantSimulator(DeviceSimulator):
         t = self.device.topics
         text = payload.decode("utf-8", "replace").strip()
         kind = self.device.kind
+        if kind == DeviceKind.VACUUM:
+            return self._vacuum_command(topic, text)
         if topic == t.get("command_topic"):
             obj = c.loads_object(payload) if self.device.payloads.get("schema") == "json" else None
             if obj is not None:
@@ -397,12 +444,92 @@ class HomeAssistantSimulator(DeviceSimulator):
                 self.state["volume"] = c.scale_to_pct(float(text), scale)
         return self._publishes()
 
+    def _vacuum_command(self, topic: str, text: str) -> list[Publish]:
+        t = self.device.topics
+        docking = False
+        if topic == t.get("command_topic"):
+            operations = {
+                self._p("payload_start"): "START",
+                self._p("payload_pause"): "PAUSE",
+                self._p("payload_stop"): "STOP",
+                self._p("payload_return_to_base"): "HOME",
+            }
+            operation = operations.get(text)
+            docking = operation is not None and self._vacuum(operation) and operation == "HOME"
+        elif topic == t.get("send_command_topic"):
+            req = c.loads_object(text.encode())
+            command = self.device.payloads.get("segment_clean_command")
+            ids = req.get("segment_ids") if req is not None else None
+            if req is not None and command and req.get("command") == command and (
+                isinstance(ids, list) and ids
+            ):
+                self._vacuum("SEGMENTS", [str(i) for i in ids])
+        # A Home Assistant vacuum publishes its state after every command.
+        out = self._publishes()
+        if docking and "state_topic" in t:
+            body = {"state": "docked", "battery_level": self.state["battery"]}
+            out.append(Publish(t["state_topic"], c.json_payload(body), delay_s=self.DOCKING_S,
+                               epoch=self.epoch, settle={"state": "docked"}))
+        return out
+
+
+class ValetudoSimulator(DeviceSimulator):
+    """A robot vacuum running Valetudo: BasicControlCapability and MapSegmentationCapability
+    commands, StatusStateAttribute and BatteryStateAttribute state. Its map segments are those of
+    ``device.segments``; an unknown segment id is refused (nothing published), as Valetudo does.
+    A robot sent home reports ``returning``, then ``docked`` :attr:`DOCKING_S` later."""
+
+    def _base(self) -> str:
+        return valetudo_adapter.base(self.device, self.settings)
+
+    def command_topics(self) -> list[str]:
+        b = self._base()
+        return [f"{b}/BasicControlCapability/operation/set",
+                f"{b}/MapSegmentationCapability/clean/set"]
+
+    def _status(self, state: dict[str, Any] | None = None, **kw: Any) -> list[Publish]:
+        b = self._base()
+        s = state or self.state
+        return [
+            Publish(f"{b}/StatusStateAttribute/status", s["state"], **kw),
+            Publish(f"{b}/StatusStateAttribute/detail", s["status_detail"], **kw),
+        ]
+
+    def initial(self) -> list[Publish]:
+        return [*self._status(),
+                Publish(f"{self._base()}/BatteryStateAttribute/level", str(self.state["battery"]))]
+
+    def handle(self, topic: str, payload: bytes) -> list[Publish]:
+        text = payload.decode("utf-8", "replace").strip()
+        if topic.endswith("/BasicControlCapability/operation/set"):
+            operation = text.upper()
+            if not self._vacuum(operation):
+                return []  # Valetudo publishes a property only when it changes
+            if operation == "HOME":
+                docked = {"state": "docked", "status_detail": "none"}
+                return [*self._status(), *self._status(
+                    docked, delay_s=self.DOCKING_S, epoch=self.epoch, settle=docked)]
+            return self._status()
+        if topic.endswith("/MapSegmentationCapability/clean/set"):
+            req = c.loads_object(payload)
+            known = {str(i) for ids in self.device.segments.values() for i in ids}
+            wanted = req.get("segment_ids") if req is not None else None
+            if not isinstance(wanted, list) or not wanted or any(
+                str(i) not in known for i in wanted
+            ):
+                logger.warning("%s: segment ids not on the map: %s", self.device.id, text)
+                return []
+            self._vacuum("SEGMENTS", [str(i) for i in wanted])
+            return self._status()
+        return []
+
 
 SIMULATORS: dict[AdapterName, type[DeviceSimulator]] = {
     AdapterName.ZIGBEE2MQTT: Zigbee2MqttSimulator,
     AdapterName.TASMOTA: TasmotaSimulator,
     AdapterName.SHELLY: ShellySimulator,
     AdapterName.HOMEASSISTANT: HomeAssistantSimulator,
+    AdapterName.VALETUDO: ValetudoSimulator,
 }
 
 
@@ -461,21 +588,30 @@ class SimulatedHome:
     def _handler(self, device_id: str, sim: DeviceSimulator) -> Any:
         def handle(msg: MqttMessage) -> None:
             self.commands[device_id] += 1
+            sim.epoch += 1
             try:
                 publishes = sim.handle(msg.topic, msg.payload)
             except Exception:
                 logger.exception("simulator %s failed on %s", device_id, msg.topic)
                 return
-            task = asyncio.get_running_loop().create_task(self._answer(publishes))
+            task = asyncio.get_running_loop().create_task(self._answer(publishes, sim))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         return handle
 
-    async def _answer(self, publishes: list[Publish]) -> None:
+    async def _answer(self, publishes: list[Publish], sim: DeviceSimulator) -> None:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
+        waited = 0.0
         for p in publishes:
+            if p.delay_s > waited:
+                await asyncio.sleep(p.delay_s - waited)
+                waited = p.delay_s
+            if p.epoch is not None and p.epoch != sim.epoch:
+                continue  # another command came in meanwhile: this report is out of date
+            if p.settle:
+                sim.state.update(p.settle)
             await self._publish(p)
 
     async def _publish(self, p: Publish) -> None:

@@ -33,6 +33,7 @@ HA_DOMAIN_TO_KIND: dict[str, DeviceKind] = {
     "climate": DeviceKind.CLIMATE,
     "media_player": DeviceKind.MEDIA_PLAYER,
     "sensor": DeviceKind.SENSOR,
+    "vacuum": DeviceKind.VACUUM,
 }
 
 KIND_TO_HA_DOMAIN: dict[DeviceKind, str] = {v: k for k, v in HA_DOMAIN_TO_KIND.items()}
@@ -44,6 +45,7 @@ _ON: dict[DeviceKind, IntentName] = {
     DeviceKind.COVER: IntentName.COVER_OPEN,
     DeviceKind.LOCK: IntentName.LOCK,  # Home Assistant: "turn on" a lock = lock it
     DeviceKind.MEDIA_PLAYER: IntentName.MEDIA_RESUME,
+    DeviceKind.VACUUM: IntentName.VACUUM_START,
 }
 _OFF: dict[DeviceKind, IntentName] = {
     DeviceKind.LIGHT: IntentName.LIGHT_OFF,
@@ -52,6 +54,7 @@ _OFF: dict[DeviceKind, IntentName] = {
     DeviceKind.COVER: IntentName.COVER_CLOSE,
     DeviceKind.LOCK: IntentName.UNLOCK,
     DeviceKind.MEDIA_PLAYER: IntentName.MEDIA_PAUSE,
+    DeviceKind.VACUUM: IntentName.VACUUM_STOP,
 }
 
 _MEDIA: dict[str, IntentName] = {
@@ -75,6 +78,11 @@ COVER_CLASS_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("window", ("window", "窗户")),
     ("door", ("door", "门")),
 )
+
+
+#: Home Assistant's vacuum intents and Hearth's (``intents/vacuum.py`` resolves them).
+VACUUM_HA_INTENTS = frozenset({"HassVacuumStart", "HassVacuumReturnToBase", "HassVacuumCleanArea",
+                               "HearthVacuumPause", "HearthVacuumStop"})
 
 
 class ResolveError(Exception):
@@ -220,6 +228,10 @@ class Resolver:
                 slots = slots.model_copy(update={"volume": int(vol)})
                 return _done(name, slots, targets, f"volume of {targets.reason} to {int(vol)}%")
             return _done(name, slots, targets, f"{what} {targets.reason}")
+        if ha_intent in VACUUM_HA_INTENTS:
+            from intents.vacuum import resolve_vacuum  # it builds on this module
+
+            return resolve_vacuum(self, ha_intent, values)
         raise ResolveError(f"Hearth does not handle {ha_intent}")
 
     # -- per intent --------------------------------------------------------------------------

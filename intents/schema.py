@@ -37,6 +37,11 @@ class IntentName(StrEnum):
     MEDIA_RESUME = "media_resume"
     MEDIA_NEXT = "media_next"
     MEDIA_SET_VOLUME = "media_set_volume"
+    VACUUM_START = "vacuum_start"  # start cleaning (the whole map)
+    VACUUM_PAUSE = "vacuum_pause"
+    VACUUM_STOP = "vacuum_stop"
+    VACUUM_RETURN = "vacuum_return"  # back to the dock
+    VACUUM_CLEAN_AREA = "vacuum_clean_area"  # clean one room: ``slots.area``, by map segments
     SCENE_ACTIVATE = "scene_activate"
     GET_STATE = "get_state"
     CANCEL = "cancel"
@@ -63,7 +68,7 @@ class Slots(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     device_ids: list[str] = Field(default_factory=list)
-    area: str | None = None  # area id from the registry
+    area: str | None = None  # area id from the registry (vacuum_clean_area: the room to clean)
     floor: str | None = None  # floor id from the registry
     domain: str | None = None  # device kind the user named ("light", "fan", ...)
     brightness: int | None = Field(default=None, ge=0, le=100)  # percent

@@ -86,11 +86,49 @@ def test_parse_discovery_json_schema_and_sensitive_garage() -> None:
     assert g is not None and g.sensitive and g.payloads["payload_open"] == "UP"
 
 
+#: What Valetudo announces for its robot (its VacuumHassComponent), identifier "rockrobo".
+VALETUDO_VACUUM = {
+    "name": "Robot",
+    "object_id": "rockrobo_vacuum",
+    "unique_id": "rockrobo_vacuum",
+    "supported_features": ["status", "start", "stop", "pause", "return_home", "locate"],
+    "state_topic": "valetudo/rockrobo/hass/rockrobo_vacuum/state",
+    "command_topic": "valetudo/rockrobo/hass/rockrobo_vacuum/command",
+    "payload_start": "START",
+    "payload_pause": "PAUSE",
+    "payload_return_to_base": "HOME",
+    "payload_stop": "STOP",
+    "payload_locate": "LOCATE",
+    "device": {"name": "Valetudo Rockrobo", "manufacturer": "Roborock", "ids": ["rockrobo"]},
+}
+
+
+def test_parse_discovery_vacuum() -> None:
+    v = parse_discovery(
+        "homeassistant/vacuum/rockrobo/rockrobo_vacuum/config", json.dumps(VALETUDO_VACUUM).encode()
+    )
+    assert v is not None and v.kind == "vacuum" and v.adapter == "homeassistant"
+    assert v.id == "rockrobo_vacuum" and v.name == "Valetudo Rockrobo Robot"
+    assert v.capabilities == ["start", "pause", "stop", "return_home"]
+    assert v.payloads["payload_return_to_base"] == "HOME"
+    assert v.topics["state_topic"] == "valetudo/rockrobo/hass/rockrobo_vacuum/state"
+    # Abbreviations, "~", and Home Assistant's default features (no pause among them).
+    abbreviated = {"~": "home/hoover", "name": "Hoover", "uniq_id": "hoover_1", "cmd_t": "~/cmd",
+                   "stat_t": "~/state", "send_cmd_t": "~/send", "pl_ret": "dock"}
+    h = parse_discovery("homeassistant/vacuum/hoover/config", json.dumps(abbreviated).encode())
+    assert h is not None and h.kind == "vacuum"
+    assert h.topics == {"command_topic": "home/hoover/cmd", "state_topic": "home/hoover/state",
+                        "send_command_topic": "home/hoover/send"}
+    assert h.payloads == {"payload_return_to_base": "dock"}
+    assert h.capabilities == ["start", "stop", "return_home"]
+
+
 @pytest.mark.parametrize(
     ("topic", "payload"),
     [
         ("homeassistant/light/x/config", b""),  # removal
-        ("homeassistant/vacuum/x/config", b'{"name":"v"}'),  # unsupported component
+        ("homeassistant/alarm_control_panel/x/config", b'{"name":"v"}'),  # unsupported
+        ("homeassistant/vacuum/x/config", b'{"name":"v","schema":"legacy"}'),  # old schema
         ("homeassistant/light/x/config", b"{not json"),
         ("homeassistant/light/x/state", b'{"name":"v"}'),
     ],
@@ -111,7 +149,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "homeassistant/light/porch/light/config": LIGHT,
     "homeassistant/cover/garage/config": GARAGE,
     "homeassistant/light/desk_bulb/config": Z2M_LIGHT,
-    "homeassistant/vacuum/robot/config": {"name": "robot"},
+    "homeassistant/vacuum/rockrobo/rockrobo_vacuum/config": VALETUDO_VACUUM,
 }
 
 
@@ -123,7 +161,9 @@ async def test_discover_from_broker_and_drive_the_devices(mosquitto: Mosquitto) 
         devices = await discover(client, within=5)
     finally:
         await client.close()
-    assert sorted(d.id for d in devices) == ["desk_bulb", "garage", "porch_light_01"]
+    assert sorted(d.id for d in devices) == [
+        "desk_bulb", "garage", "porch_light_01", "rockrobo_vacuum"
+    ]
 
     # The YAML is a valid config section, and the imported devices work end to end.
     text = devices_to_yaml(devices)
@@ -140,6 +180,9 @@ async def test_discover_from_broker_and_drive_the_devices(mosquitto: Mosquitto) 
             ("light_set", "porch_light_01", {"brightness": 30}),
             ("light_set", "desk_bulb", {"brightness": 60}),
             ("cover_close", "garage", {}),
+            ("vacuum_start", "rockrobo_vacuum", {}),
+            ("vacuum_pause", "rockrobo_vacuum", {}),
+            ("vacuum_return", "rockrobo_vacuum", {}),
         ]
         for name, device, slots in cases:
             i = Intent(
@@ -152,6 +195,7 @@ async def test_discover_from_broker_and_drive_the_devices(mosquitto: Mosquitto) 
             [r] = await dispatcher.dispatch(i)
             assert r.status == "confirmed", r
         assert sim.state("porch_light_01")["brightness"] == 30
+        await eventually(lambda: sim.state("rockrobo_vacuum")["state"] == "docked")
     finally:
         await dispatcher.close()
         await hearth.close()
@@ -168,7 +212,7 @@ async def test_import_discovery_cli(
     out = capsys.readouterr().out
     assert rc == 0
     ids = [d["id"] for d in yaml.safe_load(out)["devices"]]
-    assert sorted(ids) == ["desk_bulb", "garage", "porch_light_01"]
+    assert sorted(ids) == ["desk_bulb", "garage", "porch_light_01", "rockrobo_vacuum"]
 
 
 def test_import_discovery_cli_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,4 +242,4 @@ async def test_simulate_cli(mosquitto: Mosquitto, capsys: pytest.CaptureFixture[
     finally:
         await client.close()
     assert await run == 0
-    assert "simulating 14 devices" in capsys.readouterr().err
+    assert "simulating 15 devices" in capsys.readouterr().err

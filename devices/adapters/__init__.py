@@ -13,6 +13,7 @@ known state) uses these keys, each only when the device reports it:
 - ``temperature`` (climate: target setpoint; sensors: the measurement) and
   ``current_temperature`` (measured), degrees Celsius
 - ``volume`` (0-100 %), plus adapter extras (``humidity``, ``battery``, ``apower``, ...)
+- vacuums: ``state`` ``cleaning``/``paused``/``idle``/``returning``/``docked``/``error``
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from devices.actions import Command
-from devices.adapters import homeassistant, shelly, tasmota, zigbee2mqtt
+from devices.adapters import homeassistant, shelly, tasmota, valetudo, zigbee2mqtt
 from devices.registry import AdapterName, Device, MqttSettings
 from intents.schema import Intent
 
@@ -52,6 +53,7 @@ ADAPTERS: dict[AdapterName, ModuleType] = {
     AdapterName.TASMOTA: tasmota,
     AdapterName.SHELLY: shelly,
     AdapterName.HOMEASSISTANT: homeassistant,
+    AdapterName.VALETUDO: valetudo,
 }
 
 

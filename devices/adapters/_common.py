@@ -53,6 +53,26 @@ CSS_COLORS: dict[str, tuple[int, int, int]] = {
 }
 
 ON_INTENTS = frozenset({IntentName.LIGHT_ON, IntentName.SWITCH_ON, IntentName.FAN_ON})
+VACUUM_INTENTS = frozenset(
+    {
+        IntentName.VACUUM_START,
+        IntentName.VACUUM_PAUSE,
+        IntentName.VACUUM_STOP,
+        IntentName.VACUUM_RETURN,
+        IntentName.VACUUM_CLEAN_AREA,
+    }
+)
+#: Normalized vacuum states (Home Assistant's vacuum activities).
+VACUUM_STATES = frozenset({"cleaning", "paused", "idle", "returning", "docked", "error"})
+#: The states that show a vacuum command took effect. Stopping a docked robot leaves it docked;
+#: a robot sent home may already be there by the time it reports.
+VACUUM_EXPECTED: dict[str, frozenset[str]] = {
+    IntentName.VACUUM_START: frozenset({"cleaning"}),
+    IntentName.VACUUM_CLEAN_AREA: frozenset({"cleaning"}),
+    IntentName.VACUUM_PAUSE: frozenset({"paused"}),
+    IntentName.VACUUM_STOP: frozenset({"idle", "docked"}),
+    IntentName.VACUUM_RETURN: frozenset({"returning", "docked"}),
+}
 OFF_INTENTS = frozenset({IntentName.LIGHT_OFF, IntentName.SWITCH_OFF, IntentName.FAN_OFF})
 
 
@@ -98,6 +118,17 @@ def celsius_target(intent: Intent) -> float:
 def require_kind(device: Device, intent: Intent, *kinds: DeviceKind) -> None:
     if device.kind not in kinds:
         raise AdapterError(f"{device.id} is a {device.kind.value}; it cannot {intent.name}")
+
+
+def vacuum_segments(device: Device, intent: Intent) -> list[str]:
+    """The map segments of the room ``vacuum_clean_area`` asks for (``device.segments``)."""
+    area = intent.slots.area
+    if area is None:
+        raise AdapterError("vacuum_clean_area needs an area")
+    ids = device.segments.get(area)
+    if not ids:
+        raise AdapterError(f"{device.id} has no map segment for area {area!r} (segments)")
+    return list(ids)
 
 
 def require_capability(device: Device, capability: str) -> None:
@@ -155,6 +186,8 @@ def expected_state(device: Device, intent: Intent) -> dict[str, Any]:
         return {"state": "playing"}
     if name == IntentName.MEDIA_SET_VOLUME and s.volume is not None:
         return {"volume": s.volume}
+    if name in VACUUM_EXPECTED:
+        return {"state": VACUUM_EXPECTED[name]}  # any one of these states
     return {}
 
 
@@ -171,7 +204,10 @@ def state_matches(expected: dict[str, Any], state: dict[str, Any]) -> bool:
         have = state.get(key)
         if have is None:
             return False
-        if key == "color_temp_kelvin":
+        if isinstance(want, frozenset):
+            if have not in want:
+                return False
+        elif key == "color_temp_kelvin":
             # Mireds are integers and clamped: compare in mireds, allowing the clamp.
             if abs(kelvin_to_mireds(int(want)) - kelvin_to_mireds(int(have))) > 2:
                 return False

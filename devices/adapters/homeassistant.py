@@ -12,6 +12,14 @@
 ``volume_scale``, and ``value_template`` when it is the simple ``{{ value_json.KEY }}``), with
 Home Assistant's defaults. ``payloads: {schema: json}`` selects the
 JSON light schema (one JSON object on ``command_topic`` and ``state_topic``).
+
+Vacuums (the MQTT ``vacuum`` platform, its "state" schema): ``command_topic`` takes
+``payload_start``/``payload_pause``/``payload_stop``/``payload_return_to_base`` (defaults
+``start``, ``pause``, ``stop``, ``return_to_base``), ``state_topic`` carries JSON with ``state``
+(``cleaning``, ``docked``, ``paused``, ``idle``, ``returning``, ``error``) and
+``battery_level``. Room cleaning goes the way Home Assistant's ``vacuum.send_command`` would
+send it: ``{"command": <payloads.segment_clean_command>, "segment_ids": [...]}`` on
+``send_command_topic``, with the segments of ``device.segments``.
 """
 
 from __future__ import annotations
@@ -51,9 +59,35 @@ DEFAULTS: dict[str, str] = {
 }
 
 
+#: Home Assistant's defaults for vacuums (they differ from the cover/media ones above).
+VACUUM_DEFAULTS: dict[str, str] = {
+    "payload_start": "start",
+    "payload_pause": "pause",
+    "payload_stop": "stop",
+    "payload_return_to_base": "return_to_base",
+}
+
+#: The ``supported_features`` entry each vacuum intent needs (checked when the device
+#: declares ``capabilities``, as discovery does).
+VACUUM_FEATURES: dict[str, str] = {
+    IntentName.VACUUM_START: "start",
+    IntentName.VACUUM_PAUSE: "pause",
+    IntentName.VACUUM_STOP: "stop",
+    IntentName.VACUUM_RETURN: "return_home",
+}
+_VACUUM_PAYLOADS: dict[str, str] = {
+    IntentName.VACUUM_START: "payload_start",
+    IntentName.VACUUM_PAUSE: "payload_pause",
+    IntentName.VACUUM_STOP: "payload_stop",
+    IntentName.VACUUM_RETURN: "payload_return_to_base",
+}
+
+
 def _p(device: Device, key: str) -> str:
     if key in device.payloads:
         return device.payloads[key]
+    if device.kind == DeviceKind.VACUUM and key in VACUUM_DEFAULTS:
+        return VACUUM_DEFAULTS[key]
     if key == "state_on":
         return _p(device, "payload_on")
     if key == "state_off":
@@ -100,9 +134,26 @@ def _json_light(device: Device, intent: Intent) -> list[Command]:
     return [Command(_topic(device, "command_topic", "commands"), c.json_payload(body))]
 
 
+def _vacuum(device: Device, intent: Intent) -> list[Command]:
+    c.require_kind(device, intent, DeviceKind.VACUUM)
+    name = intent.name
+    if name == IntentName.VACUUM_CLEAN_AREA:
+        segments = c.vacuum_segments(device, intent)
+        command = device.payloads.get("segment_clean_command")
+        if not command:
+            raise AdapterError(f"{device.id} has no payloads.segment_clean_command (room cleaning)")
+        topic = _topic(device, "send_command_topic", "room cleaning")
+        return [Command(topic, c.json_payload({"command": command, "segment_ids": segments}))]
+    c.require_capability(device, VACUUM_FEATURES[name])
+    payload = _p(device, _VACUUM_PAYLOADS[name])
+    return [Command(_topic(device, "command_topic", "vacuum commands"), payload)]
+
+
 def commands_for(device: Device, intent: Intent, settings: MqttSettings) -> list[Command]:
     name = intent.name
     s = intent.slots
+    if name in c.VACUUM_INTENTS:
+        return _vacuum(device, intent)
     if name in c.ON_INTENTS or name in c.OFF_INTENTS:
         c.require_kind(device, intent, DeviceKind.LIGHT, DeviceKind.SWITCH, DeviceKind.FAN)
         if _is_json_schema(device):
@@ -207,6 +258,9 @@ def _number(payload: bytes) -> float | None:
 
 
 def _text_state(device: Device, text: str) -> str | None:
+    if device.kind == DeviceKind.VACUUM:
+        lowered = text.strip().lower()
+        return lowered if lowered in c.VACUUM_STATES else None
     candidates = {
         DeviceKind.LOCK: (("state_locked", "locked"), ("state_unlocked", "unlocked")),
         DeviceKind.COVER: (("state_open", "open"), ("state_closed", "closed")),
@@ -240,6 +294,11 @@ def _from_object(device: Device, obj: dict[str, Any]) -> dict[str, Any]:
     for key in ("temperature", "current_temperature", "media_title", "source"):
         if key in obj:
             out[key] = obj[key]
+    if device.kind == DeviceKind.VACUUM:
+        if isinstance(obj.get("battery_level"), int | float):
+            out["battery"] = int(obj["battery_level"])
+        if isinstance(obj.get("fan_speed"), str):
+            out["fan_speed"] = obj["fan_speed"]
     return out
 
 
