@@ -18,6 +18,9 @@ class Command:
     payload: str
     qos: int = 1
     retain: bool = False
+    #: A read sent after the action only to learn the result (Shelly's ``GetStatus``): not
+    #: what the user asked for, so never the command an ``action`` event shows.
+    follow_up: bool = False
 
 
 class ActionResult(BaseModel):

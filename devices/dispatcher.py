@@ -28,6 +28,7 @@ from devices.actions import (
     PublishFailed,
 )
 from devices.adapters import adapter_for
+from devices.adapters._common import POSITION_TOLERANCE
 from devices.mqtt import MessageCallback, MqttMessage
 from devices.registry import Device, DeviceKind, HomeConfig
 from intents.custom import CustomAction
@@ -47,6 +48,8 @@ NO_OP_INTENTS: frozenset[str] = frozenset({IntentName.CANCEL, IntentName.CONFIRM
 #: Detail of the rejection that asks for a "yes" (``extra["needs_confirmation"]`` is True).
 NEEDS_CONFIRMATION = "sensitive action needs an explicit confirmation"
 _BUILTIN: frozenset[str] = frozenset(i.value for i in IntentName)
+#: The lowest brightness (%) a relative dimming goes to: "dim" never turns a light off.
+MIN_DIM_BRIGHTNESS = 1
 
 
 class Publisher(Protocol):
@@ -167,7 +170,7 @@ class Dispatcher:
             if update is None:
                 return
             previous = self._states.get(device.id)
-            state = {**(previous or {}), **update}
+            state = _merge(device, previous or {}, update)
             self._states[device.id] = state
             self._last_seen[device.id] = time.time()
             # Waiters see every report (a repeat of the same state still confirms a command);
@@ -362,6 +365,15 @@ class Dispatcher:
         if intent.name in (IntentName.GET_STATE, IntentName.CLIMATE_GET_TEMPERATURE):
             return await emit.final(self._query(intent, device, extra))
         adapter = adapter_for(device)
+        nothing = self._nothing_to_do(intent, device)
+        if nothing is not None:
+            extra["noop"] = True
+            return await emit.final(
+                self._result(
+                    device_id, intent, "rejected", nothing, state=self.state(device.id),
+                    extra=extra,
+                )
+            )
         intent = self._absolute(intent, device)
         try:
             commands = adapter.commands_for(device, intent, self.config.mqtt)
@@ -436,21 +448,43 @@ class Dispatcher:
             extra = {**extra, "age_s": round(time.time() - seen, 3)}
         return self._result(device.id, intent, "confirmed", state=state, extra=extra)
 
+    @staticmethod
+    def _is_step(intent: Intent) -> bool:
+        s = intent.slots
+        return (
+            intent.name == IntentName.LIGHT_SET
+            and s.brightness_step is not None
+            and not s.brightness
+        )
+
+    def _nothing_to_do(self, intent: Intent, device: Device) -> str | None:
+        """Why a relative dimming cannot do anything, or None: a light known to be off is not
+        dimmed (dimming never turns a light off or on), nor one already at its lowest."""
+        if not self._is_step(intent) or (intent.slots.brightness_step or 0) >= 0:
+            return None
+        state = self._states.get(device.id, {})
+        if state.get("state") == "off":
+            return f"the {device.name} is off"
+        current = state.get("brightness")
+        if isinstance(current, int | float) and current <= MIN_DIM_BRIGHTNESS:
+            return f"the {device.name} is already at its lowest brightness"
+        return None
+
     def _absolute(self, intent: Intent, device: Device) -> Intent:
         """Turn a relative brightness step into an absolute brightness when the current one is
-        known (adapters are pure and cannot know it)."""
+        known (adapters are pure and cannot know it). A brighter step on a light that is off
+        turns it on at the step's level; a dimmer step stops at ``MIN_DIM_BRIGHTNESS``."""
         s = intent.slots
-        if intent.name != IntentName.LIGHT_SET or s.brightness_step is None or s.brightness:
+        if not self._is_step(intent) or s.brightness_step is None:
             return intent
+        step = s.brightness_step
         state = self._states.get(device.id, {})
         current = state.get("brightness")
-        if not isinstance(current, int | float):
-            return intent
-        if state.get("state") == "off":
+        if state.get("state") == "off" and step > 0:
             current = 0
-        target = max(0, min(100, round(current + s.brightness_step)))
-        if s.brightness_step > 0:
-            target = max(target, 1)
+        elif not isinstance(current, int | float):
+            return intent
+        target = max(MIN_DIM_BRIGHTNESS, min(100, round(current + step)))
         slots = s.model_copy(update={"brightness": target, "brightness_step": None})
         return intent.model_copy(update={"slots": slots})
 
@@ -624,12 +658,30 @@ def _looks_json(template: str) -> bool:
     return template.lstrip().startswith(("{{", "[", '{"', "{ "))
 
 
+def _merge(device: Device, previous: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A device's state after one report. A cover's named state and its position may come in
+    separate messages (HA ``state_topic`` and ``position_topic``): a known value the report
+    contradicts is dropped rather than kept stale (never "closed" at position 100)."""
+    state = {**previous, **update}
+    if device.kind != DeviceKind.COVER:
+        return state
+    named, position = state.get("state"), state.get("position")
+    if isinstance(position, int | float) and named in ("open", "closed"):
+        if (named == "closed") != (position <= POSITION_TOLERANCE):
+            del state["state" if "state" not in update else "position"]
+    if "state" in update and "moving" not in update:
+        state.pop("moving", None)  # a Shelly cover that reports open/closed has stopped
+    return state
+
+
 def _topic_payload(commands: list[Command]) -> dict[str, Any]:
-    if not commands:
+    # Several publishes (Tasmota, HA templates): the result names the last that acts, the one
+    # that completes the action, never a follow-up read (Shelly's GetStatus); all of them
+    # are listed in extra["commands"] by the caller.
+    acting = [c for c in commands if not c.follow_up] or commands
+    if not acting:
         return {}
-    # Several publishes (Tasmota, HA templates): the result names the last, the one that
-    # completes the action; all of them are listed in extra["commands"] by the caller.
-    return {"topic": commands[-1].topic, "payload": commands[-1].payload}
+    return {"topic": acting[-1].topic, "payload": acting[-1].payload}
 
 
 __all__ = ["Dispatcher", "Publisher", "ResultCallback", "StateListener"]

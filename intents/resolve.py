@@ -13,6 +13,7 @@ from typing import Any
 
 from devices.registry import Device, DeviceKind, HomeConfig
 from intents.schema import IntentName, Slots
+from intents.timers import TIMER_HA_INTENTS, TimerError, timer_slots
 
 #: Value of the ``area`` context we give hassil when the caller named no area: sentences that
 #: need "the area I am in" then mean the whole home.
@@ -178,6 +179,12 @@ class Resolver:
         """
         if ha_intent == "HassNevermind":
             return Resolved(IntentName.CANCEL, Slots(), "cancel")
+        if ha_intent in TIMER_HA_INTENTS:  # answered by the session, no device
+            try:
+                name, slots, why = timer_slots(ha_intent, values)
+            except TimerError as e:
+                raise ResolveError(str(e)) from None
+            return Resolved(name, slots, why)
         if ha_intent in ("HearthContextOn", "HearthContextOff"):
             return self._from_context(ha_intent == "HearthContextOn", values, context_device_ids)
         if ha_intent in ("HassTurnOn", "HassTurnOff"):

@@ -36,22 +36,25 @@ def reply_topic(device: Device) -> str:
     return f"{REPLY_PREFIX}/{device.base_topic}/rpc"
 
 
-def _rpc(device: Device, method: str, params: dict[str, Any]) -> Command:
+def _rpc(
+    device: Device, method: str, params: dict[str, Any], *, follow_up: bool = False
+) -> Command:
     body = {
         "id": next(_request_ids),
         "src": f"{REPLY_PREFIX}/{device.base_topic}",
         "method": method,
         "params": {"id": device.channel, **params},
     }
-    return Command(f"{device.base_topic}/rpc", c.json_payload(body))
+    return Command(f"{device.base_topic}/rpc", c.json_payload(body), follow_up=follow_up)
 
 
 def commands_for(device: Device, intent: Intent, settings: MqttSettings) -> list[Command]:
     """The RPC that acts, then ``<Component>.GetStatus``: Shelly only notifies *changes*, so
-    a command that changes nothing (already on) is confirmed by the status reply instead."""
+    a command that changes nothing (already on) is confirmed by the status reply instead.
+    The status request is marked ``follow_up``: the action is the command before it."""
     cmds = _action(device, intent)
     method = _component(device).capitalize() + ".GetStatus"
-    return [*cmds, _rpc(device, method, {})]
+    return [*cmds, _rpc(device, method, {}, follow_up=True)]
 
 
 def _action(device: Device, intent: Intent) -> list[Command]:
