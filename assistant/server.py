@@ -8,12 +8,27 @@ HTTP (plain GET without ``Upgrade: websocket``): ``/healthz``, ``/metrics`` (Pro
 ``/api/devices`` and the static browser page from ``assistant/web/``. WebSocket upgrades are
 accepted on ``/`` and ``/ws``.
 
-Policies (see docs/protocol.md for the client's view):
+Policies (see docs/protocol.md for the client's view, docs/reliability.md for the security
+model):
 
 * Authentication, when a token is configured: ``Authorization: Bearer <token>`` on the upgrade
   request (a wrong one is refused with HTTP 401), or, for browsers, a first ``session.update``
   carrying ``token`` within :data:`AUTH_TIMEOUT_S`. Otherwise ``error unauthorized`` and close
   1008; no audio of an unauthenticated client is processed. Tokens are never logged.
+* HTTP with a token configured: ``/api/devices`` and ``/metrics`` (unless
+  ``server.metrics_public``) need ``Authorization: Bearer <token>`` (401 otherwise).
+  ``/healthz`` answers everyone but tells only ``{"status": ok|degraded|stopping}`` without the
+  token. The static page (the same files for every home, no state) is public: it asks for the
+  token itself and keeps it in the tab's ``sessionStorage``.
+* Failed tokens (HTTP or WebSocket) are counted per client address (:class:`AuthGuard`): after
+  :data:`AUTH_FREE_FAILURES`, the address is locked out for a time that doubles with each
+  further failure (HTTP 429 with ``Retry-After``; the token is not even compared meanwhile).
+  Each failure is logged and written to the audit log. Compares are constant-time.
+* Every response carries a strict Content-Security-Policy (scripts and styles from this server
+  only, no framing), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
+  A browser's WebSocket must come from the server's own origin unless
+  ``server.allowed_origins`` says otherwise; a loopback server without a token answers only
+  requests for a loopback or IP-literal ``Host`` (DNS rebinding).
 * Messages per second are limited per connection (token bucket); excess messages are dropped
   with a throttled ``rate_limited`` error.
 * Slow consumers: events wait in a bounded outbox; a client that lets it fill is closed with
@@ -30,17 +45,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import math
 import mimetypes
+import re
 import ssl
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -69,7 +91,125 @@ FLUSH_TIMEOUT_S = 2.0
 WEBSOCKET_PATHS = frozenset({"/", "/ws"})
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parent / "web"
 
+#: Failed tokens one client address may send before it is locked out.
+AUTH_FREE_FAILURES = 5
+#: The first lockout (s); it doubles with each further failure, up to AUTH_LOCKOUT_MAX_S.
+AUTH_LOCKOUT_S = 1.0
+AUTH_LOCKOUT_MAX_S = 900.0
+#: An address with no failure for this long starts afresh.
+AUTH_FORGET_S = 3600.0
+#: Addresses remembered at most (the oldest are forgotten first): bounded memory.
+AUTH_MAX_ADDRESSES = 10_000
+
+#: Sent with every HTTP response. The page's scripts and styles are static files of this
+#: server (no inline code), the favicon a data: URI; nothing may frame the page.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "media-src 'self'; connect-src 'self'{ws}; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
 DevicesSnapshot = Callable[[], list[dict[str, Any]]]
+
+
+class InsecureBindError(ValueError):
+    """Listening beyond loopback without a token (and without
+    ``server.allow_unauthenticated``)."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals; False for wildcard addresses
+    (``0.0.0.0``, ``::``, ``""``) and every other name."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None, allow_unauthenticated: bool) -> None:
+    """Raise :class:`InsecureBindError` for a non-loopback bind without a token."""
+    if token or allow_unauthenticated or is_loopback(host):
+        return
+    raise InsecureBindError(
+        f"refusing to listen on {host or 'all addresses'} without a token: set HEARTH_TOKEN "
+        "or --token, or server.allow_unauthenticated: true to serve the home's state to "
+        "anyone who can reach the port"
+    )
+
+
+def _token_matches(given: str, token: str) -> bool:
+    # Digests first: the compare is constant-time in the token's length too.
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(token.encode()).digest()
+    )
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    locked_until: float = 0.0
+
+
+class AuthGuard:
+    """Failed tokens per client address. After ``free`` failures the address is locked out
+    for ``base`` seconds, doubling with each further failure up to ``cap``; a success or
+    ``forget`` seconds without a failure clear it. At most ``max_addresses`` are tracked."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        free: int = AUTH_FREE_FAILURES,
+        base: float = AUTH_LOCKOUT_S,
+        cap: float = AUTH_LOCKOUT_MAX_S,
+        forget: float = AUTH_FORGET_S,
+        max_addresses: int = AUTH_MAX_ADDRESSES,
+    ) -> None:
+        self.clock = clock
+        self._free, self._base, self._cap, self._forget = free, base, cap, forget
+        self._max = max_addresses
+        self._by_client: OrderedDict[str, _Failures] = OrderedDict()
+
+    def _get(self, client: str) -> _Failures | None:
+        entry = self._by_client.get(client)
+        if entry is not None and self.clock() - entry.last > self._forget:
+            del self._by_client[client]
+            return None
+        return entry
+
+    def retry_after(self, client: str) -> float:
+        """Seconds ``client`` is still locked out; 0: it may present a token."""
+        entry = self._get(client)
+        if entry is None:
+            return 0.0
+        return max(0.0, entry.locked_until - self.clock())
+
+    def failed(self, client: str) -> tuple[int, float]:
+        """Count a failure: (failures so far, seconds the client is now locked out)."""
+        now = self.clock()
+        entry = self._get(client) or _Failures()
+        entry.count += 1
+        entry.last = now
+        lock = 0.0
+        if entry.count >= self._free:
+            lock = min(self._cap, self._base * 2.0 ** min(entry.count - self._free, 64))
+            entry.locked_until = now + lock
+        self._by_client[client] = entry
+        self._by_client.move_to_end(client)
+        while len(self._by_client) > self._max:
+            self._by_client.popitem(last=False)
+        return entry.count, lock
+
+    def succeeded(self, client: str) -> None:
+        self._by_client.pop(client, None)
+
+    def __len__(self) -> int:
+        return len(self._by_client)
 
 
 class _TokenBucket:
@@ -134,12 +274,20 @@ class _Connection:
             with contextlib.suppress(ProtocolError):
                 msg = parse_client_message(data)
         token = self.server.settings.token or ""
-        if (
-            isinstance(msg, SessionUpdate)
-            and msg.token is not None
-            and hmac.compare_digest(msg.token.encode(), token.encode())
-        ):
-            return msg
+        update = msg if isinstance(msg, SessionUpdate) else None
+        given = update.token if update is not None else None
+        if update is not None and given is not None:
+            client = _client_ip(self.ws)
+            if self.server.auth_guard.retry_after(client) > 0:
+                self.session.error(
+                    ErrorCode.UNAUTHORIZED, "too many failed tokens: try again later"
+                )
+                self.close_code, self.close_reason = CloseCode.POLICY_VIOLATION, "unauthorized"
+                return None
+            if _token_matches(given, token):
+                self.server.auth_guard.succeeded(client)
+                return update
+            self.server.auth_failed(client, "websocket", "session.update")
         self.session.error(ErrorCode.UNAUTHORIZED, "a valid token is required")
         self.close_code, self.close_reason = CloseCode.POLICY_VIOLATION, "unauthorized"
         return None
@@ -251,11 +399,14 @@ class HearthServer:
         # Connections whose upgrade request carried a valid token. Weak: a handshake that fails
         # after process_request must not leave an entry behind (ids are reused).
         self._preauthorized: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self.auth_guard = AuthGuard()
         self.stopping = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        cfg = self.settings.server
+        check_exposure(self.host, self.settings.token, cfg.allow_unauthenticated)
         lim = self.settings.limits
         # websockets logs handshake headers and frames at DEBUG: keep tokens out of them.
         protect_websockets_logs()
@@ -265,7 +416,7 @@ class HearthServer:
             self.host,
             self._port,
             process_request=self._process_request,
-            origins=self._origins(),
+            # Origins are checked in _process_request (the default is the request's own).
             compression=None,  # PCM does not compress; deflate would only cost CPU
             max_size=max(lim.max_message_bytes, lim.max_audio_frame_bytes),
             max_queue=64,  # frames buffered by websockets before TCP backpressure
@@ -284,12 +435,6 @@ class HearthServer:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
         return ctx
-
-    def _origins(self) -> list[Any] | None:
-        allowed = self.settings.server.allowed_origins
-        if allowed is None:
-            return None
-        return [*allowed, None]  # None: non-browser clients send no Origin
 
     @property
     def port(self) -> int:
@@ -369,54 +514,157 @@ class HearthServer:
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        host = request.headers.get("Host", "")
+        if not self._host_allowed(host):
+            return _respond(HTTPStatus.FORBIDDEN, "unknown host\n")
+        client = _client_ip(ws)
         if upgrade:
             if path not in WEBSOCKET_PATHS:
                 return _respond(HTTPStatus.NOT_FOUND, "not found\n")
+            origin = request.headers.get("Origin")
+            if origin is not None and not self._origin_allowed(origin, host):
+                return _respond(HTTPStatus.FORBIDDEN, "origin not allowed\n")
             if self.stopping.is_set():
                 return _respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
             limits = self.settings.limits
             if len(self._connections) >= limits.max_connections:
                 return _respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
-            if self._per_client.get(_client_ip(ws), 0) >= limits.max_connections_per_client:
+            if self._per_client.get(client, 0) >= limits.max_connections_per_client:
                 return _respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections\n")
-            token = self.settings.token
-            auth = request.headers.get("Authorization")
-            if token is not None and auth is not None:
-                scheme, _, given = auth.partition(" ")
-                ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                    given.strip().encode(), token.encode()
-                )
-                if not ok:
-                    return _respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+            refusal, authorized = self._authorize(request, client, path, require=False)
+            if refusal is not None:
+                return refusal
+            if authorized and self.settings.token is not None:
                 self._preauthorized.add(ws)
             return None
         try:
-            return self._http(path)
+            return self._http(path, request, client, host)
         except Exception:
             logger.exception("HTTP %s failed", path)
             return _respond(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
 
-    def _http(self, path: str) -> Response:
+    # -- authentication ------------------------------------------------------------------
+
+    def _authorize(
+        self, request: Request, client: str, path: str, *, require: bool
+    ) -> tuple[Response | None, bool]:
+        """(refusal or None, authorized). Without a token configured everything is
+        authorized. A locked-out client is refused (429) before its token is looked at; a
+        wrong ``Authorization`` is a failure (401); none at all is refused only when
+        ``require`` (the WebSocket may still authenticate with its first message)."""
+        token = self.settings.token
+        if token is None:
+            return None, True
+        wait = self.auth_guard.retry_after(client)
+        auth = request.headers.get("Authorization")
+        if wait > 0 and (auth is not None or require):
+            return _too_many(wait), False
+        if auth is None:
+            return (_unauthorized() if require else None), False
+        scheme, _, given = auth.partition(" ")
+        if scheme.lower() == "bearer" and _token_matches(given.strip(), token):
+            self.auth_guard.succeeded(client)
+            return None, True
+        self.auth_failed(client, "http", path)
+        return _unauthorized(), False
+
+    def auth_failed(self, client: str, via: str, where: str) -> None:
+        """Count a failed token from ``client``: log it and write it to the audit log."""
+        failures, lock = self.auth_guard.failed(client)
+        if via == "http":  # a WebSocket's failure is counted with its error event
+            self.metrics.errors_total.inc("unauthorized")
+        logger.warning(
+            "failed token from %s (%s %s): %d in a row%s",
+            client, via, where, failures,
+            f", locked out for {lock:g} s" if lock else "",
+        )
+        audit = self.resources.audit
+        if audit is not None:
+            audit.record(
+                {
+                    "event": "auth_failed",
+                    "client": client,
+                    "via": via,
+                    "path": where,
+                    "failures": failures,
+                    "locked_out_s": lock,
+                }
+            )
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        allowed = self.settings.server.allowed_origins
+        if allowed is not None:
+            return "*" in allowed or origin in allowed
+        # The server's own origin: the page it served connects back to it.
+        scheme = "https" if self._ssl is not None else "http"
+        default_port = 443 if scheme == "https" else 80
+        try:
+            o = urlsplit(origin)
+            h = urlsplit(f"//{host}")
+            return (
+                o.scheme == scheme
+                and o.hostname is not None
+                and o.hostname == h.hostname
+                and (o.port or default_port) == (h.port or default_port)
+            )
+        except ValueError:
+            return False
+
+    def _host_allowed(self, host: str) -> bool:
+        """DNS rebinding: a loopback server without a token answers only for a loopback name
+        or an IP literal (or a host named in ``allowed_origins``), so that a web page whose
+        name was re-pointed at 127.0.0.1 cannot read it."""
+        if self.settings.token is not None or not is_loopback(self.host):
+            return True
+        try:
+            name = urlsplit(f"//{host}").hostname
+        except ValueError:
+            return False
+        if not name:
+            return False
+        if name == "localhost" or name.endswith(".localhost"):
+            return True
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(name)
+            return True
+        for origin in self.settings.server.allowed_origins or ():
+            with contextlib.suppress(ValueError):
+                if urlsplit(origin).hostname == name:
+                    return True
+        return False
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _http(self, path: str, request: Request, client: str, host: str) -> Response:
         if path == "/healthz":
             # 503 only while stopping (take this replica out of rotation); a broker that is
             # down makes the server "degraded", not dead: commands then end "failed".
             extra = self._health() if self._health is not None else {}
             status = HTTPStatus.SERVICE_UNAVAILABLE if self.stopping.is_set() else HTTPStatus.OK
             state = "ok" if all(v is not False for v in extra.values()) else "degraded"
-            body = {
-                "status": "stopping" if self.stopping.is_set() else state,
-                "sessions": len(self._connections),
-                **extra,
-            }
+            body: dict[str, Any] = {"status": "stopping" if self.stopping.is_set() else state}
+            # Components and session counts only with the token: whether anyone is talking
+            # to the house is the home's business.
+            if self._authorize(request, client, path, require=False)[1]:
+                body.update({"sessions": len(self._connections), **extra})
             return _respond(status, json.dumps(body) + "\n", "application/json")
         if path == "/metrics":
+            if not self.settings.server.metrics_public:
+                refusal, _ = self._authorize(request, client, path, require=True)
+                if refusal is not None:
+                    return refusal
             return _respond(HTTPStatus.OK, self.metrics.render(), METRICS_CONTENT_TYPE)
-        if path == "/api/devices":
+        if path == "/api/devices" or path.startswith("/api/"):
+            refusal, _ = self._authorize(request, client, path, require=True)
+            if refusal is not None:
+                return refusal
+            if path != "/api/devices":
+                return _respond(HTTPStatus.NOT_FOUND, "not found\n")
             devices = self._devices() if self._devices is not None else []
             return _respond(HTTPStatus.OK, json.dumps({"devices": devices}), "application/json")
-        return self._static(path)
+        return self._static(path, host)
 
-    def _static(self, path: str) -> Response:
+    def _static(self, path: str, host: str = "") -> Response:
         rel = "index.html" if path in ("", "/") else path.lstrip("/")
         try:
             file = (self.web_root / rel).resolve()
@@ -429,11 +677,22 @@ class HearthServer:
             ctype = "text/javascript"  # AudioWorklet modules need a JavaScript MIME type
         if ctype.startswith("text/") or ctype == "application/json":
             ctype += "; charset=utf-8"
-        return _respond(HTTPStatus.OK, file.read_bytes(), ctype)
+        return _respond(HTTPStatus.OK, file.read_bytes(), ctype, host=host)
+
+
+def _csp(host: str) -> str:
+    # 'self' covers ws:/wss: to the same host in CSP 3; older engines need them spelled out.
+    ws = f" ws://{host} wss://{host}" if host and _HOST_RE.match(host) else ""
+    return CONTENT_SECURITY_POLICY.format(ws=ws)
 
 
 def _respond(
-    status: HTTPStatus, body: str | bytes, ctype: str = "text/plain; charset=utf-8"
+    status: HTTPStatus,
+    body: str | bytes,
+    ctype: str = "text/plain; charset=utf-8",
+    *,
+    host: str = "",
+    extra: list[tuple[str, str]] | None = None,
 ) -> Response:
     data = body.encode() if isinstance(body, str) else body
     headers = Headers(
@@ -442,9 +701,32 @@ def _respond(
             ("Content-Length", str(len(data))),
             ("Cache-Control", "no-store"),
             ("Connection", "close"),
+            ("Content-Security-Policy", _csp(host)),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("X-Frame-Options", "DENY"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            ("Cross-Origin-Resource-Policy", "same-origin"),
+            *(extra or []),
         ]
     )
     return Response(status.value, status.phrase, headers, data)
+
+
+def _unauthorized() -> Response:
+    return _respond(
+        HTTPStatus.UNAUTHORIZED,
+        "unauthorized\n",
+        extra=[("WWW-Authenticate", 'Bearer realm="hearth"')],
+    )
+
+
+def _too_many(wait_s: float) -> Response:
+    return _respond(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        "too many failed tokens: try again later\n",
+        extra=[("Retry-After", str(max(1, math.ceil(wait_s))))],
+    )
 
 
 def _client_ip(ws: ServerConnection) -> str:
@@ -461,4 +743,4 @@ def _peer(ws: ServerConnection) -> str:
     return str(addr)
 
 
-__all__ = ["ErrorEvent", "HearthServer"]
+__all__ = ["AuthGuard", "ErrorEvent", "HearthServer", "InsecureBindError", "check_exposure"]

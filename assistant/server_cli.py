@@ -110,6 +110,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (ConfigError, AssistantConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from assistant.server import InsecureBindError, check_exposure
+
+    try:
+        cfg = settings.server
+        check_exposure(cfg.host, settings.token, cfg.allow_unauthenticated)
+    except InsecureBindError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if settings.wyoming.uri is not None:
         error = _check_wyoming(settings.wyoming)
         if error:
