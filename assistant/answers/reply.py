@@ -32,7 +32,7 @@ from intents.languages import has_cjk
 from intents.schema import Intent, IntentName
 
 ReplyKind = Literal[
-    "done", "answer", "partial", "failed", "confirm", "refused", "not_understood", "error"
+    "done", "answer", "partial", "failed", "confirm", "refused", "not_understood", "error", "timer"
 ]
 
 #: Languages with reply templates; any other language gets English.
@@ -195,9 +195,12 @@ def error_reply(language: str | None, text: str = "") -> Reply:
 
 
 def _not_understood(w: _Words, reason: str) -> Reply:
-    why = reason.removeprefix("no intent:").strip()
-    if not why or "matched" in why or why.startswith("nothing"):
+    why = reason.removeprefix("no intent:").strip().rstrip(".")
+    if not why or "matched" in why or why.startswith("nothing") or "understand" in why:
         return Reply(w.sentences([w.t["not_understood"]["plain"]]), w.lang, "not_understood")
+    if not w.zh and why.startswith(("I ", "Hearth ")):
+        # Already a sentence for the user ("I can't set reminders yet").
+        return Reply(w.sentences([f"Sorry, {why}"]), w.lang, "not_understood")
     return Reply(
         w.sentences([w.fill(w.t["not_understood"]["reason"], reason=why)]),
         w.lang,

@@ -1,0 +1,287 @@
+"""Timers and the clock: the intents the session answers itself (``intents.timers``).
+
+:class:`TimerManager` is shared by the server's sessions. A timer belongs to the session that
+set it; when it runs out, that session is told (``timer.finished`` and a spoken reply) if it is
+still connected, else the audit log gets a line (``event: timer.finished``). Timers run on the
+event loop (``loop.call_later``); pausing keeps the time left.
+
+:func:`answer_local` answers one local intent with a :class:`~assistant.answers.reply.Reply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from assistant.answers.reply import Reply, reply_language, templates
+from intents.schema import Intent
+from intents.timers import (
+    DATE_GET,
+    TIME_GET,
+    TIMER_CANCEL,
+    TIMER_PAUSE,
+    TIMER_RESUME,
+    TIMER_START,
+    TIMER_STATUS,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class AuditLike(Protocol):
+    def record(self, row: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class Timer:
+    id: str
+    owner: str  # session id
+    utterance_id: str
+    duration_s: float
+    language: str
+    name: str | None = None
+    ends_at: float | None = None  # clock time it runs out (None: paused)
+    left_s: float = 0.0  # time left when paused
+    handle: asyncio.TimerHandle | None = None
+
+    def remaining(self, now: float) -> float:
+        if self.ends_at is None:
+            return self.left_s
+        return max(0.0, self.ends_at - now)
+
+    @property
+    def paused(self) -> bool:
+        return self.ends_at is None
+
+
+#: Called when a timer of a connected session runs out.
+OnFinished = Callable[[Timer], None]
+
+
+class TimerManager:
+    """Every timer of the server (event-loop thread only)."""
+
+    def __init__(
+        self,
+        *,
+        audit: AuditLike | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._audit = audit
+        self._clock = clock
+        self._timers: dict[str, Timer] = {}
+        self._owners: dict[str, OnFinished] = {}
+        self._ids = itertools.count(1)
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def attach(self, session_id: str, on_finished: OnFinished) -> None:
+        self._owners[session_id] = on_finished
+
+    def detach(self, session_id: str) -> None:
+        """The session is gone; its timers keep running and report to the audit log."""
+        self._owners.pop(session_id, None)
+
+    # -- timers ------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def start(
+        self,
+        owner: str,
+        seconds: float,
+        *,
+        utterance_id: str,
+        language: str = "en",
+        name: str | None = None,
+    ) -> Timer:
+        t = Timer(
+            id=f"t{next(self._ids)}",
+            owner=owner,
+            utterance_id=utterance_id,
+            duration_s=seconds,
+            language=language,
+            name=name,
+        )
+        self._timers[t.id] = t
+        self._run(t, seconds)
+        return t
+
+    def _run(self, t: Timer, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        t.ends_at = self._clock() + seconds
+        t.handle = loop.call_later(seconds, self._fire, t)
+
+    def timers_of(self, owner: str) -> list[Timer]:
+        return [t for t in self._timers.values() if t.owner == owner]
+
+    def _latest(self, owner: str, *, paused: bool | None = None) -> Timer | None:
+        mine = [t for t in self.timers_of(owner) if paused is None or t.paused == paused]
+        return mine[-1] if mine else None
+
+    def pause(self, owner: str) -> Timer | None:
+        t = self._latest(owner, paused=False)
+        if t is None:
+            return None
+        t.left_s = t.remaining(self._clock())
+        t.ends_at = None
+        if t.handle is not None:
+            t.handle.cancel()
+            t.handle = None
+        return t
+
+    def resume(self, owner: str) -> Timer | None:
+        t = self._latest(owner, paused=True)
+        if t is not None:
+            self._run(t, t.left_s)
+        return t
+
+    def cancel(self, owner: str, *, every: bool = False) -> list[Timer]:
+        mine = self.timers_of(owner)
+        gone = mine if every else mine[-1:]
+        for t in gone:
+            if t.handle is not None:
+                t.handle.cancel()
+            self._timers.pop(t.id, None)
+        return gone
+
+    def _fire(self, t: Timer) -> None:
+        self._timers.pop(t.id, None)
+        callback = self._owners.get(t.owner)
+        if callback is not None:
+            try:
+                callback(t)
+                return
+            except Exception:
+                logger.exception("timer %s: announcing failed", t.id)
+        if self._audit is not None:
+            self._audit.record(
+                {
+                    "event": "timer.finished",
+                    "session": t.owner,
+                    "utterance_id": t.utterance_id,
+                    "timer_id": t.id,
+                    "duration_s": t.duration_s,
+                    "name": t.name,
+                }
+            )
+
+    def close(self) -> None:
+        for t in self._timers.values():
+            if t.handle is not None:
+                t.handle.cancel()
+        self._timers.clear()
+
+
+# -- words ----------------------------------------------------------------------------------
+
+
+def say_duration(seconds: float, language: str) -> str:
+    """300 → "5 minutes", 3900 → "1 hour and 5 minutes" / "1小时5分钟" (seconds rounded up)."""
+    tt = templates(language)["timer"]
+    total = max(0, math.ceil(seconds - 1e-6))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    parts = []
+    for n, key in ((h, "hour"), (m, "minute"), (s, "second")):
+        if n:
+            unit = tt[key][0 if n == 1 else 1]
+            parts.append(str(tt["unit"]).format(n=n, unit=unit))
+    if not parts:
+        parts.append(str(tt["unit"]).format(n=0, unit=tt["second"][1]))
+    return str(tt["join"]).join(parts)
+
+
+def say_time(now: dt.datetime, language: str) -> str:
+    ct = templates(language)["clock"]
+    hour12 = now.hour % 12 or 12
+    if language == "zh-CN":
+        h = now.hour
+        period = (
+            "凌晨" if h < 5 else "早上" if h < 8 else "上午" if h < 12 else "中午" if h == 12
+            else "下午" if h < 18 else "晚上"
+        )
+        return str(ct["time"]).format(period=period, hour12=hour12, minute=now.minute)
+    ampm = "AM" if now.hour < 12 else "PM"
+    return str(ct["time"]).format(hour12=hour12, minute=now.minute, ampm=ampm)
+
+
+def say_date(now: dt.datetime, language: str) -> str:
+    ct = templates(language)["clock"]
+    return str(ct["date"]).format(
+        weekday=ct["weekdays"][now.weekday()], month=ct["months"][now.month - 1], day=now.day
+    )
+
+
+def _end(text: str, language: str) -> str:
+    return text + ("。" if language == "zh-CN" else ".")
+
+
+def finished_reply(t: Timer) -> Reply:
+    tt = templates(t.language)["timer"]
+    text = str(tt["finished"]).format(duration=say_duration(t.duration_s, t.language))
+    return Reply(_end(text, t.language), t.language, "timer")
+
+
+def answer_local(
+    intent: Intent,
+    timers: TimerManager,
+    *,
+    owner: str,
+    utterance_id: str,
+    now: dt.datetime | None = None,
+) -> Reply:
+    """Carry out a timer/clock intent and say what happened."""
+    lang = reply_language(intent.language, intent.text)
+    tt = templates(lang)["timer"]
+    custom = intent.slots.custom
+    name = intent.name
+    text: str
+    if name == TIME_GET:
+        text = say_time(now or dt.datetime.now(), lang)
+    elif name == DATE_GET:
+        text = say_date(now or dt.datetime.now(), lang)
+    elif name == TIMER_START:
+        seconds = float(custom.get("seconds", 0) or 0)
+        label = custom.get("name")
+        t = timers.start(
+            owner,
+            seconds,
+            utterance_id=utterance_id,
+            language=lang,
+            name=str(label) if label else None,
+        )
+        key = "started_named" if t.name else "started"
+        text = str(tt[key]).format(duration=say_duration(seconds, lang), name=t.name or "")
+        text = text[:1].upper() + text[1:]
+    elif name == TIMER_STATUS:
+        mine = timers.timers_of(owner)
+        if not mine:
+            text = str(tt["none"])
+        else:
+            t = mine[-1]
+            left = say_duration(t.remaining(timers.now()), lang)
+            text = str(tt["left_paused" if t.paused else "left"]).format(remaining=left)
+    elif name == TIMER_PAUSE:
+        text = str(tt["paused" if timers.pause(owner) is not None else "none"])
+    elif name == TIMER_RESUME:
+        text = str(tt["resumed" if timers.resume(owner) is not None else "none"])
+    elif name == TIMER_CANCEL:
+        gone = timers.cancel(owner, every=bool(custom.get("all")))
+        if not gone:
+            text = str(tt["none"])
+        elif len(gone) == 1:
+            text = str(tt["cancelled"])
+        else:
+            text = str(tt["cancelled_many"]).format(count=len(gone))
+    else:
+        raise ValueError(f"not a local intent: {name}")
+    return Reply(_end(text, lang), lang, "answer" if name in (TIME_GET, DATE_GET) else "done")

@@ -1,0 +1,137 @@
+"""Timers and the clock: recognition (en, zh-CN), the timer manager on a real event loop, the
+replies; the responder's events with a text-only client."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from assistant.answers.responder import Responder
+from assistant.answers.timers import (
+    Timer,
+    TimerManager,
+    answer_local,
+    finished_reply,
+    say_date,
+    say_duration,
+    say_time,
+)
+from assistant.protocol import ResponseDone, ResponseText
+from devices.registry import load_demo_config
+from intents.recognizer import Recognizer
+from intents.schema import Intent
+
+
+@pytest.fixture(scope="module")
+def rec() -> Recognizer:
+    return Recognizer(load_demo_config())
+
+
+def _intent(rec: Recognizer, text: str) -> Intent:
+    r = rec.recognize(text)
+    assert r.intent is not None, r.reason
+    return r.intent
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "seconds"),
+    [
+        ("set a timer for five minutes", "timer_start", 300.0),
+        ("set a timer for 3 seconds", "timer_start", 3.0),
+        ("设置5分钟计时器", "timer_start", 300.0),
+        ("设置三秒计时器", "timer_start", 3.0),
+        ("how much time is left on the timer", "timer_status", None),
+        ("计时器还有多久", "timer_status", None),
+        ("pause the timer", "timer_pause", None),
+        ("继续计时器", "timer_resume", None),
+        ("cancel the timer", "timer_cancel", None),
+        ("取消计时器", "timer_cancel", None),
+        ("what time is it", "time_get", None),
+        ("现在几点了", "time_get", None),
+        ("what's the date", "date_get", None),
+        ("今天几号", "date_get", None),
+    ],
+)
+def test_timer_and_clock_sentences(
+    rec: Recognizer, text: str, name: str, seconds: float | None
+) -> None:
+    i = _intent(rec, text)
+    assert i.name == name
+    assert i.slots.custom.get("seconds") == seconds
+    assert i.slots.device_ids == []
+
+
+def test_words() -> None:
+    assert say_duration(300, "en") == "5 minutes"
+    assert say_duration(3900, "en") == "1 hour and 5 minutes"
+    assert say_duration(61, "zh-CN") == "1分钟1秒"
+    at = dt.datetime(2026, 12, 3, 17, 42)
+    assert say_time(at, "en") == "It's 5:42 PM"
+    assert say_time(at, "zh-CN") == "现在是下午5点42分"
+    assert say_date(at, "en") == "Today is Thursday, December 3"
+    assert say_date(at, "zh-CN") == "今天是12月3日，星期四"
+
+
+async def test_timer_lifecycle_on_a_real_loop(rec: Recognizer) -> None:
+    now = [0.0]
+    timers = TimerManager(clock=lambda: now[0])
+    fired: list[Timer] = []
+    timers.attach("s1", fired.append)
+    start = answer_local(_intent(rec, "set a timer for 3 seconds"), timers, owner="s1",
+                         utterance_id="s1-1")
+    assert start.text == "Timer set for 3 seconds."
+    now[0] = 1.2
+    status = answer_local(_intent(rec, "how much time is left on the timer"), timers,
+                          owner="s1", utterance_id="s1-2")
+    assert status.text == "2 seconds left on the timer."
+    assert answer_local(_intent(rec, "pause the timer"), timers, owner="s1",
+                        utterance_id="s1-3").text == "Timer paused."
+    now[0] = 50.0  # paused: no time passes for it
+    zh = answer_local(_intent(rec, "计时器还有多久"), timers, owner="s1", utterance_id="s1-4")
+    assert zh.text == "计时器已暂停，还剩2秒。"
+    answer_local(_intent(rec, "resume the timer"), timers, owner="s1", utterance_id="s1-5")
+    # A real short timer on the loop: it fires and reaches its session.
+    real = TimerManager()
+    got: list[Timer] = []
+    real.attach("s2", got.append)
+    answer_local(_intent(rec, "set a timer for 1 second"), real, owner="s2",
+                 utterance_id="s2-1")
+    await asyncio.sleep(1.5)
+    assert [t.duration_s for t in got] == [1.0]
+    assert finished_reply(got[0]).text == "Your 1 second timer is done."
+    assert answer_local(_intent(rec, "cancel the timer"), timers, owner="s1",
+                        utterance_id="s1-6").text == "Timer cancelled."
+    assert answer_local(_intent(rec, "cancel the timer"), timers, owner="s1",
+                        utterance_id="s1-7").text == "There's no timer running."
+    timers.close()
+
+
+async def test_timer_of_a_gone_session_goes_to_the_audit_log(rec: Recognizer) -> None:
+    rows: list[dict[str, Any]] = []
+
+    class Audit:
+        def record(self, row: dict[str, Any]) -> None:
+            rows.append(row)
+
+    timers = TimerManager(audit=Audit())
+    timers.attach("s1", lambda t: None)
+    answer_local(_intent(rec, "设置一秒计时器"), timers, owner="s1", utterance_id="s1-1")
+    timers.detach("s1")
+    await asyncio.sleep(1.5)
+    assert [(r["event"], r["session"], r["duration_s"]) for r in rows] == [
+        ("timer.finished", "s1", 1.0)
+    ]
+
+
+async def test_responder_text_only(rec: Recognizer) -> None:
+    events: list[Any] = []
+    r = Responder(events.append, load_demo_config())
+    reply = answer_local(_intent(rec, "what time is it"), TimerManager(), owner="s",
+                         utterance_id="s-1", now=dt.datetime(2026, 1, 1, 9, 5))
+    r.say("s-1", reply)
+    assert [type(e) for e in events] == [ResponseText, ResponseDone]
+    assert events[0].text == "It's 9:05 AM." and events[0].audio is False
+    assert not r.speaking and r.interrupt() is False
