@@ -6,8 +6,10 @@ Tiers, cheapest first, the first that produces a resolved intent wins:
 2. ``grammar``: hassil with home-assistant-intents data and Hearth's templates
    (``intents/data/sentences_<lang>.yaml``); "it"/"again" sentences use the previous intent and
    are reported with source ``context``;
-3. ``fuzzy``: unknown words repaired to the nearest known word, then the grammar again;
-4. rejection: ``Recognition(intent=None, reason=...)``.
+3. ``robust``: everyday phrasings parsed by words rather than templates (``intents/robust.py``):
+   verbs and particles anywhere, loose names, relative changes, "here", indirect requests;
+4. ``fuzzy``: unknown words repaired to the nearest known word, then the grammar again;
+5. rejection: ``Recognition(intent=None, reason=...)``.
 
 A :class:`Recognizer` is immutable after construction except for its lazily loaded sentence
 data, which is guarded by a lock: sessions may call :meth:`Recognizer.recognize` from worker
@@ -50,6 +52,7 @@ from intents.grammar import (
 )
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
+from intents.robust import RobustTier
 from intents.schema import Intent, IntentName, Recognition, Slots
 
 _LOGGER = logging.getLogger(__name__)
@@ -102,12 +105,15 @@ class Recognizer:
         *,
         custom_intent_files: Sequence[str | Path] = (),
         hearth_templates: bool = True,
+        robust: bool = True,
     ) -> None:
         """``hearth_templates=False`` leaves out Hearth's own sentence templates (only the
-        home-assistant-intents data): for measuring what they add, not for production."""
+        home-assistant-intents data): for measuring what they add, not for production.
+        ``robust=False`` leaves out the robust tier (for measuring it)."""
         self.config = config
         self._resolver = Resolver(config)
         self._grammar = GrammarTier(config, hearth_templates=hearth_templates)
+        self._robust: RobustTier | None = RobustTier(config, self._resolver) if robust else None
         self._custom_files: list[CustomIntentFile] = [
             load_custom_intents(p) for p in [*config.custom_intents, *custom_intent_files]
         ]
@@ -176,12 +182,20 @@ class Recognizer:
         if scored:
             return self._finish(scored, stripped, lang)
 
+        robust = None
+        if self._robust is not None and not (failures and _HERE_FAILURE in failures[0]):
+            robust = self._robust.recognize(stripped, lang, area=area)
+            if robust is not None and robust.intent is not None:
+                return robust
+
         fuzzy = self._recognize_fuzzy(stripped, lang, area, context)
         if fuzzy is not None:
             return fuzzy
 
-        if failures:
+        if failures and (robust is None or _HERE_FAILURE in failures[0]):
             return Recognition(intent=None, reason=f"no intent: {failures[0]}")
+        if robust is not None:
+            return robust
         return Recognition(intent=None, reason=self._rejection_reason(stripped, lang))
 
     def vocabulary(self, language: str = "en") -> list[str]:
@@ -251,7 +265,12 @@ class Recognizer:
         context_ids = list(context.slots.device_ids) if context is not None else []
         scored: list[_Scored] = []
         failures: list[str] = []
+        here = area is None and _says_here(text)
         for match in self._grammar.matches(text, lang, area=area):
+            if here and match.area_from_context and "name" not in match.values:
+                # "the lights in here" with no known room must not mean the whole home
+                failures.append(_HERE_FAILURE)
+                continue
             try:
                 resolved = self._resolver.resolve(match.intent, match.values,
                                                   context_device_ids=context_ids)
@@ -367,14 +386,18 @@ class Recognizer:
         words = text.lower().split()
         if text.rstrip().endswith(("?", "？")) or (words and words[0] in _QUESTION_WORDS):
             return "no intent: a question Hearth cannot answer"
+        from intents.robust import normalize_en
+
+        if not has_cjk(text) and not normalize_en(text):
+            return "no intent: no command heard"
         known = {n.casefold() for n in self._all_spellings()}
         for candidate in self._grammar.unknown_names(text, lang):
             unknown = _strip_command_words(candidate)
             if any(known_name in candidate.casefold() for known_name in known):
                 continue  # a real name was heard; the sentence around it is what failed
-            if unknown and unknown.casefold() not in known:
-                return f"no intent: no device, area or scene called {unknown!r}"
-        return f"no intent: nothing in the {lang} sentence data or custom intents matched"
+            if unknown and unknown.casefold() not in known and _name_like(unknown):
+                return f"no intent: I don't know a device, room or scene called {unknown!r}"
+        return "no intent: I didn't understand that as a command for the home"
 
     # -- vocabulary ----------------------------------------------------------------------
 
@@ -404,6 +427,16 @@ class Recognizer:
         return [s for s in out if s.strip()]
 
 
+_HERE_FAILURE = "I don't know which room you're in; say the room"
+_HERE_EN = re.compile(r"\b(here|this room|my room|this area)\b", re.IGNORECASE)
+_HERE_ZH = ("这里", "这儿", "这个房间", "这间", "这边", "屋里", "房间里")
+
+
+def _says_here(text: str) -> bool:
+    """The sentence points at the speaker's room ("in here", "this room", "这里")."""
+    return bool(_HERE_EN.search(text)) or any(w in text for w in _HERE_ZH)
+
+
 def _strip_command_words(name: str) -> str | None:
     """``"the spaceship"`` → ``"spaceship"``; None when what is left is not name-like (command
     words inside, such as "light and then set", or nothing at all)."""
@@ -416,6 +449,14 @@ def _strip_command_words(name: str) -> str | None:
     if not words or any(w.lower() in stop for w in words) or len(words) > 4:
         return None
     return " ".join(words)
+
+
+def _name_like(words: str) -> bool:
+    """Not a greeting, wake name or politeness ("olly", "hey", "please")."""
+    from intents.robust_lexicon import GREETINGS_EN, WAKE_WORDS_EN
+
+    toks = words.lower().split()
+    return not all(t in WAKE_WORDS_EN or t in GREETINGS_EN or t in _FILLER_WORDS for t in toks)
 
 
 def _slot_value(value: Any) -> str | int | float | bool:

@@ -86,6 +86,35 @@ VACUUM_HA_INTENTS = frozenset({"HassVacuumStart", "HassVacuumReturnToBase", "Has
                                "HearthVacuumPause", "HearthVacuumStop"})
 
 
+#: What Hearth says about Home Assistant intents it does not serve (never the internal name).
+_UNSUPPORTED: tuple[tuple[str, str], ...] = (
+    ("Timer", "I can't set timers yet"),
+    ("Weather", "I can't tell the weather"),
+    ("ShoppingList", "I can't keep shopping lists"),
+    ("ListAdd", "I can't keep lists"),
+    ("Time", "I can't tell the time yet"),
+    ("Date", "I can't tell the date yet"),
+    ("Vacuum", "Hearth cannot run a vacuum in this home"),
+    ("Broadcast", "I can't broadcast messages"),
+    ("Respond", "I can only control the home"),
+    ("Media", "I can't do that with the media player yet"),
+    ("Volume", "I can't change the volume that way yet; say a level"),
+    ("Climate", "I can't do that with the heating yet"),
+    ("Fan", "I can't do that with the fan yet"),
+    ("Light", "I can't do that with the lights yet"),
+    ("Lawn", "I can't control a lawn mower"),
+    ("Valve", "I can't control valves"),
+)
+
+
+def unsupported_reason(ha_intent: str) -> str:
+    """A user-facing reason for a Home Assistant intent Hearth does not handle."""
+    for key, reason in _UNSUPPORTED:
+        if key in ha_intent:
+            return reason
+    return "I can't do that yet"
+
+
 class ResolveError(Exception):
     """The sentence matched but does not fit this home (no such device, wrong kind, ...)."""
 
@@ -239,7 +268,7 @@ class Resolver:
             from intents.vacuum import resolve_vacuum  # it builds on this module
 
             return resolve_vacuum(self, ha_intent, values)
-        raise ResolveError(f"Hearth does not handle {ha_intent}")
+        raise ResolveError(unsupported_reason(ha_intent))
 
     # -- per intent --------------------------------------------------------------------------
 

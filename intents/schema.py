@@ -57,7 +57,7 @@ QUERY_INTENTS: frozenset[str] = frozenset(
     {IntentName.GET_STATE, IntentName.CLIMATE_GET_TEMPERATURE}
 )
 
-Source = Literal["grammar", "fuzzy", "custom", "context", "semantic", "llm"]
+Source = Literal["grammar", "fuzzy", "custom", "context", "robust", "semantic", "llm"]
 
 SlotValue = str | int | float | bool
 
@@ -128,9 +128,15 @@ class Recognition(BaseModel):
     #: repaired words) and has no more words than the top one, so it completes nothing the
     #: speaker has not said, and may end a turn early like the top hypothesis would.
     heard_in_n_best: bool = False
+    #: Further intents of the same sentence, to run after ``intent`` ("turn off the lights and
+    #: lock the door"); only the robust tier fills it.
+    also: list[Intent] = Field(default_factory=list)
 
     def to_cli(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "intent": None if self.intent is None else self.intent.model_dump(mode="json"),
             "reason": self.reason,
         }
+        if self.also:
+            out["also"] = [i.model_dump(mode="json") for i in self.also]
+        return out

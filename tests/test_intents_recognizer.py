@@ -339,7 +339,8 @@ def test_concurrent_first_use_is_safe() -> None:
 
 def test_split_compound_is_repaired(demo: Recognizer) -> None:
     i = _intent(demo.recognize("turn on the bed room lamp"))
-    assert (i.name, i.slots.device_ids, i.source) == ("light_on", ["bedroom_lamp"], "fuzzy")
+    assert (i.name, i.slots.device_ids) == ("light_on", ["bedroom_lamp"])
+    assert i.source in ("fuzzy", "robust")
 
 
 @pytest.mark.parametrize(
@@ -377,7 +378,7 @@ def test_climate_cannot_be_switched(demo: Recognizer) -> None:
 
 
 def test_unknown_name_reason_is_name_like(demo: Recognizer) -> None:
-    assert demo.recognize("turn on the front porch light").reason.endswith("'front porch'")
+    assert "'front porch light'" in demo.recognize("turn on the front porch light").reason
     # partial utterances and known names never produce a bogus "no device called ..."
     for text in ("please turn on", "please turn on the kitchen"):
         assert "called" not in demo.recognize(text).reason
@@ -389,7 +390,9 @@ def test_unknown_name_reason_is_name_like(demo: Recognizer) -> None:
 )
 def test_chinese_one_wrong_character(demo: Recognizer, text: str, devices: list[str]) -> None:
     i = _intent(demo.recognize(text))
-    assert (i.name, i.slots.device_ids, i.source) == ("light_on", devices, "fuzzy")
+    # the robust tier reads "客厅…打开" as the living room's lights before fuzzy repair
+    assert (i.name, i.slots.device_ids) == ("light_on", devices)
+    assert i.source in ("fuzzy", "robust")
     assert i.confidence < 0.9
 
 
