@@ -454,18 +454,103 @@ async def test_worklet_resamples_to_16k(
     assert above_nyquist["rms"] < speech_band["rms"] * 10 ** (-30 / 20), above_nyquist
 
 
-async def test_page_token(text_server_factory: Callable[..., ServerThread]) -> None:
-    server = text_server_factory(token="s3cret")
+#: Collects Content-Security-Policy violations from the first moment of every document
+#: (DevTools scripts are not subject to the page's policy).
+CSP_PROBE = (
+    "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+    "(e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+)
+LOGIN_SHOWN = (
+    "window.hearthPage && hearthPage.login && document.getElementById('login')"
+    " && !document.getElementById('login').hidden"
+    " && document.getElementById('main').hidden"
+)
+DEVICE_IDS = "[...document.querySelectorAll('[data-device-id]')].map(e => e.dataset.deviceId)"
+
+
+async def login(page: Page, token: str) -> None:
+    """Type ``token`` into the page's login form and submit it, as a user would."""
+    await page.evaluate(
+        "((t) => { const i = document.getElementById('token-input'); i.value = t;"
+        f" document.getElementById('login-form').requestSubmit(); }})({json.dumps(token)})"
+    )
+
+
+async def test_page_login_with_the_token(
+    text_server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    """With a token configured the page asks for it, refuses a wrong one, and with the right
+    one connects and shows the devices; the token stays out of the address, survives a reload
+    of the tab (sessionStorage) and nothing the page needs is blocked by its policy."""
+    token = "s3cret"
+    server = text_server_factory(token=token)
     async with chromium() as cdp:
-        page = await open_page(cdp, server.http_url)
+        target = await cdp.call("Target.createTarget", {"url": "about:blank"})
+        attached = await cdp.call(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
+        page = Page(cdp, attached["sessionId"])
+        await page.call("Runtime.enable")
+        await page.call("Page.enable")
+        await page.call("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_PROBE})
         try:
-            status = await page.wait_for(
-                "hearthPage.wsState === 'closed' && document.getElementById('conn').textContent",
+            await page.call("Page.navigate", {"url": server.http_url})
+            await page.wait_for(LOGIN_SHOWN, timeout_s=30)
+            status = await page.evaluate("document.getElementById('conn').textContent")
+            assert "token required" in status.lower()
+            assert await page.evaluate("hearthPage.sessionId") is None
+
+            await login(page, "wrong-token")
+            message = await page.wait_for(
+                "document.getElementById('login-error').textContent", timeout_s=30
+            )
+            assert "not accepted" in message
+            assert await page.evaluate(LOGIN_SHOWN)
+            assert await page.evaluate("sessionStorage.getItem('hearth.token')") is None
+
+            await login(page, token)
+            await page.wait_for("hearthPage.sessionId && hearthPage.wsState === 'open'", 30)
+            names = await page.wait_for(DEVICE_IDS, timeout_s=30)
+            assert {"kitchen_light", "front_door_lock", "thermostat"} <= set(names)
+            assert not await page.evaluate("hearthPage.login")
+            assert await page.evaluate("sessionStorage.getItem('hearth.token')") == token
+            assert token not in await page.evaluate("location.href")
+            assert token not in await page.evaluate("document.body.innerText")
+
+            # A typed command acts through the authenticated socket.
+            await page.evaluate(
+                "(() => { const i = document.getElementById('text-input');"
+                " i.value = 'turn on the coffee maker';"
+                " document.getElementById('text-form').requestSubmit(); })()"
+            )
+            await page.wait_for(
+                "document.querySelector('[data-device-id=\"coffee_maker\"]')"
+                "?.dataset.on === 'true'",
                 timeout_s=30,
             )
-            assert "token required" in status.lower()
-            page = await open_page(cdp, server.http_url + "?token=s3cret")
-            await page.wait_for("hearthPage.sessionId", timeout_s=30)
-        except (TimeoutError, AssertionError) as e:
+
+            # A reload of the tab keeps the token: no second login.
+            first_session = await page.evaluate("hearthPage.sessionId")
+            await page.call("Page.reload")
+            await page.wait_for(
+                f"window.hearthPage && hearthPage.sessionId !== null"
+                f" && hearthPage.sessionId !== {json.dumps(first_session)}",
+                timeout_s=30,
+            )
+            assert not await page.evaluate("hearthPage.login")
+            assert await page.evaluate("window.__csp") == []
+        except (TimeoutError, AssertionError, CdpError) as e:
+            await page.screenshot(tmp_path / "page.png")
             raise AssertionError(f"{e}\n{await describe_failure(page)}") from None
-        assert await page.evaluate("hearthPage.wsState") == "open"
+
+        # A kiosk's #token= is used once and leaves the address bar at once; a new tab (its
+        # own sessionStorage) without it asks again.
+        kiosk = await open_page(cdp, server.http_url + "#token=" + token)
+        try:
+            await kiosk.wait_for("hearthPage.sessionId", timeout_s=30)
+            assert token not in await kiosk.evaluate("location.href")
+            assert await kiosk.evaluate("history.length") == 2  # about:blank, the page
+            fresh = await open_page(cdp, server.http_url)
+            await fresh.wait_for(LOGIN_SHOWN, timeout_s=30)
+        except (TimeoutError, AssertionError, CdpError) as e:
+            raise AssertionError(f"{e}\n{await describe_failure(kiosk)}") from None

@@ -2,12 +2,19 @@
 // a live event log and a panel of the home's devices with their states.
 //
 // Plain script, no build step and no third-party code: the Hearth server serves this folder
-// as static files. Query parameters (for kiosks and tests):
-//   ?ws=ws://host:port/path   WebSocket URL (default: the page's own host, path "/")
+// as static files, with a Content-Security-Policy that allows scripts and styles from itself
+// only (so no inline script or style here or in index.html). Query parameters (kiosks, tests):
+//   ?ws=ws://host:port/path   WebSocket URL (default: the page's own host, path "/"); the
+//                             page's policy lets it reach only the server that served it
 //   ?autostart=1              start the microphone as soon as the socket is open
 //   ?lang=en                  language declared in session.update (default: server's)
-//   ?token=SECRET             access token, sent in the first session.update (browsers
-//                             cannot set an Authorization header on a WebSocket)
+//
+// Access token: when the server wants one (/api/devices answers 401), the page asks for it
+// once and keeps it in sessionStorage (this tab only, gone when the tab closes). It goes in an
+// Authorization header to /api/devices and in the first session.update on the WebSocket
+// (browsers cannot set headers on a WebSocket); never in an address. A kiosk may open the page
+// with #token=SECRET: the fragment never reaches the server, and the page removes it from the
+// address bar and the history at once.
 "use strict";
 
 (() => {
@@ -19,13 +26,16 @@
   const RECONNECT_MIN_MS = 500;
   const RECONNECT_MAX_MS = 8000;
 
+  const TOKEN_KEY = "hearth.token";
+
   const params = new URLSearchParams(location.search);
   const $ = (id) => document.getElementById(id);
   const ui = {
     conn: $("conn"), mic: $("mic"), micLabel: $("mic-label"), level: $("level"),
     speech: $("speech"), partial: $("partial"), result: $("result"), form: $("text-form"), input: $("text-input"),
     send: $("send"), devicesNote: $("devices-note"), deviceList: $("device-list"),
-    log: $("log"), clearLog: $("clear-log"),
+    log: $("log"), clearLog: $("clear-log"), main: $("main"), login: $("login"),
+    loginForm: $("login-form"), tokenInput: $("token-input"), loginError: $("login-error"),
   };
 
   // State the page exposes for automated checks (tests read it through the DevTools protocol).
@@ -39,13 +49,99 @@
     events: [], // the last MAX_LOG decoded events
     devices: {}, // device id -> last known state object
     lastError: null,
+    login: false, // the token form is showing
   };
   window.hearthPage = page;
 
+  let token = takeTokenFromAddress() || readStoredToken();
   let ws = null;
   let reconnectMs = RECONNECT_MIN_MS;
   let mic = null; // {ctx, stream, node}
   const deviceInfo = new Map(); // id -> {id, name, area, kind}
+
+  // ---------------------------------------------------------------- access token -------
+
+  function readStoredToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY) || "";
+    } catch {
+      return ""; // storage disabled: the token lives in this page only
+    }
+  }
+
+  function storeToken(value) {
+    try {
+      if (value) sessionStorage.setItem(TOKEN_KEY, value);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // storage disabled: nothing to do
+    }
+  }
+
+  // A token in the address (#token=, or a stray ?token=) is taken out of the address bar and
+  // the history before anything else happens. Only the fragment's is used: a query string
+  // has already been sent to the server, so it is treated as spent.
+  function takeTokenFromAddress() {
+    const query = new URLSearchParams(location.search);
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    if (!query.has("token") && !fragment.has("token")) return "";
+    const given = fragment.get("token") || "";
+    query.delete("token");
+    fragment.delete("token");
+    const q = query.toString();
+    const f = fragment.toString();
+    history.replaceState(null, "", `${location.pathname}${q ? `?${q}` : ""}${f ? `#${f}` : ""}`);
+    return given;
+  }
+
+  function authHeaders() {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  function showLogin(message) {
+    page.login = true;
+    if (ws) {
+      const sock = ws;
+      ws = null;
+      sock.close();
+    }
+    if (mic) stopMic();
+    setConn("closed", "Access token required");
+    ui.main.hidden = true;
+    ui.login.hidden = false;
+    ui.loginError.textContent = message || "";
+    ui.tokenInput.focus();
+  }
+
+  function hideLogin() {
+    page.login = false;
+    ui.login.hidden = true;
+    ui.main.hidden = false;
+    ui.loginError.textContent = "";
+  }
+
+  // Ask for the device list: it says whether the server wants a token (and whether ours is
+  // right) before the WebSocket is opened.
+  async function start() {
+    const result = await loadDevices();
+    if (result.status === 401) {
+      const hadToken = Boolean(token);
+      token = "";
+      storeToken("");
+      showLogin(hadToken ? "That token was not accepted." : "");
+      return;
+    }
+    if (result.status === 429) {
+      const wait = result.retryAfter ? ` in ${result.retryAfter} s` : " later";
+      showLogin(`Too many wrong tokens from this address: try again${wait}.`);
+      return;
+    }
+    if (token && result.status === 200) storeToken(token);
+    hideLogin();
+    connect();
+  }
 
   // ---------------------------------------------------------------- WebSocket ----------
 
@@ -82,7 +178,7 @@
       reconnectMs = RECONNECT_MIN_MS;
       setConn("open", "Connected");
       sendSessionUpdate();
-      loadDevices();
+      if (page.sessionId !== null) loadDevices(); // a reconnect: states may have moved on
       if (params.get("autostart") === "1" && !mic) startMic();
     };
     sock.onmessage = (msg) => {
@@ -99,9 +195,12 @@
       if (ws !== sock) return;
       ws = null;
       if (page.lastError && page.lastError.startsWith("unauthorized")) {
-        // Retrying cannot help until the user supplies a token.
-        setConn("closed", "Access token required: open this page with ?token=…");
-        if (mic) stopMic();
+        // Retrying cannot help until the user supplies a (new) token.
+        const hadToken = Boolean(token);
+        token = "";
+        storeToken("");
+        page.lastError = null;
+        showLogin(hadToken ? "The server did not accept that token." : "");
         return;
       }
       const why = e.reason ? `: ${e.reason}` : "";
@@ -123,7 +222,6 @@
     const msg = { type: "session.update", sample_rate: TARGET_RATE };
     const lang = params.get("lang");
     if (lang) msg.language = lang;
-    const token = params.get("token");
     if (token) msg.token = token;
     sendJson(msg);
   }
@@ -223,10 +321,19 @@
 
   // ---------------------------------------------------------------- devices ------------
 
+  // {status}: 200, 401 (token wanted or wrong), 429 (locked out: retryAfter s), 0 (no list).
   async function loadDevices() {
+    let resp;
     try {
-      const resp = await fetch("/api/devices", { headers: { Accept: "application/json" } });
-      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+      resp = await fetch("/api/devices", { headers: authHeaders(), cache: "no-store" });
+    } catch {
+      resp = null;
+    }
+    if (resp && (resp.status === 401 || resp.status === 429)) {
+      return { status: resp.status, retryAfter: resp.headers.get("Retry-After") };
+    }
+    try {
+      if (!resp || !resp.ok) throw new Error(`HTTP ${resp ? resp.status : "error"}`);
       const body = await resp.json();
       const list = Array.isArray(body) ? body : body.devices || [];
       for (const d of list) {
@@ -243,8 +350,11 @@
       // events; devices appear here as they do.
       ui.devicesNote.hidden = false;
       ui.devicesNote.textContent = "Device list not available; devices appear as they report.";
+      renderDevices();
+      return { status: 0 };
     }
     renderDevices();
+    return { status: 200 };
   }
 
   function isOn(state) {
@@ -506,5 +616,13 @@
     if (sendJson(msg)) ui.input.value = "";
   });
   ui.clearLog.addEventListener("click", () => ui.log.replaceChildren());
-  connect();
+  ui.loginForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const given = ui.tokenInput.value.trim();
+    if (!given) return;
+    ui.tokenInput.value = "";
+    token = given;
+    start();
+  });
+  start();
 })();
