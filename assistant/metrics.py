@@ -8,9 +8,12 @@ Updates are cheap and guarded by a lock, so worker threads may record too.
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import threading
 from collections.abc import Iterable, Sequence
+
+logger = logging.getLogger(__name__)
 
 #: Latency buckets in seconds: fine around the 100-300 ms targets, coarse up to 10 s.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
@@ -20,6 +23,19 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 
 #: Per-utterance stages with a histogram (``hearth_stage_seconds{stage=...}``).
 STAGES: tuple[str, ...] = ("vad", "endpoint_wait", "asr", "intent", "dispatch")
+
+#: What an overloaded server (``asr_shed_jobs``) gives up on a turn, the ``skipped`` label of
+#: ``hearth_asr_shed_total``: the final transcription's own pass (the cheap, speculative
+#: settings stand in for it), the full-window retry of a transcript that decoded to nothing,
+#: the acoustic repair of a guessed reading, and a speculation's escalation to the final
+#: settings. Each costs accuracy, never correctness: it is counted and logged, never silent.
+SHED_FINAL_PASS = "final_pass"
+SHED_FULL_WINDOW_RETRY = "full_window_retry"
+SHED_ACOUSTIC_REPAIR = "acoustic_repair"
+SHED_ESCALATION = "escalation"
+SHED_KINDS: tuple[str, ...] = (
+    SHED_FINAL_PASS, SHED_FULL_WINDOW_RETRY, SHED_ACOUSTIC_REPAIR, SHED_ESCALATION,
+)
 
 LabelValues = tuple[str, ...]
 
@@ -179,6 +195,14 @@ class Metrics:
             "hearth_asr_retries_total",
             "Final utterances transcribed again on the full window (nothing decoded)",
         )
+        self.asr_shed_total = self._counter(
+            "hearth_asr_shed_total",
+            "ASR passes skipped because the ASR was overloaded (asr_shed_jobs): final_pass "
+            "(cheap settings instead), full_window_retry, acoustic_repair, escalation",
+            "skipped",
+        )
+        for kind in SHED_KINDS:  # every series from the start: 0 says "no shedding"
+            self.asr_shed_total.inc(kind, amount=0)
         self.stage_seconds = self._histogram(
             "hearth_stage_seconds", "Per-utterance stage latency", "stage"
         )
@@ -189,6 +213,21 @@ class Metrics:
         self.endpoint_to_action = self._histogram(
             "hearth_endpoint_to_action_seconds",
             "Endpoint decision to broker acknowledgement of the first command",
+        )
+
+    def asr_shed(
+        self, skipped: str, *, session_id: str, utterance_id: str, jobs: int, limit: int
+    ) -> None:
+        """Count and log (INFO, one line) one pass an overloaded server skipped on a turn
+        (``skipped``: one of :data:`SHED_KINDS`), so that understanding less under load is
+        never silent."""
+        if skipped not in SHED_KINDS:
+            raise ValueError(f"unknown shed kind {skipped!r}")
+        self.asr_shed_total.inc(skipped)
+        logger.info(
+            "session %s utterance %s: ASR overloaded (%d jobs queued or running, "
+            "asr_shed_jobs %d): %s skipped",
+            session_id, utterance_id, jobs, limit, skipped.replace("_", " "),
         )
 
     def _counter(self, name: str, help_: str, *labels: str) -> Counter:
