@@ -17,6 +17,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from assistant.answers.stage import AnswerServices
+from assistant.answers.timers import TimerManager
+from assistant.answers.tts import Speaker
 from assistant.asr_scheduler import AsrScheduler
 from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings, parse_assistant_settings
@@ -75,6 +78,8 @@ class Hearth:
         self.hotwords: tuple[str, ...] = ()
         self.tiered: _Tiered | _SemanticTiered | None = None
         self.audit: AuditLog | None = None
+        self.speaker: Speaker | None = None
+        self.answers: AnswerServices | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
         self._asr_executor: AsrScheduler | None = None
         self._resources: SessionResources | None = None
@@ -99,7 +104,11 @@ class Hearth:
             # VAD (onnxruntime) and Whisper (CTranslate2) load in threads of their own: most of
             # their start-up is native code and file I/O that overlaps well.
             audio_task = asyncio.ensure_future(
-                asyncio.gather(asyncio.to_thread(self._load_vad), asyncio.to_thread(self._load_asr))
+                asyncio.gather(
+                    asyncio.to_thread(self._load_vad),
+                    asyncio.to_thread(self._load_asr),
+                    asyncio.to_thread(self._load_tts),
+                )
             )
             try:
                 if self.config.simulate:
@@ -117,6 +126,10 @@ class Hearth:
             raise
         recognizer, dispatcher = self.recognizer, self.dispatcher
         assert recognizer is not None and dispatcher is not None
+        audit = self._open_audit()
+        self.answers = AnswerServices(
+            home=self.config, speaker=self.speaker, timers=TimerManager(audit=audit)
+        )
         self._resources = SessionResources(
             settings=self.settings,
             recognizer=recognizer,
@@ -139,8 +152,9 @@ class Hearth:
             asr_workers=1 if self.transcriber is None else self.transcriber.workers,
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
-            audit=self._open_audit(),
+            audit=audit,
             decoder=self.decoder,
+            answers=self.answers,
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)
@@ -182,6 +196,20 @@ class Hearth:
             self.recognizer, self.transcriber, grammar_decode=asr.grammar_decode,
             rescue=asr.rescue_nats if asr.grammar_decode else None,
             home=asr.grammar_decode and asr.home_grammar_decode)
+
+    def _load_tts(self) -> None:
+        """The shared voice (speech models only): loaded and warmed up now with
+        ``tts.preload``, else on the first spoken reply."""
+        tts = self.settings.tts
+        if not self.settings.audio or not tts.enabled:
+            return
+        self.speaker = Speaker(tts)
+        if tts.preload:
+            try:
+                self.speaker.preload(tuple(tts.voices))
+            except Exception:
+                logger.warning("tts: warm-up failed; replies load their voice later",
+                               exc_info=True)
 
     def _open_audit(self) -> AuditLog | None:
         cfg = self.settings.audit
@@ -294,6 +322,9 @@ class Hearth:
             if ex is not None:
                 ex.shutdown(wait=False, cancel_futures=True)
         self._vad_executor = self._asr_executor = None
+        if self.answers is not None:
+            self.answers.timers.close()
+            self.answers = None
         if self.audit is not None:
             self.audit.close()
             self.audit = None

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant.answers.tts import TtsConfig
 from assistant.audio import endpoint
 from assistant.protocol import (
     DEFAULT_MAX_AUDIO_FRAME_BYTES,
@@ -257,6 +258,8 @@ class AssistantSettings(_Strict):
     llm: dict[str, Any] = Field(default_factory=dict)
     #: The semantic tier for paraphrases (off by default; see ``SemanticConfig``).
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    #: Spoken replies: piper voice per language, espeak-ng fallback (docs/protocol.md).
+    tts: TtsConfig = Field(default_factory=TtsConfig)
     #: Transcribe at pauses in speech and end the turn early when the words so far form a
     #: complete command (see docs/protocol.md). Off: plain silence endpointing.
     speculative: bool = True

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from assistant.answers.stage import AnswerServices
 from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings
 from assistant.metrics import Metrics
@@ -183,6 +184,8 @@ class SessionResources:
     decoder: DecoderLike | None = None
     #: How long a sensitive action waits for "yes" / ``confirm`` (security config).
     confirmation_window_s: float = 10.0
+    #: Replies (text, the shared voice) and timers; None: no replies (``assistant.answers``).
+    answers: AnswerServices | None = None
 
 
 # -- what the stages share -----------------------------------------------------------------

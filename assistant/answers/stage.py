@@ -1,0 +1,147 @@
+"""The answering stage: what a session calls to reply, to run timer/clock intents, and to stop
+a reply the user speaks over. The session holds one :class:`Answering`; the server holds one
+:class:`AnswerServices` (the home, the shared voice, the timers) for every session.
+
+Hooks the session calls (all on the event loop, none blocks):
+
+* :meth:`Answering.update` — ``session.update.reply`` (audio on/off, rate);
+* :meth:`Answering.handles` / :meth:`Answering.act_local` — a timer/clock intent, instead of
+  the dispatcher;
+* :meth:`Answering.answer` — the turn is over (before its ``metrics``): ``response.text``,
+  then the audio;
+* :meth:`Answering.barge_in` — ``speech.started`` while a reply plays;
+* :meth:`Answering.close` — the connection is gone (its timers go on, reporting to the audit
+  log).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.answers.reply import Reply
+from assistant.answers.responder import Responder
+from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
+from assistant.answers.tts import Speaker
+from assistant.protocol import ReplyConfig, ReplySettings, TimerFinished
+from devices.actions import ActionResult
+from devices.registry import HomeConfig
+from intents.schema import Intent
+from intents.timers import LOCAL_INTENTS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AnswerServices:
+    """Shared by every session of a server: built once by :mod:`assistant.app`."""
+
+    home: HomeConfig
+    speaker: Speaker | None = None
+    timers: TimerManager = field(default_factory=TimerManager)
+
+    def voices(self) -> dict[str, str | None]:
+        """Which engine speaks each reply language (``session.created.tts``)."""
+        if self.speaker is None:
+            return {"en": None, "zh-CN": None}
+        return self.speaker.voices()
+
+
+class Answering:
+    """One session's answering stage."""
+
+    def __init__(
+        self,
+        services: AnswerServices,
+        emit: Callable[[Any], None],
+        *,
+        session_id: str,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._services = services
+        self._emit = emit
+        self._session_id = session_id
+        kw: dict[str, Any] = {} if clock is None else {"clock": clock}
+        self.responder = Responder(emit, services.home, services.speaker, **kw)
+        #: Replies composed by :meth:`act_local` for the turn that asked, sent by
+        #: :meth:`answer`.
+        self._local: dict[str, Reply] = {}
+        services.timers.attach(session_id, self._timer_finished)
+
+    @property
+    def config(self) -> ReplyConfig:
+        return self.responder.config
+
+    def update(self, settings: ReplySettings | None) -> ReplyConfig:
+        """Apply ``session.update.reply``; returns the settings now in force."""
+        if settings is not None:
+            changes = settings.model_dump(exclude_none=True)
+            self.responder.config = self.responder.config.model_copy(update=changes)
+        return self.responder.config
+
+    # -- local intents (timers, the clock) ---------------------------------------------
+
+    @staticmethod
+    def handles(intent: Intent) -> bool:
+        """A timer/clock intent: the session runs :meth:`act_local` instead of dispatching."""
+        return intent.name in LOCAL_INTENTS
+
+    def act_local(self, utterance_id: str, intent: Intent) -> ActionResult:
+        """Carry out a timer/clock intent. Returns its one final action (``confirmed``, device
+        null) for the ``action`` event; the reply is sent by :meth:`answer`."""
+        reply = answer_local(
+            intent, self._services.timers, owner=self._session_id, utterance_id=utterance_id
+        )
+        self._local[utterance_id] = reply
+        return ActionResult(
+            device_id=None, intent=intent.name, status="confirmed", detail=reply.text
+        )
+
+    # -- replies ----------------------------------------------------------------------
+
+    def answer(
+        self,
+        utterance_id: str,
+        intent: Intent | None,
+        results: Sequence[ActionResult],
+        *,
+        reason: str = "",
+        language: str | None = None,
+        text: str = "",
+        failed: bool = False,
+        speech_end_t: float | None = None,
+    ) -> Reply | None:
+        """The turn is over: say so. Never raises (a reply must not break a turn)."""
+        try:
+            reply = self._local.pop(utterance_id, None) or self.responder.compose(
+                intent, results, reason=reason, language=language, text=text, failed=failed
+            )
+            self.responder.say(utterance_id, reply, speech_end_t=speech_end_t)
+            return reply
+        except Exception:
+            logger.exception("session %s: no reply for %s", self._session_id, utterance_id)
+            return None
+
+    def barge_in(self) -> bool:
+        """The user started speaking: stop the reply being sent (``response.interrupted``)."""
+        return self.responder.interrupt("barge_in")
+
+    def cancel(self) -> bool:
+        return self.responder.interrupt("cancel")
+
+    def _timer_finished(self, timer: Timer) -> None:
+        self._emit(
+            TimerFinished(
+                utterance_id=timer.utterance_id,
+                timer_id=timer.id,
+                duration_s=timer.duration_s,
+                name=timer.name,
+            )
+        )
+        self.responder.say(timer.utterance_id, finished_reply(timer))
+
+    async def close(self) -> None:
+        self._services.timers.detach(self._session_id)
+        await self.responder.close()
