@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 
+from assistant.answers.stage import Answering
 from assistant.protocol import ActionEvent, ErrorCode, IntentEvent
 from assistant.turn.events import Events
 from assistant.turn.types import Done, SessionResources, SessionState, StageError, Utterance
@@ -39,6 +40,9 @@ class Acting:
         self._clock = clock
         #: A sensitive intent refused for want of confirmation, and its deadline.
         self._pending: tuple[Intent, float] | None = None
+        #: The session's answering stage: timer and clock intents are carried out there, not
+        #: by the dispatcher (None: no replies, no timers).
+        self.answering: Answering | None = None
 
     async def act(self, utt: Utterance, result: Recognition, text: str, lang: str | None) -> None:
         """The ``intent`` event for ``result`` (a bare yes/no answers a pending
@@ -130,6 +134,10 @@ class Acting:
                     detail="cancelled before confirmation; nothing was done",
                 )
             )
+            raise Done("actions")
+        if self.answering is not None and self.answering.handles(intent):
+            on_result(self.answering.act_local(utt.id, intent))  # timers, the clock
+            utt.timings["dispatch"] = self._clock() - t0
             raise Done("actions")
         try:
             results = await self._res.dispatcher.dispatch(
