@@ -69,6 +69,10 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"  # too many messages per second; the message was dropped
     AUDIO_OVERFLOW = "audio_overflow"  # the audio queue was full; oldest audio was dropped
     BUSY = "busy"  # too many utterances in flight on this session; this one was dropped
+    # The session's language cannot be spoken to this server's speech model (zh-CN with the
+    # English-only tiny.en): sent on ``session.update`` and for each utterance heard in it;
+    # text in that language still works.
+    LANGUAGE_UNSUPPORTED = "language_unsupported"
     # Authentication (followed by close code 1008).
     UNAUTHORIZED = "unauthorized"
     # Faults in one utterance; the session goes on.
