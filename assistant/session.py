@@ -31,8 +31,6 @@ import asyncio
 import base64
 import binascii
 import collections
-import concurrent.futures
-import contextlib
 import functools
 import itertools
 import logging
@@ -42,8 +40,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from assistant.asr_scheduler import FINAL, SPECULATIVE, AsrScheduler
-from assistant.audio.asr import looks_cut_off
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
@@ -72,13 +68,15 @@ from assistant.protocol import (
     StageTimings,
     TextInput,
     TranscriptFinal,
-    TranscriptPartial,
     TurnDetection,
     check_audio_frame,
     parse_client_message,
 )
 from assistant.turn.acting import Acting
+from assistant.turn.asr_jobs import AsrJobs
 from assistant.turn.events import Events
+from assistant.turn.speculation import Speculator
+from assistant.turn.transcribing import Transcribing
 from assistant.turn.types import (
     Done,
     Emit,
@@ -88,13 +86,9 @@ from assistant.turn.types import (
     SessionState,
     Speculation,
     StageError,
-    Transcribe,
-    TranscriptLike,
     Utterance,
-    as_heard,
 )
-from assistant.turn.understanding import Understanding, ends_turn
-from intents.decode import Hypothesis
+from assistant.turn.understanding import Understanding
 from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
@@ -156,6 +150,26 @@ class Session:
         self._state = SessionState(self.id, config)
         self._understanding = Understanding(resources, self._state)
         self._acting = Acting(resources, self._state, self._events, clock)
+        self._jobs = AsrJobs(resources)
+        self._speculation = Speculator(
+            resources,
+            self._state,
+            self._events,
+            self._jobs,
+            self._understanding,
+            current=lambda: self._current,
+            end_turn=self._end_turn_early,
+            clock=clock,
+        )
+        self._transcribing = Transcribing(
+            resources,
+            self._state,
+            self._events,
+            self._jobs,
+            self._understanding,
+            self._speculation,
+            clock,
+        )
         self._counter = itertools.count(1)
         self._queue: collections.deque[_Audio | _Control] = collections.deque()
         self._queued_audio = 0
@@ -167,7 +181,6 @@ class Session:
         self._frontend_origin_ms = 0.0  # stream position where the front end began
         self._rate_in_effect = self.config.sample_rate
         self._closing = False
-        self._side_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def config(self) -> SessionConfig:
@@ -268,6 +281,9 @@ class Session:
     ) -> None:
         self._queue.append(_Control(kind, self._clock(), utterance, spec))
         self._wake.set()
+
+    def _end_turn_early(self, utt: Utterance, spec: Speculation) -> None:
+        self._enqueue_control("complete", utt, spec)
 
     def _drop_oldest_audio(self) -> None:
         for i, item in enumerate(self._queue):
@@ -396,293 +412,11 @@ class Session:
         )
         await self._recognize_and_dispatch(utt, msg.text, language)
 
-    def _submit_asr(
-        self, audio: Any, priority: int = FINAL, transcribe: Transcribe | None = None
-    ) -> tuple[asyncio.Future[str | TranscriptLike], concurrent.futures.Future[Any] | None]:
-        """Queue ASR (``transcribe``, by default the resources') on the ASR executor, counted
-        in the shared load until it ends. Returns the asyncio future (cancelling it drops a
-        job that has not started) and the executor's job when the executor takes
-        priorities."""
-        transcribe = transcribe or self._res.transcribe
-        if transcribe is None:
-            raise StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
-        return self._submit(functools.partial(transcribe, audio), priority)
-
-    def _submit(
-        self, call: Callable[[], _T], priority: int
-    ) -> tuple[asyncio.Future[_T], concurrent.futures.Future[Any] | None]:
-        """``call()`` on the ASR executor (see :meth:`_submit_asr`)."""
-        executor = self._res.asr_executor
-        job: concurrent.futures.Future[Any] | None = None
-        if isinstance(executor, AsrScheduler):
-            job = executor.submit_at(priority, call)
-            future: asyncio.Future[_T] = asyncio.wrap_future(job)
-        else:
-            future = asyncio.get_running_loop().run_in_executor(executor, call)
-        load, metrics = self._res.asr_load, self._res.metrics
-        load.jobs += 1
-        metrics.asr_jobs.set(load.jobs)
-
-        def done(_: object) -> None:
-            load.jobs -= 1
-            metrics.asr_jobs.set(load.jobs)
-
-        future.add_done_callback(done)
-        return future, job
-
-    async def _transcribe(
-        self, audio: Any, transcribe: Transcribe | None = None
-    ) -> str | TranscriptLike:
-        """Run ASR for a final transcription (ahead of speculative work)."""
-        future, _ = self._submit_asr(audio, FINAL, transcribe)
-        return await future  # cancelling this task drops the job if it has not started
-
     async def _run_speech(self, utt: Utterance, audio: Any, audio_end_ms: int | None) -> None:
-        utt.stage = "asr"
-        t0 = self._clock()
-        heard: Heard | None = None
-        spec = utt.spec
-        reused: Speculation | None = None
-        if spec is not None and spec.backup is not None and spec.follow is not None:
-            # A cheap look with a final-settings one beside it: unless the cheap one parses,
-            # the other is this turn's transcription.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(spec.follow)
-            spec = spec if spec.armed else spec.backup
-        if spec is not None and not spec.stale and spec.audio_end_ms == audio_end_ms:
-            # The turn ended on exactly the audio transcribed at the pause: reuse it, and if
-            # it is still queued behind other sessions' work, it is now a final transcription.
-            executor = self._res.asr_executor
-            if spec.job is not None and isinstance(executor, AsrScheduler):
-                executor.promote(spec.job)
-            try:
-                heard = as_heard(await asyncio.shield(spec.future))
-                if spec.provisional:
-                    if spec.follow is not None:
-                        await asyncio.shield(spec.follow)
-                    if not spec.armed:
-                        heard = None  # a cheap look that did not parse: transcribe properly
-                if heard is not None:
-                    reused = spec
-                    self._res.metrics.speculations_total.inc("reused")
-                    if spec.finished is not None:
-                        utt.timings["speculation_asr"] = spec.finished - spec.started
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                heard = None  # already logged by the speculation; transcribe afresh
-        if heard is None:
-            try:
-                # Under overload, the cheap pass: a slower, better answer that arrives
-                # seconds late helps nobody (``asr_shed_jobs``).
-                cheap = self._shedding() and self._res.transcribe_speculative is not None
-                fn = self._res.transcribe_speculative if cheap else None
-                heard = as_heard(await self._transcribe(audio, fn))
-            except StageError:
-                raise
-            except Exception as e:
-                logger.exception("session %s: ASR failed on %s", self.id, utt.id)
-                raise StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
-        text = heard.text
-        language = self.config.language
-        known = None
-        if (
-            reused is not None
-            and reused.recognition is not None
-            and reused.context is self._state.last_intent
-            and self._res.tiered is None
-        ):
-            known = reused.recognition  # same text, same context: the grammar would agree
-        if (
-            text
-            and not heard.full_window
-            and not self._shedding()
-            and self._res.transcribe_full is not None
-            and self._res.decoder is not None
-        ):
-            heard, known = await self._retry_unparsed(utt, audio, heard, known)
-        utt.timings["asr"] = self._clock() - t0
-        self._emit(TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr"))
-        if not text:
-            raise Done("no_speech")
-        await self._recognize_and_dispatch(utt, text, language, known, heard, audio)
-
-    async def _retry_unparsed(
-        self, utt: Utterance, audio: Any, heard: Heard, known: Recognition | None
-    ) -> tuple[Heard, Recognition | None]:
-        """When no hypothesis of the (trimmed-window) transcription decodes to a command, or
-        the text looks cut off and only a guessed reading or a custom intent came of it
-        ("Can I get a triple shot," aligned to an americano), transcribe once more on the
-        full window and pool both passes' hypotheses (the full window's first when the text
-        was cut off). The server's transcriptions skip the transcriber's own cut-off retry
-        (``Hearth._transcribe``): this is where it happens. Returns what to recognize, and
-        the grammar's answer when it is already known."""
-        first = known
-        if first is None:
-            decode = self._understanding.grammar(
-                heard.text, self.config.language, self._state.last_intent, heard
-            )
-            first = await asyncio.to_thread(decode)
-        cut_off = looks_cut_off(heard.text)
-        # A text that ends mid-sentence stands only as an exact home command ("turn off the
-        # living room light," is how Whisper often ends one); a guessed reading of it, or a
-        # custom intent (orders go on: "a triple shot, cappuccino, with ..."), asks again.
-        if first.intent is not None and not (
-            cut_off and (first.guessed or first.intent.source == "custom")
-        ):
-            return heard, first if self._res.tiered is None else None
-        try:
-            again = as_heard(await self._transcribe(audio, self._res.transcribe_full))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.warning("session %s: full-window retry failed on %s", self.id, utt.id)
-            return heard, first if self._res.tiered is None else None
-        self._res.metrics.asr_retries_total.inc()
-        ordered = (again, heard) if cut_off else (heard, again)
-        seen: set[str] = set()
-        pooled: list[Hypothesis] = []
-        for h in (*ordered[0].hypotheses, *ordered[1].hypotheses):
-            if (key := h.text.strip().lower()) not in seen:
-                seen.add(key)
-                pooled.append(h)
-        nsp = min(heard.no_speech_prob, again.no_speech_prob)
-        return Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
-
-    # -- speculation: transcribe at pauses, end the turn early on a complete command ------
-
-    def _shedding(self) -> bool:
-        """The ASR workers are overloaded (``asr_shed_jobs`` jobs queued or running): final
-        transcriptions take the cheap pass and skip the second opinions."""
-        limit = self._settings.asr_shed_jobs
-        return limit is not None and self._res.asr_load.jobs >= limit
-
-    def _speculate(
-        self, utt: Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
-    ) -> None:
-        """Transcribe the audio up to this pause: a cheap first look, or with ``full`` the
-        final settings (the escalation when the first look did not parse)."""
-        if not self._settings.speculative or self._res.transcribe is None:
-            return
-        old = utt.spec
-        for superseded in (old, None if old is None else old.backup):
-            if superseded is not None and not superseded.future.done():
-                # Speech resumed since that pause (a new pause only follows a resumption):
-                # the latest pause is the one the turn may end on. A queued job is dropped.
-                superseded.stale = True
-                superseded.future.cancel()
-        limit = self._settings.speculation_max_asr_jobs
-        if limit is not None and self._res.asr_load.jobs >= limit:
-            self._res.metrics.speculations_total.inc("skipped")
-            return
-        self._res.metrics.speculations_total.inc("escalated" if full else "started")
-        provisional = not full and self._settings.speculation_beam_size is not None
-        transcribe = self._res.transcribe_speculative if provisional else self._res.transcribe
-        future, job = self._submit_asr(audio, SPECULATIVE, transcribe)
-        # Its result may end up unused (speech resumed, session closed): retrieve any
-        # exception here so that it is not reported as "never retrieved".
-        future.add_done_callback(_consume_exception)
-        spec = Speculation(
-            audio_end_ms=audio_end_ms,
-            future=future,
-            job=job,
-            provisional=provisional,
-            audio=audio if provisional else None,
-            started=self._clock(),
+        heard = await self._transcribing.transcribe(utt, audio, audio_end_ms)
+        await self._recognize_and_dispatch(
+            utt, heard.text, heard.language, heard.known, heard.heard, audio
         )
-        if (
-            provisional
-            and self._settings.speculation_parallel
-            and self._res.asr_load.jobs < self._res.asr_workers
-        ):
-            # A worker is idle right now: the final-settings look starts beside the cheap one.
-            self._res.metrics.speculations_total.inc("parallel")
-            backup_future, backup_job = self._submit_asr(audio, SPECULATIVE, self._res.transcribe)
-            backup_future.add_done_callback(_consume_exception)
-            spec.backup = Speculation(
-                audio_end_ms=audio_end_ms,
-                future=backup_future,
-                job=backup_job,
-                started=spec.started,
-            )
-        utt.spec = spec
-        self._follow(utt, spec)
-
-    def _follow(self, utt: Utterance, spec: Speculation) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
-        )
-        spec.follow = task
-        self._side_tasks.add(task)
-        task.add_done_callback(self._side_tasks.discard)
-
-    async def _follow_speculation(self, utt: Utterance, spec: Speculation) -> None:
-        """Partial transcript, then: a complete command ends the turn after a short silence.
-        A cheap look that does not end it hands over to its final-settings backup."""
-        await self._follow_look(utt, spec)
-        backup = spec.backup
-        if (
-            backup is not None
-            and utt.spec is spec
-            and utt is self._current
-            and not spec.stale
-            and not spec.armed
-        ):
-            utt.spec = backup
-            self._follow(utt, backup)
-
-    async def _follow_look(self, utt: Utterance, spec: Speculation) -> None:
-        try:
-            heard = as_heard(await asyncio.shield(spec.future))
-            spec.finished = self._clock()
-        except asyncio.CancelledError:
-            if spec.future.cancelled():
-                return  # superseded by a later pause
-            raise
-        except Exception:
-            logger.warning("session %s: speculative ASR failed on %s", self.id, utt.id)
-            return
-        text = heard.text
-        if spec.stale or not text:
-            return
-        if utt is not self._current and not spec.provisional:
-            return  # the turn ended; the final transcription recognizes it
-        if self.config.partials and utt is self._current:
-            self._emit(TranscriptPartial(utterance_id=utt.id, text=text))
-        context = self._state.last_intent
-        recognize = self._understanding.grammar(text, self.config.language, context, heard)
-        try:
-            result = await asyncio.to_thread(recognize)
-        except Exception:
-            logger.warning("session %s: speculative recognition failed", self.id, exc_info=True)
-            return
-        spec.recognition, spec.context = result, context
-        # A guessed reading of words cut at a pause may finish the speaker's sentence for
-        # them ("give me a double shot" aligned to "... americano"): wait for the silence.
-        spec.armed = ends_turn(result, text)
-        if spec.stale or utt is not self._current:
-            return
-        if spec.armed:
-            self._enqueue_control("complete", utt, spec)
-        elif (
-            spec.provisional
-            and spec.backup is None  # else the backup, running already, takes over
-            and self._settings.speculation_escalate_ms is not None
-        ):
-            # The cheap look did not parse: once the silence has lasted a while (most pauses
-            # inside a sentence are over by then), transcribe the same audio with the final
-            # settings, so that if this pause is the end of the turn, the final transcript is
-            # ready (or ends the turn early) instead of starting after the silence.
-            wait = spec.started + self._settings.speculation_escalate_ms / 1000 - self._clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if (
-                not spec.stale
-                and utt is self._current
-                and utt.spec is spec
-                and not self._shedding()
-            ):
-                self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
 
     async def _recognize_and_dispatch(
         self,
@@ -696,44 +430,14 @@ class Session:
         utt.stage = "intent"
         t0 = self._clock()
         if known is not None:
-            known = await self._acoustic_repair(utt, known, heard, audio, lang)
+            known = await self._transcribing.repair(utt, known, heard, audio, lang)
             self._intent_done(utt, t0)
             await self._acting.act(utt, known, text, lang)
             return
         result = await self._understanding.recognize(utt, text, lang, heard)
-        result = await self._acoustic_repair(utt, result, heard, audio, lang)
+        result = await self._transcribing.repair(utt, result, heard, audio, lang)
         self._intent_done(utt, t0)
         await self._acting.act(utt, result, text, lang)
-
-    async def _acoustic_repair(
-        self,
-        utt: Utterance,
-        result: Recognition,
-        heard: Heard | None,
-        audio: Any,
-        lang: str | None,
-    ) -> Recognition:
-        """A guessed custom-intent reading of noisy speech, checked against the audio by
-        Whisper's decoder (``assistant.audio.acoustic_repair``): on the ASR workers, as a
-        final job. Any failure keeps the text reading."""
-        repair = self._res.acoustic_repair
-        if repair is None or audio is None or heard is None or not repair.engages(result):
-            return result
-        if self._shedding():
-            # Overloaded: the repair costs ~1–2 s of ASR worker time; the text reading (or
-            # nothing) now beats a better one seconds late, as for the other second opinions.
-            return result
-        call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
-        future, _ = self._submit(call, FINAL)
-        try:
-            return (await future).recognition
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.warning(
-                "session %s: acoustic repair failed on %s", self.id, utt.id, exc_info=True
-            )
-            return result
 
     def _intent_done(self, utt: Utterance, t0: float) -> None:
         utt.timings["intent"] = self._clock() - t0
@@ -911,12 +615,10 @@ class Session:
     def _on_frontend_event(self, ev: Any, pos_ms: int, wall: float) -> None:
         if isinstance(ev, SpeechPaused):
             if self._current is not None:
-                self._speculate(self._current, ev.audio, ev.audio_end_ms)
+                self._speculation.paused(self._current, ev.audio, ev.audio_end_ms)
         elif isinstance(ev, SpeechResumed):
-            if self._current is not None and self._current.spec is not None:
-                if not self._current.spec.stale:
-                    self._res.metrics.speculations_total.inc("stale")
-                self._current.spec.stale = True
+            if self._current is not None:
+                self._speculation.resumed(self._current)
         elif isinstance(ev, FrontEndSpeechStarted):
             if self._current is not None:  # front end restarted without a stop
                 self._finish(self._current, "no_speech")
@@ -964,8 +666,7 @@ class Session:
                     utt.cancelled = True
                     utt.cancel_event.set()
                     utt.task.cancel()
-        for side in list(self._side_tasks):
-            side.cancel()
+        self._speculation.close()
         tasks = [u.task for u in self._inflight.values() if u.task is not None]
         if tasks and grace_s > 0:
             await asyncio.wait(tasks, timeout=grace_s)
@@ -977,11 +678,6 @@ class Session:
     @property
     def busy(self) -> bool:
         return bool(self._inflight)
-
-
-def _consume_exception(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _to_wire(td: TurnDetectionSettings) -> TurnDetection:

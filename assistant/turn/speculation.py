@@ -1,0 +1,255 @@
+"""Speculation (part of hearing): transcribe at each pause in speech, so that the final
+transcript is ready when the turn ends, and end the turn early on a complete command.
+
+At a pause (``SpeechPaused``) a *look* transcribes the audio so far: a cheap one
+(``speculation_beam_size``) and, with a worker idle, the final-settings one beside it
+(``speculation_parallel``). Its text goes out as ``transcript.partial`` and to the grammar:
+words that form a complete command as heard (:func:`.understanding.ends_turn`) arm an early end
+of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates to
+the final settings once the silence has lasted ``speculation_escalate_ms``. Speech resuming
+makes the look stale; the latest pause supersedes earlier ones (a queued job is dropped).
+
+When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
+transcribing stage as the final transcript (a cheap look only if it parsed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from assistant.asr_scheduler import SPECULATIVE, AsrScheduler
+from assistant.protocol import TranscriptPartial
+from assistant.turn.asr_jobs import AsrJobs
+from assistant.turn.events import Events
+from assistant.turn.types import (
+    Heard,
+    SessionResources,
+    SessionState,
+    Speculation,
+    Utterance,
+    as_heard,
+)
+from assistant.turn.understanding import Understanding, ends_turn
+
+logger = logging.getLogger(__name__)
+
+
+class Speculator:
+    """The looks of one session's turns. ``current()`` is the utterance being heard;
+    ``end_turn(utt, spec)`` asks the front end to end the turn early (queued behind the audio
+    already received)."""
+
+    def __init__(
+        self,
+        resources: SessionResources,
+        state: SessionState,
+        events: Events,
+        jobs: AsrJobs,
+        understanding: Understanding,
+        *,
+        current: Callable[[], Utterance | None],
+        end_turn: Callable[[Utterance, Speculation], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._res = resources
+        self._state = state
+        self._events = events
+        self._jobs = jobs
+        self._understanding = understanding
+        self._current = current
+        self._end_turn = end_turn
+        self._clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def paused(self, utt: Utterance, audio: Any, audio_end_ms: int) -> None:
+        """Speech paused: a look at the audio up to here."""
+        self._speculate(utt, audio, audio_end_ms)
+
+    def resumed(self, utt: Utterance) -> None:
+        """Speech resumed: the look at the last pause is stale."""
+        if utt.spec is not None:
+            if not utt.spec.stale:
+                self._res.metrics.speculations_total.inc("stale")
+            utt.spec.stale = True
+
+    async def take(
+        self, utt: Utterance, audio_end_ms: int | None
+    ) -> tuple[Heard, Speculation] | None:
+        """The look that stands as the final transcript of a turn that ended on
+        ``audio_end_ms``, with what it heard; None: transcribe afresh."""
+        spec = utt.spec
+        if spec is not None and spec.backup is not None and spec.follow is not None:
+            # A cheap look with a final-settings one beside it: unless the cheap one parses,
+            # the other is this turn's transcription.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(spec.follow)
+            spec = spec if spec.armed else spec.backup
+        if spec is None or spec.stale or spec.audio_end_ms != audio_end_ms:
+            return None
+        # The turn ended on exactly the audio transcribed at the pause: reuse it, and if it
+        # is still queued behind other sessions' work, it is now a final transcription.
+        executor = self._res.asr_executor
+        if spec.job is not None and isinstance(executor, AsrScheduler):
+            executor.promote(spec.job)
+        try:
+            heard = as_heard(await asyncio.shield(spec.future))
+            if spec.provisional:
+                if spec.follow is not None:
+                    await asyncio.shield(spec.follow)
+                if not spec.armed:
+                    return None  # a cheap look that did not parse: transcribe properly
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return None  # already logged by the speculation; transcribe afresh
+        self._res.metrics.speculations_total.inc("reused")
+        if spec.finished is not None:
+            utt.timings["speculation_asr"] = spec.finished - spec.started
+        return heard, spec
+
+    def close(self) -> None:
+        """Stop following looks (the session is closing)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _speculate(
+        self, utt: Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
+    ) -> None:
+        """Transcribe the audio up to this pause: a cheap first look, or with ``full`` the
+        final settings (the escalation when the first look did not parse)."""
+        settings = self._res.settings
+        if not settings.speculative or self._res.transcribe is None:
+            return
+        old = utt.spec
+        for superseded in (old, None if old is None else old.backup):
+            if superseded is not None and not superseded.future.done():
+                # Speech resumed since that pause (a new pause only follows a resumption):
+                # the latest pause is the one the turn may end on. A queued job is dropped.
+                superseded.stale = True
+                superseded.future.cancel()
+        limit = settings.speculation_max_asr_jobs
+        if limit is not None and self._res.asr_load.jobs >= limit:
+            self._res.metrics.speculations_total.inc("skipped")
+            return
+        self._res.metrics.speculations_total.inc("escalated" if full else "started")
+        provisional = not full and settings.speculation_beam_size is not None
+        transcribe = self._res.transcribe_speculative if provisional else self._res.transcribe
+        future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe)
+        # Its result may end up unused (speech resumed, session closed): retrieve any
+        # exception here so that it is not reported as "never retrieved".
+        future.add_done_callback(_consume_exception)
+        spec = Speculation(
+            audio_end_ms=audio_end_ms,
+            future=future,
+            job=job,
+            provisional=provisional,
+            audio=audio if provisional else None,
+            started=self._clock(),
+        )
+        if (
+            provisional
+            and settings.speculation_parallel
+            and self._res.asr_load.jobs < self._res.asr_workers
+        ):
+            # A worker is idle right now: the final-settings look starts beside the cheap one.
+            self._res.metrics.speculations_total.inc("parallel")
+            backup_future, backup_job = self._jobs.submit_asr(
+                audio, SPECULATIVE, self._res.transcribe
+            )
+            backup_future.add_done_callback(_consume_exception)
+            spec.backup = Speculation(
+                audio_end_ms=audio_end_ms,
+                future=backup_future,
+                job=backup_job,
+                started=spec.started,
+            )
+        utt.spec = spec
+        self._follow(utt, spec)
+
+    def _follow(self, utt: Utterance, spec: Speculation) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
+        )
+        spec.follow = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _follow_speculation(self, utt: Utterance, spec: Speculation) -> None:
+        """Partial transcript, then: a complete command ends the turn after a short silence.
+        A cheap look that does not end it hands over to its final-settings backup."""
+        await self._follow_look(utt, spec)
+        backup = spec.backup
+        if (
+            backup is not None
+            and utt.spec is spec
+            and utt is self._current()
+            and not spec.stale
+            and not spec.armed
+        ):
+            utt.spec = backup
+            self._follow(utt, backup)
+
+    async def _follow_look(self, utt: Utterance, spec: Speculation) -> None:
+        try:
+            heard = as_heard(await asyncio.shield(spec.future))
+            spec.finished = self._clock()
+        except asyncio.CancelledError:
+            if spec.future.cancelled():
+                return  # superseded by a later pause
+            raise
+        except Exception:
+            logger.warning("session %s: speculative ASR failed on %s", self._state.id, utt.id)
+            return
+        text = heard.text
+        if spec.stale or not text:
+            return
+        if utt is not self._current() and not spec.provisional:
+            return  # the turn ended; the final transcription recognizes it
+        config = self._state.config
+        if config.partials and utt is self._current():
+            self._events.emit(TranscriptPartial(utterance_id=utt.id, text=text))
+        context = self._state.last_intent
+        recognize = self._understanding.grammar(text, config.language, context, heard)
+        try:
+            result = await asyncio.to_thread(recognize)
+        except Exception:
+            logger.warning(
+                "session %s: speculative recognition failed", self._state.id, exc_info=True
+            )
+            return
+        spec.recognition, spec.context = result, context
+        # A guessed reading of words cut at a pause may finish the speaker's sentence for
+        # them ("give me a double shot" aligned to "... americano"): wait for the silence.
+        spec.armed = ends_turn(result, text)
+        if spec.stale or utt is not self._current():
+            return
+        escalate_ms = self._res.settings.speculation_escalate_ms
+        if spec.armed:
+            self._end_turn(utt, spec)
+        elif (
+            spec.provisional
+            and spec.backup is None  # else the backup, running already, takes over
+            and escalate_ms is not None
+        ):
+            # The cheap look did not parse: once the silence has lasted a while (most pauses
+            # inside a sentence are over by then), transcribe the same audio with the final
+            # settings, so that if this pause is the end of the turn, the final transcript is
+            # ready (or ends the turn early) instead of starting after the silence.
+            wait = spec.started + escalate_ms / 1000 - self._clock()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if (
+                not spec.stale
+                and utt is self._current()
+                and utt.spec is spec
+                and not self._jobs.shedding()
+            ):
+                self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

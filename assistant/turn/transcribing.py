@@ -1,0 +1,194 @@
+"""Transcribing: a finished turn's audio -> what was heard (``transcript.final``).
+
+:class:`Transcribing` runs the final pass: the speculative look at the pause the turn ended on
+when it stands (:meth:`.Speculator.take`), else a transcription (the cheap one under overload);
+the full-window retry of a transcript that does not parse; and, after understanding, the
+acoustic repair of a guessed custom-intent reading. All of it on the ASR executor
+(:class:`~assistant.turn.asr_jobs.AsrJobs`), ahead of speculative work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from assistant.asr_scheduler import FINAL
+from assistant.audio.asr import looks_cut_off
+from assistant.protocol import ErrorCode, TranscriptFinal
+from assistant.turn.asr_jobs import AsrJobs
+from assistant.turn.events import Events
+from assistant.turn.speculation import Speculator
+from assistant.turn.types import (
+    Done,
+    Heard,
+    SessionResources,
+    SessionState,
+    StageError,
+    Utterance,
+    as_heard,
+)
+from assistant.turn.understanding import Understanding
+from intents.decode import Hypothesis
+from intents.schema import Recognition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Transcription:
+    """What the transcribing stage hands to understanding."""
+
+    #: The text reported in ``transcript.final`` (the first pass's).
+    text: str
+    language: str | None
+    #: The hypotheses to decode (after a full-window retry, both passes' pooled).
+    heard: Heard
+    #: The grammar's answer to ``heard`` when it is known already (and would not change).
+    known: Recognition | None = None
+
+
+class Transcribing:
+    """The final pass of one session's turns."""
+
+    def __init__(
+        self,
+        resources: SessionResources,
+        state: SessionState,
+        events: Events,
+        jobs: AsrJobs,
+        understanding: Understanding,
+        speculation: Speculator,
+        clock: Callable[[], float],
+    ) -> None:
+        self._res = resources
+        self._state = state
+        self._events = events
+        self._jobs = jobs
+        self._understanding = understanding
+        self._speculation = speculation
+        self._clock = clock
+
+    async def transcribe(
+        self, utt: Utterance, audio: Any, audio_end_ms: int | None
+    ) -> Transcription:
+        """The turn's transcription, its ``asr`` timing and its ``transcript.final`` event.
+        Raises :class:`Done` (``no_speech``) on an empty transcript, :class:`StageError`
+        (``asr_failed``) when the ASR fails."""
+        utt.stage = "asr"
+        t0 = self._clock()
+        taken = await self._speculation.take(utt, audio_end_ms)
+        heard = None if taken is None else taken[0]
+        if heard is None:
+            try:
+                # Under overload, the cheap pass: a slower, better answer that arrives
+                # seconds late helps nobody (``asr_shed_jobs``).
+                cheap = self._jobs.shedding() and self._res.transcribe_speculative is not None
+                fn = self._res.transcribe_speculative if cheap else None
+                heard = as_heard(await self._jobs.transcribe(audio, fn))
+            except StageError:
+                raise
+            except Exception as e:
+                logger.exception("session %s: ASR failed on %s", self._state.id, utt.id)
+                raise StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
+        text = heard.text
+        language = self._state.config.language
+        known = None
+        reused = None if taken is None else taken[1]
+        if (
+            reused is not None
+            and reused.recognition is not None
+            and reused.context is self._state.last_intent
+            and self._res.tiered is None
+        ):
+            known = reused.recognition  # same text, same context: the grammar would agree
+        if (
+            text
+            and not heard.full_window
+            and not self._jobs.shedding()
+            and self._res.transcribe_full is not None
+            and self._res.decoder is not None
+        ):
+            heard, known = await self._retry_unparsed(utt, audio, heard, known)
+        utt.timings["asr"] = self._clock() - t0
+        self._events.emit(
+            TranscriptFinal(utterance_id=utt.id, text=text, language=language, source="asr")
+        )
+        if not text:
+            raise Done("no_speech")
+        return Transcription(text, language, heard, known)
+
+    async def _retry_unparsed(
+        self, utt: Utterance, audio: Any, heard: Heard, known: Recognition | None
+    ) -> tuple[Heard, Recognition | None]:
+        """When no hypothesis of the (trimmed-window) transcription decodes to a command, or
+        the text looks cut off and only a guessed reading or a custom intent came of it
+        ("Can I get a triple shot," aligned to an americano), transcribe once more on the
+        full window and pool both passes' hypotheses (the full window's first when the text
+        was cut off). The server's transcriptions skip the transcriber's own cut-off retry
+        (``Hearth._transcribe``): this is where it happens. Returns what to recognize, and
+        the grammar's answer when it is already known."""
+        first = known
+        if first is None:
+            decode = self._understanding.grammar(
+                heard.text, self._state.config.language, self._state.last_intent, heard
+            )
+            first = await asyncio.to_thread(decode)
+        cut_off = looks_cut_off(heard.text)
+        # A text that ends mid-sentence stands only as an exact home command ("turn off the
+        # living room light," is how Whisper often ends one); a guessed reading of it, or a
+        # custom intent (orders go on: "a triple shot, cappuccino, with ..."), asks again.
+        if first.intent is not None and not (
+            cut_off and (first.guessed or first.intent.source == "custom")
+        ):
+            return heard, first if self._res.tiered is None else None
+        try:
+            again = as_heard(await self._jobs.transcribe(audio, self._res.transcribe_full))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("session %s: full-window retry failed on %s", self._state.id, utt.id)
+            return heard, first if self._res.tiered is None else None
+        self._res.metrics.asr_retries_total.inc()
+        ordered = (again, heard) if cut_off else (heard, again)
+        seen: set[str] = set()
+        pooled: list[Hypothesis] = []
+        for h in (*ordered[0].hypotheses, *ordered[1].hypotheses):
+            if (key := h.text.strip().lower()) not in seen:
+                seen.add(key)
+                pooled.append(h)
+        nsp = min(heard.no_speech_prob, again.no_speech_prob)
+        return Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
+
+    async def repair(
+        self,
+        utt: Utterance,
+        result: Recognition,
+        heard: Heard | None,
+        audio: Any,
+        lang: str | None,
+    ) -> Recognition:
+        """A guessed custom-intent reading of noisy speech, checked against the audio by
+        Whisper's decoder (``assistant.audio.acoustic_repair``): on the ASR workers, as a
+        final job. Any failure keeps the text reading."""
+        repair = self._res.acoustic_repair
+        if repair is None or audio is None or heard is None or not repair.engages(result):
+            return result
+        if self._jobs.shedding():
+            # Overloaded: the repair costs ~1–2 s of ASR worker time; the text reading (or
+            # nothing) now beats a better one seconds late, as for the other second opinions.
+            return result
+        call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
+        future, _ = self._jobs.submit(call, FINAL)
+        try:
+            return (await future).recognition
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning(
+                "session %s: acoustic repair failed on %s", self._state.id, utt.id, exc_info=True
+            )
+            return result
