@@ -50,6 +50,11 @@ from assistant.protocol import (
     IntentEvent,
     MetricsEvent,
     Mode,
+    ReplySettings,
+    ResponseAudio,
+    ResponseDone,
+    ResponseInterrupted,
+    ResponseText,
     ServerEvent,
     SessionCreated,
     SessionUpdate,
@@ -154,11 +159,22 @@ class Utterance:
     actions: list[ActionEvent] = field(default_factory=list)
     errors: list[ErrorEvent] = field(default_factory=list)
     metrics: MetricsEvent | None = None
+    #: The reply (``response.text``), its audio (PCM s16le at ``reply_rate``) and how the
+    #: audio ended (``response.done`` or ``response.interrupted``).
+    reply: ResponseText | None = None
+    reply_audio: bytearray = field(default_factory=bytearray)
+    reply_rate: int | None = None
+    reply_end: ResponseDone | ResponseInterrupted | None = None
 
     @property
     def done(self) -> bool:
         """True once the ``metrics`` event (always the utterance's last) has arrived."""
         return self.metrics is not None
+
+    @property
+    def reply_pending(self) -> bool:
+        """A reply's audio is still coming (``response.text`` said so, no end yet)."""
+        return self.reply is not None and self.reply.audio and self.reply_end is None
 
     @property
     def final_actions(self) -> list[ActionEvent]:
@@ -230,6 +246,15 @@ class UtteranceTracker:
             utt.errors.append(event)
         elif isinstance(event, MetricsEvent):
             utt.metrics = event
+        elif isinstance(event, ResponseText):
+            if utt.reply is None or utt.reply_end is not None:  # a later reply (a timer)
+                utt.reply, utt.reply_end = event, None
+                utt.reply_audio.clear()
+        elif isinstance(event, ResponseAudio):
+            utt.reply_rate = event.sample_rate
+            utt.reply_audio += base64.b64decode(event.audio)
+        elif isinstance(event, ResponseDone | ResponseInterrupted):
+            utt.reply_end = event
         return utt
 
     @property
@@ -242,7 +267,7 @@ class UtteranceTracker:
 
     @property
     def all_done(self) -> bool:
-        return all(u.done for u in self.utterances.values())
+        return all(u.done and not u.reply_pending for u in self.utterances.values())
 
 
 # -- audio files ---------------------------------------------------------------------------
@@ -450,6 +475,7 @@ class HearthClient:
         turn_detection: TurnDetection | None = None,
         partials: bool | None = None,
         device_events: bool | None = None,
+        reply: ReplySettings | None = None,
     ) -> None:
         """Change session settings; None keeps the server's current value. The server
         answers with ``session.updated`` (or an ``error``) on the event stream."""
@@ -461,6 +487,7 @@ class HearthClient:
                 turn_detection=turn_detection,
                 partials=partials,
                 device_events=device_events,
+                reply=reply,
             )
         )
         if sample_rate is not None:
@@ -608,7 +635,7 @@ class HearthClient:
                 utt = tracker.feed(event)
                 if isinstance(event, ErrorEvent) and event.utterance_id is None:
                     raise HearthServerError(event)
-                if utt is not None and utt.done:
+                if utt is not None and utt.done and not utt.reply_pending:
                     return utt
             raise HearthConnectionError(self._closed_reason())
 

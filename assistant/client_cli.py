@@ -30,7 +30,13 @@ from assistant.client import (
     UtteranceTracker,
     read_wav,
 )
-from assistant.protocol import MAX_TEXT_CHARS, SUPPORTED_SAMPLE_RATES, ErrorCode
+from assistant.protocol import (
+    MAX_TEXT_CHARS,
+    SUPPORTED_SAMPLE_RATES,
+    ErrorCode,
+    ReplySettings,
+    ResponseAudio,
+)
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -50,6 +56,8 @@ LISTEN_BLOCK_MS: Final = 20
 #: Microphone blocks buffered while the socket is slow; beyond it the oldest are dropped,
 #: since late audio is worth less than current audio to a live assistant.
 LISTEN_QUEUE_BLOCKS: Final = 100
+#: Rate of the spoken reply asked for by ``--reply-audio`` (the joe voice's own rate).
+REPLY_SAMPLE_RATE: Final = 22050
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +70,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         )
         p.add_argument("--language", help="language of the speech/text, e.g. en, zh-CN")
 
+    def reply_audio(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--reply-audio",
+            type=Path,
+            metavar="FILE.wav",
+            help="ask for the spoken reply and write it to this WAV file (16-bit mono, "
+            f"{REPLY_SAMPLE_RATE} Hz)",
+        )
+
     p = sub.add_parser(
         "say",
         help="send a text command, print the events as JSON lines",
@@ -73,6 +90,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--timeout", type=float, default=DEFAULT_SAY_TIMEOUT_S, help="seconds (default 30)"
     )
+    reply_audio(p)
     p.set_defaults(func=_say)
 
     p = sub.add_parser(
@@ -90,6 +108,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "(default: as fast as possible, then audio.commit)",
     )
     p.add_argument("--timeout", type=float, help="seconds (default: the audio's length plus 30 s)")
+    reply_audio(p)
     p.set_defaults(func=_stream)
 
     p = sub.add_parser(
@@ -102,6 +121,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     common(p)
     p.add_argument("--device", help="input device name or number (see python -m sounddevice)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument(
+        "--no-reply-audio", action="store_true", help="do not play the spoken replies"
+    )
     p.set_defaults(func=_listen)
 
 
@@ -109,7 +131,35 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def print_event(event: Event) -> None:
-    print(json.dumps(event.to_dict(), ensure_ascii=False), flush=True)
+    """One JSON line; a ``response.audio`` chunk is shown with its size, not its audio."""
+    obj = event.to_dict()
+    if isinstance(event, ResponseAudio):
+        obj.pop("audio", None)
+        obj["audio_bytes"] = len(event.audio) * 3 // 4 - event.audio[-2:].count("=")
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def write_reply(path: Path, utterances: list[Utterance]) -> bool:
+    """The spoken replies of ``utterances``, one after the other, as a WAV file. False (with a
+    message) when there was none or the file cannot be written."""
+    pcm = b"".join(bytes(u.reply_audio) for u in utterances)
+    rate = next((u.reply_rate for u in utterances if u.reply_rate), REPLY_SAMPLE_RATE)
+    for u in utterances:
+        if u.reply is not None:
+            _error(f"reply: {u.reply.text}")
+    if not pcm:
+        _error("the server sent no reply audio (no voice for the language?)")
+        return False
+    try:
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(pcm)
+    except OSError as e:
+        _error(f"cannot write {path}: {e}")
+        return False
+    return True
 
 
 def _error(message: str) -> None:
@@ -171,6 +221,10 @@ async def _say_async(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     try:
         async with HearthClient(args.url, token=args.token) as client:
+            if args.reply_audio is not None:
+                await client.update_session(
+                    reply=ReplySettings(audio=True, sample_rate=REPLY_SAMPLE_RATE)
+                )
             utt = await client.say(
                 text, args.language, timeout_s=args.timeout, on_event=print_event
             )
@@ -182,6 +236,8 @@ async def _say_async(args: argparse.Namespace) -> int:
     except HearthClientError as e:
         _error(str(e))
         return EXIT_UNAVAILABLE
+    if args.reply_audio is not None and not write_reply(args.reply_audio, [utt]):
+        return EXIT_FAILED
     return _verdict([utt])
 
 
@@ -204,6 +260,10 @@ async def _stream_async(args: argparse.Namespace) -> int:
         async with HearthClient(args.url, token=args.token) as client:
             if args.language:
                 await client.update_session(language=args.language)
+            if args.reply_audio is not None:
+                await client.update_session(
+                    reply=ReplySettings(audio=True, sample_rate=REPLY_SAMPLE_RATE)
+                )
             tracker = await client.stream(
                 audio, realtime=args.realtime, timeout_s=timeout_s, on_event=print_event
             )
@@ -217,7 +277,10 @@ async def _stream_async(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     for err in tracker.session_errors:
         _error(f"server error {err.code}: {err.message}")
-    rc = _verdict(list(tracker.utterances.values()))
+    utterances = list(tracker.utterances.values())
+    if args.reply_audio is not None and not write_reply(args.reply_audio, utterances):
+        return EXIT_FAILED
+    rc = _verdict(utterances)
     return EXIT_FAILED if tracker.session_errors else rc
 
 
@@ -302,18 +365,84 @@ async def _listen_stream(
                 await client.send_audio(block)
         await client.commit()
 
+    player = None if args.no_reply_audio else _Player.open(sd_module(), rate)
+    on_event = print_event if player is None else player.wrap(print_event)
     try:
         async with HearthClient(args.url, token=args.token) as client:
-            await client.update_session(sample_rate=rate, language=args.language)
+            reply = None if player is None else ReplySettings(audio=True, sample_rate=rate)
+            await client.update_session(sample_rate=rate, language=args.language, reply=reply)
             until = f" for {args.seconds:g} s" if args.seconds is not None else "; Ctrl-C stops"
             _error(f"listening at {rate} Hz{until}")
-            tracker = await client.collect(send_microphone(client), on_event=print_event)
+            tracker = await client.collect(send_microphone(client), on_event=on_event)
     except HearthServerError as e:
         return _server_error(e)
     except HearthClientError as e:
         _error(str(e))
         return EXIT_UNAVAILABLE
+    finally:
+        if player is not None:
+            player.close()
     failed = [u for u in tracker.utterances.values() if not u.ok]
     for u in failed:
         _error(f"utterance {u.utterance_id}: {u.summary}")
     return EXIT_FAILED if failed or tracker.session_errors else EXIT_OK
+
+
+def sd_module() -> Any:
+    import sounddevice
+
+    return sounddevice
+
+
+class _Player:
+    """Plays ``response.audio`` on the default output device (PortAudio pulls from a buffer
+    in its own thread); ``response.interrupted`` empties the buffer at once. The microphone
+    hears the speaker unless the room or the device cancels the echo: use a headset, or a
+    device with echo cancellation, for barge-in (docs/clients.md)."""
+
+    def __init__(self, stream: Any) -> None:
+        import threading
+
+        self._stream = stream
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, sd: Any, rate: int) -> _Player | None:
+        player = cls(None)
+        try:
+            player._stream = sd.RawOutputStream(
+                samplerate=rate, channels=1, dtype="int16", callback=player._pull
+            )
+            player._stream.start()
+        except Exception as e:  # no output device: listen without playing
+            _error(f"cannot play replies ({e}); text only")
+            return None
+        return player
+
+    def _pull(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
+        n = frames * 2
+        with self._lock:
+            chunk = bytes(self._buf[:n])
+            del self._buf[:n]
+        outdata[:] = chunk + bytes(n - len(chunk))
+
+    def wrap(self, inner: Any) -> Any:
+        import base64
+
+        from assistant.protocol import ResponseInterrupted
+
+        def on_event(event: Event) -> None:
+            inner(event)
+            if isinstance(event, ResponseAudio):
+                with self._lock:
+                    self._buf += base64.b64decode(event.audio)
+            elif isinstance(event, ResponseInterrupted):
+                with self._lock:
+                    self._buf.clear()
+
+        return on_event
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
