@@ -19,6 +19,9 @@
 
 (() => {
   const TARGET_RATE = 16000;
+  // Spoken replies: asked for at the voice's own rate (no resampling on the server);
+  // ?reply=text turns them off (text replies only).
+  const REPLY_RATE = 22050;
   const MAX_LOG = 300; // log entries kept in the DOM
   // Overflow policy for audio: if the socket cannot drain (slow network, stalled server),
   // frames are dropped rather than queued without bound; ~2 s of audio at 16 kHz PCM16.
@@ -50,6 +53,8 @@
     devices: {}, // device id -> last known state object
     lastError: null,
     login: false, // the token form is showing
+    replies: [], // {text, language, audioMs, playedMs, interrupted} per reply
+    replyAudioChunks: 0, // response.audio chunks scheduled for playback
   };
   window.hearthPage = page;
 
@@ -220,6 +225,7 @@
 
   function sendSessionUpdate() {
     const msg = { type: "session.update", sample_rate: TARGET_RATE };
+    msg.reply = { audio: params.get("reply") !== "text", sample_rate: REPLY_RATE };
     const lang = params.get("lang");
     if (lang) msg.language = lang;
     if (token) msg.token = token;
@@ -236,7 +242,9 @@
       const stream = await navigator.mediaDevices.getUserMedia({
         // Whisper copes with raw audio better than with the browser's noise suppression,
         // which is tuned for calls and smears consonants.
-        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
+        // Echo cancellation on: the page plays spoken replies, and the microphone must not
+        // hear them (the server takes speech during a reply as a barge-in).
+        audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false,
           autoGainControl: true },
       });
       const ctx = new AudioContext();
@@ -507,6 +515,30 @@
       case "metrics":
         addLog(type, outcomeText(ev.outcome), describeMetrics(ev), ev.outcome === "error");
         break;
+      case "response.text":
+        page.replies.push({ text: ev.text, language: ev.language, audioMs: 0, playedMs: 0,
+          interrupted: false });
+        ui.result.textContent = `🔈 ${ev.text}`;
+        addLog(type, ev.text, ev.audio ? "speaking" : "");
+        break;
+      case "response.audio":
+        playReply(ev);
+        break;
+      case "response.done":
+        if (ev.audio_ms) addLog(type, `Reply spoken (${Math.round(ev.audio_ms)} ms of audio)`);
+        break;
+      case "response.interrupted":
+        stopReply();
+        if (page.replies.length) {
+          const r = page.replies[page.replies.length - 1];
+          r.interrupted = true;
+          r.playedMs = ev.played_ms;
+        }
+        addLog(type, `Reply interrupted after ${Math.round(ev.played_ms)} ms`);
+        break;
+      case "timer.finished":
+        addLog(type, `Timer finished (${ev.duration_s} s)`);
+        break;
       case "error":
         page.lastError = `${ev.code || "error"}: ${ev.message || ""}`;
         addLog(type, ev.code || "error", ev.message || "", true);
@@ -515,6 +547,51 @@
       default:
         addLog(type, "", JSON.stringify(ev));
     }
+  }
+
+  // ---------------------------------------------------------------- replies ------------
+
+  let player = null; // {ctx, next, sources}
+
+  function playReply(ev) {
+    try {
+      if (!player) {
+        const ctx = new AudioContext();
+        player = { ctx, next: 0, sources: new Set() };
+      }
+      const { ctx } = player;
+      if (ctx.state !== "running") ctx.resume();
+      const bytes = Uint8Array.from(atob(ev.audio), (c) => c.charCodeAt(0));
+      const pcm = new Int16Array(bytes.buffer, 0, bytes.length >> 1);
+      if (!pcm.length) return;
+      const buf = ctx.createBuffer(1, pcm.length, ev.sample_rate);
+      const ch = buf.getChannelData(0);
+      for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i] / 32768;
+      const src = ctx.createBufferSource();
+      src.buffer = buf;
+      src.connect(ctx.destination);
+      const at = Math.max(ctx.currentTime + 0.02, player.next);
+      src.start(at);
+      player.next = at + buf.duration;
+      player.sources.add(src);
+      src.onended = () => player && player.sources.delete(src);
+      page.replyAudioChunks += 1;
+      if (page.replies.length) page.replies[page.replies.length - 1].audioMs += buf.duration * 1000;
+      if (page.replyAudioChunks === 1 || ev.offset_ms === 0) {
+        logLocal("reply", `Playing reply audio (${ev.sample_rate} Hz)`);
+      }
+    } catch (err) {
+      logLocal("reply", `Cannot play the reply: ${err.message || err}`, true);
+    }
+  }
+
+  function stopReply() {
+    if (!player) return;
+    for (const src of player.sources) {
+      try { src.stop(); } catch (_) { /* already stopped */ }
+    }
+    player.sources.clear();
+    player.next = 0;
   }
 
   function setResult(text, ok) {
