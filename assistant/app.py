@@ -158,6 +158,7 @@ class Hearth:
             audit=audit,
             decoder=self.decoder,
             answers=self.answers,
+            asr_language=self.asr_language if self.transcriber is not None else None,
         )
         self._remove_listener = dispatcher.add_state_listener(self._on_state)
         logger.info("Hearth resources ready in %.2f s", time.perf_counter() - t0)

@@ -150,7 +150,7 @@ class Session:
         self._state = SessionState(self.id, config)
         self._understanding = Understanding(resources, self._state)
         self._acting = Acting(resources, self._state, self._events, clock)
-        self._jobs = AsrJobs(resources)
+        self._jobs = AsrJobs(resources, lambda: self.config.language)
         self._speculation = Speculator(
             resources,
             self._state,
@@ -329,6 +329,11 @@ class Session:
             # Behind the audio already queued, which was sent under the old settings.
             self._enqueue_control("rebuild")
         self._emit(SessionUpdated(config=self.config))
+        if msg.language is not None and self._res.transcribe is not None:
+            try:  # text in that language still works; speech would be gibberish
+                self._jobs.in_language(self._res.transcribe)
+            except StageError as e:
+                self.error(e.code, e.message)
 
     def _set_image(self, msg: ImageInput) -> None:
         try:

@@ -20,8 +20,23 @@ _T = TypeVar("_T")
 class AsrJobs:
     """The ASR executor of :class:`SessionResources`, shared by all sessions."""
 
-    def __init__(self, resources: SessionResources) -> None:
+    def __init__(
+        self, resources: SessionResources, language: Callable[[], str | None] = lambda: None
+    ) -> None:
         self._res = resources
+        #: The session's language, read at each submission (``session.update`` changes it).
+        self._language = language
+
+    def in_language(self, transcribe: Transcribe) -> Transcribe:
+        """``transcribe`` bound to the session's language (``SessionResources.asr_language``);
+        :class:`StageError` ``language_unsupported`` when the model cannot speak it."""
+        bind = self._res.asr_language
+        if bind is None:
+            return transcribe
+        try:
+            return bind(transcribe, self._language())
+        except ValueError as e:
+            raise StageError(ErrorCode.LANGUAGE_UNSUPPORTED, str(e)) from None
 
     def shedding(self) -> bool:
         """The ASR workers are overloaded (``asr_shed_jobs`` jobs queued or running): final
@@ -39,6 +54,15 @@ class AsrJobs:
         transcribe = transcribe or self._res.transcribe
         if transcribe is None:
             raise StageError(ErrorCode.INTERNAL_ERROR, "speech recognition is not available")
+        try:
+            transcribe = self.in_language(transcribe)
+        except StageError as e:
+            # As a failed job: a speculative look just does not stand, a final one reports it.
+            failed: asyncio.Future[str | TranscriptLike] = (
+                asyncio.get_running_loop().create_future()
+            )
+            failed.set_exception(e)
+            return failed, None
         return self.submit(functools.partial(transcribe, audio), priority)
 
     def submit(

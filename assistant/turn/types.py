@@ -186,6 +186,11 @@ class SessionResources:
     confirmation_window_s: float = 10.0
     #: Replies (text, the shared voice) and timers; None: no replies (``assistant.answers``).
     answers: AnswerServices | None = None
+    #: Binds one of the ``transcribe*`` functions to a session's language (None: the home's):
+    #: returns the function to call, or raises ``ValueError`` (``LanguageUnsupportedError``)
+    #: when the speech model cannot speak it (``assistant.app.Hearth.asr_language``). None:
+    #: the functions as they are.
+    asr_language: Callable[[Transcribe, str | None], Transcribe] | None = None
 
 
 # -- what the stages share -----------------------------------------------------------------
