@@ -40,6 +40,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--silent", action="append", default=[], help="device id that never answers")
     p.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--username", default=None, help="MQTT user of the simulated devices")
+    p.add_argument(
+        "--password-env", default=None, help="name of the environment variable with the password"
+    )
     p.set_defaults(func=_simulate)
 
 
@@ -125,8 +129,23 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"error: unknown device(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
 
+    url = args.url
+    if args.username is not None:
+        from urllib.parse import quote
+
+        password = ""
+        if args.password_env:
+            password = os.environ.get(args.password_env, "")
+            if not password:
+                var = args.password_env
+                print(f"error: environment variable {var} is not set", file=sys.stderr)
+                return 2
+        scheme, sep, rest = url.partition("://")
+        cred = quote(args.username, safe="") + (f":{quote(password, safe='')}" if password else "")
+        url = f"{scheme}{sep}{cred}@{rest.rsplit('@', 1)[-1]}" if sep else url
+
     async def run() -> None:
-        home = SimulatedHome(cfg, args.url, silent=set(args.silent), latency_s=args.latency)
+        home = SimulatedHome(cfg, url, silent=set(args.silent), latency_s=args.latency)
         await home.start()
         print(f"simulating {len(cfg.devices)} devices on {home.mqtt.url}", file=sys.stderr)
         try:
