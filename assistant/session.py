@@ -32,11 +32,10 @@ import base64
 import binascii
 import collections
 import functools
-import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -56,8 +55,6 @@ from assistant.protocol import (
     ErrorCode,
     ImageInput,
     Limits,
-    MetricsEvent,
-    Outcome,
     ProtocolError,
     SessionConfig,
     SessionCreated,
@@ -65,9 +62,7 @@ from assistant.protocol import (
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
-    StageTimings,
     TextInput,
-    TranscriptFinal,
     TurnDetection,
     check_audio_frame,
     parse_client_message,
@@ -75,13 +70,12 @@ from assistant.protocol import (
 from assistant.turn.acting import Acting
 from assistant.turn.asr_jobs import AsrJobs
 from assistant.turn.events import Events
+from assistant.turn.pipeline import Turns
 from assistant.turn.speculation import Speculator
 from assistant.turn.transcribing import Transcribing
 from assistant.turn.types import (
-    Done,
     Emit,
     FrontEndLike,
-    Heard,
     SessionResources,
     SessionState,
     Speculation,
@@ -89,7 +83,7 @@ from assistant.turn.types import (
     Utterance,
 )
 from assistant.turn.understanding import Understanding
-from intents.schema import Intent, Recognition
+from intents.schema import Intent
 
 logger = logging.getLogger(__name__)
 
@@ -170,13 +164,20 @@ class Session:
             self._speculation,
             clock,
         )
-        self._counter = itertools.count(1)
+        self._turns = Turns(
+            resources,
+            self._state,
+            self._events,
+            self._transcribing,
+            self._understanding,
+            self._acting,
+            clock,
+        )
         self._queue: collections.deque[_Audio | _Control] = collections.deque()
         self._queued_audio = 0
         self._wake = asyncio.Event()
         self._frontend: FrontEndLike | None = None
         self._current: Utterance | None = None  # utterance being heard
-        self._inflight: dict[str, Utterance] = {}
         self._pos_ms = 0.0  # position in the session's audio stream (all rates)
         self._frontend_origin_ms = 0.0  # stream position where the front end began
         self._rate_in_effect = self.config.sample_rate
@@ -234,7 +235,7 @@ class Session:
         if self._closing:
             return
         if isinstance(msg, TextInput):
-            self._start_text(msg)
+            self._turns.text(msg)
         elif isinstance(msg, AudioCommit):
             self._enqueue_control("commit")
         elif isinstance(msg, AudioClear):
@@ -350,16 +351,9 @@ class Session:
         if self._current is not None and utterance_id in (None, self._current.id):
             utt = self._current
             self._current = None
-            self._finish(utt, "cancelled")
+            self._turns.finish(utt, "cancelled")
             self._enqueue_control("clear")  # the front end still holds its audio
-        for utt in list(self._inflight.values()):
-            if utterance_id not in (None, utt.id):
-                continue
-            # A dispatch in progress has published or is publishing; let it report.
-            if utt.stage != "dispatch" and utt.task is not None and not utt.task.done():
-                utt.cancelled = True
-                utt.cancel_event.set()  # ends a model-tier request in its worker thread
-                utt.task.cancel()
+        self._turns.cancel(utterance_id)
 
     def _confirm(self, msg: Confirm) -> None:
         name = "confirm" if msg.accept else "cancel"
@@ -370,128 +364,7 @@ class Session:
             reason=f"confirm message (accept={str(msg.accept).lower()})",
             text="yes" if msg.accept else "no",
         )
-        utt = self._new_utterance()
-        self._spawn(utt, self._acting.act_on(utt, intent))
-
-    # -- utterances ----------------------------------------------------------------------
-
-    def _new_utterance(self) -> Utterance:
-        return Utterance(id=f"{self.id}-{next(self._counter)}", started=self._clock())
-
-    def _spawn(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> bool:
-        """Start an utterance's stages as a task; ``body`` ends by raising :class:`_Done`."""
-        if len(self._inflight) >= self._settings.limits.max_utterances_in_flight:
-            body.close()
-            self.error(
-                ErrorCode.BUSY,
-                "too many utterances in flight on this session",
-                utterance_id=utt.id,
-            )
-            self._finish(utt, "error")
-            return False
-        utt.image, self._state.image = self._state.image, None
-        self._inflight[utt.id] = utt
-        utt.task = asyncio.get_running_loop().create_task(
-            self._guard(utt, body), name=f"utterance-{utt.id}"
-        )
-        utt.task.add_done_callback(functools.partial(self._forget, utt, body))
-        return True
-
-    def _forget(
-        self, utt: Utterance, body: Coroutine[Any, Any, None], _task: asyncio.Task[None]
-    ) -> None:
-        self._inflight.pop(utt.id, None)
-        if utt.stage != "done":
-            # Cancelled before its first step: the body never ran, so account for it here.
-            body.close()
-            self._finish(utt, "cancelled")
-
-    def _start_text(self, msg: TextInput) -> None:
-        utt = self._new_utterance()
-        self._spawn(utt, self._run_text(utt, msg))
-
-    async def _run_text(self, utt: Utterance, msg: TextInput) -> None:
-        language = msg.language or self.config.language
-        self._emit(
-            TranscriptFinal(utterance_id=utt.id, text=msg.text, language=language, source="text")
-        )
-        await self._recognize_and_dispatch(utt, msg.text, language)
-
-    async def _run_speech(self, utt: Utterance, audio: Any, audio_end_ms: int | None) -> None:
-        heard = await self._transcribing.transcribe(utt, audio, audio_end_ms)
-        await self._recognize_and_dispatch(
-            utt, heard.text, heard.language, heard.known, heard.heard, audio
-        )
-
-    async def _recognize_and_dispatch(
-        self,
-        utt: Utterance,
-        text: str,
-        lang: str | None,
-        known: Recognition | None = None,
-        heard: Heard | None = None,
-        audio: Any = None,
-    ) -> None:
-        utt.stage = "intent"
-        t0 = self._clock()
-        if known is not None:
-            known = await self._transcribing.repair(utt, known, heard, audio, lang)
-            self._intent_done(utt, t0)
-            await self._acting.act(utt, known, text, lang)
-            return
-        result = await self._understanding.recognize(utt, text, lang, heard)
-        result = await self._transcribing.repair(utt, result, heard, audio, lang)
-        self._intent_done(utt, t0)
-        await self._acting.act(utt, result, text, lang)
-
-    def _intent_done(self, utt: Utterance, t0: float) -> None:
-        utt.timings["intent"] = self._clock() - t0
-
-    async def _guard(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> None:
-        """Run an utterance's stages; map every outcome to events, exactly once."""
-        outcome: Outcome = "error"
-        try:
-            await body
-        except Done as d:
-            outcome = d.outcome
-        except StageError as e:
-            self.error(e.code, e.message, utterance_id=utt.id)
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            self._finish(utt, outcome)
-            raise
-        except Exception:
-            logger.exception("session %s: internal error on %s", self.id, utt.id)
-            self.error(ErrorCode.INTERNAL_ERROR, "internal error", utterance_id=utt.id)
-        self._finish(utt, outcome)
-
-    def _finish(self, utt: Utterance, outcome: Outcome) -> None:
-        if utt.stage == "done":
-            return
-        utt.stage = "done"
-        if outcome != "cancelled" and utt.cancelled:
-            outcome = "cancelled"
-        t = utt.timings
-        t["total"] = self._clock() - utt.started
-        if utt.vad_s:
-            t["vad"] = utt.vad_s
-        m = self._res.metrics
-        m.utterances_total.inc(outcome)
-        for stage in ("vad", "endpoint_wait", "asr", "intent", "dispatch"):
-            if stage in t:
-                m.stage_seconds.observe(t[stage], stage)
-        if "speech_end_to_action" in t:
-            m.speech_end_to_action.observe(t["speech_end_to_action"])
-        if "endpoint_to_action" in t:
-            m.endpoint_to_action.observe(t["endpoint_to_action"])
-        self._emit(
-            MetricsEvent(
-                utterance_id=utt.id,
-                outcome=outcome,
-                timings_ms=StageTimings(**{k: round(v * 1000, 2) for k, v in t.items()}),
-                audio_ms=utt.audio_ms,
-            )
-        )
+        self._turns.intent(intent)
 
     # -- the audio loop ------------------------------------------------------------------
 
@@ -570,7 +443,7 @@ class Session:
             if self._current is not None:
                 utt, self._current = self._current, None
                 self.error(ErrorCode.INTERNAL_ERROR, "audio processing failed", utterance_id=utt.id)
-                self._finish(utt, "error")
+                self._turns.finish(utt, "error")
             else:
                 self.error(ErrorCode.INTERNAL_ERROR, "audio processing failed")
             return
@@ -587,7 +460,7 @@ class Session:
                 self._frontend.clear()
             if self._current is not None:
                 utt, self._current = self._current, None
-                self._finish(utt, "cancelled")
+                self._turns.finish(utt, "cancelled")
             return
         if self._frontend is None:
             return
@@ -626,12 +499,12 @@ class Session:
                 self._speculation.resumed(self._current)
         elif isinstance(ev, FrontEndSpeechStarted):
             if self._current is not None:  # front end restarted without a stop
-                self._finish(self._current, "no_speech")
-            self._current = self._new_utterance()
+                self._turns.finish(self._current, "no_speech")
+            self._current = self._turns.new()
             audio_ms = int(self._frontend_origin_ms) + ev.audio_start_ms
             self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=audio_ms))
         elif isinstance(ev, FrontEndSpeechStopped):
-            utt = self._current or self._new_utterance()
+            utt = self._current or self._turns.new()
             self._current = None
             utt.endpoint_t = wall
             utt.speech_end_t = ev.speech_end_t
@@ -649,9 +522,9 @@ class Session:
                 )
             )
             if n == 0:
-                self._finish(utt, "no_speech")
+                self._turns.finish(utt, "no_speech")
                 return
-            self._spawn(utt, self._run_speech(utt, ev.audio, ev.audio_end_ms))
+            self._turns.speech(utt, ev.audio, ev.audio_end_ms)
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -664,25 +537,13 @@ class Session:
         self._drop_queued_audio()
         if self._current is not None:
             utt, self._current = self._current, None
-            self._finish(utt, "cancelled")
-        if not finish:
-            for utt in self._inflight.values():
-                if utt.stage != "dispatch" and utt.task is not None:
-                    utt.cancelled = True
-                    utt.cancel_event.set()
-                    utt.task.cancel()
+            self._turns.finish(utt, "cancelled")
         self._speculation.close()
-        tasks = [u.task for u in self._inflight.values() if u.task is not None]
-        if tasks and grace_s > 0:
-            await asyncio.wait(tasks, timeout=grace_s)
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._turns.close(grace_s, finish=finish)
 
     @property
     def busy(self) -> bool:
-        return bool(self._inflight)
+        return bool(self._turns.inflight)
 
 
 def _to_wire(td: TurnDetectionSettings) -> TurnDetection:

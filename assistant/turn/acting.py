@@ -13,8 +13,8 @@ import logging
 import re
 from collections.abc import Callable
 
-from assistant.answers.stage import Answering
 from assistant.protocol import ActionEvent, ErrorCode, IntentEvent
+from assistant.turn.answering import AnsweringLike
 from assistant.turn.events import Events
 from assistant.turn.types import Done, SessionResources, SessionState, StageError, Utterance
 from devices.actions import ActionResult
@@ -42,7 +42,7 @@ class Acting:
         self._pending: tuple[Intent, float] | None = None
         #: The session's answering stage: timer and clock intents are carried out there, not
         #: by the dispatcher (None: no replies, no timers).
-        self.answering: Answering | None = None
+        self.answering: AnsweringLike | None = None
 
     async def act(self, utt: Utterance, result: Recognition, text: str, lang: str | None) -> None:
         """The ``intent`` event for ``result`` (a bare yes/no answers a pending

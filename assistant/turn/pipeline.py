@@ -1,0 +1,251 @@
+"""The turns of one session: one task per utterance, running its stages in order::
+
+    speech:  transcribing ─► understanding ─► (acoustic repair) ─► acting ─► answering
+    text:                    understanding ──────────────────────► acting ─► answering
+    confirm message:                                                acting ─► answering
+
+Each stage ends the turn by raising :class:`Done` (an outcome) or :class:`StageError` (an
+``error`` event with a stable code); :meth:`Turns.finish` maps every outcome to events exactly
+once and sends the turn's ``metrics`` event, always its last.
+
+Full duplex: up to ``max_utterances_in_flight`` turns run at once while hearing goes on.
+``cancel`` stops turns before their dispatch starts; once commands are being published they
+cannot be taken back, so a dispatch always runs to its end and reports its actions."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from assistant.protocol import (
+    ErrorCode,
+    MetricsEvent,
+    Outcome,
+    StageTimings,
+    TextInput,
+    TranscriptFinal,
+)
+from assistant.turn.acting import Acting
+from assistant.turn.answering import AnsweringLike, answer_turn
+from assistant.turn.events import Events
+from assistant.turn.transcribing import Transcribing
+from assistant.turn.types import (
+    Done,
+    Heard,
+    SessionResources,
+    SessionState,
+    StageError,
+    Utterance,
+)
+from assistant.turn.understanding import Understanding
+from intents.schema import Intent, Recognition
+
+logger = logging.getLogger(__name__)
+
+
+class Turns:
+    """Starts, runs, cancels and finishes one session's utterances."""
+
+    def __init__(
+        self,
+        resources: SessionResources,
+        state: SessionState,
+        events: Events,
+        transcribing: Transcribing,
+        understanding: Understanding,
+        acting: Acting,
+        clock: Callable[[], float],
+    ) -> None:
+        self._res = resources
+        self._state = state
+        self._events = events
+        self._transcribing = transcribing
+        self._understanding = understanding
+        self._acting = acting
+        self._clock = clock
+        #: The answering stage (None: no replies).
+        self.answering: AnsweringLike | None = None
+        self._counter = itertools.count(1)
+        self.inflight: dict[str, Utterance] = {}
+
+    def new(self) -> Utterance:
+        """A new utterance (not started)."""
+        return Utterance(id=f"{self._state.id}-{next(self._counter)}", started=self._clock())
+
+    # -- starting turns ------------------------------------------------------------------
+
+    def text(self, msg: TextInput) -> None:
+        """A ``text`` message: its turn starts at understanding."""
+        utt = self.new()
+        self._spawn(utt, self._run_text(utt, msg))
+
+    def speech(self, utt: Utterance, audio: Any, audio_end_ms: int | None) -> None:
+        """The end of a turn heard (``speech.stopped`` sent): its turn starts at transcribing."""
+        self._spawn(utt, self._run_speech(utt, audio, audio_end_ms))
+
+    def intent(self, intent: Intent) -> None:
+        """An intent that needs no recognition (a ``confirm`` message): straight to acting."""
+        utt = self.new()
+        self._spawn(utt, self._run_intent(utt, intent))
+
+    def _spawn(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> bool:
+        """Start an utterance's stages as a task; ``body`` ends by raising :class:`Done`."""
+        if len(self.inflight) >= self._res.settings.limits.max_utterances_in_flight:
+            body.close()
+            self._events.error(
+                ErrorCode.BUSY,
+                "too many utterances in flight on this session",
+                utterance_id=utt.id,
+            )
+            self.finish(utt, "error")
+            return False
+        utt.image, self._state.image = self._state.image, None
+        self.inflight[utt.id] = utt
+        utt.task = asyncio.get_running_loop().create_task(
+            self._guard(utt, body), name=f"utterance-{utt.id}"
+        )
+        utt.task.add_done_callback(functools.partial(self._forget, utt, body))
+        return True
+
+    def _forget(
+        self, utt: Utterance, body: Coroutine[Any, Any, None], _task: asyncio.Task[None]
+    ) -> None:
+        self.inflight.pop(utt.id, None)
+        if utt.stage != "done":
+            # Cancelled before its first step: the body never ran, so account for it here.
+            body.close()
+            self.finish(utt, "cancelled")
+
+    # -- the stages, in order ------------------------------------------------------------
+
+    async def _run_text(self, utt: Utterance, msg: TextInput) -> None:
+        language = msg.language or self._state.config.language
+        utt.text, utt.language = msg.text, language
+        self._events.emit(
+            TranscriptFinal(utterance_id=utt.id, text=msg.text, language=language, source="text")
+        )
+        await self._understand_and_act(utt, msg.text, language)
+
+    async def _run_speech(self, utt: Utterance, audio: Any, audio_end_ms: int | None) -> None:
+        heard = await self._transcribing.transcribe(utt, audio, audio_end_ms)
+        utt.text, utt.language = heard.text, heard.language
+        await self._understand_and_act(
+            utt, heard.text, heard.language, heard.known, heard.heard, audio
+        )
+
+    async def _run_intent(self, utt: Utterance, intent: Intent) -> None:
+        utt.text, utt.language = intent.text, intent.language
+        await self._acting.act_on(utt, intent)
+
+    async def _understand_and_act(
+        self,
+        utt: Utterance,
+        text: str,
+        lang: str | None,
+        known: Recognition | None = None,
+        heard: Heard | None = None,
+        audio: Any = None,
+    ) -> None:
+        utt.stage = "intent"
+        t0 = self._clock()
+        if known is None:
+            known = await self._understanding.recognize(utt, text, lang, heard)
+        result = await self._transcribing.repair(utt, known, heard, audio, lang)
+        utt.timings["intent"] = self._clock() - t0
+        await self._acting.act(utt, result, text, lang)
+
+    # -- the end of a turn ---------------------------------------------------------------
+
+    async def _guard(self, utt: Utterance, body: Coroutine[Any, Any, None]) -> None:
+        """Run an utterance's stages; map every outcome to events, exactly once."""
+        outcome: Outcome = "error"
+        try:
+            await body
+        except Done as d:
+            outcome = d.outcome
+        except StageError as e:
+            utt.error = e.code
+            self._events.error(e.code, e.message, utterance_id=utt.id)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            self.finish(utt, outcome)
+            raise
+        except Exception:
+            logger.exception("session %s: internal error on %s", self._state.id, utt.id)
+            utt.error = ErrorCode.INTERNAL_ERROR
+            self._events.error(ErrorCode.INTERNAL_ERROR, "internal error", utterance_id=utt.id)
+        self._answer(utt, outcome)
+        self.finish(utt, outcome)
+
+    def _answer(self, utt: Utterance, outcome: Outcome) -> None:
+        if self.answering is None or utt.cancelled:
+            return
+        utt.stage = "answer"
+        try:
+            answer_turn(self.answering, utt, outcome)
+        except Exception:
+            # A reply must not break a turn: its actions are done and reported.
+            logger.exception("session %s: answering failed on %s", self._state.id, utt.id)
+
+    def finish(self, utt: Utterance, outcome: Outcome) -> None:
+        """The turn's ``metrics`` event (once; a cancelled turn reports ``cancelled``)."""
+        if utt.stage == "done":
+            return
+        utt.stage = "done"
+        if outcome != "cancelled" and utt.cancelled:
+            outcome = "cancelled"
+        t = utt.timings
+        t["total"] = self._clock() - utt.started
+        if utt.vad_s:
+            t["vad"] = utt.vad_s
+        m = self._res.metrics
+        m.utterances_total.inc(outcome)
+        for stage in ("vad", "endpoint_wait", "asr", "intent", "dispatch"):
+            if stage in t:
+                m.stage_seconds.observe(t[stage], stage)
+        if "speech_end_to_action" in t:
+            m.speech_end_to_action.observe(t["speech_end_to_action"])
+        if "endpoint_to_action" in t:
+            m.endpoint_to_action.observe(t["endpoint_to_action"])
+        self._events.emit(
+            MetricsEvent(
+                utterance_id=utt.id,
+                outcome=outcome,
+                timings_ms=StageTimings(**{k: round(v * 1000, 2) for k, v in t.items()}),
+                audio_ms=utt.audio_ms,
+            )
+        )
+
+    # -- cancel and close ----------------------------------------------------------------
+
+    def cancel(self, utterance_id: str | None) -> None:
+        """Cancel turns in flight (all, or the one with this id) that are not dispatching."""
+        for utt in list(self.inflight.values()):
+            if utterance_id not in (None, utt.id):
+                continue
+            # A dispatch in progress has published or is publishing; let it report.
+            if utt.stage != "dispatch" and utt.task is not None and not utt.task.done():
+                utt.cancelled = True
+                utt.cancel_event.set()  # ends a model-tier request in its worker thread
+                utt.task.cancel()
+
+    async def close(self, grace_s: float, *, finish: bool) -> None:
+        """End the turns in flight: with ``finish``, let them run up to ``grace_s``; without,
+        cancel those not yet dispatching and give dispatches the grace period."""
+        if not finish:
+            for utt in self.inflight.values():
+                if utt.stage != "dispatch" and utt.task is not None:
+                    utt.cancelled = True
+                    utt.cancel_event.set()
+                    utt.task.cancel()
+        tasks = [u.task for u in self.inflight.values() if u.task is not None]
+        if tasks and grace_s > 0:
+            await asyncio.wait(tasks, timeout=grace_s)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
