@@ -240,6 +240,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--silence-ms", type=int, help="session endpoint silence (session.update)")
     p.add_argument("--partials", action="store_true", help="ask for partial transcripts")
     p.add_argument(
+        "--reply-audio",
+        action="store_true",
+        help="ask for spoken replies (16 kHz) and report speech end -> first reply audio "
+        "and the voice's real-time factor",
+    )
+    p.add_argument(
         "--set",
         dest="sets",
         action="append",
@@ -391,6 +397,8 @@ def session_update_for(args: argparse.Namespace, variant: Variant) -> dict[str, 
         msg.setdefault("turn_detection", {})["silence_ms"] = args.silence_ms
     if args.partials and "partials" not in variant.session:
         msg["partials"] = True
+    if getattr(args, "reply_audio", False):
+        msg["reply"] = {"audio": True, "sample_rate": 16000}
     return msg
 
 
@@ -792,6 +800,15 @@ def _print_run(r: dict[str, Any]) -> None:
         file=sys.stderr,
         flush=True,
     )
+    audio = m.get("speech_end_to_first_reply_audio_ms") or {}
+    if audio.get("n"):
+        print(
+            f"[{r['name']}] speech_end->first reply audio P50 {audio['p50']} "
+            f"P95 {audio['p95']} P99 {audio['p99']} ms (n={audio['n']}); "
+            f"TTS real-time factor {m.get('tts_real_time_factor')}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

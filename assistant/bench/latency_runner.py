@@ -578,6 +578,14 @@ class Stream:
             rec.actions.append({**ev, "t": t})
         elif kind == "error":
             rec.errors.append({**ev, "t": t})
+        elif kind == "response.text":
+            if rec.t_reply_text is None:
+                rec.t_reply_text = t
+                rec.reply_text = ev.get("text")
+        elif kind == "response.audio":
+            rec.t_first_reply_audio = rec.t_first_reply_audio or t
+        elif kind in ("response.done", "response.interrupted"):
+            rec.reply_end = rec.reply_end or ev
         elif kind == "metrics":
             # A command split in two by the VAD sends two metrics; keep the one that acted.
             if rec.metrics is None or ev.get("outcome") == "actions":

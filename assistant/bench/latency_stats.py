@@ -96,6 +96,11 @@ class UtteranceRecord:
     metrics: dict[str, Any] | None = None
     t_metrics: float | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # The reply (``response.*`` events), when the session asked for one with audio.
+    reply_text: str | None = None
+    t_reply_text: float | None = None
+    t_first_reply_audio: float | None = None
+    reply_end: dict[str, Any] | None = None
 
     @property
     def start_ms(self) -> float:
@@ -315,6 +320,11 @@ def utterance_result(
         "speech_end_to_published_event_ms": ms(
             rec.t_speech_end, float(first_pub["t"]) if first_pub else None
         ),
+        "reply_text": rec.reply_text,
+        "speech_end_to_reply_text_ms": ms(rec.t_speech_end, rec.t_reply_text),
+        "speech_end_to_first_reply_audio_ms": ms(rec.t_speech_end, rec.t_first_reply_audio),
+        "reply_audio_ms": (rec.reply_end or {}).get("audio_ms"),
+        "reply_synthesis_ms": ((rec.reply_end or {}).get("timings_ms") or {}).get("synthesis"),
         "server_timings_ms": (rec.metrics or {}).get("timings_ms"),
         "server_speech_end_ms": (rec.stopped or {}).get("speech_end_ms"),
         "server_endpoint_audio_ms": (rec.stopped or {}).get("audio_ms"),
@@ -322,6 +332,17 @@ def utterance_result(
         "client_speech_end_ms": round(rec.end_ms, 1),
         "errors": [{"code": e.get("code"), "message": e.get("message")} for e in rec.errors],
     }
+
+
+def _rtf(rows: Sequence[dict[str, Any]]) -> float | None:
+    pairs = [
+        (float(r["reply_synthesis_ms"]), float(r["reply_audio_ms"]))
+        for r in rows
+        if r.get("reply_synthesis_ms") is not None and r.get("reply_audio_ms")
+    ]
+    if not pairs:
+        return None
+    return round(sum(s for s, _ in pairs) / sum(a for _, a in pairs), 3)
 
 
 def analyze(
@@ -416,6 +437,15 @@ def analyze(
             if r["accepted"] and (r["speech_end_to_action_ms"] or 0) >= 0
         ),
         "server_stages_ms": stages,
+        # Spoken replies (``--reply-audio``): speech end -> the reply's text and its first
+        # audio chunk as received, and the voice's real-time factor (synthesis / audio).
+        "speech_end_to_reply_text_ms": summarize(
+            r["speech_end_to_reply_text_ms"] for r in rows if r["accepted"]
+        ),
+        "speech_end_to_first_reply_audio_ms": summarize(
+            r["speech_end_to_first_reply_audio_ms"] for r in rows if r["accepted"]
+        ),
+        "tts_real_time_factor": _rtf(rows),
         # Why each turn ended (grammar-complete early end vs plain silence, ...), with the
         # latency of each kind: how often the fast path was taken.
         "by_endpoint_reason": {
