@@ -284,6 +284,9 @@ def _reference_problems(data: dict[str, Any]) -> list[tuple[Loc, str]]:
             seen.add(d["id"])
         check(("devices", i, "area"), d.get("area"), "area", area_ids)
         check(("devices", i, "floor"), d.get("floor"), "floor", floor_ids)
+        segments = d.get("segments")
+        for area in segments if isinstance(segments, dict) else ():
+            check(("devices", i, "segments", area), area, "area", area_ids)
     for i, sc in entries("scenes"):
         check(("scenes", i, "area"), sc.get("area"), "area", area_ids)
         actions = sc.get("actions")

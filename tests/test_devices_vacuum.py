@@ -447,3 +447,12 @@ async def test_home_assistant_vacuum_end_to_end(mosquitto: Mosquitto) -> None:
         await dispatcher.close()
         await client.close()
         await sim.stop()
+
+
+def test_segments_name_known_areas() -> None:
+    with pytest.raises(ConfigError, match=r"segments.*unknown area 'kitchn'; did you mean"):
+        parse_config(
+            "areas: [{id: kitchen, name: kitchen}]\n"
+            "devices:\n"
+            "  - {id: v, name: v, kind: vacuum, adapter: valetudo, segments: {kitchn: [17]}}\n"
+        )
