@@ -729,7 +729,8 @@ class WhisperTranscriber(Transcriber):
 
     def _zh_readings(self, alternatives: list[Alternative]) -> list[Alternative]:
         """Chinese hypotheses normalized for the zh-CN grammar (simplified, no punctuation),
-        each preceded by its homophone repair when that differs (:mod:`assistant.audio.zh`)."""
+        each followed by its homophone repair when that differs (:mod:`assistant.audio.zh`):
+        the decoder takes a repaired reading as a lower hypothesis, i.e. a guess."""
         from assistant.audio.zh import readings
 
         out: list[Alternative] = []

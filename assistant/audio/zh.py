@@ -16,7 +16,9 @@ cannot absorb (measured on ../shared/data/zh-cn-speech with Whisper base, docs/a
   action (unlock a door, open the garage) can only come from what Whisper heard as such.
 
 :func:`readings` gives the hypotheses the decoder should try for one Whisper hypothesis: the
-repaired text first, the plainly normalized one after it.
+normalized text, then its repair when that differs. A repaired reading is thus always a lower
+hypothesis of the n-best list, which the decoder treats as a guess (``intents.decode``: its
+confidence is scaled by the ASR's, and a guess never carries a sensitive action).
 """
 
 from __future__ import annotations
@@ -227,10 +229,10 @@ class PinyinRepair:
 
 
 def readings(text: str, repair: PinyinRepair | None) -> list[str]:
-    """What the decoder should try for one hypothesis: the repaired text (when it differs),
-    then the normalized text. Empty when nothing is left."""
+    """What the decoder should try for one hypothesis: the normalized text, then its repair
+    when that differs (a guess, after what was heard). Empty when nothing is left."""
     plain = normalize(text)
     if not plain:
         return []
     fixed = repair.repair(plain) if repair is not None else plain
-    return [fixed, plain] if fixed != plain else [plain]
+    return [plain, fixed] if fixed != plain else [plain]

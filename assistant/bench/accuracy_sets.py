@@ -475,3 +475,41 @@ def subset(items: Sequence[Item], limit: int | None, seed: int) -> list[Item]:
     idx = list(range(len(items)))
     random.Random(seed).shuffle(idx)
     return [items[i] for i in sorted(idx[:limit])]
+
+
+# -- zh-CN spoken commands ------------------------------------------------------------------
+
+
+def default_zh_data_dir() -> Path:
+    """../shared/data/zh-cn-speech relative to the repository (``HEARTH_ZH_SPEECH_DIR``)."""
+    env = os.environ.get("HEARTH_ZH_SPEECH_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / "zh-cn-speech"
+
+
+@dataclass(frozen=True)
+class ZhItem:
+    """One Mandarin clip of the demo home: its text, the intent it must yield (None: nothing
+    may act) and the device, scene or "all lights" it acts on."""
+
+    id: str
+    path: Path
+    text: str
+    intent: str | None
+    target: str | None
+
+    def load(self) -> Float32Array:
+        return read_audio(self.path)
+
+
+def zh_cn_items(data_dir: Path | None = None) -> list[ZhItem]:
+    """The labelled clips of ../shared/data/zh-cn-speech (34 for the demo home), in file
+    order."""
+    d = data_dir or default_zh_data_dir()
+    labels: dict[str, Any] = json.loads((d / "labels.json").read_text(encoding="utf-8"))
+    return [
+        ZhItem(id=name.removesuffix(".wav"), path=d / name, text=lab["text"],
+               intent=lab.get("intent"), target=lab.get("target"))
+        for name, lab in sorted(labels.items())
+    ]
