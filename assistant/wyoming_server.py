@@ -69,6 +69,7 @@ from wyoming.wake import Detect, Detection, NotDetected
 
 from assistant.asr_scheduler import FINAL, AsrScheduler
 from assistant.audio.endpoint import SpeechStopped
+from assistant.metrics import SHED_FINAL_PASS
 from assistant.protocol import SUPPORTED_SAMPLE_RATES
 from intents.decode import Hypothesis
 
@@ -684,6 +685,13 @@ class _Connection:
         transcribe = res.transcribe
         if shed is not None and res.asr_load.jobs >= shed and res.transcribe_speculative:
             transcribe = res.transcribe_speculative  # overloaded: the cheap pass, as there
+            res.metrics.asr_shed(
+                SHED_FINAL_PASS,
+                session_id=f"wyoming {self._client}",
+                utterance_id="transcribe",
+                jobs=res.asr_load.jobs,
+                limit=shed,
+            )
         assert transcribe is not None
         call = functools.partial(transcribe, audio)
         executor = res.asr_executor

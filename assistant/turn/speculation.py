@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from assistant.asr_scheduler import SPECULATIVE, AsrScheduler
+from assistant.metrics import SHED_ESCALATION
 from assistant.protocol import TranscriptPartial
 from assistant.turn.asr_jobs import AsrJobs
 from assistant.turn.events import Events
@@ -241,13 +242,18 @@ class Speculator:
             wait = spec.started + escalate_ms / 1000 - self._clock()
             if wait > 0:
                 await asyncio.sleep(wait)
-            if (
-                not spec.stale
-                and utt is self._current()
-                and utt.spec is spec
-                and not self._jobs.shedding()
-            ):
-                self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
+            if not spec.stale and utt is self._current() and utt.spec is spec:
+                if not self._jobs.shedding():
+                    self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
+                    return
+                limit = self._res.settings.asr_shed_jobs
+                self._res.metrics.asr_shed(
+                    SHED_ESCALATION,
+                    session_id=self._state.id,
+                    utterance_id=utt.id,
+                    jobs=self._res.asr_load.jobs,
+                    limit=limit if limit is not None else 0,
+                )
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

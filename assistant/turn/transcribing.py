@@ -18,6 +18,7 @@ from typing import Any
 
 from assistant.asr_scheduler import FINAL
 from assistant.audio.asr import looks_cut_off
+from assistant.metrics import SHED_ACOUSTIC_REPAIR, SHED_FINAL_PASS, SHED_FULL_WINDOW_RETRY
 from assistant.protocol import ErrorCode, TranscriptFinal
 from assistant.turn.asr_jobs import AsrJobs
 from assistant.turn.events import Events
@@ -87,6 +88,8 @@ class Transcribing:
                 # Under overload, the cheap pass: a slower, better answer that arrives
                 # seconds late helps nobody (``asr_shed_jobs``).
                 cheap = self._jobs.shedding() and self._res.transcribe_speculative is not None
+                if cheap:
+                    self._shed(utt, SHED_FINAL_PASS)
                 fn = self._res.transcribe_speculative if cheap else None
                 heard = as_heard(await self._jobs.transcribe(audio, fn))
             except StageError:
@@ -108,7 +111,6 @@ class Transcribing:
         if (
             text
             and not heard.full_window
-            and not self._jobs.shedding()
             and self._res.transcribe_full is not None
             and self._res.decoder is not None
         ):
@@ -120,6 +122,18 @@ class Transcribing:
         if not text:
             raise Done("no_speech")
         return Transcription(text, language, heard, known)
+
+    def _shed(self, utt: Utterance, skipped: str) -> None:
+        """Count and log a pass the overload took from this turn: understanding less under
+        load is never silent (``hearth_asr_shed_total``)."""
+        limit = self._res.settings.asr_shed_jobs
+        self._res.metrics.asr_shed(
+            skipped,
+            session_id=self._state.id,
+            utterance_id=utt.id,
+            jobs=self._res.asr_load.jobs,
+            limit=limit if limit is not None else 0,
+        )
 
     async def _retry_unparsed(
         self, utt: Utterance, audio: Any, heard: Heard, known: Recognition | None
@@ -144,6 +158,10 @@ class Transcribing:
         if first.intent is not None and not (
             cut_off and (first.guessed or first.intent.source == "custom")
         ):
+            return heard, first if self._res.tiered is None else None
+        if self._jobs.shedding():
+            # Overloaded: no second pass (``asr_shed_jobs``), but say so.
+            self._shed(utt, SHED_FULL_WINDOW_RETRY)
             return heard, first if self._res.tiered is None else None
         try:
             again = as_heard(await self._jobs.transcribe(audio, self._res.transcribe_full))
@@ -180,6 +198,7 @@ class Transcribing:
         if self._jobs.shedding():
             # Overloaded: the repair costs ~1–2 s of ASR worker time; the text reading (or
             # nothing) now beats a better one seconds late, as for the other second opinions.
+            self._shed(utt, SHED_ACOUSTIC_REPAIR)
             return result
         call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
         future, _ = self._jobs.submit(call, FINAL)
