@@ -184,8 +184,9 @@ class TimerManager:
 # -- words ----------------------------------------------------------------------------------
 
 
-def say_duration(seconds: float, language: str) -> str:
-    """300 → "5 minutes", 3900 → "1 hour and 5 minutes" / "1小时5分钟" (seconds rounded up)."""
+def say_duration(seconds: float, language: str, *, adjective: bool = False) -> str:
+    """300 → "5 minutes", 3900 → "1 hour and 5 minutes" / "1小时5分钟" (seconds rounded up);
+    ``adjective``: "5 minute" (as in "your 5 minute timer")."""
     tt = templates(language)["timer"]
     total = max(0, math.ceil(seconds - 1e-6))
     h, rest = divmod(total, 3600)
@@ -193,7 +194,7 @@ def say_duration(seconds: float, language: str) -> str:
     parts = []
     for n, key in ((h, "hour"), (m, "minute"), (s, "second")):
         if n:
-            unit = tt[key][0 if n == 1 else 1]
+            unit = tt[key][0 if n == 1 or adjective else 1]
             parts.append(str(tt["unit"]).format(n=n, unit=unit))
     if not parts:
         parts.append(str(tt["unit"]).format(n=0, unit=tt["second"][1]))
@@ -227,7 +228,8 @@ def _end(text: str, language: str) -> str:
 
 def finished_reply(t: Timer) -> Reply:
     tt = templates(t.language)["timer"]
-    text = str(tt["finished"]).format(duration=say_duration(t.duration_s, t.language))
+    duration = say_duration(t.duration_s, t.language, adjective=True)
+    text = str(tt["finished"]).format(duration=duration)
     return Reply(_end(text, t.language), t.language, "timer")
 
 

@@ -1,0 +1,170 @@
+"""Replies over a real WebSocket against the real server (Mosquitto, simulated devices):
+text replies (en, zh-CN), spoken replies heard back by Whisper, barge-in, timers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from assistant.audio.asr import WhisperTranscriber
+from tests.server_fixtures import (
+    EVENT_TIMEOUT_S,
+    Received,
+    ServerThread,
+    open_session,
+    recv_event,
+    recv_until,
+    stream_realtime,
+)
+from tests.speech import normalize_text
+
+
+async def _say(ws: ClientConnection, text: str, *, reply_end: bool = False) -> Received:
+    """Send a text command; events up to its ``metrics`` (and, with ``reply_end``, its
+    reply's ``response.done`` / ``response.interrupted``)."""
+    await ws.send(json.dumps({"type": "text", "text": text}))
+    seen = {"metrics": False, "end": not reply_end}
+
+    def done(e: dict[str, Any]) -> bool:
+        if e["type"] == "metrics":
+            seen["metrics"] = True
+        if e["type"] in ("response.done", "response.interrupted"):
+            seen["end"] = True
+        return seen["metrics"] and seen["end"]
+
+    return await recv_until(ws, done)
+
+
+async def _reply_audio(ws: ClientConnection, rate: int) -> None:
+    await ws.send(json.dumps({"type": "session.update",
+                              "reply": {"audio": True, "sample_rate": rate}}))
+    updated = await recv_event(ws)
+    assert updated["type"] == "session.updated", updated
+    assert updated["config"]["reply"] == {"audio": True, "sample_rate": rate}
+
+
+async def test_text_replies_en_and_zh(text_server_factory: Callable[..., ServerThread]) -> None:
+    server = text_server_factory()
+    ws, created = await open_session(server.url)
+    async with ws:
+        assert created["config"]["reply"] == {"audio": False, "sample_rate": 16000}
+        got = await _say(ws, "turn on the kitchen light")
+        kinds = [e["type"] for e in got.events]
+        # The reply comes after the final action and before metrics; without audio it is done
+        # at once.
+        assert kinds[-3:] == ["response.text", "response.done", "metrics"], kinds
+        reply = got.of("response.text")[0]
+        assert (reply["text"], reply["language"], reply["kind"], reply["audio"]) == (
+            "Turned on the kitchen light.", "en", "done", False)
+        assert reply["utterance_id"] == got.of("metrics")[0]["utterance_id"]
+        zh = (await _say(ws, "关闭厨房灯")).of("response.text")[0]
+        assert (zh["text"], zh["language"]) == ("已关闭厨房灯。", "zh-CN")
+        nothing = (await _say(ws, "blah blah banana")).of("response.text")[0]
+        assert nothing["kind"] == "not_understood"
+        # A client asking for audio from a server without a voice gets text only.
+        await _reply_audio(ws, 16000)
+        got = await _say(ws, "is the kitchen light on", reply_end=True)
+        assert got.of("response.text")[0]["text"] == "The kitchen light is off."
+        assert got.of("response.audio") == []
+
+
+async def test_timer_is_announced(text_server_factory: Callable[..., ServerThread]) -> None:
+    server = text_server_factory()
+    ws, _ = await open_session(server.url)
+    async with ws:
+        got = await _say(ws, "set a timer for 2 seconds")
+        uid = got.of("metrics")[0]["utterance_id"]
+        assert got.of("response.text")[0]["text"] == "Timer set for 2 seconds."
+        action = got.of("action")[0]
+        assert (action["intent"], action["status"], action["device_id"]) == (
+            "timer_start", "confirmed", None)
+        left = await _say(ws, "how much time is left on the timer")
+        assert left.of("response.text")[0]["text"].endswith("left on the timer.")
+        finished = await recv_until(ws, lambda e: e["type"] == "response.text")
+        timer = finished.of("timer.finished")[0]
+        assert (timer["utterance_id"], timer["duration_s"]) == (uid, 2.0)
+        announce = finished.of("response.text")[0]
+        assert (announce["text"], announce["kind"]) == ("Your 2 second timer is done.", "timer")
+        zh = await _say(ws, "现在几点了")
+        assert zh.of("response.text")[0]["text"].startswith("现在是")
+
+
+@pytest.mark.slow
+async def test_spoken_reply_holds_the_sensor_value(
+    hearth_server: ServerThread, whisper_transcriber: WhisperTranscriber
+) -> None:
+    ws, created = await open_session(hearth_server.url)
+    async with ws:
+        assert created["tts"]["en"] == "piper:en_US-joe-medium"
+        await _reply_audio(ws, 16000)
+        got = await _say(ws, "what's the temperature in the kitchen", reply_end=True)
+        action = [a for a in got.of("action") if a["final"]][0]
+        assert (action["device_id"], action["status"]) == ("kitchen_temperature", "confirmed")
+        value = action["state"]["current_temperature"]
+        reply = got.of("response.text")[0]
+        assert reply["audio"] is True and f"{value:g}" in reply["text"]
+        chunks = got.of("response.audio")
+        assert chunks and all(c["sample_rate"] == 16000 for c in chunks)
+        assert [c["offset_ms"] for c in chunks] == sorted(c["offset_ms"] for c in chunks)
+        done = got.of("response.done")[0]
+        assert done["audio_ms"] > 1000 and done["timings_ms"]["first_audio"] >= 0
+        pcm = b"".join(base64.b64decode(c["audio"]) for c in chunks)
+        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+        heard = normalize_text(whisper_transcriber.transcribe(audio).text)
+        whole, _, frac = f"{value:g}".partition(".")
+        spoken = [f"{whole} {frac}".strip(), f"{whole} point {frac}"]
+        assert "kitchen" in heard and any(s in heard for s in spoken), (heard, value)
+
+
+@pytest.mark.slow
+async def test_barge_in_stops_the_reply_and_acts(
+    hearth_server: ServerThread, speech_pcm: Callable[[str], bytes]
+) -> None:
+    pcm = speech_pcm("turn off the kitchen light")
+    ws, _ = await open_session(hearth_server.url)
+    async with ws:
+        await _reply_audio(ws, 16000)
+        await ws.send(json.dumps({"type": "text", "text": "what's the temperature in the kitchen"}))
+        first = await recv_until(ws, lambda e: e["type"] == "response.text")
+        asked = first.of("response.text")[0]
+        assert asked["audio"] is True
+        # The user speaks over the reply: streamed like a microphone from now on.
+        sender = asyncio.create_task(stream_realtime(ws, pcm))
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 3 * EVENT_TIMEOUT_S
+        spoken_uid = None
+        while time.monotonic() < deadline:
+            e = await recv_event(ws)
+            events.append(e)
+            if e["type"] == "speech.started":
+                spoken_uid = e["utterance_id"]
+            if e["type"] == "metrics" and e["utterance_id"] == spoken_uid:
+                break
+        await sender
+    kinds = [e["type"] for e in events]
+    interrupted = [e for e in events if e["type"] == "response.interrupted"]
+    assert len(interrupted) == 1, kinds
+    stop = interrupted[0]
+    assert stop["response_id"] == asked["response_id"] and stop["reason"] == "barge_in"
+    assert 0 <= stop["played_ms"] <= stop["sent_ms"]
+    # Nothing more of that reply after the interruption, and it never finished.
+    after = events[kinds.index("response.interrupted") + 1 :]
+    assert not [e for e in after if e.get("response_id") == asked["response_id"]]
+    assert not [e for e in events if e["type"] == "response.done"
+                and e["response_id"] == asked["response_id"]]
+    assert kinds.index("speech.started") < kinds.index("response.interrupted") + 1
+    # The new utterance was handled: the light went off, and it got its own reply.
+    finals = [e for e in events if e["type"] == "action" and e["final"]
+              and e["utterance_id"] == spoken_uid]
+    assert [(a["device_id"], a["status"]) for a in finals] == [("kitchen_light", "confirmed")]
+    replies = [e for e in events if e["type"] == "response.text"
+               and e["utterance_id"] == spoken_uid]
+    assert replies and replies[0]["text"] == "Turned off the kitchen light."
