@@ -179,6 +179,15 @@ class ReplySettings(_Message):
         return _check_sample_rate(v)
 
 
+class WakeSettings(_Message):
+    """A wake word for an always-on stream: audio is dropped until ``word`` is heard, then
+    one command is heard (``timeout_ms`` for it to start). ``word`` null: no wake word."""
+
+    word: str | None = Field(default=None, min_length=1, max_length=40)
+    threshold: float | None = Field(default=None, gt=0.0, lt=1.0)  # None: the model's own
+    timeout_ms: int | None = Field(default=None, ge=1000, le=60_000)  # None: 8000
+
+
 class SessionUpdate(_Message):
     """Change session settings. Fields left out (or null) keep their current value.
 
@@ -195,6 +204,7 @@ class SessionUpdate(_Message):
     device_events: bool | None = None  # send device.state events
     token: str | None = Field(default=None, max_length=4096, repr=False)
     reply: ReplySettings | None = None  # spoken replies: audio on/off, sample rate
+    wake: WakeSettings | None = None  # wake word: {"word": "okay_nabu"}; {"word": null}: off
 
     @field_validator("sample_rate")
     @classmethod
@@ -297,6 +307,7 @@ class SessionConfig(_Message):
     partials: bool = True
     device_events: bool = True
     reply: ReplyConfig = Field(default_factory=lambda: ReplyConfig())
+    wake: WakeSettings | None = None  # None: no wake word, all audio is heard
 
 
 class Limits(_Message):
@@ -326,6 +337,16 @@ class SessionUpdated(_Message):
 
     type: Literal["session.updated"] = "session.updated"
     config: SessionConfig
+
+
+class WakeDetected(_Message):
+    """The session's wake word was heard; the audio after it is heard as one command.
+    ``audio_ms``: position in the session's audio stream."""
+
+    type: Literal["wake.detected"] = "wake.detected"
+    word: str
+    audio_ms: int
+    probability: float
 
 
 class SpeechStarted(_Message):
@@ -532,7 +553,8 @@ ServerEvent: TypeAlias = Annotated[
     | ResponseAudio
     | ResponseDone
     | ResponseInterrupted
-    | TimerFinished,
+    | TimerFinished
+    | WakeDetected,
     Field(discriminator="type"),
 ]
 _SERVER_ADAPTER: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
@@ -627,4 +649,5 @@ SERVER_EVENTS: dict[str, type[_Message]] = {
     "response.done": ResponseDone,
     "response.interrupted": ResponseInterrupted,
     "timer.finished": TimerFinished,
+    "wake.detected": WakeDetected,
 }

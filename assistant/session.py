@@ -39,10 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from assistant.answers.stage import Answering
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
+from assistant.audio.wake import WakeDetected as WakeGateDetected
 from assistant.config import TurnDetectionSettings
 from assistant.protocol import (
     PIPELINE_SAMPLE_RATE,
@@ -65,6 +65,7 @@ from assistant.protocol import (
     SpeechStopped,
     TextInput,
     TurnDetection,
+    WakeDetected,
     check_audio_frame,
     parse_client_message,
 )
@@ -174,14 +175,6 @@ class Session:
             self._acting,
             clock,
         )
-        #: Replies, timers and barge-in (``assistant.answers``; None: no replies).
-        self._answering = (
-            None
-            if resources.answers is None
-            else Answering(resources.answers, self._emit, session_id=self.id, clock=clock)
-        )
-        self._acting.answering = self._answering
-        self._turns.answering = self._answering
         self._queue: collections.deque[_Audio | _Control] = collections.deque()
         self._queued_audio = 0
         self._wake = asyncio.Event()
@@ -222,7 +215,6 @@ class Session:
                 max_utterance_ms=self._settings.turn_detection.max_utterance_ms,
                 max_messages_per_s=lim.max_messages_per_s,
             ),
-            tts={} if self._res.answers is None else self._res.answers.voices(),
         )
 
     def device_state(self, device_id: str, state: dict[str, Any]) -> None:
@@ -315,13 +307,24 @@ class Session:
 
     def _update(self, msg: SessionUpdate) -> None:
         changes: dict[str, Any] = {}
+        rebuild = False
+        if msg.wake is not None and msg.wake != self.config.wake:
+            if msg.wake.word is not None:
+                from assistant.audio.wake import WakeWordError, check_word
+
+                try:
+                    check_word(msg.wake.word, msg.wake.threshold)
+                except WakeWordError as e:
+                    self.error(ErrorCode.INVALID_MESSAGE, f"session.update: wake: {e}")
+                    return
+            changes["wake"] = None if msg.wake.word is None else msg.wake
+            rebuild = True
         if msg.language is not None:
             changes["language"] = msg.language
         if msg.partials is not None:
             changes["partials"] = msg.partials
         if msg.device_events is not None:
             changes["device_events"] = msg.device_events
-        rebuild = False
         if msg.sample_rate is not None:
             # Each queued frame carries its rate; the audio loop switches when it gets there.
             changes["sample_rate"] = msg.sample_rate
@@ -335,12 +338,6 @@ class Session:
             if td != self.config.turn_detection:
                 changes["turn_detection"] = td
                 rebuild = True
-        if msg.reply is not None:
-            changes["reply"] = (
-                self.config.reply.model_copy(update=msg.reply.model_dump(exclude_none=True))
-                if self._answering is None
-                else self._answering.update(msg.reply)
-            )
         self.config = self.config.model_copy(update=changes)
         if rebuild:
             # Behind the audio already queued, which was sent under the old settings.
@@ -370,8 +367,6 @@ class Session:
             self._turns.finish(utt, "cancelled")
             self._enqueue_control("clear")  # the front end still holds its audio
         self._turns.cancel(utterance_id)
-        if utterance_id is None and self._answering is not None:
-            self._answering.cancel()  # and the reply being spoken
 
     def _confirm(self, msg: Confirm) -> None:
         name = "confirm" if msg.accept else "cancel"
@@ -415,6 +410,14 @@ class Session:
                 update=self.config.turn_detection.model_dump(exclude_none=True)
             )
             self._frontend = self._res.frontend_factory(rate, td, self.config.mode)
+            wake = self.config.wake
+            if wake is not None and wake.word is not None:
+                # Audio reaches the front end only after the wake word (assistant.audio.wake).
+                from assistant.audio.wake import WakeGate
+
+                timeout = None if wake.timeout_ms is None else wake.timeout_ms / 1000
+                self._frontend = WakeGate(self._frontend, wake.word, rate=rate,
+                                          threshold=wake.threshold, timeout_s=timeout)
             self._rate_in_effect = rate
             self._frontend_origin_ms = self._pos_ms
         return self._frontend
@@ -509,7 +512,11 @@ class Session:
             self._frontend = None
 
     def _on_frontend_event(self, ev: Any, pos_ms: int, wall: float) -> None:
-        if isinstance(ev, SpeechPaused):
+        if isinstance(ev, WakeGateDetected):
+            audio_ms = int(self._frontend_origin_ms) + ev.audio_ms
+            self._emit(WakeDetected(word=ev.word, audio_ms=audio_ms,
+                                    probability=round(ev.probability, 3)))
+        elif isinstance(ev, SpeechPaused):
             if self._current is not None:
                 self._speculation.paused(self._current, ev.audio, ev.audio_end_ms)
         elif isinstance(ev, SpeechResumed):
@@ -521,8 +528,6 @@ class Session:
             self._current = self._turns.new()
             audio_ms = int(self._frontend_origin_ms) + ev.audio_start_ms
             self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=audio_ms))
-            if self._answering is not None:
-                self._answering.barge_in()  # the user speaks over the reply: stop sending it
         elif isinstance(ev, FrontEndSpeechStopped):
             utt = self._current or self._turns.new()
             self._current = None
@@ -560,8 +565,6 @@ class Session:
             self._turns.finish(utt, "cancelled")
         self._speculation.close()
         await self._turns.close(grace_s, finish=finish)
-        if self._answering is not None:
-            await self._answering.close()
 
     @property
     def busy(self) -> bool:

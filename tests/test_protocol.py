@@ -235,6 +235,7 @@ SERVER_EXAMPLES: list[p._Message] = [
     p.ResponseInterrupted(utterance_id="s1-1", response_id="s1-1-r", played_ms=640.0,
                           sent_ms=1640.0),
     p.TimerFinished(utterance_id="s1-3", timer_id="t1", duration_s=300.0),
+    p.WakeDetected(word="okay_nabu", audio_ms=5120, probability=0.97),
 ]
 
 
@@ -252,7 +253,7 @@ def test_server_event_types_cover_the_registry() -> None:
 
 def test_events_carry_utterance_ids_where_they_apply() -> None:
     for name, cls in p.SERVER_EVENTS.items():
-        if name in ("session.created", "session.updated", "device.state"):
+        if name in ("session.created", "session.updated", "device.state", "wake.detected"):
             assert "utterance_id" not in cls.model_fields
         else:
             assert "utterance_id" in cls.model_fields, name

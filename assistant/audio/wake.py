@@ -192,20 +192,22 @@ class WakeGate:
         *,
         rate: int = TARGET_RATE,
         threshold: float | None = None,
-        timeout_s: float = DEFAULT_WAKE_TIMEOUT_S,
+        timeout_s: float | None = None,
     ) -> None:
         self._inner = inner
         self._detector = WakeDetector(word, threshold)
         self._resampler = None if rate == TARGET_RATE else Resampler(rate)
         self._rate = rate
-        self._timeout_s = timeout_s
-        self._awake_until: float | None = None  # deadline for speech to start; None: asleep
+        self._timeout_s = DEFAULT_WAKE_TIMEOUT_S if timeout_s is None else timeout_s
+        #: Input samples left for speech to start after the wake word; None: asleep. Counted
+        #: in audio, not wall time, so a stream sent faster than real time behaves the same.
+        self._awake_left: int | None = None
         self._in_turn = False
         self._in_samples = 0
 
     @property
     def awake(self) -> bool:
-        return self._awake_until is not None or self._in_turn
+        return self._awake_left is not None or self._in_turn
 
     @property
     def inner(self) -> Any:
@@ -222,7 +224,7 @@ class WakeGate:
             # Cut the chunk at the detection: what follows in it is the command's start.
             at_sample = hit.at_ms * self._rate // 1000
             offset = max(0, min(len(pcm) // 2, at_sample - start)) * 2
-            self._awake_until = now + self._timeout_s
+            self._awake_left = int(self._timeout_s * self._rate)
             event = WakeDetected(
                 hit.word, hit.probability, self._in_samples * 1000 // self._rate, now
             )
@@ -240,22 +242,25 @@ class WakeGate:
 
     def _pass(self, pcm: bytes, now: float) -> list[Any]:
         events = list(self._inner.feed(pcm, now))
+        if self._awake_left is not None:
+            self._awake_left -= len(pcm) // 2
         return self._watch(events, now)
 
     def _watch(self, events: list[Any], now: float) -> list[Any]:
         for ev in events:
             if isinstance(ev, SpeechStarted):
-                self._in_turn, self._awake_until = True, None
+                self._in_turn, self._awake_left = True, None
             elif isinstance(ev, SpeechStopped):
                 self._sleep()
-        if self._awake_until is not None and not self._in_turn and now > self._awake_until:
+        if self._awake_left is not None and not self._in_turn and self._awake_left <= 0:
             self._sleep()
+            self._inner.clear()
             events.append(WakeTimeout(self._detector.word, now))
         return events
 
     def _sleep(self) -> None:
         self._in_turn = False
-        self._awake_until = None
+        self._awake_left = None
 
     def commit(self, now: float) -> Sequence[Any]:
         return self._watch(list(self._inner.commit(now)), now)
