@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from assistant.answers.stage import Answering
 from assistant.audio.endpoint import SpeechPaused, SpeechResumed
 from assistant.audio.endpoint import SpeechStarted as FrontEndSpeechStarted
 from assistant.audio.endpoint import SpeechStopped as FrontEndSpeechStopped
@@ -175,6 +176,14 @@ class Session:
             self._acting,
             clock,
         )
+        #: Replies, timers and barge-in (``assistant.answers``; None: no replies).
+        self._answering = (
+            None
+            if resources.answers is None
+            else Answering(resources.answers, self._emit, session_id=self.id, clock=clock)
+        )
+        self._acting.answering = self._answering
+        self._turns.answering = self._answering
         self._queue: collections.deque[_Audio | _Control] = collections.deque()
         self._queued_audio = 0
         self._wake = asyncio.Event()
@@ -215,6 +224,7 @@ class Session:
                 max_utterance_ms=self._settings.turn_detection.max_utterance_ms,
                 max_messages_per_s=lim.max_messages_per_s,
             ),
+            tts={} if self._res.answers is None else self._res.answers.voices(),
         )
 
     def device_state(self, device_id: str, state: dict[str, Any]) -> None:
@@ -338,6 +348,12 @@ class Session:
             if td != self.config.turn_detection:
                 changes["turn_detection"] = td
                 rebuild = True
+        if msg.reply is not None:
+            changes["reply"] = (
+                self.config.reply.model_copy(update=msg.reply.model_dump(exclude_none=True))
+                if self._answering is None
+                else self._answering.update(msg.reply)
+            )
         self.config = self.config.model_copy(update=changes)
         if rebuild:
             # Behind the audio already queued, which was sent under the old settings.
@@ -367,6 +383,8 @@ class Session:
             self._turns.finish(utt, "cancelled")
             self._enqueue_control("clear")  # the front end still holds its audio
         self._turns.cancel(utterance_id)
+        if utterance_id is None and self._answering is not None:
+            self._answering.cancel()  # and the reply being spoken
 
     def _confirm(self, msg: Confirm) -> None:
         name = "confirm" if msg.accept else "cancel"
@@ -528,6 +546,8 @@ class Session:
             self._current = self._turns.new()
             audio_ms = int(self._frontend_origin_ms) + ev.audio_start_ms
             self._emit(SpeechStarted(utterance_id=self._current.id, audio_ms=audio_ms))
+            if self._answering is not None:
+                self._answering.barge_in()  # the user speaks over the reply: stop sending it
         elif isinstance(ev, FrontEndSpeechStopped):
             utt = self._current or self._turns.new()
             self._current = None
@@ -565,6 +585,8 @@ class Session:
             self._turns.finish(utt, "cancelled")
         self._speculation.close()
         await self._turns.close(grace_s, finish=finish)
+        if self._answering is not None:
+            await self._answering.close()
 
     @property
     def busy(self) -> bool:
