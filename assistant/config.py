@@ -27,6 +27,7 @@ from assistant.protocol import (
     SUPPORTED_SAMPLE_RATES,
     Mode,
 )
+from devices.registry import Loc, validation_problems
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -318,17 +319,51 @@ class AssistantSettings(_Strict):
             for p in parts[:-1]:
                 target = target[p]
             target[parts[-1]] = value
-        return AssistantSettings.model_validate({**data, "token": token})
+        try:
+            return AssistantSettings.model_validate({**data, "token": token})
+        except ValidationError as e:  # e.g. ``hearth serve --port 99999``
+            raise AssistantConfigError(
+                _describe(validation_problems(e, AssistantSettings))
+            ) from None
 
 
-def parse_assistant_settings(section: dict[str, Any]) -> AssistantSettings:
-    """Validate the ``assistant:`` section; resolve the token from ``server.token_env``."""
+def assistant_problems(section: Any) -> list[tuple[Loc, str]]:
+    """Every problem of an ``assistant:`` section, as (location inside it, message), with
+    "did you mean" for unknown keys (``hearth check-config`` reports them all)."""
+    if not isinstance(section, dict):
+        return [((), "must be a mapping")]
     try:
         settings = AssistantSettings.model_validate(section)
     except ValidationError as e:
-        err = e.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise AssistantConfigError(f"assistant.{where}: {err['msg']}") from None
+        return validation_problems(e, AssistantSettings)
+    out: list[tuple[Loc, str]] = []
+    if settings.session.sample_rate not in SUPPORTED_SAMPLE_RATES:
+        out.append((("session", "sample_rate"), f"must be one of {SUPPORTED_SAMPLE_RATES}"))
+    if settings.llm:
+        from intents.model_tier import ModelTierSettings  # only when a model tier is set up
+
+        try:
+            ModelTierSettings.model_validate(settings.llm)
+        except ValidationError as e:
+            out += validation_problems(e, ModelTierSettings, ("llm",))
+    return out
+
+
+def _describe(problems: list[tuple[Loc, str]]) -> str:
+    return "; ".join(
+        f"assistant{''.join(f'.{p}' for p in loc)}: {msg}" for loc, msg in problems
+    )
+
+
+def parse_assistant_settings(section: dict[str, Any]) -> AssistantSettings:
+    """Validate the ``assistant:`` section; resolve the token from ``server.token_env``.
+    Raises :class:`AssistantConfigError` naming every field that is wrong."""
+    try:
+        settings = AssistantSettings.model_validate(section)
+    except ValidationError as e:
+        raise AssistantConfigError(
+            _describe(validation_problems(e, AssistantSettings))
+        ) from None
     if settings.session.sample_rate not in SUPPORTED_SAMPLE_RATES:
         raise AssistantConfigError(
             f"assistant.session.sample_rate: must be one of {SUPPORTED_SAMPLE_RATES}"
