@@ -74,9 +74,14 @@ async def test_spoken_command_is_confirmed(
     assert 'hearth_stage_seconds_count{stage="asr"}' in metrics
     assert 'hearth_speculations_total{result="started"}' in metrics
     assert "hearth_speech_end_to_action_seconds_count" in metrics
+    # What was done, not what exactly was heard: Whisper's wording varies from machine to
+    # machine ("turn on" / "put on", a trailing comma); the intent and the action above don't.
     transcript = got.of("transcript.final")[0]
-    assert transcript["source"] == "asr"
-    assert "kitchen" in transcript["text"].lower()
+    assert transcript["source"] == "asr" and transcript["text"].strip()
+    # Nothing was shed: the test server keeps every pass however busy the machine is, and a
+    # server that did shed would say so here (tests/test_asr_shedding.py).
+    for kind in ("final_pass", "full_window_retry", "acoustic_repair", "escalation"):
+        assert f'hearth_asr_shed_total{{skipped="{kind}"}} 0' in metrics, kind
     assert json.loads(mqtt_recorder.wait_for("zigbee2mqtt/kitchen_light/set"))["state"] == "ON"
 
 
