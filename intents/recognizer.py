@@ -183,14 +183,16 @@ class Recognizer:
             return self._finish(scored, stripped, lang)
 
         robust = None
-        if self._robust is not None and not (failures and _HERE_FAILURE in failures[0]):
-            robust = self._robust.recognize(stripped, lang, area=area)
+        final = bool(failures and _HERE_FAILURE in failures[0])
+        if self._robust is not None and not final:
+            robust, final = self._robust.analyze(stripped, lang, area=area)
             if robust is not None and robust.intent is not None:
                 return robust
 
-        fuzzy = self._recognize_fuzzy(stripped, lang, area, context)
-        if fuzzy is not None:
-            return fuzzy
+        if not final:  # an out-of-scope request is not a misspelt command
+            fuzzy = self._recognize_fuzzy(stripped, lang, area, context)
+            if fuzzy is not None:
+                return fuzzy
 
         if failures and (robust is None or _HERE_FAILURE in failures[0]):
             return Recognition(intent=None, reason=f"no intent: {failures[0]}")
@@ -265,7 +267,7 @@ class Recognizer:
         context_ids = list(context.slots.device_ids) if context is not None else []
         scored: list[_Scored] = []
         failures: list[str] = []
-        here = area is None and _says_here(text)
+        here = area is None and says_here(text)
         for match in self._grammar.matches(text, lang, area=area):
             if here and match.area_from_context and "name" not in match.values:
                 # "the lights in here" with no known room must not mean the whole home
@@ -432,7 +434,7 @@ _HERE_EN = re.compile(r"\b(here|this room|my room|this area)\b", re.IGNORECASE)
 _HERE_ZH = ("这里", "这儿", "这个房间", "这间", "这边", "屋里", "房间里")
 
 
-def _says_here(text: str) -> bool:
+def says_here(text: str) -> bool:
     """The sentence points at the speaker's room ("in here", "this room", "这里")."""
     return bool(_HERE_EN.search(text)) or any(w in text for w in _HERE_ZH)
 

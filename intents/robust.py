@@ -34,7 +34,7 @@ from typing import Any
 from devices.registry import Device, DeviceKind, HomeConfig
 from intents import robust_lexicon as L
 from intents.resolve import KIND_TO_HA_DOMAIN, Resolver
-from intents.schema import Intent, IntentName, Recognition, Slots
+from intents.schema import SENSITIVE_INTENTS, Intent, IntentName, Recognition, Slots
 
 #: Confidences: below the grammar's exact 1.0.
 CONF_EXPLICIT = 0.9  # verb + a device named outright
@@ -60,13 +60,21 @@ _SYNONYMS: dict[str, frozenset[str]] = {
 
 class Rejected(Exception):
     """The sentence was understood well enough to know Hearth must not act; ``str()`` is
-    the reason shown to the user."""
+    the reason shown to the user. ``final``: no repair of words may change that (out of
+    scope, "here" with no room known, a question); False for an unknown name, which may be a
+    misspelling the fuzzy tier can repair."""
+
+    def __init__(self, reason: str, *, final: bool = True) -> None:
+        super().__init__(reason)
+        self.final = final
 
 
 # -- normalization ---------------------------------------------------------------------------
 
 
 def _singular(word: str, known: frozenset[str]) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word[:-1] in known:
+        return word[:-1]
     if word in known:
         return word
     if word.endswith("ies") and word[:-3] + "y" in known:
@@ -135,8 +143,15 @@ def normalize_en(text: str) -> list[str]:
             tokens.append(t[:-1])
         else:
             tokens.append(t.replace("'", ""))
-    tokens = _number_words(tokens)
+    tokens = [_GERUNDS.get(t, t) for t in _number_words(tokens)]
     return _strip_politeness(tokens)
+
+
+_GERUNDS = {"closing": "close", "opening": "open", "turning": "turn", "switching": "switch",
+            "dimming": "dim", "locking": "lock", "unlocking": "unlock", "pausing": "pause",
+            "lowering": "lower", "raising": "raise", "brightening": "brighten",
+            "setting": "set", "putting": "put", "shutting": "shut", "starting": "start",
+            "stopping": "stop", "making": "make", "changing": "change"}
 
 
 def _strip_politeness(tokens: list[str]) -> list[str]:
@@ -212,6 +227,7 @@ class _Lex:
     device_words: dict[str, set[str]]  # device id -> all its name tokens
     known: frozenset[str]
     singular: frozenset[str]
+    kind_redirect: dict[str, list[str]]  # kind word → the devices of another kind named so
     cjk_devices: list[tuple[str, str]]
     cjk_areas: list[tuple[str, str]]
     cjk_floors: list[tuple[str, str]]
@@ -282,8 +298,18 @@ def _build_lex(config: HomeConfig) -> _Lex:
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter"}
     )
     singular = frozenset(base | area_tokens | kind_tokens)
+    redirect: dict[str, list[str]] = {}
+    for word, kind in L.KIND_WORDS_EN.items():
+        if " " in word or kind in ("light", "door"):
+            continue
+        same_kind = [d for d in config.devices if d.kind.value == kind
+                     and word in device_words.get(d.id, set())]
+        other = sorted(d.id for d in config.devices if d.kind.value != kind
+                       and word in device_words.get(d.id, set()))
+        if other and not same_kind:
+            redirect[word] = other
     return _Lex(devices, areas, floors, scenes, distinctive, device_words, known, singular,
-                cjk_devices, cjk_areas, cjk_floors, cjk_scenes)
+                redirect, cjk_devices, cjk_areas, cjk_floors, cjk_scenes)
 
 
 def _find_spans(tokens: Sequence[str], table: Iterable[tuple[tuple[str, ...], str]],
@@ -315,22 +341,30 @@ class RobustTier:
     def recognize(self, text: str, lang: str, *, area: str | None = None) -> Recognition | None:
         """A recognition, a rejection with the reason (``intent=None``) when the sentence was
         understood as something Hearth must not do, or None when it does not parse at all."""
+        return self.analyze(text, lang, area=area)[0]
+
+    def analyze(self, text: str, lang: str, *, area: str | None = None
+                ) -> tuple[Recognition | None, bool]:
+        """:meth:`recognize` plus whether a rejection is final (see :class:`Rejected`)."""
+        try:
+            return self._analyze(text, lang, area), False
+        except Rejected as e:
+            return Recognition(intent=None, reason=f"no intent: {e}"), e.final
+
+    def _analyze(self, text: str, lang: str, area: str | None) -> Recognition | None:
         zh = lang.lower().startswith("zh")
         if not zh and not lang.lower().startswith("en"):
             return None
-        try:
-            parts = self._parts_zh(text) if zh else self._parts_en(text)
-            if not parts:
-                return None
-            intents: list[Intent] = []
-            for p in parts:
-                if p is None:
-                    if len(parts) == 1:
-                        return None
-                    continue
-                intents.extend(self._intents(p, text, "zh-CN" if zh else lang, area))
-        except Rejected as e:
-            return Recognition(intent=None, reason=f"no intent: {e}")
+        parts = self._parts_zh(text) if zh else self._parts_en(text)
+        if not parts:
+            return None
+        intents: list[Intent] = []
+        for p in parts:
+            if p is None:
+                if len(parts) == 1:
+                    return None
+                continue
+            intents.extend(self._intents(p, text, "zh-CN" if zh else lang, area))
         if not intents:
             return None
         intents = _merge(intents)
@@ -410,6 +444,11 @@ class RobustTier:
                             and tokens[i + 1] == "up" and (i == 0 or tokens[i - 1] not in (
                                 "the", "my", "all", "a")):
                         continue  # "light up": a verb
+                    if phrase in lex.kind_redirect:  # "the tv" where the TV is a plug
+                        p.partial_devices.extend(lex.kind_redirect[phrase])
+                        for k in range(i, i + n):
+                            used[k] = True
+                        continue
                     if phrase == "temperature" and ("what" in tset or "how" in tset):
                         p.action = p.action or "get_temp"
                     if phrase == "volume" and False:
@@ -443,6 +482,7 @@ class RobustTier:
         p.everything = bool(tset & {"everything", "anything"}) or (
             "all" in tset and not p.kinds and not p.devices and not p.partial_devices)
 
+        self._door(p)
         self._unknown_names_en(tokens, used)
         self._out_of_scope_en(tokens, p)
         self._action_en(tokens, text, p)
@@ -451,8 +491,9 @@ class RobustTier:
         if p.kind_from_action or not p.has_target():
             unknown = [t for t in tokens if t not in lex.known and not t.isdigit()
                        and not re.fullmatch(r"\d+(\.\d+)?", t)]
-            if unknown and p.action in ("on", "off", "open", "close"):
-                raise Rejected(f"I don't know a device called {' '.join(unknown)!r}")
+            if unknown and not p.indirect:
+                raise Rejected(f"I don't know a device called {' '.join(unknown)!r}",
+                               final=False)
             if p.action in ("on", "off") and not (p.areas or p.here or p.home or p.everything
                                                   or p.floor or p.indirect):
                 return None  # "turn on": on what?
@@ -490,7 +531,8 @@ class RobustTier:
                         name.insert(0, tokens[j])
                         j -= 1
                     what = "room or device" if t in ("door",) else "device"
-                    raise Rejected(f"I don't know a {what} called {' '.join([*name, t])!r}")
+                    raise Rejected(f"I don't know a {what} called {' '.join([*name, t])!r}",
+                                   final=False)
             if t in ("in", "at") and i + 1 < len(tokens):
                 k = i + 1
                 while k < len(tokens) and tokens[k] in ("the", "my", "our", "this", "that"):
@@ -505,10 +547,13 @@ class RobustTier:
                              or k == len(tokens)):
                     if k < len(tokens) and tokens[k] in ("room", "hall", "area"):
                         name.append(tokens[k])
-                    raise Rejected(f"I don't know a room called {' '.join(name)!r}")
+                    raise Rejected(f"I don't know a room called {' '.join(name)!r}",
+                                   final=False)
 
     def _out_of_scope_en(self, tokens: list[str], p: _Parse) -> None:
         tset = set(tokens)
+        if tset & {"was", "were", "yesterday", "earlier", "last", "had", "been"}:
+            raise Rejected("that sounds like a statement, not a request")
         for words, reason in L.OUT_OF_SCOPE_EN[:3]:  # timers, alarms, reminders
             if tset & words:
                 raise Rejected(reason)
@@ -535,6 +580,17 @@ class RobustTier:
         if vacuum_words and not (p.devices or p.partial_devices):
             if not self._vacuums():
                 raise Rejected("there is no robot vacuum in the home")
+        if "play" in tset or ("back" in tset and media_words(tset)):
+            start = tokens.index("play") + 1 if "play" in tset else tokens.index("back")
+            what: list[str] = []
+            for t in tokens[start:]:
+                if t in ("on", "in", "at", "through", "from"):
+                    break
+                what.append(t)
+            rest = [t for t in what if t not in lex_play_ok
+                    and L.KIND_WORDS_EN.get(t) != "media_player"]
+            if rest or ("back" in tset and "play" not in tset):
+                raise Rejected("I can't choose what to play; I can pause, resume and skip")
         if p.has_target() or p.here:
             return
         for words, reason in L.OUT_OF_SCOPE_EN:
@@ -614,7 +670,7 @@ class RobustTier:
                 p.action = "get_state"
                 p.explicit_verb = True
                 return
-            if first in ("what", "how", "which", "do", "does", "tell"):
+            if first in ("what", "how", "which", "do", "does", "tell", "is", "are", "whats"):
                 raise Rejected("a question Hearth cannot answer")
         if p.action == "get_temp":
             return
@@ -697,10 +753,11 @@ class RobustTier:
         off = "off" in tset
         if on and off:
             raise Rejected("I heard both 'on' and 'off'")
-        indirect_dark = bool(re.search(r" (too |so |very |really |quite |a bit |pretty )?"
-                                       r"(dark|dim|gloomy)( in| here| |$)", text)) \
+        indirect_dark = bool(re.search(r"( (is|it|room|here|in here)( too| so| very| really| "
+                                       r"quite| a bit| pretty)?| too| so| very) "
+                                       r"(dark|dim|gloomy) ", text)) \
             and not tset & L.VERBS_DIM_EN - {"dim"} and " make " not in text \
-            and " darker" not in text
+            and " darker" not in text and " to dark" not in text
         indirect_dark = indirect_dark or bool(re.search(r" (cannot|can not|hard to|cant|"
                                                         r"unable to) see ", text))
         indirect_bright = bool(re.search(r" (too|so|very|really|quite) bright ", text)) \
@@ -741,15 +798,27 @@ class RobustTier:
                 act("position", True)
                 return
             if tset & (L.VERBS_OPEN_EN | {"up"}) and not tset & {"lower", "close", "down"}:
-                act("open", bool(tset & L.VERBS_OPEN_EN))
+                act("open", bool(tset & L.VERBS_OPEN_EN) or bool(tset & {"pull", "roll"}))
                 return
             if tset & (L.VERBS_CLOSE_EN | {"down"}):
-                act("close", bool(tset & L.VERBS_CLOSE_EN))
+                act("close", bool(tset & L.VERBS_CLOSE_EN) or bool(tset & {"pull", "roll"}))
                 return
             if on or off:
                 act("open" if on else "close", False)
                 return
         # colours
+        if not colors and tset & {"random", "different", "another", "new", "other"} \
+                and tset & {"color", "colour"} and (lightish or "light" in kinds):
+            palette = sorted(L.COLORS_EN - {"white"})
+            colors = [palette[sum(map(ord, text)) % len(palette)]]
+            p.notes.append("a colour picked for you")
+        if not colors and kelvin is None and p.number is None and not p.scene \
+                and tset & {"night", "nighttime", "sleep", "sleeping"} \
+                and (lightish or "light" in kinds) and not (on or off):
+            p.brightness, p.kelvin = 10, 2200
+            act("set", bool(tset & L.VERBS_SET_EN))
+            _light_kind(p)
+            return
         if kelvin is not None and colors == ["white"]:
             colors = []
         if colors and (lightish or "light" in kinds):
@@ -766,6 +835,9 @@ class RobustTier:
         if "open" in tset and not cover and not p.has_target():
             return
         # on / off
+        if tset & {"stop", "halt"} and p.has_target() and not media:
+            act("off", True)
+            return
         if off or tset & L.VERBS_OFF_EN or (("shut" in tset or "kill" in tset)
                                             and not cover):
             act("off", bool(tset & (L.VERBS_ON_OFF_EN | L.VERBS_OFF_EN)) or off)
@@ -774,14 +846,16 @@ class RobustTier:
                 and p.number is None:
             act("on", True)
             return
-        if first in L.VERBS_ON_EN or (tset & {"activate", "enable", "start"} and p.has_target()):
+        if first in L.VERBS_ON_EN or (tset & {"activate", "enable", "start"} and p.has_target()) \
+                or (tset & {"running", "going", "started"} and p.has_target()):
             act("on", True)
             return
         # brightness
         if lightish or "light" in kinds:
-            down = bool(tset & L.VERBS_DIM_EN) or "down" in tset or "darker" in tset
-            up = bool(tset & L.VERBS_BRIGHTEN_EN) or "up" in tset or "brighter" in tset \
-                or "light up" in text
+            down = bool(tset & L.VERBS_DIM_EN) or "down" in tset or "darker" in tset \
+                or " to dark" in text or ("dark" in tset and not indirect_dark)
+            up = bool(tset & L.VERBS_BRIGHTEN_EN - ({"bright"} if indirect_bright else set())) \
+                or "up" in tset or "brighter" in tset or "light up" in text
             if indirect_bright and not up:
                 down, p.indirect = True, True
             if p.number is not None and (p.percent or tset & {"to", "at", "brightness",
@@ -814,6 +888,21 @@ class RobustTier:
                 "to" not in tset) and first in ("switch", "turn", "toggle", "flip"):
             return  # "switch the lights" with no on/off: unclear
         return
+
+    def _door(self, p: _Parse) -> None:
+        """"door": a door-like cover (garage door) where there is one, else a lock."""
+        if "door" not in p.kinds:
+            return
+        covers = [d for d in self.config.devices if d.kind == DeviceKind.COVER
+                  and (not p.areas or d.area in p.areas)
+                  and (self._resolver.cover_class(d) == "door"
+                       or (self._resolver.cover_class(d) == "garage" and d.area in p.areas))]
+        i = p.kinds.index("door")
+        if covers:
+            p.kinds[i] = "cover"
+            p.cover_class = self._resolver.cover_class(covers[0])
+        else:
+            p.kinds[i] = "lock"
 
     def _climate_here(self, p: _Parse) -> None:
         where = None
@@ -897,6 +986,17 @@ class RobustTier:
                 rest = rest.replace(w, "＃")
         p.devices = _unique(p.devices)
         p.areas = _unique(p.areas)
+        self._door(p)
+        leftover = re.sub(r"[＃＠\d%度]|把|的|将|给|打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
+                          r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
+                          r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
+                          r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
+                          r"最|一半|稍微|熄|灭|起|来|放|升|降|合|换|首|暖|冷|热|白|"
+                          + "|".join(map(re.escape, L.COLORS_ZH)) + "|"
+                          + "|".join(map(re.escape, L.COLOR_TEMP_ZH)), "", rest)
+        leftover = "".join(ch for ch in leftover if _cjk(ch))
+        if leftover and not p.devices and not p.scene:
+            raise Rejected(f"I don't know a device called {leftover!r}", final=False)
         if "东西" in rest or "电器" in rest:
             p.everything = True
 
@@ -1098,6 +1198,8 @@ class RobustTier:
     def _targets(self, p: _Parse, speaker_area: str | None
                  ) -> tuple[list[tuple[DeviceKind, list[str]]], str, float]:
         """Devices grouped by kind, a description of where, and the base confidence."""
+        if p.indirect and not (p.areas or p.floor or p.home):
+            p.here = True  # "it's too dark": where the speaker is, never the whole home
         explicit = p.devices or p.partial_devices
         if explicit:
             ids = sorted(set(explicit))
@@ -1117,7 +1219,7 @@ class RobustTier:
         if not p.kinds:
             if p.everything or p.home or p.areas or p.here or p.floor or p.action in (
                     "on", "off", "step", "set"):
-                if p.action in ("on", "off") and (p.everything or p.home) and not p.areas:
+                if p.action in ("on", "off") and (p.everything or p.home):
                     kinds_wanted = ["light", "switch", "fan"] if p.action == "off" else ["light"]
                 elif p.action in ("on", "off", "step", "set"):
                     kinds_wanted = ["light"]
@@ -1297,17 +1399,18 @@ class RobustTier:
                             conf, reason, text, lang, p)
 
     def _sensitive(self, name: str, ids: list[str], conf: float, p: _Parse) -> float:
-        sensitive = name in (IntentName.UNLOCK, IntentName.COVER_OPEN, IntentName.LOCK,
-                             IntentName.COVER_SET_POSITION) and any(
-            self._devices[i].sensitive or name == IntentName.UNLOCK for i in ids)
-        if not sensitive:
-            return conf
         threshold = self.config.security.sensitive_min_confidence
         explicit_target = bool(p.devices) or (bool(p.kinds) and len(ids) == 1
                                                and not p.kind_from_action and not p.everything)
-        if p.explicit_verb and explicit_target and not p.indirect:
-            return max(conf, threshold) if name != IntentName.LOCK else conf
-        return min(conf, max(0.0, threshold - SENSITIVE_MARGIN))
+        explicit = p.explicit_verb and explicit_target and not p.indirect
+        touches_sensitive = any(self._devices[i].sensitive for i in ids)
+        if name in SENSITIVE_INTENTS or (touches_sensitive and name != IntentName.LOCK):
+            # said outright ("unlock the front door", "open the garage" with one garage
+            # door): as confident as the dispatcher requires; else never enough to act
+            if explicit:
+                return max(conf, threshold)
+            return min(conf, max(0.0, threshold - SENSITIVE_MARGIN))
+        return conf
 
     def _intent(self, name: str, slots: Slots, conf: float, reason: str, text: str,
                 lang: str, p: _Parse) -> Intent:
@@ -1316,6 +1419,15 @@ class RobustTier:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+lex_play_ok = frozenset({"play", "some", "the", "a", "me", "my", "music", "again", "on", "in",
+                         "it", "resume", "continue", "please", "now", "playing", "keep",
+                         "start", "unpause", "to"})
+
+
+def media_words(tset: set[str]) -> bool:
+    return bool(tset & {"tv", "television", "speaker", "music", "song", "track"})
 
 
 def lightish_only(p: _Parse) -> bool:
@@ -1337,6 +1449,8 @@ def _after_to(tokens: list[str], colors: list[str]) -> str:
 
 
 def _noun(kind: str, p: _Parse) -> str:
+    if kind == "climate" and not set(p.kind_words) & {"heating", "heater", "ac", "radiator"}:
+        return "thermostat"
     if p.kind_words:
         w = p.kind_words[0]
         if L.KIND_WORDS_EN.get(w) == kind or dict(L.KIND_WORDS_ZH).get(w) == kind:

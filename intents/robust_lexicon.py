@@ -78,11 +78,11 @@ KIND_WORDS_EN: dict[str, str] = {
     "blind": "cover", "shade": "cover", "curtain": "cover", "shutter": "cover",
     "drape": "cover", "awning": "cover", "garage": "cover", "garage door": "cover",
     "roller": "cover", "window": "cover",
-    "lock": "lock", "door": "lock", "front door": "lock", "back door": "lock", "deadbolt": "lock",
+    "lock": "lock", "door": "door", "front door": "lock", "back door": "lock", "deadbolt": "lock",
     "thermostat": "climate", "heat": "climate", "heating": "climate", "heater": "climate",
     "ac": "climate", "aircon": "climate", "air conditioning": "climate",
     "air conditioner": "climate", "a/c": "climate", "radiator": "climate",
-    "temperature": "climate", "boiler": "climate",
+    "temperature": "climate", "boiler": "climate", "temp": "climate",
     "speaker": "media_player", "music": "media_player", "song": "media_player",
     "track": "media_player", "volume": "media_player", "tv": "media_player",
     "television": "media_player", "stereo": "media_player", "radio": "media_player",
@@ -222,15 +222,16 @@ KIND_WORDS_ZH: tuple[tuple[str, str], ...] = (
     ("风扇", "fan"), ("电扇", "fan"), ("吊扇", "fan"),
     ("车库门", "cover"), ("窗帘", "cover"), ("百叶窗", "cover"), ("卷帘", "cover"),
     ("遮阳帘", "cover"),
-    ("门锁", "lock"), ("锁", "lock"), ("前门", "lock"), ("大门", "lock"),
+    ("门锁", "lock"), ("锁", "lock"), ("前门", "lock"), ("大门", "lock"), ("窗户", "cover"),
+    ("门", "door"),
     ("温控器", "climate"), ("暖气", "climate"), ("空调", "climate"), ("地暖", "climate"),
     ("温度", "climate"), ("恒温器", "climate"),
     ("音箱", "media_player"), ("音乐", "media_player"), ("歌", "media_player"),
     ("音量", "media_player"), ("电视", "media_player"), ("播放器", "media_player"),
     ("扫地机器人", "vacuum"), ("扫地机", "vacuum"), ("吸尘器", "vacuum"), ("扫地", "vacuum"),
 )
-COVER_CLASS_ZH = {"车库门": "garage", "窗帘": "curtain", "百叶窗": "blind", "卷帘": "blind",
-                  "遮阳帘": "shade"}
+COVER_CLASS_ZH = {"窗户": "window", "车库门": "garage", "窗帘": "curtain", "百叶窗": "blind",
+                  "卷帘": "blind", "遮阳帘": "shade"}
 ALL_WORDS_ZH = ("所有的", "所有", "全部的", "全部", "全屋", "全家", "整个房子", "家里所有",
                 "家里的", "家里", "每个", "一切", "都")
 HERE_WORDS_ZH = ("这个房间", "这间屋", "这屋", "这里", "这儿", "这边", "屋里", "房间里",

@@ -47,9 +47,60 @@ def test_recognize_chinese_is_not_escaped() -> None:
 
 def test_recognize_rejection(capsys: pytest.CaptureFixture[str]) -> None:
     rc, doc, _ = _run(capsys, "what is the meaning of life?")
-    assert rc == 0
+    assert rc == 1  # no intent
     assert doc["intent"] is None
     assert doc["reason"]
+
+
+def test_recognize_jsonl_one_result_a_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "turn on the kitchen light\n"
+        "\n"
+        '{"text": "it is too dark in here", "area": "office"}\n'
+        '{"text": "it is too dark in here"}\n'
+        '{"text": "客厅开灯", "language": "zh-cn"}\n'
+        "what's the weather like\n",
+        encoding="utf-8",
+    )
+    rc = main(["recognize", "--jsonl", str(src)])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert len(docs) == 5  # the blank line is skipped
+    for d in docs:
+        assert set(d) >= {"intent", "reason"}
+    assert docs[0]["intent"]["slots"]["device_ids"] == ["kitchen_light"]
+    assert docs[1]["intent"]["slots"]["device_ids"] == ["office_light"]
+    assert docs[2]["intent"] is None and "which room" in docs[2]["reason"]
+    assert docs[3]["intent"]["slots"]["device_ids"] == ["living_room_light"]
+    assert docs[4]["intent"] is None and "weather" in docs[4]["reason"]
+
+
+def test_recognize_jsonl_stdin_and_bad_lines(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("lights off\n"))
+    assert main(["recognize", "--jsonl", "-", "--area", "kitchen"]) == 0
+    out, _ = capsys.readouterr()
+    assert json.loads(out)["intent"]["slots"]["device_ids"] == ["kitchen_light"]
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO('lights off\n{"text": 3}\n'))
+    assert main(["recognize", "--jsonl", "-"]) == 2
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1
+    assert err.startswith("error: stdin:2:") and len(err.splitlines()) == 1
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("{not json\n"))
+    assert main(["recognize", "--jsonl", "-"]) == 2
+    assert "invalid JSON" in capsys.readouterr().err
+    assert main(["recognize", "hi", "--jsonl", "-"]) == 2
+    assert main(["recognize"]) == 2
+    assert main(["recognize", "--jsonl", "/nonexistent/x.jsonl"]) == 2
 
 
 def test_recognize_bad_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

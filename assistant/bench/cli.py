@@ -11,6 +11,8 @@ _BENCHMARKS: dict[str, tuple[str, str]] = {
     "latency": ("assistant.bench.latency", "speech-end -> action latency over real-time streams"),
     "accuracy": ("assistant.bench.accuracy", "speech -> intent command acceptance"),
     "semantic": ("assistant.bench.semantic", "semantic tier on held-out paraphrases"),
+    "understanding": ("intents.understanding_bench",
+                      "real phrasings understood: right / wrong action / rejected per intent"),
     "soak": ("assistant.bench.soak", "connect/disconnect cycles and streaming; server fds/RSS"),
 }
 
