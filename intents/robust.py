@@ -1580,7 +1580,7 @@ def _normalize_zh(text: str) -> str:
     s = re.sub(rf"([{_ZH_NUM}]+)(度|%|摄氏度)",
                lambda m: f"{_zh_number(m.group(1))}{'度' if '度' in m.group(2) else '%'}"
                if _zh_number(m.group(1)) is not None else m.group(0), s)
-    s = re.sub(rf"(到|成|为|在|音量)([{_ZH_NUM}]+)(?!点|下|些)",
+    s = re.sub(rf"(到|成|为|在|音量)([{_ZH_NUM}]+)(?!点|下|些|半|个)",
                lambda m: f"{m.group(1)}{_zh_number(m.group(2))}"
                if _zh_number(m.group(2)) is not None else m.group(0), s)
     s = s.replace("摄氏度", "度")
