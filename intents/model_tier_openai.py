@@ -21,10 +21,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devices.registry import HomeConfig
-from intents.model_tier import (
+from intents.model_tier_base import (
+    ModelTier,
+    split_reasoning,
+)
+from intents.model_tier_prompt import (
+    build_tools,
+    system_prompt,
+    user_message,
+)
+from intents.model_tier_types import (
     ImageInput,
     ModelAnswer,
-    ModelTier,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierError,
@@ -34,10 +42,6 @@ from intents.model_tier import (
     ModelTierTimeout,
     ModelTierUnavailable,
     ToolCall,
-    build_tools,
-    split_reasoning,
-    system_prompt,
-    user_message,
 )
 from intents.schema import Intent
 

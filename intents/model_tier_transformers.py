@@ -28,10 +28,19 @@ from pathlib import Path
 from typing import Any
 
 from devices.registry import HomeConfig
-from intents.model_tier import (
+from intents.model_tier_base import (
+    ModelTier,
+    parse_tool_calls_from_text,
+    split_reasoning,
+)
+from intents.model_tier_prompt import (
+    build_tools,
+    system_prompt,
+    user_message,
+)
+from intents.model_tier_types import (
     ImageInput,
     ModelAnswer,
-    ModelTier,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierError,
@@ -39,11 +48,6 @@ from intents.model_tier import (
     ModelTierLoadError,
     ModelTierSettings,
     ModelTierTimeout,
-    build_tools,
-    parse_tool_calls_from_text,
-    split_reasoning,
-    system_prompt,
-    user_message,
 )
 from intents.schema import Intent
 
