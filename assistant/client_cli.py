@@ -36,6 +36,8 @@ from assistant.protocol import (
     ErrorCode,
     ReplySettings,
     ResponseAudio,
+    SessionUpdate,
+    WakeSettings,
 )
 
 EXIT_OK: Final = 0
@@ -79,6 +81,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             f"{REPLY_SAMPLE_RATE} Hz)",
         )
 
+    def wake(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--wake",
+            metavar="WORD",
+            help="hear only commands after this wake word (okay_nabu, hey_jarvis, alexa, "
+            "hey_mycroft); audio before it is dropped by the server",
+        )
+
     p = sub.add_parser(
         "say",
         help="send a text command, print the events as JSON lines",
@@ -109,6 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--timeout", type=float, help="seconds (default: the audio's length plus 30 s)")
     reply_audio(p)
+    wake(p)
     p.set_defaults(func=_stream)
 
     p = sub.add_parser(
@@ -124,6 +135,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--no-reply-audio", action="store_true", help="do not play the spoken replies"
     )
+    wake(p)
     p.set_defaults(func=_listen)
 
 
@@ -260,6 +272,8 @@ async def _stream_async(args: argparse.Namespace) -> int:
         async with HearthClient(args.url, token=args.token) as client:
             if args.language:
                 await client.update_session(language=args.language)
+            if args.wake:
+                await client.send_message(SessionUpdate(wake=WakeSettings(word=args.wake)))
             if args.reply_audio is not None:
                 await client.update_session(
                     reply=ReplySettings(audio=True, sample_rate=REPLY_SAMPLE_RATE)
@@ -371,6 +385,8 @@ async def _listen_stream(
         async with HearthClient(args.url, token=args.token) as client:
             reply = None if player is None else ReplySettings(audio=True, sample_rate=rate)
             await client.update_session(sample_rate=rate, language=args.language, reply=reply)
+            if args.wake:
+                await client.send_message(SessionUpdate(wake=WakeSettings(word=args.wake)))
             until = f" for {args.seconds:g} s" if args.seconds is not None else "; Ctrl-C stops"
             _error(f"listening at {rate} Hz{until}")
             tracker = await client.collect(send_microphone(client), on_event=on_event)

@@ -161,6 +161,9 @@ async def test_wake_word_and_command_in_one_breath(
     kinds = [e["type"] for e in got.events]
     assert kinds[0] == "wake.detected", kinds
     assert got.events[0]["word"] == "okay_nabu" and got.events[0]["audio_ms"] > 500
+    # Stream positions stay on the session's timeline (the gate dropped the audio before).
+    started = next(e for e in got.events if e["type"] == "speech.started")
+    assert started["audio_ms"] >= got.events[0]["audio_ms"] - 40, got.events
     assert final_devices(got.events) == [("kitchen_light", "confirmed")], got.events
     assert json.loads(
         await asyncio.to_thread(mqtt_recorder.wait_for, "zigbee2mqtt/kitchen_light/set", "ON")

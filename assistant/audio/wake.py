@@ -15,6 +15,7 @@ The models load lazily, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Sequence
@@ -204,6 +205,7 @@ class WakeGate:
         self._awake_left: int | None = None
         self._in_turn = False
         self._in_samples = 0
+        self._fed = 0  # input samples passed to the inner front end
 
     @property
     def awake(self) -> bool:
@@ -241,7 +243,11 @@ class WakeGate:
         return bytes((np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
 
     def _pass(self, pcm: bytes, now: float) -> list[Any]:
-        events = list(self._inner.feed(pcm, now))
+        # The inner front end counts only the audio it was given: its positions are shifted
+        # by the audio dropped before, so events stay on the session's stream timeline.
+        shift = (self._in_samples - len(pcm) // 2 - self._fed) * 1000 // self._rate
+        self._fed += len(pcm) // 2
+        events = [_shifted(ev, shift) for ev in self._inner.feed(pcm, now)]
         if self._awake_left is not None:
             self._awake_left -= len(pcm) // 2
         return self._watch(events, now)
@@ -262,13 +268,31 @@ class WakeGate:
         self._in_turn = False
         self._awake_left = None
 
+    def _shift(self) -> int:
+        return (self._in_samples - self._fed) * 1000 // self._rate
+
     def commit(self, now: float) -> Sequence[Any]:
-        return self._watch(list(self._inner.commit(now)), now)
+        shift = self._shift()
+        return self._watch([_shifted(e, shift) for e in self._inner.commit(now)], now)
 
     def set_complete(self, complete: bool, now: float | None = None) -> Sequence[Any]:
         t = 0.0 if now is None else now
-        return self._watch(list(self._inner.set_complete(complete, now)), t)
+        shift = self._shift()
+        events = [_shifted(e, shift) for e in self._inner.set_complete(complete, now)]
+        return self._watch(events, t)
 
     def clear(self) -> None:
         self._inner.clear()
         self._sleep()
+
+
+def _shifted(event: Any, shift_ms: int) -> Any:
+    """``event`` with its ``audio_start_ms`` / ``audio_end_ms`` moved by ``shift_ms``."""
+    if not shift_ms:
+        return event
+    changes = {
+        name: getattr(event, name) + shift_ms
+        for name in ("audio_start_ms", "audio_end_ms")
+        if hasattr(event, name)
+    }
+    return dataclasses.replace(event, **changes) if changes else event
