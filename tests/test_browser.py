@@ -554,3 +554,34 @@ async def test_page_login_with_the_token(
             await fresh.wait_for(LOGIN_SHOWN, timeout_s=30)
         except (TimeoutError, AssertionError, CdpError) as e:
             raise AssertionError(f"{e}\n{await describe_failure(kiosk)}") from None
+
+
+async def test_page_plays_a_spoken_reply(hearth_server: ServerThread, tmp_path: Path) -> None:
+    """A typed question: the page shows the reply and plays its audio (Web Audio, muted)."""
+    async with chromium() as cdp:
+        page = await open_page(cdp, hearth_server.http_url)
+        try:
+            await page.wait_for("hearthPage.wsState === 'open'", timeout_s=30)
+            await page.evaluate(
+                "(() => { const i = document.getElementById('text-input');"
+                " i.value = 'what is the temperature in the kitchen';"
+                " document.getElementById('text-form').requestSubmit(); })()"
+            )
+            await page.wait_for(
+                "hearthPage.events.some(e => e.type === 'response.done')", timeout_s=60
+            )
+            replies = await page.evaluate("hearthPage.replies")
+            log = await page.wait_for(
+                "[...document.querySelectorAll('#log li')].map(li => li.textContent)"
+                ".find(t => t.includes('Playing reply audio'))",
+                timeout_s=10,
+            )
+        except (TimeoutError, AssertionError) as e:
+            await page.screenshot(tmp_path / "page.png")
+            raise AssertionError(f"{e}\n{await describe_failure(page)}") from None
+        assert replies and "degrees in the kitchen" in replies[-1]["text"], replies
+        assert replies[-1]["audioMs"] > 1000, replies  # scheduled for playback
+        assert "reply" in log
+        assert await page.evaluate("hearthPage.replyAudioChunks") > 0
+        result = await page.evaluate("document.getElementById('result').textContent")
+        assert "degrees in the kitchen" in result

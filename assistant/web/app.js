@@ -518,7 +518,9 @@
       case "response.text":
         page.replies.push({ text: ev.text, language: ev.language, audioMs: 0, playedMs: 0,
           interrupted: false });
-        ui.result.textContent = `🔈 ${ev.text}`;
+        // After the action's own line (✓ kitchen light: confirmed), the words Hearth says.
+        ui.result.textContent = ui.result.textContent
+          ? `${ui.result.textContent} · 🔈 ${ev.text}` : `🔈 ${ev.text}`;
         addLog(type, ev.text, ev.audio ? "speaking" : "");
         break;
       case "response.audio":
