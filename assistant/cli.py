@@ -47,7 +47,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a command's own errors are one line already; this is the net
+        if args.verbose:
+            raise
+        # OSError: could not start (a server or broker not running, a file not there).
+        code = 2 if isinstance(e, OSError) else 1
+        print(f"hearth {args.command}: {_one_line(e)} (hearth -v {args.command} ... shows "
+              "where)", file=sys.stderr)
+        return code
     return rc
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 if __name__ == "__main__":

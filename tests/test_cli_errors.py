@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from assistant import cli
 from assistant.cli import main
 from assistant.protocol import MAX_TEXT_CHARS
 
@@ -56,3 +60,48 @@ def test_text_at_the_limit_reaches_the_server(capsys: pytest.CaptureFixture[str]
     rc = main(["say", "a" * MAX_TEXT_CHARS, "--url", f"ws://127.0.0.1:{_closed_port()}"])
     assert rc == 2
     assert "connection refused" in _one_line_error(capsys)
+
+
+def _parser_raising(error: Exception) -> Callable[[], argparse.ArgumentParser]:
+    def build() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog="hearth")
+        parser.add_argument("-v", "--verbose", action="count", default=0)
+        sub = parser.add_subparsers(dest="command", required=True)
+
+        def fail(args: argparse.Namespace) -> int:
+            raise error
+
+        sub.add_parser("boom").set_defaults(func=fail)
+        return parser
+
+    return build
+
+
+@pytest.mark.parametrize(
+    ("error", "rc", "line"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)"), 2,
+         "hearth boom: ConnectionRefusedError: [Errno 111] Connect call failed ('127.0.0.1', 1)"),
+        (RuntimeError("subscriber failed: first line\n  second line"), 1,
+         "hearth boom: RuntimeError: subscriber failed: first line"),
+    ],
+)
+def test_unexpected_errors_are_one_line_and_v_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    error: Exception, rc: int, line: str,
+) -> None:
+    monkeypatch.setattr(cli, "build_parser", _parser_raising(error))
+    assert main(["boom"]) == rc
+    assert _one_line_error(capsys).startswith(line + " (hearth -v boom")
+    with pytest.raises(type(error)):
+        main(["-v", "boom"])
+
+
+def test_server_not_running_for_a_benchmark_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"ws://127.0.0.1:{_closed_port()}"
+    rc = main(["bench", "soak", "--url", url, "--cycles", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("hearth")
