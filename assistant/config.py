@@ -242,11 +242,21 @@ class WyomingSettings(_Strict):
     allow_remote: bool = False
 
 
+class ClientSettings(_Strict):
+    """A known client or satellite: ``session.update {client_id}`` (or a connection from
+    ``address``) gives its session this ``area``."""
+
+    id: str = Field(min_length=1, max_length=64)
+    area: str | None = None  # an area id of the home
+    address: str | None = None  # the client's IP address, for clients that never say their id
+
+
 class AssistantSettings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     turn_detection: TurnDetectionSettings = Field(default_factory=TurnDetectionSettings)
     session: SessionDefaults = Field(default_factory=SessionDefaults)
+    clients: list[ClientSettings] = Field(default_factory=list)
     asr: AsrConfig = Field(default_factory=AsrConfig)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     #: Home Assistant's protocol (off unless ``wyoming.uri`` is set).

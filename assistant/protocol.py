@@ -202,6 +202,11 @@ class SessionUpdate(_Message):
     turn_detection: TurnDetection | None = None
     partials: bool | None = None  # send transcript.partial events
     device_events: bool | None = None  # send device.state events
+    #: The room the client is in (an area id of the home; "" clears it): "here", "this room"
+    #: and commands that name no place ("lights off") act there.
+    area: str | None = Field(default=None, max_length=64)
+    #: This client's id in the home config's ``assistant.clients`` (its area, when not given).
+    client_id: str | None = Field(default=None, min_length=1, max_length=64)
     token: str | None = Field(default=None, max_length=4096, repr=False)
     reply: ReplySettings | None = None  # spoken replies: audio on/off, sample rate
     wake: WakeSettings | None = None  # wake word: {"word": "okay_nabu"}; {"word": null}: off
@@ -306,6 +311,8 @@ class SessionConfig(_Message):
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
     partials: bool = True
     device_events: bool = True
+    area: str | None = None  # the room the client is in (area id); None: unknown
+    client_id: str | None = None
     reply: ReplyConfig = Field(default_factory=lambda: ReplyConfig())
     wake: WakeSettings | None = None  # None: no wake word, all audio is heard
 

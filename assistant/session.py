@@ -144,6 +144,10 @@ class Session:
             partials=defaults.partials,
             device_events=defaults.device_events,
         )
+        host = (client or "").rsplit(":", 1)[0]
+        for known in self._settings.clients:  # a satellite known by its address
+            if known.address is not None and known.address == host:
+                config = config.model_copy(update={"client_id": known.id, "area": known.area})
         self._state = SessionState(self.id, config)
         self._understanding = Understanding(resources, self._state)
         self._acting = Acting(resources, self._state, self._events, clock)
@@ -315,6 +319,24 @@ class Session:
         self._queue.extend(kept)
         self._queued_audio = 0
 
+    def _where(self, msg: SessionUpdate) -> dict[str, Any] | str:
+        """``area``/``client_id`` of a session.update, checked against the home (an error
+        message when they name nothing there)."""
+        out: dict[str, Any] = {}
+        home = getattr(self._res.recognizer, "config", None)
+        areas = None if home is None else {a.id for a in home.areas}
+        if msg.client_id is not None:
+            known = {c.id: c for c in self._settings.clients}
+            if msg.client_id not in known:
+                return f"client_id: no client {msg.client_id!r} in assistant.clients"
+            out["client_id"] = msg.client_id
+            out["area"] = known[msg.client_id].area
+        if msg.area is not None:
+            if msg.area and areas is not None and msg.area not in areas:
+                return f"area: the home has no area {msg.area!r}"
+            out["area"] = msg.area or None
+        return out
+
     def _update(self, msg: SessionUpdate) -> None:
         changes: dict[str, Any] = {}
         rebuild = False
@@ -331,6 +353,12 @@ class Session:
             rebuild = True
         if msg.language is not None:
             changes["language"] = msg.language
+        if msg.client_id is not None or msg.area is not None:
+            where = self._where(msg)
+            if isinstance(where, str):
+                self.error(ErrorCode.INVALID_MESSAGE, f"session.update: {where}")
+                return
+            changes.update(where)
         if msg.partials is not None:
             changes["partials"] = msg.partials
         if msg.device_events is not None:

@@ -306,9 +306,11 @@ class HypothesisDecoder:
         language: str | None = None,
         context: Intent | None = None,
         no_speech_prob: float = 0.0,
+        area: str | None = None,
     ) -> Recognition:
         """The recognition of the first hypothesis/reading that parses (see the module
         docstring), or the recognizer's answer for the top hypothesis when none does.
+        ``area``: the speaker's room, passed to the recognizer.
 
         ``hypotheses``: best first; plain strings have no score. ``language`` and
         ``context`` are passed to the recognizer. The intent's confidence is
@@ -320,6 +322,8 @@ class HypothesisDecoder:
         rec = self._recognizer
 
         def recognize(text: str) -> Recognition:
+            if area is not None:
+                return rec.recognize(text, language=language, context=context, area=area)
             return rec.recognize(text, language=language, context=context)
 
         d = decode(hyps, recognize, self.options,

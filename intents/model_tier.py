@@ -214,10 +214,17 @@ class TieredRecognizer:
         images: Sequence[ImageInput] = (),
         policy: ModelTierPolicy | None = None,
         cancel: threading.Event | None = None,
+        area: str | None = None,
     ) -> Recognition:
         """The grammar's answer, or the model's (see :meth:`ModelTier.route`). Raises
-        :class:`ModelTierError` when the model was needed and failed."""
-        grammar = self.grammar.recognize(text, language=language, context=context)
+        :class:`ModelTierError` when the model was needed and failed. ``area``: the
+        speaker's room, for the grammar."""
+        if area is not None:
+            grammar = self.grammar.recognize(
+                text, language=language, context=context, area=area  # type: ignore[call-arg]
+            )
+        else:
+            grammar = self.grammar.recognize(text, language=language, context=context)
         if not self.tier.wants_model(grammar, config=self.config, images=images, policy=policy):
             return grammar
         lang = (

@@ -41,6 +41,8 @@ class Understanding:
         """The grammar recognizer's call for this text: through the decoder when there is
         one and the text was heard (ASR hypotheses), else the recognizer on the text."""
         decoder = self._res.decoder
+        # the speaker's room ("here", "lights off"), when the client said it
+        where = self._where()
         if decoder is not None and heard is not None:
             return functools.partial(
                 decoder.decode,
@@ -48,10 +50,15 @@ class Understanding:
                 language=lang,
                 context=context,
                 no_speech_prob=heard.no_speech_prob,
+                **where,
             )
         return functools.partial(
-            self._res.recognizer.recognize, text, language=lang, context=context
+            self._res.recognizer.recognize, text, language=lang, context=context, **where
         )
+
+    def _where(self) -> dict[str, str]:
+        area = self._state.config.area
+        return {} if area is None else {"area": area}
 
     async def recognize(
         self, utt: Utterance, text: str, lang: str | None, heard: Heard | None
@@ -75,6 +82,7 @@ class Understanding:
                     context=context,
                     images=images,
                     cancel=utt.cancel_event,
+                    **self._where(),
                 ),
             )
         elif tiered is not None:
@@ -88,6 +96,7 @@ class Understanding:
                 context=context,
                 images=images,
                 cancel=utt.cancel_event,
+                **self._where(),
             )
         else:
             recognize = self.grammar(text, lang, context, heard)
