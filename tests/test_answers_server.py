@@ -7,14 +7,18 @@ import asyncio
 import base64
 import json
 import time
+import wave
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import soxr
 from websockets.asyncio.client import ClientConnection
 
 from assistant.audio.asr import WhisperTranscriber
+from assistant.cli import main
 from tests.server_fixtures import (
     EVENT_TIMEOUT_S,
     Received,
@@ -106,7 +110,7 @@ async def test_spoken_reply_holds_the_sensor_value(
         assert created["tts"]["en"] == "piper:en_US-joe-medium"
         await _reply_audio(ws, 16000)
         got = await _say(ws, "what's the temperature in the kitchen", reply_end=True)
-        action = [a for a in got.of("action") if a["final"]][0]
+        action = next(a for a in got.of("action") if a["final"])
         assert (action["device_id"], action["status"]) == ("kitchen_temperature", "confirmed")
         value = action["state"]["current_temperature"]
         reply = got.of("response.text")[0]
@@ -168,3 +172,29 @@ async def test_barge_in_stops_the_reply_and_acts(
     replies = [e for e in events if e["type"] == "response.text"
                and e["utterance_id"] == spoken_uid]
     assert replies and replies[0]["text"] == "Turned off the kitchen light."
+
+
+@pytest.mark.slow
+def test_hearth_say_writes_the_reply_audio(
+    hearth_server: ServerThread,
+    whisper_transcriber: WhisperTranscriber,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out_wav = tmp_path / "reply.wav"
+    rc = main(["say", "is the front door locked", "--url", hearth_server.url,
+               "--reply-audio", str(out_wav)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    reply = next(e for e in events if e["type"] == "response.text")
+    assert reply["text"].startswith("The front door is ")
+    assert f"hearth: reply: {reply['text']}" in err
+    chunks = [e for e in events if e["type"] == "response.audio"]
+    assert chunks and all("audio" not in e and e["audio_bytes"] > 0 for e in chunks)
+    with wave.open(str(out_wav), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 22050)
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    audio = soxr.resample(pcm.astype(np.float32) / 32768, 22050, 16000)
+    heard = normalize_text(whisper_transcriber.transcribe(audio.astype(np.float32)).text)
+    assert "front door" in heard and ("locked" in heard or "unlocked" in heard), heard
