@@ -25,7 +25,10 @@ from tests.test_server_session import (
     FakeRecognizer,
 )
 
-OVERLOADED = {"speculative": False, "asr_shed_jobs": 1}
+
+def overloaded() -> AssistantSettings:
+    """Shedding at one ASR job: the one job "elsewhere" each test sets up."""
+    return AssistantSettings(audio=True, speculative=False, asr_shed_jobs=1)
 
 
 def shed(metrics: Metrics) -> dict[str, float]:
@@ -62,7 +65,7 @@ async def test_overload_counts_and_logs_each_skipped_pass(
     repair = _Repair(rescue=True)
     events = await _run(
         True, _transcript("turn on the kitchen light"), _transcript("turn on the kitchen light"),
-        metrics, repair, cheap=cheap, settings=AssistantSettings(audio=True, **OVERLOADED),
+        metrics, repair, cheap=cheap, settings=overloaded(),
         asr_jobs_elsewhere=1,
     )
     assert len(cheap_calls) == 1 and repair.calls == []
@@ -87,7 +90,7 @@ async def test_overload_counts_only_passes_that_would_have_run() -> None:
     events = await _run(
         True, _transcript("turn off the kitchen light"), _transcript("turn off the kitchen light"),
         metrics, cheap=lambda audio: _transcript("turn on the kitchen light"),
-        settings=AssistantSettings(audio=True, **OVERLOADED), asr_jobs_elsewhere=1,
+        settings=overloaded(), asr_jobs_elsewhere=1,
     )
     intent = next(e for e in events if isinstance(e, p.IntentEvent))
     assert intent.intent is not None and intent.intent.name == "light_on"
@@ -107,7 +110,7 @@ async def test_idle_server_sheds_nothing(caplog: pytest.LogCaptureFixture) -> No
 
     events = await _run(
         True, _transcript("what a lovely day"), _transcript("turn on the kitchen light"),
-        metrics, cheap=cheap, settings=AssistantSettings(audio=True, **OVERLOADED),
+        metrics, cheap=cheap, settings=overloaded(),
         asr_jobs_elsewhere=0,
     )
     assert cheap_calls == []  # the final pass ran with the final settings
