@@ -69,6 +69,10 @@ class Rejected(Exception):
         self.final = final
 
 
+class _NeedsRoom(Rejected):
+    """A rejection that, when the speaker's room is unknown, is first of all about that."""
+
+
 # -- normalization ---------------------------------------------------------------------------
 
 
@@ -348,6 +352,10 @@ class RobustTier:
         """:meth:`recognize` plus whether a rejection is final (see :class:`Rejected`)."""
         try:
             return self._analyze(text, lang, area), False
+        except _NeedsRoom as e:
+            reason = str(e) if area is not None else "I don't know which room you're in; " \
+                "say the room"
+            return Recognition(intent=None, reason=f"no intent: {reason}"), True
         except Rejected as e:
             return Recognition(intent=None, reason=f"no intent: {e}"), e.final
 
@@ -557,6 +565,11 @@ class RobustTier:
         for words, reason in L.OUT_OF_SCOPE_EN[:3]:  # timers, alarms, reminders
             if tset & words:
                 raise Rejected(reason)
+        if not (p.has_target() or p.here):
+            for words, reason in L.OUT_OF_SCOPE_EN:
+                if tset & words and not (words & {"time", "day", "clock"}
+                                         and tset & L.SCHEDULE_WORDS_EN):
+                    raise Rejected(reason)
         if tset & L.SCHEDULE_WORDS_EN or " every day" in " ".join(tokens):
             sched = tset & L.SCHEDULE_WORDS_EN
             if sched - {"morning", "evening", "afternoon"} or not p.has_target():
@@ -913,6 +926,9 @@ class RobustTier:
             where = p.areas[0]
         if where is not None and not any(self._devices[t].area == where for t in thermostats):
             raise Rejected(f"there is no thermostat in the {self._area_names.get(where, where)}")
+        if p.here or not p.areas:
+            raise _NeedsRoom("I can't change the temperature by steps yet; say a temperature, "
+                             "such as 'set the heating to 21'")
         raise Rejected("I can't change the temperature by steps yet; say a temperature, "
                        "such as 'set the heating to 21'")
 
@@ -1207,6 +1223,11 @@ class RobustTier:
             kinds: dict[DeviceKind, list[str]] = {}
             for i in ids:
                 kinds.setdefault(self._devices[i].kind, []).append(i)
+            covered = {self._devices[i].area for i in ids}
+            for other in p.areas:  # "the kitchen and living room lights"
+                if other not in covered:
+                    for dk in list(kinds):
+                        kinds[dk].extend(self._select(dk.value, p, other))
             if p.kinds and p.devices:  # "the speaker and the lights": add kind words' devices
                 extra = {k for k in p.kinds if k not in {kk.value for kk in kinds}}
                 for k in extra:
@@ -1214,7 +1235,7 @@ class RobustTier:
                     if sel:
                         kinds.setdefault(DeviceKind(k), []).extend(sel)
             names = ", ".join(f"{self._devices[i].name} ({i})" for i in ids)
-            return [(k, sorted(v)) for k, v in kinds.items()], names, conf
+            return [(k, sorted(set(v))) for k, v in kinds.items()], names, conf
 
         if not p.kinds:
             if p.everything or p.home or p.areas or p.here or p.floor or p.action in (

@@ -1,0 +1,271 @@
+"""The robust understanding tier (intents/robust.py) through the recognizer on the demo home:
+everyday phrasings, the speaker's area, safety, out-of-scope requests and honest reasons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intents import understanding_bench as ub
+from intents.recognizer import Recognizer
+from intents.robust import normalize_en
+from intents.schema import Recognition
+
+ALL_LIGHTS = ["bedroom_lamp", "hallway_light", "kitchen_light", "living_room_light",
+              "office_light"]
+
+
+@pytest.fixture(scope="module")
+def demo() -> Recognizer:
+    return Recognizer.from_config_path(None)
+
+
+def _got(r: Recognition) -> tuple[str, list[str]]:
+    assert r.intent is not None, r.reason
+    return r.intent.name, r.intent.slots.device_ids
+
+
+@pytest.mark.parametrize(
+    ("text", "area", "name", "devices", "slots"),
+    [
+        ("put the kitchen light on", None, "light_on", ["kitchen_light"], {}),
+        ("put on the kitchen light,", None, "light_on", ["kitchen_light"], {}),
+        ("shut off the bedroom lights", None, "light_off", ["bedroom_lamp"], {}),
+        ("power off the plug", None, "switch_off", ["tv_plug"], {}),
+        ("kill the lights in the office", None, "light_off", ["office_light"], {}),
+        ("lock up", None, "lock", ["front_door_lock"], {}),
+        ("open the garage", None, "cover_open", ["garage_door"], {}),
+        ("lower the lights in the kitchen", None, "light_set", ["kitchen_light"],
+         {"brightness_step": -20}),
+        ("a bit brighter", "office", "light_set", ["office_light"], {"brightness_step": 10}),
+        ("make the kitchen a lot brighter", None, "light_set", ["kitchen_light"],
+         {"brightness_step": 40}),
+        ("make the bedroom lights blue", None, "light_set", ["bedroom_lamp"], {"color": "blue"}),
+        ("set the living room lights to fifty percent", None, "light_set",
+         ["living_room_light"], {"brightness": 50}),
+        ("warmer white in the kitchen", None, "light_set", ["kitchen_light"],
+         {"color_temp_kelvin": 2700}),
+        ("hey hearth, lights off", "kitchen", "light_off", ["kitchen_light"], {}),
+        ("olly turn off the lights", None, "light_off", ALL_LIGHTS, {}),
+        ("can you turn up the lights in the office", None, "light_set", ["office_light"],
+         {"brightness_step": 20}),
+        ("could you please switch on the hallway light thanks", None, "light_on",
+         ["hallway_light"], {}),
+        ("turn on the smart socket", None, "switch_on", ["tv_plug"], {}),
+        ("switch the tv on", None, "switch_on", ["tv_plug"], {}),
+        ("it's too dark in here", "office", "light_on", ["office_light"], {}),
+        ("this room is too bright", "living_room", "light_set", ["living_room_light"],
+         {"brightness_step": -20}),
+        ("turn off the lights in here", "bedroom", "light_off", ["bedroom_lamp"], {}),
+        ("put the thermostat on twenty two degrees", None, "climate_set_temperature",
+         ["thermostat"], {"temperature": 22}),
+        ("blinds halfway please", None, "cover_set_position", ["bedroom_blinds"],
+         {"position": 50}),
+        ("would you mind closing the blinds", None, "cover_close", ["bedroom_blinds"], {}),
+        ("stop the ceiling fan", None, "fan_off", ["ceiling_fan"], {}),
+        ("make me a coffee", None, "switch_on", ["coffee_maker"], {}),
+        ("turn on the kitchen and living room lights", None, "light_on",
+         ["kitchen_light", "living_room_light"], {}),
+        # Chinese
+        ("客厅开灯", None, "light_on", ["living_room_light"], {}),
+        ("灯关了吧", "kitchen", "light_off", ["kitchen_light"], {}),
+        ("把灯调暗一点", "living_room", "light_set", ["living_room_light"],
+         {"brightness_step": -10}),
+        ("太暗了", "office", "light_on", ["office_light"], {}),
+        ("客厅温度多少", None, "climate_get_temperature", ["thermostat"], {}),
+        ("把客厅灯调到百分之三十", None, "light_set", ["living_room_light"], {"brightness": 30}),
+        ("把暖气调到二十五度", None, "climate_set_temperature", ["thermostat"],
+         {"temperature": 25}),
+        ("关掉所有的灯", None, "light_off", ALL_LIGHTS, {}),
+        ("客厅的灯换成蓝色", None, "light_set", ["living_room_light"], {"color": "blue"}),
+        ("把窗帘拉上", None, "cover_close", ["bedroom_blinds"], {}),
+    ],
+)
+def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name: str,
+                            devices: list[str], slots: dict[str, Any]) -> None:
+    r = demo.recognize(text, area=area)
+    assert _got(r) == (name, devices), r.reason
+    assert r.intent is not None
+    for k, v in slots.items():
+        assert getattr(r.intent.slots, k) == v, (k, r.intent.slots)
+    assert r.intent.confidence >= 0.5
+    if r.intent.source == "robust":
+        assert r.intent.confidence < 1.0
+    assert r.reason
+
+
+def test_robust_results_say_where_they_come_from(demo: Recognizer) -> None:
+    r = demo.recognize("put the kitchen light on")
+    assert r.intent is not None and r.intent.source == "robust"
+    assert "kitchen light" in r.reason
+
+
+@pytest.mark.parametrize("text", ["turn off the lights in here", "it's too dark in here",
+                                  "this room is too bright", "把这里的灯关掉", "太暗了"])
+def test_here_without_a_room_acts_nowhere(demo: Recognizer, text: str) -> None:
+    r = demo.recognize(text)
+    assert r.intent is None
+    assert "which room" in r.reason
+
+
+def test_a_bare_kind_uses_the_speakers_room(demo: Recognizer) -> None:
+    assert _got(demo.recognize("lights on", area="hallway")) == ("light_on", ["hallway_light"])
+    # a room that has none of them: the only one in the home
+    assert _got(demo.recognize("set the heating to 21", area="kitchen"))[1] == ["thermostat"]
+
+
+def test_two_commands(demo: Recognizer) -> None:
+    r = demo.recognize("turn off the lights in the kitchen and lock the front door")
+    assert _got(r) == ("light_off", ["kitchen_light"])
+    assert [(a.name, a.slots.device_ids) for a in r.also] == [("lock", ["front_door_lock"])]
+    assert "then" in r.reason
+    zh = demo.recognize("把客厅灯关了然后把前门锁上")
+    assert _got(zh) == ("light_off", ["living_room_light"])
+    assert [a.name for a in zh.also] == ["lock"]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("unlock the front door please", "unlock"), ("open the garage", "cover_open"),
+     ("打开车库门", "cover_open")],
+)
+def test_sensitive_said_outright_is_confident(demo: Recognizer, text: str, name: str) -> None:
+    r = demo.recognize(text)
+    assert r.intent is not None and r.intent.name == name
+    assert r.intent.confidence >= demo.config.security.sensitive_min_confidence
+
+
+@pytest.mark.parametrize("text", ["turn off the front door", "open up everything",
+                                  "switch the garage door on"])
+def test_sensitive_guesses_stay_below_the_threshold(demo: Recognizer, text: str) -> None:
+    r = demo.recognize(text)
+    if r.intent is not None and r.intent.name in ("unlock", "cover_open"):
+        assert r.intent.confidence <= demo.config.security.sensitive_min_confidence - 0.3
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("what's the weather like tomorrow", "weather"),
+        ("tell me a joke", "joke"),
+        ("add milk to the shopping list", "shopping"),
+        ("play some jazz", "play"),
+        ("turn on the lights when I get home", "later"),
+        ("don't turn off the lights", "negation"),
+        ("the lights were off yesterday", "statement"),
+        ("make me a cup of tea", "appliance"),
+        ("今天天气怎么样", "weather"),
+        ("不要开灯", "negation"),
+    ],
+)
+def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
+    r = demo.recognize(text)
+    assert r.intent is None or r.intent.name in ("get_state", "climate_get_temperature"), r
+    assert why in r.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("turn on the porch light", "I don't know a device called 'porch light'"),
+        ("turn off the closet light", "'closet light'"),
+        ("switch on the lights in the basement", "I don't know a room called 'basement'"),
+        ("turn the heat up", "by steps"),
+        ("it's cold in here", "which room"),
+        ("clean the flat", ""),
+    ],
+)
+def test_honest_reasons(demo: Recognizer, text: str, reason: str) -> None:
+    r = demo.recognize(text)
+    if text == "clean the flat":  # the demo home has a robot vacuum
+        assert r.intent is not None and r.intent.name.startswith("vacuum")
+        return
+    assert r.intent is None
+    assert reason in r.reason
+    assert "Hass" not in r.reason
+
+
+def test_never_blames_a_wake_word(demo: Recognizer) -> None:
+    for text in ("olly", "hey olly please", "olly do the thing"):
+        assert "'olly'" not in demo.recognize(text).reason
+
+
+def test_no_vacuum_or_coffee_machine_in_the_home(tmp_path: Path) -> None:
+    home = tmp_path / "home.yaml"
+    home.write_text(
+        "areas: [{id: kitchen, name: kitchen}]\n"
+        "devices:\n"
+        "  - {id: k, name: kitchen light, area: kitchen, kind: light, adapter: tasmota}\n"
+        "  - {id: plug, name: plug, area: kitchen, kind: switch, adapter: tasmota}\n",
+        encoding="utf-8")
+    rec = Recognizer.from_config_path(home)
+    for text in ("clean the flat", "start the vacuum", "make me a coffee", "brew some coffee"):
+        r = rec.recognize(text)
+        assert r.intent is None, text
+        assert "vacuum" in r.reason or "coffee" in r.reason
+
+
+def test_normalization() -> None:
+    assert normalize_en("Hey Hearth, could you please turn the lights to fifty five percent "
+                        "thanks") == ["turn", "the", "lights", "to", "55", "percent"]
+    assert normalize_en("OK, olly: kill the lights!") == ["kill", "the", "lights"]
+    assert normalize_en("set it to twenty-one degrees") == ["set", "it", "to", "21", "degrees"]
+
+
+def test_it_needs_the_previous_command(demo: Recognizer) -> None:
+    assert demo.recognize("turn it off").intent is None
+    prev = demo.recognize("turn on the kitchen light").intent
+    assert _got(demo.recognize("turn it off", context=prev)) == ("light_off", ["kitchen_light"])
+
+
+def test_understanding_bench_on_a_small_set(tmp_path: Path) -> None:
+    cases = tmp_path / "set.yaml"
+    cases.write_text(
+        "language: en\n"
+        "cases:\n"
+        "  - {text: put the kitchen light on, expect: {name: light_on, device_ids: "
+        "[kitchen_light]}}\n"
+        "  - {text: make the office a bit darker, expect: {name: light_set, device_ids: "
+        "[office_light], brightness_step: '<0'}}\n"
+        "  - {text: turn on the kitchen light, expect: {name: light_off, device_ids: "
+        "[kitchen_light]}}\n"
+        "  - {text: tell me a joke, expect: null}\n"
+        "  - {text: flibber the wobble, expect: {name: light_on, device_ids: [kitchen_light]}}\n",
+        encoding="utf-8")
+    import argparse
+
+    out = tmp_path / "out"
+    rc = ub.run(argparse.Namespace(set=str(cases), out=str(out), area=None, data=None))
+    assert rc == 0
+    report = json.loads((out / "understanding.json").read_text(encoding="utf-8"))
+    assert (report["right"], report["wrong"], report["rejected"]) == (3, 1, 1)
+    assert report["out_of_scope"] == 1 and report["out_of_scope_acting"] == 0
+    assert report["per_intent"]["light_on"] == {"right": 1, "rejected": 1}
+    assert report["ms_p95"] >= report["ms_p50"] > 0
+    md = (out / "understanding.md").read_text(encoding="utf-8")
+    assert "| light_set | 1 | 0 | 0 |" in md and "flibber the wobble" in md
+
+
+def test_understanding_bench_slurp_expectations() -> None:
+    config, cases = ub.load_slurp(ub.SLURP_DIR, None) if (
+        ub.SLURP_DIR / "devel-iot.jsonl").is_file() else (None, [])
+    if config is None:
+        pytest.skip("../shared/data/slurp-iot-devel is not here")
+    by_text = {c.text: c for c in cases}
+    assert by_text["turn off the closet light"].expect is None  # a place the home lacks
+    assert by_text["please turn off the smart plug socket"].expect == [
+        {"name": "switch_off", "device_ids": ["wemo_plug"]}]
+    assert by_text["i would like coffee now"].expect == [
+        {"name": "switch_on", "device_ids": ["coffee_machine"]}]
+
+
+def test_unknown_set_is_a_one_line_error(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    rc = ub.run(argparse.Namespace(set="nope", out=str(tmp_path), area=None, data=None))
+    assert rc == 2
+    assert capsys.readouterr().err.startswith("error: unknown set 'nope'")
