@@ -531,7 +531,9 @@ class HearthServer:
                 return _respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
             if self._per_client.get(client, 0) >= limits.max_connections_per_client:
                 return _respond(HTTPStatus.TOO_MANY_REQUESTS, "too many connections\n")
-            refusal, authorized = self._authorize(request, client, path, require=False)
+            refusal, authorized = self._authorize(
+                request, client, path, require=False, via="websocket"
+            )
             if refusal is not None:
                 return refusal
             if authorized and self.settings.token is not None:
@@ -546,7 +548,7 @@ class HearthServer:
     # -- authentication ------------------------------------------------------------------
 
     def _authorize(
-        self, request: Request, client: str, path: str, *, require: bool
+        self, request: Request, client: str, path: str, *, require: bool, via: str = "http"
     ) -> tuple[Response | None, bool]:
         """(refusal or None, authorized). Without a token configured everything is
         authorized. A locked-out client is refused (429) before its token is looked at; a
@@ -565,14 +567,13 @@ class HearthServer:
         if scheme.lower() == "bearer" and _token_matches(given.strip(), token):
             self.auth_guard.succeeded(client)
             return None, True
-        self.auth_failed(client, "http", path)
+        self.metrics.errors_total.inc("unauthorized")  # no error event tells it here
+        self.auth_failed(client, via, path)
         return _unauthorized(), False
 
     def auth_failed(self, client: str, via: str, where: str) -> None:
         """Count a failed token from ``client``: log it and write it to the audit log."""
         failures, lock = self.auth_guard.failed(client)
-        if via == "http":  # a WebSocket's failure is counted with its error event
-            self.metrics.errors_total.inc("unauthorized")
         logger.warning(
             "failed token from %s (%s %s): %d in a row%s",
             client, via, where, failures,

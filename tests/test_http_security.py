@@ -319,15 +319,23 @@ async def test_failed_tokens_lock_the_address_out_and_are_audited(
 
 
 async def test_websocket_token_failures_count_too(
-    text_server_factory: Callable[..., ServerThread],
+    text_server_factory: Callable[..., ServerThread], tmp_path: Path
 ) -> None:
-    server = text_server_factory(token=TOKEN)
+    audit = tmp_path / "audit.jsonl"
+    server = text_server_factory(token=TOKEN, **{"audit.path": str(audit)})
     freeze_auth_clock(server)
-    for i in range(AUTH_FREE_FAILURES):
+    with pytest.raises(InvalidStatus):  # a wrong upgrade header
+        await connect(server.url, additional_headers={"Authorization": "Bearer guess"})
+    for i in range(AUTH_FREE_FAILURES - 1):  # wrong first messages
         async with connect(server.url) as ws:
             await ws.send(json.dumps({"type": "session.update", "token": f"guess-{i}"}))
             assert (await recv_event(ws))["code"] == "unauthorized"
     assert (await get(server, "/api/devices", TOKEN)).status == 429
+    await asyncio.to_thread(server.stop)
+    failed = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    assert [(f["via"], f["path"]) for f in failed] == [("websocket", "/")] + [
+        ("websocket", "session.update")
+    ] * (AUTH_FREE_FAILURES - 1)
 
 
 async def test_requests_without_a_token_are_not_guesses(
