@@ -820,13 +820,16 @@ class RobustTier:
                 act("open" if on else "close", False)
                 return
         # colours
-        if not colors and tset & {"random", "different", "another", "new", "other"} \
-                and tset & {"color", "colour"} and (lightish or "light" in kinds):
+        if not colors and kelvin is None and tset & {"color", "colour"} and (
+                tset & {"random", "different", "another", "new", "other"}
+                or (tset & {"change", "switch"} and p.number is None)) \
+                and (lightish or "light" in kinds):
             palette = sorted(L.COLORS_EN - {"white"})
             colors = [palette[sum(map(ord, text)) % len(palette)]]
             p.notes.append("a colour picked for you")
         if not colors and kelvin is None and p.number is None and not p.scene \
-                and tset & {"night", "nighttime", "sleep", "sleeping"} \
+                and tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
+                            "relaxing", "relax", "evening"} \
                 and (lightish or "light" in kinds) and not (on or off):
             p.brightness, p.kelvin = 10, 2200
             act("set", bool(tset & L.VERBS_SET_EN))
@@ -865,10 +868,11 @@ class RobustTier:
             return
         # brightness
         if lightish or "light" in kinds:
-            down = bool(tset & L.VERBS_DIM_EN) or "down" in tset or "darker" in tset \
+            here_dir = re.sub(r" (down|up|over) here ", " here ", text)
+            down = bool(tset & L.VERBS_DIM_EN) or " down " in here_dir or "darker" in tset \
                 or " to dark" in text or ("dark" in tset and not indirect_dark)
             up = bool(tset & L.VERBS_BRIGHTEN_EN - ({"bright"} if indirect_bright else set())) \
-                or "up" in tset or "brighter" in tset or "light up" in text
+                or " up " in here_dir or "brighter" in tset or "light up" in text
             if indirect_bright and not up:
                 down, p.indirect = True, True
             if p.number is not None and (p.percent or tset & {"to", "at", "brightness",

@@ -113,7 +113,8 @@ HARMLESS_MODIFIERS_EN = frozenset({
     "indoor", "inside", "house", "home", "room", "little", "big", "few", "remaining",
     "electric", "electrical", "wall", "of", "to", "in", "on", "off", "and", "up", "down",
     "please", "its", "their", "more", "less", "whole", "entire", "general", "normal",
-    "one", "two", "1", "2", "just",
+    "one", "two", "1", "2", "just", "different", "random", "another", "night", "nighttime",
+    "mood", "reading", "ambient", "sleep", "romantic", "relaxing",
 })
 
 COLORS_EN = frozenset({

@@ -217,7 +217,7 @@ def slurp_expectation(row: Mapping[str, Any], config: HomeConfig,
             v = v.replace("'s", "")
             if v in device_names:
                 targets_any.append([device_names[v]])
-            elif not set(v.split()) <= generic | {"all", "the", "my", "lamp"}:
+            elif not set(v.split()) <= generic | {"all", "the", "my", "lamp", "every", "each"}:
                 known = [i for n, i in device_names.items() if n in v]
                 if not known:
                     return missing(f"no device {val!r}")
