@@ -14,6 +14,8 @@ _BENCHMARKS: dict[str, tuple[str, str]] = {
     "understanding": ("intents.understanding_bench",
                       "real phrasings understood: right / wrong action / rejected per intent"),
     "soak": ("assistant.bench.soak", "connect/disconnect cycles and streaming; server fds/RSS"),
+    "wake": ("assistant.bench.wake", "wake words: false wakes, misses, CPU per always-on "
+             "stream, wake -> action; wyoming-bench on the Wyoming ASR"),
 }
 
 
