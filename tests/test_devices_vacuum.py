@@ -349,8 +349,8 @@ async def rig(mosquitto: Mosquitto) -> AsyncIterator[Rig]:
 
 
 async def test_spoken_commands_reach_the_valetudo_robot(rig: Rig) -> None:
-    assert rig.dispatcher.state("robot_vacuum") == {"state": "docked", "status_detail": "none",
-                                                     "battery": 100}
+    docked = {"state": "docked", "status_detail": "none", "battery": 100}
+    await eventually(lambda: rig.dispatcher.state("robot_vacuum") == docked)  # retained
     [r] = await rig.say("start the vacuum")
     assert (r.device_id, r.status) == ("robot_vacuum", "confirmed"), r
     assert r.topic == "valetudo/rockrobo/BasicControlCapability/operation/set"
