@@ -14,9 +14,9 @@ Wiring (the session owns it): build one :class:`AcousticRepair` per process with
 :meth:`AcousticRepair.for_transcriber` (it shares the transcriber's model) and, for *final*
 utterances only, recognize with ``functools.partial(decode_then_repair, <the decoder call>,
 repair, audio, hypotheses, language=...)`` in the worker thread that ran the decoder — the
-same shape as ``assistant.session._decode_or``. Speculative transcripts at a pause must not
-be repaired: a guessed reading never ends a turn early anyway, and the repair costs a decoder
-pass. See docs/benchmarks.md for the figures.
+same shape as ``assistant.turn.understanding.decode_or``. Speculative transcripts at a pause
+must not be repaired: a guessed reading never ends a turn early anyway, and the repair costs a
+decoder pass. See docs/benchmarks.md for the figures.
 
 Thread-safe: the aligners and the scorer are shared read-only; per-call state is local.
 """

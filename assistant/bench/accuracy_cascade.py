@@ -27,7 +27,8 @@ SLOW_DECODE: Final = "shipped"
 
 def _stands(result: dict[str, Any]) -> bool:
     """The first look parsed, as heard, to an intent (no repair, no lower hypothesis), and
-    is not a custom intent whose text stops mid-sentence (``assistant.session._ends_turn``)."""
+    is not a custom intent whose text stops mid-sentence
+    (``assistant.turn.understanding.ends_turn``)."""
     intent = result.get("intent")
     if intent is None or result.get("transform") != "raw":
         return False
