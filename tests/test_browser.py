@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.request
 import wave
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -585,3 +585,73 @@ async def test_page_plays_a_spoken_reply(hearth_server: ServerThread, tmp_path: 
         assert await page.evaluate("hearthPage.replyAudioChunks") > 0
         result = await page.evaluate("document.getElementById('result').textContent")
         assert "degrees in the kitchen" in result
+
+
+@contextlib.contextmanager
+def other_origin_page(html: str) -> Iterator[int]:
+    """Serve ``html`` as /outer.html (and a plain page, /plain.html) from a plain HTTP server;
+    yield its port. Opened as ``localhost`` it is another site than Hearth's 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    with tempfile.TemporaryDirectory(prefix="hearth-outer-") as tmp:
+        Path(tmp, "outer.html").write_text(html, encoding="utf-8")
+        Path(tmp, "plain.html").write_text("<p>plain</p>", encoding="utf-8")
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Quiet, directory=tmp)
+        )
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield int(httpd.server_address[1])
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+
+
+async def frame_location(cdp: Cdp, url: str) -> str:
+    """The document location of the (out-of-process) iframe that was sent to ``url``: the
+    URL itself when it rendered, ``chrome-error://…`` when the browser refused it."""
+    deadline = time.monotonic() + 30
+    while True:
+        targets = (await cdp.call("Target.getTargets"))["targetInfos"]
+        found = [t for t in targets if t["type"] == "iframe" and t["url"] == url]
+        if found:
+            attached = await cdp.call(
+                "Target.attachToTarget", {"targetId": found[0]["targetId"], "flatten": True}
+            )
+            frame = Page(cdp, attached["sessionId"])
+            value: str = await frame.wait_for(
+                "document.readyState === 'complete' && location.href !== 'about:blank'"
+                " && location.href",
+                timeout_s=30,
+            )
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no iframe of {url}: {[(t['type'], t['url']) for t in targets]}")
+        await asyncio.sleep(0.2)
+
+
+async def test_page_cannot_be_framed(text_server_factory: Callable[..., ServerThread]) -> None:
+    """frame-ancestors 'none' (and X-Frame-Options: DENY): another site's iframe of the page
+    gets the browser's error page, while a page without them frames fine (the control)."""
+    server = text_server_factory()
+    async with chromium() as cdp:
+        await cdp.call("Target.setDiscoverTargets", {"discover": True})
+        with other_origin_page(f'<iframe src="{server.http_url}"></iframe>') as port:
+            control = f"http://127.0.0.1:{port}/plain.html"  # another site than localhost
+            page = await open_page(cdp, f"http://localhost:{port}/outer.html")
+            await page.evaluate(
+                f"(() => {{ const f = document.createElement('iframe'); f.src = "
+                f"{json.dumps(control)}; document.body.append(f); }})()"
+            )
+            plain = await frame_location(cdp, control)
+            hearth = await frame_location(cdp, server.http_url)
+    assert plain == control
+    assert hearth.startswith("chrome-error://"), hearth
