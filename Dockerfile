@@ -13,4 +13,6 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
 ENV HF_HUB_OFFLINE=1
 EXPOSE 8765
 ENTRYPOINT ["hearth"]
+# It listens on 0.0.0.0 in the container, so it needs HEARTH_TOKEN: without a token,
+# `hearth serve` refuses to listen beyond loopback (docs/reliability.md, security model).
 CMD ["serve", "--host", "0.0.0.0", "--config", "/config/hearth.yaml"]
