@@ -519,6 +519,8 @@ class ResponseDone(_Message):
     response_id: str
     audio_ms: float = 0.0
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    #: Sentences taken from the server's cache of synthesized replies (no synthesis).
+    cached_sentences: int = 0
 
 
 class ResponseInterrupted(_Message):

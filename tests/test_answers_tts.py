@@ -86,3 +86,18 @@ def test_no_voice_means_text_only() -> None:
     assert quiet.engine_for("en") is None
     assert list(quiet.stream("Hello.", "en", 16000)) == []
     assert Speaker(TtsConfig(enabled=False)).voices() == {"en": None, "zh-CN": None}
+
+
+def test_sentences_are_cached_and_warmed_ahead() -> None:
+    speaker = Speaker()
+    first = list(speaker.stream("Turned on the office light.", "en", 16000))
+    again = list(speaker.stream("Turned on the office light.", "en", 16000))
+    assert [s.cached for s in first] == [False] and [s.cached for s in again] == [True]
+    assert again[0].pcm == first[0].pcm and again[0].synth_s == 0.0
+    # Warmed while the devices confirm: the reply then finds it made (or under way).
+    speaker.warm("Turned off the office light. Extra words.", "en", 16000)
+    later = list(speaker.stream("Turned off the office light. Extra words.", "en", 16000))
+    assert [s.cached for s in later] == [True, False]
+    off = Speaker(TtsConfig(cache_entries=0))
+    assert [s.cached for s in off.stream("Hello there.", "en", 16000)] == [False]
+    assert [s.cached for s in off.stream("Hello there.", "en", 16000)] == [False]

@@ -139,6 +139,12 @@ class Responder:
             and self._speaker.engine_for(language) is not None
         )
 
+    def prepare(self, reply: Reply) -> None:
+        """The turn will probably end with ``reply``: start synthesizing it now (while the
+        devices are still confirming), so that its audio is ready when it is said."""
+        if self._speaker is not None and self.wants_audio(reply.language):
+            self._speaker.warm(reply.text, reply.language, self.config.sample_rate)
+
     def say(self, utterance_id: str, reply: Reply, *, speech_end_t: float | None = None) -> None:
         """``response.text`` now; the audio (when asked for) from a task."""
         if not reply.text:
@@ -174,9 +180,11 @@ class Responder:
         rate = self.config.sample_rate
         step = rate * self._chunk_ms // 1000 * 2  # bytes per chunk
         synth_s = 0.0
+        cached = 0
         try:
             async for sentence in stream_async(self._speaker, reply.text, reply.language, rate):
                 synth_s += sentence.synth_s
+                cached += sentence.cached
                 for i in range(0, len(sentence.pcm), step):
                     piece = sentence.pcm[i : i + step]
                     await self._pace(active)
@@ -212,6 +220,7 @@ class Responder:
                 response_id=active.response_id,
                 audio_ms=round(active.sent_ms, 1),
                 timings_ms={k: round(v, 1) for k, v in active.timings.items()},
+                cached_sentences=cached,
             )
         )
 

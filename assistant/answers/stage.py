@@ -101,6 +101,26 @@ class Answering:
 
     # -- replies ----------------------------------------------------------------------
 
+    def prepare(self, intent: Intent) -> None:
+        """Called as ``intent`` is dispatched: the reply it gets if every device confirms is
+        known already, so its audio is synthesized while the devices answer (only with reply
+        audio on; a query's answer depends on state, a sensitive action may ask first)."""
+        if (
+            not self.responder.config.audio
+            or intent.is_query
+            or intent.is_sensitive
+            or not intent.slots.device_ids
+        ):
+            return
+        try:
+            expected = [
+                ActionResult(device_id=d, intent=intent.name, status="confirmed")
+                for d in dict.fromkeys(intent.slots.device_ids)
+            ]
+            self.responder.prepare(self.responder.compose(intent, expected))
+        except Exception:
+            logger.debug("no early synthesis for %s", intent.name, exc_info=True)
+
     def answer(
         self,
         utterance_id: str,

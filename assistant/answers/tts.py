@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import io
 import logging
 import re
@@ -62,6 +64,9 @@ class TtsConfig(BaseModel):
     )
     #: Load the piper voices at start-up (else on the first reply).
     preload: bool = True
+    #: Synthesized sentences kept for reuse (a home hears the same replies again and
+    #: again: "Turned on the kitchen light."); 0: none.
+    cache_entries: int = Field(default=256, ge=0, le=100_000)
 
 
 class Voice(Protocol):
@@ -147,6 +152,8 @@ class Sentence:
     pcm: bytes
     rate: int
     synth_s: float
+    #: Taken from the cache (synthesized for an earlier reply, or ahead of this one).
+    cached: bool = False
 
     @property
     def audio_ms(self) -> float:
@@ -161,6 +168,12 @@ class Speaker:
         self._voices: dict[str, Voice | None] = {}
         self._lock = threading.Lock()
         self._espeak = shutil.which("espeak-ng")
+        #: (engine:voice, sentence, rate) -> its PCM, or the synthesis under way.
+        self._cache: collections.OrderedDict[
+            tuple[str, str, int], concurrent.futures.Future[bytes]
+        ] = collections.OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._warm_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @staticmethod
     def _lang_key(language: str) -> str:
@@ -224,6 +237,54 @@ class Speaker:
             if v is not None and v.engine == "piper":
                 v.synth("Ready.")
 
+    def _claim(
+        self, key: tuple[str, str, int]
+    ) -> tuple[concurrent.futures.Future[bytes], bool]:
+        """The cache entry of ``key``: (its future, True when the caller must fill it)."""
+        with self._cache_lock:
+            future = self._cache.get(key)
+            if future is not None:
+                self._cache.move_to_end(key)
+                return future, False
+            future = self._cache[key] = concurrent.futures.Future()
+            while len(self._cache) > self.config.cache_entries:
+                self._cache.popitem(last=False)
+            return future, True
+
+    def _fill(
+        self,
+        key: tuple[str, str, int],
+        future: concurrent.futures.Future[bytes],
+        voice: Voice,
+        sentence: str,
+        rate: int,
+    ) -> bytes:
+        try:
+            pcm = resample(voice.synth(sentence), voice.rate, rate).astype("<i2").tobytes()
+        except BaseException as e:
+            with self._cache_lock:
+                if self._cache.get(key) is future:
+                    del self._cache[key]
+            future.set_exception(e)
+            raise
+        future.set_result(pcm)
+        return pcm
+
+    @staticmethod
+    def _key(voice: Voice, sentence: str, rate: int) -> tuple[str, str, int]:
+        return (f"{voice.engine}:{voice.name}", sentence, rate)
+
+    def _sentence(self, voice: Voice, sentence: str, rate: int) -> tuple[bytes, bool]:
+        """One sentence's PCM at ``rate``, and whether it came from the cache (waiting for a
+        synthesis of the same sentence already under way, if any)."""
+        if self.config.cache_entries <= 0:
+            return resample(voice.synth(sentence), voice.rate, rate).astype("<i2").tobytes(), False
+        key = self._key(voice, sentence, rate)
+        future, mine = self._claim(key)
+        if not mine:
+            return future.result(), True
+        return self._fill(key, future, voice, sentence, rate), False
+
     def stream(self, text: str, language: str, rate: int) -> Iterator[Sentence]:
         """Speak ``text`` one sentence at a time (blocking; run it off the event loop)."""
         voice = self.voice(language)
@@ -231,9 +292,35 @@ class Speaker:
             return
         for sentence in split_sentences(text):
             t0 = time.perf_counter()
-            audio = voice.synth(sentence)
-            out = resample(audio, voice.rate, rate)
-            yield Sentence(sentence, out.astype("<i2").tobytes(), rate, time.perf_counter() - t0)
+            pcm, cached = self._sentence(voice, sentence, rate)
+            spent = 0.0 if cached else time.perf_counter() - t0
+            yield Sentence(sentence, pcm, rate, spent, cached)
+
+    def warm(self, text: str, language: str, rate: int) -> None:
+        """Start synthesizing the first sentence of ``text`` in the background, so that a
+        reply that turns out to be this text finds it ready (or under way). Needs the cache;
+        returns at once."""
+        if self.config.cache_entries <= 0 or not self.config.enabled:
+            return
+        sentences = split_sentences(text)
+        if not sentences:
+            return
+        with self._lock:  # never load a voice here: this runs on the event loop
+            voice = self._voices.get(self._lang_key(language))
+        if voice is None:
+            return
+        key = self._key(voice, sentences[0], rate)
+        future, mine = self._claim(key)  # claimed now: a reply that follows waits for it
+        if not mine:
+            return
+        with self._cache_lock:
+            if self._warm_pool is None:
+                self._warm_pool = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="tts-warm"
+                )
+            pool = self._warm_pool
+        job = pool.submit(self._fill, key, future, voice, sentences[0], rate)
+        job.add_done_callback(lambda f: f.exception())  # the reply sees a failure itself
 
     def synth(self, text: str, language: str, rate: int) -> bytes:
         """The whole of ``text`` as one PCM buffer (tests, benchmarks, CLIs)."""

@@ -139,6 +139,8 @@ class Acting:
             on_result(self.answering.act_local(utt.id, intent))  # timers, the clock
             utt.timings["dispatch"] = self._clock() - t0
             raise Done("actions")
+        if self.answering is not None:
+            self.answering.prepare(intent)  # its likely reply, synthesized meanwhile
         try:
             results = await self._res.dispatcher.dispatch(
                 intent, on_result=on_result, confirmed=confirmed

@@ -5,6 +5,8 @@ What the other stages call of it (:class:`AnsweringLike`, all on the event loop,
 
 * acting: :meth:`~AnsweringLike.handles` / :meth:`~AnsweringLike.act_local` — an intent the
   answering stage carries out itself (timers, the clock) instead of the dispatcher;
+* acting: :meth:`~AnsweringLike.prepare` — as an intent is dispatched, so that the reply
+  it will probably get is synthesized while the devices confirm;
 * the pipeline: :meth:`~AnsweringLike.answer`, through :func:`answer_turn` — once per turn
   that got a transcript (typed or heard) and was not cancelled, after acting and before the
   turn's ``metrics`` event (which stays its last). It receives the turn's result: the intent
@@ -33,6 +35,8 @@ class AnsweringLike(Protocol):
     def handles(self, intent: Intent) -> bool: ...
 
     def act_local(self, utterance_id: str, intent: Intent) -> ActionResult: ...
+
+    def prepare(self, intent: Intent) -> None: ...
 
     def answer(
         self,
