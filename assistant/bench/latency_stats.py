@@ -325,6 +325,7 @@ def utterance_result(
         "speech_end_to_first_reply_audio_ms": ms(rec.t_speech_end, rec.t_first_reply_audio),
         "reply_audio_ms": (rec.reply_end or {}).get("audio_ms"),
         "reply_synthesis_ms": ((rec.reply_end or {}).get("timings_ms") or {}).get("synthesis"),
+        "reply_cached_sentences": (rec.reply_end or {}).get("cached_sentences"),
         "server_timings_ms": (rec.metrics or {}).get("timings_ms"),
         "server_speech_end_ms": (rec.stopped or {}).get("speech_end_ms"),
         "server_endpoint_audio_ms": (rec.stopped or {}).get("audio_ms"),
@@ -338,7 +339,9 @@ def _rtf(rows: Sequence[dict[str, Any]]) -> float | None:
     pairs = [
         (float(r["reply_synthesis_ms"]), float(r["reply_audio_ms"]))
         for r in rows
-        if r.get("reply_synthesis_ms") is not None and r.get("reply_audio_ms")
+        if r.get("reply_synthesis_ms") is not None
+        and r.get("reply_audio_ms")
+        and not r.get("reply_cached_sentences")  # synthesized here, not taken from the cache
     ]
     if not pairs:
         return None
@@ -446,6 +449,7 @@ def analyze(
             r["speech_end_to_first_reply_audio_ms"] for r in rows if r["accepted"]
         ),
         "tts_real_time_factor": _rtf(rows),
+        "replies_from_cache": sum(1 for r in rows if r.get("reply_cached_sentences")),
         # Why each turn ended (grammar-complete early end vs plain silence, ...), with the
         # latency of each kind: how often the fast path was taken.
         "by_endpoint_reason": {
