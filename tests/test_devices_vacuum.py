@@ -499,3 +499,12 @@ def test_spoken_reply(recognizer: Recognizer, text: str, reply: str) -> None:
     done = [ActionResult(device_id="robot_vacuum", intent=i.name, status="confirmed",
                          state={"state": "cleaning"})]
     assert compose_reply(i, done, cfg, text=text).text == reply
+
+
+@pytest.mark.parametrize("text", ["clean here", "vacuum in here", "clean this room", "打扫这里"])
+def test_here_is_the_speakers_room(recognizer: Recognizer, text: str) -> None:
+    rec = recognizer.recognize(text, area="kitchen")
+    assert rec.intent is not None and rec.intent.name == "vacuum_clean_area", rec.reason
+    assert rec.intent.slots.area == "kitchen" and rec.intent.slots.device_ids == ["robot_vacuum"]
+    # With no room known, "here" cleans nowhere (never the whole home).
+    assert recognizer.recognize(text).intent is None
