@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
 from wyoming.asr import Transcribe, Transcript
-from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart
+from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event, async_write_event
 from wyoming.handle import Handled, NotHandled
@@ -59,12 +59,15 @@ from wyoming.info import (
     Info,
     IntentModel,
     IntentProgram,
+    TtsProgram,
+    TtsVoice,
     WakeModel,
     WakeProgram,
 )
 from wyoming.intent import Entity, NotRecognized, Recognize
 from wyoming.intent import Intent as WyIntent
 from wyoming.ping import Pong
+from wyoming.tts import Synthesize
 from wyoming.wake import Detect, Detection, NotDetected
 
 from assistant.asr_scheduler import FINAL, AsrScheduler
@@ -91,6 +94,10 @@ MAX_DATA_BYTES: Final = 1024 * 1024
 MAX_PAYLOAD_BYTES: Final = 48000 * 2 * 2 * 4
 #: Longest audio one ``transcribe`` collects (16 kHz samples after the front end).
 MAX_ASR_AUDIO_S: Final = 30.0
+#: ``synthesize``: the longest text, the audio's rate and the chunk size (Wyoming's usual).
+MAX_TTS_CHARS: Final = 1000
+TTS_RATE: Final = 22050
+TTS_CHUNK_BYTES: Final = 1024 * 2
 #: Transcripts remembered with their n-best hypotheses, so that a ``transcript`` handed back
 #: for handling (Home Assistant: Hearth's speech-to-text, then Hearth's conversation agent)
 #: is decoded from what Whisper heard, as on the WebSocket path.
@@ -110,7 +117,7 @@ ERROR_CODES: Final = {
     "asr_failed": "speech recognition failed",
     "recognizer_failed": "intent recognition failed",
     "dispatch_failed": "the action could not be carried out",
-    "tts_unavailable": "no voice installed",
+    "tts_unavailable": "no voice installed (assistant.tts off)",
     "internal_error": "anything else",
 }
 
@@ -191,64 +198,6 @@ def _length(header: dict[str, Any], key: str, limit: int) -> int:
     if value > limit:
         raise _Fatal("payload_too_large", f"'{key}' is limited to {limit} bytes")
     return value
-
-
-# -- replies -----------------------------------------------------------------------------
-
-_DONE: Final = {
-    "light_on": "Turned on", "light_off": "Turned off", "light_set": "Set",
-    "switch_on": "Turned on", "switch_off": "Turned off",
-    "climate_set_temperature": "Set the temperature of",
-    "lock": "Locked", "unlock": "Unlocked", "cover_open": "Opened", "cover_close": "Closed",
-    "cover_set_position": "Set", "fan_on": "Turned on", "fan_off": "Turned off",
-    "media_pause": "Paused", "media_resume": "Resumed", "media_next": "Skipped on",
-    "media_set_volume": "Set the volume of", "scene_activate": "Activated",
-}  # fmt: skip
-
-
-def _join(names: list[str]) -> str:
-    names = list(dict.fromkeys(names))
-    if len(names) <= 1:
-        return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _state_words(state: dict[str, Any] | None) -> str:
-    if not state:
-        return "unknown"
-    parts = []
-    for key in ("state", "current_temperature", "temperature", "brightness", "position"):
-        if key in state and state[key] is not None:
-            value = state[key]
-            parts.append(str(value).lower() if key == "state" else f"{key.replace('_', ' ')} "
-                         f"{value}")
-    return ", ".join(parts) or "unknown"
-
-
-def reply_text(intent: Intent, results: list[ActionResult], names: dict[str, str]) -> str:
-    """A short English answer to a dispatched intent (what Home Assistant speaks back)."""
-    def name(r: ActionResult) -> str:
-        return names.get(r.device_id or "", r.device_id or "it")
-
-    done = [r for r in results if r.status in ("confirmed", "unconfirmed")]
-    if intent.is_query:
-        read = [r for r in results if r.final and r.status != "rejected" and r.status != "failed"]
-        if read:
-            return " ".join(f"The {name(r)} is {_state_words(r.state)}." for r in read)
-    if done:
-        verb = _DONE.get(intent.name)
-        if verb is None:
-            return "Done."
-        text = f"{verb} the {_join([name(r) for r in done])}"
-        if intent.slots.temperature is not None and intent.name == "climate_set_temperature":
-            text += f" to {intent.slots.temperature:g} degrees"
-        if any(r.status == "unconfirmed" for r in done):
-            text += " (sent, not confirmed by the device)"
-        return text + "."
-    refused = [r for r in results if r.status in ("rejected", "failed")]
-    if refused:
-        return "Sorry, " + (refused[0].detail or "that could not be done") + "."
-    return "Sorry, there was nothing to do."
 
 
 _YES: Final = frozenset({"yes", "yeah", "yep", "yes please", "confirm", "do it", "sure", "ok",
@@ -384,6 +333,20 @@ class WyomingServer:
                     url="https://github.com/home-assistant/intents"),
             )],
         )]
+        voices = self._voices()
+        if voices:
+            out.tts = [TtsProgram(
+                name="hearth-tts", attribution=hearth_attr, installed=True, version=version,
+                description="Hearth's reply voices (piper; espeak-ng where no piper voice)",
+                voices=[TtsVoice(
+                    name=engine, languages=[lang], installed=True, version=None,
+                    description=f"{lang}: {engine}",
+                    attribution=Attribution(
+                        name=engine.split(":")[0],
+                        url="https://github.com/rhasspy/piper" if engine.startswith("piper")
+                        else "https://github.com/espeak-ng/espeak-ng"),
+                ) for lang, engine in voices.items()],
+            )]
         words = self.wake_words()
         if words:
             from assistant.audio.wake import available
@@ -399,6 +362,13 @@ class WyomingServer:
                 ) for w in words if w in models],
             )]
         return out
+
+    def _voices(self) -> dict[str, str]:
+        """Reply language -> engine, for the languages Hearth can speak."""
+        speaker = getattr(self._hearth, "speaker", None)
+        if speaker is None:
+            return {}
+        return {lang: engine for lang, engine in speaker.voices().items() if engine}
 
     # -- connections ----------------------------------------------------------------------
 
@@ -478,6 +448,7 @@ _FIELDS: Final[dict[str, dict[str, tuple[type, ...]]]] = {
     "transcript": {"text": _STR, "language": _OPT_STR, "context": (dict, type(None))},
     "recognize": {"text": _STR, "context": (dict, type(None))},
     "detect": {"names": (list, type(None))},
+    "synthesize": {"text": _STR, "voice": (dict, type(None))},
 }
 
 
@@ -586,7 +557,7 @@ class _Connection:
         elif kind == "recognize":
             await self._recognize(Recognize.from_event(event))
         elif kind == "synthesize":
-            raise _Reply("tts_unavailable", "Hearth has no voice installed")
+            await self._synthesize(Synthesize.from_event(event))
         else:
             shown = kind if len(kind) <= 40 else kind[:40] + "…"
             raise _Reply("unknown_type", f"Hearth does not serve {shown!r} events")
@@ -720,6 +691,38 @@ class _Connection:
         self._server.remember(text, hyps, float(result.no_speech_prob))
         return text
 
+    # -- speech out ---------------------------------------------------------------------
+
+    async def _synthesize(self, request: Synthesize) -> None:
+        from assistant.answers.tts import stream_async
+
+        speaker = getattr(self._hearth, "speaker", None)
+        voices = self._server._voices()
+        text = request.text.strip()
+        if speaker is None or not voices:
+            raise _Reply("tts_unavailable", "Hearth has no voice installed")
+        if not text or len(text) > MAX_TTS_CHARS:
+            raise _Reply("invalid_message",
+                         f"synthesize: text must be 1 to {MAX_TTS_CHARS} characters")
+        wanted = request.voice.language if request.voice is not None else None
+        language = next(
+            (lang for lang in voices if wanted and (
+                lang.lower() == wanted.lower() or lang.split("-")[0] == wanted.split("-")[0])),
+            "en" if "en" in voices else next(iter(voices)))
+        await self.send(AudioStart(rate=TTS_RATE, width=2, channels=1).event())
+        try:
+            async for sentence in stream_async(speaker, text, language, TTS_RATE):
+                pcm = sentence.pcm
+                for i in range(0, len(pcm), TTS_CHUNK_BYTES):
+                    chunk = AudioChunk(rate=TTS_RATE, width=2, channels=1,
+                                       audio=pcm[i : i + TTS_CHUNK_BYTES])
+                    await self.send(chunk.event())
+        except Exception as e:
+            logger.exception("wyoming: synthesis failed")
+            await self.send(AudioStop().event())
+            raise _Reply("internal_error", "speech synthesis failed") from e
+        await self.send(AudioStop().event())
+
     # -- text: handle and recognize ---------------------------------------------------------
 
     async def _recognition(self, text: str, language: str | None) -> Recognition:
@@ -763,6 +766,14 @@ class _Connection:
                      "source": intent.source, "reason": intent.reason},
         ).event())
 
+    def _reply(self, intent: Intent | None, results: list[ActionResult], text: str,
+               language: str | None, *, reason: str = "") -> str:
+        """The reply the WebSocket path gives (``assistant.answers``), in English or Chinese."""
+        from assistant.answers.reply import compose_reply
+
+        return compose_reply(intent, results, self._hearth.config, reason=reason,
+                             language=language, text=text).text
+
     async def _handle(self, transcript: Transcript) -> None:
         text = transcript.text.strip()
         context = transcript.context
@@ -787,8 +798,8 @@ class _Connection:
                 assert pending is not None
                 intent, confirmed = pending.intent, True
         if intent is None:
-            await self.send(NotHandled(text=f"Sorry, I did not understand: {result.reason}",
-                                       context=context).event())
+            reply = self._reply(None, [], text, transcript.language, reason=result.reason)
+            await self.send(NotHandled(text=reply, context=context).event())
             return
         peer.last_intent = intent
         try:
@@ -800,12 +811,10 @@ class _Connection:
         if any(r.extra.get("needs_confirmation") for r in results):
             window = self._hearth.config.security.confirmation_window_s
             peer.pending = _Pending(intent, time.monotonic() + window)
-            await self.send(NotHandled(
-                text=f"{results[0].detail or 'This needs confirmation'}. Say yes to confirm.",
-                context=context).event())
+            reply = self._reply(intent, results, text, transcript.language)
+            await self.send(NotHandled(text=reply, context=context).event())
             return
-        names = {d.id: d.name for d in self._hearth.config.devices}
-        reply = reply_text(intent, results, names)
+        reply = self._reply(intent, results, text, transcript.language)
         ok = any(r.status in ("confirmed", "unconfirmed") for r in results) or (
             intent.is_query and any(r.final and r.status not in ("rejected", "failed")
                                     for r in results))

@@ -17,6 +17,7 @@ from wyoming.event import Event
 from wyoming.handle import Handled, NotHandled
 from wyoming.info import Describe, Info
 from wyoming.intent import Intent, NotRecognized, Recognize
+from wyoming.tts import Synthesize
 from wyoming.wake import Detect, Detection, NotDetected
 
 from assistant.wyoming_server import (
@@ -24,7 +25,6 @@ from assistant.wyoming_server import (
     WyomingConfigError,
     WyomingServer,
     parse_uri,
-    reply_text,
 )
 from tests.server_fixtures import MqttRecorder, ServerThread
 from tests.speech import ESPEAK, synth, with_silence
@@ -84,7 +84,7 @@ async def test_describe_lists_what_hearth_serves(client: AsyncTcpClient) -> None
     wake = {m.name: m for m in info.wake[0].models}
     assert {"okay_nabu", "hey_jarvis", "alexa", "hey_mycroft"} <= set(wake)
     assert wake["okay_nabu"].phrase == "Okay Nabu"
-    assert info.tts == []  # no voice is served
+    assert info.tts and info.tts[0].voices[0].languages == ["en"]
 
 
 async def test_spoken_command_is_transcribed(client: AsyncTcpClient) -> None:
@@ -190,6 +190,27 @@ async def test_unknown_wake_word(client: AsyncTcpClient) -> None:
     assert got.type == "error" and got.data["code"] == "unknown_wake_word"
 
 
+async def test_synthesize_speaks_the_text(client: AsyncTcpClient) -> None:
+    await client.write_event(Synthesize(text="Turned on the kitchen light.").event())
+    start = await asyncio.wait_for(client.read_event(), TIMEOUT_S)
+    assert start is not None and AudioStart.is_type(start.type), start
+    fmt = AudioStart.from_event(start)
+    assert (fmt.rate, fmt.width, fmt.channels) == (22050, 2, 1)
+    audio = b""
+    while True:
+        got = await asyncio.wait_for(client.read_event(), TIMEOUT_S)
+        assert got is not None
+        if AudioStop.is_type(got.type):
+            break
+        assert AudioChunk.is_type(got.type), got
+        audio += AudioChunk.from_event(got).audio
+    pcm = np.frombuffer(audio, dtype="<i2")
+    assert 0.8 < pcm.size / 22050 < 5.0  # about a second and a half of speech
+    assert np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > 300  # not silence
+    got = await ask(client, Synthesize(text="").event())
+    assert got.type == "error" and got.data["code"] == "invalid_message"
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 
@@ -268,14 +289,3 @@ def test_parse_uri() -> None:
     for bad in ("udp://x:1", "tcp://:1", "tcp://host", "10700", "tcp://h:99999"):
         with pytest.raises(WyomingConfigError):
             parse_uri(bad)
-
-
-def test_reply_text_for_a_refusal() -> None:
-    from devices.actions import ActionResult
-    from intents.schema import Intent as HearthIntent
-
-    intent = HearthIntent(name="unlock", confidence=0.6, source="grammar", reason="x")
-    refused = ActionResult(device_id="front_door_lock", intent="unlock", status="rejected",
-                           detail="sensitive action needs confidence 0.90, got 0.60")
-    assert reply_text(intent, [refused], {}) == (
-        "Sorry, sensitive action needs confidence 0.90, got 0.60.")
