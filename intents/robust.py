@@ -570,6 +570,11 @@ class RobustTier:
                 if tset & words and not (words & {"time", "day", "clock"}
                                          and tset & L.SCHEDULE_WORDS_EN):
                     raise Rejected(reason)
+        said = " " + " ".join(tokens) + " "
+        if re.search(r"\d (am|pm) | at \d", said):
+            raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if tset & {"except", "but", "apart", "besides", "without"}:
+            raise Rejected("I can't leave a device or room out yet; name the ones you mean")
         if tset & L.SCHEDULE_WORDS_EN or " every day" in " ".join(tokens):
             sched = tset & L.SCHEDULE_WORDS_EN
             if sched - {"morning", "evening", "afternoon"} or not p.has_target():
@@ -997,6 +1002,14 @@ class RobustTier:
                 rest = rest.replace(w, "＠")
         for w, kind in L.KIND_WORDS_ZH:
             if w in rest:
+                other = sorted({d for n, d in lex.cjk_devices if w in n
+                                and self._devices[d].kind.value != kind})
+                same = [d for n, d in lex.cjk_devices if w in n
+                        and self._devices[d].kind.value == kind]
+                if other and not same and kind != "light":  # 电视 where the TV is a plug
+                    p.partial_devices.extend(other)
+                    rest = rest.replace(w, "＃")
+                    continue
                 if kind == "climate" and w == "温度":
                     p.action = None
                 p.kinds.append(kind)
@@ -1554,6 +1567,12 @@ def _merge(intents: list[Intent]) -> list[Intent]:
     off"): one intent on both targets."""
     out: list[Intent] = []
     for it in intents:
+        same = next((k for k, prev in enumerate(out) if prev.name == it.name
+                     and prev.slots.device_ids == it.slots.device_ids), None)
+        if same is not None:  # "太亮了，调暗一点": said twice, done once
+            if it.confidence > out[same].confidence:
+                out[same] = it
+            continue
         for k, prev in enumerate(out):
             a = prev.slots.model_dump(exclude={"device_ids", "area", "floor", "domain"})
             b = it.slots.model_dump(exclude={"device_ids", "area", "floor", "domain"})

@@ -179,7 +179,7 @@ OUT_OF_SCOPE_EN: tuple[tuple[frozenset[str], str], ...] = (
 
 #: Words meaning the request is for later or repeated: Hearth acts now or not at all.
 SCHEDULE_WORDS_EN = frozenset({"when", "tomorrow", "tonight", "daily", "weekly", "every day",
-                               "later", "pm", "am", "o'clock", "oclock", "minutes", "hours",
+                               "later", "o'clock", "oclock", "minutes", "hours",
                                "hour", "minute", "until", "after", "before", "morning",
                                "evening", "afternoon", "whenever", "schedule", "week",
                                "weekend", "sunset", "sunrise"})
