@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from assistant.wyoming_server import (
     WyomingServer,
     parse_uri,
 )
+from devices.registry import load_demo_config
 from tests.server_fixtures import MqttRecorder, ServerThread
 from tests.speech import ESPEAK, synth, with_silence
 
@@ -289,3 +291,32 @@ def test_parse_uri() -> None:
     for bad in ("udp://x:1", "tcp://:1", "tcp://host", "10700", "tcp://h:99999"):
         with pytest.raises(WyomingConfigError):
             parse_uri(bad)
+
+
+async def test_sensitive_action_waits_for_a_spoken_yes(
+    text_server_factory: Any, mqtt_recorder: MqttRecorder
+) -> None:
+    """With ``require_confirmation``, unlocking answers not-handled with the question; "yes"
+    from the same client (a new connection, as Home Assistant makes) carries it out."""
+    config = load_demo_config()
+    config = config.model_copy(
+        update={"security": config.security.model_copy(update={"require_confirmation": True})}
+    )
+    server = text_server_factory(config)
+    hearth = server.hearth
+    assert hearth is not None
+
+    async def start() -> WyomingServer:
+        return await hearth.start_wyoming("tcp://127.0.0.1:0")
+
+    wy: WyomingServer = server.call(start)
+    async with AsyncTcpClient(wy.host, wy.port) as c:
+        got = await ask(c, Transcript(text="unlock the front door").event())
+    assert NotHandled.is_type(got.type), got
+    assert "?" in NotHandled.from_event(got).text  # the question
+    assert not [m for m in mqtt_recorder.messages if m[1].endswith("front_door_lock/set")]
+    async with AsyncTcpClient(wy.host, wy.port) as c:
+        got = await ask(c, Transcript(text="yes").event())
+    assert Handled.is_type(got.type), got
+    payload = await asyncio.to_thread(mqtt_recorder.wait_for, "zigbee2mqtt/front_door_lock/set")
+    assert "UNLOCK" in payload
