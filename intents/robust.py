@@ -1006,7 +1006,7 @@ class RobustTier:
                                 and self._devices[d].kind.value != kind})
                 same = [d for n, d in lex.cjk_devices if w in n
                         and self._devices[d].kind.value == kind]
-                if other and not same and kind != "light":  # 电视 where the TV is a plug
+                if other and not same and kind in ("media_player", "switch"):  # 电视 → plug
                     p.partial_devices.extend(other)
                     rest = rest.replace(w, "＃")
                     continue
