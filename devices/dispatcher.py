@@ -459,7 +459,10 @@ class Dispatcher:
 
     def _nothing_to_do(self, intent: Intent, device: Device) -> str | None:
         """Why a relative dimming cannot do anything, or None: a light known to be off is not
-        dimmed (dimming never turns a light off or on), nor one already at its lowest."""
+        dimmed (dimming never turns a light off or on), nor one already at its lowest. Likewise
+        a robot vacuum asked for the state it is known to be in (it would report nothing)."""
+        if device.kind == DeviceKind.VACUUM:
+            return _vacuum_noop(intent.name, device, self._states.get(device.id, {}))
         if not self._is_step(intent) or (intent.slots.brightness_step or 0) >= 0:
             return None
         state = self._states.get(device.id, {})
@@ -598,6 +601,19 @@ class Dispatcher:
             if target is not None and fut is not None:
                 target.waiters = [(v, f) for v, f in target.waiters if f is not fut]
                 fut.cancel()
+
+
+def _vacuum_noop(name: str, device: Device, state: Mapping[str, Any]) -> str | None:
+    """A vacuum command that would change nothing, given the robot's known state: Valetudo
+    publishes a status only when it changes, so such a command could never be confirmed."""
+    now = state.get("state")
+    if name in (IntentName.VACUUM_RETURN, IntentName.VACUUM_STOP) and now == "docked":
+        return f"the {device.name} is already docked"
+    if name == IntentName.VACUUM_START and now == "cleaning":
+        return f"the {device.name} is already cleaning"
+    if name == IntentName.VACUUM_PAUSE and now in ("docked", "idle", "paused"):
+        return f"the {device.name} is {'already paused' if now == 'paused' else 'not cleaning'}"
+    return None
 
 
 class _Emitter:

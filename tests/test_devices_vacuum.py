@@ -391,13 +391,28 @@ async def test_chinese_commands_reach_the_robot(rig: Rig) -> None:
     assert r.status == "confirmed" and r.payload == "START"
 
 
-async def test_a_command_that_changes_nothing_is_unconfirmed(rig: Rig) -> None:
-    # Pausing a docked robot changes nothing; Valetudo publishes nothing, so Hearth does not
-    # claim it happened.
-    rig.cfg.mqtt.confirm_timeout_s = 0.5
-    [r] = await rig.dispatcher.dispatch(intent("vacuum_pause", "robot_vacuum"))
-    assert r.status == "unconfirmed"
-    assert rig.sim.state("robot_vacuum")["state"] == "docked"
+async def test_a_command_that_changes_nothing_is_not_sent(rig: Rig) -> None:
+    # Valetudo publishes a status only when it changes: a docked robot asked to pause, stop or
+    # go home would never answer. Hearth says so at once and publishes nothing.
+    await eventually(lambda: (rig.dispatcher.state("robot_vacuum") or {}).get("state")
+                     == "docked")
+    before = rig.sim.commands["robot_vacuum"]
+    for name, detail in (("vacuum_pause", "not cleaning"), ("vacuum_stop", "already docked"),
+                         ("vacuum_return", "already docked")):
+        [r] = await rig.dispatcher.dispatch(intent(name, "robot_vacuum"))
+        assert r.status == "rejected" and r.extra.get("noop") is True, r
+        assert detail in r.detail
+    [r] = await rig.say("send the robot home")
+    assert r.status == "rejected" and r.detail == "the robot vacuum is already docked"
+    assert rig.sim.commands["robot_vacuum"] == before
+    [r] = await rig.say("start the vacuum")
+    assert r.status == "confirmed"
+    [r] = await rig.say("start the vacuum")
+    assert r.status == "rejected" and "already cleaning" in r.detail
+    # Cleaning one room while cleaning the whole map is a change, and is sent.
+    [r] = await rig.say("clean the kitchen")
+    assert r.status == "confirmed"
+    assert rig.sim.commands["robot_vacuum"] == before + 2
 
 
 async def test_unknown_segment_and_unmapped_room(rig: Rig) -> None:
