@@ -106,10 +106,10 @@ _INITIALS: Final = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g
 #: Initials Whisper confuses (flat/retroflex, aspiration of the retroflex affricates, l/n).
 _NEAR_INITIAL: Final = (frozenset({"z", "zh"}), frozenset({"c", "ch"}), frozenset({"s", "sh"}),
                         frozenset({"zh", "ch"}), frozenset({"l", "n"}), frozenset({"z", "s"}))
-#: Finals it confuses (front/back nasals, uo/ou/o).
+#: Finals it confuses (front/back nasals, uo/ou/o, eng/ong: 东 for 灯 in noise).
 _NEAR_FINAL: Final = (frozenset({"an", "ang"}), frozenset({"en", "eng"}),
                       frozenset({"in", "ing"}), frozenset({"uo", "ou", "o"}),
-                      frozenset({"ai", "an"}))
+                      frozenset({"ai", "an"}), frozenset({"eng", "ong"}))
 
 
 @lru_cache(maxsize=8192)
@@ -204,10 +204,13 @@ class PinyinRepair:
     ) -> _Term | None:
         for term in self._terms:  # longest first
             m = len(term.text)
-            if i + m > len(text) or any(protected[i : i + m]):
+            if i + m > len(text):
                 continue
             span = text[i : i + m]
             if span == term.text:
+                continue
+            # A term written right may only be extended (卧室 + 东 → 卧室灯), never rewritten.
+            if any(protected[i + k] and span[k] != term.text[k] for k in range(m)):
                 continue
             if any(c in NEVER_WRITE and c not in span for c in term.text):
                 continue

@@ -146,8 +146,14 @@ COFFEE_FILE: Final = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hearth bench accuracy``."""
-    parser.add_argument("--set", dest="sets", action="append", choices=SETS,
-                        help="set to run (repeatable; default: picovoice)")
+    parser.add_argument("--set", dest="sets", action="append", choices=(*SETS, "zh-cn"),
+                        help="set to run (repeatable; default: picovoice). zh-cn: Mandarin "
+                             "commands streamed through a server (assistant/bench/"
+                             "accuracy_zh.py; conditions clean 10), alone")
+    parser.add_argument("--language", default=None, metavar="LANG",
+                        help="spoken language; zh-CN runs the zh-cn set (default: en)")
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="Whisper model of the zh-cn set: base (default), small or a path")
     parser.add_argument("--snr", nargs="+", default=None, metavar="DB",
                         help="conditions: 'clean' and/or SNRs in dB (default per set: "
                              "picovoice clean 24 18 12 6; synthetic clean 20 10 5; negatives "
@@ -541,6 +547,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.from_records:
         return _rebuild(args)
+    zh = (args.language or "en").lower().startswith("zh")
+    if zh or "zh-cn" in (args.sets or []):
+        if any(s != "zh-cn" for s in args.sets or []) or (not zh and args.language):
+            print("--set zh-cn runs alone, in zh-CN (--language zh-CN)", file=sys.stderr)
+            return 2
+        from assistant.bench.accuracy_zh import run as run_zh
+
+        return run_zh(args)
     sets = args.sets or ["picovoice"]
     asr_names = args.asr or list(DEFAULT_ASR)
     variants = [ASR_VARIANTS[n] for n in dict.fromkeys(asr_names)]

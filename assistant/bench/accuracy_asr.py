@@ -133,6 +133,15 @@ ASR_VARIANTS: Final = {
         AsrVariant("beam10-phrases-retry2", "phrases",
                    "beam5-phrases-retry2 with beam 10 and its 10-best list",
                    _fixed(10, 10, 200, retry_cut_off=True), retry_parse=True),
+        # The same passes with the multilingual models (asr.model, docs/asr.md).
+        AsrVariant("base-retry2", "phrases",
+                   "beam5-phrases-retry2 with Whisper base (multilingual, English forced)",
+                   {**_fixed(5, 5, 200, retry_cut_off=True), "model": "base"},
+                   retry_parse=True),
+        AsrVariant("small-retry2", "phrases",
+                   "beam5-phrases-retry2 with Whisper small (multilingual, English forced)",
+                   {**_fixed(5, 5, 200, retry_cut_off=True), "model": "small"},
+                   retry_parse=True),
     )
 }
 
