@@ -63,3 +63,15 @@ async def test_unknown_area_or_client_is_an_error() -> None:
         assert [e.code for e in errors] == [p.ErrorCode.INVALID_MESSAGE] * 2
         assert "attic" in errors[0].message and "nobody" in errors[1].message
         assert not h.of(p.SessionUpdated)
+
+
+async def test_two_commands_in_one_sentence_are_both_dispatched() -> None:
+    async with _harness() as h:
+        h.session.handle_text(json_text({
+            "type": "text", "text": "turn off the lights in the kitchen and lock the front door"}))
+        await h.metrics_count(1)
+        assert [(i.name, i.slots.device_ids) for i in h.dispatcher.dispatched] == [
+            ("light_off", ["kitchen_light"]), ("lock", ["front_door_lock"])]
+        assert [e.intent.name for e in h.of(p.IntentEvent) if e.intent] == ["light_off"]
+        assert {a.intent for a in h.of(p.ActionEvent)} == {"light_off", "lock"}
+        assert h.of(p.MetricsEvent)[0].outcome == "actions"

@@ -62,7 +62,22 @@ class Acting:
         if intent is None:
             raise Done("no_intent")
         self._state.last_intent = intent
-        await self.dispatch(utt, intent)
+        if not result.also:
+            await self.dispatch(utt, intent)
+        # "turn off the lights and lock the door": each intent in turn, the first one's
+        # timings; the turn ends after the last
+        done: Done | None = None
+        for i, each in enumerate((intent, *result.also)):
+            timings = dict(utt.timings)
+            try:
+                await self.dispatch(utt, each)
+            except Done as d:
+                done = done or d
+            if i:
+                utt.timings = timings
+        utt.intent = intent
+        assert done is not None
+        raise done
 
     async def act_on(self, utt: Utterance, intent: Intent) -> None:
         """An intent that needs no recognition (a ``confirm`` message): its event, then its
