@@ -62,8 +62,10 @@ from intents.model_tier_prompt import (
     user_message,
 )
 from intents.model_tier_types import (
+    AUDIO_SAMPLE_RATE,
     COMMAND_TOOL,
     DEFAULT_CONFIDENCE,
+    DEFAULT_MAX_AUDIO_S,
     DEFAULT_MAX_CONFIDENCE,
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_MAX_IMAGES,
@@ -75,10 +77,13 @@ from intents.model_tier_types import (
     MAX_REASON_CHARS,
     NO_ACTION_TOOL,
     SENSITIVE_MARGIN,
+    AudioInput,
+    AudioMode,
     ImageInput,
     ModelAnswer,
     ModelBackend,
     ModelNoToolCallError,
+    ModelTierAudioTooLong,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierError,
@@ -101,8 +106,10 @@ from intents.schema import (
 #: Everything the tier offers, wherever it is defined (its parts: ``model_tier_types``,
 #: ``model_tier_prompt``, ``model_tier_base``).
 __all__ = [
+    "AUDIO_SAMPLE_RATE",
     "COMMAND_TOOL",
     "DEFAULT_CONFIDENCE",
+    "DEFAULT_MAX_AUDIO_S",
     "DEFAULT_MAX_CONFIDENCE",
     "DEFAULT_MAX_IMAGES",
     "DEFAULT_MAX_IMAGE_BYTES",
@@ -114,6 +121,8 @@ __all__ = [
     "MAX_REASON_CHARS",
     "NO_ACTION_TOOL",
     "SENSITIVE_MARGIN",
+    "AudioInput",
+    "AudioMode",
     "DisabledModelTier",
     "GrammarRecognizer",
     "ImageInput",
@@ -121,6 +130,7 @@ __all__ = [
     "ModelBackend",
     "ModelNoToolCallError",
     "ModelTier",
+    "ModelTierAudioTooLong",
     "ModelTierCancelled",
     "ModelTierConfigError",
     "ModelTierError",
@@ -159,6 +169,7 @@ class DisabledModelTier(ModelTier):
         language: str,
         context: Intent | None,
         cancel: threading.Event | None,
+        audio: AudioInput | None = None,
     ) -> ModelAnswer:
         return ModelAnswer(tool_calls=(ToolCall(NO_ACTION_TOOL, {"reason": "model tier off"}),))
 
@@ -173,6 +184,7 @@ class DisabledModelTier(ModelTier):
         context: Intent | None = None,
         policy: ModelTierPolicy | None = None,
         cancel: threading.Event | None = None,
+        audio: AudioInput | None = None,
     ) -> Recognition:
         return super().route(
             text,
@@ -215,17 +227,21 @@ class TieredRecognizer:
         policy: ModelTierPolicy | None = None,
         cancel: threading.Event | None = None,
         area: str | None = None,
+        audio: AudioInput | None = None,
     ) -> Recognition:
         """The grammar's answer, or the model's (see :meth:`ModelTier.route`). Raises
         :class:`ModelTierError` when the model was needed and failed. ``area``: the
-        speaker's room, for the grammar."""
+        speaker's room, for the grammar. ``audio``: the utterance as heard (the model hears
+        it when ``audio`` is ``fallback`` or ``always`` in its settings)."""
         if area is not None:
             grammar = self.grammar.recognize(
                 text, language=language, context=context, area=area  # type: ignore[call-arg]
             )
         else:
             grammar = self.grammar.recognize(text, language=language, context=context)
-        if not self.tier.wants_model(grammar, config=self.config, images=images, policy=policy):
+        if not self.tier.wants_model(
+            grammar, config=self.config, images=images, policy=policy, audio=audio
+        ):
             return grammar
         lang = (
             grammar.intent.language
@@ -241,6 +257,7 @@ class TieredRecognizer:
             context=context,
             policy=policy,
             cancel=cancel,
+            audio=audio,
         )
 
 

@@ -26,6 +26,8 @@ from intents.model_tier_types import (
     MAX_REASON_CHARS,
     NO_ACTION_TOOL,
     SENSITIVE_MARGIN,
+    AudioInput,
+    AudioMode,
     ImageInput,
     ModelAnswer,
     ModelNoToolCallError,
@@ -376,11 +378,17 @@ class ModelTier(ABC):
         language: str = "en",
         context: Intent | None = None,
         cancel: threading.Event | None = None,
+        audio: AudioInput | None = None,
     ) -> Recognition:
         """Ask the model. Returns a validated Recognition (``intent=None`` with the reason when
         the model declines or its output is invalid); raises :class:`ModelTierError` when no
         answer could be had (transport, timeout after ``settings.timeout_s``, no function call).
-        Setting ``cancel`` aborts a request in flight with :class:`ModelTierCancelled`."""
+        Setting ``cancel`` aborts a request in flight with :class:`ModelTierCancelled`.
+
+        ``audio``: the utterance as heard; sent only when ``settings.audio`` is not ``off``,
+        refused (:class:`~intents.model_tier_types.ModelTierAudioTooLong`) above
+        ``max_audio_s``."""
+        audio = self.heard(audio)
         if len(images) > self.settings.max_images:
             raise ModelTierInputError(
                 f"too many images: {len(images)} > {self.settings.max_images}"
@@ -388,8 +396,16 @@ class ModelTier(ABC):
         for img in images:
             if len(img.data) > self.settings.max_image_bytes:
                 raise ModelTierInputError("image too large")
+        # Only a tier that hears gets the keyword (backends written before audio still fit).
+        heard: dict[str, AudioInput] = {} if audio is None else {"audio": audio}
         answer = self._ask(
-            text, config=config, images=images, language=language, context=context, cancel=cancel
+            text,
+            config=config,
+            images=images,
+            language=language,
+            context=context,
+            cancel=cancel,
+            **heard,
         )
         return interpret_answer(
             answer, text=text, config=config, settings=self.settings, language=language
@@ -406,6 +422,7 @@ class ModelTier(ABC):
         context: Intent | None = None,
         policy: ModelTierPolicy | None = None,
         cancel: threading.Event | None = None,
+        audio: AudioInput | None = None,
     ) -> Recognition:
         """Combine the grammar's answer with the model's according to the policy (the
         settings' one, or ``policy`` for this session). The grammar's answer is "confident"
@@ -421,7 +438,9 @@ class ModelTier(ABC):
                 if grammar is not None
                 else Recognition(intent=None, reason="no grammar match; model tier off")
             )
-        if policy is ModelTierPolicy.PREFER_LOCAL and confident and not images:
+        hears = self.heard(audio, check=False) is not None
+        always = hears and self.settings.audio is AudioMode.ALWAYS
+        if policy is ModelTierPolicy.PREFER_LOCAL and confident and not images and not always:
             assert grammar is not None
             return grammar
         # model_first, or prefer_local with no confident grammar answer or with an image:
@@ -435,6 +454,7 @@ class ModelTier(ABC):
                 language=language,
                 context=context,
                 cancel=cancel,
+                audio=audio,
             )
         except ModelTierError as e:
             if confident and not isinstance(e, ModelTierCancelled):
@@ -454,6 +474,7 @@ class ModelTier(ABC):
         config: HomeConfig,
         images: Sequence[ImageInput] = (),
         policy: ModelTierPolicy | None = None,
+        audio: AudioInput | None = None,
     ) -> bool:
         """Whether :meth:`route` would call the model — lets an event loop skip the hop to a
         worker thread when the grammar's answer stands."""
@@ -461,8 +482,21 @@ class ModelTier(ABC):
         if policy is ModelTierPolicy.OFF or not self.enabled:
             return False
         if policy is ModelTierPolicy.PREFER_LOCAL:
-            return bool(images) or not _confident(grammar, config)
+            always = (
+                self.heard(audio, check=False) is not None
+                and self.settings.audio is AudioMode.ALWAYS
+            )
+            return bool(images) or always or not _confident(grammar, config)
         return True
+
+    def heard(self, audio: AudioInput | None, *, check: bool = True) -> AudioInput | None:
+        """The audio the model is to hear: None when there is none or ``audio: off``.
+        With ``check``, audio longer than ``max_audio_s`` raises ``model_audio_too_long``."""
+        if audio is None or self.settings.audio is AudioMode.OFF:
+            return None
+        if check:
+            audio.check(self.settings.max_audio_s)
+        return audio
 
     @staticmethod
     def _with_grammar_alternative(rec: Recognition, grammar: Recognition | None) -> Recognition:
@@ -480,8 +514,10 @@ class ModelTier(ABC):
         language: str,
         context: Intent | None,
         cancel: threading.Event | None,
+        audio: AudioInput | None = None,
     ) -> ModelAnswer:
-        """Run the model once; raise :class:`ModelTierError` on failure."""
+        """Run the model once (``audio``: the utterance, for models that hear; already
+        checked); raise :class:`ModelTierError` on failure."""
 
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights now rather than on the first call (no-op for remote backends)."""

@@ -27,10 +27,12 @@ from intents.model_tier_base import (
 )
 from intents.model_tier_prompt import (
     build_tools,
+    call_schema,
     system_prompt,
     user_message,
 )
 from intents.model_tier_types import (
+    AudioInput,
     ImageInput,
     ModelAnswer,
     ModelTierCancelled,
@@ -162,29 +164,54 @@ class OpenAIModelTier(ModelTier):
         images: Sequence[ImageInput] = (),
         language: str = "en",
         context: Intent | None = None,
+        audio: AudioInput | None = None,
     ) -> dict[str, Any]:
-        """The JSON body (public so tests and ``--verbose`` logging can show it)."""
+        """The JSON body (public so tests and ``--verbose`` logging can show it). ``audio``
+        goes as an ``input_audio`` part (base64 WAV) after the transcript and any images: the
+        shape vLLM (Qwen2-Audio, Qwen2.5-Omni, Ultravox) and OpenAI's audio models read."""
         s = self.settings
         said = user_message(text, context)
         user: str | list[dict[str, Any]] = said
-        if images:
-            user = [{"type": "text", "text": said}] + [
+        if images or audio is not None:
+            parts: list[dict[str, Any]] = [{"type": "text", "text": said}]
+            parts += [
                 {"type": "image_url", "image_url": {"url": img.to_data_url()}} for img in images
             ]
+            if audio is not None:
+                parts.append(
+                    {
+                        "type": "input_audio",
+                        "input_audio": {"data": audio.to_base64_wav(), "format": "wav"},
+                    }
+                )
+            user = parts
+        schema_only = s.output == "json_schema"
         body: dict[str, Any] = {
             "messages": [
                 {
                     "role": "system",
-                    "content": system_prompt(config, s, language=language),
+                    "content": system_prompt(
+                        config, s, language=language, tools_in_prompt=schema_only
+                    ),
                 },
                 {"role": "user", "content": user},
             ],
-            "tools": build_tools(config, s),
-            "tool_choice": s.tool_choice,
             "max_tokens": s.max_tokens,
             "temperature": s.temperature,
             "stream": s.stream,
         }
+        if schema_only:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "hearth_call",
+                    "strict": True,
+                    "schema": call_schema(config, s),
+                },
+            }
+        else:
+            body["tools"] = build_tools(config, s)
+            body["tool_choice"] = s.tool_choice
         if s.model:
             body["model"] = s.model
         if s.enable_thinking is not None:
@@ -222,10 +249,16 @@ class OpenAIModelTier(ModelTier):
         language: str,
         context: Intent | None,
         cancel: threading.Event | None,
+        audio: AudioInput | None = None,
     ) -> ModelAnswer:
         body = json.dumps(
             self.build_request(
-                text, config=config, images=images, language=language, context=context
+                text,
+                config=config,
+                images=images,
+                language=language,
+                context=context,
+                audio=audio,
             ),
             ensure_ascii=False,
         ).encode("utf-8")

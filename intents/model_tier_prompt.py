@@ -155,6 +155,29 @@ def build_tools(config: HomeConfig, settings: ModelTierSettings) -> list[dict[st
     ]
 
 
+def call_schema(config: HomeConfig, settings: ModelTierSettings) -> dict[str, Any]:
+    """One JSON schema for the whole answer: ``{"name": "hearth_command", "arguments": {...}}``
+    or ``{"name": "no_action", "arguments": {"reason": ...}}`` (the functions of
+    :func:`build_tools`). Servers that compile a schema into a grammar (llama.cpp's
+    ``response_format``/``json_schema``, vLLM's guided decoding) then let the model write only
+    the registry's intents and ids."""
+    options = []
+    for tool in build_tools(config, settings):
+        fn = tool["function"]
+        options.append(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "enum": [fn["name"]]},
+                    "arguments": fn["parameters"],
+                },
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    return {"anyOf": options}
+
+
 _SYSTEM_PROMPT = """\
 You are the command interpreter of a smart home. Answer by calling exactly one function:
 {command} for a request about the devices, areas or scenes listed in its schema, or {no_action}

@@ -39,6 +39,9 @@ from intents.model_tier_prompt import (
     user_message,
 )
 from intents.model_tier_types import (
+    AUDIO_SAMPLE_RATE,
+    AudioInput,
+    AudioMode,
     ImageInput,
     ModelAnswer,
     ModelTierCancelled,
@@ -100,11 +103,13 @@ class TransformersModelTier(ModelTier):
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None  # a tokenizer, or the processor's tokenizer
-        self._processor: Any = None  # image-text models only
+        self._processor: Any = None  # image-text and audio-text models only
         self._device = "cpu"
         self._template_has_tools = False
         self._forbidden_strings: tuple[str, ...] = ()
         self.multimodal = False
+        #: An audio-text model (Qwen2-Audio class): its config has an ``audio_config``.
+        self.hears = False
         self.load_seconds: float | None = None
         #: rendered prompt prefix -> (its token ids, the model's cache for them)
         self._prefix_cache: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
@@ -128,6 +133,7 @@ class TransformersModelTier(ModelTier):
                 AutoConfig,
                 AutoModelForCausalLM,
                 AutoModelForImageTextToText,
+                AutoModelForSeq2SeqLM,
                 AutoProcessor,
                 AutoTokenizer,
             )
@@ -141,7 +147,15 @@ class TransformersModelTier(ModelTier):
         }
         try:
             cfg = AutoConfig.from_pretrained(self.path, **common)
-            multimodal = s.multimodal if s.multimodal is not None else hasattr(cfg, "vision_config")
+            hears = hasattr(cfg, "audio_config")
+            multimodal = (
+                s.multimodal if s.multimodal is not None else hasattr(cfg, "vision_config")
+            )
+            if s.audio is not AudioMode.OFF and not hears:
+                raise ModelTierConfigError(
+                    f"audio: {s.audio.value} needs an audio-text model; {self.path} has no "
+                    "audio_config"
+                )
             device = s.device
             if device == "auto":
                 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -150,12 +164,23 @@ class TransformersModelTier(ModelTier):
                 dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
             else:
                 dtype = getattr(torch, dtype)
-            if multimodal:
+            if hears:
+                # Qwen2-Audio class: a Whisper-style encoder in front of a causal LM, with a
+                # processor that turns 16 kHz audio into features and audio tokens.
                 self._processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
                     self.path, **common
                 )
                 self._tokenizer = self._processor.tokenizer
-                model: Any = AutoModelForImageTextToText.from_pretrained(
+                model: Any = AutoModelForSeq2SeqLM.from_pretrained(
+                    self.path, dtype=dtype, **common
+                )
+                multimodal = False
+            elif multimodal:
+                self._processor = AutoProcessor.from_pretrained(  # type: ignore[no-untyped-call]
+                    self.path, **common
+                )
+                self._tokenizer = self._processor.tokenizer
+                model = AutoModelForImageTextToText.from_pretrained(
                     self.path, dtype=dtype, **common
                 )
             else:
@@ -181,10 +206,11 @@ class TransformersModelTier(ModelTier):
         self._model = model
         self._device = device
         self.multimodal = multimodal
+        self.hears = hears
         self.load_seconds = time.perf_counter() - t0
         log.info(
             "loaded %s model from %s on %s in %.2f s",
-            "image-text" if multimodal else "text",
+            "audio-text" if hears else "image-text" if multimodal else "text",
             self.path,
             device,
             self.load_seconds,
@@ -215,8 +241,11 @@ class TransformersModelTier(ModelTier):
         n_images: int = 0,
         language: str = "en",
         context: Intent | None = None,
+        n_audio: int = 0,
     ) -> str:
-        """The rendered chat-template prompt (after :meth:`load`)."""
+        """The rendered chat-template prompt (after :meth:`load`). ``n_audio``: audio parts
+        (rendered by the template as the model's audio placeholder, e.g.
+        ``<|audio_bos|><|AUDIO|><|audio_eos|>``) before the transcript."""
         if self._model is None:
             raise ModelTierError("model not loaded")
         s = self.settings
@@ -228,6 +257,11 @@ class TransformersModelTier(ModelTier):
         user: str | list[dict[str, Any]] = user_text
         if self.multimodal:
             user = [{"type": "image"} for _ in range(n_images)] + [
+                {"type": "text", "text": user_text}
+            ]
+        elif self.hears:
+            # Qwen2-Audio's template renders a part with "audio_url" as its audio tokens.
+            user = [{"type": "audio", "audio_url": "utterance.wav"} for _ in range(n_audio)] + [
                 {"type": "text", "text": user_text}
             ]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -253,23 +287,32 @@ class TransformersModelTier(ModelTier):
         language: str,
         context: Intent | None,
         cancel: threading.Event | None,
+        audio: AudioInput | None = None,
     ) -> ModelAnswer:
         self.load()
         # The deadline covers generation, not the one-off load (call load() at start-up).
         deadline = time.monotonic() + self.settings.timeout_s
         if images and not self.multimodal:
             raise ModelTierInputError("this model takes no images")
+        if audio is not None and not self.hears:  # pragma: no cover - refused at load
+            raise ModelTierInputError("this model takes no audio")
         pil = [img.to_pil() for img in images]
+        sound = [] if audio is None else [audio.to_float32()]
         with self._lock:
             if self._model is None:
                 raise ModelTierError("model closed")
             prompt = self.build_prompt(
-                text, config=config, n_images=len(pil), language=language, context=context
+                text,
+                config=config,
+                n_images=len(pil),
+                language=language,
+                context=context,
+                n_audio=len(sound),
             )
             prefix = None
-            if self.settings.prefix_cache and not self.multimodal:
+            if self.settings.prefix_cache and not (self.multimodal or self.hears):
                 prefix = self._prompt_prefix(prompt, config, language)
-            generated = self._generate(prompt, pil, deadline, cancel, prefix)
+            generated = self._generate(prompt, pil, deadline, cancel, prefix, sound)
         content, reasoning = split_reasoning(generated)
         calls = parse_tool_calls_from_text(content)
         return ModelAnswer(
@@ -321,12 +364,21 @@ class TransformersModelTier(ModelTier):
         deadline: float,
         cancel: threading.Event | None,
         prefix: str | None = None,
+        sound: list[Any] | None = None,
     ) -> str:
         """Generated text only (the prompt is not echoed, so a JSON object typed by the user
         can never be mistaken for the model's function call)."""
         import torch
 
-        if self._processor is not None:
+        if self.hears:
+            inputs = self._processor(
+                text=prompt,
+                audio=sound or None,
+                sampling_rate=AUDIO_SAMPLE_RATE,
+                return_tensors="pt",
+            )
+            inputs = inputs.to(self._device, dtype=self._model.dtype)
+        elif self._processor is not None:
             inputs = self._processor(text=prompt, images=images or None, return_tensors="pt")
             # Pixel values come as float32; a bfloat16 model on a GPU wants its own dtype
             # (BatchFeature.to casts floating tensors only, never the token ids).

@@ -34,6 +34,10 @@ DEFAULT_MAX_CONFIDENCE = 0.85  # a model's self-report is never trusted more tha
 SENSITIVE_MARGIN = 0.05
 DEFAULT_MAX_IMAGE_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_IMAGES = 4
+#: Longest utterance whose audio goes to an audio-capable model (seconds).
+DEFAULT_MAX_AUDIO_S = 30.0
+#: Sample rate of the audio the model hears (the session's: 16 kHz mono).
+AUDIO_SAMPLE_RATE = 16000
 MAX_REASON_CHARS = 300
 MAX_PARSED_CHARS = 32 * 1024  # of model text searched for a function call
 
@@ -98,6 +102,13 @@ class ModelTierInputError(ModelTierError):
 
     code = "model_input"
     public_message = "the request cannot be sent to the language model"
+
+
+class ModelTierAudioTooLong(ModelTierInputError):
+    """The utterance is longer than ``max_audio_s``: its audio is not sent to the model."""
+
+    code = "model_audio_too_long"
+    public_message = "the utterance is too long for the language model to hear"
 
 
 class ModelTierUnavailable(ModelTierError):
@@ -166,6 +177,21 @@ class ModelTierPolicy(StrEnum):
 ThinkingParam = Literal["chat_template_kwargs", "top_level"]
 
 
+class AudioMode(StrEnum):
+    """When the model hears the utterance's audio (audio-capable models only).
+
+    * ``off`` — never: the model reads the transcript (and sees any image);
+    * ``fallback`` — when the grammar tiers have no confident answer, the model gets the audio
+      with the transcript;
+    * ``always`` — the model hears every spoken turn (Whisper still writes the transcript
+      events; a confident grammar answer stands when the model finds none or fails).
+    """
+
+    OFF = "off"
+    FALLBACK = "fallback"
+    ALWAYS = "always"
+
+
 def _default_thinking_params() -> list[ThinkingParam]:
     return ["chat_template_kwargs"]
 
@@ -199,6 +225,12 @@ class ModelTierSettings(BaseModel):
     return_reasoning: bool = False
     stream: bool = True
     tool_choice: Literal["auto", "required"] = "auto"
+    #: openai: ``tools`` sends the functions as ``tools``; ``json_schema`` sends no tools but a
+    #: ``response_format`` JSON schema of the two calls (``{"name": ..., "arguments": ...}``),
+    #: which llama.cpp's server (and vLLM, SGLang) turn into a grammar: every token the model
+    #: writes is then bound to the registry's intents and ids, even for a tiny model whose
+    #: chat template knows no tools.
+    output: Literal["tools", "json_schema"] = "tools"
     #: transformers: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` ...
     device: str = "auto"
     #: transformers: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``, ...
@@ -217,6 +249,13 @@ class ModelTierSettings(BaseModel):
     intents: list[str] | None = None
     max_images: int = Field(default=DEFAULT_MAX_IMAGES, ge=0, le=16)
     max_image_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, gt=0)
+    #: Whether the model hears the utterance's audio (see :class:`AudioMode`).
+    audio: AudioMode = AudioMode.OFF
+    #: Longer utterances are refused (``model_audio_too_long``) rather than sent.
+    max_audio_s: float = Field(default=DEFAULT_MAX_AUDIO_S, gt=0, le=600)
+    #: Custom intents (``intents.custom``) offered to the model, by name; ``None``: all of
+    #: them, ``[]``: none.
+    custom_intents: list[str] | None = None
 
     @field_validator("api_key_env")
     @classmethod
@@ -341,6 +380,61 @@ class ImageInput:
                 return img.convert("RGB")
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise ModelTierInputError(f"cannot decode image: {e}") from None
+
+
+# -- audio ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """The utterance as heard: mono 16-bit PCM at :data:`AUDIO_SAMPLE_RATE`, for models that
+    take audio (an ``input_audio`` WAV part over HTTP; the processor's features locally)."""
+
+    pcm: bytes = field(repr=False)
+    sample_rate: int = AUDIO_SAMPLE_RATE
+
+    @classmethod
+    def from_samples(cls, samples: Any, sample_rate: int = AUDIO_SAMPLE_RATE) -> AudioInput:
+        """From float samples in [-1, 1] (the session's float32 audio); clipped."""
+        import numpy as np
+
+        arr = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if arr.size == 0:
+            raise ModelTierInputError("empty audio")
+        pcm = (np.clip(arr, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+        return cls(pcm=pcm, sample_rate=sample_rate)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+    def check(self, max_s: float) -> None:
+        """Raise :class:`ModelTierAudioTooLong` when longer than ``max_s`` seconds."""
+        if self.duration_s > max_s:
+            raise ModelTierAudioTooLong(
+                f"audio of {self.duration_s:.1f} s is longer than max_audio_s {max_s:g} s"
+            )
+
+    def to_wav(self) -> bytes:
+        import io
+        import wave
+
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(self.sample_rate)
+            w.writeframes(self.pcm)
+        return buf.getvalue()
+
+    def to_base64_wav(self) -> str:
+        return base64.b64encode(self.to_wav()).decode("ascii")
+
+    def to_float32(self) -> Any:
+        """Float32 samples in [-1, 1] (what feature extractors take)."""
+        import numpy as np
+
+        return np.frombuffer(self.pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
 # -- what the model answers ------------------------------------------------------------------------
