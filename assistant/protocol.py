@@ -85,6 +85,7 @@ class ErrorCode(StrEnum):
     MODEL_CONFIG = "model_config"
     MODEL_LOAD = "model_load"
     MODEL_INPUT = "model_input"  # e.g. an image that is not PNG/JPEG/GIF/WebP
+    MODEL_AUDIO_TOO_LONG = "model_audio_too_long"  # longer than assistant.llm.max_audio_s
     MODEL_UNAVAILABLE = "model_unavailable"
     MODEL_TIMEOUT = "model_timeout"
     MODEL_CANCELLED = "model_cancelled"
