@@ -67,6 +67,10 @@ class TtsConfig(BaseModel):
     #: Synthesized sentences kept for reuse (a home hears the same replies again and
     #: again: "Turned on the kitchen light."); 0: none.
     cache_entries: int = Field(default=256, ge=0, le=100_000)
+    #: onnxruntime threads per piper synthesis (None: onnxruntime's default, one per core).
+    #: Measured on the shared 2-core machine under load: 1 thread 342–374 ms per sentence,
+    #: 2 threads 622 ms, the default 753–858 ms (docs/benchmarks.md).
+    threads: int | None = Field(default=1, ge=1, le=64)
 
 
 class Voice(Protocol):
@@ -84,11 +88,20 @@ class PiperVoiceAdapter:
 
     engine = "piper"
 
-    def __init__(self, model: str | Path, name: str) -> None:
+    def __init__(self, model: str | Path, name: str, threads: int | None = None) -> None:
         from piper import PiperVoice
 
         self.name = name
         self._voice: Any = PiperVoice.load(str(model))
+        if threads is not None:
+            import onnxruntime
+
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self._voice.session = onnxruntime.InferenceSession(
+                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
         self.rate = int(self._voice.config.sample_rate)
         self._lock = threading.Lock()
 
@@ -220,9 +233,10 @@ class Speaker:
         piper = self._configured(self.config.voices, language)
         if piper is not None:
             try:
+                threads = self.config.threads
                 if piper == BUNDLED_VOICE:
-                    return PiperVoiceAdapter(bundled_voice_path(), "en_US-joe-medium")
-                return PiperVoiceAdapter(piper, Path(piper).stem)
+                    return PiperVoiceAdapter(bundled_voice_path(), "en_US-joe-medium", threads)
+                return PiperVoiceAdapter(piper, Path(piper).stem, threads)
             except Exception:
                 logger.exception("tts: piper voice %r for %s failed to load", piper, language)
         espeak = self._configured(self.config.espeak_voices, language)
