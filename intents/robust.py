@@ -560,7 +560,8 @@ class RobustTier:
 
     def _out_of_scope_en(self, tokens: list[str], p: _Parse) -> None:
         tset = set(tokens)
-        if tset & {"was", "were", "yesterday", "earlier", "last", "had", "been"}:
+        if tset & {"was", "were", "yesterday", "earlier", "last", "had", "been"} or (
+                tokens[0] in _SUBJECTS and len(tokens) > 1 and tokens[1] in _PAST_VERBS):
             raise Rejected("that sounds like a statement, not a request")
         for words, reason in L.OUT_OF_SCOPE_EN[:3]:  # timers, alarms, reminders
             if tset & words:
@@ -674,7 +675,8 @@ class RobustTier:
 
         # questions
         if first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
-                     "check") or text.rstrip().endswith("?"):
+                     "check", "did", "why", "who", "when", "where", "has", "have",
+                     "was", "were") or text.rstrip().endswith("?"):
             if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"}:
                 if first in ("what", "how", "tell", "check", "whats") or "temperature" in tset:
                     p.action = "get_temp"
@@ -688,7 +690,8 @@ class RobustTier:
                 p.action = "get_state"
                 p.explicit_verb = True
                 return
-            if first in ("what", "how", "which", "do", "does", "tell", "is", "are", "whats"):
+            if first in ("what", "how", "which", "do", "does", "tell", "is", "are", "whats",
+                         "did", "why", "who", "when", "where", "has", "have", "was", "were"):
                 raise Rejected("a question Hearth cannot answer")
         if p.action == "get_temp":
             return
@@ -1458,6 +1461,14 @@ class RobustTier:
 
 # -- helpers -----------------------------------------------------------------------------------
 
+
+#: "I left the lights on", "my neighbour turned off his lights": told, not asked.
+_SUBJECTS = frozenset({"i", "he", "she", "they", "we", "someone", "somebody", "my", "his",
+                       "her", "their", "our", "you"})
+_PAST_VERBS = frozenset({"left", "turned", "switched", "forgot", "did", "didnt", "opened",
+                         "closed", "locked", "unlocked", "dimmed", "neighbour", "neighbor",
+                         "wife", "husband", "son", "daughter", "kids", "friend", "dad", "mum",
+                         "mom", "brother", "sister", "never", "always", "usually", "often"})
 
 lex_play_ok = frozenset({"play", "some", "the", "a", "me", "my", "music", "again", "on", "in",
                          "it", "resume", "continue", "please", "now", "playing", "keep",
