@@ -9,6 +9,8 @@ from typing import Any
 _BENCHMARKS: dict[str, tuple[str, str]] = {
     "text": ("intents.benchmark", "text -> intent accuracy on the home-assistant intents tests"),
     "latency": ("assistant.bench.latency", "speech-end -> action latency over real-time streams"),
+    "capacity": ("assistant.bench.capacity",
+                 "streams speaking at once until P99 speech end -> action passes 1 s: the knee"),
     "accuracy": ("assistant.bench.accuracy", "speech -> intent command acceptance"),
     "semantic": ("assistant.bench.semantic", "semantic tier on held-out paraphrases"),
     "understanding": ("intents.understanding_bench",
