@@ -187,6 +187,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--threads", type=int, default=2, help="Whisper CPU threads")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--serve", action="store_true",
+                        help="picovoice through a real server in real time (endpointing, "
+                             "speculation and actions as a client gets them; "
+                             "accuracy_serve.py)")
+    parser.add_argument("--streams", type=int, default=1, metavar="N",
+                        help="with --serve: client sessions streaming at once (default 1)")
+    parser.add_argument("--set-option", action="append", default=None, metavar="KEY=JSON",
+                        help="with --serve: a server setting, e.g. speculative=false")
     parser.add_argument("--resume", nargs="+", default=None, metavar="JSONL",
                         help="skip the clips (set, condition, id) already in these records "
                              "files; merge them afterwards with --from-records")
@@ -555,6 +563,13 @@ def run(args: argparse.Namespace) -> int:
         from assistant.bench.accuracy_zh import run as run_zh
 
         return run_zh(args)
+    if args.serve:
+        if any(s != "picovoice" for s in args.sets or []):
+            print("--serve runs the picovoice set", file=sys.stderr)
+            return 2
+        from assistant.bench.accuracy_serve import run as run_serve
+
+        return run_serve(args)
     sets = args.sets or ["picovoice"]
     asr_names = args.asr or list(DEFAULT_ASR)
     variants = [ASR_VARIANTS[n] for n in dict.fromkeys(asr_names)]
