@@ -504,13 +504,22 @@ class Hearth:
 class _Tiered:
     """``TieredRecognizer`` with the image decoding the session needs (``TieredLike``)."""
 
-    def __init__(self, tiered: Any, image_type: Any) -> None:
+    def __init__(self, tiered: Any, image_type: Any, audio_type: Any = None) -> None:
         self._tiered = tiered
         self._image_type = image_type
+        self._audio_type = audio_type
         self.recognize = tiered.recognize
+        mode = str(getattr(tiered.tier.settings, "audio", "off"))
+        self._hears = audio_type is not None and mode != "off"
+        self.always_hears = self._hears and mode == "always"
 
     def image(self, data: str) -> Any:
         return self._image_type.from_base64(data)
+
+    def audio(self, samples: Any) -> Any:
+        if not self._hears or samples is None or len(samples) == 0:
+            return None
+        return self._audio_type.from_samples(samples)
 
 
 def _build_tiered(config: HomeConfig, recognizer: Recognizer) -> _Tiered | None:
@@ -518,6 +527,7 @@ def _build_tiered(config: HomeConfig, recognizer: Recognizer) -> _Tiered | None:
     if not config.assistant.get("llm"):
         return None
     from intents.model_tier import (
+        AudioInput,
         ImageInput,
         ModelTierPolicy,
         ModelTierSettings,
@@ -530,12 +540,14 @@ def _build_tiered(config: HomeConfig, recognizer: Recognizer) -> _Tiered | None:
         return None
     tier = build_model_tier(settings)
     tier.load()  # local weights load now rather than on the first utterance
-    return _Tiered(TieredRecognizer(recognizer, tier, config), ImageInput)
+    return _Tiered(TieredRecognizer(recognizer, tier, config), ImageInput, AudioInput)
 
 
 class _SemanticTiered:
     """The grammar, then the semantic tier when the grammar rejects (``TieredLike``). Images
-    are accepted and ignored: this tier reads text only."""
+    are accepted and ignored: this tier reads text only (and hears nothing)."""
+
+    always_hears = False
 
     def __init__(self, recognizer: Recognizer, tier: Any) -> None:
         self._recognizer = recognizer
@@ -549,6 +561,7 @@ class _SemanticTiered:
         context: Intent | None = None,
         images: Any = (),
         cancel: Any = None,
+        audio: Any = None,
     ) -> Recognition:
         from intents.semantic import recognize_with_semantic
 
@@ -558,6 +571,9 @@ class _SemanticTiered:
 
     def image(self, data: str) -> Any:
         return data
+
+    def audio(self, samples: Any) -> Any:
+        return None
 
 
 def _build_semantic(

@@ -153,7 +153,7 @@ class Turns:
         utt.stage = "intent"
         t0 = self._clock()
         if known is None:
-            known = await self._understanding.recognize(utt, text, lang, heard)
+            known = await self._understanding.recognize(utt, text, lang, heard, audio)
         result = await self._transcribing.repair(utt, known, heard, audio, lang)
         utt.timings["intent"] = self._clock() - t0
         await self._acting.act(utt, result, text, lang)

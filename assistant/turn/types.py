@@ -125,9 +125,18 @@ class TieredLike(Protocol):
         context: Intent | None = None,
         images: Sequence[Any] = (),
         cancel: threading.Event | None = None,
+        audio: Any = None,
     ) -> Recognition: ...
 
     def image(self, data: str) -> Any: ...
+
+    def audio(self, samples: Any) -> Any:
+        """The utterance's audio (float32, 16 kHz) as the model tier takes it, or None when
+        the model does not hear (``assistant.llm.audio: off``)."""
+        ...
+
+    #: ``assistant.llm.audio: always``: the model hears every spoken turn.
+    always_hears: bool
 
 
 #: Where events go (the server's bounded outbox; a list in tests).

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from assistant.audio.asr import looks_cut_off
 from assistant.protocol import ErrorCode
@@ -61,13 +62,24 @@ class Understanding:
         return {} if area is None else {"area": area}
 
     async def recognize(
-        self, utt: Utterance, text: str, lang: str | None, heard: Heard | None
+        self,
+        utt: Utterance,
+        text: str,
+        lang: str | None,
+        heard: Heard | None,
+        audio: Any = None,
     ) -> Recognition:
         """All tiers on a final utterance (``heard``: its ASR hypotheses; None for typed
-        text), in a worker thread; cancelling ``utt`` ends a model-tier request."""
+        text; ``audio``: what was heard, float32 16 kHz, for a model tier that hears), in a
+        worker thread; cancelling ``utt`` ends a model-tier request."""
         context = self._state.last_intent
         tiered = self._res.tiered
         decoder = self._res.decoder if heard is not None else None
+        # The model hears the utterance when its settings say so (``assistant.llm.audio``).
+        sound = None if tiered is None or audio is None else tiered.audio(audio)
+        hearing: dict[str, Any] = {} if sound is None else {"audio": sound}
+        if tiered is not None and sound is not None and tiered.always_hears:
+            decoder = None  # ``always``: the model hears every turn, whatever the grammar says
         if tiered is not None and decoder is not None:
             # Repairs of what was heard first (milliseconds, measured); the model tier
             # (with the session's image) gets the transcript when no reading parses.
@@ -83,6 +95,7 @@ class Understanding:
                     images=images,
                     cancel=utt.cancel_event,
                     **self._where(),
+                    **hearing,
                 ),
             )
         elif tiered is not None:
@@ -97,6 +110,7 @@ class Understanding:
                 images=images,
                 cancel=utt.cancel_event,
                 **self._where(),
+                **hearing,
             )
         else:
             recognize = self.grammar(text, lang, context, heard)
