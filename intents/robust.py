@@ -572,7 +572,7 @@ class RobustTier:
                                          and tset & L.SCHEDULE_WORDS_EN):
                     raise Rejected(reason)
         said = " " + " ".join(tokens) + " "
-        if re.search(r"\d (am|pm) | at \d", said):
+        if re.search(r"\d (am|pm|oclock|o'clock) ", said):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
         if tset & {"except", "but", "apart", "besides", "without"}:
             raise Rejected("I can't leave a device or room out yet; name the ones you mean")
@@ -774,7 +774,7 @@ class RobustTier:
         off = "off" in tset
         if on and off:
             raise Rejected("I heard both 'on' and 'off'")
-        indirect_dark = bool(re.search(r"( (is|it|room|here|in here)( too| so| very| really| "
+        indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| really| "
                                        r"quite| a bit| pretty)?| too| so| very) "
                                        r"(dark|dim|gloomy) ", text)) \
             and not tset & L.VERBS_DIM_EN - {"dim"} and " make " not in text \
@@ -828,18 +828,22 @@ class RobustTier:
                 act("open" if on else "close", False)
                 return
         # colours
-        if not colors and kelvin is None and tset & {"color", "colour"} and (
+        mood = tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
+                       "relaxing", "relax", "evening"}
+        if not colors and kelvin is None and not mood and tset & {"color", "colour"} and (
                 tset & {"random", "different", "another", "new", "other"}
                 or (tset & {"change", "switch"} and p.number is None)) \
                 and (lightish or "light" in kinds):
-            palette = sorted(L.COLORS_EN - {"white"})
+            palette = ["blue", "cyan", "green", "magenta", "orange", "pink", "purple", "red",
+                       "turquoise", "yellow"]
             colors = [palette[sum(map(ord, text)) % len(palette)]]
             p.notes.append("a colour picked for you")
         if not colors and kelvin is None and p.number is None and not p.scene \
                 and tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
                             "relaxing", "relax", "evening"} \
                 and (lightish or "light" in kinds) and not (on or off):
-            p.brightness, p.kelvin = 10, 2200
+            night = tset & {"night", "nighttime", "sleep", "sleeping"}
+            p.brightness, p.kelvin = (10 if night else 30), 2200
             act("set", bool(tset & L.VERBS_SET_EN))
             _light_kind(p)
             return

@@ -114,7 +114,8 @@ HARMLESS_MODIFIERS_EN = frozenset({
     "electric", "electrical", "wall", "of", "to", "in", "on", "off", "and", "up", "down",
     "please", "its", "their", "more", "less", "whole", "entire", "general", "normal",
     "one", "two", "1", "2", "just", "different", "random", "another", "night", "nighttime",
-    "mood", "reading", "ambient", "sleep", "romantic", "relaxing",
+    "mood", "reading", "ambient", "sleep", "romantic", "relaxing", "getting", "gets",
+    "becoming",
 })
 
 COLORS_EN = frozenset({
