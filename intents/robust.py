@@ -774,8 +774,8 @@ class RobustTier:
         off = "off" in tset
         if on and off:
             raise Rejected("I heard both 'on' and 'off'")
-        indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| really| "
-                                       r"quite| a bit| pretty)?| too| so| very) "
+        indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| "
+                                       r"really| quite| a bit| pretty)?| too| so| very) "
                                        r"(dark|dim|gloomy) ", text)) \
             and not tset & L.VERBS_DIM_EN - {"dim"} and " make " not in text \
             and " darker" not in text and " to dark" not in text
