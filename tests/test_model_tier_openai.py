@@ -19,9 +19,13 @@ import pytest
 from devices.registry import HomeConfig, load_demo_config
 from intents.model_tier import (
     COMMAND_TOOL,
+    MAX_REASON_CHARS,
+    AudioInput,
+    AudioMode,
     ImageInput,
     ModelBackend,
     ModelNoToolCallError,
+    ModelTierAudioTooLong,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierHTTPError,
@@ -547,3 +551,102 @@ def test_context_goes_to_the_user_turn(fake: FakeServer, home: HomeConfig) -> No
 def test_cli_config_error(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out = _run_cli(["recognize", "brighten up where I cook", "--llm-model", "m"], capsys)
     assert rc == 2 and out["intent"] is None  # --llm-model without --llm-url: nothing to ask
+
+
+# -- audio, schema-bound output, trimmed reasoning -------------------------------------------
+
+
+def _speechlike(seconds: float) -> AudioInput:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    return AudioInput.from_samples(rng.uniform(-0.5, 0.5, int(16000 * seconds)))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_audio_goes_as_an_input_audio_part_intact(
+    fake: FakeServer, home: HomeConfig, stream: bool
+) -> None:
+    import wave
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(buf, format="PNG")
+    img = ImageInput.from_bytes(buf.getvalue())
+    audio = _speechlike(1.25)
+    fake.reply = lambda h, body: (
+        h.send_sse(_stream_events(KITCHEN_ON)) if body["stream"] else h.send_json(
+            _completion(KITCHEN_ON)
+        )
+    )
+    tier = _tier(fake, stream=stream, audio=AudioMode.FALLBACK)
+    rec = tier.recognize("brighten up where I cook", config=home, images=[img], audio=audio)
+    assert rec.intent is not None and rec.intent.slots.device_ids == ["kitchen_light"]
+    parts = fake.requests[0]["messages"][1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url", "input_audio"]
+    assert parts[0]["text"] == "brighten up where I cook"
+    sent = parts[2]["input_audio"]
+    assert sent["format"] == "wav" and set(sent) == {"data", "format"}
+    wav = base64.b64decode(sent["data"], validate=True)
+    with wave.open(io.BytesIO(wav)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+        assert w.readframes(w.getnframes()) == audio.pcm  # every sample, unchanged
+    # bounded: the audio costs its WAV in base64 and nothing more
+    assert len(sent["data"]) == 4 * ((len(audio.pcm) + 44 + 2) // 3)
+
+
+def test_audio_is_refused_above_max_audio_s_before_any_request(
+    fake: FakeServer, home: HomeConfig
+) -> None:
+    fake.reply = lambda h, body: h.send_json(_completion(KITCHEN_ON))
+    tier = _tier(fake, stream=False, audio=AudioMode.ALWAYS, max_audio_s=2)
+    with pytest.raises(ModelTierAudioTooLong) as e:
+        tier.recognize("brighten up where I cook", config=home, audio=_speechlike(2.5))
+    assert e.value.code == "model_audio_too_long"
+    assert fake.requests == []
+
+
+def test_audio_off_sends_the_transcript_only(fake: FakeServer, home: HomeConfig) -> None:
+    fake.reply = lambda h, body: h.send_json(_completion(KITCHEN_ON))
+    _tier(fake, stream=False).recognize("brighten up", config=home, audio=_speechlike(0.5))
+    assert fake.requests[0]["messages"][1]["content"] == "brighten up"
+
+
+def test_long_reasoning_is_trimmed_into_the_reason(fake: FakeServer, home: HomeConfig) -> None:
+    thought = "The user is in the kitchen and it is dark there. " * 40
+    fake.reply = lambda h, body: h.send_sse(_stream_events(KITCHEN_ON, reasoning=thought))
+    rec = _tier(fake, return_reasoning=True, enable_thinking=True).recognize(
+        "brighten up where I cook", config=home
+    )
+    assert rec.intent is not None
+    assert "reasoning: The user is in the kitchen" in rec.intent.reason
+    assert len(rec.intent.reason) <= MAX_REASON_CHARS and rec.intent.reason.endswith("…")
+    # without return_reasoning the thought stays out of the event
+    fake.requests.clear()
+    rec = _tier(fake).recognize("brighten up where I cook", config=home)
+    assert rec.intent is not None and "reasoning" not in rec.intent.reason
+    assert "return_reasoning" not in fake.requests[0]
+
+
+def test_json_schema_output_binds_the_answer_to_the_registry(
+    fake: FakeServer, home: HomeConfig
+) -> None:
+    content = json.dumps({"name": COMMAND_TOOL, "arguments": KITCHEN_ON})
+    fake.reply = lambda h, body: h.send_json(_completion(content=content))
+    rec = _tier(fake, stream=False, output="json_schema").recognize(
+        "brighten up where I cook", config=home
+    )
+    assert rec.intent is not None and rec.intent.slots.device_ids == ["kitchen_light"]
+    body = fake.requests[0]
+    assert "tools" not in body and "tool_choice" not in body
+    fmt = body["response_format"]
+    assert fmt["type"] == "json_schema"
+    command, no_action = fmt["json_schema"]["schema"]["anyOf"]
+    assert command["properties"]["name"]["enum"] == [COMMAND_TOOL]
+    args = command["properties"]["arguments"]["properties"]
+    assert set(args["device_ids"]["items"]["enum"]) == {d.id for d in home.devices}
+    assert "confirm" not in args["intent"]["enum"] and "light_on" in args["intent"]["enum"]
+    assert no_action["properties"]["name"]["enum"] == ["no_action"]
+    # the functions are described in the system turn instead
+    assert "Functions (JSON schema)" in body["messages"][0]["content"]
