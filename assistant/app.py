@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from devices.mqtt import MqttClient
     from intents.decode import HypothesisDecoder
     from intents.recognizer import Recognizer
-    from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
 
@@ -263,9 +262,7 @@ class Hearth:
             decoder = HypothesisDecoder(recognizer, options)
             decoder.warmup()  # vocabulary and custom-grammar automata, built once
             self.decoder = decoder
-        self.tiered = _build_tiered(self.config, recognizer) or _build_semantic(
-            self.config, self.settings, recognizer
-        )
+        self.tiered = _build_tiered(self.config, recognizer)
         self.recognizer = recognizer
 
     def _load_vad(self) -> None:
@@ -541,59 +538,6 @@ def _build_tiered(config: HomeConfig, recognizer: Recognizer) -> _Tiered | None:
     tier = build_model_tier(settings)
     tier.load()  # local weights load now rather than on the first utterance
     return _Tiered(TieredRecognizer(recognizer, tier, config), ImageInput, AudioInput)
-
-
-class _SemanticTiered:
-    """The grammar, then the semantic tier when the grammar rejects (``TieredLike``). Images
-    are accepted and ignored: this tier reads text only (and hears nothing)."""
-
-    always_hears = False
-
-    def __init__(self, recognizer: Recognizer, tier: Any) -> None:
-        self._recognizer = recognizer
-        self._tier = tier
-
-    def recognize(
-        self,
-        text: str,
-        *,
-        language: str | None = None,
-        context: Intent | None = None,
-        images: Any = (),
-        cancel: Any = None,
-        audio: Any = None,
-    ) -> Recognition:
-        from intents.semantic import recognize_with_semantic
-
-        return recognize_with_semantic(
-            self._recognizer, self._tier, text, language=language, context=context
-        )
-
-    def image(self, data: str) -> Any:
-        return data
-
-    def audio(self, samples: Any) -> Any:
-        return None
-
-
-def _build_semantic(
-    config: HomeConfig, settings: AssistantSettings, recognizer: Recognizer
-) -> _SemanticTiered | None:
-    """The semantic tier when ``assistant.semantic.enabled`` (and no model tier is on)."""
-    cfg = settings.semantic
-    if not cfg.enabled:
-        return None
-    from intents.semantic import SemanticSettings, SemanticTier
-
-    tier = SemanticTier(
-        config,
-        recognizer=recognizer,
-        settings=SemanticSettings(
-            enabled=True, threshold=cfg.threshold, margin=cfg.margin, threads=cfg.threads
-        ),
-    )
-    tier.load()  # the model and the canonical sentences, before the first user
-    return _SemanticTiered(recognizer, tier)
 
 
 @functools.lru_cache(maxsize=64)

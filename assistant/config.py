@@ -212,19 +212,6 @@ class AsrConfig(_Strict):
         return out
 
 
-class SemanticConfig(_Strict):
-    """The opt-in semantic tier (``intents.semantic``: all-MiniLM-L6-v2 nearest canonical
-    sentence) for paraphrases the grammar rejects. Off by default: on held-out paraphrases it
-    recognized 20.5 % (grammar: 0) with 0 of 86 negatives acting, but 1 of 88 commands did the
-    opposite of what was asked, and it adds ~20 s of start-up (docs/benchmarks.md)."""
-
-    enabled: bool = False
-    threshold: float = Field(default=0.85, gt=0.0, le=1.0)
-    margin: float = Field(default=0.02, ge=0.0, le=1.0)
-    #: torch CPU threads (process-wide); 1 keeps it from fighting Whisper for the cores.
-    threads: int | None = Field(default=1, ge=1)
-
-
 class AuditSettings(_Strict):
     """The JSONL audit log (one line per utterance). Off unless ``path`` is set."""
 
@@ -267,8 +254,6 @@ class AssistantSettings(_Strict):
     #: The language-model tier's section (``intents.model_tier.ModelTierSettings`` validates
     #: it; see docs/models.md).
     llm: dict[str, Any] = Field(default_factory=dict)
-    #: The semantic tier for paraphrases (off by default; see ``SemanticConfig``).
-    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     #: Spoken replies: piper voice per language, espeak-ng fallback (docs/protocol.md).
     tts: TtsConfig = Field(default_factory=TtsConfig)
     #: Transcribe at pauses in speech and end the turn early when the words so far form a

@@ -57,7 +57,7 @@ QUERY_INTENTS: frozenset[str] = frozenset(
     {IntentName.GET_STATE, IntentName.CLIMATE_GET_TEMPERATURE}
 )
 
-Source = Literal["grammar", "fuzzy", "custom", "context", "robust", "semantic", "llm"]
+Source = Literal["grammar", "fuzzy", "custom", "context", "robust", "llm"]
 
 SlotValue = str | int | float | bool
 

@@ -12,7 +12,6 @@ _BENCHMARKS: dict[str, tuple[str, str]] = {
     "capacity": ("assistant.bench.capacity",
                  "streams speaking at once until P99 speech end -> action passes 1 s: the knee"),
     "accuracy": ("assistant.bench.accuracy", "speech -> intent command acceptance"),
-    "semantic": ("assistant.bench.semantic", "semantic tier on held-out paraphrases"),
     "understanding": ("intents.understanding_bench",
                       "real phrasings understood: right / wrong action / rejected per intent"),
     "soak": ("assistant.bench.soak", "connect/disconnect cycles and streaming; server fds/RSS"),
