@@ -75,7 +75,7 @@ class Hearth:
         self.vad: SileroVad | None = None
         self.transcriber: WhisperTranscriber | None = None
         self.hotwords: tuple[str, ...] = ()
-        self.tiered: _Tiered | _SemanticTiered | None = None
+        self.tiered: _Tiered | None = None
         self.audit: AuditLog | None = None
         self.speaker: Speaker | None = None
         self.answers: AnswerServices | None = None
