@@ -285,12 +285,6 @@ class AssistantSettings(_Strict):
     #: if speech resumes before it runs), so a turn that does end there does not wait for its
     #: final transcription after the silence. None: never; 0: at once.
     speculation_escalate_ms: int | None = Field(default=150, ge=0, le=10_000)
-    #: When an ASR worker is idle at the pause, run that final-settings look at once, beside
-    #: the cheap one, instead of after ``speculation_escalate_ms``: a turn the cheap look
-    #: cannot end is then ready ~one pass after the pause instead of two. Off by default:
-    #: on this 2-core machine two passes at once slow each other (one stream: P95 ×0.86 but
-    #: P50 ×1.17, docs/benchmarks.md, third round); worth it where the cores are real.
-    speculation_parallel: bool = False
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
     #: (``assistant.asr_scheduler``); 1: one at a time. A batch only forms when work queues,
     #: i.e. under load, where it pays: 16 commands cost 150 ms each alone, 114 in batches of 4

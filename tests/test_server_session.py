@@ -384,44 +384,6 @@ async def test_cheap_look_that_does_not_parse_escalates_at_the_pause() -> None:
     assert h.of(p.ActionEvent)[-1].status == "confirmed"
 
 
-async def test_spare_worker_runs_the_final_look_beside_the_cheap_one() -> None:
-    """With an idle ASR worker, the final-settings look starts at the pause with the cheap
-    one: no escalation wait, and it takes over when the cheap one does not parse."""
-    for cheap_text, final_text in (
-        ("turn on the kitch", "turn on the kitchen light"),  # the backup takes over
-        ("turn on the kitchen light", "turn off the kitchen light"),  # the cheap look stands
-    ):
-        async with Harness(speculation_parallel=True) as h:
-            h.resources.asr_workers = 2
-            h.transcript = final_text
-            h.resources.transcribe_speculative = lambda audio, t=cheap_text: t
-            for _ in range(5):
-                h.session.handle_audio(VOICED)
-            h.session.handle_audio(SILENT)  # pause: both looks at once
-            await h.until(lambda: bool(h.frontends) and h.frontends[0].completed)
-            await h.until(lambda: h.asr_calls == 1)  # the backup ran beside the cheap look
-            h.session.handle_audio(SILENT)
-            await h.metrics_count(1)
-        assert h.asr_calls == 1  # nothing transcribed again at the end of the turn
-        assert h.metrics.speculations_total.value("parallel") == 1
-        assert h.metrics.speculations_total.value("escalated") == 0
-        assert h.of(p.TranscriptFinal)[0].text == "turn on the kitchen light"
-        assert h.of(p.ActionEvent)[-1].status == "confirmed"
-
-
-async def test_no_parallel_look_without_a_spare_worker() -> None:
-    async with Harness(speculation_parallel=True) as h:  # one worker, busy with the cheap look
-        h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
-        for _ in range(5):
-            h.session.handle_audio(VOICED)
-        h.session.handle_audio(SILENT)
-        await h.until(lambda: bool(h.frontends) and h.frontends[0].completed)
-        h.session.handle_audio(SILENT)
-        await h.metrics_count(1)
-    assert h.metrics.speculations_total.value("parallel") == 0
-    assert h.metrics.speculations_total.value("escalated") == 1
-
-
 async def test_custom_order_cut_off_at_a_pause_does_not_end_the_turn() -> None:
     """An order that parses but stops mid-sentence ("a triple shot cappuccino,") may go on
     ("with sugar and milk"): it waits for the silence; the same words with a full stop end it."""

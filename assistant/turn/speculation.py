@@ -2,8 +2,7 @@
 transcript is ready when the turn ends, and end the turn early on a complete command.
 
 At a pause (``SpeechPaused``) a *look* transcribes the audio so far: a cheap one
-(``speculation_beam_size``) and, with a worker idle, the final-settings one beside it
-(``speculation_parallel``). Its text goes out as ``transcript.partial`` and to the grammar:
+(``speculation_beam_size``). Its text goes out as ``transcript.partial`` and to the grammar:
 words that form a complete command as heard (:func:`.understanding.ends_turn`) arm an early end
 of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates to
 the final settings once the silence has lasted ``speculation_escalate_ms``. Speech resuming
@@ -15,7 +14,6 @@ transcribing stage as the final transcript (a cheap look only if it parsed)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -82,12 +80,6 @@ class Speculator:
         """The look that stands as the final transcript of a turn that ended on
         ``audio_end_ms``, with what it heard; None: transcribe afresh."""
         spec = utt.spec
-        if spec is not None and spec.backup is not None and spec.follow is not None:
-            # A cheap look with a final-settings one beside it: unless the cheap one parses,
-            # the other is this turn's transcription.
-            with contextlib.suppress(Exception):
-                await asyncio.shield(spec.follow)
-            spec = spec if spec.armed else spec.backup
         if spec is None or spec.stale or spec.audio_end_ms != audio_end_ms:
             return None
         # The turn ended on exactly the audio transcribed at the pause: reuse it, and if it
@@ -125,12 +117,11 @@ class Speculator:
         if not settings.speculative or self._res.transcribe is None:
             return
         old = utt.spec
-        for superseded in (old, None if old is None else old.backup):
-            if superseded is not None and not superseded.future.done():
-                # Speech resumed since that pause (a new pause only follows a resumption):
-                # the latest pause is the one the turn may end on. A queued job is dropped.
-                superseded.stale = True
-                superseded.future.cancel()
+        if old is not None and not old.future.done():
+            # Speech resumed since that pause (a new pause only follows a resumption):
+            # the latest pause is the one the turn may end on. A queued job is dropped.
+            old.stale = True
+            old.future.cancel()
         limit = settings.speculation_max_asr_jobs
         if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
@@ -150,48 +141,16 @@ class Speculator:
             audio=audio if provisional else None,
             started=self._clock(),
         )
-        if (
-            provisional
-            and settings.speculation_parallel
-            and self._res.asr_load.jobs < self._res.asr_workers
-        ):
-            # A worker is idle right now: the final-settings look starts beside the cheap one.
-            self._res.metrics.speculations_total.inc("parallel")
-            backup_future, backup_job = self._jobs.submit_asr(
-                audio, SPECULATIVE, self._res.transcribe
-            )
-            backup_future.add_done_callback(_consume_exception)
-            spec.backup = Speculation(
-                audio_end_ms=audio_end_ms,
-                future=backup_future,
-                job=backup_job,
-                started=spec.started,
-            )
         utt.spec = spec
         self._follow(utt, spec)
 
     def _follow(self, utt: Utterance, spec: Speculation) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._follow_speculation(utt, spec), name=f"speculation-{utt.id}"
+            self._follow_look(utt, spec), name=f"speculation-{utt.id}"
         )
         spec.follow = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _follow_speculation(self, utt: Utterance, spec: Speculation) -> None:
-        """Partial transcript, then: a complete command ends the turn after a short silence.
-        A cheap look that does not end it hands over to its final-settings backup."""
-        await self._follow_look(utt, spec)
-        backup = spec.backup
-        if (
-            backup is not None
-            and utt.spec is spec
-            and utt is self._current()
-            and not spec.stale
-            and not spec.armed
-        ):
-            utt.spec = backup
-            self._follow(utt, backup)
 
     async def _follow_look(self, utt: Utterance, spec: Speculation) -> None:
         try:
@@ -232,7 +191,6 @@ class Speculator:
             self._end_turn(utt, spec)
         elif (
             spec.provisional
-            and spec.backup is None  # else the backup, running already, takes over
             and escalate_ms is not None
         ):
             # The cheap look did not parse: once the silence has lasted a while (most pauses

@@ -295,9 +295,6 @@ class Speculation:
     context: Intent | None = None
     #: Its words end the turn (``understanding.ends_turn``).
     armed: bool = False
-    #: The same audio transcribed with the final settings at the same time, on a spare
-    #: worker (``speculation_parallel``): it takes over when this cheap look does not parse.
-    backup: Speculation | None = None
 
 
 class Done(Exception):
