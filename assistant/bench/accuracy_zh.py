@@ -114,7 +114,9 @@ def score_clip(
         # A command is right only when the server acted on it (a device may still refuse:
         # dimming a light that is off); one heard with too little confidence is asked again,
         # not done. Questions and "cancel" publish nothing.
-        acts = item.intent in NO_ACTION or bool(actions)
+        refused = [a for a in actions
+                   if a["status"] == "rejected" and "confidence" in a.get("detail", "")]
+        acts = item.intent in NO_ACTION or (bool(actions) and len(refused) < len(actions))
         right = target_ok and values_ok and acts
     sensitive = any(
         a.get("device_id") in sensitive_devices or a.get("intent") in sensitive_intents
@@ -126,7 +128,7 @@ def score_clip(
         "heard": [e["text"] for e in events if e["type"] == "transcript.final"],
         "intents": [{"name": i["name"], "slots": _compact(i["slots"]),
                      "confidence": i.get("confidence")} for i in intents],
-        "actions": [(a.get("device_id"), a["status"]) for a in actions],
+        "actions": [(a.get("device_id"), a["status"], a.get("detail", "")) for a in actions],
         "errors": errors,
         "right": right,
         "wrong_sensitive": (not right) and sensitive,
