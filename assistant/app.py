@@ -197,8 +197,7 @@ class Hearth:
         asr = self.settings.asr
         return AcousticRepair.for_transcriber(
             self.recognizer, self.transcriber, grammar_decode=asr.grammar_decode,
-            rescue=asr.rescue_nats if asr.grammar_decode else None,
-            home=asr.grammar_decode and asr.home_grammar_decode)
+            rescue=asr.rescue_nats if asr.grammar_decode else None)
 
     def _load_tts(self) -> None:
         """The shared voice (speech models only): loaded and warmed up now with

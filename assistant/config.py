@@ -184,12 +184,6 @@ class AsrConfig(_Strict):
     #: something like one of its slot values (None: never). Picovoice 6 dB +2.6 points at 16;
     #: 0 false actions on the negatives up to 16, 4 of 190 at 24 (docs/benchmarks.md).
     rescue_nats: float | None = Field(default=DEFAULT_RESCUE_NATS, ge=0.0)
-    #: With ``grammar_decode``: the built-in home grammar too (guessed home readings and
-    #: rescues; decoy names keep things the home lacks from becoming its devices). Opt-in:
-    #: synthetic set +8 points at 10 dB and +22 at 5 dB with 0 false actions on the
-    #: negatives, but beside custom intents it turned 2 coffee orders of 619 at 12 dB into
-    #: home commands (docs/benchmarks.md); +2–3 s of background start-up, +166 MB.
-    home_grammar_decode: bool = False
     decode: DecodeMode = DEFAULT_DECODE
     confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -199,7 +193,7 @@ class AsrConfig(_Strict):
         ``cpu_threads`` and ``num_workers``)."""
         names = {"threads": "cpu_threads", "workers": "num_workers"}
         session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair",
-                        "grammar_decode", "rescue_nats", "home_grammar_decode"}
+                        "grammar_decode", "rescue_nats"}
         out = {
             names.get(k, k): v
             for k, v in self.model_dump(exclude=session_side).items()

@@ -195,30 +195,15 @@ def test_server_wiring_builds_the_decoders_on_the_transcriber(
                                            grammar_decode=False)
     assert plain is not None and plain.decoders == ()
     assert plain._scorer is not None and plain._scorer.method == "logits"
-    # The home grammar (opt-in): a decoder over it, decoys among the names.
-    home = AcousticRepair(recognizer, wired._scorer, home=True)
-    assert home.home_automaton is not None
-    words = {w for arcs in home.home_automaton.arcs for w, _ in arcs if w}
-    assert {"porch", "lounge", "lamp"} <= words
 
 
 def test_the_server_loads_the_repair_after_start_up(hearth_server: Any) -> None:
     """The repair is built in the background after the server is ready; the demo home has no
-    custom intents and the home grammar's decoding is opt-in, so there is nothing to load."""
+    custom intents, so there is nothing to load."""
     import asyncio
 
     hearth = hearth_server.hearth
     asyncio.run_coroutine_threadsafe(hearth.acoustic_repair_ready(), hearth_server.loop).result(
         timeout=120)
     assert hearth._resources.acoustic_repair is None
-    assert hearth.settings.asr.grammar_decode and not hearth.settings.asr.home_grammar_decode
-
-
-def test_a_home_rescue_may_not_leave_out_a_thing_the_home_lacks(
-        recognizer: Recognizer, scorer: SentenceScorer) -> None:
-    home = AcousticRepair(recognizer, scorer, home=True)
-    heard = ["Turn off the lights in the basement."]
-    assert home.names_a_decoy("turn off the lights", heard)  # the basement is not here
-    assert not home.names_a_decoy("turn off the kitchen light", ["Turn off the kitchen light."])
-    assert not home.names_a_decoy("turn on the lounge lamp", ["Turn on the round jump."])
-    assert not AcousticRepair(recognizer, scorer).names_a_decoy("turn off the lights", heard)
+    assert hearth.settings.asr.grammar_decode

@@ -97,11 +97,6 @@ class AcousticRepair:
     ``decoders``: grammar-constrained decoders (``assistant.audio.grammar_decode``), one per
     custom file (:meth:`grammar_decoders` builds them); their best sentences join the seeds,
     so the search is no longer limited to what Whisper wrote.
-    ``home``: also the built-in home grammar (guessed home readings engage, and
-    :meth:`grammar_decoders` adds a decoder over it, with the decoy names of
-    ``intents/data/decoys_en.txt`` among the device and area names, so that speech about a
-    thing the home lacks decodes to a name the recognizer rejects, not to the nearest real
-    device). Measured, not the server's default (docs/benchmarks.md).
     """
 
     def __init__(self, recognizer: Recognizer, scorer: SentenceScorer | None = None, *,
@@ -109,7 +104,7 @@ class AcousticRepair:
                  limit: int = MAX_CANDIDATES, per_slot: int = DEFAULT_PER_SLOT,
                  rescue: float | None = None, length_bonus: float = LENGTH_BONUS,
                  max_snr_db: float | None = MAX_SNR_DB,
-                 decoders: Sequence[GrammarDecoder] = (), home: bool = False) -> None:
+                 decoders: Sequence[GrammarDecoder] = ()) -> None:
         from hassil import Intents
 
         from intents.align import GrammarAligner, build_automaton
@@ -131,15 +126,7 @@ class AcousticRepair:
             build_automaton(Intents.from_dict(f.data), registry) for f in files)
         self._aligners: Final = tuple(GrammarAligner(a) for a in self.automata)
         self._languages: Final = tuple(str(f.language or "en") for f in files)
-        self.home: Final = home
         self._similarity: Final = _Similarity()
-        self._decoys: tuple[str, ...] = ()
-        if home:
-            from intents.respell import decoy_names
-
-            self._decoys = tuple(" ".join(_VALUE_WORD.findall(d.lower()))
-                                 for d in decoy_names("en"))
-        self.home_automaton = home_automaton(recognizer) if home else None
         self.decoders: tuple[GrammarDecoder, ...] = tuple(decoders)
 
     def grammar_decoders(self, scorer: SentenceScorer, text_decoder: WhisperTextDecoder | None,
@@ -153,17 +140,15 @@ class AcousticRepair:
         out = [GrammarDecoder(a, scorer, text_decoder, **settings)
                for a, lang in zip(self.automata, self._languages, strict=True)
                if lang.lower().startswith("en")]
-        if self.home_automaton is not None:
-            out.append(GrammarDecoder(self.home_automaton, scorer, text_decoder, **settings))
         return tuple(out)
 
     def engages(self, recognition: Recognition) -> bool:
-        """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading
-        (any guessed reading with ``home``), or nothing at all when ``rescue`` is set."""
+        """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading,
+        or nothing at all when ``rescue`` is set."""
         intent = recognition.intent
         if intent is None:
             return self.rescue is not None
-        return recognition.guessed and (intent.source == "custom" or self.home)
+        return recognition.guessed and intent.source == "custom"
 
     def heard_some(self, intent: Any, hypotheses: Sequence[str | Hypothesis]) -> bool:
         """Whether Whisper wrote something like one of ``intent``'s slot values: a word of the
@@ -180,19 +165,6 @@ class AcousticRepair:
                 return True
         return False
 
-    def names_a_decoy(self, text: str, hypotheses: Sequence[str | Hypothesis]) -> bool:
-        """Whether Whisper's top hypothesis names a thing the home lacks (a decoy name of
-        ``intents/data/decoys_en.txt``: "basement", "microwave") that the chosen sentence
-        does not say. Every home sentence may leave out its area or say "it", so the best one
-        for "turn off the lights in the basement" can be "turn off the lights": measured, the
-        only false actions of the home rescue on the negatives were such (docs/benchmarks.md).
-        """
-        if not hypotheses or not self._decoys:
-            return False
-        heard = " " + " ".join(_VALUE_WORD.findall(_text(hypotheses[0]).lower())) + " "
-        said = " " + " ".join(_VALUE_WORD.findall(text.lower())) + " "
-        return any(f" {d} " in heard and f" {d} " not in said for d in self._decoys)
-
     def decode_grammar(self, audio: Any, encoded: Any | None = None) -> list[Decoded]:
         """The grammar-constrained decoders' sentences for ``audio``, best first."""
         if not self.decoders:
@@ -207,9 +179,8 @@ class AcousticRepair:
                         grammar_decode: bool = True, **settings: Any) -> AcousticRepair | None:
         """The repair for a server: scores with the transcriber's own Whisper model (no second
         copy of the CTranslate2 model; the grammar decoder reads the decoder weights once more
-        into torch). None when the recognizer has no custom intents and ``home`` is off
-        (nothing to repair)."""
-        if not recognizer.custom_files and not settings.get("home"):
+        into torch). None when the recognizer has no custom intents (nothing to repair)."""
+        if not recognizer.custom_files:
             return None
         from assistant.audio.sentence_score import SentenceScorer
 
@@ -230,7 +201,7 @@ class AcousticRepair:
         seeds: list[tuple[str, Mapping[str, Any]]] = []
         base: int | None = None
         intent = recognition.intent
-        if intent is not None and intent.text and (intent.source == "custom" or self.home):
+        if intent is not None and intent.text and intent.source == "custom":
             seeds.append((intent.text, reading_key(intent)))
             base = 0
         texts = list(dict.fromkeys(
@@ -256,7 +227,7 @@ class AcousticRepair:
                 continue
             known.add(d.text)
             new = self._recognizer.recognize(d.text).intent
-            if new is None or (new.source != "custom" and not self.home):
+            if new is None or new.source != "custom":
                 continue
             if said is not None and new.source == "custom" and says_less(new.slots.custom, said):
                 continue
@@ -311,8 +282,6 @@ class AcousticRepair:
             return Repaired(recognition, c)
         if intent is None and not self.heard_some(new, hypotheses):
             return Repaired(recognition, c)
-        if new.source != "custom" and self.names_a_decoy(c.candidate.text, hypotheses):
-            return Repaired(recognition, c)
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
                f"reading, {c.scored} sentences scored)")
@@ -348,27 +317,6 @@ def reading_key(intent: Any) -> dict[str, str]:
         return dict(intent.slots.custom)
     slots = intent.slots.model_dump(exclude_none=True, exclude={"custom"})
     return {"intent": intent.name, **{k: str(v) for k, v in slots.items() if v not in ([], {})}}
-
-
-def home_automaton(recognizer: Recognizer) -> Any:
-    """The built-in English grammar as a word automaton (``intents.align``), its device and
-    area names joined by the decoy names (rooms and appliances a home may lack)."""
-    from hassil.intents import TextSlotList
-
-    from intents.align import build_automaton
-    from intents.grammar import build_slot_lists
-    from intents.respell import decoy_names
-
-    lists: dict[str, Any] = dict(build_slot_lists(recognizer.config))
-    decoys = decoy_names("en")
-    for key in ("name", "area"):
-        lst = lists.get(key)
-        if isinstance(lst, TextSlotList):
-            own = [v.text_in.text for v in lst.values
-                   if hasattr(v.text_in, "text") and v.text_in.text.isascii()]
-            lists[key] = TextSlotList.from_strings(
-                [*own, *(d for d in decoys if d not in own)], name=key)
-    return build_automaton(recognizer._grammar.intents_for("en"), lists)
 
 
 def says_less(found: Mapping[str, Any], said: Mapping[str, Any]) -> bool:
