@@ -8,6 +8,8 @@
 //                             page's policy lets it reach only the server that served it
 //   ?autostart=1              start the microphone as soon as the socket is open
 //   ?lang=en                  language declared in session.update (default: server's)
+//   ?handsfree=1              start hands-free: the server hears only commands that follow
+//                             the wake word "okay nabu" (session.update wake)
 //
 // Access token: when the server wants one (/api/devices answers 401), the page asks for it
 // once and keeps it in sessionStorage (this tab only, gone when the tab closes). It goes in an
@@ -39,7 +41,10 @@
     send: $("send"), devicesNote: $("devices-note"), deviceList: $("device-list"),
     log: $("log"), clearLog: $("clear-log"), main: $("main"), login: $("login"),
     loginForm: $("login-form"), tokenInput: $("token-input"), loginError: $("login-error"),
+    handsfree: $("handsfree"),
   };
+  // Hands-free: the server drops the microphone's audio until it hears this wake word.
+  const WAKE_WORD = "okay_nabu";
 
   // State the page exposes for automated checks (tests read it through the DevTools protocol).
   const page = {
@@ -55,6 +60,8 @@
     login: false, // the token form is showing
     replies: [], // {text, language, audioMs, playedMs, interrupted} per reply
     replyAudioChunks: 0, // response.audio chunks scheduled for playback
+    handsFree: false, // wake word asked for (the hands-free switch)
+    wakes: 0, // wake.detected events
   };
   window.hearthPage = page;
 
@@ -229,7 +236,19 @@
     const lang = params.get("lang");
     if (lang) msg.language = lang;
     if (token) msg.token = token;
+    if (page.handsFree) msg.wake = { word: WAKE_WORD };
     sendJson(msg);
+  }
+
+  function listeningText() {
+    return page.handsFree ? "Say “Okay Nabu”, then your command…" : "Listening…";
+  }
+
+  function setHandsFree(on) {
+    page.handsFree = on;
+    ui.handsfree.checked = on;
+    sendJson({ type: "session.update", wake: { word: on ? WAKE_WORD : null } });
+    if (mic) setSpeech("listening", listeningText());
   }
 
   // ---------------------------------------------------------------- microphone ---------
@@ -275,7 +294,7 @@
       document.body.dataset.mic = "on";
       ui.mic.dataset.active = "true"; // the label says what a press does, so no aria-pressed
       ui.micLabel.textContent = "Stop microphone";
-      setSpeech("listening", "Listening…");
+      setSpeech("listening", listeningText());
     } catch (err) {
       page.micState = "error";
       page.lastError = String(err);
@@ -486,7 +505,7 @@
         addLog(type, "Speech started");
         break;
       case "speech.stopped":
-        setSpeech(mic ? "listening" : "idle", mic ? "Listening…" : "Microphone off");
+        setSpeech(mic ? "listening" : "idle", mic ? listeningText() : "Microphone off");
         addLog(type, "Speech stopped");
         break;
       case "transcript.partial":
@@ -537,6 +556,11 @@
           r.playedMs = ev.played_ms;
         }
         addLog(type, `Reply interrupted after ${Math.round(ev.played_ms)} ms`);
+        break;
+      case "wake.detected":
+        page.wakes += 1;
+        setSpeech("speaking", "Yes? Say your command…");
+        addLog(type, "Wake word heard", ev.word || "");
         break;
       case "timer.finished":
         addLog(type, `Timer finished (${ev.duration_s} s)`);
@@ -685,6 +709,9 @@
   // ---------------------------------------------------------------- wiring -------------
 
   ui.mic.addEventListener("click", () => (mic ? stopMic() : startMic()));
+  page.handsFree = params.get("handsfree") === "1";
+  ui.handsfree.checked = page.handsFree;
+  ui.handsfree.addEventListener("change", () => setHandsFree(ui.handsfree.checked));
   ui.form.addEventListener("submit", (e) => {
     e.preventDefault();
     const text = ui.input.value.trim();
