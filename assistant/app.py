@@ -31,6 +31,7 @@ from intents.repair import bias_phrases
 
 if TYPE_CHECKING:
     from assistant.audio.asr import Transcript, WhisperTranscriber
+    from assistant.audio.asr_remote import RemoteTranscriber
     from assistant.audio.vad import SileroVad
     from assistant.server import HearthServer
     from assistant.wyoming_server import WyomingServer
@@ -73,7 +74,7 @@ class Hearth:
         #: Decodes spoken hypotheses (``asr.decode: grammar``); None for ``plain``.
         self.decoder: HypothesisDecoder | None = None
         self.vad: SileroVad | None = None
-        self.transcriber: WhisperTranscriber | None = None
+        self.transcriber: WhisperTranscriber | RemoteTranscriber | None = None
         self.hotwords: tuple[str, ...] = ()
         self.tiered: _Tiered | None = None
         self.audit: AuditLog | None = None
@@ -146,7 +147,9 @@ class Hearth:
             ),
             transcribe_full=(
                 self.transcribe_full
-                if self.transcriber is not None and self.settings.asr.retry_unparsed
+                if self.transcriber is not None
+                and self.settings.asr.retry_unparsed
+                and self.settings.asr.backend == "local"  # a remote server picks its window
                 else None
             ),
             vad_executor=self._vad_executor,
@@ -191,6 +194,11 @@ class Hearth:
             or self.decoder is None
             or not self.settings.asr.acoustic_repair
         ):
+            return None
+        if self.settings.asr.backend == "remote":
+            # It scores the local model's decoder over grammar sentences: nothing an HTTP
+            # transcription endpoint offers. Guessed readings stand as the text decode left them.
+            logger.info("asr.backend remote: no acoustic repair or grammar-constrained decoding")
             return None
         from assistant.audio.acoustic_repair import AcousticRepair
 
@@ -274,6 +282,9 @@ class Hearth:
 
     def _load_asr(self) -> None:
         if not self.settings.audio:
+            return
+        if self.settings.asr.backend == "remote":
+            self._load_remote_asr()
             return
         from assistant.audio.asr import AsrSettings, WhisperTranscriber
 
@@ -433,6 +444,22 @@ class Hearth:
                 self._asr_executor.batch(bound, functools.partial(batch[transcribe],
                                                                   language=code))
         return bound
+
+    def _load_remote_asr(self) -> None:
+        """``asr.backend: remote``: an OpenAI-compatible transcription server; as many ASR
+        workers as requests allowed in flight, no batching (each request is one utterance)."""
+        import os
+
+        from assistant.audio.asr_remote import RemoteAsrSettings, RemoteTranscriber
+
+        remote = RemoteAsrSettings(**self.settings.asr.remote)
+        key = os.environ.get(remote.api_key_env) if remote.api_key_env else None
+        transcriber = RemoteTranscriber(remote, language=self.config.language, api_key=key)
+        transcriber.warmup()
+        self.transcriber = transcriber
+        self._asr_executor = AsrScheduler(transcriber.workers, max_batch=1)
+        logger.info("ASR: remote %s (model %s, %d in flight)", remote.url, remote.model,
+                    remote.max_concurrency)
 
     def _transcribe(self, audio: Any, language: str | None = None) -> Transcript:
         assert self.transcriber is not None

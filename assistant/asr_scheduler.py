@@ -47,6 +47,11 @@ T = TypeVar("T")
 FINAL: Final = 0
 #: Priority of a transcription started at a pause, on the chance that the turn ends there.
 SPECULATIVE: Final = 1
+#: Priority of a second opinion on a turn that already has a reading to act on (the
+#: full-window retry of a cut-off text, the acoustic repair of a guessed reading): it runs
+#: after every first look, and the session drops it unrun past a deadline
+#: (``second_opinion_deadline_ms``).
+SECOND_OPINION: Final = 2
 
 
 @dataclass(order=True)

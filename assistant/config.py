@@ -186,6 +186,13 @@ class AsrConfig(_Strict):
     rescue_nats: float | None = Field(default=DEFAULT_RESCUE_NATS, ge=0.0)
     decode: DecodeMode = DEFAULT_DECODE
     confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
+    #: ``local``: the bundled Whisper in this process. ``remote``: an OpenAI-compatible
+    #: ``/v1/audio/transcriptions`` server (``asr.remote``; docs/asr.md, *Remote ASR*).
+    backend: Literal["local", "remote"] = "local"
+    #: With ``backend: remote``: ``url``, ``model``, ``api_key_env``, ``timeout_s``,
+    #: ``max_concurrency``, ``languages``, ``verbose``
+    #: (``assistant.audio.asr_remote.RemoteAsrSettings`` validates it).
+    remote: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def overrides(self) -> dict[str, Any]:
@@ -193,7 +200,8 @@ class AsrConfig(_Strict):
         ``cpu_threads`` and ``num_workers``)."""
         names = {"threads": "cpu_threads", "workers": "num_workers"}
         session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair",
-                        "grammar_decode", "rescue_nats"}
+                        "grammar_decode", "rescue_nats",
+                        "backend", "remote"}
         out = {
             names.get(k, k): v
             for k, v in self.model_dump(exclude=session_side).items()
@@ -284,6 +292,12 @@ class AssistantSettings(_Strict):
     #: i.e. under load, where it pays: 16 commands cost 150 ms each alone, 114 in batches of 4
     #: (greedy look, one thread), and 50 streams went P50 ×0.52-0.70 (docs/benchmarks.md).
     asr_max_batch: int = Field(default=4, ge=1, le=32)
+    #: A second opinion on a turn that already has a reading to act on (the full-window
+    #: retry of a cut-off text, the acoustic repair of a guessed reading) queues behind every
+    #: first look, and is dropped unrun (counted in ``hearth_asr_shed_total``) when no worker
+    #: took it within this many ms: under load the first reading now beats a better one late.
+    #: None: wait for it however long.
+    second_opinion_deadline_ms: int | None = Field(default=250, ge=0, le=60_000)
     #: Access token, resolved from ``server.token_env`` or ``--token``; never from the file.
     token: str | None = Field(default=None, repr=False, exclude=True)
 

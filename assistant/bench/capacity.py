@@ -272,9 +272,59 @@ def within(step: dict[str, Any], first: dict[str, Any] | None, args: argparse.Na
     return bool(step["acceptance"] >= first["acceptance"] - args.acceptance_slack)
 
 
-def run_variant(
+class _VariantRun:
+    """One variant's server and the steps measured on it so far."""
+
+    def __init__(self, variant: lat.Variant, target: lat.Target) -> None:
+        self.variant = variant
+        self.target = target
+        self.steps: list[dict[str, Any]] = []
+        self.runs: list[dict[str, Any]] = []
+        self.done = False
+
+    def measure_step(
+        self,
+        args: argparse.Namespace,
+        n: int,
+        pl: lat.Plan,
+        expected: dict[str, list[tuple[str, str]]],
+        subscriber: Subscriber,
+        broker_pid: int | None,
+    ) -> None:
+        largs = _latency_args(args, n)
+        before = scrape_metrics(self.target.url)
+        logger.info("%s: %d streams", self.variant.name, n)
+        self.target.variant = dataclasses.replace(self.variant, name=f"{self.variant.name}-{n}")
+        (run,) = lat.measure(largs, [self.target], pl, expected, subscriber, broker_pid)
+        step = step_summary(run, n, _delta(run.get("server_metrics"), before))
+        step["within_limits"] = within(step, self.steps[0] if self.steps else None, args)
+        self.steps.append(step)
+        self.runs.append(run)
+        _print_step(self.variant.name, step)
+        if not step["within_limits"] and not args.all_steps:
+            self.done = True
+
+    def result(self) -> dict[str, Any]:
+        knee = None
+        for s in self.steps:
+            if not s["within_limits"]:
+                break
+            knee = s
+        return {
+            "name": self.variant.name,
+            "variant": self.variant.to_dict(),
+            "server": dict(self.target.info),
+            "steps": self.steps,
+            "knee_streams": None if knee is None else knee["streams"],
+            "knee": knee,
+            "limit_reached": any(not s["within_limits"] for s in self.steps),
+            "latency_runs": self.runs,
+        }
+
+
+def run_steps(
     args: argparse.Namespace,
-    variant: lat.Variant,
+    variants: list[lat.Variant],
     steps: list[int],
     workdir: Path,
     base_config: dict[str, Any],
@@ -283,50 +333,30 @@ def run_variant(
     config_path: Path,
     subscriber: Subscriber,
     synth: Synthesizer,
-) -> dict[str, Any]:
-    """All steps of one variant on one server; stops after the first step past the limits."""
-    target = lat.start_target(_latency_args(args, 1), variant, workdir, base_config, broker_url)
-    results: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
+) -> list[dict[str, Any]]:
+    """Every variant's server is started first; then at each step the variants take turns on
+    the same audio (one after the other, so each has the server side of the machine to itself
+    while measured, and all see the background load of the same minutes). A variant past the
+    limits leaves (unless ``--all-steps``)."""
+    vruns: list[_VariantRun] = []
     try:
-        first: dict[str, Any] | None = None
+        for v in variants:
+            target = lat.start_target(_latency_args(args, 1), v, workdir, base_config, broker_url)
+            vruns.append(_VariantRun(v, target))
         for n in steps:
+            active = [vr for vr in vruns if not vr.done]
+            if not active:
+                break
             largs = _latency_args(args, n)
             pl = lat.make_plan(largs, synth)
             commands = {u.command.text: u.command for st in pl.utterances for u in st}
             expected = lat.expected_commands(config_path, list(commands.values()))
-            before = scrape_metrics(target.url)
-            logger.info("%s: %d streams", variant.name, n)
-            target.variant = dataclasses.replace(variant, name=f"{variant.name}-{n}")
-            (run,) = lat.measure(largs, [target], pl, expected, subscriber, broker_pid)
-            delta = _delta(run.get("server_metrics"), before)
-            step = step_summary(run, n, delta)
-            step["within_limits"] = within(step, first, args)
-            if first is None:
-                first = step
-            results.append(step)
-            runs.append(run)
-            _print_step(variant.name, step)
-            if not step["within_limits"] and not args.all_steps:
-                break
+            for vr in active:
+                vr.measure_step(args, n, pl, expected, subscriber, broker_pid)
     finally:
-        info = dict(target.info)
-        target.stop()
-    knee = None
-    for s in results:
-        if not s["within_limits"]:
-            break
-        knee = s
-    return {
-        "name": variant.name,
-        "variant": variant.to_dict(),
-        "server": info,
-        "steps": results,
-        "knee_streams": None if knee is None else knee["streams"],
-        "knee": knee,
-        "limit_reached": any(not s["within_limits"] for s in results),
-        "latency_runs": runs,
-    }
+        for vr in vruns:
+            vr.target.stop()
+    return [vr.result() for vr in vruns]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -382,21 +412,18 @@ def run(args: argparse.Namespace) -> int:
         subscriber = Subscriber(broker.url, workdir / "arrivals.jsonl")
         subscriber.start()
         synth = Synthesizer()
-        for v in variants:
-            report["variants"].append(
-                run_variant(
-                    args,
-                    v,
-                    steps,
-                    workdir,
-                    raw,
-                    broker.url,
-                    broker.pid,
-                    config_path,
-                    subscriber,
-                    synth,
-                )
-            )
+        report["variants"] = run_steps(
+            args,
+            variants,
+            steps,
+            workdir,
+            raw,
+            broker.url,
+            broker.pid,
+            config_path,
+            subscriber,
+            synth,
+        )
     finally:
         if subscriber is not None:
             subscriber.stop()

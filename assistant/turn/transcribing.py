@@ -10,13 +10,14 @@ acoustic repair of a guessed custom-intent reading. All of it on the ASR executo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from assistant.asr_scheduler import FINAL
+from assistant.asr_scheduler import SECOND_OPINION
 from assistant.audio.asr import looks_cut_off
 from assistant.metrics import SHED_ACOUSTIC_REPAIR, SHED_FINAL_PASS, SHED_FULL_WINDOW_RETRY
 from assistant.protocol import ErrorCode, TranscriptFinal
@@ -163,8 +164,22 @@ class Transcribing:
             # Overloaded: no second pass (``asr_shed_jobs``), but say so.
             self._shed(utt, SHED_FULL_WINDOW_RETRY)
             return heard, first if self._res.tiered is None else None
+        # A reading to fall back on (a guessed or custom one of a cut-off text): the second
+        # opinion queues behind every first look and is dropped if it has not started by the
+        # deadline. No reading at all: it is the turn's only chance, as urgent as a final.
+        fallback = first.intent is not None
         try:
-            again = as_heard(await self._jobs.transcribe(audio, self._res.transcribe_full))
+            if fallback:
+                future, job = self._jobs.submit_asr(
+                    audio, SECOND_OPINION, self._res.transcribe_full
+                )
+                got = await self.within_deadline(future, job)
+                if got is None:
+                    self._shed(utt, SHED_FULL_WINDOW_RETRY)
+                    return heard, first if self._res.tiered is None else None
+                again = as_heard(got)
+            else:
+                again = as_heard(await self._jobs.transcribe(audio, self._res.transcribe_full))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -180,6 +195,19 @@ class Transcribing:
                 pooled.append(h)
         nsp = min(heard.no_speech_prob, again.no_speech_prob)
         return Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
+
+    async def within_deadline(
+        self, future: asyncio.Future[Any], job: concurrent.futures.Future[Any] | None
+    ) -> Any:
+        """The second opinion's result, or None when it had not started after
+        ``second_opinion_deadline_ms`` (it is then dropped unrun). Once running it is waited
+        for: its cost is spent by then."""
+        deadline_ms = self._res.settings.second_opinion_deadline_ms
+        if deadline_ms is not None and job is not None:
+            done, _ = await asyncio.wait({future}, timeout=deadline_ms / 1000)
+            if not done and job.cancel():
+                return None
+        return await future
 
     async def repair(
         self,
@@ -201,9 +229,14 @@ class Transcribing:
             self._shed(utt, SHED_ACOUSTIC_REPAIR)
             return result
         call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
-        future, _ = self._jobs.submit(call, FINAL)
+        future, job = self._jobs.submit(call, SECOND_OPINION)
         try:
-            return (await future).recognition
+            repaired = await self.within_deadline(future, job)
+            if repaired is None:
+                self._shed(utt, SHED_ACOUSTIC_REPAIR)
+                return result
+            recognition: Recognition = repaired.recognition
+            return recognition
         except asyncio.CancelledError:
             raise
         except Exception:
