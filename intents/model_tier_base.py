@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from devices.registry import Device, DeviceKind, HomeConfig
+from intents.model_tier_custom import CustomIntentSpec, custom_specs, validate_custom_slots
 from intents.model_tier_prompt import (
     allowed_intents,
 )
@@ -86,6 +87,8 @@ class _CommandArgs(BaseModel):
     volume: int | None = Field(default=None, ge=0, le=100)
     confidence: float | None = Field(default=None, ge=0, le=1)
     reason: str | None = None
+    #: Slots of a custom intent (:mod:`intents.model_tier_custom` checks them).
+    custom_slots: dict[str, Any] | None = None
 
 
 class _InvalidOutput(Exception):
@@ -199,6 +202,11 @@ def _validate_command(
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise _InvalidOutput(f"{where}: {err['msg']}") from None
+    custom = {c.name: c for c in custom_specs(config, settings)}
+    if args.intent in custom and args.intent not in INTENT_DEVICE_KINDS:
+        return args, _custom_slots(args, custom[args.intent]), []
+    if args.custom_slots:
+        raise _InvalidOutput(f"{args.intent} takes no custom_slots")
     if args.intent not in allowed_intents(settings):
         raise _InvalidOutput(f"intent {args.intent!r} is not allowed")
     if args.area is not None and args.area not in {a.id for a in config.areas}:
@@ -239,6 +247,19 @@ def _validate_command(
     except ValidationError as e:  # pragma: no cover - _CommandArgs is at least as strict
         raise _InvalidOutput(str(e.errors()[0]["msg"])) from None
     return args, slots, devices
+
+
+def _custom_slots(args: _CommandArgs, spec: CustomIntentSpec) -> Slots:
+    """A custom intent's answer: its own slots only, values from its lists, no devices."""
+    given = args.model_dump(exclude_none=True, exclude={"intent", "confidence", "reason"})
+    others = sorted(k for k, v in given.items() if k != "custom_slots" and v != [])
+    if others:
+        raise _InvalidOutput(f"{spec.name} is a custom intent: {', '.join(others)} not taken")
+    try:
+        values = validate_custom_slots(spec, args.custom_slots)
+    except ValueError as e:
+        raise _InvalidOutput(str(e)) from None
+    return Slots(custom=values)
 
 
 def _check_slots(args: _CommandArgs, devices: list[Device]) -> None:
@@ -334,6 +355,12 @@ def interpret_answer(
     conf = cap_confidence(
         raw_conf, intent_name=args.intent, devices=devices, config=config, settings=settings
     )
+    if slots.custom or args.intent not in INTENT_DEVICE_KINDS:
+        # A custom action marked sensitive is capped like a built-in sensitive one.
+        spec = next((c for c in custom_specs(config, settings) if c.name == args.intent), None)
+        if spec is not None and spec.sensitive and not settings.trust_sensitive:
+            bar = config.security.sensitive_min_confidence - SENSITIVE_MARGIN
+            conf = round(min(conf, max(0.0, bar)), 4)
     why = f": {args.reason}" if args.reason else ""
     reason = _short(f"{who}: {args.intent}{why}{extra}{thought}")
     intent = Intent(

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from devices.registry import Device, HomeConfig
+from intents.model_tier_custom import custom_slots_schema, custom_specs
 from intents.model_tier_types import (
     COMMAND_TOOL,
     FORBIDDEN_MODEL_INTENTS,
@@ -47,10 +48,11 @@ def build_tools(config: HomeConfig, settings: ModelTierSettings) -> list[dict[st
     Ids are enums taken from the registry, so a server with guided decoding cannot even emit
     an unknown device; names and aliases go into descriptions to let the model resolve them."""
     intents = allowed_intents(settings)
+    custom = custom_specs(config, settings)
     props: dict[str, Any] = {
         "intent": {
             "type": "string",
-            "enum": intents,
+            "enum": intents + [c.name for c in custom if c.name not in intents],
             "description": "What to do. "
             + "; ".join(
                 f"{n}: "
@@ -60,7 +62,8 @@ def build_tools(config: HomeConfig, settings: ModelTierSettings) -> list[dict[st
                     else "on " + "/".join(sorted(k.value for k in INTENT_DEVICE_KINDS[n] or ()))
                 )
                 for n in intents
-            ),
+            )
+            + "".join(f"; {c.describe()}" for c in custom),
         },
     }
     if config.devices:
@@ -125,6 +128,9 @@ def build_tools(config: HomeConfig, settings: ModelTierSettings) -> list[dict[st
             "reason": {"type": "string", "description": "a few words why"},
         }
     )
+    custom_slots = custom_slots_schema(custom)
+    if custom_slots is not None:
+        props["custom_slots"] = custom_slots
     return [
         {
             "type": "function",
