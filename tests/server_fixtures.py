@@ -123,11 +123,13 @@ def hearth_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosqu
 @pytest.fixture(scope="session")
 def hearth_server(hearth_mosquitto: Mosquitto) -> Iterator[ServerThread]:
     """The demo home with real models against the session's Mosquitto. It never sheds ASR
-    passes under load (``asr_shed_jobs: null``): what these tests check must not depend on how
-    busy the machine is (tests/test_asr_shedding.py covers shedding, and its metric)."""
+    passes under load (``asr_shed_jobs: null``) nor drops a late second opinion
+    (``second_opinion_deadline_ms: null``): what these tests check must not depend on how
+    busy the machine is (tests/test_asr_shedding.py and tests/test_asr_second_opinion.py
+    cover those)."""
     server = ServerThread(
         load_demo_config(),
-        demo_settings(audio=True, asr_shed_jobs=None),
+        demo_settings(audio=True, asr_shed_jobs=None, second_opinion_deadline_ms=None),
         mqtt_url=hearth_mosquitto.url,
     ).start()
     try:
