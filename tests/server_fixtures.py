@@ -104,7 +104,11 @@ class ServerThread:
 
 
 def demo_settings(*, audio: bool, **overrides: Any) -> AssistantSettings:
-    return AssistantSettings(audio=audio).with_overrides(**overrides)
+    """The demo settings with ``overrides`` (dotted keys too). A top-level None means null
+    (``asr_shed_jobs=None``: never shed), where ``with_overrides`` would skip it."""
+    nulls = {k: None for k, v in overrides.items() if v is None and "." not in k}
+    settings = AssistantSettings(audio=audio).with_overrides(**overrides)
+    return settings.model_copy(update=nulls) if nulls else settings
 
 
 @pytest.fixture(scope="session")
