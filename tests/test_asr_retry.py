@@ -183,19 +183,21 @@ def test_server_defaults_are_the_measured_ones() -> None:
     assert not AsrSettings(**AsrConfig(retry_cut_off=False).overrides()).retry_cut_off
 
 
-def test_bench_server_variant_is_the_server() -> None:
+def test_bench_transcribes_as_the_server() -> None:
     from assistant.app import Hearth
-    from assistant.bench.accuracy_asr import ASR_VARIANTS, server_asr_settings
+    from assistant.bench.accuracy_asr import server_asr_settings, server_variant
+    from assistant.config import AssistantSettings
     from devices.registry import load_demo_config
     from intents.recognizer import Recognizer
     from intents.repair import bias_phrases
 
-    server = ASR_VARIANTS["server"]
-    assert server.settings(2) == server_asr_settings(2) == AsrSettings(cpu_threads=2)
-    assert server.hint == "server" and not server.retry_parse and server.n_best == 5
-    baseline = ASR_VARIANTS["greedy-vocab"].settings(2)
-    assert (baseline.beam_size, baseline.n_best, baseline.max_prompt_tokens) == (1, 1, 96)
-    assert not baseline.retry_cut_off
+    server = server_variant(AssistantSettings(), 2)
+    assert server.settings == server_asr_settings(2) == AsrSettings(cpu_threads=2)
+    assert server.retry_parse and server.n_best == 5  # the session's no-parse retry
+    greedy = server_variant(AssistantSettings().with_overrides(**{"asr.beam_size": 1}), 2)
+    assert (greedy.settings.beam_size, greedy.n_best) == (1, 1)
+    plain = server_variant(AssistantSettings().with_overrides(**{"asr.decode": "plain"}), 2)
+    assert not plain.retry_parse
     recognizer = Recognizer(load_demo_config())
     hot = Hearth.asr_hotwords(recognizer)
     assert hot and hot == tuple(bias_phrases(recognizer.vocabulary("en")))

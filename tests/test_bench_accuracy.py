@@ -129,7 +129,8 @@ def test_limit_3_picovoice_run_writes_a_complete_report(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     accuracy.add_arguments(parser)
     args = parser.parse_args(["--set", "picovoice", "--snr", "clean", "--limit", "3",
-                              "--asr", "server", "--out", str(tmp_path), "--quiet",
+                              "--set-option", "asr.beam_size=1", "--out", str(tmp_path),
+                              "--quiet",
                               "--cache", str(tmp_path / "cache")])
     assert accuracy.run(args) == 0
     report = json.loads((tmp_path / "accuracy.json").read_text())
@@ -140,6 +141,9 @@ def test_limit_3_picovoice_run_writes_a_complete_report(tmp_path: Path) -> None:
     clean = report["sets"]["picovoice"]["clean"]
     assert clean["n"] == 3
     assert 0.0 <= report["command_acceptance"]["picovoice"]["clean"] <= 1.0
+    assert report["keep"] == "server/shipped"  # the server's path, the one variant
+    assert report["model"]["server"]["beam_size"] == 1  # the override reached the transcriber
+    assert report["settings"]["overrides"] == ["asr.beam_size=1"]
     head = clean["variants"][report["keep"]]
     assert {"asr_ms", "intent_ms", "command_acceptance"} <= set(head)
     lines = (tmp_path / report["records"]).read_text().splitlines()
@@ -147,3 +151,17 @@ def test_limit_3_picovoice_run_writes_a_complete_report(tmp_path: Path) -> None:
     rec = json.loads(lines[0])
     assert rec["expected"]["name"] == "order_drink" and rec["condition"] == "clean"
     assert (tmp_path / "accuracy.md").read_text().startswith("# Speech → intent accuracy")
+
+
+def test_a_bad_override_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    from assistant.bench import accuracy
+
+    parser = argparse.ArgumentParser()
+    accuracy.add_arguments(parser)
+    for bad in ("asr.beam_size=99", "asr.no_such_key=1", "no_section.x=1", "beam_size"):
+        args = parser.parse_args(["--set-option", bad, "--out", str(tmp_path), "--quiet",
+                                  "--data", str(PICOVOICE)])
+        assert accuracy.run(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --set-option") and err.count("\n") == 1, err

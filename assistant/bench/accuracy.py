@@ -5,9 +5,11 @@ the metric of the Picovoice speech-to-intent benchmark). Each clip goes through 
 pipeline pieces in-process: the server's ``AudioFrontEnd`` (silero-vad + endpointer) cuts it
 into utterances, ``WhisperTranscriber`` transcribes each, and ``intents.Recognizer`` (with the
 coffee-maker custom intents loaded through the documented custom-intent mechanism) turns the
-text into an intent. Several ASR variants (biasing, beam/n-best) and text-side decode variants
-(normalization, grammar rescoring of the n-best list, fuzzy repair of misheard words) are
-measured on the same audio; the report gives each one's figures and cost.
+text into an intent, exactly as the server does: its transcriber settings and hotwords, the
+retry on the 30 s window when nothing parses, its decoder (``intents.decode``) and the
+acoustic repair of guessed or missing readings (``assistant.audio.acoustic_repair``). Another
+setting is measured with ``--set-option KEY=JSON`` (``asr.beam_size=1``), an override of the
+server's own ``assistant:`` section; ``--serve`` streams the clips through a real server.
 
 Writes ``DIR/accuracy.json`` (summary), ``DIR/accuracy_records.jsonl`` (one record per clip
 and condition) and ``DIR/accuracy.md`` (tables). See docs/benchmarks.md.
@@ -27,21 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import numpy as np
 
 from assistant.audio.asr import pool_transcripts
-from assistant.bench.accuracy_asr import (
-    ASR_VARIANTS,
-    AsrVariant,
-    ServerEndpointing,
-    bias_phrases,
-    compact_hotwords,
-)
-from assistant.bench.accuracy_cascade import add_cascade
+from assistant.bench.accuracy_asr import AsrVariant, ServerEndpointing, server_variant
 from assistant.bench.accuracy_report import write_markdown
-from assistant.bench.accuracy_rescore import AcousticRescorer, custom_list_values, slot_variants
 from assistant.bench.accuracy_sets import (
     DEFAULT_CACHE,
     DEFAULT_SEED,
@@ -58,20 +52,9 @@ from assistant.bench.accuracy_sets import (
 )
 from assistant.bench.accuracy_text import matches, moves_device, threshold_table, word_errors
 from assistant.bench.noise import babble, mix_at_snr, stable_seed, white_noise
-from intents.align import GrammarAligner, build_automaton
-from intents.decode import (
-    DecodeOptions,
-    Hypothesis,
-    best_alignment,
-    combined_confidence,
-    decode,
-)
-from intents.repair import (
-    VocabularySnapper,
-    custom_template_texts,
-    normalize_transcript,
-    template_words,
-)
+from assistant.config import AssistantSettings
+from intents.decode import Hypothesis
+from intents.repair import normalize_transcript
 
 logger = logging.getLogger(__name__)
 
@@ -100,45 +83,8 @@ TARGETS: Final = {
 }
 
 
-@dataclass(frozen=True)
-class BenchDecode:
-    """A decode variant: the shipped ``intents.decode`` steps it enables, plus the bench-only
-    acoustic rescoring; ``shipped`` runs ``intents.decode.HypothesisDecoder`` exactly as the
-    server does (its confidence rule and sensitive caps included)."""
-
-    options: DecodeOptions
-    rescore: Literal["no", "repaired", "always"] = "no"
-    shipped: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.options.name
-
-
-DECODE_VARIANTS: Final = (
-    BenchDecode(DecodeOptions("top1")),
-    BenchDecode(DecodeOptions("top1+norm", normalize=True, spell=True)),
-    BenchDecode(DecodeOptions("top1+norm+fuzzy", normalize=True, spell=True, snap=True)),
-    BenchDecode(DecodeOptions("top1+norm+fuzzy+align", normalize=True, spell=True, snap=True,
-                              align=True)),
-    BenchDecode(DecodeOptions("nbest+norm", n_best=True, normalize=True, spell=True)),
-    BenchDecode(DecodeOptions("nbest+norm+fuzzy", n_best=True, normalize=True, spell=True,
-                              snap=True)),
-    BenchDecode(DecodeOptions("nbest+norm+fuzzy+align", n_best=True, normalize=True, spell=True,
-                              snap=True, align=True)),
-    BenchDecode(DecodeOptions("nbest+norm+fuzzy+align+rescore", n_best=True, normalize=True,
-                              spell=True, snap=True, align=True), rescore="repaired"),
-    BenchDecode(DecodeOptions("nbest+norm+fuzzy+align+rescore-all", n_best=True,
-                              normalize=True, spell=True, snap=True, align=True),
-                rescore="always"),
-    BenchDecode(DecodeOptions("shipped", n_best=True, normalize=True, spell=True, snap=True,
-                              align=True, confidence="guesses"), shipped=True),
-)
-#: Chosen by measurement (docs/benchmarks.md): deduplicated vocabulary phrases as hotwords,
-#: beam 5 with its 5-best list, the 30 s window again when the trimmed one stops at a comma or
-#: nothing parses, grammar rescoring, fuzzy words, grammar alignment.
-DEFAULT_ASR: Final = ("beam5-phrases-retry2",)
-DEFAULT_KEEP: Final = "beam5-phrases-retry2/nbest+norm+fuzzy+align"
+#: The one variant: the server's transcriber with its decoder (and acoustic repair).
+DEFAULT_KEEP: Final = "server/shipped"
 COFFEE_FILE: Final = (
     Path(__file__).resolve().parents[2] / "intents" / "data" / "examples" / "picovoice_coffee.yaml"
 )
@@ -162,14 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most N clips per set (a seeded, representative subset)")
     parser.add_argument("--out", default="bench-out/accuracy", metavar="DIR",
                         help="report directory (default: %(default)s)")
-    parser.add_argument("--asr", action="append", choices=sorted(ASR_VARIANTS),
-                        help=f"ASR variant (repeatable; default: {' '.join(DEFAULT_ASR)})")
-    parser.add_argument("--decode", action="append", default=None, metavar="NAME",
-                        choices=[d.name for d in DECODE_VARIANTS],
-                        help="decode variant (repeatable; default: all)")
-    parser.add_argument("--keep", default=None, metavar="ASR/DECODE",
-                        help=f"variant reported as the headline (default: {DEFAULT_KEEP} when "
-                             "run, else the last ASR variant with the full decode)")
     parser.add_argument("--threshold", type=float, default=0.0,
                         help="confidence below which Hearth asks to repeat instead of acting, "
                              "for the headline figures (default: %(default)s)")
@@ -194,7 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", type=int, default=1, metavar="N",
                         help="with --serve: client sessions streaming at once (default 1)")
     parser.add_argument("--set-option", action="append", default=None, metavar="KEY=JSON",
-                        help="with --serve: a server setting, e.g. speculative=false")
+                        help="an override of the server's assistant: settings (dotted "
+                             "key, JSON value), e.g. asr.beam_size=1 or speculative=false")
     parser.add_argument("--resume", nargs="+", default=None, metavar="JSONL",
                         help="skip the clips (set, condition, id) already in these records "
                              "files; merge them afterwards with --from-records")
@@ -209,83 +148,52 @@ class _Pipeline:
 
     recognizer: Any
     endpointing: ServerEndpointing
-    transcribers: dict[str, Any]  # by variant name; variants with equal settings share one
-    hotwords: dict[str, tuple[str, ...]]
-    snapper: VocabularySnapper
-    aligners: list[GrammarAligner]
-    rescorer: AcousticRescorer | None  # loaded only when a decode variant rescores
-    list_values: dict[str, list[str]]
+    variant: AsrVariant
+    transcriber: Any  # assistant.audio.asr.WhisperTranscriber
+    hotwords: tuple[str, ...]
     query_intents: frozenset[str]
     models: dict[str, Any]
     shipped: Any  # intents.decode.HypothesisDecoder, as the server builds it
+    repair: Any  # assistant.audio.acoustic_repair.AcousticRepair, or None (no custom intents)
 
 
-def _build_pipeline(args: argparse.Namespace, variants: Sequence[AsrVariant],
-                    decodes: Sequence[BenchDecode] = DECODE_VARIANTS) -> _Pipeline:
-    from hassil import Intents
+def _build_pipeline(args: argparse.Namespace, settings: AssistantSettings) -> _Pipeline:
+    import dataclasses
 
     from assistant.app import Hearth
+    from assistant.audio.acoustic_repair import AcousticRepair
     from assistant.audio.asr import WhisperTranscriber
     from devices.registry import load_config, load_demo_config
-    from intents.custom import load_custom_intents
-    from intents.decode import HypothesisDecoder
-    from intents.fuzzy import known_words
-    from intents.grammar import build_slot_lists
+    from intents.decode import FULL_DECODE, HypothesisDecoder
     from intents.recognizer import Recognizer
     from intents.schema import QUERY_INTENTS
 
     config = load_demo_config() if args.config is None else load_config(args.config)
     files = args.custom_intents if args.custom_intents else [str(COFFEE_FILE)]
     recognizer = Recognizer(config, custom_intent_files=files)
-    vocabulary = tuple(recognizer.vocabulary(config.language or "en"))
-    templates: list[str] = []
-    aligners: list[GrammarAligner] = []
-    list_values: dict[str, list[str]] = {}
-    registry_lists = build_slot_lists(config)
-    for f in files:
-        data = load_custom_intents(f).data
-        list_values.update(custom_list_values(data))
-        templates += custom_template_texts(data)
-        aligners.append(GrammarAligner(build_automaton(Intents.from_dict(data), registry_lists)))
-    # Vocabulary for fuzzy repair: the recognizer's known words (registry names, command
-    # words, custom list values) plus the literal words of the custom sentence templates.
-    words = set(known_words(config, list(vocabulary))) | set(template_words(templates))
-    compact = tuple(compact_hotwords([*vocabulary, *templates_words_as_phrases(templates)]))
-    transcribers: dict[str, Any] = {}
-    loaded: dict[Any, Any] = {}
-    models: dict[str, Any] = {}
-    shipped = HypothesisDecoder(recognizer, next(
-        (d.options for d in decodes if d.shipped), DECODE_VARIANTS[-1].options))
+    asr = settings.asr
+    shipped = HypothesisDecoder(
+        recognizer, dataclasses.replace(FULL_DECODE, confidence=asr.confidence))
     shipped.warmup()
-    for v in variants:
-        settings = v.settings(args.threads)
-        if settings not in loaded:
-            t = WhisperTranscriber(settings)
-            t.warmup()
-            loaded[settings] = t
-        transcribers[v.name] = loaded[settings]
-        models[v.name] = settings.model_dump(mode="json")
+    variant = server_variant(settings, args.threads)
+    transcriber = WhisperTranscriber(variant.settings)
+    transcriber.warmup()
+    repair = None
+    if asr.acoustic_repair and asr.decode == "grammar":
+        repair = AcousticRepair.for_transcriber(
+            recognizer, transcriber, grammar_decode=asr.grammar_decode,
+            rescue=asr.rescue_nats if asr.grammar_decode else None)
     return _Pipeline(
         recognizer=recognizer,
         endpointing=ServerEndpointing(),
-        transcribers=transcribers,
-        hotwords={"none": (), "vocabulary": vocabulary, "compact": compact,
-                  "phrases": tuple(bias_phrases(vocabulary)),
-                  "server": Hearth.asr_hotwords(recognizer)},
-        snapper=VocabularySnapper(words),
-        aligners=aligners,
-        rescorer=AcousticRescorer(threads=args.threads)
-        if any(d.rescore != "no" for d in decodes) else None,
-        list_values=list_values,
+        variant=variant,
+        transcriber=transcriber,
+        hotwords=Hearth.asr_hotwords(recognizer),
         query_intents=frozenset(QUERY_INTENTS),
-        models=models,
-        shipped=shipped,
+        models={variant.name: variant.settings.model_dump(mode="json")},
+        shipped=shipped if asr.decode == "grammar" else None,
+        repair=repair,
     )
-
-
-def templates_words_as_phrases(templates: Sequence[str]) -> list[str]:
-    """Template words as one phrase, so :func:`compact_hotwords` keeps their order."""
-    return [" ".join(template_words(templates))]
 
 
 # -- one clip -------------------------------------------------------------------------------
@@ -304,10 +212,9 @@ def _hypotheses(t: Any) -> list[Hypothesis]:
         Hypothesis(t.text, t.avg_logprob)]
 
 
-def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
-              variants: Sequence[AsrVariant],
-              decodes: Sequence[BenchDecode] = DECODE_VARIANTS) -> dict[str, Any]:
-    """Endpointing, then every ASR variant, then every decode variant, for one clip."""
+def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Endpointing, transcription, decoding and acoustic repair of one clip, as the server
+    does them."""
     segs = p.endpointing.segments(audio)
     rec: dict[str, Any] = {
         "set": item.set, "id": item.id, "kind": item.kind, "voice": item.voice,
@@ -316,103 +223,78 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any],
         "duration_s": round(len(audio) / 16000, 3), "segments": len(segs.audio),
         "vad_ms": round(segs.vad_ms, 2), "variants": {},
     }
-
-    def recognize(text: str) -> Any:
-        return p.recognizer.recognize(text)
-
-    def align(texts: Sequence[str]) -> tuple[str, float] | None:
-        return best_alignment(p.aligners, texts)
-
-    for v in variants:
-        transcriber = p.transcribers[v.name]
-        hot = p.hotwords[v.hint]
-        asr_ms = 0.0
-        seg_out: list[tuple[list[Hypothesis], float]] = []
-        texts: list[str] = []
-        fell_back = False
-        retried = 0
-        for seg in segs.audio:
-            # The transcriber's own retries (30 s window when broken or cut off) included.
-            t = transcriber.transcribe(seg, hotwords=hot)
-            asr_ms += t.elapsed_s * 1000.0
-            retried += t.cut_off
-            fell_back |= t.fell_back and not t.cut_off  # a loop or a budget hit
-            if v.retry_parse and not t.full_window:
-                t0 = time.perf_counter()
-                retry = not any(recognize(normalize_transcript(h.text)).intent
-                                for h in _hypotheses(t))
-                asr_ms += (time.perf_counter() - t0) * 1000.0
-                if retry:
-                    retry_hot = hot if v.retry_hint is None else p.hotwords[v.retry_hint]
-                    t_full = transcriber.transcribe_full(seg, hotwords=retry_hot)
-                    asr_ms += t_full.elapsed_s * 1000.0
-                    retried += 1
-                    t = pool_transcripts(t_full, t)  # the full window's hypotheses first
-            seg_out.append((_hypotheses(t), t.no_speech_prob))
-            texts.append(t.text)
-        vrec: dict[str, Any] = {
-            "text": " ".join(texts), "asr_ms": round(asr_ms, 1), "fell_back": fell_back,
-            "retried_full": retried,
-            "nbest": [[h.text for h in hyps] for hyps, _ in seg_out] if v.n_best > 1 else None,
-            "decode": {},
-        }
-        if item.text is not None:
-            errs, n = word_errors(item.text, vrec["text"])
-            vrec["word_errors"], vrec["ref_words"] = errs, n
-        for var in decodes:
-            opt = var.options
-            if opt.n_best and v.n_best <= 1:
-                continue
-            acted: list[tuple[Any, float, str]] = []
-            intent_ms = 0.0
-            first_text = ""
-            for (hyps, no_speech), seg in zip(seg_out, segs.audio, strict=True):
-                if var.shipped:
-                    t_ship = time.perf_counter()
-                    shipped = p.shipped.decode(hyps, no_speech_prob=no_speech)
-                    intent_ms += (time.perf_counter() - t_ship) * 1000.0
-                    if shipped.intent is not None:
-                        acted.append((shipped.intent, shipped.intent.confidence, "shipped"))
-                        first_text = first_text or shipped.intent.text
-                    continue
-                d = decode(hyps, recognize, opt, p.snapper, align)
-                intent_ms += d.intent_ms
-                intent0 = d.recognition.intent
-                if (p.rescorer is not None and var.rescore != "no" and intent0 is not None
-                        and intent0.source == "custom"
-                        and (var.rescore == "always" or d.transform != "raw")):
-                    t0 = time.perf_counter()
-                    cands = slot_variants(d.text, intent0.slots.custom, p.list_values)
-                    if len(cands) > 1:
-                        best = p.rescorer.best(seg, cands)
-                        if best.text != cands[0]:
-                            again = recognize(best.text)
-                            if again.intent is not None:
-                                d.recognition, d.text = again, best.text
-                                d.transform = "rescored"
-                    intent_ms += (time.perf_counter() - t0) * 1000.0
-                if d.recognition.intent is not None:
-                    conf = combined_confidence(d.recognition.intent, d.avg_logprob, no_speech,
-                                               d.transform, d.similarity)
-                    acted.append((d.recognition.intent, conf, d.transform))
-                    first_text = first_text or d.text
-            # The server acts on every utterance that yields an intent: a clip is right only
-            # if exactly one did and it is the expected one.
-            intent = acted[0][0] if acted else None
-            conf = acted[0][1] if acted else 0.0
-            drec: dict[str, Any] = {
-                "intent": _intent_json(intent),
-                "confidence": round(conf, 4),
-                "actions": len(acted),
-                "moves": any(moves_device(i, p.query_intents) for i, _, _ in acted),
-                "transform": acted[0][2] if acted else None,
-                "used_text": first_text or None,
-                "intent_ms": round(intent_ms, 2),
-            }
-            if item.expected is not None:
-                drec["correct"] = len(acted) == 1 and matches(item.expected, intent)
-            vrec["decode"][opt.name] = drec
-        rec["variants"][v.name] = vrec
+    v = p.variant
+    asr_ms = 0.0
+    seg_out: list[tuple[list[Hypothesis], float]] = []
+    texts: list[str] = []
+    fell_back = False
+    retried = 0
+    for seg in segs.audio:
+        # The transcriber's own retries (30 s window when broken or cut off) included.
+        t = p.transcriber.transcribe(seg, hotwords=p.hotwords)
+        asr_ms += t.elapsed_s * 1000.0
+        retried += t.cut_off
+        fell_back |= t.fell_back and not t.cut_off  # a loop or a budget hit
+        if v.retry_parse and not t.full_window:
+            t0 = time.perf_counter()
+            retry = not any(p.recognizer.recognize(normalize_transcript(h.text)).intent
+                            for h in _hypotheses(t))
+            asr_ms += (time.perf_counter() - t0) * 1000.0
+            if retry:
+                t_full = p.transcriber.transcribe_full(seg, hotwords=p.hotwords)
+                asr_ms += t_full.elapsed_s * 1000.0
+                retried += 1
+                t = pool_transcripts(t_full, t)  # the full window's hypotheses first
+        seg_out.append((_hypotheses(t), t.no_speech_prob))
+        texts.append(t.text)
+    vrec: dict[str, Any] = {
+        "text": " ".join(texts), "asr_ms": round(asr_ms, 1), "fell_back": fell_back,
+        "retried_full": retried,
+        "nbest": [[h.text for h in hyps] for hyps, _ in seg_out] if v.n_best > 1 else None,
+        "decode": {},
+    }
+    if item.text is not None:
+        errs, n = word_errors(item.text, vrec["text"])
+        vrec["word_errors"], vrec["ref_words"] = errs, n
+    acted: list[tuple[Any, float, str]] = []
+    intent_ms = 0.0
+    repair_ms = 0.0
+    first_text = ""
+    for (hyps, no_speech), seg in zip(seg_out, segs.audio, strict=True):
+        t0 = time.perf_counter()
+        if p.shipped is not None:
+            found = p.shipped.decode(hyps, no_speech_prob=no_speech)
+        else:  # asr.decode: plain
+            found = p.recognizer.recognize(normalize_transcript(hyps[0].text if hyps else ""))
+        intent_ms += (time.perf_counter() - t0) * 1000.0
+        transform = "shipped"
+        if p.repair is not None and p.repair.engages(found):
+            t0 = time.perf_counter()
+            repaired = p.repair.repair(seg, hyps, found)
+            repair_ms += (time.perf_counter() - t0) * 1000.0
+            if repaired.recognition is not found:
+                transform = "repaired"
+            found = repaired.recognition
+        if found.intent is not None:
+            acted.append((found.intent, found.intent.confidence, transform))
+            first_text = first_text or found.intent.text
+    # The server acts on every utterance that yields an intent: a clip is right only if
+    # exactly one did and it is the expected one.
+    intent = acted[0][0] if acted else None
+    drec: dict[str, Any] = {
+        "intent": _intent_json(intent),
+        "confidence": round(acted[0][1], 4) if acted else 0.0,
+        "actions": len(acted),
+        "moves": any(moves_device(i, p.query_intents) for i, _, _ in acted),
+        "transform": acted[0][2] if acted else None,
+        "used_text": first_text or None,
+        "intent_ms": round(intent_ms, 2),
+        "repair_ms": round(repair_ms, 1),
+    }
+    if item.expected is not None:
+        drec["correct"] = len(acted) == 1 and matches(item.expected, intent)
+    vrec["decode"]["shipped"] = drec
+    rec["variants"][v.name] = vrec
     if item.text is not None:
         text_rec = p.recognizer.recognize(item.text)
         rec["text_intent"] = _intent_json(text_rec.intent)
@@ -571,9 +453,12 @@ def run(args: argparse.Namespace) -> int:
 
         return run_serve(args)
     sets = args.sets or ["picovoice"]
-    asr_names = args.asr or list(DEFAULT_ASR)
-    variants = [ASR_VARIANTS[n] for n in dict.fromkeys(asr_names)]
-    decodes = [d for d in DECODE_VARIANTS if not args.decode or d.name in args.decode]
+    try:
+        settings = AssistantSettings().with_overrides(**_options(args.set_option))
+    except (ValueError, KeyError, TypeError) as e:  # AssistantConfigError is a ValueError
+        why = f"no setting {e}" if isinstance(e, KeyError) else str(e)
+        print(f"error: --set-option: {why}", file=sys.stderr)
+        return 2
     data_dir = Path(args.data) if args.data else default_data_dir()
     if ("picovoice" in sets or "negatives" in sets or args.noise == "kitchen") and not (
             data_dir / "labels.json").is_file():
@@ -589,7 +474,7 @@ def run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC)
     t_start = time.perf_counter()
     load_before = os.getloadavg()
-    pipeline = _build_pipeline(args, variants, decodes)
+    pipeline = _build_pipeline(args, settings)
     speaker = Speaker(Path(args.cache))
     noise = kitchen_noise(data_dir)
     pico_all = picovoice_items(data_dir, _snake())
@@ -630,7 +515,7 @@ def run(args: argparse.Namespace) -> int:
                     else:
                         rng = np.random.default_rng(stable_seed(set_name, item.id, cond, args.seed))
                         audio = mix_at_snr(clean, set_noise, float(cond), rng)
-                    rec = _run_clip(pipeline, item, audio, variants, decodes)
+                    rec = _run_clip(pipeline, item, audio)
                     rec["condition"] = cond
                     all_records.append(rec)
                     rec_file.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -641,10 +526,8 @@ def run(args: argparse.Namespace) -> int:
                               f"({el / (k + 1):.2f} s/clip)", file=sys.stderr, flush=True)
                 rec_file.flush()
 
-    add_cascade(all_records)  # the server's greedy-first two-pass turn, when both ran
     variant_names = _variant_names(all_records)
-    keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else (
-        [n for n in variant_names if n.endswith("+align")] or variant_names or [DEFAULT_KEEP])[-1])
+    keep = DEFAULT_KEEP
     report = build_report(all_records, sets, conditions, variant_names, keep, args.threshold)
     report.update({
         "started": started.isoformat(timespec="seconds"),
@@ -653,9 +536,8 @@ def run(args: argparse.Namespace) -> int:
         "machine": {**_machine(), "load_average_before": list(load_before)},
         "model": pipeline.models,
         "settings": {
-            "asr_variants": {v.name: v.description for v in variants},
-            "decode_variants": [d.name for d in decodes],
-            "hotwords": {k: list(v) for k, v in pipeline.hotwords.items()},
+            "overrides": args.set_option or [],
+            "hotwords": list(pipeline.hotwords),
             "limit": args.limit, "seed": args.seed, "noise": args.noise,
             "threshold": args.threshold, "custom_intents": args.custom_intents
             or [str(COFFEE_FILE)], "config": args.config or "demo home",
@@ -669,6 +551,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print((out_dir / "accuracy.md").read_text(encoding="utf-8"))
     return 0
+
+
+def _options(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--set-option KEY=JSON`` items as overrides of the assistant settings."""
+    out: dict[str, Any] = {}
+    for kv in items or []:
+        key, eq, value = kv.partition("=")
+        if not eq or not key:
+            raise ValueError(f"takes KEY=JSON, not {kv!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value  # a bare word: a string
+    return out
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -692,9 +588,8 @@ def _rebuild(args: argparse.Namespace) -> int:
                   for s in sets}
     for s in sets:
         conditions[s].sort(key=lambda c: -1e9 if c == "clean" else -float(c))
-    add_cascade(records)
     variant_names = _variant_names(records)
-    keep = args.keep or (DEFAULT_KEEP if DEFAULT_KEEP in variant_names else variant_names[-1])
+    keep = DEFAULT_KEEP if DEFAULT_KEEP in variant_names else variant_names[-1]
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     records_path = out_dir / "accuracy_records.jsonl"

@@ -15,10 +15,12 @@ def _cond_label(c: str) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """Tables: headline per set and condition, published figures, every variant, the
-    confidence-threshold table, negatives."""
+    """Tables: the server's figures per set and condition, published figures, the
+    confidence-threshold table."""
     lines: list[str] = ["# Speech → intent accuracy", ""]
-    lines.append(f"Headline variant: `{report['keep']}`; command: `{report.get('command', '')}`")
+    overrides = report.get("settings", {}).get("overrides") or []
+    lines.append(f"Command: `{report.get('command', '')}`; settings: the server's"
+                 + "".join(f", `{o}`" for o in overrides))
     m = report.get("machine", {})
     if m:
         lines.append(f"Machine: {m.get('cpu')} ({m.get('cores')} cores), load average before "
@@ -47,32 +49,6 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += ["Published (average over 24–6 dB, cafe and kitchen noise): " + ", ".join(
                 f"{k} {_pct(v['average'])}" + (f" ({_pct(v['6'])} at 6 dB)" if "6" in v else "")
                 for k, v in report["published"].items()), ""]
-    lines += ["## Variants", "",
-              "Each ASR variant is a separate Whisper pass over the same audio; decode variants "
-              "reuse its output. Cells: command acceptance (false-action rate for negatives), "
-              "ASR ms p50 + intent ms p50.", ""]
-    for s in report["sets"]:
-        conds = list(report["sets"][s])
-        extra = ["average_24_6"] if s == "picovoice" else []
-        lines += [f"### {s}", "", "| variant | " + " | ".join(
-            _cond_label(c) for c in conds + extra) + " |",
-            "|---" * (len(conds) + len(extra) + 1) + "|"]
-        for name, per_set in report["variants"].items():
-            row = per_set.get(s)
-            if not row:
-                continue
-            cells = []
-            for c in conds:
-                f = row.get(c)
-                if f is None:
-                    cells.append("–")
-                    continue
-                val = f.get("command_acceptance", f.get("false_action_rate"))
-                cells.append(f"{_pct(val)} ({f['asr_ms_p50']:.0f}+{f['intent_ms_p50']:.1f} ms)")
-            for c in extra:
-                cells.append(_pct(row.get(c, {}).get("command_acceptance")))
-            lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
-        lines.append("")
     for s, table in report.get("threshold_table", {}).items():
         lines += [f"### Confidence threshold ({s}, all conditions, `{report['keep']}`)", "",
                   "| threshold | command acceptance | acted | wrong actions | precision | "
