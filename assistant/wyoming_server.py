@@ -115,6 +115,7 @@ ERROR_CODES: Final = {
     "unknown_wake_word": "detect names no installed wake word",
     "busy": "too many connections",
     "asr_failed": "speech recognition failed",
+    "language_unsupported": "transcribe asks for a language the speech model cannot speak",
     "recognizer_failed": "intent recognition failed",
     "dispatch_failed": "the action could not be carried out",
     "tts_unavailable": "no voice installed (assistant.tts off)",
@@ -305,7 +306,7 @@ class WyomingServer:
                 name="hearth-asr", attribution=hearth_attr, installed=True, version=version,
                 description="Hearth speech-to-text (faster-whisper, biased to the home's names)",
                 models=[AsrModel(
-                    name=model, languages=["en"], installed=True, version=None,
+                    name=model, languages=self._asr_languages(), installed=True, version=None,
                     description=f"Whisper {model} (CTranslate2)",
                     attribution=Attribution(name="OpenAI", url="https://github.com/openai/whisper"),
                 )],
@@ -362,6 +363,13 @@ class WyomingServer:
                 ) for w in words if w in models],
             )]
         return out
+
+    def _asr_languages(self) -> list[str]:
+        t = self._hearth.transcriber
+        if t is None or not getattr(t, "multilingual", False):
+            return ["en"]
+        langs = [self._hearth.config.language, *getattr(t.settings, "languages", ())]
+        return list(dict.fromkeys(langs))
 
     def _voices(self) -> dict[str, str]:
         """Reply language -> engine, for the languages Hearth can speak."""
@@ -646,11 +654,12 @@ class _Connection:
             await self.send(Transcript(text="").event())
             return
         audio = np.concatenate(parts)[: int(MAX_ASR_AUDIO_S * 16000)]
-        text = await self._asr(audio)
-        language = request.language if request is not None and request.language else "en"
-        await self.send(Transcript(text=text, language=language).event())
+        wanted = request.language if request is not None else None
+        text = await self._asr(audio, wanted)
+        await self.send(Transcript(text=text, language=wanted or self._hearth.config.language
+                                   ).event())
 
-    async def _asr(self, audio: Any) -> str:
+    async def _asr(self, audio: Any, language: str | None) -> str:
         res = self._hearth.resources
         shed = self._hearth.settings.asr_shed_jobs
         transcribe = res.transcribe
@@ -664,6 +673,12 @@ class _Connection:
                 limit=shed,
             )
         assert transcribe is not None
+        if res.asr_language is not None:
+            # The requested language (or the home's), as a WebSocket session's language.
+            try:
+                transcribe = res.asr_language(transcribe, language)
+            except ValueError as e:
+                raise _Reply("language_unsupported", str(e)) from None
         call = functools.partial(transcribe, audio)
         executor = res.asr_executor
         if isinstance(executor, AsrScheduler):

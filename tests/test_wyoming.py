@@ -109,6 +109,14 @@ async def test_48k_stereo_is_converted(client: AsyncTcpClient) -> None:
     assert "bedroom" in Transcript.from_event(got).text.lower()
 
 
+async def test_a_language_the_model_cannot_speak(client: AsyncTcpClient) -> None:
+    await client.write_event(Transcribe(language="fr").event())
+    await send_audio(client, with_silence(synth("turn on the kitchen light"), 300, 300))
+    got = await asyncio.wait_for(client.read_event(), TIMEOUT_S)
+    assert got is not None and got.type == "error", got
+    assert got.data["code"] == "language_unsupported"
+
+
 async def test_silence_gives_an_empty_transcript(client: AsyncTcpClient) -> None:
     await client.write_event(Transcribe().event())
     await send_audio(client, np.zeros(16000, dtype=np.int16))
