@@ -16,7 +16,6 @@ from assistant.audio.acoustic_repair import (
     estimated_snr_db,
 )
 from assistant.audio.asr import WhisperTranscriber
-from assistant.audio.denoise import MILD, STRONG, DenoiseSettings, denoise
 from assistant.audio.sentence_score import SentenceScorer
 from devices.registry import load_demo_config
 from intents.decode import HypothesisDecoder
@@ -102,21 +101,3 @@ def test_repair_runs_only_on_noisy_utterances(scorer: SentenceScorer, audio: np.
     repair = AcousticRepair(recognizer, scorer)  # the default gate
     assert repair.repair(audio, hyps, guessed).choice is None  # clean: not rescored
     assert repair.repair(noisy, hyps, guessed).choice is not None
-
-
-def test_denoise_keeps_length_and_reduces_stationary_noise() -> None:
-    rng = np.random.default_rng(1)
-    t = np.arange(32000) / 16000
-    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * ((t > 0.5) & (t < 1.5))).astype(np.float32)
-    noisy = tone + (0.05 * rng.standard_normal(32000)).astype(np.float32)
-
-    def snr(x: np.ndarray) -> float:
-        return float(10 * np.log10(np.mean(tone**2) / np.mean((x - tone) ** 2)))
-
-    # Gain 1 everywhere (floor 1) is the identity: the analysis/synthesis is exact.
-    same = denoise(noisy, DenoiseSettings(floor=1.0))
-    assert same.shape == noisy.shape and same.dtype == np.float32
-    assert np.allclose(same, noisy, atol=1e-5)
-    assert snr(denoise(noisy, MILD)) > snr(noisy) + 1.0
-    assert snr(denoise(noisy, STRONG)) > snr(denoise(noisy, MILD))
-    assert denoise(noisy[:100]).shape == (100,)
