@@ -136,6 +136,18 @@ class Recognizer:
                 (f, prepare(Intents.from_dict(data)))
             )
         self._vocab = known_words(config, self._custom_spellings())
+        #: Words of the custom intents' lists ("latte", "oat milk"), by language: a sentence
+        #: with one of them belongs to the custom intents (and the decoder's repairs of
+        #: them), never to the robust tier's guesses ("make me a 12oz latte" is an order,
+        #: not "switch on the coffee maker").
+        home_words = {w.casefold() for s in self._all_spellings(custom=False)
+                      for w in re.findall(r"\w+", s)}
+        self._custom_words: dict[str, frozenset[str]] = {}
+        for f in self._custom_files:
+            lang = normalize_language(f.language)
+            words = {w.casefold() for s in _file_spellings(f) for w in re.findall(r"\w+", s)}
+            self._custom_words[lang] = self._custom_words.get(lang, frozenset()) | frozenset(
+                w for w in words - home_words if len(w) > 2 and not w.isdigit())
 
     @classmethod
     def from_config_path(
@@ -184,7 +196,10 @@ class Recognizer:
 
         robust = None
         final = bool(failures and _HERE_FAILURE in failures[0])
-        if self._robust is not None and not final:
+        custom_words = self._custom_words.get(lang, frozenset())
+        owned = bool(custom_words) and any(
+            w.casefold() in custom_words for w in re.findall(r"\w+", stripped))
+        if self._robust is not None and not final and not owned:
             robust, final = self._robust.analyze(stripped, lang, area=area)
             if robust is not None and robust.intent is not None:
                 return robust
@@ -406,15 +421,10 @@ class Recognizer:
     def _custom_spellings(self) -> list[str]:
         out: list[str] = []
         for f in self._custom_files:
-            for body in (f.data.get("lists") or {}).values():
-                for v in (body or {}).get("values") or []:
-                    if isinstance(v, dict):
-                        v = v.get("in", "")
-                    if isinstance(v, str):
-                        out.extend(_expand_simple(v))
+            out += _file_spellings(f)
         return out
 
-    def _all_spellings(self) -> list[str]:
+    def _all_spellings(self, *, custom: bool = True) -> list[str]:
         out: list[str] = []
         c = self.config
         for d in c.devices:
@@ -425,7 +435,8 @@ class Recognizer:
             out += [fl.name, *fl.aliases]
         for s in c.scenes:
             out += [s.name, *s.aliases]
-        out += self._custom_spellings()
+        if custom:
+            out += self._custom_spellings()
         return [s for s in out if s.strip()]
 
 
@@ -437,6 +448,18 @@ _HERE_ZH = ("这里", "这儿", "这个房间", "这间", "这边", "屋里", "�
 def says_here(text: str) -> bool:
     """The sentence points at the speaker's room ("in here", "this room", "这里")."""
     return bool(_HERE_EN.search(text)) or any(w in text for w in _HERE_ZH)
+
+
+def _file_spellings(f: CustomIntentFile) -> list[str]:
+    """The values of one custom file's lists, expanded."""
+    out: list[str] = []
+    for body in (f.data.get("lists") or {}).values():
+        for v in (body or {}).get("values") or []:
+            if isinstance(v, dict):
+                v = v.get("in", "")
+            if isinstance(v, str):
+                out.extend(_expand_simple(v))
+    return out
 
 
 def _strip_command_words(name: str) -> str | None:

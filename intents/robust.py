@@ -214,6 +214,10 @@ class _Parse:
     percent: bool = False
     kind_from_action: bool = False
     notes: list[str] = field(default_factory=list)
+    #: the command starts with its verb ("unlock the front door"), nothing stray before it
+    imperative: bool = False
+    #: words neither the home nor the lexicon knows (a mishearing, a name the home lacks)
+    unknown: list[str] = field(default_factory=list)
 
     def has_target(self) -> bool:
         return bool(self.devices or self.partial_devices or self.kinds or self.scene)
@@ -299,7 +303,8 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | set(L.NUMBERS_EN) | L.WAKE_WORDS_EN | L.GREETINGS_EN
         | {"unlock", "lock", "dark", "bright", "hot", "cold", "warm", "chilly", "freezing",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
-           "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter"}
+           "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
+           "back"}
     )
     singular = frozenset(base | area_tokens | kind_tokens)
     redirect: dict[str, list[str]] = {}
@@ -476,6 +481,7 @@ class RobustTier:
                     if phrase in L.COVER_CLASS_EN:
                         p.cover_class = L.COVER_CLASS_EN[phrase]
         # loose device names: a distinctive word of exactly one device ("the wemo", "desk")
+        loose: set[int] = set()
         for i, t in enumerate(tokens):
             if used[i]:
                 continue
@@ -485,13 +491,18 @@ class RobustTier:
                 if dev_id not in p.devices:
                     p.partial_devices.append(dev_id)
                 used[i] = True
+                loose.add(i)
         if p.partial_devices and p.devices:
             p.partial_devices = []
         p.everything = bool(tset & {"everything", "anything"}) or (
             "all" in tset and not p.kinds and not p.devices and not p.partial_devices)
 
         self._door(p)
-        self._unknown_names_en(tokens, used)
+        p.unknown = [t for t in tokens if t not in lex.known and not t.isdigit()
+                     and not re.fullmatch(r"\d+(\.\d+)?", t)]
+        p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | {"lock", "unlock", "open"} \
+            and tokens[0] not in ("on", "off", "up", "down")
+        self._unknown_names_en(tokens, used, loose)
         self._out_of_scope_en(tokens, p)
         self._action_en(tokens, text, p)
         if p.action is None:
@@ -519,7 +530,7 @@ class RobustTier:
             return False
         return prev in ("the", "my", "a", "wall", "light", "smart", "power", "that", "this")
 
-    def _unknown_names_en(self, tokens: list[str], used: list[bool]) -> None:
+    def _unknown_names_en(self, tokens: list[str], used: list[bool], loose: set[int]) -> None:
         """A word the home does not know right before a kind word, or after "in the", names a
         device or place Hearth does not have: refuse rather than act on another one."""
         lex = self._lex
@@ -528,11 +539,16 @@ class RobustTier:
             if is_kind:
                 j = i - 1
                 name: list[str] = []
-                while j >= 0 and not used[j] and tokens[j] not in lex.known \
-                        and not tokens[j].isdigit():
+                # a word before the kind word that is no modifier, verb, amount or colour
+                # ("the closet light", "movie light", "the back door", "drawing room light")
+                while j >= 0 and not used[j] and not tokens[j].isdigit() and (
+                        tokens[j] in ("room", "hall", "area") or tokens[j] not in _MODIFIERS):
                     name.insert(0, tokens[j])
                     j -= 1
-                if name:
+                while name and j >= 0 and j in loose:  # "the front porch light"
+                    name.insert(0, tokens[j])
+                    j -= 1
+                if name and not (name == ["room"] or set(name) <= {"room", "hall", "area"}):
                     while j >= 0 and not used[j] and tokens[j] not in L.FUNCTION_WORDS_EN \
                             and tokens[j] not in L.HARMLESS_MODIFIERS_EN \
                             and tokens[j] not in _ACTION_WORDS and not tokens[j].isdigit():
@@ -715,12 +731,14 @@ class RobustTier:
             act("unlock")
             if "lock" not in p.kinds:
                 p.kinds.append("lock")
+                p.kind_from_action = True
             return
         if first == "lock" or ("lock" in tset and "up" in tset) or (
                 "lock" in tset and tokens.index("lock") <= 1 and "lock" not in p.kind_words):
             act("lock")
             if "lock" not in p.kinds:
                 p.kinds.append("lock")
+                p.kind_from_action = True
             return
         if "lock" in tset and tokens.index("lock") <= 1:
             act("lock")
@@ -1026,6 +1044,7 @@ class RobustTier:
                 rest = rest.replace(w, "＃")
         p.devices = _unique(p.devices)
         p.areas = _unique(p.areas)
+        p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
         leftover = re.sub(r"[＃＠\d%度]|把|的|将|给|打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
@@ -1447,13 +1466,14 @@ class RobustTier:
         threshold = self.config.security.sensitive_min_confidence
         explicit_target = bool(p.devices) or (bool(p.kinds) and len(ids) == 1
                                                and not p.kind_from_action and not p.everything)
-        explicit = p.explicit_verb and explicit_target and not p.indirect
+        explicit = p.explicit_verb and explicit_target and not p.indirect and p.imperative \
+            and not p.unknown
         touches_sensitive = any(self._devices[i].sensitive for i in ids)
-        if name in SENSITIVE_INTENTS or (touches_sensitive and name != IntentName.LOCK):
+        if name in SENSITIVE_INTENTS or touches_sensitive:
             # said outright ("unlock the front door", "open the garage" with one garage
-            # door): as confident as the dispatcher requires; else never enough to act
-            if explicit:
-                return max(conf, threshold)
+            # door): as confident as the dispatcher requires; else never enough to open
+            if explicit or (name == IntentName.LOCK and p.imperative and not p.unknown):
+                return conf if name == IntentName.LOCK else max(conf, threshold)
             return min(conf, max(0.0, threshold - SENSITIVE_MARGIN))
         return conf
 
@@ -1545,6 +1565,16 @@ _ACTION_WORDS = (L.VERBS_ON_OFF_EN | L.VERBS_ON_EN | L.VERBS_OFF_EN | L.VERBS_OP
                  | L.VERBS_CLOSE_EN | L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN | L.VERBS_PAUSE_EN
                  | L.VERBS_RESUME_EN | L.VERBS_NEXT_EN
                  | {"lock", "unlock", "dim", "on", "off", "mute"}) - {"more", "less", "set"}
+
+
+#: Words that may stand before a kind word without naming a device or place.
+_MODIFIERS = (L.HARMLESS_MODIFIERS_EN | L.FUNCTION_WORDS_EN | _ACTION_WORDS | L.COLORS_EN
+              | frozenset(L.COLOR_TEMP_EN) | L.SMALL_STEP_WORDS | L.BIG_STEP_WORDS
+              | frozenset(L.LEVEL_WORDS_EN) | L.ALL_WORDS_EN | L.HOME_WORDS_EN
+              | L.VERBS_SET_EN | L.GREETINGS_EN | L.WAKE_WORDS_EN
+              | frozenset({"unlock", "lock", "brighter", "dimmer", "darker", "louder",
+                           "quieter", "bright", "dark", "low", "high", "white", "percent",
+                           "degrees", "brightness", "turn", "please", "kindly", "power"}))
 
 
 def _split_commands(tokens: list[str]) -> list[list[str]]:
