@@ -482,7 +482,8 @@ class DeviceState(_Message):
 
 
 ReplyKind = Literal[
-    "done", "answer", "partial", "failed", "confirm", "refused", "not_understood", "error", "timer"
+    "done", "answer", "partial", "failed", "confirm", "refused", "not_understood", "error", "timer",
+    "clarify",
 ]
 
 

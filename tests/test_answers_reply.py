@@ -166,3 +166,28 @@ def test_reply_language() -> None:
     assert reply_language(None, "把客厅灯打开") == "zh-CN"
     assert reply_language("en-US") == "en"
     assert reply_language("de") == "en"
+
+
+def test_which_one_is_asked_and_answered(rec: Recognizer, home: HomeConfig) -> None:
+    from assistant.answers.clarify import ambiguous_targets, choose
+
+    i = _intent(rec, "turn on the light")
+    choices = ambiguous_targets(i, home)
+    assert choices is not None and "kitchen_light" in choices and len(choices) >= 2
+    asking = [ActionResult(device_id=None, intent=i.name, status="rejected",
+                           detail="which one?", extra={"choices": choices})]
+    r = compose_reply(i, asking, home)
+    assert r.kind == "clarify"
+    assert r.text.startswith("Which light: ") and r.text.endswith(" or office?"), r.text
+    assert "kitchen, living room" in r.text
+    z = compose_reply(i.model_copy(update={"language": "zh-CN"}), asking, home)
+    assert z.text.startswith("哪个灯？") and "厨房" in z.text and z.text.endswith("？")
+    # Named, plural, a room, or context: no question.
+    for text in ("turn on the kitchen light", "turn on the lights", "turn on all the lights",
+                 "turn on the lights in the living room"):
+        assert ambiguous_targets(_intent(rec, text), home) is None, text
+    assert choose("the kitchen one", choices, home) == ["kitchen_light"]
+    assert choose("living room", choices, home) == ["living_room_light"]
+    assert choose("厨房的", choices, home) == ["kitchen_light"]
+    assert choose("turn off the kitchen light", choices, home) == []  # a new command
+    assert choose("never mind", choices, home) == []

@@ -80,6 +80,30 @@ async def test_text_replies_en_and_zh(text_server_factory: Callable[..., ServerT
         assert got.of("response.audio") == []
 
 
+async def test_which_one_is_asked_then_answered(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory()
+    ws, _ = await open_session(server.url)
+    async with ws:
+        asked = await _say(ws, "turn on the light")
+        reply = asked.of("response.text")[0]
+        assert (reply["kind"], reply["text"]) == (
+            "clarify", "Which light: bedroom, hallway, kitchen, living room or office?")
+        # Nothing was switched: one final rejected action, no device, nothing published.
+        assert [(a["status"], a["device_id"]) for a in asked.of("action")] == [("rejected", None)]
+        answered = await _say(ws, "the kitchen one")
+        intent = answered.of("intent")[0]["intent"]
+        assert (intent["name"], intent["slots"]["device_ids"], intent["source"]) == (
+            "light_on", ["kitchen_light"], "context")
+        finals = [a for a in answered.of("action") if a["final"]]
+        assert [(a["device_id"], a["status"]) for a in finals] == [("kitchen_light", "confirmed")]
+        assert answered.of("response.text")[0]["text"] == "Turned on the kitchen light."
+        # The question is asked once: a later bare "kitchen" is no answer to anything.
+        later = (await _say(ws, "the kitchen one")).of("intent")[0]
+        assert later["intent"] is None or later["intent"]["source"] != "context"
+
+
 async def test_timer_is_announced(text_server_factory: Callable[..., ServerThread]) -> None:
     server = text_server_factory()
     ws, _ = await open_session(server.url)

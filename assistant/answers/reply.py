@@ -32,7 +32,16 @@ from intents.languages import has_cjk
 from intents.schema import Intent, IntentName
 
 ReplyKind = Literal[
-    "done", "answer", "partial", "failed", "confirm", "refused", "not_understood", "error", "timer"
+    "done",
+    "answer",
+    "partial",
+    "failed",
+    "confirm",
+    "refused",
+    "not_understood",
+    "error",
+    "timer",
+    "clarify",
 ]
 
 #: Languages with reply templates; any other language gets English.
@@ -344,6 +353,9 @@ def _state_sentence(w: _Words, r: ActionResult) -> str:
 
 
 def _done(w: _Words, intent: Intent, finals: Sequence[ActionResult]) -> Reply:
+    asking = next((r for r in finals if r.extra.get("choices")), None)
+    if asking is not None:
+        return _which(w, list(asking.extra["choices"]))
     nothing = [r for r in finals if r.device_id is None and r.status == "rejected"]
     if nothing and len(finals) == len(nothing):
         return _nothing(w, intent, nothing[0])
@@ -374,6 +386,26 @@ def _nothing(w: _Words, intent: Intent, r: ActionResult) -> Reply:
         w.lang,
         "refused",
     )
+
+
+def _which(w: _Words, choices: list[str]) -> Reply:
+    """"Which light: kitchen or living room?" — by room when every choice has its own."""
+    ct = w.t["clarify"]
+    devices = [_device(w, c) for c in choices]
+    kind = next((d.kind.value for d in devices if d is not None), "device")
+    areas = [d.area for d in devices if d is not None]
+    if len(areas) == len(choices) and len(set(areas)) == len(areas):
+        options = [w.area(a) for a in areas if a is not None]
+        template = ct["areas"]
+    else:
+        options = [w.device(c) for c in choices]
+        template = ct["devices"]
+    sep = str(w.t["join_sep"])
+    listed = options[-1]
+    if len(options) > 1:
+        listed = sep.join(options[:-1]) + str(ct["join_last"]) + options[-1]
+    text = w.fill(template, noun=w.noun(kind, False), options=listed)
+    return Reply(_cap(text), w.lang, "clarify")
 
 
 def _confirm_prompt(w: _Words, intent: Intent, rs: Sequence[ActionResult]) -> Reply:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant.answers.clarify import ambiguous_targets, choose
 from assistant.answers.reply import Reply
 from assistant.answers.responder import Responder
 from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
@@ -98,6 +99,17 @@ class Answering:
         return ActionResult(
             device_id=None, intent=intent.name, status="confirmed", detail=reply.text
         )
+
+    # -- clarifying questions ---------------------------------------------------------
+
+    def ambiguous(self, intent: Intent) -> list[str] | None:
+        """The devices to ask about ("Which light: kitchen or living room?") when ``intent``
+        names one device by its kind and the home has several; else None."""
+        return ambiguous_targets(intent, self._services.home)
+
+    def choose(self, text: str, choices: Sequence[str]) -> list[str]:
+        """The devices an answer to "which one?" picks ([]: not an answer)."""
+        return choose(text, choices, self._services.home)
 
     # -- replies ----------------------------------------------------------------------
 

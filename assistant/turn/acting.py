@@ -40,6 +40,8 @@ class Acting:
         self._clock = clock
         #: A sensitive intent refused for want of confirmation, and its deadline.
         self._pending: tuple[Intent, float] | None = None
+        #: A command that asked "which one?": the intent, its candidates and the deadline.
+        self._clarify: tuple[Intent, list[str], float] | None = None
         #: The session's answering stage: timer and clock intents are carried out there, not
         #: by the dispatcher (None: no replies, no timers).
         self.answering: AnsweringLike | None = None
@@ -49,6 +51,7 @@ class Acting:
         confirmation), then its dispatch. The intent becomes the next utterance's context."""
         if result.intent is None and self._pending is not None:
             result = answer_to_confirmation(text, lang) or result
+        result = self._answer_to_question(result, text)
         utt.recognition = result
         intent = result.intent
         self._events.emit(
@@ -91,6 +94,23 @@ class Acting:
             )
         )
         await self.dispatch(utt, intent)
+
+    def _answer_to_question(self, result: Recognition, text: str) -> Recognition:
+        """After "Which light: kitchen or living room?", a turn that names one of them (and is
+        no new command) carries out the waiting intent on it."""
+        asked, self._clarify = self._clarify, None
+        if asked is None or self.answering is None or self._clock() > asked[2]:
+            return result
+        intent, choices, _ = asked
+        chosen = self.answering.choose(text, choices)
+        if not chosen:
+            return result
+        slots = intent.slots.model_copy(update={"device_ids": chosen})
+        reason = f"answer to 'which one?': {text!r} -> {', '.join(chosen)}"
+        picked = intent.model_copy(
+            update={"slots": slots, "source": "context", "reason": reason, "text": text}
+        )
+        return Recognition(intent=picked, reason=reason)
 
     def _take_pending(self) -> Intent | None:
         pending, self._pending = self._pending, None
@@ -152,6 +172,22 @@ class Acting:
             raise Done("actions")
         if self.answering is not None and self.answering.handles(intent):
             on_result(self.answering.act_local(utt.id, intent))  # timers, the clock
+            utt.timings["dispatch"] = self._clock() - t0
+            raise Done("actions")
+        choices = None if self.answering is None else self.answering.ambiguous(intent)
+        if choices:
+            # "turn on the light" with five lights: ask, act on the answer (next turn).
+            window = self._res.confirmation_window_s
+            self._clarify = (intent, choices, self._clock() + window)
+            on_result(
+                ActionResult(
+                    device_id=None,
+                    intent=intent.name,
+                    status="rejected",
+                    detail=f"which one? {', '.join(choices)}",
+                    extra={"choices": choices},
+                )
+            )
             utt.timings["dispatch"] = self._clock() - t0
             raise Done("actions")
         if self.answering is not None:

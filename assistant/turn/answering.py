@@ -5,6 +5,9 @@ What the other stages call of it (:class:`AnsweringLike`, all on the event loop,
 
 * acting: :meth:`~AnsweringLike.handles` / :meth:`~AnsweringLike.act_local` — an intent the
   answering stage carries out itself (timers, the clock) instead of the dispatcher;
+* acting: :meth:`~AnsweringLike.ambiguous` / :meth:`~AnsweringLike.choose` — a command that
+  names one device by its kind in a home with several ("turn on the light") asks "which
+  one?" instead of acting on all of them, and the next turn's answer picks it;
 * acting: :meth:`~AnsweringLike.prepare` — as an intent is dispatched, so that the reply
   it will probably get is synthesized while the devices confirm;
 * the pipeline: :meth:`~AnsweringLike.answer`, through :func:`answer_turn` — once per turn
@@ -37,6 +40,10 @@ class AnsweringLike(Protocol):
     def act_local(self, utterance_id: str, intent: Intent) -> ActionResult: ...
 
     def prepare(self, intent: Intent) -> None: ...
+
+    def ambiguous(self, intent: Intent) -> list[str] | None: ...
+
+    def choose(self, text: str, choices: Sequence[str]) -> list[str]: ...
 
     def answer(
         self,
