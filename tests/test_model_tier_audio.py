@@ -381,3 +381,56 @@ def test_images_and_audio_travel_together(home: HomeConfig) -> None:
     rec = tier.recognize("is it on", config=home, images=[png], audio=_tone(0.2))
     assert rec.intent is not None
     assert tier.heard_audio[0] is not None
+
+
+# -- the understanding stage: which turns the model hears ---------------------------------------
+
+
+class _Decoder:
+    """The hypothesis decoder's stand-in: every hypothesis parses as the kitchen light."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def decode(self, hypotheses: Any, **kw: Any) -> Recognition:
+        from tests.test_server_session import light_on
+
+        self.calls += 1
+        return Recognition(intent=light_on(str(hypotheses[0].text)), reason="decoded")
+
+
+@pytest.mark.parametrize("mode", [AudioMode.FALLBACK, AudioMode.ALWAYS, AudioMode.OFF])
+async def test_understanding_gives_the_model_the_turns_audio(
+    home: HomeConfig, mode: AudioMode
+) -> None:
+    from assistant.app import _Tiered
+    from assistant.turn.types import Heard
+    from intents.decode import Hypothesis
+    from tests.test_server_session import FakeRecognizer
+    from tests.test_turn_stages import Stages, utterance
+
+    tier = _listener(mode)
+    grammar = FakeRecognizer()
+    decoder = _Decoder()
+    s = Stages(tiered=_Tiered(TieredRecognizer(grammar, tier, home), ImageInput, AudioInput),
+               decoder=decoder)
+    samples = np.zeros(8000, dtype=np.float32)
+    samples[::50] = 0.25
+
+    def heard(text: str) -> Heard:
+        return Heard(text, (Hypothesis(text),))
+
+    # a turn the grammar tiers parse: only "always" asks the model, with the audio
+    text = "turn on the kitchen light"
+    rec = await s.understanding.recognize(utterance(), text, "en", heard(text), samples)
+    assert rec.intent is not None and rec.intent.name == "light_on"
+    if mode is AudioMode.ALWAYS:
+        assert len(tier.heard_audio) == 1 and tier.heard_audio[0] is not None
+        assert tier.heard_audio[0].pcm == AudioInput.from_samples(samples).pcm
+        assert rec.intent.source == "llm"
+    else:
+        assert tier.heard_audio == [] and rec.intent.source == "grammar"
+    # typed text: no audio, never heard
+    tier.heard_audio.clear()
+    rec = await s.understanding.recognize(utterance(), "brighten up where I cook", "en", None)
+    assert tier.heard_audio == [None]
