@@ -789,6 +789,26 @@ class _Connection:
         return compose_reply(intent, results, self._hearth.config, reason=reason,
                              language=language, text=text).text
 
+    async def _local(self, intent: Intent, context: dict[str, Any] | None) -> bool:
+        """The clock ("what time is it") is answered here, as on the WebSocket path. Timers
+        are not kept for Wyoming clients (Home Assistant has its own): not-handled."""
+        from intents.timers import DATE_GET, LOCAL_INTENTS, TIME_GET
+
+        if intent.name not in LOCAL_INTENTS:
+            return False
+        services = getattr(self._hearth, "answers", None)
+        if intent.name in (TIME_GET, DATE_GET) and services is not None:
+            from assistant.answers.timers import answer_local
+
+            reply = answer_local(intent, services.timers, owner=f"wyoming {self._client}",
+                                 utterance_id="wyoming")
+            await self.send(Handled(text=reply.text, context={**(context or {}),
+                                                              "intent": intent.name}).event())
+        else:
+            await self.send(NotHandled(text="Timers are not available over Wyoming.",
+                                       context=context).event())
+        return True
+
     async def _handle(self, transcript: Transcript) -> None:
         text = transcript.text.strip()
         context = transcript.context
@@ -817,6 +837,8 @@ class _Connection:
             await self.send(NotHandled(text=reply, context=context).event())
             return
         peer.last_intent = intent
+        if await self._local(intent, context):
+            return
         try:
             results = await self._hearth.resources.dispatcher.dispatch(intent,
                                                                        confirmed=confirmed)

@@ -158,6 +158,14 @@ async def test_speech_then_handle_like_home_assistant(
     assert json.loads(payload)["state"] == "OFF"
 
 
+async def test_handle_the_clock(client: AsyncTcpClient) -> None:
+    got = await ask(client, Transcript(text="what time is it").event())
+    assert Handled.is_type(got.type), got
+    assert any(ch.isdigit() for ch in Handled.from_event(got).text), got
+    got = await ask(client, Transcript(text="set a timer for 5 minutes").event())
+    assert NotHandled.is_type(got.type), got
+
+
 async def test_handle_nonsense_is_not_handled(
     client: AsyncTcpClient, mqtt_recorder: MqttRecorder
 ) -> None:
