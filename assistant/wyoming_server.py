@@ -298,7 +298,7 @@ class WyomingServer:
         version = _version()
         recognizer = hearth.recognizer
         languages = sorted(recognizer.languages) if recognizer else [hearth.config.language]
-        hearth_attr = Attribution(name="Hearth", url="https://github.com/")
+        hearth_attr = Attribution(name="Hearth", url="")
         out = Info()
         if hearth.transcriber is not None:
             model = hearth.settings.asr.model or "tiny.en"
