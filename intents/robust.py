@@ -304,7 +304,7 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | {"unlock", "lock", "dark", "bright", "hot", "cold", "warm", "chilly", "freezing",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
-           "back"}
+           "back"} | _MORE_VERBS
     )
     singular = frozenset(base | area_tokens | kind_tokens)
     redirect: dict[str, list[str]] = {}
@@ -500,7 +500,7 @@ class RobustTier:
         self._door(p)
         p.unknown = [t for t in tokens if t not in lex.known and not t.isdigit()
                      and not re.fullmatch(r"\d+(\.\d+)?", t)]
-        p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | {"lock", "unlock", "open"} \
+        p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS \
             and tokens[0] not in ("on", "off", "up", "down")
         self._unknown_names_en(tokens, used, loose)
         self._out_of_scope_en(tokens, p)
@@ -1566,6 +1566,9 @@ _ACTION_WORDS = (L.VERBS_ON_OFF_EN | L.VERBS_ON_EN | L.VERBS_OFF_EN | L.VERBS_OP
                  | L.VERBS_RESUME_EN | L.VERBS_NEXT_EN
                  | {"lock", "unlock", "dim", "on", "off", "mute"}) - {"more", "less", "set"}
 
+
+_MORE_VERBS = frozenset({"lock", "unlock", "open", "pull", "roll", "lift", "draw", "close",
+                         "shut", "raise", "lower", "let", "bring"})
 
 #: Words that may stand before a kind word without naming a device or place.
 _MODIFIERS = (L.HARMLESS_MODIFIERS_EN | L.FUNCTION_WORDS_EN | _ACTION_WORDS | L.COLORS_EN
