@@ -1054,6 +1054,8 @@ class RobustTier:
                           + "|".join(map(re.escape, L.COLORS_ZH)) + "|"
                           + "|".join(map(re.escape, L.COLOR_TEMP_ZH)), "", rest)
         leftover = "".join(ch for ch in leftover if _cjk(ch))
+        if leftover:
+            p.unknown = [leftover]  # a sensitive action is then never confident
         if leftover and not p.devices and not p.scene:
             raise Rejected(f"I don't know a device called {leftover!r}", final=False)
         if "东西" in rest or "电器" in rest:
