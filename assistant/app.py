@@ -261,12 +261,9 @@ class Hearth:
         # The first match costs ~0.4 s (grammar compilation); pay it before the first user.
         recognizer.recognize("turn on the light")
         if self.settings.asr.decode == "grammar":
-            import dataclasses
-
             from intents.decode import FULL_DECODE, HypothesisDecoder
 
-            options = dataclasses.replace(FULL_DECODE, confidence=self.settings.asr.confidence)
-            decoder = HypothesisDecoder(recognizer, options)
+            decoder = HypothesisDecoder(recognizer, FULL_DECODE)
             decoder.warmup()  # vocabulary and custom-grammar automata, built once
             self.decoder = decoder
         self.tiered = _build_tiered(self.config, recognizer)

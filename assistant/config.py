@@ -129,14 +129,6 @@ DecodeMode = Literal["grammar", "plain"]
 DEFAULT_DECODE: DecodeMode = "grammar"
 #: ``asr.rescue_nats`` (measured on the Picovoice and negative sets, docs/benchmarks.md).
 DEFAULT_RESCUE_NATS = 16.0
-#: Which decoded readings have their confidence multiplied by the ASR's (``exp(avg_logprob)
-#: × (1 − no_speech_prob)``, ``intents.decode.combined_confidence``): ``guesses`` (a lower
-#: n-best hypothesis, repaired words, a grammar alignment) or ``combined`` (every reading,
-#: as ``hearth bench accuracy`` calibrates it). ``guesses`` by default: with ``combined``
-#: only ~4 % of correctly heard commands reach the 0.9 that sensitive actions need
-#: (measured, docs/intents.md), so "unlock the front door" would almost never work.
-DecodeConfidence = Literal["combined", "guesses"]
-DEFAULT_DECODE_CONFIDENCE: DecodeConfidence = "guesses"
 
 
 class AsrConfig(_Strict):
@@ -185,7 +177,6 @@ class AsrConfig(_Strict):
     #: 0 false actions on the negatives up to 16, 4 of 190 at 24 (docs/benchmarks.md).
     rescue_nats: float | None = Field(default=DEFAULT_RESCUE_NATS, ge=0.0)
     decode: DecodeMode = DEFAULT_DECODE
-    confidence: DecodeConfidence = DEFAULT_DECODE_CONFIDENCE
     #: ``local``: the bundled Whisper in this process. ``remote``: an OpenAI-compatible
     #: ``/v1/audio/transcriptions`` server (``asr.remote``; docs/asr.md, *Remote ASR*).
     backend: Literal["local", "remote"] = "local"
@@ -199,7 +190,7 @@ class AsrConfig(_Strict):
         """Keyword arguments for ``AsrSettings`` (``threads`` and ``workers`` are its
         ``cpu_threads`` and ``num_workers``)."""
         names = {"threads": "cpu_threads", "workers": "num_workers"}
-        session_side = {"extra", "decode", "confidence", "retry_unparsed", "acoustic_repair",
+        session_side = {"extra", "decode", "retry_unparsed", "acoustic_repair",
                         "grammar_decode", "rescue_nats",
                         "backend", "remote"}
         out = {

@@ -18,15 +18,13 @@ that parses (:func:`decode`):
    any hypothesis, accepted only under :data:`intents.align.ACCEPT_PER_WORD` ×
    words + :data:`intents.align.ACCEPT_BASE` (a guess).
 
-``hearth bench accuracy`` runs this decoder as its ``shipped`` decode variant; its
-``nbest+norm+fuzzy+align`` variant is the same decode without step 4 (docs/benchmarks.md).
+``hearth bench accuracy`` runs this decoder as the server builds it (docs/benchmarks.md).
 
-Confidence (:func:`combined_confidence`) is the recognizer's times the speech recognizer's
-(``exp(avg_logprob) × (1 − no_speech_prob)``; 1 when no score is given) times a repair
-penalty (0.8 for snapped words, the sound similarity of a respelled name times 0.8, the
-alignment's similarity); with
-``DecodeOptions.confidence == "guesses"`` only guessed readings are scored so, and the top
-hypothesis parsed as heard keeps the recognizer's confidence. A guessed reading (snapped,
+A guessed reading's confidence (:func:`combined_confidence`) is the recognizer's times the
+speech recognizer's (``exp(avg_logprob) × (1 − no_speech_prob)``; 1 when no score is given)
+times a repair penalty (0.8 for snapped words, the sound similarity of a respelled name times
+0.8, the alignment's similarity); the top hypothesis parsed as heard keeps the recognizer's
+confidence. A guessed reading (snapped,
 respelled, aligned, or a hypothesis other than the first) never carries a sensitive action
 at or above ``security.sensitive_min_confidence``: it is capped as the recognizer's fuzzy
 tier caps its own repairs.
@@ -42,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from intents.align import GrammarAligner, build_automaton
 from intents.fuzzy import known_words
@@ -100,11 +98,6 @@ class DecodeOptions:
     #: whenever ``snap`` is on (a name respelled by sound is a snapped slot value).
     respell: bool | None = None
     align: bool = False
-    #: Which readings get :func:`combined_confidence`: ``combined``, every one (the
-    #: benchmark's calibration); ``guesses``, only guessed ones (a lower hypothesis, snapped
-    #: words, an alignment) while the top hypothesis parsed as heard keeps the recognizer's
-    #: confidence. Which reading wins is the same either way.
-    confidence: Literal["combined", "guesses"] = "combined"
 
     @property
     def respells(self) -> bool:
@@ -335,7 +328,7 @@ class HypothesisDecoder:
         if intent is None:
             return d.recognition
         guessed = d.transform in REPAIRS or d.hypothesis > 0
-        if guessed or self.options.confidence == "combined":
+        if guessed:
             conf = combined_confidence(intent, d.avg_logprob, no_speech_prob, d.transform,
                                        d.similarity)
         else:

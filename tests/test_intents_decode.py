@@ -3,7 +3,6 @@ Pure unit tests on the demo home plus the coffee-maker custom intents (no audio,
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import threading
 from pathlib import Path
@@ -214,16 +213,17 @@ def test_nothing_parses_gives_the_recognizer_reason_for_the_top_hypothesis(
 
 def test_confidence_combines_recognizer_asr_and_repair(decoder: HypothesisDecoder) -> None:
     r = decoder.decode([Hypothesis("Turn on the kitchen light.", -0.2)], no_speech_prob=0.1)
-    assert r.intent is not None
-    assert r.intent.confidence == pytest.approx(math.exp(-0.2) * 0.9, abs=1e-3)
+    assert r.intent is not None and r.intent.confidence == 1.0  # heard as said: the recognizer's
+    assert combined_confidence(r.intent, -0.2, 0.1, "raw") == pytest.approx(
+        math.exp(-0.2) * 0.9, abs=1e-3)
     assert combined_confidence(None, 0.0, 0.0, "raw") == 0.0
     assert combined_confidence(r.intent, None, 0.0, "aligned", 0.5) == pytest.approx(
         r.intent.confidence * 0.5)
 
 
-def test_guesses_mode_scores_only_guessed_readings() -> None:
+def test_only_guessed_readings_are_scored_by_the_asr() -> None:
     rec = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
-    d = HypothesisDecoder(rec, dataclasses.replace(FULL_DECODE, confidence="guesses"))
+    d = HypothesisDecoder(rec, FULL_DECODE)
     exact = d.decode([Hypothesis("Unlock the front door.", -0.3)], no_speech_prob=0.1)
     assert exact.intent is not None and exact.intent.confidence == 1.0  # as the recognizer
     guessed = d.decode([Hypothesis("walk the front door", -0.2),

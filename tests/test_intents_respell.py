@@ -37,7 +37,7 @@ def recognizer() -> Recognizer:
 
 @pytest.fixture(scope="module")
 def decoder(recognizer: Recognizer) -> HypothesisDecoder:
-    d = HypothesisDecoder(recognizer, dataclasses.replace(FULL_DECODE, confidence="guesses"))
+    d = HypothesisDecoder(recognizer, FULL_DECODE)
     d.warmup()
     return d
 

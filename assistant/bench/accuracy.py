@@ -158,8 +158,6 @@ class _Pipeline:
 
 
 def _build_pipeline(args: argparse.Namespace, settings: AssistantSettings) -> _Pipeline:
-    import dataclasses
-
     from assistant.app import Hearth
     from assistant.audio.acoustic_repair import AcousticRepair
     from assistant.audio.asr import WhisperTranscriber
@@ -172,8 +170,7 @@ def _build_pipeline(args: argparse.Namespace, settings: AssistantSettings) -> _P
     files = args.custom_intents if args.custom_intents else [str(COFFEE_FILE)]
     recognizer = Recognizer(config, custom_intent_files=files)
     asr = settings.asr
-    shipped = HypothesisDecoder(
-        recognizer, dataclasses.replace(FULL_DECODE, confidence=asr.confidence))
+    shipped = HypothesisDecoder(recognizer, FULL_DECODE)
     shipped.warmup()
     variant = server_variant(settings, args.threads)
     transcriber = WhisperTranscriber(variant.settings)
