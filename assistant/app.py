@@ -501,7 +501,7 @@ class Hearth:
         s = self.settings
         cheap = s.speculation_beam_size is not None
         return {
-            "hotwords": self.hotwords if s.speculation_hotwords or not cheap else (),
+            "hotwords": () if cheap else self.hotwords,
             "retry_cut_off": False,
             "beam_size": s.speculation_beam_size,
             "window_min_s": s.speculation_window_min_s if cheap else None,

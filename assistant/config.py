@@ -267,12 +267,11 @@ class AssistantSettings(_Strict):
     #: (synthetic 91.2 / 76.2 % clean / 10 dB, Picovoice 98.8 / 82.2 % clean / 6 dB; greedy
     #: stood on 57-83 % of the clean commands), at about half the ASR time on the early end.
     speculation_beam_size: int | None = Field(default=1, ge=1, le=10)
-    #: The cheap look's encoder window floor (s; None: the final one's) and whether it is
-    #: biased with the home's phrases. A 6 s window with no prompt costs ~25 % less than
+    #: The cheap look's encoder window floor (s; None: the final one's); it is not biased
+    #: with the home's phrases. A 6 s window with no prompt costs ~25 % less than
     #: 8 s with the prompt and ends ~2 fewer turns in 45 early (docs/benchmarks.md, third
     #: round); the final-settings look catches those.
     speculation_window_min_s: float | None = Field(default=6.0, ge=1.0, le=30.0)
-    speculation_hotwords: bool = False
     #: When that cheap look does not parse and the silence has lasted this long (ms from the
     #: pause), transcribe the same audio with the final settings (still speculative: dropped
     #: if speech resumes before it runs), so a turn that does end there does not wait for its
