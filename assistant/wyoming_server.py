@@ -477,11 +477,12 @@ def _check_fields(event: Event) -> None:
 class _AudioIn:
     """One ``audio-start`` … ``audio-stop`` stream: converted to 16-bit mono."""
 
-    def __init__(self, start: AudioStart) -> None:
+    def __init__(self, start: AudioStart, *, rate: int | None = None) -> None:
         if start.width not in (1, 2, 3, 4) or start.channels not in (1, 2):
             raise _Reply("unsupported_audio_format",
                          "audio must be 8-32 bit PCM, mono or stereo")
-        rate = start.rate if start.rate in SUPPORTED_SAMPLE_RATES else 16000
+        if rate is None:
+            rate = start.rate if start.rate in SUPPORTED_SAMPLE_RATES else 16000
         self.rate = rate
         self._converter = AudioChunkConverter(rate=rate, width=2, channels=1)
         self.bytes = 0
@@ -586,7 +587,9 @@ class _Connection:
         self._detect_words = wanted
 
     def _start_audio(self, start: AudioStart) -> None:
-        audio = _AudioIn(start)
+        # Wake-word models take 16 kHz; the ASR front end resamples itself (better than
+        # audioop) from any rate the WebSocket path accepts.
+        audio = _AudioIn(start, rate=16000 if self._detect is not None else None)
         self._segments = []
         self._detected = False
         if self._detect is not None:
@@ -627,8 +630,6 @@ class _Connection:
         self._segments.extend(ev for ev in events if isinstance(ev, SpeechStopped))
 
     async def _wake(self, pcm: bytes, audio: _AudioIn) -> None:
-        if audio.rate != 16000:
-            raise _Reply("unsupported_audio_format", "wake word detection needs 16 kHz audio")
         for detector in self._detectors:
             for hit in detector.process(pcm):
                 self._detected = True

@@ -203,6 +203,14 @@ async def test_wake_word_detection(client: AsyncTcpClient) -> None:
     assert got is not None and NotDetected.is_type(got.type), got
 
 
+async def test_wake_word_at_48k_stereo(client: AsyncTcpClient) -> None:
+    mono = with_silence(synth("okay nabu", voice=ESPEAK, rate=48000), 500, 800, rate=48000)
+    await client.write_event(Detect(names=["okay_nabu"]).event())
+    await send_audio(client, np.repeat(mono, 2), rate=48000, channels=2)
+    got = await asyncio.wait_for(client.read_event(), TIMEOUT_S)
+    assert got is not None and Detection.is_type(got.type), got
+
+
 async def test_unknown_wake_word(client: AsyncTcpClient) -> None:
     got = await ask(client, Detect(names=["hey_toaster"]).event())
     assert got.type == "error" and got.data["code"] == "unknown_wake_word"
