@@ -503,6 +503,10 @@ class RobustTier:
         p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS \
             and tokens[0] not in ("on", "off", "up", "down")
         self._unknown_names_en(tokens, used, loose)
+        for i in sorted(loose):  # "the washing machine" is not the coffee machine
+            if i > 0 and tokens[i - 1] in p.unknown:
+                raise Rejected(f"I don't know a device called {tokens[i - 1] + ' ' + tokens[i]!r}",
+                               final=False)
         self._out_of_scope_en(tokens, p)
         self._action_en(tokens, text, p)
         if p.action is None:
@@ -517,7 +521,8 @@ class RobustTier:
                                                   or p.floor or p.indirect):
                 return None  # "turn on": on what?
         if not (p.has_target() and not p.kind_from_action) and not p.here and not p.home \
-                and not p.everything and not p.indirect and tset & {"it", "them", "that", "those"}:
+                and not p.everything and not p.indirect and not p.areas and not p.floor \
+                and tset & {"it", "them", "that", "those"}:
             return None  # "turn it off": the previous command's devices (grammar, context)
         return p
 
