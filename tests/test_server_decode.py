@@ -14,7 +14,7 @@ from assistant.config import AssistantSettings, TurnDetectionSettings
 from assistant.metrics import Metrics
 from assistant.session import Session, SessionResources
 from devices.registry import load_demo_config
-from intents.decode import HypothesisDecoder
+from intents.decode import FULL_DECODE, HypothesisDecoder
 from intents.recognizer import Recognizer
 from tests.test_server_session import SILENT, VOICED, FakeDispatcher, FakeFrontEnd
 
@@ -260,7 +260,7 @@ async def test_retry_that_parses_nothing_still_ends_without_action() -> None:
 def test_asr_settings_for_the_decode() -> None:
     from assistant.config import AsrConfig
 
-    assert AsrConfig().decode == "grammar" and AsrConfig().confidence == "guesses"
+    assert AsrConfig().decode == "grammar"
     assert AsrConfig().overrides() == {}  # decode settings never reach AsrSettings
     assert AsrConfig(grammar_decode=False, rescue_nats=None).overrides() == {}
     assert AsrConfig(beam_size=5).overrides() == {"beam_size": 5, "n_best": 5}
@@ -273,7 +273,7 @@ def test_hearth_builds_the_decoder_only_for_grammar_decode() -> None:
     config = load_demo_config()
     on = Hearth(config, AssistantSettings(audio=False))
     on._load_recognizer()
-    assert on.decoder is not None and on.decoder.options.confidence == "guesses"
+    assert on.decoder is not None and on.decoder.options == FULL_DECODE
     off = Hearth(config, AssistantSettings(audio=False).with_overrides(**{"asr.decode": "plain"}))
     off._load_recognizer()
     assert off.decoder is None
