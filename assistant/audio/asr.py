@@ -18,8 +18,7 @@ Defaults (beam 5 with its 5-best list, a 200-token hotword prompt, the cut-off r
 kept variant of ``hearth bench accuracy`` (docs/benchmarks.md, Speech → intent accuracy), so
 the server ships what was measured.
 
-Figures (accuracy and ms per command for each window) are in docs/asr.md, produced by
-``python -m assistant.audio.asr_probe``.
+Figures (accuracy and ms per command for each window) are in docs/asr.md.
 
 Thread-safety: one :class:`WhisperTranscriber` is shared by all sessions. CTranslate2 models
 may be called from several threads at once; calls are queued to ``num_workers`` model
