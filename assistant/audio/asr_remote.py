@@ -53,6 +53,8 @@ from assistant.audio.errors import AudioError
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE: Final = 16_000
+#: The start-up check waits no longer than this (a slow or absent server only gets a warning).
+WARMUP_TIMEOUT_S: Final = 5.0
 
 
 class RemoteAsrError(AudioError):
@@ -151,13 +153,20 @@ class RemoteTranscriber:
         """One request on half a second of silence: says at start-up whether the server
         answers (a warning, not a failure: it may come up after Hearth)."""
         try:
-            self._request(np.zeros(SAMPLE_RATE // 2, dtype=np.float32), None, self.language)
+            self._request(
+                np.zeros(SAMPLE_RATE // 2, dtype=np.float32),
+                None,
+                self.language,
+                timeout_s=min(self.settings.timeout_s, WARMUP_TIMEOUT_S),
+            )
         except RemoteAsrError as e:
             logger.warning("remote ASR at %s does not answer yet: %s", self._endpoint, e)
 
     # -- the request ----------------------------------------------------------------------
 
-    def _request(self, audio: Any, prompt: str | None, language: str) -> Transcript:
+    def _request(
+        self, audio: Any, prompt: str | None, language: str, *, timeout_s: float | None = None
+    ) -> Transcript:
         pcm = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
         fields = {"model": self.settings.model, "language": language, "temperature": "0"}
         if prompt:
@@ -171,7 +180,9 @@ class RemoteTranscriber:
         t0 = time.perf_counter()
         with self._sem:
             try:
-                with urllib.request.urlopen(req, timeout=self.settings.timeout_s) as resp:
+                with urllib.request.urlopen(
+                    req, timeout=timeout_s or self.settings.timeout_s
+                ) as resp:
                     data = json.loads(resp.read())
             except urllib.error.HTTPError as e:
                 detail = e.read()[:300].decode("utf-8", "replace")
