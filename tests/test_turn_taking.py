@@ -1,0 +1,169 @@
+"""Turn-taking through a real server (issue 21): piper speech, cut and joined with silence,
+streamed in real time into the demo home with the coffee custom intents; actions observed on
+the real Mosquitto. No timing assertions.
+
+* An order whose words so far are complete but could go on ("I'd like a large latte" … "with
+  some almond milk") is not cut off at the pause: one turn, one order, with the milk.
+* Chatter after a command ("… thank you") never produces a second action.
+* The grammar's own answer to "could it go on" (``intents.extend``), without audio, and the
+  speculation stage's use of it: a look whose reading could go on does not end the turn before
+  the speaker resumes; one that cannot, does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistant import protocol as p
+from assistant.bench.accuracy import COFFEE_FILE
+from assistant.bench.accuracy_zh import _run_clip
+from assistant.config import AssistantSettings
+from assistant.metrics import Metrics
+from assistant.turn.asr_jobs import AsrJobs
+from assistant.turn.events import Events
+from assistant.turn.speculation import Speculator
+from assistant.turn.types import SessionResources, SessionState, Utterance
+from assistant.turn.understanding import Understanding
+from devices.registry import load_demo_config
+from intents.extend import Continuations
+from intents.recognizer import Recognizer
+from tests.mqtt_fixtures import Mosquitto
+from tests.server_fixtures import ServerThread, demo_settings, open_session
+from tests.speech import speech_bounds, synth
+from tests.test_server_session import FakeDispatcher
+
+ACTING = ("published", "confirmed", "unconfirmed")
+
+
+def _coffee_config() -> Any:
+    config = load_demo_config()
+    config.custom_intents = [*config.custom_intents, str(COFFEE_FILE)]
+    return config
+
+
+@pytest.fixture(scope="module")
+def coffee_server(hearth_mosquitto: Mosquitto) -> Iterator[ServerThread]:
+    server = ServerThread(
+        _coffee_config(),
+        demo_settings(audio=True, asr_shed_jobs=None),
+        mqtt_url=hearth_mosquitto.url,
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _trimmed(text: str) -> np.ndarray[Any, Any]:
+    audio = synth(text)
+    start, end = speech_bounds(audio)
+    return audio[int(start * 16000) : int(end * 16000)]
+
+
+def _joined(*parts: str | int) -> bytes:
+    """Speech segments (text) and silences (ms), 250 ms before and 1.2 s after."""
+    out = [np.zeros(4000, np.int16)]
+    for part in parts:
+        out.append(np.zeros(part * 16, np.int16) if isinstance(part, int) else _trimmed(part))
+    out.append(np.zeros(19200, np.int16))
+    return bytes(np.concatenate(out).astype("<i2").tobytes())
+
+
+async def _stream(server: ServerThread, pcm: bytes) -> list[dict[str, Any]]:
+    ws, _ = await open_session(server.url)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    async with ws:
+
+        async def reader() -> None:
+            import json
+
+            async for msg in ws:
+                if isinstance(msg, str):
+                    inbox.put_nowait(json.loads(msg))
+
+        reading = asyncio.create_task(reader())
+        clip = await _run_clip(ws, inbox, pcm)
+        reading.cancel()
+    return clip.events
+
+
+def _acted(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == "action" and e["final"] and e["status"] in ACTING]
+
+
+def test_the_grammar_knows_when_a_complete_reading_could_go_on() -> None:
+    c = Continuations(Recognizer(_coffee_config()), home=False)
+    go_on = lambda t: c.can_go_on(t, custom=True, language="en")  # noqa: E731
+    assert go_on("I'd like a large latte.") is True  # + "with some milk"
+    assert go_on("I'd like a large latte with some almond milk") is True  # + "and sugar"
+    assert go_on("I'd like a large latte with some almond milk and some sugar") is False
+    assert go_on("I'd like a large lattes please") is None  # not the grammar's words
+
+
+async def test_a_pause_after_a_complete_order_that_could_go_on_is_not_the_end(
+    coffee_server: ServerThread,
+) -> None:
+    pcm = _joined("I'd like a large latte.", 300, "With some almond milk.")
+    events = await _stream(coffee_server, pcm)
+    acted = _acted(events)
+    heard = [e["text"] for e in events if e["type"] == "transcript.final"]
+    assert len(acted) == 1, (heard, acted)
+    intents = [e["intent"] for e in events if e["type"] == "intent" and e["intent"]]
+    assert len(intents) == 1, (heard, intents)
+    custom = intents[0]["slots"]["custom"]
+    assert (custom.get("size"), custom.get("coffee_drink"), custom.get("milk_amount")) == (
+        "large", "latte", "some almond milk"), (heard, custom)
+
+
+async def test_thank_you_after_a_command_is_no_second_action(
+    coffee_server: ServerThread,
+) -> None:
+    pcm = _joined("Turn on the kitchen light.", 700, "Thank you.")
+    events = await _stream(coffee_server, pcm)
+    heard = [e["text"] for e in events if e["type"] == "transcript.final"]
+    acted = _acted(events)
+    assert [(a["intent"], a["device_id"]) for a in acted] == [("light_on", "kitchen_light")], (
+        heard, acted)
+
+
+async def _look_then_resume(recognizer: Recognizer, text: str) -> list[Any]:
+    """A look at a pause heard ``text`` (at once, no model); the speaker resumes as soon as
+    its reading is known. Returns the looks that ended the turn."""
+    res = SessionResources(
+        settings=AssistantSettings(audio=True, speculative=True, speculation_beam_size=None),
+        recognizer=recognizer, dispatcher=FakeDispatcher(), metrics=Metrics(),
+        transcribe=lambda audio: text,
+    )
+    state = SessionState("s", p.SessionConfig(sample_rate=16000, language="en"))
+    events: list[Any] = []
+    out = Events(res, events.append, session_id="s", client=None, clock=time.monotonic)
+    ended: list[Any] = []
+    utt = Utterance(id="s-1", started=time.monotonic())
+    spec = Speculator(res, state, out, AsrJobs(res), Understanding(res, state),
+                      current=lambda: utt, end_turn=lambda u, s: ended.append(s),
+                      clock=time.monotonic)
+    spec.paused(utt, np.zeros(16000, np.float32), 1000)
+    look = utt.spec
+    assert look is not None
+    async with asyncio.timeout(30):
+        while look.recognition is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+    spec.resumed(utt)  # "... with some almond milk"
+    assert look.follow is not None
+    await look.follow
+    assert look.armed, look.recognition
+    return ended
+
+
+async def test_a_look_that_could_go_on_waits_for_the_speaker() -> None:
+    recognizer = Recognizer(_coffee_config())
+    assert await _look_then_resume(recognizer, "I'd like a large latte.") == []
+    done = await _look_then_resume(
+        recognizer, "I'd like a large latte with some almond milk and some sugar.")
+    assert len(done) == 1
