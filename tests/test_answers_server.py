@@ -222,3 +222,23 @@ def test_hearth_say_writes_the_reply_audio(
     audio = soxr.resample(pcm.astype(np.float32) / 32768, 22050, 16000)
     heard = normalize_text(whisper_transcriber.transcribe(audio.astype(np.float32)).text)
     assert "front door" in heard and ("locked" in heard or "unlocked" in heard), heard
+
+
+async def test_audit_has_the_reply_and_a_timer_of_a_gone_session(
+    text_server_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    server = text_server_factory(**{"audit.path": str(path)})
+    ws, created = await open_session(server.url)
+    async with ws:
+        await _say(ws, "turn off the kitchen light")
+        await _say(ws, "set a timer for 1 second")
+    # The session is gone before the timer runs out: the audit log gets it.
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(server.stop)  # flushes and closes the log
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    turns = [line for line in lines if "outcome" in line]
+    assert [t.get("reply") for t in turns] == ["Turned off the kitchen light.",
+                                              "Timer set for 1 second."]
+    finished = [line for line in lines if line.get("event") == "timer.finished"]
+    assert [(f["session"], f["duration_s"]) for f in finished] == [(created["session_id"], 1.0)]

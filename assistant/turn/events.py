@@ -14,6 +14,11 @@ from assistant.protocol import (
     IntentEvent,
     MetricsEvent,
     ProtocolError,
+    ResponseAudio,
+    ResponseDone,
+    ResponseInterrupted,
+    ResponseText,
+    TimerFinished,
     TranscriptFinal,
 )
 from assistant.turn.types import Emit, SessionResources
@@ -75,6 +80,14 @@ class Events:
         uid = getattr(event, "utterance_id", None)
         if uid is None:
             return
+        if isinstance(event, ResponseText):
+            # The reply comes before the turn's metrics; a later one (a timer's
+            # announcement) belongs to no open row.
+            if uid in self._audit_rows:
+                self._audit_rows[uid]["reply"] = event.text
+            return
+        if isinstance(event, ResponseAudio | ResponseDone | ResponseInterrupted | TimerFinished):
+            return  # may come after the turn's metrics: never open a row for them
         row = self._audit_rows.setdefault(uid, {"actions": []})
         if isinstance(event, TranscriptFinal):
             row["transcript"], row["source"] = event.text, event.source
