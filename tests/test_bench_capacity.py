@@ -46,7 +46,7 @@ def test_tail_causes_names_what_the_timings_show() -> None:
     assert t["turns"] == 3
     assert t["by_cause"] == {
         "silence_path": 1,
-        "second_opinion": 1,
+        "slow_final_pass": 1,
         "slow_first_look": 1,
         "behind_real_time": 1,
     }

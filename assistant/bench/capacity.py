@@ -153,8 +153,9 @@ def tail_causes(rows: list[dict[str, Any]], tail_ms: float = TAIL_MS) -> dict[st
 
     * ``silence_path``: the turn ended on the end-of-turn silence (the first look did not
       stand), so it paid the silence and a final pass after it;
-    * ``second_opinion``: the final pass itself took > 300 ms after the endpoint (a
-      full-window retry, an acoustic repair, or a queued beam-5 pass);
+    * ``slow_final_pass``: the final transcript came > 300 ms after the endpoint (a first look
+      still running, a queued pass, or a second opinion: the step's
+      ``hearth_asr_retries_total`` says how many full-window retries ran);
     * ``slow_first_look``: ended early, but the look took > 300 ms (queueing behind others);
     * ``behind_real_time``: the endpoint event came > 200 ms after the audio it was decided on;
     * ``other``.
@@ -172,7 +173,7 @@ def tail_causes(rows: list[dict[str, Any]], tail_ms: float = TAIL_MS) -> dict[st
         if r.get("endpoint_reason") == "silence":
             causes.append("silence_path")
         if (t.get("asr") or 0) > 300:
-            causes.append("second_opinion")
+            causes.append("slow_final_pass")
         if r.get("endpoint_reason") == "complete" and (t.get("speculation_asr") or 0) > 300:
             causes.append("slow_first_look")
         behind = None
