@@ -142,6 +142,8 @@ class Session:
             else Answering(resources.answers, self._emit, session_id=self.id, clock=clock)
         )
         acting.answering = turns.answering = self._hearing.answering = self._answering
+        if self._answering is not None and config.client_id is not None:
+            self._answering.set_client(config.client_id)  # a satellite known by its address
 
     @property
     def config(self) -> SessionConfig:
@@ -283,6 +285,8 @@ class Session:
             if td != self.config.turn_detection:
                 changes["turn_detection"] = td
                 rebuild = True
+        if msg.client_id is not None and self._answering is not None:
+            self._answering.set_client(msg.client_id)  # running timers follow the client id
         if msg.reply is not None:
             changes["reply"] = (
                 self.config.reply.model_copy(update=msg.reply.model_dump(exclude_none=True))

@@ -242,3 +242,26 @@ async def test_audit_has_the_reply_and_a_timer_of_a_gone_session(
                                               "Timer set for 1 second."]
     finished = [line for line in lines if line.get("event") == "timer.finished"]
     assert [(f["session"], f["duration_s"]) for f in finished] == [(created["session_id"], 1.0)]
+
+
+async def test_timer_follows_the_client_id_to_its_next_connection(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory(clients=[{"id": "kitchen-hub", "area": "kitchen"}])
+    hello = json.dumps({"type": "session.update", "client_id": "kitchen-hub"})
+    ws, _ = await open_session(server.url)
+    async with ws:
+        await ws.send(hello)
+        assert (await recv_event(ws))["type"] == "session.updated"
+        set_it = await _say(ws, "set a timer for 3 seconds")
+        uid = set_it.of("metrics")[0]["utterance_id"]
+    # Reconnected (a new session) before it ran out: the timer comes back to the client.
+    ws, _ = await open_session(server.url)
+    async with ws:
+        await ws.send(hello)
+        assert (await recv_event(ws))["type"] == "session.updated"
+        left = await _say(ws, "how much time is left on the timer")
+        assert left.of("response.text")[0]["text"].endswith("left on the timer.")
+        finished = await recv_until(ws, lambda e: e["type"] == "response.text")
+        assert finished.of("timer.finished")[0]["utterance_id"] == uid
+        assert finished.of("response.text")[0]["text"] == "Your 3 second timer is done."

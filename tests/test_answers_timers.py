@@ -135,3 +135,20 @@ async def test_responder_text_only(rec: Recognizer) -> None:
     assert [type(e) for e in events] == [ResponseText, ResponseDone]
     assert events[0].text == "It's 9:05 AM." and events[0].audio is False
     assert not r.speaking and r.interrupt() is False
+
+
+async def test_timers_follow_the_client_id(rec: Recognizer) -> None:
+    timers = TimerManager()
+    got: dict[str, list[Timer]] = {"a": [], "b": [], "c": []}
+    for s in got:
+        timers.attach(s, got[s].append)
+    timers.adopt("a", "hub")
+    answer_local(_intent(rec, "set a timer for 1 second"), timers, owner="a",
+                 utterance_id="a-1", client="hub")
+    # The client reconnects (b) before its old session (a) has closed; c is someone else.
+    timers.adopt("b", "hub")
+    timers.adopt("c", "other")
+    timers.detach("a")
+    await asyncio.sleep(1.5)
+    assert [len(got[s]) for s in ("a", "b", "c")] == [0, 1, 0]
+    timers.close()

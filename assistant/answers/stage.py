@@ -69,6 +69,7 @@ class Answering:
         #: Replies composed by :meth:`act_local` for the turn that asked, sent by
         #: :meth:`answer`.
         self._local: dict[str, Reply] = {}
+        self._client_id: str | None = None
         services.timers.attach(session_id, self._timer_finished)
 
     @property
@@ -82,6 +83,11 @@ class Answering:
             self.responder.config = self.responder.config.model_copy(update=changes)
         return self.responder.config
 
+    def set_client(self, client_id: str) -> None:
+        """``session.update.client_id``: timers follow this id across connections."""
+        self._client_id = client_id
+        self._services.timers.adopt(self._session_id, client_id)
+
     # -- local intents (timers, the clock) ---------------------------------------------
 
     @staticmethod
@@ -93,7 +99,11 @@ class Answering:
         """Carry out a timer/clock intent. Returns its one final action (``confirmed``, device
         null) for the ``action`` event; the reply is sent by :meth:`answer`."""
         reply = answer_local(
-            intent, self._services.timers, owner=self._session_id, utterance_id=utterance_id
+            intent,
+            self._services.timers,
+            owner=self._session_id,
+            utterance_id=utterance_id,
+            client=self._client_id,
         )
         self._local[utterance_id] = reply
         return ActionResult(

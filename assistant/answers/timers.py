@@ -47,6 +47,7 @@ class Timer:
     duration_s: float
     language: str
     name: str | None = None
+    client: str | None = None  # the client id it was set under (it follows the client)
     ends_at: float | None = None  # clock time it runs out (None: paused)
     left_s: float = 0.0  # time left when paused
     handle: asyncio.TimerHandle | None = None
@@ -78,6 +79,7 @@ class TimerManager:
         self._clock = clock
         self._timers: dict[str, Timer] = {}
         self._owners: dict[str, OnFinished] = {}
+        self._client_of: dict[str, str] = {}  # session id -> client id
         self._ids = itertools.count(1)
 
     # -- sessions ----------------------------------------------------------------------
@@ -86,8 +88,30 @@ class TimerManager:
         self._owners[session_id] = on_finished
 
     def detach(self, session_id: str) -> None:
-        """The session is gone; its timers keep running and report to the audit log."""
+        """The session is gone; its timers keep running and report to the audit log (or to
+        the next session of the same client id)."""
         self._owners.pop(session_id, None)
+        client = self._client_of.pop(session_id, None)
+        heir = next(
+            (s for s, c in self._client_of.items() if c == client and s in self._owners), None
+        )
+        if heir is not None:  # the client reconnected before this session was closed
+            for t in self._timers.values():
+                if t.owner == session_id and t.client == client:
+                    t.owner = heir
+
+    def adopt(self, session_id: str, client_id: str) -> list[Timer]:
+        """``session_id`` now speaks for ``client_id``: its timers are set under that id, and
+        running timers of that client whose session has gone come back to it."""
+        self._client_of[session_id] = client_id
+        adopted: list[Timer] = []
+        for t in self._timers.values():
+            if t.owner == session_id:
+                t.client = client_id
+            elif t.client == client_id and t.owner not in self._owners:
+                t.owner = session_id
+                adopted.append(t)
+        return adopted
 
     # -- timers ------------------------------------------------------------------------
 
@@ -102,6 +126,7 @@ class TimerManager:
         utterance_id: str,
         language: str = "en",
         name: str | None = None,
+        client: str | None = None,
     ) -> Timer:
         t = Timer(
             id=f"t{next(self._ids)}",
@@ -110,6 +135,7 @@ class TimerManager:
             duration_s=seconds,
             language=language,
             name=name,
+            client=client,
         )
         self._timers[t.id] = t
         self._run(t, seconds)
@@ -169,6 +195,7 @@ class TimerManager:
                     "session": t.owner,
                     "utterance_id": t.utterance_id,
                     "timer_id": t.id,
+                    "client_id": t.client,
                     "duration_s": t.duration_s,
                     "name": t.name,
                 }
@@ -240,6 +267,7 @@ def answer_local(
     owner: str,
     utterance_id: str,
     now: dt.datetime | None = None,
+    client: str | None = None,
 ) -> Reply:
     """Carry out a timer/clock intent and say what happened."""
     lang = reply_language(intent.language, intent.text)
@@ -260,6 +288,7 @@ def answer_local(
             utterance_id=utterance_id,
             language=lang,
             name=str(label) if label else None,
+            client=client,
         )
         key = "started_named" if t.name else "started"
         text = str(tt[key]).format(duration=say_duration(seconds, lang), name=t.name or "")
