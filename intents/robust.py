@@ -304,7 +304,7 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | {"unlock", "lock", "dark", "bright", "hot", "cold", "warm", "chilly", "freezing",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
-           "back"} | _MORE_VERBS
+           "back", "prepare", "brew", "making", "need"} | _MORE_VERBS
     )
     singular = frozenset(base | area_tokens | kind_tokens)
     redirect: dict[str, list[str]] = {}
@@ -504,7 +504,7 @@ class RobustTier:
             and tokens[0] not in ("on", "off", "up", "down")
         self._unknown_names_en(tokens, used, loose)
         for i in sorted(loose):  # "the washing machine" is not the coffee machine
-            if i > 0 and tokens[i - 1] in p.unknown:
+            if i > 0 and tokens[i - 1] in p.unknown and tokens[i] in _GENERIC_NOUNS:
                 raise Rejected(f"I don't know a device called {tokens[i - 1] + ' ' + tokens[i]!r}",
                                final=False)
         self._out_of_scope_en(tokens, p)
@@ -1573,6 +1573,11 @@ _ACTION_WORDS = (L.VERBS_ON_OFF_EN | L.VERBS_ON_EN | L.VERBS_OFF_EN | L.VERBS_OP
                  | L.VERBS_RESUME_EN | L.VERBS_NEXT_EN
                  | {"lock", "unlock", "dim", "on", "off", "mute"}) - {"more", "less", "set"}
 
+
+#: Nouns that many appliances share: a loose match on one of them needs no unknown word
+#: in front ("the washing machine").
+_GENERIC_NOUNS = frozenset({"machine", "maker", "box", "unit", "player", "system", "device",
+                            "appliance", "station", "sensor", "thermometer", "cleaner"})
 
 _MORE_VERBS = frozenset({"lock", "unlock", "open", "pull", "roll", "lift", "draw", "close",
                          "shut", "raise", "lower", "let", "bring"})
