@@ -270,6 +270,14 @@ class Speculator:
         intent = getattr(result, "intent", None)
         if intent is None:
             return None
+        if intent.source != "custom":
+            # A built-in reading matters only while its target is open: "turn on the light"
+            # may go on "in the kitchen"; "turn on the kitchen light" (one device) or a
+            # question may go on only in words that change nothing ("... in the kitchen",
+            # "... right now"), so it keeps the short wait.
+            slots = intent.slots
+            if slots.area is not None or len(slots.device_ids or []) <= 1:
+                return False
         try:
             return continuations(self._res.recognizer).can_go_on(
                 text, custom=intent.source == "custom", language=language)
