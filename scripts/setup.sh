@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mosquitto espeak-ng sox libsndfile1 chromium openssl)
+APT_PACKAGES=(mosquitto espeak-ng sox libsndfile1 chromium openssl haproxy)
 if [[ "${HEARTH_SKIP_APT:-0}" != 1 ]] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,246 @@
+"""Replicas: two ``hearth serve`` processes behind a real HAProxy (Debian's), sharing one real
+Mosquitto, with the demo home's devices simulated by a separate ``hearth simulate`` process
+(as in docker-compose's ``replicas`` profile, deploy/haproxy.cfg). Everything on free loopback
+ports.
+
+* Text commands through the balancer reach both replicas and each is acted on once (one
+  publish on the device's command topic).
+* Every replica sees the same home: a state changed through one replica is seen by a session
+  on the other (device states come from the broker's retained state topics).
+* A replica stopped mid-run (SIGTERM, as an orchestrator does) loses no command: the command it
+  was handling finishes and is reported on the open connection, the client is told the server
+  is going (``error`` ``shutting_down``, close 1001), and reconnecting through the balancer
+  lands on the other replica, which acts on the next command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from assistant.bench.latency_runner import HearthServer, free_port
+from devices.registry import demo_config_path
+from tests.mqtt_fixtures import Mosquitto
+from tests.server_fixtures import MqttRecorder
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed"),
+]
+
+EVENT_TIMEOUT_S = 30.0
+
+
+def haproxy_config(port: int, backends: list[int]) -> str:
+    """The balancer of deploy/haproxy.cfg, on loopback ports: HTTP mode (WebSocket upgrades
+    pass through and stay pinned to their replica for the connection's life), health checks on
+    ``/healthz`` (503 while a replica drains), a refused connection retried on another."""
+    servers = "\n".join(f"    server r{i} 127.0.0.1:{p} check" for i, p in enumerate(backends, 1))
+    return f"""global
+    maxconn 1000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    retries 3
+    option redispatch
+frontend hearth
+    bind 127.0.0.1:{port}
+    default_backend replicas
+backend replicas
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1
+    http-check expect status 200
+    default-server inter 200ms fall 1 rise 1
+{servers}
+"""
+
+
+class Cluster:
+    def __init__(self, workdir: Path, broker_url: str) -> None:
+        raw = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
+        raw["simulate"] = False  # the devices are their own process, as in production
+        raw.setdefault("mqtt", {})["url"] = broker_url
+        raw.setdefault("assistant", {})["audio"] = False
+        self.config = workdir / "home.yaml"
+        self.config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        self.workdir = workdir
+        self.broker_url = broker_url
+        self.replicas = [HearthServer(self.config, workdir / f"replica{i}.log") for i in (1, 2)]
+        self.port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        sim_log = open(self.workdir / "simulate.log", "wb")
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "assistant.cli", "simulate", "--url", self.broker_url,
+                 "--config", str(self.config)],
+                stdout=sim_log, stderr=sim_log,
+            )
+        )  # fmt: skip
+        for r in self.replicas:
+            r.start()
+        cfg = self.workdir / "haproxy.cfg"
+        cfg.write_text(haproxy_config(self.port, [r.port for r in self.replicas]))
+        ha_log = open(self.workdir / "haproxy.log", "wb")
+        self.procs.append(
+            subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=ha_log, stderr=ha_log)
+        )
+        deadline = time.monotonic() + 30
+        while True:  # up when both replicas answer through it
+            try:
+                if all(_healthy(self.port) for _ in range(2)):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError((self.workdir / "haproxy.log").read_text())
+            time.sleep(0.2)
+
+    def sessions_active(self) -> list[float]:
+        return [_metric(r.port, "hearth_sessions_active") for r in self.replicas]
+
+    def stop(self) -> None:
+        for r in self.replicas:
+            r.stop()
+        for p in self.procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+        return bool(r.status == 200)
+
+
+def _metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.fixture
+def cluster(hearth_mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, hearth_mosquitto.url)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+async def _open(url: str) -> ClientConnection:
+    ws = await connect(url)
+    created = json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
+    assert created["type"] == "session.created", created
+    return ws
+
+
+async def _say(ws: ClientConnection, text: str) -> list[dict[str, Any]]:
+    """Send a text command; its events up to its ``metrics``."""
+    await ws.send(json.dumps({"type": "text", "text": text}))
+    return await _until_metrics(ws)
+
+
+async def _until_metrics(ws: ClientConnection) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    while True:
+        e = json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
+        if e["type"] == "device.state":
+            continue
+        events.append(e)
+        if e["type"] == "metrics":
+            return events
+
+
+def _final_actions(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["device_id"], e["status"]) for e in events if e["type"] == "action" and e["final"]]
+
+
+def _commands(rec: MqttRecorder, topic: str) -> list[str]:
+    return [payload for _t, tp, payload in rec.messages if tp == topic]
+
+
+async def test_commands_through_either_replica_act_once(
+    cluster: Cluster, mqtt_recorder: MqttRecorder
+) -> None:
+    a = await _open(cluster.url)
+    b = await _open(cluster.url)
+    # Round robin: one connection on each replica.
+    assert sorted(cluster.sessions_active()) == [1.0, 1.0]
+    async with a, b:
+        got_a = await _say(a, "turn on the kitchen light")
+        got_b = await _say(b, "turn on the hallway light")
+        assert _final_actions(got_a) == [("kitchen_light", "confirmed")]
+        assert _final_actions(got_b) == [("hallway_light", "confirmed")]
+        # The state that replica A's command changed is known to replica B, from the broker:
+        # a session on B asks for device events and is told the light is on.
+        await b.send(json.dumps({"type": "session.update", "device_events": True}))
+        got = await _say(b, "is the kitchen light on")
+    kitchen = [c for c in _commands(mqtt_recorder, "zigbee2mqtt/kitchen_light/set")]
+    assert len(kitchen) == 1 and json.loads(kitchen[0])["state"] == "ON"
+    hallway = [
+        c
+        for _t, tp, c in mqtt_recorder.messages
+        if tp == "shellyplus1-hallway/rpc" and json.loads(c)["method"] == "Switch.Set"
+    ]
+    assert len(hallway) == 1, hallway
+    replies = " ".join(e.get("text", "") for e in got if e["type"] == "response.text").lower()
+    assert "kitchen light is on" in replies, got
+
+
+async def test_a_replica_stopped_mid_run_loses_no_command(
+    cluster: Cluster, mqtt_recorder: MqttRecorder
+) -> None:
+    ws = await _open(cluster.url)
+    active = cluster.sessions_active()
+    victim = cluster.replicas[active.index(1.0)]
+    await ws.send(json.dumps({"type": "text", "text": "turn on the office light"}))
+    os.kill(victim.pid, signal.SIGTERM)  # as an orchestrator stops it: drain, then go
+    events: list[dict[str, Any]] = []
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            e = json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
+            if e["type"] != "device.state":
+                events.append(e)
+    # The command in flight was finished and reported before the replica went ...
+    assert _final_actions(events) == [("office_light", "confirmed")], events
+    # ... and the client was told why the connection ends.
+    assert [e["code"] for e in events if e["type"] == "error"] == ["shutting_down"]
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    # Reconnecting through the balancer lands on the replica that is still up.
+    again = await _open(cluster.url)
+    async with again:
+        got = await _say(again, "turn off the office light")
+    assert _final_actions(got) == [("office_light", "confirmed")]
+    office = _commands(mqtt_recorder, "home/office_light/set")
+    assert office == ["ON", "OFF"]  # each command published once
