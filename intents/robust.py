@@ -371,8 +371,15 @@ class RobustTier:
         parts = self._parts_zh(text) if zh else self._parts_en(text)
         if not parts:
             return None
+        if len(parts) > 1 and all(isinstance(x, Rejected) and not x.final for x in parts):
+            raise next(x for x in parts if isinstance(x, Rejected))
+        parts = [None if isinstance(x, Rejected) and not x.final else x for x in parts]
+        for x in parts:
+            if isinstance(x, Rejected):
+                raise x
         intents: list[Intent] = []
         for p in parts:
+            assert not isinstance(p, Rejected)
             if p is None:
                 if len(parts) == 1:
                     return None
@@ -973,19 +980,29 @@ class RobustTier:
 
     # -- Chinese -------------------------------------------------------------------------------
 
-    def _parts_zh(self, text: str) -> list[_Parse | None]:
+    def _parts_zh(self, text: str) -> list[_Parse | Rejected | None]:
         s = _normalize_zh(text)
         if not s:
             return []
         chunks = [c for c in re.split(r"然后|接着|再把|并且|同时|，|,|；|;|。", s) if c]
-        out: list[_Parse | None] = []
+        out: list[_Parse | Rejected | None] = []
         for c in chunks:
             sub = re.split(r"(?<=[灯扇帘门箱视座])和|(?<=[灯扇帘门箱视座])并", c)
             if len(sub) > 1 and all(_zh_has_verb(x) for x in sub):
-                out.extend(self._parse_zh(x) for x in sub)
+                out.extend(self._parse_zh_part(x, len(chunks) > 1) for x in sub)
             else:
-                out.append(self._parse_zh(c))
+                out.append(self._parse_zh_part(c, len(chunks) > 1))
         return out
+
+    def _parse_zh_part(self, s: str, several: bool) -> _Parse | Rejected | None:
+        """One clause; with several clauses, an unknown-name rejection is kept (not raised)
+        so that "我要睡觉了，把灯关了" still acts on its command."""
+        try:
+            return self._parse_zh(s)
+        except Rejected as e:
+            if several and not e.final:
+                return e
+            raise
 
     def _parse_zh(self, s: str) -> _Parse | None:
         s = _strip_zh(s)
@@ -1002,6 +1019,12 @@ class RobustTier:
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
         if "咖啡" in s and not any("咖啡" in n for n, _ in lex.cjk_devices):
             raise Rejected("I can't make coffee: there is no coffee machine in the home")
+        if "咖啡" in s and not any(w in s for w in ("关", "停")) and not any(
+                n in s for n, _ in lex.cjk_devices if "咖啡" in n):
+            machine = _unique(d for n, d in lex.cjk_devices if "咖啡" in n)
+            p.partial_devices = machine[:1]
+            p.action, p.explicit_verb, p.imperative = "on", True, True
+            return p  # "来杯咖啡", "煮杯咖啡": the coffee machine on
 
         rest = s
         for name, dev in sorted(lex.cjk_devices, key=lambda x: -len(x[0])):
@@ -1204,8 +1227,10 @@ class RobustTier:
             return p
         # brightness
         dim = any(w in rest for w in ("调暗", "暗一点", "暗一些", "暗点", "调低亮度", "降低亮度",
+                                      "亮度调低", "亮度调小", "亮度降低", "调低", "低一点",
                                       "调小亮度", "暗些", "弄暗", "变暗", "暗", "小一点"))
         bright = any(w in rest for w in ("调亮", "亮一点", "亮一些", "亮点", "调高亮度",
+                                         "亮度调高", "亮度调大", "亮度提高", "调高", "高一点",
                                          "提高亮度", "调大亮度", "更亮", "亮些", "弄亮",
                                          "变亮", "大一点"))
         too_dark = any(w in rest for w in ("太暗", "好暗", "很暗", "有点暗", "看不见", "看不清",
