@@ -82,6 +82,10 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("关掉所有的灯", None, "light_off", ALL_LIGHTS, {}),
         ("客厅的灯换成蓝色", None, "light_set", ["living_room_light"], {"color": "blue"}),
         ("把窗帘拉上", None, "cover_close", ["bedroom_blinds"], {}),
+        ("我要睡觉了，把灯关了", "bedroom", "light_off", ["bedroom_lamp"], {}),
+        ("来杯咖啡", None, "switch_on", ["coffee_maker"], {}),
+        ("客厅灯亮度调低一点", None, "light_set", ["living_room_light"], {"brightness_step": -10}),
+        ("把灯全关了", None, "light_off", ALL_LIGHTS, {}),
     ],
 )
 def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name: str,
