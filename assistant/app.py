@@ -133,6 +133,7 @@ class Hearth:
         self.answers = AnswerServices(
             home=self.config, speaker=self.speaker, timers=TimerManager(audit=audit)
         )
+        self.answers.prefill()  # tts.prefill: confirmations synthesized in the background
         self._resources = SessionResources(
             settings=self.settings,
             recognizer=recognizer,

@@ -101,3 +101,19 @@ def test_sentences_are_cached_and_warmed_ahead() -> None:
     off = Speaker(TtsConfig(cache_entries=0))
     assert [s.cached for s in off.stream("Hello there.", "en", 16000)] == [False]
     assert [s.cached for s in off.stream("Hello there.", "en", 16000)] == [False]
+
+
+def test_prefill_makes_the_home_confirmations_ready() -> None:
+    from assistant.answers.stage import AnswerServices
+    from devices.registry import load_demo_config
+
+    speaker = Speaker(TtsConfig(prefill=True))
+    services = AnswerServices(home=load_demo_config(), speaker=speaker)
+    texts = services.confirmations("en")
+    assert "Turned on the kitchen light." in texts and "Turned off the ceiling fan." in texts
+    made = speaker.prefill(texts[:3], "en").result(timeout=120)
+    assert made == 3
+    # Any client rate: the cache holds the voice's own audio.
+    for rate in (16000, 48000):
+        got = list(speaker.stream(texts[0], "en", rate))
+        assert [s.cached for s in got] == [True] and got[0].rate == rate

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.answers.clarify import ambiguous_targets, choose
-from assistant.answers.reply import Reply
+from assistant.answers.reply import Reply, compose_reply
 from assistant.answers.responder import Responder
 from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
 from assistant.answers.tts import Speaker
 from assistant.protocol import ReplyConfig, ReplySettings, TimerFinished
 from devices.actions import ActionResult
-from devices.registry import HomeConfig
-from intents.schema import Intent
+from devices.registry import DeviceKind, HomeConfig
+from intents.schema import Intent, IntentName, Slots
 from intents.timers import LOCAL_INTENTS
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,38 @@ class AnswerServices:
     home: HomeConfig
     speaker: Speaker | None = None
     timers: TimerManager = field(default_factory=TimerManager)
+
+    def confirmations(self, language: str) -> list[str]:
+        """Every device's on/off confirmation in ``language`` ("Turned on the kitchen
+        light."), the replies a home hears most (for :meth:`Speaker.prefill`)."""
+        pairs = {
+            DeviceKind.LIGHT: (IntentName.LIGHT_ON, IntentName.LIGHT_OFF),
+            DeviceKind.SWITCH: (IntentName.SWITCH_ON, IntentName.SWITCH_OFF),
+            DeviceKind.FAN: (IntentName.FAN_ON, IntentName.FAN_OFF),
+        }
+        out: list[str] = []
+        for d in self.home.devices:
+            for name in pairs.get(d.kind, ()):
+                intent = Intent(
+                    name=name,
+                    slots=Slots(device_ids=[d.id]),
+                    confidence=1.0,
+                    source="grammar",
+                    reason="prefill",
+                    language=language,
+                )
+                done = [ActionResult(device_id=d.id, intent=name, status="confirmed")]
+                out.append(compose_reply(intent, done, self.home).text)
+        return out
+
+    def prefill(self) -> None:
+        """Start :meth:`Speaker.prefill` with the confirmations of every language a piper
+        voice speaks (``tts.prefill``)."""
+        if self.speaker is None or not self.speaker.config.prefill:
+            return
+        for language, engine in self.voices().items():
+            if engine is not None and engine.startswith("piper:"):
+                self.speaker.prefill(self.confirmations(language), language)
 
     def voices(self) -> dict[str, str | None]:
         """Which engine speaks each reply language (``session.created.tts``)."""

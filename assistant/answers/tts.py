@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import io
 import logging
+import os
 import re
 import shutil
 import subprocess
 import threading
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -67,6 +69,10 @@ class TtsConfig(BaseModel):
     #: Synthesized sentences kept for reuse (a home hears the same replies again and
     #: again: "Turned on the kitchen light."); 0: none.
     cache_entries: int = Field(default=256, ge=0, le=100_000)
+    #: Synthesize each device's on/off confirmations into the cache after start-up, in the
+    #: background at a low priority ("Turned on the kitchen light." is then ready the first
+    #: time it is said).
+    prefill: bool = False
     #: onnxruntime threads per piper synthesis (None: onnxruntime's default, one per core).
     #: Measured on the shared 2-core machine under load: 1 thread 342–374 ms per sentence,
     #: 2 threads 622 ms, the default 753–858 ms (docs/benchmarks.md).
@@ -181,9 +187,9 @@ class Speaker:
         self._voices: dict[str, Voice | None] = {}
         self._lock = threading.Lock()
         self._espeak = shutil.which("espeak-ng")
-        #: (engine:voice, sentence, rate) -> its PCM, or the synthesis under way.
+        #: (engine:voice, sentence) -> its audio at the voice's rate, or the synthesis under way.
         self._cache: collections.OrderedDict[
-            tuple[str, str, int], concurrent.futures.Future[bytes]
+            tuple[str, str], concurrent.futures.Future[Int16Array]
         ] = collections.OrderedDict()
         self._cache_lock = threading.Lock()
         self._warm_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -252,8 +258,8 @@ class Speaker:
                 v.synth("Ready.")
 
     def _claim(
-        self, key: tuple[str, str, int]
-    ) -> tuple[concurrent.futures.Future[bytes], bool]:
+        self, key: tuple[str, str]
+    ) -> tuple[concurrent.futures.Future[Int16Array], bool]:
         """The cache entry of ``key``: (its future, True when the caller must fill it)."""
         with self._cache_lock:
             future = self._cache.get(key)
@@ -267,37 +273,38 @@ class Speaker:
 
     def _fill(
         self,
-        key: tuple[str, str, int],
-        future: concurrent.futures.Future[bytes],
+        key: tuple[str, str],
+        future: concurrent.futures.Future[Int16Array],
         voice: Voice,
         sentence: str,
-        rate: int,
-    ) -> bytes:
+    ) -> Int16Array:
         try:
-            pcm = resample(voice.synth(sentence), voice.rate, rate).astype("<i2").tobytes()
+            audio = voice.synth(sentence)
         except BaseException as e:
             with self._cache_lock:
                 if self._cache.get(key) is future:
                     del self._cache[key]
             future.set_exception(e)
             raise
-        future.set_result(pcm)
-        return pcm
+        future.set_result(audio)
+        return audio
 
     @staticmethod
-    def _key(voice: Voice, sentence: str, rate: int) -> tuple[str, str, int]:
-        return (f"{voice.engine}:{voice.name}", sentence, rate)
+    def _key(voice: Voice, sentence: str) -> tuple[str, str]:
+        return (f"{voice.engine}:{voice.name}", sentence)
 
     def _sentence(self, voice: Voice, sentence: str, rate: int) -> tuple[bytes, bool]:
         """One sentence's PCM at ``rate``, and whether it came from the cache (waiting for a
-        synthesis of the same sentence already under way, if any)."""
+        synthesis of the same sentence already under way, if any). The cache holds the
+        voice's own audio, so one entry serves every client rate."""
         if self.config.cache_entries <= 0:
-            return resample(voice.synth(sentence), voice.rate, rate).astype("<i2").tobytes(), False
-        key = self._key(voice, sentence, rate)
-        future, mine = self._claim(key)
-        if not mine:
-            return future.result(), True
-        return self._fill(key, future, voice, sentence, rate), False
+            audio, cached = voice.synth(sentence), False
+        else:
+            key = self._key(voice, sentence)
+            future, mine = self._claim(key)
+            cached = not mine
+            audio = future.result() if cached else self._fill(key, future, voice, sentence)
+        return resample(audio, voice.rate, rate).astype("<i2").tobytes(), cached
 
     def stream(self, text: str, language: str, rate: int) -> Iterator[Sentence]:
         """Speak ``text`` one sentence at a time (blocking; run it off the event loop)."""
@@ -310,10 +317,18 @@ class Speaker:
             spent = 0.0 if cached else time.perf_counter() - t0
             yield Sentence(sentence, pcm, rate, spent, cached)
 
-    def warm(self, text: str, language: str, rate: int) -> None:
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        with self._cache_lock:
+            if self._warm_pool is None:
+                self._warm_pool = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="tts-warm"
+                )
+            return self._warm_pool
+
+    def warm(self, text: str, language: str, rate: int | None = None) -> None:
         """Start synthesizing the first sentence of ``text`` in the background, so that a
         reply that turns out to be this text finds it ready (or under way). Needs the cache;
-        returns at once."""
+        returns at once. (``rate`` is not needed: the cache serves every rate.)"""
         if self.config.cache_entries <= 0 or not self.config.enabled:
             return
         sentences = split_sentences(text)
@@ -323,18 +338,37 @@ class Speaker:
             voice = self._voices.get(self._lang_key(language))
         if voice is None:
             return
-        key = self._key(voice, sentences[0], rate)
+        key = self._key(voice, sentences[0])
         future, mine = self._claim(key)  # claimed now: a reply that follows waits for it
         if not mine:
             return
-        with self._cache_lock:
-            if self._warm_pool is None:
-                self._warm_pool = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="tts-warm"
-                )
-            pool = self._warm_pool
-        job = pool.submit(self._fill, key, future, voice, sentences[0], rate)
+        job = self._pool().submit(self._fill, key, future, voice, sentences[0])
         job.add_done_callback(lambda f: f.exception())  # the reply sees a failure itself
+
+    def prefill(self, texts: Sequence[str], language: str) -> concurrent.futures.Future[int]:
+        """Synthesize ``texts`` into the cache in the background, at a low priority (nice
+        10), one sentence after another; the future gives how many sentences were made."""
+
+        def run() -> int:
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            voice = self.voice(language)
+            made = 0
+            if voice is None or self.config.cache_entries <= 0:
+                return made
+            for text in texts:
+                for sentence in split_sentences(text):
+                    if len(self._cache) >= self.config.cache_entries:
+                        return made  # never push out what replies put there
+                    key = self._key(voice, sentence)
+                    future, mine = self._claim(key)
+                    if mine:
+                        with contextlib.suppress(Exception):
+                            self._fill(key, future, voice, sentence)
+                            made += 1
+            return made
+
+        return self._pool().submit(run)
 
     def synth(self, text: str, language: str, rate: int) -> bytes:
         """The whole of ``text`` as one PCM buffer (tests, benchmarks, CLIs)."""
