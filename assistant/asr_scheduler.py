@@ -20,7 +20,7 @@ uses priority :data:`FINAL`; :meth:`AsrScheduler.submit_at` takes an explicit pr
 
 Batching across sessions (``max_batch`` > 1 and a ``batch_fn`` registered for a function with
 :meth:`AsrScheduler.batch`): when a worker takes a job of that function, it also takes the next
-queued jobs of the same function (most urgent first, up to ``max_batch``) and runs them as one
+queued jobs of the same function and priority (up to ``max_batch``) and runs them as one
 ``batch_fn(list of first arguments)`` call. Whisper encodes and decodes a batch for less than
 the separate calls (docs/asr.md). A lone job still runs at once: nothing waits for company.
 """
@@ -167,15 +167,18 @@ class AsrScheduler(Executor):
 
     # -- workers -------------------------------------------------------------------------
 
-    def _take(self, key: Callable[..., Any] | None = None) -> _Job | None:
-        """The most urgent live job (of ``key`` when given), marked running; lock held."""
+    def _take(
+        self, key: Callable[..., Any] | None = None, priority: int | None = None
+    ) -> _Job | None:
+        """The most urgent live job (of ``key`` and ``priority`` when given), marked running;
+        lock held."""
         skipped: list[_Job] = []
         found: _Job | None = None
         while self._heap:
             job = heapq.heappop(self._heap)
             if not job.live:
                 continue
-            if key is not None and job.key != key:
+            if key is not None and (job.key != key or job.priority != priority):
                 skipped.append(job)
                 continue
             self._by_future.pop(job.future, None)
@@ -194,7 +197,9 @@ class AsrScheduler(Executor):
                 if first is not None:
                     jobs = [first]
                     while first.key is not None and len(jobs) < self.max_batch:
-                        more = self._take(first.key)
+                        # Company of the same urgency only: a final transcription never
+                        # waits for a batch of speculative looks to be decoded with it.
+                        more = self._take(first.key, first.priority)
                         if more is None:
                             break
                         jobs.append(more)

@@ -141,6 +141,30 @@ def test_queued_jobs_of_a_batched_function_run_together_most_urgent_first() -> N
     s.shutdown()
 
 
+def test_a_final_is_not_batched_with_speculative_jobs_of_the_same_function() -> None:
+    """An escalated look (speculative, the final settings' function) queued beside another
+    session's final: the final runs alone rather than wait for the look's decoding."""
+    s = AsrScheduler(1, max_batch=4)
+    batches: list[list[str]] = []
+
+    def one(x: str) -> str:
+        batches.append([x])
+        return x
+
+    def many(xs: list[str]) -> list[str]:
+        batches.append(list(xs))
+        return list(xs)
+
+    s.batch(one, many)
+    gate = _block(s)
+    looks = [s.submit_at(SPECULATIVE, one, f"look-{i}") for i in range(2)]
+    final = s.submit(one, "final")
+    gate.set()
+    assert final.result(10) == "final" and [f.result(10) for f in looks] == ["look-0", "look-1"]
+    assert batches == [["final"], ["look-0", "look-1"]]
+    s.shutdown()
+
+
 def test_a_failed_batch_fails_each_of_its_jobs() -> None:
     s = AsrScheduler(1, max_batch=4)
 
