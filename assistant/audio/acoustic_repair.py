@@ -235,34 +235,26 @@ class AcousticRepair:
         return seeds, base
 
     def repair(self, audio: Any, hypotheses: Sequence[str | Hypothesis],
-               recognition: Recognition, *, language: str | None = None,
-               score: Score | None = None,
-               seeds: tuple[list[tuple[str, Mapping[str, Any]]], int | None] | None = None,
-               ) -> Repaired:
+               recognition: Recognition, *, language: str | None = None) -> Repaired:
         """``recognition``, or the reading the audio supports better (see the module
-        docstring). ``score`` replaces the scorer and ``seeds`` the result of :meth:`seeds`
-        (benchmarks compare several rules on the same scores with them)."""
+        docstring)."""
         intent = recognition.intent
         if not self.engages(recognition) or (intent is None and not hypotheses):
             return Repaired(recognition, None)
         if self.max_snr_db is not None and estimated_snr_db(audio) >= self.max_snr_db:
             return Repaired(recognition, None)  # clean enough: the text reading stands
-        if score is None:
-            if self._scorer is None:
-                raise ValueError("AcousticRepair needs a scorer or a score function")
-            scorer = self._scorer
-            bonus = self.length_bonus
-            encoded = scorer.encode(audio)
-            if seeds is None:
-                seeds = self.seeds(hypotheses, recognition, self.decode_grammar(audio, encoded))
+        if self._scorer is None:
+            raise ValueError("AcousticRepair needs a scorer")
+        scorer = self._scorer
+        bonus = self.length_bonus
+        encoded = scorer.encode(audio)
+        seed_list, base = self.seeds(hypotheses, recognition, self.decode_grammar(audio, encoded))
 
-            def score_fn(sentences: Sequence[str]) -> list[float]:
-                res = scorer.score(audio, sentences, encoded=encoded)
-                return [with_bonus(lp, n, bonus) for lp, n in zip(res.log_probs, res.tokens,
-                                                                  strict=True)]
+        def score(sentences: Sequence[str]) -> list[float]:
+            res = scorer.score(audio, sentences, encoded=encoded)
+            return [with_bonus(lp, n, bonus) for lp, n in zip(res.log_probs, res.tokens,
+                                                              strict=True)]
 
-            score = score_fn
-        seed_list, base = self.seeds(hypotheses, recognition) if seeds is None else seeds
         if not seed_list:
             return Repaired(recognition, None)
         c = choose(seed_list, self.lists, score, base=base, margin=self.margin, rounds=self.rounds,
@@ -311,12 +303,9 @@ def _slot_words(intent: Any, recognizer: Recognizer) -> set[str]:
 
 
 def reading_key(intent: Any) -> dict[str, str]:
-    """What identifies a reading among the candidates: a custom intent's slot values (the
-    lists :func:`intents.constrained.choose` swaps), or a home intent's name and slots."""
-    if intent.source == "custom":
-        return dict(intent.slots.custom)
-    slots = intent.slots.model_dump(exclude_none=True, exclude={"custom"})
-    return {"intent": intent.name, **{k: str(v) for k, v in slots.items() if v not in ([], {})}}
+    """What identifies a custom-intent reading among the candidates: its slot values (the
+    lists :func:`intents.constrained.choose` swaps)."""
+    return dict(intent.slots.custom)
 
 
 def says_less(found: Mapping[str, Any], said: Mapping[str, Any]) -> bool:
