@@ -39,7 +39,6 @@ from intents.constrained import (
     DEFAULT_ROUNDS,
     MAX_CANDIDATES,
     Choice,
-    Score,
     SlotLists,
     choose,
 )
