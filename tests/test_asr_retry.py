@@ -65,6 +65,7 @@ class _Scripted(WhisperTranscriber):
         n_best: int,
         partial: bool,
         window_min_s: float | None = None,
+        language: str | None = None,
     ) -> list[Transcript]:
         self.calls.append((window, tuple(hotwords), beam_size))
         return [self._out[window] for _ in audios]
