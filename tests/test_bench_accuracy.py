@@ -145,7 +145,7 @@ def test_limit_3_picovoice_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert report["model"]["server"]["beam_size"] == 1  # the override reached the transcriber
     assert report["settings"]["overrides"] == ["asr.beam_size=1"]
     head = clean["variants"][report["keep"]]
-    assert {"asr_ms", "intent_ms", "command_acceptance"} <= set(head)
+    assert {"asr_ms", "intent_ms", "repair_ms", "command_acceptance"} <= set(head)
     lines = (tmp_path / report["records"]).read_text().splitlines()
     assert len(lines) == 3
     rec = json.loads(lines[0])

@@ -361,6 +361,8 @@ def summarize_condition(records: Sequence[dict[str, Any]], variants: Sequence[st
             s["word_error_rate"] = round(errs / words_n, 4)
         s["asr_ms"] = _timing([g[0]["asr_ms"] for _, g in pairs])
         s["intent_ms"] = _timing([g[1]["intent_ms"] for _, g in pairs])
+        # The acoustic repair's decoder passes (only on the noisy utterances it engages on).
+        s["repair_ms"] = _timing([g[1].get("repair_ms", 0.0) for _, g in pairs])
         out["variants"][name] = s
     head = out["variants"].get(keep, {})
     out.update({k: head[k] for k in ("command_acceptance", "false_action_rate",
