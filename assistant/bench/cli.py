@@ -11,7 +11,9 @@ _BENCHMARKS: dict[str, tuple[str, str]] = {
     "latency": ("assistant.bench.latency", "speech-end -> action latency over real-time streams"),
     "capacity": ("assistant.bench.capacity",
                  "streams speaking at once until P99 speech end -> action passes 1 s: the knee"),
-    "accuracy": ("assistant.bench.accuracy", "speech -> intent command acceptance"),
+    "accuracy": ("assistant.bench.accuracy",
+                 "speech -> intent command acceptance: the server's path, acoustic repair "
+                 "included"),
     "understanding": ("intents.understanding_bench",
                       "real phrasings understood: right / wrong action / rejected per intent"),
     "soak": ("assistant.bench.soak", "connect/disconnect cycles and streaming; server fds/RSS"),
