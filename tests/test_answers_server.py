@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
+import threading
 import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -265,3 +267,58 @@ async def test_timer_follows_the_client_id_to_its_next_connection(
         finished = await recv_until(ws, lambda e: e["type"] == "response.text")
         assert finished.of("timer.finished")[0]["utterance_id"] == uid
         assert finished.of("response.text")[0]["text"] == "Your 3 second timer is done."
+
+
+class _FakeOutputStream:
+    """Stands in for ``sounddevice.RawOutputStream``: a thread pulls real-time blocks from the
+    callback, as PortAudio would, and keeps what it was given."""
+
+    played: ClassVar[list[bytes]] = []
+
+    def __init__(self, *, samplerate: int, channels: int, dtype: str,
+                 callback: Callable[..., None]) -> None:
+        assert (channels, dtype) == (1, "int16")
+        self.rate, self.callback = samplerate, callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pull, daemon=True)
+
+    def _pull(self) -> None:
+        frames = self.rate // 50
+        while not self._stop.is_set():
+            out = bytearray(frames * 2)
+            self.callback(out, frames, None, None)
+            _FakeOutputStream.played.append(bytes(out))
+            time.sleep(0.02)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.mark.slow
+def test_hearth_listen_plays_the_reply(
+    hearth_server: ServerThread,
+    speech_pcm: Callable[[str], bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.test_client_e2e import FakeInputStream, fake_sounddevice
+
+    sd = fake_sounddevice(default_rate=16000)
+    sd.RawOutputStream = _FakeOutputStream
+    monkeypatch.setattr(FakeInputStream, "pcm", speech_pcm("turn on the hallway light"))
+    monkeypatch.setattr(FakeInputStream, "opened", [])
+    monkeypatch.setattr(_FakeOutputStream, "played", [])
+    monkeypatch.setitem(sys.modules, "sounddevice", sd)
+    rc = main(["listen", "--url", hearth_server.url, "--seconds", "6"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    reply = next(e for e in events if e["type"] == "response.text")
+    assert reply["text"] == "Turned on the hallway light." and reply["audio"] is True
+    played = np.frombuffer(b"".join(_FakeOutputStream.played), dtype="<i2")
+    loud = np.count_nonzero(np.abs(played) > 300)
+    assert loud > 16000 * 0.3, loud  # the spoken reply went to the output device
