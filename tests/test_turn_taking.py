@@ -167,3 +167,27 @@ async def test_a_look_that_could_go_on_waits_for_the_speaker() -> None:
     done = await _look_then_resume(
         recognizer, "I'd like a large latte with some almond milk and some sugar.")
     assert len(done) == 1
+
+
+def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
+    from intents.evidence import weigh
+
+    recognizer = Recognizer(_coffee_config())
+
+    def guess(sentence: str, confidence: float) -> Any:
+        rec = recognizer.recognize(sentence)
+        assert rec.intent is not None and rec.intent.source == "custom", rec
+        intent = rec.intent.model_copy(update={"confidence": confidence})
+        return rec.model_copy(update={"intent": intent, "guessed": True})
+
+    # Only the carrier words were repaired: every value as Whisper wrote it is not refused.
+    heard = ["The triple shot, light roast, iced mocha."]
+    got = weigh(guess("brew triple shot light roast iced mocha", 0.43), heard, bar=0.5)
+    assert got.intent is not None and got.intent.confidence >= 0.5
+    # "cool milk" -> "whole milk": a value Whisper did not hear stays below the bar.
+    heard = ["It's dark roast, iced coffee with cool milk."]
+    got = weigh(guess("brew dark roast iced coffee with whole milk", 0.55), heard, bar=0.5)
+    assert got.intent is not None and got.intent.confidence < 0.5
+    # A reading parsed as heard is not a guess: left alone.
+    plain = recognizer.recognize("brew dark roast iced coffee with whole milk")
+    assert weigh(plain, heard, bar=0.5) is plain

@@ -42,6 +42,8 @@ from assistant.turn.types import (
     Utterance,
 )
 from assistant.turn.understanding import Understanding
+from intents.decode import guess_is_sensitive
+from intents.evidence import weigh
 from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
@@ -155,8 +157,26 @@ class Turns:
         if known is None:
             known = await self._understanding.recognize(utt, text, lang, heard, audio)
         result = await self._transcribing.repair(utt, known, heard, audio, lang)
+        if heard is not None:
+            result = self._weigh(result, heard)
         utt.timings["intent"] = self._clock() - t0
         await self._acting.act(utt, result, text, lang)
+
+    def _weigh(self, result: Recognition, heard: Heard) -> Recognition:
+        """A guessed custom reading weighed against Whisper's words (``intents.evidence``):
+        values all written by Whisper are not refused for a low ASR score; a value Whisper
+        did not hear stays below ``security.min_confidence``."""
+        intent = result.intent
+        if intent is None or not result.guessed or intent.source != "custom":
+            return result
+        recognizer: Any = self._res.recognizer
+        security = getattr(getattr(recognizer, "config", None), "security", None)
+        bar = float(getattr(security, "min_confidence", 0.5))
+        try:
+            sensitive = guess_is_sensitive(recognizer, intent)
+        except AttributeError:  # a recognizer without a home (tests' fakes)
+            sensitive = True
+        return weigh(result, [h.text for h in heard.hypotheses], bar=bar, sensitive=sensitive)
 
     # -- the end of a turn ---------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""What Whisper's words say for a guessed custom-intent reading (issue 21).
+
+A decoded or repaired reading of noisy speech is a *guess* (``Recognition.guessed``), and its
+confidence is the recognizer's times the ASR's, which in noise is low whether the guess is
+right or wrong. The slot values decide what happens, so the evidence is weighed per value:
+
+* **supported**: every content word of every slot value is a word Whisper wrote in its top
+  hypothesis (only the carrier words were repaired: "The triple shot, light roast, iced
+  mocha." → "brew triple shot light roast iced mocha"). The reading is what was heard; it is
+  not refused for the ASR's low confidence: it gets at least :data:`SUPPORTED_CONFIDENCE`.
+* **unheard**: some content word of a value is like no word of any hypothesis (spelling and
+  sound, :data:`HEARD_SIMILARITY`): the value is the grammar's or the audio scorer's choice,
+  not Whisper's ("cool milk" → "whole milk", "a bit of sugar" → "a bit of milk"). Such a guess
+  stays below the bar (``security.min_confidence``): Hearth says it did not catch that
+  instead of acting.
+
+Sensitive readings are left as they are (their own caps apply). Measured through the server on
+the Picovoice recordings (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from intents.align import _Similarity
+from intents.repair import normalize_transcript, spell_numbers
+from intents.schema import Recognition
+
+#: The least confidence of a guessed reading whose values were all written by Whisper.
+SUPPORTED_CONFIDENCE: Final = 0.6
+#: A value word counts as heard when a hypothesis word is at least this alike.
+HEARD_SIMILARITY: Final = 0.7
+#: How far below the bar an unheard guess is put.
+BELOW_BAR: Final = 0.01
+#: Words of slot values that say nothing about which value was meant.
+FILLER: Final = frozenset(
+    "a an the of and with to in on at for some bit little lot lots my me".split())
+_WORD: Final = re.compile(r"[a-z0-9']+")
+_SIM: Final = _Similarity()
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(spell_numbers(normalize_transcript(text)).lower())
+
+
+def _value_words(values: Iterable[Any]) -> list[list[str]]:
+    out = []
+    for v in values:
+        if v in (None, "", [], {}):
+            continue
+        ws = [w for w in _words(str(v)) if w not in FILLER]
+        if ws:
+            out.append(ws)
+    return out
+
+
+def weigh(recognition: Recognition, hypotheses: Sequence[str], *, bar: float,
+          sensitive: bool = False) -> Recognition:
+    """``recognition`` with its confidence weighed against what Whisper wrote (see the module
+    docstring); unchanged unless it is a guessed custom-intent reading."""
+    intent = recognition.intent
+    if (intent is None or not recognition.guessed or intent.source != "custom" or sensitive
+            or not hypotheses):
+        return recognition
+    values = _value_words(intent.slots.custom.values())
+    if not values:
+        return recognition
+    top = set(_words(hypotheses[0]))
+    every = {w for h in hypotheses for w in _words(h)}
+    conf = intent.confidence
+    why = ""
+    if all(w in top for ws in values for w in ws):
+        if conf < SUPPORTED_CONFIDENCE:
+            conf, why = SUPPORTED_CONFIDENCE, "every value as Whisper wrote it"
+    elif any(not any(_SIM(w, h) >= HEARD_SIMILARITY for h in every)
+             for ws in values for w in ws):
+        if conf >= bar:
+            conf, why = max(0.0, bar - BELOW_BAR), "a value Whisper did not hear: a guess"
+    if not why:
+        return recognition
+    reason = f"{recognition.reason} [{why}]"
+    new = intent.model_copy(update={"confidence": round(conf, 3), "reason": reason})
+    return recognition.model_copy(update={"intent": new, "reason": reason})
