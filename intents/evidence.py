@@ -6,8 +6,9 @@ right or wrong. The slot values decide what happens, so the evidence is weighed 
 
 * **supported**: every content word of every slot value is a word Whisper wrote in its top
   hypothesis (only the carrier words were repaired: "The triple shot, light roast, iced
-  mocha." → "brew triple shot light roast iced mocha"). The reading is what was heard; it is
-  not refused for the ASR's low confidence: it gets at least :data:`SUPPORTED_CONFIDENCE`.
+  mocha." → "brew triple shot light roast iced mocha"), and there are at least two values.
+  The reading is what was heard; it is not refused for the ASR's low confidence: it gets at
+  least :data:`SUPPORTED_CONFIDENCE`.
 * **unheard**: some content word of a value is like no word of any hypothesis (spelling and
   sound, :data:`HEARD_SIMILARITY`): the value is the grammar's or the audio scorer's choice,
   not Whisper's ("cool milk" → "whole milk", "a bit of sugar" → "a bit of milk"). Such a guess
@@ -30,6 +31,8 @@ from intents.schema import Recognition
 
 #: The least confidence of a guessed reading whose values were all written by Whisper.
 SUPPORTED_CONFIDENCE: Final = 0.6
+#: ... and at least this many slot values (chatter that mentions "coffee" is no order).
+MIN_SUPPORTED_VALUES: Final = 2
 #: A value word counts as heard when a hypothesis word is at least this alike.
 HEARD_SIMILARITY: Final = 0.7
 #: How far below the bar an unheard guess is put.
@@ -71,7 +74,7 @@ def weigh(recognition: Recognition, hypotheses: Sequence[str], *, bar: float,
     every = {w for h in hypotheses for w in _words(h)}
     conf = intent.confidence
     why = ""
-    if all(w in top for ws in values for w in ws):
+    if len(values) >= MIN_SUPPORTED_VALUES and all(w in top for ws in values for w in ws):
         if conf < SUPPORTED_CONFIDENCE:
             conf, why = SUPPORTED_CONFIDENCE, "every value as Whisper wrote it"
     elif any(not any(_SIM(w, h) >= HEARD_SIMILARITY for h in every)
