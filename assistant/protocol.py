@@ -446,6 +446,8 @@ class StageTimings(_Message):
     * ``speculation_asr``: when the turn ended on a speculative transcript, its pause ->
       transcript (queue and ASR; it overlaps ``endpoint_wait``).
     * ``intent``: recognizer time.
+    * ``order_wait``: waiting for the turn said before this one to act first (commands are
+      carried out in the order they were said).
     * ``dispatch``: dispatch start -> broker acknowledgement of the first publish.
     * ``speech_end_to_action``: speech end -> first publish acknowledged (the headline figure).
     * ``endpoint_to_action``: endpoint -> first publish acknowledged.
@@ -457,6 +459,7 @@ class StageTimings(_Message):
     asr: float | None = None
     speculation_asr: float | None = None
     intent: float | None = None
+    order_wait: float | None = None
     dispatch: float | None = None
     speech_end_to_action: float | None = None
     endpoint_to_action: float | None = None

@@ -215,6 +215,12 @@ class RecordingAnswering:
     def prepare(self, intent: Intent) -> None:
         self.events.append(("prepared", intent.name))
 
+    def ambiguous(self, intent: Intent) -> list[str] | None:
+        return None
+
+    def choose(self, text: str, choices: Sequence[str]) -> list[str]:
+        return []
+
     def answer(
         self,
         utterance_id: str,
@@ -367,3 +373,27 @@ class _Fixed:
     def recognize(self, text: str, **kw: Any) -> Recognition:
         return Recognition(intent=self.intent.model_copy(update={"text": text}), reason="fixed")
 
+
+
+async def test_turns_act_in_the_order_they_were_said() -> None:
+    """The second turn is understood first (the first one's recognition is slow), yet its
+    command goes out after the first one's: "turn off …, turn on …" ends with the light on."""
+    s = Stages()
+    gate = threading.Event()
+
+    class SlowFirst(FakeRecognizer):
+        def recognize(self, text: str, **kw: Any) -> Recognition:
+            if "first" in text:
+                gate.wait(5)
+            return super().recognize(text, **kw)
+
+    s.res.recognizer = SlowFirst()
+    s.turns.text(p.TextInput(text="first light"))
+    s.turns.text(p.TextInput(text="second light"))
+    await asyncio.sleep(0.1)
+    assert s.dispatcher.dispatched == []  # the second waits for the first
+    gate.set()
+    await s.metrics(2)
+    assert [i.text for i in s.dispatcher.dispatched] == ["first light", "second light"]
+    intents = [e.intent.text for e in s.of(p.IntentEvent)]
+    assert intents == ["first light", "second light"]

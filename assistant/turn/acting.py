@@ -144,6 +144,7 @@ class Acting:
                 return
             sent.add(key)
             utt.actions.append(r)
+            utt.released()
             if r.published_at is not None and not first_ack:
                 first_ack.append(r.published_at)
             self._events.emit(

@@ -48,6 +48,9 @@ from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
 
+#: The longest a turn waits for the turn said before it to act (see ``Turns._in_turn``).
+ORDER_WAIT_S = 10.0
+
 
 class Turns:
     """Starts, runs, cancels and finishes one session's utterances."""
@@ -73,6 +76,8 @@ class Turns:
         self.answering: AnsweringLike | None = None
         self._counter = itertools.count(1)
         self.inflight: dict[str, Utterance] = {}
+        #: The last turn started: the next one acts after it has (see ``_in_turn``).
+        self._last: asyncio.Event | None = None
 
     def new(self) -> Utterance:
         """A new utterance (not started)."""
@@ -106,6 +111,7 @@ class Turns:
             self.finish(utt, "error")
             return False
         utt.image, self._state.image = self._state.image, None
+        utt.after, self._last = self._last, utt.acted
         self.inflight[utt.id] = utt
         utt.task = asyncio.get_running_loop().create_task(
             self._guard(utt, body), name=f"utterance-{utt.id}"
@@ -141,7 +147,24 @@ class Turns:
 
     async def _run_intent(self, utt: Utterance, intent: Intent) -> None:
         utt.text, utt.language = intent.text, intent.language
+        await self._in_turn(utt)
         await self._acting.act_on(utt, intent)
+
+    async def _in_turn(self, utt: Utterance) -> None:
+        """Wait until the turn said before this one has published its commands or ended, so
+        "turn off the light … turn it on again" is carried out in that order even when the
+        second turn was understood first. Bounded: a stuck turn does not hold the next one
+        for longer than ``ORDER_WAIT_S``."""
+        if utt.after is None or utt.after.is_set():
+            return
+        t0 = self._clock()
+        try:
+            await asyncio.wait_for(utt.after.wait(), ORDER_WAIT_S)
+        except TimeoutError:
+            logger.warning(
+                "session %s: %s acts without waiting for the turn before it", self._state.id, utt.id
+            )
+        utt.timings["order_wait"] = self._clock() - t0
 
     async def _understand_and_act(
         self,
@@ -160,6 +183,7 @@ class Turns:
         if heard is not None:
             result = self._weigh(result, heard)
         utt.timings["intent"] = self._clock() - t0
+        await self._in_turn(utt)
         await self._acting.act(utt, result, text, lang)
 
     def _weigh(self, result: Recognition, heard: Heard) -> Recognition:
@@ -213,6 +237,7 @@ class Turns:
 
     def finish(self, utt: Utterance, outcome: Outcome) -> None:
         """The turn's ``metrics`` event (once; a cancelled turn reports ``cancelled``)."""
+        utt.released()
         if utt.stage == "done":
             return
         utt.stage = "done"

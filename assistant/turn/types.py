@@ -268,6 +268,15 @@ class Utterance:
     intent: Intent | None = None
     actions: list[ActionResult] = field(default_factory=list)
     error: ErrorCode | None = None
+    #: Commands are carried out in the order they were said: ``acted`` is set once this
+    #: turn has published (or ended without publishing); the next turn of the session waits
+    #: on it (``after``) before it acts.
+    acted: asyncio.Event = field(default_factory=asyncio.Event)
+    after: asyncio.Event | None = None
+
+    def released(self) -> None:
+        """Let the session's next turn act (its commands go out after this one's)."""
+        self.acted.set()
 
 
 @dataclass
