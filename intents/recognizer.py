@@ -288,6 +288,9 @@ class Recognizer:
                 # "the lights in here" with no known room must not mean the whole home
                 failures.append(_HERE_FAILURE)
                 continue
+            if _bare_level(text, match):
+                # "the kitchen one" answers "which light?"; it does not set 1 % brightness
+                continue
             try:
                 resolved = self._resolver.resolve(match.intent, match.values,
                                                   context_device_ids=context_ids)
@@ -460,6 +463,20 @@ def _file_spellings(f: CustomIntentFile) -> list[str]:
             if isinstance(v, str):
                 out.extend(_expand_simple(v))
     return out
+
+
+#: Words that make a bare number a level ("kitchen to 50", "kitchen 50 percent").
+_LEVEL_WORDS = frozenset({"to", "at", "percent", "per", "cent", "brightness", "bright",
+                          "set", "dim", "brighten", "make", "turn", "put", "level"})
+
+
+def _bare_level(text: str, match: GrammarMatch) -> bool:
+    """Home Assistant's "[the] {area} {brightness}" read "the kitchen one" as 1 %: a level
+    with no verb, no "to" and no percent sign is no command."""
+    if "brightness" not in match.values or "%" in text:
+        return False
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return not has_cjk(text) and not words & _LEVEL_WORDS
 
 
 def _strip_command_words(name: str) -> str | None:

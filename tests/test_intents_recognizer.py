@@ -418,3 +418,12 @@ def test_a_bare_device_name_is_not_a_command() -> None:
         assert rec.recognize(text).intent is None, text
     turned_on = rec.recognize("turn on the coffee machine").intent
     assert turned_on is not None and turned_on.slots.device_ids == ["coffee_maker"]
+
+
+def test_a_bare_number_after_a_room_is_no_brightness() -> None:
+    """ "the kitchen one" (answering "which light?") must not dim the kitchen to 1 %."""
+    rec = Recognizer.from_config_path(None)
+    assert rec.recognize("the kitchen one").intent is None
+    for text in ("kitchen 50 percent", "kitchen to 50", "the kitchen 40%"):
+        r = rec.recognize(text)
+        assert r.intent is not None and r.intent.slots.brightness in (40, 50), text
