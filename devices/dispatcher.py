@@ -50,6 +50,9 @@ NEEDS_CONFIRMATION = "sensitive action needs an explicit confirmation"
 _BUILTIN: frozenset[str] = frozenset(i.value for i in IntentName)
 #: The lowest brightness (%) a relative dimming goes to: "dim" never turns a light off.
 MIN_DIM_BRIGHTNESS = 1
+#: A relative setpoint step stays within what household thermostats accept (degrees Celsius).
+SETPOINT_MIN_C = 5.0
+SETPOINT_MAX_C = 35.0
 
 
 class Publisher(Protocol):
@@ -375,6 +378,15 @@ class Dispatcher:
                 )
             )
         intent = self._absolute(intent, device)
+        relative = self._relative(intent, device)
+        if isinstance(relative, str):
+            return await emit.final(
+                self._result(
+                    device_id, intent, "rejected", relative, state=self.state(device.id),
+                    extra=extra,
+                )
+            )
+        intent = relative
         try:
             commands = adapter.commands_for(device, intent, self.config.mqtt)
         except AdapterError as e:
@@ -490,6 +502,33 @@ class Dispatcher:
         target = max(MIN_DIM_BRIGHTNESS, min(100, round(current + step)))
         slots = s.model_copy(update={"brightness": target, "brightness_step": None})
         return intent.model_copy(update={"slots": slots})
+
+    def _relative(self, intent: Intent, device: Device) -> Intent | str:
+        """A setpoint or volume step ("turn the heat up", "louder") made absolute from the
+        device's current state, clamped; or why it cannot be: the current value is unknown."""
+        s = intent.slots
+        state = self._states.get(device.id, {})
+        if intent.name == IntentName.CLIMATE_SET_TEMPERATURE and s.temperature is None \
+                and s.temperature_step is not None:
+            current = state.get("temperature")
+            if not isinstance(current, int | float):
+                return (f"I don't know the {device.name}'s current setpoint yet, so I can't "
+                        "change it by a step; say a temperature")
+            step = s.temperature_step * (5 / 9 if s.temperature_unit == "F" else 1)
+            target = max(SETPOINT_MIN_C, min(SETPOINT_MAX_C, round((current + step) * 2) / 2))
+            slots = s.model_copy(update={"temperature": target, "temperature_unit": "C",
+                                         "temperature_step": None})
+            return intent.model_copy(update={"slots": slots})
+        if intent.name == IntentName.MEDIA_SET_VOLUME and s.volume is None \
+                and s.volume_step is not None:
+            current = state.get("volume")
+            if not isinstance(current, int | float):
+                return (f"I don't know the {device.name}'s current volume yet, so I can't "
+                        "change it by a step; say a level, such as 'volume 30'")
+            target_v = max(0, min(100, round(current + s.volume_step)))
+            slots = s.model_copy(update={"volume": target_v, "volume_step": None})
+            return intent.model_copy(update={"slots": slots})
+        return intent
 
     async def _publish_all(self, commands: Iterable[Command]) -> float:
         published_at = 0.0

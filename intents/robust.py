@@ -45,6 +45,11 @@ CONF_INDIRECT = 0.75  # "it's too dark in here"
 GUESS_PENALTY = 0.05  # per guessed piece (a partial name, a kind taken from the action)
 #: Below ``security.sensitive_min_confidence`` by this much when a sensitive action is a guess.
 SENSITIVE_MARGIN = 0.3
+#: Coverage: confidence lost when the whole sentence is words the parse could not explain
+#: (scaled by the unexplained share: one stray word in six costs a sixth of this).
+UNEXPLAINED_WEIGHT = 0.5
+#: Chinese: per unexplained character (a misheard verb such as 吊 for 调 changes the reading).
+UNEXPLAINED_CHAR_ZH = 0.15
 
 _VACUUM_KIND = getattr(DeviceKind, "VACUUM", None)
 
@@ -206,6 +211,8 @@ class _Parse:
     scene: str | None = None
     brightness: int | None = None
     step: int | None = None
+    tstep: float | None = None  # setpoint step, degrees ("turn the heat up")
+    vstep: int | None = None  # volume step, percent ("louder")
     color: str | None = None
     kelvin: int | None = None
     temperature: float | None = None
@@ -218,6 +225,9 @@ class _Parse:
     imperative: bool = False
     #: words neither the home nor the lexicon knows (a mishearing, a name the home lacks)
     unknown: list[str] = field(default_factory=list)
+    #: how many tokens (en) or characters (zh) the sentence had, for the coverage rule
+    size: int = 0
+    zh: bool = False
 
     def has_target(self) -> bool:
         return bool(self.devices or self.partial_devices or self.kinds or self.scene)
@@ -304,7 +314,9 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | {"unlock", "lock", "dark", "bright", "hot", "cold", "warm", "chilly", "freezing",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
-           "back", "prepare", "brew", "making", "need"} | _MORE_VERBS
+           "back", "prepare", "brew", "making", "need", "couple", "few", "warmer",
+           "cooler", "hotter", "colder", "softer", "volume", "replace", "swap",
+           "adjust"} | _MORE_VERBS
     )
     singular = frozenset(base | area_tokens | kind_tokens)
     redirect: dict[str, list[str]] = {}
@@ -503,10 +515,12 @@ class RobustTier:
             p.partial_devices = []
         p.everything = bool(tset & {"everything", "anything"}) or (
             "all" in tset and not p.kinds and not p.devices and not p.partial_devices)
+        if p.everything and "all" in tset and not tset & {"everything", "anything"}:
+            self._check_all(tokens, used)
 
         self._door(p)
-        p.unknown = [t for t in tokens if t not in lex.known and not t.isdigit()
-                     and not re.fullmatch(r"\d+(\.\d+)?", t)]
+        p.unknown = [t for t in tokens if not _explained(t, lex.known)]
+        p.size = len(tokens)
         p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS \
             and tokens[0] not in ("on", "off", "up", "down")
         self._unknown_names_en(tokens, used, loose)
@@ -529,9 +543,23 @@ class RobustTier:
                 return None  # "turn on": on what?
         if not (p.has_target() and not p.kind_from_action) and not p.here and not p.home \
                 and not p.everything and not p.indirect and not p.areas and not p.floor \
-                and tset & {"it", "them", "that", "those"}:
+                and tset & {"it", "them", "that", "those"} and p.action != "tstep":
             return None  # "turn it off": the previous command's devices (grammar, context)
         return p
+
+    @staticmethod
+    def _check_all(tokens: list[str], used: list[bool]) -> None:
+        """A bare "all" reaches the whole home only when nothing unexplained follows it:
+        "turn off all", "switch it all off", "all off" — not "turn off all we like" (a
+        misheard "the hallway light")."""
+        i = tokens.index("all")
+        j = i + 1
+        while j < len(tokens) and tokens[j] in ("the", "of", "my", "our", "it", "them"):
+            j += 1
+        if j >= len(tokens) or used[j] or tokens[j] in _ALL_MAY_FOLLOW:
+            return
+        raise Rejected(f"I didn't catch {' '.join(tokens[i + 1:])!r}, so I won't act on the "
+                       "whole home; say which room or device")
 
     def _switch_is_noun(self, tokens: list[str], i: int) -> bool:
         if i == 0:
@@ -588,6 +616,15 @@ class RobustTier:
 
     def _out_of_scope_en(self, tokens: list[str], p: _Parse) -> None:
         tset = set(tokens)
+        said = " " + " ".join(tokens) + " "
+        if re.match(r" (i|we) (think|guess|believe|suppose|reckon|bet|noticed|see) ", said) \
+                or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
+            raise Rejected("that sounds like a statement, not a request")
+        if tokens[0] not in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS | {"make", "let"} \
+                and re.search(r" (is|are|am|s|still|been)( still| now| wide| all)? "
+                              r"(open|opened|closed|shut|locked|unlocked|on|off|running|"
+                              r"playing|ajar|left) ", said):
+            raise Rejected("that sounds like a statement, not a request")
         if tset & {"was", "were", "yesterday", "earlier", "last", "had", "been"} or (
                 tokens[0] in _SUBJECTS and len(tokens) > 1 and tokens[1] in _PAST_VERBS):
             raise Rejected("that sounds like a statement, not a request")
@@ -768,16 +805,33 @@ class RobustTier:
             p.number, p.percent = 0.0, True
             p.kinds.append("media_player") if not media else None
             return
-        if media or tset & {"song", "track", "music"}:
+        louder = tset & {"louder", "quieter", "softer", "lower", "raise", "increase",
+                         "decrease", "reduce", "up", "down"}
+        if media or tset & {"song", "track", "music", "louder", "quieter", "softer"}:
             if tset & L.VERBS_NEXT_EN or "another song" in text:
                 act("next")
                 return
-            if "volume" in tset or tset & {"louder", "quieter", "softer"}:
+            if ("volume" in tset or louder) and not tset & {"on", "off"} and not (
+                    louder <= {"up", "down"} and "volume" not in tset and not tset & {
+                        "turn", "crank", "bring", "put"}):
                 if p.number is not None and not tset & {"by"}:
                     act("volume")
                     return
-                raise Rejected("I can't change the volume by steps yet; say a level, "
-                               "such as 'volume 30'")
+                if not louder:
+                    return
+                up = bool(louder & {"louder", "raise", "increase", "up"}) \
+                    and not louder & {"quieter", "softer", "lower", "decrease", "reduce", "down"}
+                down = bool(louder & {"quieter", "softer", "lower", "decrease", "reduce",
+                                      "down"}) and not up
+                if not (up or down):
+                    raise Rejected("I heard both louder and quieter")
+                amount = by_amount or (20 if big and not small else 10)
+                p.vstep = amount if up else -amount
+                act("vstep", True)
+                if "media_player" not in p.kinds:
+                    p.kinds.append("media_player")
+                    p.kind_from_action = not media
+                return
             if tset & L.VERBS_PAUSE_EN or "off" in tset:
                 act("pause")
                 return
@@ -820,8 +874,15 @@ class RobustTier:
             and "warmer" not in tset and not lightish_only(p)
 
         # temperature
-        if p.temperature is not None or (climate and p.number is not None
-                                         and not p.percent):
+        if p.temperature is not None and tset & {"by", "up", "down", "warmer", "cooler",
+                                                  "increase", "decrease", "raise", "lower",
+                                                  "higher", "colder", "hotter"} \
+                and not tset & {"to", "at"}:
+            # "turn it down 3 degrees", "raise the heat by 2 degrees": a step, not a setpoint
+            by_amount = int(p.temperature)
+            p.temperature = None
+        elif p.temperature is not None or (climate and p.number is not None
+                                           and not p.percent):
             if p.temperature is None:
                 p.temperature = p.number
             act("temp", bool(tset & L.VERBS_SET_EN | {"turn", "to"}))
@@ -829,19 +890,22 @@ class RobustTier:
                 p.kinds.append("climate")
                 p.kind_from_action = True
             return
-        if climate and (tset & {"warmer", "cooler", "up", "down", "increase", "decrease",
-                                "raise", "lower", "higher", "hotter", "colder"}):
-            raise Rejected("I can't change the temperature by steps yet; say a temperature, "
-                           "such as 'set the heating to 21'")
+        warmer = tset & {"warmer", "up", "increase", "raise", "higher", "hotter", "warm"}
+        cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool"}
+        if (climate or tset & {"degree", "degrees"}) and (warmer or cooler) \
+                and not (warmer and cooler):
+            self._temperature_step(p, tset, bool(warmer), by_amount, small, big)
+            return
         if ((cold or hot) and not colors and kelvin is None) or (
                 (cold or hot) and (p.here or not p.has_target())
                 and not tset & {"light", "lamp", "white"}):
-            self._climate_here(p)
-        if not lightish and ("warmer" in tset or "cooler" in tset) and not climate:
-            pass
+            self._climate_here(p, cold, indirect=True)
+            return
         if ("warmer" in tset or "cooler" in tset or "hotter" in tset or "colder" in tset) \
                 and not p.has_target() and not tset & {"white", "light", "colour", "color"}:
-            self._climate_here(p)
+            self._climate_here(p, bool(tset & {"warmer", "hotter"}), indirect=False,
+                               step=_degrees(tset, by_amount, small, big))
+            return
 
         # covers
         if cover:
@@ -963,20 +1027,31 @@ class RobustTier:
         else:
             p.kinds[i] = "lock"
 
-    def _climate_here(self, p: _Parse) -> None:
-        where = None
+    def _climate_here(self, p: _Parse, warmer: bool, *, indirect: bool,
+                      step: float = 1.0) -> None:
+        """"It's cold in here", "make it warmer": the setpoint one step up or down where the
+        speaker is (or the home's only thermostat); the dispatcher makes it absolute."""
         thermostats = [d.id for d in self.config.devices if d.kind == DeviceKind.CLIMATE]
         if not thermostats:
             raise Rejected("there is no thermostat in the home")
-        if p.areas:
-            where = p.areas[0]
+        where = p.areas[0] if p.areas else None
         if where is not None and not any(self._devices[t].area == where for t in thermostats):
             raise Rejected(f"there is no thermostat in the {self._area_names.get(where, where)}")
-        if p.here or not p.areas:
-            raise _NeedsRoom("I can't change the temperature by steps yet; say a temperature, "
-                             "such as 'set the heating to 21'")
-        raise Rejected("I can't change the temperature by steps yet; say a temperature, "
-                       "such as 'set the heating to 21'")
+        if where is None and p.floor is None and len(thermostats) > 1:
+            p.here = True  # several thermostats: the speaker's room, never all of them
+        p.tstep = step if warmer else -step
+        p.action, p.explicit_verb, p.indirect = "tstep", not indirect, indirect
+        if "climate" not in p.kinds:
+            p.kinds.append("climate")
+            p.kind_from_action = True
+
+    def _temperature_step(self, p: _Parse, tset: set[str], warmer: bool,
+                          by_amount: int | None, small: bool, big: bool) -> None:
+        """"Turn the heat up", "turn it down a couple degrees": a setpoint step."""
+        p.tstep = _degrees(tset, by_amount, small, big) * (1 if warmer else -1)
+        p.action, p.explicit_verb = "tstep", True
+        if "climate" not in p.kinds:
+            p.kinds.append("climate")  # "degrees" names the thermostat
 
     # -- Chinese -------------------------------------------------------------------------------
 
@@ -1078,10 +1153,11 @@ class RobustTier:
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
                           r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
-                          r"最|一半|稍微|熄|灭|起|来|放|升|降|合|换|首|暖|冷|热|白|"
+                          r"最|一半|稍微|熄|灭|起|来|放|升|降|合|换|首|暖|冷|热|白|一|变|光|弄|让|得|更|"
                           + "|".join(map(re.escape, L.COLORS_ZH)) + "|"
                           + "|".join(map(re.escape, L.COLOR_TEMP_ZH)), "", rest)
         leftover = "".join(ch for ch in leftover if _cjk(ch))
+        p.zh, p.size = True, len(s)
         if leftover:
             p.unknown = [leftover]  # a sensitive action is then never confident
         if leftover and not p.devices and not p.scene:
@@ -1177,10 +1253,16 @@ class RobustTier:
             if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首")):
                 act("next")
             elif "音量" in p.kind_words or "大声" in rest or "小声" in rest:
-                if p.number is None:
-                    raise Rejected("I can't change the volume by steps yet; say a level, "
-                                   "such as 'volume 30'")
-                act("volume")
+                if p.number is not None:
+                    act("volume")
+                else:
+                    up = any(w in rest for w in ("大", "高", "加", "升"))
+                    down = any(w in rest for w in ("小", "低", "减", "降"))
+                    if up == down:
+                        raise Rejected("louder or quieter? say a level, such as 'volume 30'")
+                    amount = 20 if big and not small else 10
+                    p.vstep = amount if up else -amount
+                    act("vstep")
             elif any(w in rest for w in ("暂停", "停", "关")):
                 act("pause")
             elif any(w in rest for w in ("播放", "继续", "开", "放")):
@@ -1201,10 +1283,13 @@ class RobustTier:
         if any(w in rest for w in ("太冷", "好冷", "有点冷", "冷死", "太热", "好热", "有点热",
                                    "热死", "冷", "热")) and not color and kelvin is None:
             if climate or not p.has_target():
-                self._climate_here(p)
+                self._climate_here(p, "冷" in rest, indirect=True)
+                return p
         if climate and any(w in rest for w in ("调高", "调低", "升高", "降低", "高一点",
-                                               "低一点", "暖和")):
-            self._climate_here(p)
+                                               "低一点", "暖和", "凉快")):
+            self._climate_here(p, any(w in rest for w in ("高", "升", "暖")), indirect=False,
+                               step=3.0 if big else 1.0)
+            return p
         # covers
         if "cover" in kinds:
             if p.number is not None and p.percent:
@@ -1281,6 +1366,7 @@ class RobustTier:
             return [self._intent(IntentName.SCENE_ACTIVATE, Slots(scene=p.scene), conf,
                                  f"scene {name!r}", text, lang, p)]
         groups, where, conf = self._targets(p, speaker_area)
+        self._check_reach(p, groups, where)
         out: list[Intent] = []
         for kind, ids in groups:
             out.append(self._one(p, kind, ids, where, conf, text, lang))
@@ -1372,6 +1458,35 @@ class RobustTier:
             groups = groups[:1]
         return groups, where, conf
 
+    def _check_reach(self, p: _Parse, groups: list[tuple[DeviceKind, list[str]]],
+                     where: str) -> None:
+        """An action never reaches further than was understood: a home-wide or several-kind
+        reading needs every word around it explained, and each kind said."""
+        n = sum(len(ids) for _, ids in groups)
+        broad = (len(groups) > 1 or (n > 1 and where == "in the home")) \
+            and not (p.devices or p.partial_devices)
+        if broad and p.unknown:
+            heard = " ".join(p.unknown)
+            raise Rejected(f"I didn't catch {heard!r}, so I won't act on the whole home; "
+                           "say which room or device")
+        if len(groups) > 1:
+            said = set(p.kinds) | {self._devices[d].kind.value for d in p.devices}
+            whole = (p.everything or p.home) and p.action in ("on", "off")
+            if not whole and any(k.value not in said for k, _ in groups):
+                raise Rejected("I'm not sure which devices you mean; name them")
+
+    def _coverage(self, p: _Parse, name: str, conf: float) -> float:
+        """The share of the sentence left unexplained lowers the confidence."""
+        if not p.unknown:
+            return conf
+        if p.zh:
+            conf -= UNEXPLAINED_CHAR_ZH * sum(len(u) for u in p.unknown)
+            if p.action in ("set", "step", "temp", "tstep", "volume", "vstep", "position"):
+                # a half-heard Chinese verb (吊 for 调) decides which value changes
+                conf = min(conf, self.config.security.min_confidence - 0.05)
+            return conf
+        return conf - UNEXPLAINED_WEIGHT * len(p.unknown) / max(1, p.size)
+
     def _select(self, kind: str, p: _Parse, area: str | None) -> list[str]:
         try:
             dk = DeviceKind(kind)
@@ -1454,6 +1569,17 @@ class RobustTier:
             name = IntentName.CLIMATE_SET_TEMPERATURE
             slots["temperature"] = p.temperature
             slots["temperature_unit"] = p.unit
+        elif a == "tstep":
+            if kind != DeviceKind.CLIMATE:
+                raise Rejected(f"the {noun} has no temperature to set")
+            name = IntentName.CLIMATE_SET_TEMPERATURE
+            slots["temperature_step"] = p.tstep
+            slots["temperature_unit"] = p.unit
+        elif a == "vstep":
+            if kind != DeviceKind.MEDIA_PLAYER:
+                raise Rejected(f"the {noun} has no volume")
+            name = IntentName.MEDIA_SET_VOLUME
+            slots["volume_step"] = p.vstep
         elif a == "get_temp":
             name = IntentName.CLIMATE_GET_TEMPERATURE
         elif a == "get_state":
@@ -1487,6 +1613,7 @@ class RobustTier:
             conf -= GUESS_PENALTY
         if p.kind_from_action:
             conf -= GUESS_PENALTY
+        conf = self._coverage(p, name, conf)
         conf = self._sensitive(name, ids, conf, p)
         verb = str(name).replace("_", " ")
         detail = _describe(slots)
@@ -1582,7 +1709,39 @@ def _describe(slots: dict[str, Any]) -> str:
         parts.append(f"{slots['position']}% open")
     if slots.get("volume") is not None:
         parts.append(f"volume {slots['volume']}%")
+    if slots.get("temperature_step") is not None:
+        t = slots["temperature_step"]
+        parts.append(f"setpoint {int(t) if t == int(t) else t:+}°")
+    if slots.get("volume_step") is not None:
+        parts.append(f"volume {slots['volume_step']:+d}%")
     return (", " + ", ".join(parts)) if parts else ""
+
+
+def _explained(t: str, known: frozenset[str]) -> bool:
+    """A token the lexicon or the home knows, a number, or an inflection of a known word
+    ("colors", "changed", "dimmed", "closing")."""
+    if t in known or re.fullmatch(r"\d+(\.\d+)?", t):
+        return True
+    stems: tuple[str, ...] = ()
+    if t.endswith("s"):
+        stems = (t[:-1],)
+    elif t.endswith("ed"):
+        stems = (t[:-2], t[:-1])
+    elif t.endswith("ing"):
+        stems = (t[:-3], t[:-3] + "e")
+    return any(st in known for st in stems if len(st) > 2)
+
+
+def _degrees(tset: set[str], by_amount: int | None, small: bool, big: bool) -> float:
+    """How many degrees a relative temperature change is: "by 3", "a couple", "a few",
+    "a lot"; one degree otherwise ("a bit", "warmer")."""
+    if by_amount:
+        return float(min(10, by_amount))
+    if "couple" in tset:
+        return 2.0
+    if "few" in tset:
+        return 3.0
+    return 3.0 if big and not small else 1.0
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -1598,6 +1757,11 @@ _ACTION_WORDS = (L.VERBS_ON_OFF_EN | L.VERBS_ON_EN | L.VERBS_OFF_EN | L.VERBS_OP
                  | L.VERBS_RESUME_EN | L.VERBS_NEXT_EN
                  | {"lock", "unlock", "dim", "on", "off", "mute"}) - {"more", "less", "set"}
 
+
+#: What may follow a bare "all" that means every device ("all off", "all of it now").
+_ALL_MAY_FOLLOW = frozenset({"on", "off", "up", "down", "out", "please", "now", "again",
+                             "at", "once", "in", "around", "over", "here", "there", "and",
+                             "then", "right", "away", "for", "me", "us"}) | L.HOME_WORDS_EN
 
 #: Nouns that many appliances share: a loose match on one of them needs no unknown word
 #: in front ("the washing machine").

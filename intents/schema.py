@@ -78,8 +78,13 @@ class Slots(BaseModel):
     color_temp_kelvin: int | None = Field(default=None, ge=1000, le=10000)
     temperature: float | None = None  # target, in the unit below
     temperature_unit: Literal["C", "F"] | None = None
+    #: relative setpoint change in ``temperature_unit`` ("turn the heat up": +1); the dispatcher
+    #: makes it absolute from the device's current setpoint
+    temperature_step: float | None = Field(default=None, ge=-20, le=20)
     position: int | None = Field(default=None, ge=0, le=100)  # cover percent open
     volume: int | None = Field(default=None, ge=0, le=100)
+    #: relative volume change in percent ("louder": +10), made absolute by the dispatcher
+    volume_step: int | None = Field(default=None, ge=-100, le=100)
     scene: str | None = None  # scene id
     custom: dict[str, SlotValue] = Field(default_factory=dict)  # slots of custom intents
 
