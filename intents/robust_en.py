@@ -1,0 +1,309 @@
+"""English: one sentence split into commands and each parsed into its target words (devices,
+areas, kinds, here, all), with unknown names, statements and out-of-scope requests refused."""
+
+from __future__ import annotations
+
+import re
+
+from devices.registry import DeviceKind
+from intents import robust_lexicon as L
+from intents.robust_base import (
+    _ACTION_WORDS,
+    _ALL_MAY_FOLLOW,
+    _GENERIC_NOUNS,
+    _MODIFIERS,
+    _MORE_VERBS,
+    _PAST_VERBS,
+    _SUBJECTS,
+    Rejected,
+    _explained,
+    _find_spans,
+    _Parse,
+    _split_commands,
+    _unique,
+    lex_play_ok,
+    media_words,
+)
+from intents.robust_en_action import _EnglishActions
+from intents.robust_text import _singular, _strip_politeness, normalize_en
+
+
+class _EnglishParser(_EnglishActions):
+    """English sentences to parses."""
+
+    def _parts_en(self, text: str) -> list[_Parse | None]:
+        tokens = normalize_en(text)
+        if not tokens:
+            return []
+        tokens = [_singular(t, self._lex.singular) for t in tokens]
+        joined: list[str] = []
+        for t in tokens:  # "bed room" said for "bedroom"
+            if joined and joined[-1] + t in self._lex.singular and joined[-1] not in \
+                    self._lex.singular:
+                joined[-1] += t
+            else:
+                joined.append(t)
+        tokens = joined
+        chunks = _split_commands(tokens)
+        return [self._parse_en(c) for c in chunks]
+
+    def _parse_en(self, tokens: list[str]) -> _Parse | None:
+        tokens = _strip_politeness(tokens)
+        if not tokens:
+            return None
+        text = " " + " ".join(tokens) + " "
+        p = _Parse()
+        lex = self._lex
+        tset = set(tokens)
+
+        if tokens[0] in L.NEGATIONS_EN or text.startswith((" do not ", " please do not ")):
+            raise Rejected("that is not something to do (a negation)")
+
+        used = [False] * len(tokens)
+        dev_spans = _find_spans(tokens, lex.devices, used)
+        scene_spans = _find_spans(tokens, lex.scenes, used)
+        area_spans = _find_spans(tokens, lex.areas, used)
+        floor_spans = _find_spans(tokens, lex.floors, used)
+        p.devices = _unique([d for _, _, d in dev_spans])
+        p.areas = _unique([a for _, _, a in area_spans])
+        if floor_spans:
+            p.floor = floor_spans[0][2]
+        if scene_spans:
+            p.scene = scene_spans[0][2]
+        for here_ph in L.HERE_PHRASES_EN:
+            n = len(here_ph)
+            for i in range(len(tokens) - n + 1):
+                if tuple(tokens[i:i + n]) == here_ph and not any(used[i:i + n]):
+                    if here_ph == ("room",) and i > 0 and tokens[i - 1] not in (
+                            "the", "this", "my", "a", "in", "of", "every"):
+                        continue
+                    if here_ph == ("room",) and i > 0 and tokens[i - 1] == "every":
+                        continue
+                    p.here = True
+                    for k in range(i, i + n):
+                        used[k] = True
+        if tset & L.HOME_WORDS_EN or "every room" in text or "all room" in text \
+                or "whole house" in text:
+            p.home = True
+        # kind words, multi-word first
+        for phrase in sorted(L.KIND_WORDS_EN, key=lambda k: -len(k.split())):
+            ph = tuple(phrase.split())
+            n = len(ph)
+            for i in range(len(tokens) - n + 1):
+                if tuple(tokens[i:i + n]) == ph and not any(used[i:i + n]):
+                    kind = L.KIND_WORDS_EN[phrase]
+                    if phrase == "switch" and not self._switch_is_noun(tokens, i):
+                        continue
+                    if phrase in ("light", "lighting") and i + 1 < len(tokens) \
+                            and tokens[i + 1] == "up" and (i == 0 or tokens[i - 1] not in (
+                                "the", "my", "all", "a")):
+                        continue  # "light up": a verb
+                    if phrase in lex.kind_redirect:  # "the tv" where the TV is a plug
+                        p.partial_devices.extend(lex.kind_redirect[phrase])
+                        for k in range(i, i + n):
+                            used[k] = True
+                        continue
+                    if phrase == "temperature" and ("what" in tset or "how" in tset):
+                        p.action = p.action or "get_temp"
+                    if phrase == "volume" and False:
+                        continue
+                    for k in range(i, i + n):
+                        used[k] = True
+                    p.kinds.append(kind)
+                    p.kind_words.append(phrase)
+                    if phrase in L.COVER_CLASS_EN:
+                        p.cover_class = L.COVER_CLASS_EN[phrase]
+        if not p.kinds:  # "open the garage": a room that is also a kind of device
+            for i0, i1, _ in area_spans:
+                phrase = " ".join(tokens[i0:i1])
+                if phrase in L.KIND_WORDS_EN and L.KIND_WORDS_EN[phrase] != "light":
+                    p.kinds.append(L.KIND_WORDS_EN[phrase])
+                    p.kind_words.append(phrase)
+                    if phrase in L.COVER_CLASS_EN:
+                        p.cover_class = L.COVER_CLASS_EN[phrase]
+        # loose device names: a distinctive word of exactly one device ("the wemo", "desk")
+        loose: set[int] = set()
+        for i, t in enumerate(tokens):
+            if used[i]:
+                continue
+            ids = lex.distinctive.get(t)
+            if ids and len(ids) == 1:
+                (dev_id,) = ids
+                if dev_id not in p.devices:
+                    p.partial_devices.append(dev_id)
+                used[i] = True
+                loose.add(i)
+        if p.partial_devices and p.devices:
+            p.partial_devices = []
+        p.everything = bool(tset & {"everything", "anything"}) or (
+            "all" in tset and not p.kinds and not p.devices and not p.partial_devices)
+        if p.everything and "all" in tset and not tset & {"everything", "anything"}:
+            self._check_all(tokens, used)
+
+        self._door(p)
+        p.unknown = [t for t in tokens if not _explained(t, lex.known)]
+        p.size = len(tokens)
+        p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS \
+            and tokens[0] not in ("on", "off", "up", "down")
+        self._unknown_names_en(tokens, used, loose)
+        for i in sorted(loose):  # "the washing machine" is not the coffee machine
+            if i > 0 and tokens[i - 1] in p.unknown and tokens[i] in _GENERIC_NOUNS:
+                raise Rejected(f"I don't know a device called {tokens[i - 1] + ' ' + tokens[i]!r}",
+                               final=False)
+        self._out_of_scope_en(tokens, p)
+        self._action_en(tokens, text, p)
+        if p.action is None:
+            return None
+        if p.kind_from_action or not p.has_target():
+            unknown = [t for t in tokens if t not in lex.known and not t.isdigit()
+                       and not re.fullmatch(r"\d+(\.\d+)?", t)]
+            if unknown and not p.indirect:
+                raise Rejected(f"I don't know a device called {' '.join(unknown)!r}",
+                               final=False)
+            if p.action in ("on", "off") and not (p.areas or p.here or p.home or p.everything
+                                                  or p.floor or p.indirect):
+                return None  # "turn on": on what?
+        if not (p.has_target() and not p.kind_from_action) and not p.here and not p.home \
+                and not p.everything and not p.indirect and not p.areas and not p.floor \
+                and tset & {"it", "them", "that", "those"} and p.action != "tstep":
+            return None  # "turn it off": the previous command's devices (grammar, context)
+        return p
+
+    @staticmethod
+    def _check_all(tokens: list[str], used: list[bool]) -> None:
+        """A bare "all" reaches the whole home only when nothing unexplained follows it:
+        "turn off all", "switch it all off", "all off" — not "turn off all we like" (a
+        misheard "the hallway light")."""
+        i = tokens.index("all")
+        j = i + 1
+        while j < len(tokens) and tokens[j] in ("the", "of", "my", "our", "it", "them"):
+            j += 1
+        if j >= len(tokens) or used[j] or tokens[j] in _ALL_MAY_FOLLOW:
+            return
+        raise Rejected(f"I didn't catch {' '.join(tokens[i + 1:])!r}, so I won't act on the "
+                       "whole home; say which room or device")
+
+    def _switch_is_noun(self, tokens: list[str], i: int) -> bool:
+        if i == 0:
+            return False
+        prev = tokens[i - 1]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if nxt in ("on", "off", "it", "them", "to", "the", "my", "all", "everything", "every"):
+            return False
+        return prev in ("the", "my", "a", "wall", "light", "smart", "power", "that", "this")
+
+    def _unknown_names_en(self, tokens: list[str], used: list[bool], loose: set[int]) -> None:
+        """A word the home does not know right before a kind word, or after "in the", names a
+        device or place Hearth does not have: refuse rather than act on another one."""
+        lex = self._lex
+        for i, t in enumerate(tokens):
+            is_kind = used[i] and t in {w for k in L.KIND_WORDS_EN for w in k.split()}
+            if is_kind:
+                j = i - 1
+                name: list[str] = []
+                # a word before the kind word that is no modifier, verb, amount or colour
+                # ("the closet light", "movie light", "the back door", "drawing room light")
+                while j >= 0 and not used[j] and not tokens[j].isdigit() and (
+                        tokens[j] in ("room", "hall", "area") or tokens[j] not in _MODIFIERS):
+                    name.insert(0, tokens[j])
+                    j -= 1
+                while name and j >= 0 and j in loose:  # "the front porch light"
+                    name.insert(0, tokens[j])
+                    j -= 1
+                if name and not (name == ["room"] or set(name) <= {"room", "hall", "area"}):
+                    while j >= 0 and not used[j] and tokens[j] not in L.FUNCTION_WORDS_EN \
+                            and tokens[j] not in L.HARMLESS_MODIFIERS_EN \
+                            and tokens[j] not in _ACTION_WORDS and not tokens[j].isdigit():
+                        name.insert(0, tokens[j])
+                        j -= 1
+                    what = "room or device" if t in ("door",) else "device"
+                    raise Rejected(f"I don't know a {what} called {' '.join([*name, t])!r}",
+                                   final=False)
+            if t in ("in", "at") and i + 1 < len(tokens):
+                k = i + 1
+                while k < len(tokens) and tokens[k] in ("the", "my", "our", "this", "that"):
+                    k += 1
+                name = []
+                while k < len(tokens) and not used[k] and tokens[k] not in lex.known \
+                        and not tokens[k].isdigit():
+                    name.append(tokens[k])
+                    k += 1
+                if name and (k >= len(tokens) or tokens[k] in ("room", "hall", "area")
+                             or tokens[k] in ("please", "and", "then", "now")
+                             or k == len(tokens)):
+                    if k < len(tokens) and tokens[k] in ("room", "hall", "area"):
+                        name.append(tokens[k])
+                    raise Rejected(f"I don't know a room called {' '.join(name)!r}",
+                                   final=False)
+
+    def _out_of_scope_en(self, tokens: list[str], p: _Parse) -> None:
+        tset = set(tokens)
+        said = " " + " ".join(tokens) + " "
+        if re.match(r" (i|we) (think|guess|believe|suppose|reckon|bet|noticed|see) ", said) \
+                or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
+            raise Rejected("that sounds like a statement, not a request")
+        if tokens[0] not in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS | {"make", "let"} \
+                and re.search(r" (is|are|am|s|still|been)( still| now| wide| all)? "
+                              r"(open|opened|closed|shut|locked|unlocked|on|off|running|"
+                              r"playing|ajar|left) ", said):
+            raise Rejected("that sounds like a statement, not a request")
+        if tset & {"was", "were", "yesterday", "earlier", "last", "had", "been"} or (
+                tokens[0] in _SUBJECTS and len(tokens) > 1 and tokens[1] in _PAST_VERBS):
+            raise Rejected("that sounds like a statement, not a request")
+        for words, reason in L.OUT_OF_SCOPE_EN[:3]:  # timers, alarms, reminders
+            if tset & words:
+                raise Rejected(reason)
+        if not (p.has_target() or p.here):
+            for words, reason in L.OUT_OF_SCOPE_EN:
+                if tset & words and not (words & {"time", "day", "clock"}
+                                         and tset & L.SCHEDULE_WORDS_EN):
+                    raise Rejected(reason)
+        said = " " + " ".join(tokens) + " "
+        if re.search(r"\d (am|pm|oclock|o'clock) ", said):
+            raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if tset & {"except", "but", "apart", "besides", "without"}:
+            raise Rejected("I can't leave a device or room out yet; name the ones you mean")
+        if tset & L.SCHEDULE_WORDS_EN or " every day" in " ".join(tokens):
+            sched = tset & L.SCHEDULE_WORDS_EN
+            if sched - {"morning", "evening", "afternoon"} or not p.has_target():
+                raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        coffee = "coffee" in tset or "espresso" in tset or "cappuccino" in tset \
+            or "latte" in tset
+        if coffee:
+            machine = [d.id for d in self.config.devices if d.kind == DeviceKind.SWITCH
+                       and any("coffee" in n.lower() or "espresso" in n.lower()
+                               for n in (d.name, *d.aliases))]
+            if not machine:
+                raise Rejected("I can't make coffee: there is no coffee machine in the home")
+            if not (tset & {"off", "stop"}) and not p.devices:
+                p.partial_devices = machine[:1]
+                p.action = "on"
+                p.explicit_verb = bool(tset & {"make", "brew", "start", "prepare", "turn",
+                                               "switch", "power"})
+                return
+        vacuum_words = tset & {"vacuum", "roomba", "hoover", "clean", "cleaning", "cleanup",
+                               "vacuuming", "hoovering", "dust", "mop", "sweep", "robot"}
+        if vacuum_words and not (p.devices or p.partial_devices):
+            if not self._vacuums():
+                raise Rejected("there is no robot vacuum in the home")
+        if "play" in tset or ("back" in tset and media_words(tset)):
+            start = tokens.index("play") + 1 if "play" in tset else tokens.index("back")
+            what: list[str] = []
+            for t in tokens[start:]:
+                if t in ("on", "in", "at", "through", "from"):
+                    break
+                what.append(t)
+            rest = [t for t in what if t not in lex_play_ok
+                    and L.KIND_WORDS_EN.get(t) != "media_player"]
+            if rest or ("back" in tset and "play" not in tset):
+                raise Rejected("I can't choose what to play; I can pause, resume and skip")
+        if p.has_target() or p.here:
+            return
+        for words, reason in L.OUT_OF_SCOPE_EN:
+            if tset & words:
+                raise Rejected(reason)
+        if "play" in tset:
+            rest = [t for t in tokens if t not in ("play", "some", "the", "a", "me", "my",
+                                                   "music", "again")]
+            if rest:
+                raise Rejected("I can't choose what to play; I can pause, resume and skip")

@@ -1,0 +1,342 @@
+"""English: the action and its amounts in one command (verbs, particles, levels, steps,
+colours, indirect requests, questions); the targets were found by :mod:`intents.robust_en`."""
+
+from __future__ import annotations
+
+import re
+
+from intents import robust_lexicon as L
+from intents.robust_base import (
+    Rejected,
+    _after_to,
+    _degrees,
+    _light_kind,
+    _Parse,
+    _TierBase,
+    lightish_only,
+)
+
+
+class _EnglishActions(_TierBase):
+    """What an English command asks to do."""
+
+    def _action_en(self, tokens: list[str], text: str, p: _Parse) -> None:
+        tset = set(tokens)
+        first = tokens[0]
+        # amounts
+        for i, t in enumerate(tokens):
+            if re.fullmatch(r"\d+(\.\d+)?", t):
+                val = float(t)
+                nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+                if nxt == "percent" or (i + 2 < len(tokens) and nxt == "per"
+                                        and tokens[i + 2] == "cent"):
+                    p.number, p.percent = val, True
+                elif nxt in ("degrees", "degree", "celsius", "fahrenheit", "c", "f"):
+                    p.temperature = val
+                    unit = tokens[i + 2] if nxt.startswith("degree") and i + 2 < len(tokens) \
+                        else nxt
+                    p.unit = "F" if unit.startswith("f") else "C" if unit.startswith("c") \
+                        else None
+                elif p.number is None:
+                    p.number = val
+                    if i > 0 and tokens[i - 1] == "level" and val <= 10:
+                        p.number, p.percent = val * 10, True
+        for phrase, level in L.LEVEL_WORDS_EN.items():
+            if f" {phrase} " in text and p.number is None:
+                p.number, p.percent = float(level), True
+        small = bool(tset & L.SMALL_STEP_WORDS)
+        big = bool(tset & L.BIG_STEP_WORDS) and not small
+        by_amount = None
+        if " by " in text and p.number is not None:
+            by_amount = int(p.number)
+        step = by_amount or (L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT)
+        colors = [t for t in tokens if t in L.COLORS_EN]
+        kelvin = next((L.COLOR_TEMP_EN[t] for t in tokens if t in L.COLOR_TEMP_EN), None)
+        if " bright white " in text:
+            kelvin = 6500
+
+        def act(action: str, explicit: bool = True) -> None:
+            if p.action is None or (p.action == "get_temp" and action != "get_temp"):
+                p.action = action
+                p.explicit_verb = explicit
+
+        kinds = set(p.kinds) | {self._devices[d].kind.value for d in p.devices + p.partial_devices}
+        lightish = "light" in kinds or (not kinds and not p.scene)
+        climate = "climate" in kinds
+        media = "media_player" in kinds
+        cover = "cover" in kinds
+        vac = "vacuum" in kinds
+
+        # questions
+        if first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
+                     "check", "did", "why", "who", "when", "where", "has", "have",
+                     "was", "were") or text.rstrip().endswith("?"):
+            if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"}:
+                if first in ("what", "how", "tell", "check", "whats") or "temperature" in tset:
+                    p.action = "get_temp"
+                    p.explicit_verb = True
+                    if "climate" not in p.kinds:
+                        p.kinds.append("climate")
+                    return
+            if first in ("is", "are", "does") and p.has_target() and (
+                    tset & {"on", "off", "open", "closed", "locked", "unlocked", "shut",
+                            "running", "playing"}):
+                p.action = "get_state"
+                p.explicit_verb = True
+                return
+            if first in ("what", "how", "which", "do", "does", "tell", "is", "are", "whats",
+                         "did", "why", "who", "when", "where", "has", "have", "was", "were"):
+                raise Rejected("a question Hearth cannot answer")
+        if p.action == "get_temp":
+            return
+        # vacuums
+        if vac or (tset & {"clean", "cleaning", "vacuum", "hoover", "vacuuming"}):
+            if self._vacuums():
+                if tset & {"home", "dock", "base", "charger", "charge", "return"}:
+                    act("vreturn")
+                elif tset & {"pause"}:
+                    act("vpause")
+                elif tset & {"stop", "off"}:
+                    act("vstop")
+                else:
+                    act("vstart", bool(tset & {"start", "clean", "vacuum", "on", "run",
+                                               "activate", "begin", "hoover"}))
+                if "vacuum" not in p.kinds:
+                    p.kinds.append("vacuum")
+                return
+        # locks
+        if "unlock" in tset or ("unbolt" in tset):
+            act("unlock")
+            if "lock" not in p.kinds:
+                p.kinds.append("lock")
+                p.kind_from_action = True
+            return
+        if first == "lock" or ("lock" in tset and "up" in tset) or (
+                "lock" in tset and tokens.index("lock") <= 1 and "lock" not in p.kind_words):
+            act("lock")
+            if "lock" not in p.kinds:
+                p.kinds.append("lock")
+                p.kind_from_action = True
+            return
+        if "lock" in tset and tokens.index("lock") <= 1:
+            act("lock")
+            return
+        # scenes
+        if p.scene and not p.devices:
+            if tset & {"activate", "start", "set", "put", "run", "turn", "switch", "go",
+                       "enable", "begin", "play", "on", "time", "it", "is", "mode", "scene"}:
+                act("scene", bool(tset & {"activate", "start", "set", "run", "turn", "on",
+                                          "enable"}))
+                return
+        # media
+        if tset & {"mute"}:
+            act("volume")
+            p.number, p.percent = 0.0, True
+            p.kinds.append("media_player") if not media else None
+            return
+        louder = tset & {"louder", "quieter", "softer", "lower", "raise", "increase",
+                         "decrease", "reduce", "up", "down"}
+        if media or tset & {"song", "track", "music", "louder", "quieter", "softer"}:
+            if tset & L.VERBS_NEXT_EN or "another song" in text:
+                act("next")
+                return
+            if ("volume" in tset or louder) and not tset & {"on", "off"} and not (
+                    louder <= {"up", "down"} and "volume" not in tset and not tset & {
+                        "turn", "crank", "bring", "put"}):
+                if p.number is not None and not tset & {"by"}:
+                    act("volume")
+                    return
+                if not louder:
+                    return
+                up = bool(louder & {"louder", "raise", "increase", "up"}) \
+                    and not louder & {"quieter", "softer", "lower", "decrease", "reduce", "down"}
+                down = bool(louder & {"quieter", "softer", "lower", "decrease", "reduce",
+                                      "down"}) and not up
+                if not (up or down):
+                    raise Rejected("I heard both louder and quieter")
+                amount = by_amount or (20 if big and not small else 10)
+                p.vstep = amount if up else -amount
+                act("vstep", True)
+                if "media_player" not in p.kinds:
+                    p.kinds.append("media_player")
+                    p.kind_from_action = not media
+                return
+            if tset & L.VERBS_PAUSE_EN or "off" in tset:
+                act("pause")
+                return
+            if tset & L.VERBS_RESUME_EN or "on" in tset or "start" in tset:
+                act("resume")
+                return
+        elif tset & {"pause"}:
+            act("pause")
+            p.kinds.append("media_player")
+            p.kind_from_action = True
+            return
+        elif tset & {"skip", "next"} and (first in ("skip", "next", "play")):
+            act("next")
+            p.kinds.append("media_player")
+            p.kind_from_action = True
+            return
+        elif first in ("resume", "unpause") or text.strip() in ("play", "continue playing"):
+            act("resume")
+            p.kinds.append("media_player")
+            p.kind_from_action = True
+            return
+
+        on = "on" in tset
+        off = "off" in tset
+        if on and off:
+            raise Rejected("I heard both 'on' and 'off'")
+        indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| "
+                                       r"really| quite| a bit| pretty)?| too| so| very) "
+                                       r"(dark|dim|gloomy) ", text)) \
+            and not tset & L.VERBS_DIM_EN - {"dim"} and " make " not in text \
+            and " darker" not in text and " to dark" not in text
+        indirect_dark = indirect_dark or bool(re.search(r" (cannot|can not|hard to|cant|"
+                                                        r"unable to) see ", text))
+        indirect_bright = bool(re.search(r" (too|so|very|really|quite) bright ", text)) \
+            or bool(re.search(r" is bright ", text) and p.here)
+        cold = bool(re.search(r" (too |so |very |really |bit |a bit |quite )?"
+                              r"(cold|chilly|freezing) ", text)) and not lightish_only(p)
+        hot = bool(re.search(r" (too |so |very |really |bit |a bit |quite )?"
+                             r"(hot|warm|stuffy|boiling) ", text)) and " make " not in text \
+            and "warmer" not in tset and not lightish_only(p)
+
+        # temperature
+        if p.temperature is not None and tset & {"by", "up", "down", "warmer", "cooler",
+                                                  "increase", "decrease", "raise", "lower",
+                                                  "higher", "colder", "hotter"} \
+                and not tset & {"to", "at"}:
+            # "turn it down 3 degrees", "raise the heat by 2 degrees": a step, not a setpoint
+            by_amount = int(p.temperature)
+            p.temperature = None
+        elif p.temperature is not None or (climate and p.number is not None
+                                           and not p.percent):
+            if p.temperature is None:
+                p.temperature = p.number
+            act("temp", bool(tset & L.VERBS_SET_EN | {"turn", "to"}))
+            if "climate" not in p.kinds:
+                p.kinds.append("climate")
+                p.kind_from_action = True
+            return
+        warmer = tset & {"warmer", "up", "increase", "raise", "higher", "hotter", "warm"}
+        cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool"}
+        if (climate or tset & {"degree", "degrees"}) and (warmer or cooler) \
+                and not (warmer and cooler):
+            self._temperature_step(p, tset, bool(warmer), by_amount, small, big)
+            return
+        if ((cold or hot) and not colors and kelvin is None) or (
+                (cold or hot) and (p.here or not p.has_target())
+                and not tset & {"light", "lamp", "white"}):
+            self._climate_here(p, cold, indirect=True)
+            return
+        if ("warmer" in tset or "cooler" in tset or "hotter" in tset or "colder" in tset) \
+                and not p.has_target() and not tset & {"white", "light", "colour", "color"}:
+            self._climate_here(p, bool(tset & {"warmer", "hotter"}), indirect=False,
+                               step=_degrees(tset, by_amount, small, big))
+            return
+
+        # covers
+        if cover:
+            if (p.number is not None and p.percent) or ("halfway" in tset or "half" in tset):
+                act("position", True)
+                return
+            if tset & (L.VERBS_OPEN_EN | {"up"}) and not tset & {"lower", "close", "down"}:
+                act("open", bool(tset & L.VERBS_OPEN_EN) or bool(tset & {"pull", "roll"}))
+                return
+            if tset & (L.VERBS_CLOSE_EN | {"down"}):
+                act("close", bool(tset & L.VERBS_CLOSE_EN) or bool(tset & {"pull", "roll"}))
+                return
+            if on or off:
+                act("open" if on else "close", False)
+                return
+        # colours
+        mood = tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
+                       "relaxing", "relax", "evening"}
+        if not colors and kelvin is None and not mood and tset & {"color", "colour"} and (
+                tset & {"random", "different", "another", "new", "other"}
+                or (tset & {"change", "switch"} and p.number is None)) \
+                and (lightish or "light" in kinds):
+            palette = ["blue", "cyan", "green", "magenta", "orange", "pink", "purple", "red",
+                       "turquoise", "yellow"]
+            colors = [palette[sum(map(ord, text)) % len(palette)]]
+            p.notes.append("a colour picked for you")
+        if not colors and kelvin is None and p.number is None and not p.scene \
+                and tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
+                            "relaxing", "relax", "evening"} \
+                and (lightish or "light" in kinds) and not (on or off):
+            night = tset & {"night", "nighttime", "sleep", "sleeping"}
+            p.brightness, p.kelvin = (10 if night else 30), 2200
+            act("set", bool(tset & L.VERBS_SET_EN))
+            _light_kind(p)
+            return
+        if kelvin is not None and colors == ["white"]:
+            colors = []
+        if colors and (lightish or "light" in kinds):
+            p.color = colors[-1] if not (" from " in text and " to " in text) else \
+                _after_to(tokens, colors)
+            act("set")
+            _light_kind(p)
+            return
+        if kelvin is not None and (lightish or "light" in kinds) and not climate:
+            p.kelvin = kelvin
+            act("set")
+            _light_kind(p)
+            return
+        if "open" in tset and not cover and not p.has_target():
+            return
+        # on / off
+        if tset & {"stop", "halt"} and p.has_target() and not media:
+            act("off", True)
+            return
+        if off or tset & L.VERBS_OFF_EN or (("shut" in tset or "kill" in tset)
+                                            and not cover):
+            act("off", bool(tset & (L.VERBS_ON_OFF_EN | L.VERBS_OFF_EN)) or off)
+            return
+        if on and not (tset & (L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN) - {"set"}) \
+                and p.number is None:
+            act("on", True)
+            return
+        if first in L.VERBS_ON_EN or (tset & {"activate", "enable", "start"} and p.has_target()) \
+                or (tset & {"running", "going", "started"} and p.has_target()):
+            act("on", True)
+            return
+        # brightness
+        if lightish or "light" in kinds:
+            here_dir = re.sub(r" (down|up|over) here ", " here ", text)
+            down = bool(tset & L.VERBS_DIM_EN) or " down " in here_dir or "darker" in tset \
+                or " to dark" in text or ("dark" in tset and not indirect_dark)
+            up = bool(tset & L.VERBS_BRIGHTEN_EN - ({"bright"} if indirect_bright else set())) \
+                or " up " in here_dir or "brighter" in tset or "light up" in text
+            if indirect_bright and not up:
+                down, p.indirect = True, True
+            if p.number is not None and (p.percent or tset & {"to", "at", "brightness",
+                                                             "level"} or down or up) \
+                    and by_amount is None:
+                p.brightness = max(0, min(100, int(p.number)))
+                act("set", bool(tset & (L.VERBS_SET_EN | L.VERBS_DIM_EN
+                                        | L.VERBS_BRIGHTEN_EN)))
+                _light_kind(p)
+                return
+            if down and not up:
+                p.step = -step
+                act("step", True)
+                _light_kind(p)
+                return
+            if up and not down:
+                p.step = step
+                act("step", True)
+                _light_kind(p)
+                return
+            if indirect_dark:
+                p.indirect = True
+                act("on", False)
+                _light_kind(p)
+                return
+        if on:
+            act("on", True)
+            return
+        if (tset & {"switch", "turn", "toggle", "flip"}) and p.has_target() and (
+                "to" not in tset) and first in ("switch", "turn", "toggle", "flip"):
+            return  # "switch the lights" with no on/off: unclear
+        return

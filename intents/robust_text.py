@@ -1,0 +1,173 @@
+"""Normalization for the robust tier: English tokens (punctuation, contractions, number
+words, plurals, a leading wake name or politeness) and Chinese text (numbers, fillers)."""
+
+from __future__ import annotations
+
+import re
+
+from intents import robust_lexicon as L
+
+
+def _singular(word: str, known: frozenset[str]) -> str:
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word[:-1] in known:
+        return word[:-1]
+    if word in known:
+        return word
+    if word.endswith("ies") and word[:-3] + "y" in known:
+        return word[:-3] + "y"
+    if word.endswith("es") and word[:-2] in known:
+        return word[:-2]
+    if word.endswith("s") and word[:-1] in known:
+        return word[:-1]
+    return word
+
+
+def _number_words(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t in L.NUMBERS_EN or (t in ("a", "one") and i + 1 < len(tokens)
+                                 and tokens[i + 1] == "hundred"):
+            value = 0
+            j = i
+            if t in ("a", "one") and j + 1 < len(tokens) and tokens[j + 1] == "hundred":
+                value, j = 100, j + 2
+            else:
+                value = L.NUMBERS_EN[t]
+                j += 1
+                if value >= 20 and value % 10 == 0 and j < len(tokens) \
+                        and tokens[j] in L.NUMBERS_EN and L.NUMBERS_EN[tokens[j]] < 10:
+                    value += L.NUMBERS_EN[tokens[j]]
+                    j += 1
+                elif value < 10 and j < len(tokens) and tokens[j] == "hundred":
+                    value *= 100
+                    j += 1
+            if j < len(tokens) and tokens[j] == "point" and j + 1 < len(tokens) \
+                    and tokens[j + 1] in L.NUMBERS_EN and L.NUMBERS_EN[tokens[j + 1]] < 10:
+                out.append(f"{value}.{L.NUMBERS_EN[tokens[j + 1]]}")
+                j += 2
+            else:
+                out.append(str(value))
+            i = j
+            continue
+        out.append(t)
+        i += 1
+    return out
+
+
+def normalize_en(text: str) -> list[str]:
+    """Lower-cased tokens: punctuation dropped, contractions expanded, numbers as digits,
+    "%" as "percent", a leading wake name/greeting/politeness and trailing politeness gone."""
+    s = text.lower().replace("’", "'").replace("‘", "'")
+    s = re.sub(r"(\d)\s*%", r"\1 percent ", s)
+    s = re.sub(r"(\d)\s*°\s*([cf])\b", r"\1 degrees \2", s)
+    s = s.replace("°", " degrees ")
+    s = re.sub(r"(?<=\d)\.(?=\d)", "\x00", s)
+    s = re.sub(r"[^a-z0-9'\x00/ ]+", " ", s.replace("-", " "))
+    s = s.replace("\x00", ".")
+    tokens: list[str] = []
+    for t in s.split():
+        t = t.strip("'")
+        if not t:
+            continue
+        if t in L.CONTRACTIONS_EN:
+            tokens.extend(L.CONTRACTIONS_EN[t].split())
+        elif t.endswith("'s"):
+            tokens.append(t[:-2])
+        elif t.endswith("s'"):
+            tokens.append(t[:-1])
+        else:
+            tokens.append(t.replace("'", ""))
+    tokens = [_GERUNDS.get(t, t) for t in _number_words(tokens)]
+    return _strip_politeness(tokens)
+
+
+_GERUNDS = {"closing": "close", "opening": "open", "turning": "turn", "switching": "switch",
+            "dimming": "dim", "locking": "lock", "unlocking": "unlock", "pausing": "pause",
+            "lowering": "lower", "raising": "raise", "brightening": "brighten",
+            "setting": "set", "putting": "put", "shutting": "shut", "starting": "start",
+            "stopping": "stop", "making": "make", "changing": "change"}
+
+
+def _strip_politeness(tokens: list[str]) -> list[str]:
+    changed = True
+    while changed and tokens:
+        changed = False
+        while tokens and (tokens[0] in L.GREETINGS_EN or tokens[0] in L.WAKE_WORDS_EN) \
+                and len(tokens) > 1:
+            tokens = tokens[1:]
+            changed = True
+        for p in L.POLITE_PREFIXES_EN:
+            if tuple(tokens[: len(p)]) == p and len(tokens) > len(p):
+                tokens = tokens[len(p):]
+                changed = True
+                break
+        for p in L.POLITE_SUFFIXES_EN:
+            if len(tokens) > len(p) and tuple(tokens[-len(p):]) == p:
+                tokens = tokens[: -len(p)]
+                changed = True
+                break
+        while len(tokens) > 1 and tokens[-1] in L.WAKE_WORDS_EN - {"home"}:
+            tokens = tokens[:-1]
+            changed = True
+    return [t for t in tokens if t not in ("please", "kindly")]
+
+
+def _zh_number(s: str) -> int | None:
+    if not s:
+        return None
+    if s.isdigit():
+        return int(s)
+    total, cur = 0, 0
+    for ch in s:
+        if ch in L.DIGITS_ZH:
+            cur = L.DIGITS_ZH[ch]
+        elif ch in L.UNITS_ZH:
+            unit = L.UNITS_ZH[ch]
+            total += (cur or 1) * unit
+            cur = 0
+        else:
+            return None
+    return total + cur
+
+
+_ZH_NUM = "零〇一二两三四五六七八九十百"
+
+
+def _normalize_zh(text: str) -> str:
+    s = re.sub(r"\s+", "", text.lower())
+    s = s.replace("％", "%")
+    s = re.sub(rf"百分之([{_ZH_NUM}\d]+)",
+               lambda m: f"{_zh_number(m.group(1))}%" if _zh_number(m.group(1)) is not None
+               else m.group(0), s)
+    s = re.sub(rf"([{_ZH_NUM}]+)(度|%|摄氏度)",
+               lambda m: f"{_zh_number(m.group(1))}{'度' if '度' in m.group(2) else '%'}"
+               if _zh_number(m.group(1)) is not None else m.group(0), s)
+    s = re.sub(rf"(到|成|为|在|音量)([{_ZH_NUM}]+)(?!点|下|些|半|个)",
+               lambda m: f"{m.group(1)}{_zh_number(m.group(2))}"
+               if _zh_number(m.group(2)) is not None else m.group(0), s)
+    s = s.replace("摄氏度", "度")
+    return s
+
+
+def _strip_zh(s: str) -> str:
+    s = s.strip("，。！？!?,. ")
+    changed = True
+    while changed:
+        changed = False
+        for w in L.WAKE_PREFIXES_ZH:
+            if s.startswith(w) and len(s) > len(w):
+                s = s[len(w):].lstrip("，,、 ")
+                changed = True
+    for w in L.POLITE_ZH:
+        if w in ("了", "吧", "呢", "啊", "呀", "哦", "嘛"):
+            continue
+        s = s.replace(w, "")
+    s = re.sub(r"[吧呢啊呀哦嘛]+$", "", s)
+    s = re.sub(r"(?<=[关开])了", "", s)
+    return s.strip("，。！？!?,. ")
+
+
+def _zh_has_verb(s: str) -> bool:
+    return any(w in s for w in ("开", "关", "调", "设", "锁", "暂停", "播放", "拉"))

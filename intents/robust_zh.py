@@ -1,0 +1,313 @@
+"""Chinese: one sentence split into clauses and each parsed into a command; characters the
+parse cannot explain are kept so that the confidence can say so."""
+
+from __future__ import annotations
+
+import re
+
+from intents import robust_lexicon as L
+from intents.robust_base import Rejected, _cjk, _light_kind, _Parse, _TierBase, _unique
+from intents.robust_text import _normalize_zh, _strip_zh, _zh_has_verb
+
+
+class _ChineseParser(_TierBase):
+    """Chinese sentences to parses."""
+
+    def _parts_zh(self, text: str) -> list[_Parse | Rejected | None]:
+        s = _normalize_zh(text)
+        if not s:
+            return []
+        chunks = [c for c in re.split(r"然后|接着|再把|并且|同时|，|,|；|;|。", s) if c]
+        out: list[_Parse | Rejected | None] = []
+        for c in chunks:
+            sub = re.split(r"(?<=[灯扇帘门箱视座])和|(?<=[灯扇帘门箱视座])并", c)
+            if len(sub) > 1 and all(_zh_has_verb(x) for x in sub):
+                out.extend(self._parse_zh_part(x, len(chunks) > 1) for x in sub)
+            else:
+                out.append(self._parse_zh_part(c, len(chunks) > 1))
+        return out
+
+    def _parse_zh_part(self, s: str, several: bool) -> _Parse | Rejected | None:
+        """One clause; with several clauses, an unknown-name rejection is kept (not raised)
+        so that "我要睡觉了，把灯关了" still acts on its command."""
+        try:
+            return self._parse_zh(s)
+        except Rejected as e:
+            if several and not e.final:
+                return e
+            raise
+
+    def _parse_zh(self, s: str) -> _Parse | None:
+        s = _strip_zh(s)
+        if not s or "它" in s or "它们" in s:
+            return None
+        p = _Parse()
+        lex = self._lex
+        if s.startswith(L.NEGATIONS_ZH):
+            raise Rejected("that is not something to do (a negation)")
+        for words, reason in L.OUT_OF_SCOPE_ZH:
+            if any(w in s for w in words) and not any(n in s for n, _ in lex.cjk_devices):
+                raise Rejected(reason)
+        if any(w in s for w in L.SCHEDULE_WORDS_ZH):
+            raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if "咖啡" in s and not any("咖啡" in n for n, _ in lex.cjk_devices):
+            raise Rejected("I can't make coffee: there is no coffee machine in the home")
+        if "咖啡" in s and not any(w in s for w in ("关", "停")) and not any(
+                n in s for n, _ in lex.cjk_devices if "咖啡" in n):
+            machine = _unique(d for n, d in lex.cjk_devices if "咖啡" in n)
+            p.partial_devices = machine[:1]
+            p.action, p.explicit_verb, p.imperative = "on", True, True
+            return p  # "来杯咖啡", "煮杯咖啡": the coffee machine on
+
+        rest = s
+        for name, dev in sorted(lex.cjk_devices, key=lambda x: -len(x[0])):
+            if name in rest:
+                p.devices.append(dev)
+                rest = rest.replace(name, "＃")
+        for name, sc in sorted(lex.cjk_scenes, key=lambda x: -len(x[0])):
+            if name in rest:
+                p.scene = sc
+                rest = rest.replace(name, "＃")
+        for name, a in sorted(lex.cjk_areas, key=lambda x: -len(x[0])):
+            if name in rest:
+                p.areas.append(a)
+                rest = rest.replace(name, "＠")
+        for name, f in sorted(lex.cjk_floors, key=lambda x: -len(x[0])):
+            if name in rest:
+                p.floor = f
+                rest = rest.replace(name, "＠")
+        for w in L.HERE_WORDS_ZH:
+            if w in rest and (w != "这" or "这么" not in rest):
+                p.here = True
+                rest = rest.replace(w, "＠")
+                break
+        for w in L.ALL_WORDS_ZH:
+            if w in rest:
+                p.home = True
+                p.everything = w in ("一切",)
+                rest = rest.replace(w, "＠")
+        for w, kind in L.KIND_WORDS_ZH:
+            if w in rest:
+                other = sorted({d for n, d in lex.cjk_devices if w in n
+                                and self._devices[d].kind.value != kind})
+                same = [d for n, d in lex.cjk_devices if w in n
+                        and self._devices[d].kind.value == kind]
+                if other and not same and kind in ("media_player", "switch"):  # 电视 → plug
+                    p.partial_devices.extend(other)
+                    rest = rest.replace(w, "＃")
+                    continue
+                if kind == "climate" and w == "温度":
+                    p.action = None
+                p.kinds.append(kind)
+                p.kind_words.append(w)
+                if w in L.COVER_CLASS_ZH:
+                    p.cover_class = L.COVER_CLASS_ZH[w]
+                rest = rest.replace(w, "＃")
+        p.devices = _unique(p.devices)
+        p.areas = _unique(p.areas)
+        p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
+        self._door(p)
+        leftover = re.sub(r"[＃＠\d%度]|把|的|将|给|打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
+                          r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
+                          r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
+                          r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
+                          r"最|一半|稍微|熄|灭|起|来|放|升|降|合|换|首|暖|冷|热|白|一|变|光|弄|让|得|更|"
+                          + "|".join(map(re.escape, L.COLORS_ZH)) + "|"
+                          + "|".join(map(re.escape, L.COLOR_TEMP_ZH)), "", rest)
+        leftover = "".join(ch for ch in leftover if _cjk(ch))
+        p.zh, p.size = True, len(s)
+        if leftover:
+            p.unknown = [leftover]  # a sensitive action is then never confident
+        if leftover and not p.devices and not p.scene:
+            raise Rejected(f"I don't know a device called {leftover!r}", final=False)
+        if "东西" in rest or "电器" in rest:
+            p.everything = True
+
+        # amounts
+        m = re.search(r"(\d+(?:\.\d+)?)(%|度)", rest)
+        if m:
+            if m.group(2) == "%":
+                p.number, p.percent = float(m.group(1)), True
+            else:
+                p.temperature, p.unit = float(m.group(1)), "C"
+        else:
+            m = re.search(r"(?:到|成|为|在)(\d+(?:\.\d+)?)", rest)
+            if m:
+                p.number = float(m.group(1))
+        if "最亮" in rest:
+            p.number, p.percent = 100.0, True
+        elif "最暗" in rest:
+            p.number, p.percent = 1.0, True
+        elif "一半" in rest:
+            p.number, p.percent = 50.0, True
+        small = any(w in rest for w in ("一点", "一些", "稍微", "一丢丢", "点儿", "些"))
+        big = any(w in rest for w in ("很多", "大大", "多一些", "非常"))
+        step = L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT
+        color = next((c for w, c in L.COLORS_ZH.items() if w in rest), None)
+        kelvin = next((k for w, k in L.COLOR_TEMP_ZH.items() if w in rest), None)
+        kinds = set(p.kinds) | {self._devices[d].kind.value for d in p.devices}
+        lightish = "light" in kinds or not kinds
+
+        def act(action: str, explicit: bool = True) -> None:
+            p.action = action
+            p.explicit_verb = explicit
+
+        # questions
+        question = any(w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有",
+                                           "？", "?", "什么"))
+        if question:
+            if ("climate" in kinds and any(w in rest for w in ("多少", "几度", "怎么样", "什么"))) \
+                    or "几度" in rest:
+                act("get_temp")
+                if "climate" not in p.kinds:
+                    p.kinds.append("climate")
+                return p
+            if p.has_target() and ("开着" in rest or "关着" in rest or "锁" in rest
+                                   or "吗" in rest):
+                act("get_state")
+                return p
+            raise Rejected("a question Hearth cannot answer")
+        if "温度" in p.kind_words and p.temperature is None and p.number is None \
+                and not any(w in rest for w in ("调", "设", "升", "降", "高", "低")):
+            act("get_temp")
+            return p
+        # vacuum
+        if "vacuum" in kinds or "打扫" in rest or "清扫" in rest:
+            if not self._vacuums():
+                raise Rejected("there is no robot vacuum in the home")
+            if any(w in rest for w in ("回", "充电")):
+                act("vreturn")
+            elif "暂停" in rest:
+                act("vpause")
+            elif any(w in rest for w in ("停", "关")):
+                act("vstop")
+            else:
+                act("vstart", any(w in rest for w in ("开始", "打扫", "清扫", "启动", "开")))
+            if "vacuum" not in p.kinds:
+                p.kinds.append("vacuum")
+            return p
+        # locks
+        if "解锁" in rest or "开锁" in rest or ("开门" in rest and "lock" in kinds):
+            act("unlock")
+            if "lock" not in p.kinds:
+                p.kinds.append("lock")
+            return p
+        if any(w in s for w in ("锁上", "锁门", "上锁", "锁好", "把门锁", "锁起来")):
+            act("lock")
+            if "lock" not in p.kinds:
+                p.kinds.append("lock")
+            return p
+        if p.scene and not p.devices:
+            act("scene", any(w in rest for w in ("打开", "开启", "启动", "切换", "进入", "开")))
+            return p
+        # media
+        if "静音" in rest:
+            act("volume")
+            p.number, p.percent = 0.0, True
+            p.kinds.append("media_player")
+            return p
+        if "media_player" in kinds or any(w in rest for w in ("下一首", "暂停", "继续播放",
+                                                              "切歌", "上一首")):
+            if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首")):
+                act("next")
+            elif "音量" in p.kind_words or "大声" in rest or "小声" in rest:
+                if p.number is not None:
+                    act("volume")
+                else:
+                    up = any(w in rest for w in ("大", "高", "加", "升"))
+                    down = any(w in rest for w in ("小", "低", "减", "降"))
+                    if up == down:
+                        raise Rejected("louder or quieter? say a level, such as 'volume 30'")
+                    amount = 20 if big and not small else 10
+                    p.vstep = amount if up else -amount
+                    act("vstep")
+            elif any(w in rest for w in ("暂停", "停", "关")):
+                act("pause")
+            elif any(w in rest for w in ("播放", "继续", "开", "放")):
+                act("resume")
+            if p.action is not None:
+                if "media_player" not in p.kinds:
+                    p.kinds.append("media_player")
+                    p.kind_from_action = True
+                return p
+        # temperature
+        climate = "climate" in kinds
+        if p.temperature is not None or (climate and p.number is not None):
+            p.temperature = p.temperature if p.temperature is not None else p.number
+            act("temp")
+            if "climate" not in p.kinds:
+                p.kinds.append("climate")
+            return p
+        if any(w in rest for w in ("太冷", "好冷", "有点冷", "冷死", "太热", "好热", "有点热",
+                                   "热死", "冷", "热")) and not color and kelvin is None:
+            if climate or not p.has_target():
+                self._climate_here(p, "冷" in rest, indirect=True)
+                return p
+        if climate and any(w in rest for w in ("调高", "调低", "升高", "降低", "高一点",
+                                               "低一点", "暖和", "凉快")):
+            self._climate_here(p, any(w in rest for w in ("高", "升", "暖")), indirect=False,
+                               step=3.0 if big else 1.0)
+            return p
+        # covers
+        if "cover" in kinds:
+            if p.number is not None and p.percent:
+                act("position")
+            elif any(w in rest for w in ("打开", "拉开", "开", "升起", "升")):
+                act("open", any(w in rest for w in ("打开", "拉开", "开启", "升起")))
+            elif any(w in rest for w in ("关", "拉上", "合上", "放下", "降")):
+                act("close")
+            return p if p.action else None
+        # colour
+        if color and lightish:
+            p.color = color
+            act("set")
+            _light_kind(p)
+            return p
+        if kelvin is not None and lightish:
+            p.kelvin = kelvin
+            act("set")
+            _light_kind(p)
+            return p
+        # brightness
+        dim = any(w in rest for w in ("调暗", "暗一点", "暗一些", "暗点", "调低亮度", "降低亮度",
+                                      "亮度调低", "亮度调小", "亮度降低", "调低", "低一点",
+                                      "调小亮度", "暗些", "弄暗", "变暗", "暗", "小一点"))
+        bright = any(w in rest for w in ("调亮", "亮一点", "亮一些", "亮点", "调高亮度",
+                                         "亮度调高", "亮度调大", "亮度提高", "调高", "高一点",
+                                         "提高亮度", "调大亮度", "更亮", "亮些", "弄亮",
+                                         "变亮", "大一点"))
+        too_dark = any(w in rest for w in ("太暗", "好暗", "很暗", "有点暗", "看不见", "看不清",
+                                           "黑", "暗了"))
+        too_bright = any(w in rest for w in ("太亮", "好亮", "很亮", "刺眼", "晃眼"))
+        if lightish and (p.number is not None and (p.percent or "亮度" in rest)):
+            p.brightness = max(0, min(100, int(p.number)))
+            act("set")
+            _light_kind(p)
+            return p
+        if lightish and too_bright:
+            p.step, p.indirect = -step, True
+            act("step", False)
+            _light_kind(p)
+            return p
+        if lightish and too_dark and not any(w in rest for w in ("调暗", "暗一点", "暗点")):
+            p.indirect = True
+            act("on", False)
+            _light_kind(p)
+            return p
+        if lightish and (dim or bright) and not (dim and bright):
+            p.step = -step if dim else step
+            act("step")
+            _light_kind(p)
+            return p
+        # on / off
+        if not p.has_target() and not (p.areas or p.here or p.home or p.floor):
+            return None  # "把后门打开": on/off of something the home does not name
+        off = any(w in rest for w in ("关", "熄", "灭", "停"))
+        on = any(w in rest for w in ("开", "启动", "点亮", "亮起"))
+        if off and not ("打开" in rest or "开启" in rest):
+            act("off")
+            return p
+        if on:
+            act("on")
+            return p
+        return None
