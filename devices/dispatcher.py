@@ -488,8 +488,20 @@ class Dispatcher:
     def _absolute(self, intent: Intent, device: Device) -> Intent:
         """Turn a relative brightness step into an absolute brightness when the current one is
         known (adapters are pure and cannot know it). A brighter step on a light that is off
-        turns it on at the step's level; a dimmer step stops at ``MIN_DIM_BRIGHTNESS``."""
+        turns it on at the step's level; a dimmer step stops at ``MIN_DIM_BRIGHTNESS``.
+
+        A light-on with a ``brightness_step`` hint ("light up the kitchen") is that step when
+        the light is known to be on at a known brightness, else a plain light-on."""
         s = intent.slots
+        if intent.name == IntentName.LIGHT_ON and s.brightness_step is not None:
+            state = self._states.get(device.id, {})
+            now = state.get("brightness")
+            if state.get("state") == "on" and isinstance(now, int | float):
+                bright = max(MIN_DIM_BRIGHTNESS, min(100, round(now + s.brightness_step)))
+                slots = s.model_copy(update={"brightness": bright, "brightness_step": None})
+                return intent.model_copy(update={"name": IntentName.LIGHT_SET, "slots": slots})
+            slots = s.model_copy(update={"brightness_step": None})
+            return intent.model_copy(update={"slots": slots})
         if not self._is_step(intent) or s.brightness_step is None:
             return intent
         step = s.brightness_step

@@ -235,3 +235,28 @@ async def test_step_with_unknown_state_is_refused_honestly(mosquitto: Mosquitto)
     assert t.status == "rejected" and "current setpoint" in t.detail
     assert v.status == "rejected" and "current volume" in v.detail
     assert t.topic is None and v.topic is None
+
+
+# -- "light up": on when off, brighter when on ---------------------------------------------------
+
+
+def test_light_up_is_an_on_with_a_step_hint(demo: Recognizer) -> None:
+    r = demo.recognize("light up the kitchen")
+    assert r.intent is not None and r.intent.name == "light_on"
+    assert r.intent.slots.brightness_step == 20
+    plain = demo.recognize("turn on the kitchen light")
+    assert plain.intent is not None and plain.intent.slots.brightness_step is None
+
+
+@pytest.mark.timeout(60)
+async def test_light_up_brightens_a_lit_light_and_turns_on_a_dark_one(
+        home: tuple[Dispatcher, SimulatedHome]) -> None:
+    d, sim = home
+    await d.dispatch(_intent("light_set", "bedroom_lamp", brightness=40))
+    [r] = await d.dispatch(_intent("light_on", "bedroom_lamp", brightness_step=20))
+    assert r.status == "confirmed", r
+    assert sim.state("bedroom_lamp")["brightness"] == 60
+    await d.dispatch(_intent("light_off", "kitchen_light"))
+    [r] = await d.dispatch(_intent("light_on", "kitchen_light", brightness_step=20))
+    assert r.status == "confirmed", r
+    assert sim.state("kitchen_light")["state"] == "on"
