@@ -266,6 +266,16 @@ class ModelTierSettings(BaseModel):
             raise ValueError("api_key_env is the NAME of an environment variable, not a key")
         return v
 
+    @field_validator("audio", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare ``off`` as false (and ``on`` as true).
+        if v is False:
+            return AudioMode.OFF
+        if v is True:
+            return AudioMode.FALLBACK
+        return v
+
     @field_validator("intents")
     @classmethod
     def _known_intents(cls, v: list[str] | None) -> list[str] | None:

@@ -434,3 +434,13 @@ async def test_understanding_gives_the_model_the_turns_audio(
     tier.heard_audio.clear()
     rec = await s.understanding.recognize(utterance(), "brighten up where I cook", "en", None)
     assert tier.heard_audio == [None]
+
+
+def test_yaml_off_and_on_are_audio_modes() -> None:
+    import yaml
+
+    raw = yaml.safe_load("llm: {backend: openai, url: 'http://x/v1', audio: off}")["llm"]
+    assert raw["audio"] is False  # what YAML makes of a bare off
+    assert ModelTierSettings.model_validate(raw).audio is AudioMode.OFF
+    raw["audio"] = True
+    assert ModelTierSettings.model_validate(raw).audio is AudioMode.FALLBACK
