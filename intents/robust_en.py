@@ -165,7 +165,8 @@ class _EnglishParser(_EnglishActions):
                 return None  # "turn on": on what?
         if not (p.has_target() and not p.kind_from_action) and not p.here and not p.home \
                 and not p.everything and not p.indirect and not p.areas and not p.floor \
-                and tset & {"it", "them", "that", "those"} and p.action != "tstep":
+                and tset & {"it", "them", "that", "those"} and p.action != "tstep" \
+                and not (p.action == "vstep" and tset & {"louder", "quieter", "softer"}):
             return None  # "turn it off": the previous command's devices (grammar, context)
         return p
 

@@ -16,6 +16,9 @@ from intents.robust_base import (
     lightish_only,
 )
 
+#: Setpoints a household thermostat takes, by unit; others are misheard numbers.
+SETPOINT_RANGE = {"C": (5.0, 35.0), "F": (40.0, 95.0)}
+
 
 class _EnglishActions(_TierBase):
     """What an English command asks to do."""
@@ -203,10 +206,15 @@ class _EnglishActions(_TierBase):
             and "warmer" not in tset and not lightish_only(p)
 
         # temperature
+        if p.temperature is None and climate and p.number is not None and not p.percent \
+                and tset & {"by", "up", "down", "increase", "decrease", "raise", "lower"} \
+                and not tset & {"to", "at"}:
+            p.temperature = p.number  # "turn the heat down 2": a step of 2 (below)
         if p.temperature is not None and tset & {"by", "up", "down", "warmer", "cooler",
                                                   "increase", "decrease", "raise", "lower",
                                                   "higher", "colder", "hotter"} \
-                and not tset & {"to", "at"}:
+                and (not tset & {"to", "at"} or tset & {"higher", "lower", "warmer", "cooler",
+                                                       "hotter", "colder", "more", "less"}):
             # "turn it down 3 degrees", "raise the heat by 2 degrees": a step, not a setpoint
             by_amount = int(p.temperature)
             p.temperature = None
@@ -214,6 +222,12 @@ class _EnglishActions(_TierBase):
                                            and not p.percent):
             if p.temperature is None:
                 p.temperature = p.number
+            sp = p.temperature
+            lo, hi = SETPOINT_RANGE[p.unit or "C"]
+            if sp is not None and not lo <= sp <= hi and not (
+                    p.unit is None and SETPOINT_RANGE["F"][0] <= sp <= SETPOINT_RANGE["F"][1]):
+                raise Rejected(f"{p.temperature:g} degrees is not a temperature I would set; "
+                               "say one between 5 and 35 degrees")
             act("temp", bool(tset & L.VERBS_SET_EN | {"turn", "to"}))
             if "climate" not in p.kinds:
                 p.kinds.append("climate")
@@ -221,8 +235,11 @@ class _EnglishActions(_TierBase):
             return
         warmer = tset & {"warmer", "up", "increase", "raise", "higher", "hotter", "warm"}
         cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool"}
-        if (climate or tset & {"degree", "degrees"}) and (warmer or cooler) \
+        sensor_only = bool(kinds) and kinds <= {"sensor"} and bool(tset & {"temperature", "temp"})
+        if (climate or tset & {"degree", "degrees"} or sensor_only) and (warmer or cooler) \
                 and not (warmer and cooler):
+            if sensor_only:  # "increase the temperature": a sensor has no setpoint
+                p.partial_devices = []
             self._temperature_step(p, tset, bool(warmer), by_amount, small, big)
             return
         if ((cold or hot) and not colors and kelvin is None) or (

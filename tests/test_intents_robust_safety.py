@@ -117,6 +117,10 @@ def test_statements_and_questions_never_command(demo: Recognizer, text: str) -> 
     ("it is too hot in here", "living_room", -1.0),
     ("raise the heating by 3 degrees", None, 3.0),
     ("把温度调高一点", None, 1.0),
+    ("increase the temperature", None, 1.0),  # "temperature" also names a sensor
+    ("decrease the temperature by two degrees", None, -2.0),
+    ("set the temperature to 2 degrees higher", None, 2.0),  # never a 2° setpoint
+    ("turn the heat down 2", None, -2.0),
     ("客厅太冷了", None, 1.0),
 ])
 def test_temperature_steps(demo: Recognizer, text: str, area: str | None, step: float) -> None:
@@ -126,6 +130,11 @@ def test_temperature_steps(demo: Recognizer, text: str, area: str | None, step: 
     assert r.intent.slots.device_ids == ["thermostat"]
     assert r.intent.slots.temperature is None
     assert r.intent.slots.temperature_step == step
+
+
+def test_implausible_setpoints_are_refused(tier: RobustTier) -> None:
+    r = tier.recognize("put the heat on 300 degrees", "en")
+    assert r is not None and r.intent is None and "not a temperature" in r.reason
 
 
 def test_cold_in_here_with_no_room_known_asks_for_the_room(demo: Recognizer) -> None:
@@ -140,6 +149,7 @@ def test_a_setpoint_is_still_a_setpoint(demo: Recognizer) -> None:
 
 @pytest.mark.parametrize(("text", "step"), [
     ("louder", 10), ("turn the volume down", -10), ("turn up the music", 10),
+    ("can you make it louder", 10), ("raise the volume by 15", 15),
     ("a lot louder", 20), ("turn the speaker down", -10), ("音量大一点", 10), ("调小音量", -10),
 ])
 def test_volume_steps(demo: Recognizer, text: str, step: int) -> None:
