@@ -229,7 +229,8 @@ KIND_WORDS_ZH: tuple[tuple[str, str], ...] = (
     ("温控器", "climate"), ("暖气", "climate"), ("空调", "climate"), ("地暖", "climate"),
     ("温度", "climate"), ("恒温器", "climate"),
     ("音箱", "media_player"), ("音乐", "media_player"), ("歌", "media_player"),
-    ("音量", "media_player"), ("电视", "media_player"), ("播放器", "media_player"),
+    ("音量", "media_player"), ("声音", "media_player"), ("电视", "media_player"),
+    ("播放器", "media_player"),
     ("扫地机器人", "vacuum"), ("扫地机", "vacuum"), ("吸尘器", "vacuum"), ("扫地", "vacuum"),
 )
 COVER_CLASS_ZH = {"窗户": "window", "车库门": "garage", "窗帘": "curtain", "百叶窗": "blind",

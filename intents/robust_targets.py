@@ -258,6 +258,9 @@ class _Targets(_TierBase):
             name = IntentName.MEDIA_SET_VOLUME
             slots["volume_step"] = p.vstep
         elif a == "get_temp":
+            if kind not in (DeviceKind.CLIMATE, DeviceKind.SENSOR):
+                # "风扇温度", a misheard "温度" next to a fan: not a reading of two devices
+                raise Rejected(f"the {noun} does not measure temperature")
             name = IntentName.CLIMATE_GET_TEMPERATURE
         elif a == "get_state":
             name = IntentName.GET_STATE

@@ -107,7 +107,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度]|把|的|将|给|打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
+        leftover = re.sub(r"[＃＠\d%度]|大声|小声|把|的|将|给|打开|开启|开|关闭|关掉|关上|关|"
+                          r"一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
                           r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
@@ -207,10 +208,11 @@ class _ChineseParser(_TierBase):
             p.kinds.append("media_player")
             return p
         if "media_player" in kinds or any(w in rest for w in ("下一首", "暂停", "继续播放",
-                                                              "切歌", "上一首")):
+                                                              "切歌", "上一首", "大声", "小声")):
             if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首")):
                 act("next")
-            elif "音量" in p.kind_words or "大声" in rest or "小声" in rest:
+            elif "音量" in p.kind_words or "声音" in p.kind_words or "大声" in rest \
+                    or "小声" in rest:
                 if p.number is not None:
                     act("volume")
                 else:
