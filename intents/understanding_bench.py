@@ -92,6 +92,11 @@ def _slot_ok(want: Any, got: Any) -> bool:
 
 
 def matches(intent: Intent, outcome: Mapping[str, Any]) -> bool:
+    if intent.name == IntentName.LIGHT_ON and outcome["name"] == IntentName.LIGHT_SET \
+            and (intent.slots.brightness_step or 0) > 0 \
+            and _slot_ok(outcome.get("brightness_step"), intent.slots.brightness_step):
+        # "light up": a light-on the dispatcher makes a brighter step when the light is on
+        intent = intent.model_copy(update={"name": IntentName.LIGHT_SET})
     if intent.name != outcome["name"]:
         return False
     ids = set(intent.slots.device_ids)
