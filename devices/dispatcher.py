@@ -490,18 +490,18 @@ class Dispatcher:
         known (adapters are pure and cannot know it). A brighter step on a light that is off
         turns it on at the step's level; a dimmer step stops at ``MIN_DIM_BRIGHTNESS``.
 
-        A light-on with a ``brightness_step`` hint ("light up the kitchen") is that step when
+        A light-on said as "light up" / "brighten up" (:func:`light_up_step`) is that step when
         the light is known to be on at a known brightness, else a plain light-on."""
         s = intent.slots
-        if intent.name == IntentName.LIGHT_ON and s.brightness_step is not None:
+        up = light_up_step(intent)
+        if up is not None:
             state = self._states.get(device.id, {})
             now = state.get("brightness")
             if state.get("state") == "on" and isinstance(now, int | float):
-                bright = max(MIN_DIM_BRIGHTNESS, min(100, round(now + s.brightness_step)))
+                bright = max(MIN_DIM_BRIGHTNESS, min(100, round(now + up)))
                 slots = s.model_copy(update={"brightness": bright, "brightness_step": None})
                 return intent.model_copy(update={"name": IntentName.LIGHT_SET, "slots": slots})
-            slots = s.model_copy(update={"brightness_step": None})
-            return intent.model_copy(update={"slots": slots})
+            return intent
         if not self._is_step(intent) or s.brightness_step is None:
             return intent
         step = s.brightness_step
@@ -652,6 +652,23 @@ class Dispatcher:
             if target is not None and fut is not None:
                 target.waiters = [(v, f) for v, f in target.waiters if f is not fut]
                 fut.cancel()
+
+
+#: "light up the kitchen", "brighten it up": Home Assistant's sentences read them as *turn on*
+#: (the intent's slots stay exactly that); said to a light that is already on they mean brighter.
+_LIGHT_UP = re.compile(r"\b(?:light|lighten|brighten)(?:\s+(?:it|them))?\s+up\b", re.I)
+LIGHT_UP_STEP = 20
+
+
+def light_up_step(intent: Intent) -> int | None:
+    """The brightness step (percent) a light-on means when the light is already on: an explicit
+    ``brightness_step`` on the light-on, or ``LIGHT_UP_STEP`` when its words were "light up";
+    None for a plain light-on."""
+    if intent.name != IntentName.LIGHT_ON or intent.slots.brightness is not None:
+        return None
+    if intent.slots.brightness_step is not None:
+        return intent.slots.brightness_step if intent.slots.brightness_step > 0 else None
+    return LIGHT_UP_STEP if _LIGHT_UP.search(intent.text) else None
 
 
 def _vacuum_noop(name: str, device: Device, state: Mapping[str, Any]) -> str | None:

@@ -361,14 +361,9 @@ class Recognizer:
 
     def _intent(self, s: _Scored, text: str, lang: str, conf: float, source: str,
                 reason: str) -> Intent:
-        slots = s.resolved.slots
-        if s.resolved.name == IntentName.LIGHT_ON and slots.brightness is None \
-                and _LIGHT_UP.search(text):
-            # "light up the kitchen": on when off, brighter when on (the dispatcher decides)
-            slots = slots.model_copy(update={"brightness_step": LIGHT_UP_STEP})
         return Intent(
             name=s.resolved.name,
-            slots=slots,
+            slots=s.resolved.slots,
             confidence=round(max(0.0, min(1.0, conf)), 3),
             source=source,  # type: ignore[arg-type]
             reason=reason,
@@ -449,10 +444,6 @@ class Recognizer:
 
 
 _HERE_FAILURE = "I don't know which room you're in; say the room"
-#: "light up", "brighten up", "lighten it up": a light-on that is a brightness step (percent)
-#: when the light is already on.
-_LIGHT_UP = re.compile(r"\b(?:light|lighten|brighten)(?:\s+(?:it|them))?\s+up\b", re.I)
-LIGHT_UP_STEP = 20
 _HERE_EN = re.compile(r"\b(here|this room|my room|this area)\b", re.IGNORECASE)
 _HERE_ZH = ("这里", "这儿", "这个房间", "这间", "这边", "屋里", "房间里")
 

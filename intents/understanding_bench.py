@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from devices.dispatcher import light_up_step
 from devices.registry import DeviceKind, HomeConfig, load_config, load_demo_config
 from intents.schema import QUERY_INTENTS, SENSITIVE_INTENTS, Intent, IntentName, Recognition
 
@@ -92,11 +93,13 @@ def _slot_ok(want: Any, got: Any) -> bool:
 
 
 def matches(intent: Intent, outcome: Mapping[str, Any]) -> bool:
-    if intent.name == IntentName.LIGHT_ON and outcome["name"] == IntentName.LIGHT_SET \
-            and (intent.slots.brightness_step or 0) > 0 \
-            and _slot_ok(outcome.get("brightness_step"), intent.slots.brightness_step):
+    up = light_up_step(intent)
+    if up is not None and outcome["name"] == IntentName.LIGHT_SET \
+            and _slot_ok(outcome.get("brightness_step"), up):
         # "light up": a light-on the dispatcher makes a brighter step when the light is on
-        intent = intent.model_copy(update={"name": IntentName.LIGHT_SET})
+        intent = intent.model_copy(update={
+            "name": IntentName.LIGHT_SET,
+            "slots": intent.slots.model_copy(update={"brightness_step": up})})
     if intent.name != outcome["name"]:
         return False
     ids = set(intent.slots.device_ids)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devices.dispatcher import Dispatcher
+from devices.dispatcher import LIGHT_UP_STEP, Dispatcher, light_up_step
 from devices.mqtt import MqttClient
 from devices.registry import load_demo_config
 from devices.simulators import SimulatedHome
@@ -252,23 +252,35 @@ async def test_step_with_unknown_state_is_refused_honestly(mosquitto: Mosquitto)
 # -- "light up": on when off, brighter when on ---------------------------------------------------
 
 
-def test_light_up_is_an_on_with_a_step_hint(demo: Recognizer) -> None:
+def test_light_up_is_a_plain_on_that_means_brighter_on_a_lit_light(demo: Recognizer) -> None:
     r = demo.recognize("light up the kitchen")
     assert r.intent is not None and r.intent.name == "light_on"
-    assert r.intent.slots.brightness_step == 20
+    assert r.intent.slots.brightness_step is None  # the slots stay Home Assistant's turn-on
+    assert light_up_step(r.intent) == LIGHT_UP_STEP
+    for text in ("light it up", "light up"):
+        i = demo.recognize(text).intent
+        assert i is not None and light_up_step(i) == LIGHT_UP_STEP
     plain = demo.recognize("turn on the kitchen light")
-    assert plain.intent is not None and plain.intent.slots.brightness_step is None
+    assert plain.intent is not None and light_up_step(plain.intent) is None
 
 
 @pytest.mark.timeout(60)
 async def test_light_up_brightens_a_lit_light_and_turns_on_a_dark_one(
         home: tuple[Dispatcher, SimulatedHome]) -> None:
     d, sim = home
+
+    def light_up(device: str) -> Intent:
+        return Intent(name="light_on", slots=Slots(device_ids=[device]), confidence=0.9,
+                      source="grammar", reason="test", text="light up the room")
+
     await d.dispatch(_intent("light_set", "bedroom_lamp", brightness=40))
-    [r] = await d.dispatch(_intent("light_on", "bedroom_lamp", brightness_step=20))
+    [r] = await d.dispatch(light_up("bedroom_lamp"))
     assert r.status == "confirmed", r
-    assert sim.state("bedroom_lamp")["brightness"] == 60
+    assert sim.state("bedroom_lamp")["brightness"] == 40 + LIGHT_UP_STEP
     await d.dispatch(_intent("light_off", "kitchen_light"))
-    [r] = await d.dispatch(_intent("light_on", "kitchen_light", brightness_step=20))
+    [r] = await d.dispatch(light_up("kitchen_light"))
     assert r.status == "confirmed", r
     assert sim.state("kitchen_light")["state"] == "on"
+    # a plain "turn on" of a lit light leaves its brightness alone
+    [r] = await d.dispatch(_intent("light_on", "bedroom_lamp"))
+    assert sim.state("bedroom_lamp")["brightness"] == 40 + LIGHT_UP_STEP
