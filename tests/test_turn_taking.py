@@ -184,9 +184,12 @@ def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
     heard = ["The triple shot, light roast, iced mocha."]
     got = weigh(guess("brew triple shot light roast iced mocha", 0.43), heard, bar=0.5)
     assert got.intent is not None and got.intent.confidence >= 0.5
-    # "cool milk" -> "whole milk": a value Whisper did not hear stays below the bar.
+    # "cool milk" -> "whole milk": a value Whisper did not hear is left as it is, or (opt-in)
+    # kept below the bar.
     heard = ["It's dark roast, iced coffee with cool milk."]
-    got = weigh(guess("brew dark roast iced coffee with whole milk", 0.55), heard, bar=0.5)
+    reading = guess("brew dark roast iced coffee with whole milk", 0.55)
+    assert weigh(reading, heard, bar=0.5) is reading
+    got = weigh(reading, heard, bar=0.5, cap_unheard=True)
     assert got.intent is not None and got.intent.confidence < 0.5
     # A reading parsed as heard is not a guess: left alone.
     plain = recognizer.recognize("brew dark roast iced coffee with whole milk")

@@ -188,8 +188,7 @@ class Turns:
 
     def _weigh(self, result: Recognition, heard: Heard) -> Recognition:
         """A guessed custom reading weighed against Whisper's words (``intents.evidence``):
-        values all written by Whisper are not refused for a low ASR score; a value Whisper
-        did not hear stays below ``security.min_confidence``."""
+        values all written by Whisper are not refused for a low ASR score."""
         intent = result.intent
         if intent is None or not result.guessed or intent.source != "custom":
             return result
