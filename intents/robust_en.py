@@ -176,6 +176,9 @@ class _EnglishParser(_EnglishActions):
         "turn off all", "switch it all off", "all off" — not "turn off all we like" (a
         misheard "the hallway light")."""
         i = tokens.index("all")
+        if tokens[i + 1:i + 3] in (["of", "them"], ["of", "those"], ["those"], ["these"]):
+            # "turn off all of them": the devices of the previous command, not the home
+            raise Rejected("which devices do you mean? name them or the room")
         j = i + 1
         while j < len(tokens) and tokens[j] in ("the", "of", "my", "our", "it", "them"):
             j += 1

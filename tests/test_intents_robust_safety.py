@@ -45,6 +45,7 @@ def _acts(r: Recognition) -> bool:
     "Turn off all we like.",  # a misheard "turn off the hallway light"
     "switch off all the wee lake",
     "turn on all cubby",
+    "turn off all of them",  # the previous command's devices, never the home
 ])
 def test_garbled_words_next_to_a_broad_target_never_act_on_the_home(
         demo: Recognizer, text: str) -> None:
