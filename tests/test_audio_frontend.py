@@ -64,8 +64,10 @@ def test_command_gives_one_utterance(silero_vad: SileroVad, rate: int) -> None:
     _, end_s = speech_bounds(pcm, rate=rate)
     assert end_s - 0.25 <= stop.speech_end_t <= end_s + 0.15
     # the endpoint decision comes silence_ms after the last voiced frame, plus up to a frame,
-    # a chunk and the resampler's filter delay (~21 ms; ~26 ms at 8 kHz)
-    assert 0.5 <= stop.t - stop.speech_end_t <= 0.5 + 0.032 + 0.02 + 0.03
+    # a chunk and the resampler's filter delay (~21 ms; ~26 ms at 8 kHz), plus the frames of
+    # the fading syllable the VAD's hysteresis still counts as speech without calling them
+    # voiced (up to ~100 ms, more at 8 kHz; it depends on the speech synthesizer's version)
+    assert 0.5 <= stop.t - stop.speech_end_t <= 0.5 + 0.032 + 0.02 + 0.03 + 0.1
     # audio: 16 kHz float32, holds the whole command plus pre-roll
     start_s, _ = speech_bounds(pcm, rate=rate)
     assert stop.audio.dtype == np.float32
