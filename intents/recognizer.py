@@ -71,6 +71,8 @@ AMBIGUITY_PENALTY = 0.1
 SENSITIVE_FUZZY_MARGIN = 0.3
 #: Custom intents matched exactly.
 CONF_CUSTOM = 0.98
+#: A robust reading at least this sure may use a word the custom intents also use.
+CONF_ROBUST_OWN_WORDS = 0.8
 
 _QUESTION_WORDS = frozenset(
     {"what", "what's", "why", "who", "when", "where", "how", "tell", "is", "are", "do", "does",
@@ -143,9 +145,15 @@ class Recognizer:
         home_words = {w.casefold() for s in self._all_spellings(custom=False)
                       for w in re.findall(r"\w+", s)}
         self._custom_words: dict[str, frozenset[str]] = {}
+        #: All words of the custom lists, home words included ("coffee"): a robust guess that
+        #: reaches a device only through such a word ("light roost coffee" -> the coffee
+        #: maker) is an order the custom intents could not read, not a device command.
+        self._custom_all_words: dict[str, frozenset[str]] = {}
         for f in self._custom_files:
             lang = normalize_language(f.language)
             words = {w.casefold() for s in _file_spellings(f) for w in re.findall(r"\w+", s)}
+            self._custom_all_words[lang] = self._custom_all_words.get(
+                lang, frozenset()) | frozenset(w for w in words if len(w) > 2)
             self._custom_words[lang] = self._custom_words.get(lang, frozenset()) | frozenset(
                 w for w in words - home_words if len(w) > 2 and not w.isdigit())
 
@@ -202,7 +210,11 @@ class Recognizer:
         if self._robust is not None and not final and not owned:
             robust, final = self._robust.analyze(stripped, lang, area=area)
             if robust is not None and robust.intent is not None:
-                return robust
+                if not self._custom_order_guess(robust.intent, stripped, lang):
+                    return robust
+                robust = Recognition(intent=None, reason=(
+                    "no intent: that sounds like an order I could not read in full; say it again"))
+                final = True
 
         if not final:  # an out-of-scope request is not a misspelt command
             fuzzy = self._recognize_fuzzy(stripped, lang, area, context)
@@ -214,6 +226,24 @@ class Recognizer:
         if robust is not None:
             return robust
         return Recognition(intent=None, reason=self._rejection_reason(stripped, lang))
+
+    def _custom_order_guess(self, intent: Intent, text: str, lang: str) -> bool:
+        """A robust guess (not a confident one) whose device is named only by words of the
+        custom intents' lists: "a light roast coffee" with coffee orders loaded."""
+        words = self._custom_all_words.get(lang)
+        if not words or intent.confidence >= CONF_ROBUST_OWN_WORDS:
+            return False
+        said = {w.casefold() for w in re.findall(r"\w+", text)}
+        by_id = {d.id: d for d in self.config.devices}
+        for device_id in intent.slots.device_ids:
+            device = by_id.get(device_id)
+            if device is None:
+                continue
+            names = {w.casefold() for n in (device.name, *device.aliases)
+                     for w in re.findall(r"\w+", n)}
+            if said & names & words:
+                return True
+        return False
 
     def vocabulary(self, language: str = "en") -> list[str]:
         """Names and aliases of devices, areas, floors and scenes plus custom list values in

@@ -249,7 +249,8 @@ class _EnglishParser(_EnglishActions):
         if tokens[0] not in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS | {"make", "let"} \
                 and re.search(r" (is|are|am|s|still|been)( still| now| wide| all)? "
                               r"(open|opened|closed|shut|locked|unlocked|on|off|running|"
-                              r"playing|ajar|left) ", said):
+                              r"playing|ajar|left|clean|dirty|tidy|messy|spotless|done|ready|"
+                              r"fine) ", said):
             raise Rejected("that sounds like a statement, not a request")
         if tset & {"was", "were", "yesterday", "earlier", "last", "had", "been"} or (
                 tokens[0] in _SUBJECTS and len(tokens) > 1 and tokens[1] in _PAST_VERBS):

@@ -285,3 +285,30 @@ async def test_light_up_brightens_a_lit_light_and_turns_on_a_dark_one(
     # a plain "turn on" of a lit light leaves its brightness alone
     [r] = await d.dispatch(_intent("light_on", "bedroom_lamp"))
     assert sim.state("bedroom_lamp")["brightness"] == 40 + LIGHT_UP_STEP
+
+
+# -- noise heard as words: found streaming Picovoice orders through the server at 6 dB ------
+
+
+@pytest.mark.parametrize(
+    "text", ["maricano, it's clean", "it's clean", "the kitchen is clean", "the floor is dirty"]
+)
+def test_a_statement_about_cleanliness_starts_no_vacuum(demo: Recognizer, text: str) -> None:
+    assert demo.recognize(text).intent is None
+
+
+def test_coffee_words_of_custom_orders_do_not_switch_on_the_coffee_maker() -> None:
+    """With coffee orders loaded, a garbled order ("light roost coffee") is an order the
+    custom intents could not read, not "switch on the coffee maker"; said outright, the
+    coffee maker still works, and without the custom intents "coffee" still means it."""
+    orders = Recognizer(
+        load_demo_config(),
+        custom_intent_files=["intents/data/examples/picovoice_coffee.yaml"],
+    )
+    for text in ("light roost coffee", "a light roast coffee"):
+        r = orders.recognize(text)
+        assert r.intent is None, (text, r)
+    r = orders.recognize("turn on the coffee maker")
+    assert r.intent is not None and r.intent.slots.device_ids == ["coffee_maker"]
+    r = Recognizer(load_demo_config()).recognize("a light roast coffee")
+    assert r.intent is not None and r.intent.slots.device_ids == ["coffee_maker"]
