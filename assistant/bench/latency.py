@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -43,11 +42,11 @@ import yaml
 from assistant.bench import latency_report
 from assistant.bench.latency_corpus import (
     DEFAULT_VOICES,
-    SpokenCommand,
     Synthesizer,
     Utterance,
     plan,
 )
+from assistant.bench.latency_idle import run_idle
 from assistant.bench.latency_runner import (
     CpuWindow,
     EmbeddedBrokerProcess,
@@ -57,7 +56,6 @@ from assistant.bench.latency_runner import (
     Stream,
     Subscriber,
     machine_info,
-    open_idle,
     own_cpu_seconds,
     pump,
     scrape_metrics,
@@ -71,137 +69,38 @@ from assistant.bench.latency_stats import (
     match_arrivals,
     summarize,
 )
+from assistant.bench.latency_variants import (
+    Variant,
+    _parse_sets,
+    apply_overrides,
+    effective_settings,
+    expected_commands,
+    parse_variant,
+)
 
 logger = logging.getLogger(__name__)
 
+
 DEFAULT_UTTERANCES = 10
+
+
 #: One stream: a command every 4 s leaves ~2 s after a ~1.5 s command for the endpoint and
 #: the action; more streams: every ~10 s per stream, as the issue's load model says.
 DEFAULT_INTERVAL_ONE_S = 4.0
+
+
 DEFAULT_INTERVAL_MANY_S = 10.0
+
+
 DEFAULT_IDLE_SECONDS = 30.0
+
+
 #: Silence before a stream's first command (the VAD and the session settle).
 LEAD_MS = 1000
+
+
 #: A command with no ``metrics`` event this long after its speech end counts as lost.
 DEFAULT_UTTERANCE_TIMEOUT_S = 20.0
-#: Session settings sent by every stream: a satellite that shows no text needs no partial
-#: transcripts or device events; they are variants (``@partials=true``), not the baseline.
-BASE_SESSION: dict[str, Any] = {"sample_rate": 16000, "partials": False, "device_events": False}
-_TURN_KEYS = ("threshold", "min_speech_ms", "silence_ms", "prefix_padding_ms", "max_utterance_ms")
-
-
-@dataclass
-class Variant:
-    """One configuration of the server and the sessions to measure."""
-
-    name: str
-    config_overrides: dict[str, Any] = field(default_factory=dict)
-    session: dict[str, Any] = field(default_factory=dict)
-    server_args: list[str] = field(default_factory=list)
-
-    def session_update(self) -> dict[str, Any]:
-        msg: dict[str, Any] = dict(BASE_SESSION)
-        turn: dict[str, Any] = {}
-        for k, v in self.session.items():
-            if k in _TURN_KEYS:
-                turn[k] = v
-            else:
-                msg[k] = v
-        if turn:
-            msg["turn_detection"] = turn
-        return msg
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "config_overrides": self.config_overrides,
-            "session": self.session,
-            "server_args": self.server_args,
-        }
-
-
-def parse_variant(spec: str) -> Variant:
-    """``NAME=TOKENS`` (see the module docstring). Raises ``ValueError`` with what is wrong."""
-    name, sep, rest = spec.partition("=")
-    if not sep or not name.strip():
-        raise ValueError(f"--variant wants NAME=SPEC, got {spec!r}")
-    v = Variant(name=name.strip())
-    for tok in shlex.split(rest):
-        if tok.startswith("@"):
-            key, eq, val = tok[1:].partition("=")
-            if not eq or not key:
-                raise ValueError(f"session setting wants @key=value, got {tok!r}")
-            v.session[key] = yaml.safe_load(val)
-        elif "=" in tok and not tok.startswith("-"):
-            key, _, val = tok.partition("=")
-            v.config_overrides[key] = yaml.safe_load(val)
-        else:
-            v.server_args.append(tok)
-    return v
-
-
-def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a raw home config with dotted keys set (intermediate mappings created)."""
-    out: dict[str, Any] = json.loads(json.dumps(config))
-    for key, value in overrides.items():
-        target = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            nxt = target.get(p)
-            if not isinstance(nxt, dict):
-                nxt = {}
-                target[p] = nxt
-            target = nxt
-        target[parts[-1]] = value
-    return out
-
-
-def expected_commands(
-    config_path: Path, commands: list[SpokenCommand]
-) -> dict[str, list[tuple[str, str]]]:
-    """The (topic, payload) publishes each spoken command should cause, from the devices
-    package's pure adapters: the benchmark's ground truth, independent of the server."""
-    from devices.adapters import adapter_for
-    from devices.registry import load_config
-    from intents.schema import Intent, Slots
-
-    cfg = load_config(config_path)
-    out: dict[str, list[tuple[str, str]]] = {}
-    for c in commands:
-        dev = cfg.device(c.device_id)
-        intent = Intent(
-            name=c.intent,
-            slots=Slots(device_ids=[c.device_id], **c.slots),
-            confidence=1.0,
-            source="grammar",
-            reason="benchmark ground truth",
-        )
-        out[c.text] = [
-            (cmd.topic, cmd.payload) for cmd in adapter_for(dev).commands_for(dev, intent, cfg.mqtt)
-        ]
-    return out
-
-
-def effective_settings(config: dict[str, Any], server_args: list[str]) -> dict[str, Any]:
-    """What the started server runs with: the ``assistant:`` section resolved through the
-    server's own settings classes (so defaults are reported, not only overrides), the ASR model
-    and its settings. ``hearth serve`` flags (``--threads``, ``--model``, ...) are listed as given.
-    """
-    out: dict[str, Any] = {"server_args": server_args}
-    try:
-        from assistant.audio.asr import AsrSettings, default_model_path
-        from assistant.config import parse_assistant_settings
-
-        settings = parse_assistant_settings(config.get("assistant") or {})
-        out["assistant"] = settings.model_dump(mode="json")
-        asr = AsrSettings(**settings.asr.overrides())
-        out["asr"] = asr.model_dump(mode="json")
-        if asr.num_workers is None:  # one per core: say how many that is on this machine
-            out["asr"]["num_workers"] = asr.resolved_workers(asr.resolved_device())
-        out["asr_model"] = asr.model or str(default_model_path())
-    except Exception as e:  # reporting aid only: a settings change must not stop the run
-        out["error"] = f"{type(e).__name__}: {e}"
-    return out
 
 
 # -- arguments ---------------------------------------------------------------------------
@@ -555,114 +454,6 @@ def measure(
     return runs
 
 
-def run_idle(
-    args: argparse.Namespace,
-    workdir: Path,
-    base_config: dict[str, Any] | None,
-    broker_url: str | None,
-) -> dict[str, Any]:
-    """Open ``--idle-connections`` idle sessions; the server's CPU over ``--idle-seconds``."""
-    server: HearthServer | None = None
-    pid = args.server_pid
-    url = args.url
-    info: dict[str, Any] = {}
-    if url is None:
-        assert base_config is not None and broker_url is not None
-        overrides = {"mqtt.url": broker_url, **dict(_parse_sets(args.sets))}
-        cfg_path = workdir / "config-idle.yaml"
-        cfg_path.write_text(
-            yaml.safe_dump(
-                apply_overrides(base_config, overrides), sort_keys=False, allow_unicode=True
-            ),
-            encoding="utf-8",
-        )
-        server = HearthServer(cfg_path, workdir / "server-idle.log", args.server_args)
-        start = server.start()
-        url, pid = server.url, server.pid
-        info = {
-            "command": shlex.join(server.command),
-            "startup_to_ready_s": None if start.healthz_s is None else round(start.healthz_s, 2),
-        }
-    try:
-        monitor = ProcessMonitor(pid) if pid else None
-        if monitor:
-            monitor.start()
-
-        async def hold() -> tuple[float, CpuWindow | None]:
-            t_open = time.monotonic()
-            conns = await open_idle(url, args.idle_connections)
-            open_s = time.monotonic() - t_open
-            await asyncio.sleep(2.0)  # handshakes and session set-up are not idle work
-            c0 = monitor.cpu_seconds() if monitor else 0.0
-            t0 = time.monotonic()
-            await asyncio.sleep(args.idle_seconds)
-            window = (
-                CpuWindow(monitor.cpu_seconds() - c0, time.monotonic() - t0) if monitor else None
-            )
-            for ws in conns:
-                with contextlib.suppress(Exception):
-                    await ws.close()
-            return open_s, window
-
-        open_s, window = asyncio.run(hold())
-        peak = monitor.stop() if monitor else None
-    finally:
-        if server is not None:
-            server.stop()
-    cores = machine_info()["logical_cores"] or 1
-    out = {
-        "connections": args.idle_connections,
-        "open_s": round(open_s, 2),
-        "server": info,
-        "server_cpu": window.to_dict(cores) if window else None,
-        "server_peak_rss_mb": None if peak is None else round(peak / 2**20, 1),
-    }
-    pct = window.to_dict(cores)["percent_of_machine"] if window else None
-    limit = latency_report.TARGETS["idle_200_cpu_percent"]
-    out["targets"] = {
-        "idle_cpu_percent_of_machine": {
-            "value": pct,
-            "target": limit,
-            "met": None if pct is None else pct <= limit,
-        },
-    }
-    start_s = info.get("startup_to_ready_s")
-    if start_s is not None:
-        out["targets"]["startup_s"] = {
-            "value": start_s,
-            "target": latency_report.TARGETS["startup_s"],
-            "met": start_s <= latency_report.TARGETS["startup_s"],
-        }
-    return out
-
-
-def _parse_sets(items: list[str]) -> list[tuple[str, Any]]:
-    out = []
-    for item in items:
-        key, eq, val = item.partition("=")
-        if not eq or not key:
-            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
-        out.append((key, yaml.safe_load(val)))
-    return out
-
-
-def _comparison(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if len(runs) < 2:
-        return None
-    base = runs[0]
-    b = base["measurements"]["speech_end_to_action_ms"]
-    b_acc = base["measurements"]["acceptance"]["rate"]
-    ratios = {}
-    for r in runs[1:]:
-        m = r["measurements"]["speech_end_to_action_ms"]
-        acc = r["measurements"]["acceptance"]["rate"]
-        ratios[r["name"]] = {
-            k: (round(m[k] / b[k], 3) if m.get(k) and b.get(k) else None)
-            for k in ("p50", "p95", "p99", "mean")
-        } | {"acceptance": round(acc / b_acc, 3) if acc is not None and b_acc else None}
-    return {"baseline": base["name"], "ratios": ratios}
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and write ``latency.json``, ``latency.md`` and ``latency.png``."""
     out: Path = args.out
@@ -760,11 +551,11 @@ def run(args: argparse.Namespace) -> int:
                     logger.info("measuring %s", ", ".join(v.name for v in batch))
                     for run_result in measure(args, targets, pl, expected, subscriber, broker_pid):
                         report["runs"].append(run_result)
-                        _print_run(run_result)
+                        latency_report.print_run(run_result)
                 finally:
                     for t in targets:
                         t.stop()
-            report["comparison"] = _comparison(report["runs"])
+            report["comparison"] = latency_report.comparison(report["runs"])
     finally:
         if subscriber is not None:
             subscriber.stop()
@@ -789,28 +580,6 @@ def _command_line() -> str:
     return shlex.join(argv)
 
 
-def _print_run(r: dict[str, Any]) -> None:
-    m = r["measurements"]
-    lat = m["speech_end_to_action_ms"]
-    print(
-        f"[{r['name']}] {r['streams']} stream(s): speech_end->action P50 {lat['p50']} "
-        f"P95 {lat['p95']} P99 {lat['p99']} ms (n={lat['n']}); accepted "
-        f"{m['acceptance']['accepted']}/{m['acceptance']['utterances']}; errors "
-        f"{r['errors']['count']}",
-        file=sys.stderr,
-        flush=True,
-    )
-    audio = m.get("speech_end_to_first_reply_audio_ms") or {}
-    if audio.get("n"):
-        print(
-            f"[{r['name']}] speech_end->first reply audio P50 {audio['p50']} "
-            f"P95 {audio['p95']} P99 {audio['p99']} ms (n={audio['n']}); "
-            f"TTS real-time factor {m.get('tts_real_time_factor')}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m assistant.bench.latency ...``: the same as ``hearth bench latency``."""
     parser = argparse.ArgumentParser(prog="hearth bench latency")
@@ -822,6 +591,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return run(args)
+
+
+
+
+# Moved to latency_variants / latency_idle; still importable from here (capacity, soak, tests).
+__all__ = ["Variant", "add_arguments", "apply_overrides", "effective_settings",
+           "expected_commands", "main", "make_plan", "measure", "parse_variant", "run",
+           "run_idle", "start_target"]
 
 
 if __name__ == "__main__":

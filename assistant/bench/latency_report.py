@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,44 @@ def write(report: dict[str, Any], out: Path) -> list[Path]:
     if plot(report, png):
         paths.append(png)
     return paths
+
+
+def comparison(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each variant's latency percentiles and acceptance as ratios of the first run's."""
+    if len(runs) < 2:
+        return None
+    base = runs[0]
+    b = base["measurements"]["speech_end_to_action_ms"]
+    b_acc = base["measurements"]["acceptance"]["rate"]
+    ratios = {}
+    for r in runs[1:]:
+        m = r["measurements"]["speech_end_to_action_ms"]
+        acc = r["measurements"]["acceptance"]["rate"]
+        ratios[r["name"]] = {
+            k: (round(m[k] / b[k], 3) if m.get(k) and b.get(k) else None)
+            for k in ("p50", "p95", "p99", "mean")
+        } | {"acceptance": round(acc / b_acc, 3) if acc is not None and b_acc else None}
+    return {"baseline": base["name"], "ratios": ratios}
+
+
+def print_run(r: dict[str, Any]) -> None:
+    """One run's headline figures on stderr, as the benchmark goes."""
+    m = r["measurements"]
+    lat = m["speech_end_to_action_ms"]
+    print(
+        f"[{r['name']}] {r['streams']} stream(s): speech_end->action P50 {lat['p50']} "
+        f"P95 {lat['p95']} P99 {lat['p99']} ms (n={lat['n']}); accepted "
+        f"{m['acceptance']['accepted']}/{m['acceptance']['utterances']}; errors "
+        f"{r['errors']['count']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    audio = m.get("speech_end_to_first_reply_audio_ms") or {}
+    if audio.get("n"):
+        print(
+            f"[{r['name']}] speech_end->first reply audio P50 {audio['p50']} "
+            f"P95 {audio['p95']} P99 {audio['p99']} ms (n={audio['n']}); "
+            f"TTS real-time factor {m.get('tts_real_time_factor')}",
+            file=sys.stderr,
+            flush=True,
+        )
