@@ -45,27 +45,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
-import math
 import mimetypes
-import re
 import ssl
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -80,136 +73,42 @@ from assistant.protocol import (
     parse_client_message,
 )
 from assistant.redact import protect_websockets_logs
+from assistant.server_auth import (
+    AUTH_FORGET_S,
+    AUTH_FREE_FAILURES,
+    AUTH_LOCKOUT_MAX_S,
+    AUTH_LOCKOUT_S,
+    AUTH_MAX_ADDRESSES,
+    AuthGuard,
+    InsecureBindError,
+    _token_matches,
+    check_exposure,
+    is_loopback,
+)
+from assistant.server_http import (
+    _respond,
+    _too_many,
+    _unauthorized,
+)
 from assistant.session import Session, SessionResources
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a client without an Authorization header has to send its token.
 AUTH_TIMEOUT_S = 10.0
+
+
 #: Seconds the server waits for queued events to be written before closing a socket.
 FLUSH_TIMEOUT_S = 2.0
+
+
 WEBSOCKET_PATHS = frozenset({"/", "/ws"})
+
+
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parent / "web"
 
-#: Failed tokens one client address may send before it is locked out.
-AUTH_FREE_FAILURES = 5
-#: The first lockout (s); it doubles with each further failure, up to AUTH_LOCKOUT_MAX_S.
-AUTH_LOCKOUT_S = 1.0
-AUTH_LOCKOUT_MAX_S = 900.0
-#: An address with no failure for this long starts afresh.
-AUTH_FORGET_S = 3600.0
-#: Addresses remembered at most (the oldest are forgotten first): bounded memory.
-AUTH_MAX_ADDRESSES = 10_000
-
-#: Sent with every HTTP response. The page's scripts and styles are static files of this
-#: server (no inline code), the favicon a data: URI; nothing may frame the page.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "media-src 'self'; connect-src 'self'{ws}; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'"
-)
-_HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 DevicesSnapshot = Callable[[], list[dict[str, Any]]]
-
-
-class InsecureBindError(ValueError):
-    """Listening beyond loopback without a token (and without
-    ``server.allow_unauthenticated``)."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals; False for wildcard addresses
-    (``0.0.0.0``, ``::``, ``""``) and every other name."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, token: str | None, allow_unauthenticated: bool) -> None:
-    """Raise :class:`InsecureBindError` for a non-loopback bind without a token."""
-    if token or allow_unauthenticated or is_loopback(host):
-        return
-    raise InsecureBindError(
-        f"refusing to listen on {host or 'all addresses'} without a token: set HEARTH_TOKEN "
-        "or --token, or server.allow_unauthenticated: true to serve the home's state to "
-        "anyone who can reach the port"
-    )
-
-
-def _token_matches(given: str, token: str) -> bool:
-    # Digests first: the compare is constant-time in the token's length too.
-    return hmac.compare_digest(
-        hashlib.sha256(given.encode()).digest(), hashlib.sha256(token.encode()).digest()
-    )
-
-
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    locked_until: float = 0.0
-
-
-class AuthGuard:
-    """Failed tokens per client address. After ``free`` failures the address is locked out
-    for ``base`` seconds, doubling with each further failure up to ``cap``; a success or
-    ``forget`` seconds without a failure clear it. At most ``max_addresses`` are tracked."""
-
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.monotonic,
-        *,
-        free: int = AUTH_FREE_FAILURES,
-        base: float = AUTH_LOCKOUT_S,
-        cap: float = AUTH_LOCKOUT_MAX_S,
-        forget: float = AUTH_FORGET_S,
-        max_addresses: int = AUTH_MAX_ADDRESSES,
-    ) -> None:
-        self.clock = clock
-        self._free, self._base, self._cap, self._forget = free, base, cap, forget
-        self._max = max_addresses
-        self._by_client: OrderedDict[str, _Failures] = OrderedDict()
-
-    def _get(self, client: str) -> _Failures | None:
-        entry = self._by_client.get(client)
-        if entry is not None and self.clock() - entry.last > self._forget:
-            del self._by_client[client]
-            return None
-        return entry
-
-    def retry_after(self, client: str) -> float:
-        """Seconds ``client`` is still locked out; 0: it may present a token."""
-        entry = self._get(client)
-        if entry is None:
-            return 0.0
-        return max(0.0, entry.locked_until - self.clock())
-
-    def failed(self, client: str) -> tuple[int, float]:
-        """Count a failure: (failures so far, seconds the client is now locked out)."""
-        now = self.clock()
-        entry = self._get(client) or _Failures()
-        entry.count += 1
-        entry.last = now
-        lock = 0.0
-        if entry.count >= self._free:
-            lock = min(self._cap, self._base * 2.0 ** min(entry.count - self._free, 64))
-            entry.locked_until = now + lock
-        self._by_client[client] = entry
-        self._by_client.move_to_end(client)
-        while len(self._by_client) > self._max:
-            self._by_client.popitem(last=False)
-        return entry.count, lock
-
-    def succeeded(self, client: str) -> None:
-        self._by_client.pop(client, None)
-
-    def __len__(self) -> int:
-        return len(self._by_client)
 
 
 class _TokenBucket:
@@ -681,55 +580,6 @@ class HearthServer:
         return _respond(HTTPStatus.OK, file.read_bytes(), ctype, host=host)
 
 
-def _csp(host: str) -> str:
-    # 'self' covers ws:/wss: to the same host in CSP 3; older engines need them spelled out.
-    ws = f" ws://{host} wss://{host}" if host and _HOST_RE.match(host) else ""
-    return CONTENT_SECURITY_POLICY.format(ws=ws)
-
-
-def _respond(
-    status: HTTPStatus,
-    body: str | bytes,
-    ctype: str = "text/plain; charset=utf-8",
-    *,
-    host: str = "",
-    extra: list[tuple[str, str]] | None = None,
-) -> Response:
-    data = body.encode() if isinstance(body, str) else body
-    headers = Headers(
-        [
-            ("Content-Type", ctype),
-            ("Content-Length", str(len(data))),
-            ("Cache-Control", "no-store"),
-            ("Connection", "close"),
-            ("Content-Security-Policy", _csp(host)),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
-            ("X-Frame-Options", "DENY"),
-            ("Cross-Origin-Opener-Policy", "same-origin"),
-            ("Cross-Origin-Resource-Policy", "same-origin"),
-            *(extra or []),
-        ]
-    )
-    return Response(status.value, status.phrase, headers, data)
-
-
-def _unauthorized() -> Response:
-    return _respond(
-        HTTPStatus.UNAUTHORIZED,
-        "unauthorized\n",
-        extra=[("WWW-Authenticate", 'Bearer realm="hearth"')],
-    )
-
-
-def _too_many(wait_s: float) -> Response:
-    return _respond(
-        HTTPStatus.TOO_MANY_REQUESTS,
-        "too many failed tokens: try again later\n",
-        extra=[("Retry-After", str(max(1, math.ceil(wait_s))))],
-    )
-
-
 def _client_ip(ws: ServerConnection) -> str:
     addr = ws.remote_address
     if isinstance(addr, tuple) and addr:
@@ -744,4 +594,7 @@ def _peer(ws: ServerConnection) -> str:
     return str(addr)
 
 
-__all__ = ["AuthGuard", "ErrorEvent", "HearthServer", "InsecureBindError", "check_exposure"]
+# The auth names live in assistant.server_auth since the split; still importable from here.
+__all__ = ["AUTH_FORGET_S", "AUTH_FREE_FAILURES", "AUTH_LOCKOUT_MAX_S", "AUTH_LOCKOUT_S",
+           "AUTH_MAX_ADDRESSES", "AuthGuard", "ErrorEvent", "HearthServer", "InsecureBindError",
+           "check_exposure", "is_loopback"]
