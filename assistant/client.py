@@ -20,71 +20,85 @@ every utterance, whatever the outcome.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import base64
-import json
 import logging
 import mimetypes
-import sys
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from assistant.client_audio import (
+    PcmAudio,
+    read_wav,
+    silence,
+)
+from assistant.client_turns import (
+    SUCCESS_STATUSES,
+    Event,
+    UnknownEvent,
+    Utterance,
+    UtteranceTracker,
+    decode_event,
+    event_to_dict,
+)
 from assistant.protocol import (
     PROTOCOL_VERSION,
     SAMPLE_WIDTH,
-    SUPPORTED_SAMPLE_RATES,
-    ActionEvent,
     AudioClear,
     AudioCommit,
     Cancel,
     ErrorEvent,
     ImageInput,
-    IntentEvent,
-    MetricsEvent,
     Mode,
     ReplySettings,
-    ResponseAudio,
-    ResponseDone,
-    ResponseInterrupted,
-    ResponseText,
-    ServerEvent,
     SessionCreated,
     SessionUpdate,
     TextInput,
-    TranscriptFinal,
     TurnDetection,
-    parse_server_event,
 )
 from assistant.redact import protect_websockets_logs
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL: Final = "ws://127.0.0.1:8765"
+
+
 #: How long to wait for the TCP/WebSocket handshake and the ``session.created`` event.
 DEFAULT_OPEN_TIMEOUT_S: Final = 10.0
+
+
 #: Audio chunk length sent by :meth:`HearthClient.stream_wav`: 20 ms is what microphones and
 #: the browser page send, small enough that the server's VAD sees speech end promptly.
 DEFAULT_CHUNK_MS: Final = 20
+
+
 #: Chunk length when not sending in real time: fewer, larger frames (under the frame limit).
 FAST_CHUNK_MS: Final = 200
+
+
 #: Share of the server's ``max_messages_per_s`` that fast (non-real-time) streaming uses.
 FAST_RATE_SHARE: Final = 0.5
+
+
 #: Silence appended after a WAV when the session's own ``silence_ms`` is unknown.
 DEFAULT_TRAILING_SILENCE_MS: Final = 1200
+
+
 #: Extra silence beyond the server's ``silence_ms`` so its endpointer fires with margin (VAD
 #: works on windows, and the last voiced window may straddle the WAV's end).
 TRAILING_SILENCE_MARGIN_MS: Final = 700
+
+
 #: After the last audio is sent, how long without any event (and with no utterance
 #: unfinished) before :meth:`HearthClient.stream` decides no more utterances are coming.
 DEFAULT_SETTLE_S: Final = 1.5
+
+
 #: Largest event accepted from the server (device listings can be long; audio never comes).
 MAX_EVENT_BYTES: Final = 4 * 1024 * 1024
 
@@ -103,225 +117,6 @@ class HearthServerError(HearthClientError):
     def __init__(self, event: ErrorEvent) -> None:
         super().__init__(f"{event.code}: {event.message}")
         self.event = event
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownEvent:
-    """An event this client version cannot decode (a newer server, or a malformed event).
-
-    Kept rather than dropped so that printing every event stays true to the wire."""
-
-    type: str
-    data: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.data
-
-
-Event: TypeAlias = ServerEvent | UnknownEvent
-
-
-def decode_event(data: str | bytes) -> Event:
-    """Decode one server text frame; never raises for a JSON object of an unknown shape."""
-    try:
-        return parse_server_event(data)
-    except ValueError:
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict):
-            kind = obj.get("type")
-            return UnknownEvent(type=kind if isinstance(kind, str) else "?", data=obj)
-        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-        return UnknownEvent(type="?", data={"raw": text[:200]})
-
-
-def event_to_dict(event: Event) -> dict[str, Any]:
-    """The JSON object of an event, as it was on the wire (for printing)."""
-    return event.to_dict()
-
-
-# -- utterance tracking (sans-I/O) ---------------------------------------------------------
-
-
-#: Final action statuses that mean the device did what was asked.
-SUCCESS_STATUSES: Final = frozenset({"confirmed"})
-
-
-@dataclass
-class Utterance:
-    """What the server reported about one utterance, in arrival order."""
-
-    utterance_id: str
-    transcript: TranscriptFinal | None = None
-    intent: IntentEvent | None = None
-    actions: list[ActionEvent] = field(default_factory=list)
-    errors: list[ErrorEvent] = field(default_factory=list)
-    metrics: MetricsEvent | None = None
-    #: The reply (``response.text``), its audio (PCM s16le at ``reply_rate``) and how the
-    #: audio ended (``response.done`` or ``response.interrupted``).
-    reply: ResponseText | None = None
-    reply_audio: bytearray = field(default_factory=bytearray)
-    reply_rate: int | None = None
-    reply_end: ResponseDone | ResponseInterrupted | None = None
-
-    @property
-    def done(self) -> bool:
-        """True once the ``metrics`` event (always the utterance's last) has arrived."""
-        return self.metrics is not None
-
-    @property
-    def reply_pending(self) -> bool:
-        """A reply's audio is still coming (``response.text`` said so, no end yet)."""
-        return self.reply is not None and self.reply.audio and self.reply_end is None
-
-    @property
-    def final_actions(self) -> list[ActionEvent]:
-        return [a for a in self.actions if a.final]
-
-    @property
-    def ok(self) -> bool:
-        """Finished with an intent whose every final action is ``confirmed``, and no error.
-
-        A query intent (no device command) with outcome ``actions`` and no failures is ok."""
-        if not self.done or self.errors or self.metrics is None:
-            return False
-        if self.metrics.outcome != "actions":
-            return False
-        return all(a.status in SUCCESS_STATUSES for a in self.final_actions)
-
-    @property
-    def summary(self) -> str:
-        """One line for humans: why the utterance did or did not succeed."""
-        if self.errors:
-            e = self.errors[0]
-            return f"error {e.code}: {e.message}"
-        if self.metrics is None:
-            return "unfinished"
-        if self.metrics.outcome != "actions":
-            reason = f": {self.intent.reason}" if self.intent is not None else ""
-            return f"{self.metrics.outcome}{reason}"
-        bad = [a for a in self.final_actions if a.status not in SUCCESS_STATUSES]
-        if bad:
-            return ", ".join(f"{a.device_id}: {a.status} {a.detail}".strip() for a in bad)
-        return "ok"
-
-
-class UtteranceTracker:
-    """Feed it every event; it groups them by utterance and says which are finished.
-
-    Errors without an ``utterance_id`` are kept in :attr:`session_errors`: they concern the
-    session (a rejected message, rate limiting) rather than one utterance.
-    """
-
-    def __init__(self) -> None:
-        self.utterances: dict[str, Utterance] = {}
-        self.session_errors: list[ErrorEvent] = []
-        self.session: SessionCreated | None = None
-
-    def feed(self, event: Event) -> Utterance | None:
-        """Record one event; return the utterance it belongs to, if any."""
-        if isinstance(event, UnknownEvent):
-            return None
-        if isinstance(event, SessionCreated):
-            self.session = event
-            return None
-        if isinstance(event, ErrorEvent) and event.utterance_id is None:
-            self.session_errors.append(event)
-            return None
-        uid: str | None = getattr(event, "utterance_id", None)
-        if uid is None:
-            return None
-        utt = self.utterances.get(uid)
-        if utt is None:
-            utt = self.utterances[uid] = Utterance(uid)
-        if isinstance(event, TranscriptFinal):
-            utt.transcript = event
-        elif isinstance(event, IntentEvent):
-            utt.intent = event
-        elif isinstance(event, ActionEvent):
-            utt.actions.append(event)
-        elif isinstance(event, ErrorEvent):
-            utt.errors.append(event)
-        elif isinstance(event, MetricsEvent):
-            utt.metrics = event
-        elif isinstance(event, ResponseText):
-            if utt.reply is None or utt.reply_end is not None:  # a later reply (a timer)
-                utt.reply, utt.reply_end = event, None
-                utt.reply_audio.clear()
-        elif isinstance(event, ResponseAudio):
-            utt.reply_rate = event.sample_rate
-            utt.reply_audio += base64.b64decode(event.audio)
-        elif isinstance(event, ResponseDone | ResponseInterrupted):
-            utt.reply_end = event
-        return utt
-
-    @property
-    def pending(self) -> list[Utterance]:
-        return [u for u in self.utterances.values() if not u.done]
-
-    @property
-    def finished(self) -> list[Utterance]:
-        return [u for u in self.utterances.values() if u.done]
-
-    @property
-    def all_done(self) -> bool:
-        return all(u.done and not u.reply_pending for u in self.utterances.values())
-
-
-# -- audio files ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PcmAudio:
-    """Mono PCM s16le audio and its rate."""
-
-    pcm: bytes
-    sample_rate: int
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.pcm) / SAMPLE_WIDTH / self.sample_rate
-
-    def chunks(self, chunk_ms: int) -> Iterator[bytes]:
-        step = max(1, self.sample_rate * chunk_ms // 1000) * SAMPLE_WIDTH
-        for i in range(0, len(self.pcm), step):
-            yield self.pcm[i : i + step]
-
-
-def read_wav(path: str | Path) -> PcmAudio:
-    """Read a 16-bit PCM WAV (mono, or stereo mixed down to mono) at a rate the protocol
-    accepts. Raises ``ValueError`` naming the file for anything else."""
-    with wave.open(str(path), "rb") as w:
-        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-        if w.getcomptype() != "NONE" or width != SAMPLE_WIDTH:
-            raise ValueError(f"{path}: need 16-bit PCM WAV, got {8 * width}-bit {w.getcomptype()}")
-        if rate not in SUPPORTED_SAMPLE_RATES:
-            rates = ", ".join(map(str, SUPPORTED_SAMPLE_RATES))
-            raise ValueError(
-                f"{path}: sample rate {rate} Hz is not accepted by the server ({rates}); "
-                f"convert it, e.g. sox {path} -r 16000 out.wav"
-            )
-        if channels not in (1, 2):
-            raise ValueError(f"{path}: need mono or stereo audio, got {channels} channels")
-        frames = w.readframes(w.getnframes())
-    if channels == 2:
-        samples = array.array("h")
-        samples.frombytes(frames)
-        if sys.byteorder == "big":  # WAV is little-endian on disk
-            samples.byteswap()
-        mono = array.array(
-            "h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2], strict=True))
-        )
-        if sys.byteorder == "big":
-            mono.byteswap()
-        frames = mono.tobytes()
-    return PcmAudio(frames, rate)
-
-
-def silence(sample_rate: int, ms: int) -> bytes:
-    return bytes(sample_rate * ms // 1000 * SAMPLE_WIDTH)
 
 
 # -- the client ----------------------------------------------------------------------------
@@ -720,3 +515,10 @@ class HearthClient:
                 raise group.exceptions[0] from None
             raise
         return tracker
+
+
+# Events, utterance tracking and audio helpers live in client_turns / client_audio since the
+# split; still importable from here.
+__all__ = ["DEFAULT_URL", "SUCCESS_STATUSES", "Event", "HearthClient", "HearthClientError",
+           "HearthConnectionError", "HearthServerError", "PcmAudio", "UnknownEvent", "Utterance",
+           "UtteranceTracker", "decode_event", "event_to_dict", "read_wav", "silence"]
