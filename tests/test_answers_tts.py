@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -117,3 +118,31 @@ def test_prefill_makes_the_home_confirmations_ready() -> None:
     for rate in (16000, 48000):
         got = list(speaker.stream(texts[0], "en", rate))
         assert [s.cached for s in got] == [True] and got[0].rate == rate
+
+
+def test_early_synthesis_does_not_queue_behind_the_prefill() -> None:
+    """A reply's early synthesis (``warm``) runs while the prefill is still going: a fake
+    voice (this checks the scheduling, not the sound) holds every prefill sentence until the
+    warmed one has been made."""
+    gate = threading.Event()
+    made: list[str] = []
+
+    class Held:
+        engine, name, rate = "fake", "held", 16000
+
+        def synth(self, sentence: str) -> np.ndarray:
+            if sentence.startswith("Prefill"):
+                gate.wait(10)
+            made.append(sentence)
+            if sentence == "Turned on the kitchen light.":
+                gate.set()
+            return np.zeros(160, dtype=np.int16)
+
+    speaker = Speaker(TtsConfig(prefill=True))
+    speaker._voices["en"] = Held()
+    prefill = speaker.prefill(["Prefill one.", "Prefill two."], "en")
+    speaker.warm("Turned on the kitchen light.", "en")
+    got = list(speaker.stream("Turned on the kitchen light.", "en", 16000))
+    assert [s.cached for s in got] == [True]
+    assert prefill.result(timeout=30) == 2
+    assert made == ["Turned on the kitchen light.", "Prefill one.", "Prefill two."]

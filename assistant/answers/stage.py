@@ -44,12 +44,19 @@ class AnswerServices:
     timers: TimerManager = field(default_factory=TimerManager)
 
     def confirmations(self, language: str) -> list[str]:
-        """Every device's on/off confirmation in ``language`` ("Turned on the kitchen
-        light."), the replies a home hears most (for :meth:`Speaker.prefill`)."""
+        """Every device's on/off (open/close, pause/resume/next) confirmation in
+        ``language`` ("Turned on the kitchen light."), the replies a home hears most (for
+        :meth:`Speaker.prefill`)."""
         pairs = {
             DeviceKind.LIGHT: (IntentName.LIGHT_ON, IntentName.LIGHT_OFF),
             DeviceKind.SWITCH: (IntentName.SWITCH_ON, IntentName.SWITCH_OFF),
             DeviceKind.FAN: (IntentName.FAN_ON, IntentName.FAN_OFF),
+            DeviceKind.COVER: (IntentName.COVER_CLOSE, IntentName.COVER_OPEN),
+            DeviceKind.MEDIA_PLAYER: (
+                IntentName.MEDIA_PAUSE,
+                IntentName.MEDIA_RESUME,
+                IntentName.MEDIA_NEXT,
+            ),
         }
         out: list[str] = []
         for d in self.home.devices:

@@ -69,10 +69,12 @@ class TtsConfig(BaseModel):
     #: Synthesized sentences kept for reuse (a home hears the same replies again and
     #: again: "Turned on the kitchen light."); 0: none.
     cache_entries: int = Field(default=256, ge=0, le=100_000)
-    #: Synthesize each device's on/off confirmations into the cache after start-up, in the
-    #: background at a low priority ("Turned on the kitchen light." is then ready the first
-    #: time it is said).
-    prefill: bool = False
+    #: Synthesize each device's confirmations (on/off, open/close, pause/resume/next) into
+    #: the cache after start-up, in the background at a low priority ("Turned on the kitchen
+    #: light." is then ready the first time it is said: its first audio leaves ~2 ms after
+    #: the reply text instead of one sentence's synthesis, ~250 ms). Costs ~0.3 s of one core
+    #: per sentence once (demo home: 26 sentences, docs/benchmarks.md).
+    prefill: bool = True
     #: onnxruntime threads per piper synthesis (None: onnxruntime's default, one per core).
     #: Measured on the shared 2-core machine under load: 1 thread 342–374 ms per sentence,
     #: 2 threads 622 ms, the default 753–858 ms (docs/benchmarks.md).
@@ -193,6 +195,9 @@ class Speaker:
         ] = collections.OrderedDict()
         self._cache_lock = threading.Lock()
         self._warm_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        #: Prefill runs apart from :meth:`warm`: a reply's early synthesis never queues
+        #: behind the whole prefill.
+        self._prefill_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @staticmethod
     def _lang_key(language: str) -> str:
@@ -317,8 +322,14 @@ class Speaker:
             spent = 0.0 if cached else time.perf_counter() - t0
             yield Sentence(sentence, pcm, rate, spent, cached)
 
-    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _pool(self, prefill: bool = False) -> concurrent.futures.ThreadPoolExecutor:
         with self._cache_lock:
+            if prefill:
+                if self._prefill_pool is None:
+                    self._prefill_pool = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix="tts-prefill"
+                    )
+                return self._prefill_pool
             if self._warm_pool is None:
                 self._warm_pool = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="tts-warm"
@@ -360,6 +371,8 @@ class Speaker:
                 for sentence in split_sentences(text):
                     if len(self._cache) >= self.config.cache_entries:
                         return made  # never push out what replies put there
+                    if not threading.main_thread().is_alive():
+                        return made  # the process is exiting: do not hold it up
                     key = self._key(voice, sentence)
                     future, mine = self._claim(key)
                     if mine:
@@ -368,7 +381,7 @@ class Speaker:
                             made += 1
             return made
 
-        return self._pool().submit(run)
+        return self._pool(prefill=True).submit(run)
 
     def synth(self, text: str, language: str, rate: int) -> bytes:
         """The whole of ``text`` as one PCM buffer (tests, benchmarks, CLIs)."""
