@@ -60,7 +60,8 @@ def test_okay_nabu_is_detected(voice: str) -> None:
     audio = with_silence(synth("okay nabu", voice=voice), 500, 800)
     got = hits("okay_nabu", audio)
     assert len(got) == 1, got
-    assert got[0].word == "okay_nabu" and got[0].probability > 0.85
+    # The detection is the first step above the detector's threshold (tuned: 0.5).
+    assert got[0].word == "okay_nabu" and got[0].probability > WakeDetector("okay_nabu").threshold
     start, end = 500, 500 + len(audio) * 1000 // RATE
     assert start < got[0].at_ms <= end
 

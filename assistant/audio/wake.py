@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -35,6 +36,10 @@ REFRACTORY_S: Final = 1.5
 #: Seconds the gate stays open after the wake word for speech to start ("okay nabu" ...
 #: pause ... "turn on the light"); then it closes and waits for the wake word again.
 DEFAULT_WAKE_TIMEOUT_S: Final = 8.0
+#: Per word, the detection rule chosen from ``hearth bench wake --sweep`` (docs/benchmarks.md):
+#: (threshold, model steps averaged, consecutive averaged steps above the threshold). Words
+#: not listed use the model's own cut-off and sliding window, one step.
+TUNED: Final[dict[str, tuple[float, int, int]]] = {"okay_nabu": (0.5, 5, 1)}
 _BYTES_PER_S: Final = TARGET_RATE * 2
 
 
@@ -48,6 +53,8 @@ class WakeModelInfo:
     phrase: str
     languages: tuple[str, ...]
     cutoff: float
+    #: Model steps the model's own detection averages (``sliding_window_size``).
+    window: int
     author: str
     website: str
 
@@ -75,6 +82,7 @@ def available() -> dict[str, WakeModelInfo]:
             phrase=str(cfg.get("wake_word", name.replace("_", " "))),
             languages=tuple(cfg.get("trained_languages", ["en"])),
             cutoff=float(cfg["micro"]["probability_cutoff"]),
+            window=int(cfg["micro"].get("sliding_window_size", 5)),
             author=str(cfg.get("author", "")),
             website=str(cfg.get("website", "")),
         )
@@ -109,7 +117,14 @@ class WakeHit:
 class WakeDetector:
     """One stream, one wake word. Feed 16 kHz PCM s16le with :meth:`process`."""
 
-    def __init__(self, word: str, threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        word: str,
+        threshold: float | None = None,
+        *,
+        window: int | None = None,
+        min_steps: int | None = None,
+    ) -> None:
         info = check_word(word, threshold)
         from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
@@ -118,7 +133,21 @@ class WakeDetector:
             self._features = MicroWakeWordFeatures()
         self.word = word
         self.phrase = info.phrase
-        self.threshold = info.cutoff if threshold is None else threshold
+        tuned = TUNED.get(word)
+        cutoff, self.window, self.min_steps = tuned or (info.cutoff, info.window, 1)
+        self.threshold = cutoff if threshold is None else threshold
+        if window is not None:
+            self.window = window
+        if min_steps is not None:
+            self.min_steps = min_steps
+        if self.window < 1 or self.min_steps < 1:
+            raise WakeWordError("wake window and steps must be at least 1")
+        # The model averages its last few probabilities itself; take them one by one so the
+        # window (and the benchmark's sweep over it) is the detector's own.
+        self._model.sliding_window_size = 1
+        self._model._probabilities = deque(maxlen=1)
+        self._recent: deque[float] = deque(maxlen=self.window)
+        self._above = 0
         self._bytes = 0
         self._quiet_until_ms = -1
         #: Highest probability seen since the last detection (benchmarks, meters).
@@ -132,26 +161,43 @@ class WakeDetector:
         """Score ``pcm`` (whole 16-bit samples). Returns the detections it held (at most one
         per :data:`REFRACTORY_S`)."""
         hits: list[WakeHit] = []
+        for at_ms, raw in self.scores(pcm):
+            self._recent.append(raw)
+            if len(self._recent) < self.window:
+                continue
+            prob = sum(self._recent) / self.window
+            self.peak = max(self.peak, prob)
+            self._above = self._above + 1 if prob > self.threshold else 0
+            if self._above >= self.min_steps and at_ms >= self._quiet_until_ms:
+                hits.append(WakeHit(self.word, float(prob), at_ms))
+                self._quiet_until_ms = at_ms + int(REFRACTORY_S * 1000)
+                self.peak = 0.0
+        return hits
+
+    def scores(self, pcm: bytes) -> list[tuple[int, float]]:
+        """The model's raw probability for each step ``pcm`` completes, with the step's
+        position (ms); no averaging, no threshold (:meth:`process` applies those)."""
+        out: list[tuple[int, float]] = []
         consumed = self._bytes
         for window in self._features.process_streaming(pcm):
             # Each feature window is 10 ms of audio; position the step at its window's end.
             consumed += _BYTES_PER_S // 100
+            before = len(self._model._features)
             prob = self._model.process_streaming_prob(window)
-            if prob is None:
-                continue
-            self.peak = max(self.peak, prob)
-            at_ms = consumed * 1000 // _BYTES_PER_S
-            if prob > self.threshold and at_ms >= self._quiet_until_ms:
-                hits.append(WakeHit(self.word, float(prob), at_ms))
-                self._quiet_until_ms = at_ms + int(REFRACTORY_S * 1000)
-                self.peak = 0.0
+            if prob is None or before + 1 < self._model.stride:
+                continue  # no model step yet (it runs every ``stride`` windows)
+            out.append((consumed * 1000 // _BYTES_PER_S, float(prob)))
         self._bytes += len(pcm)
-        return hits
+        return out
 
     def reset(self) -> None:
         """Forget the audio so far (the model's streaming state included)."""
         self._model.reset()
         self._features.reset()
+        self._model.sliding_window_size = 1
+        self._model._probabilities = deque(maxlen=1)
+        self._recent.clear()
+        self._above = 0
         self.peak = 0.0
 
 
