@@ -111,6 +111,9 @@ class TurnDetectionSettings(_Strict):
     silence_ms_when_complete: int = Field(
         default=endpoint.DEFAULT_SILENCE_MS_WHEN_COMPLETE, ge=0, le=10_000
     )
+    #: Server-only: a turn that parses as nothing, starting within this of the end of an
+    #: order's speech, may complete that custom order (``assistant.turn.amend``); 0: never.
+    amend_ms: int = Field(default=1500, ge=0, le=10_000)
 
 
 class SessionDefaults(_Strict):

@@ -403,6 +403,9 @@ class IntentEvent(_Message):
     intent: Intent | None
     reason: str
     confidence: float | None = None
+    #: The utterance whose custom order this one completes and replaces (the amend window,
+    #: ``turn_detection.amend_ms``); null for a turn of its own.
+    amends: str | None = None
 
 
 ActionStatus = Literal["published", "confirmed", "unconfirmed", "failed", "rejected"]

@@ -60,8 +60,17 @@ class CustomActions:
         return target
 
     async def run(
-        self, intent: Intent, action: CustomAction, emit: Emitter, extra: dict[str, Any]
+        self,
+        intent: Intent,
+        action: CustomAction,
+        emit: Emitter,
+        extra: dict[str, Any],
+        *,
+        amends: str | None = None,
     ) -> ActionResult:
+        """Publish the action; ``amends``: the utterance id whose order this one replaces
+        (the payload, a JSON object, gets an ``amends`` member; any other payload could not
+        be told from a new order, so it is not sent)."""
         values: dict[str, Any] = {**intent.slots.custom, "text": intent.text}
         try:
             topic = fill_topic(action.topic, values)
@@ -76,6 +85,14 @@ class CustomActions:
                     None, intent, "rejected", f"custom action needs slot {e.args[0]!r}", extra=extra
                 )
             )
+        if amends is not None:
+            marked = mark_amendment(payload, amends)
+            if marked is None:
+                return await emit.final(make_result(
+                    None, intent, "rejected",
+                    "not sent: an amended order needs a JSON object payload to say 'amends'",
+                    topic=topic, payload=payload, extra=extra))
+            payload = marked
         fut: asyncio.Future[bytes] | None = None
         target: _CustomTarget | None = None
         if state_topic is not None:
@@ -158,8 +175,20 @@ def fill_topic(template: str, values: Mapping[str, Any]) -> str:
     return fill(template, values)
 
 
+def mark_amendment(payload: str, amends: str) -> str | None:
+    """The JSON object ``payload`` with ``"amends": amends`` added (None: not an object)."""
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    obj["amends"] = amends
+    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "))
+
+
 def looks_json(template: str) -> bool:
     return template.lstrip().startswith(("{{", "[", '{"', "{ "))
 
 
-__all__ = ["CustomActions", "fill", "fill_topic", "looks_json"]
+__all__ = ["CustomActions", "fill", "fill_topic", "looks_json", "mark_amendment"]

@@ -189,8 +189,12 @@ class Dispatcher:
         *,
         on_result: ResultCallback | None = None,
         confirmed: bool = False,
+        amends: str | None = None,
     ) -> list[ActionResult]:
         """Carry out ``intent``; returns the final result of every device action.
+
+        ``amends``: the utterance id whose custom order this one completes (the amend window,
+        ``assistant.turn.amend``); the payload says so (a custom action only).
 
         ``on_result`` receives every result as it happens (``published``, then the final one).
         ``confirmed=True`` says the user confirmed a sensitive action (see
@@ -202,7 +206,11 @@ class Dispatcher:
         if name == IntentName.SCENE_ACTIVATE:
             return await self._scene(intent, emit, confirmed)
         if name in self.custom_actions:
-            return [await self._custom(intent, self.custom_actions[name], emit, confirmed)]
+            action = self.custom_actions[name]
+            return [await self._custom(intent, action, emit, confirmed, amends)]
+        if amends is not None:
+            return [await emit.final(make_result(
+                None, intent, "rejected", "only a custom order can be amended"))]
         if name not in _BUILTIN:
             return [
                 await emit.final(make_result(None, intent, "rejected", f"unknown intent {name!r}"))
@@ -350,9 +358,16 @@ class Dispatcher:
     # -- custom intents ------------------------------------------------------------------
 
     async def _custom(
-        self, intent: Intent, action: CustomAction, emit: Emitter, confirmed: bool
+        self,
+        intent: Intent,
+        action: CustomAction,
+        emit: Emitter,
+        confirmed: bool,
+        amends: str | None = None,
     ) -> ActionResult:
         extra: dict[str, Any] = {"custom": True}
+        if amends is not None:
+            extra["amends"] = amends
         sensitive = self.is_sensitive(intent)
         refusal = self._policy(intent, sensitive, confirmed)
         if refusal is not None:
@@ -360,7 +375,7 @@ class Dispatcher:
                 extra["sensitive"] = True
                 extra["needs_confirmation"] = refusal == NEEDS_CONFIRMATION
             return await emit.final(make_result(None, intent, "rejected", refusal, extra=extra))
-        return await self._customs.run(intent, action, emit, extra)
+        return await self._customs.run(intent, action, emit, extra, amends=amends)
 
 
 def scene_intents(scene: Scene, intent: Intent) -> list[Intent]:

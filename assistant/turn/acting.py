@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 
 from assistant.protocol import ActionEvent, ErrorCode, IntentEvent
+from assistant.turn.amend import Amends
 from assistant.turn.answering import AnsweringLike
 from assistant.turn.events import Events
 from assistant.turn.types import Done, SessionResources, SessionState, StageError, Utterance
@@ -45,6 +46,8 @@ class Acting:
         #: The session's answering stage: timer and clock intents are carried out there, not
         #: by the dispatcher (None: no replies, no timers).
         self.answering: AnsweringLike | None = None
+        #: The last custom order published, which a fragment right after it may complete.
+        self.amends = Amends(resources, state, clock)
 
     async def act(self, utt: Utterance, result: Recognition, text: str, lang: str | None) -> None:
         """The ``intent`` event for ``result`` (a bare yes/no answers a pending
@@ -52,6 +55,13 @@ class Acting:
         if result.intent is None and self._pending is not None:
             result = answer_to_confirmation(text, lang) or result
         result = self._answer_to_question(result, text)
+        amends: str | None = None
+        if result.intent is None and self.amends.last is not None:
+            # "… house coffee" + "with some almond milk": the rest of the order before it
+            order = self.amends.last
+            amended = await self.amends.propose(utt, text, lang)
+            if amended is not None:
+                result, amends = amended, order.utterance_id
         utt.recognition = result
         intent = result.intent
         self._events.emit(
@@ -60,13 +70,15 @@ class Acting:
                 intent=intent,
                 reason=result.reason,
                 confidence=None if intent is None else intent.confidence,
+                amends=amends,
             )
         )
         if intent is None:
             raise Done("no_intent")
         self._state.last_intent = intent
+        self.amends.other_turn(utt)  # a new command: the order before it is done
         if not result.also:
-            await self.dispatch(utt, intent)
+            await self.dispatch(utt, intent, amends=amends)
         # "turn off the lights and lock the door": each intent in turn, the first one's
         # timings; the turn ends after the last
         done: Done | None = None
@@ -118,7 +130,7 @@ class Acting:
             return None
         return pending[0]
 
-    async def dispatch(self, utt: Utterance, intent: Intent) -> None:
+    async def dispatch(self, utt: Utterance, intent: Intent, amends: str | None = None) -> None:
         """Carry out ``intent`` (or the pending one it confirms); one ``action`` event per
         device and status; the ``dispatch`` and ``*_to_action`` timings."""
         utt.stage = "dispatch"
@@ -143,6 +155,8 @@ class Acting:
             if key in sent:
                 return
             sent.add(key)
+            if r.status == "published":
+                self.amends.published(utt, intent)
             utt.actions.append(r)
             utt.released()
             if r.published_at is not None and not first_ack:
@@ -194,8 +208,9 @@ class Acting:
         if self.answering is not None:
             self.answering.prepare(intent)  # its likely reply, synthesized meanwhile
         try:
+            more = {} if amends is None else {"amends": amends}
             results = await self._res.dispatcher.dispatch(
-                intent, on_result=on_result, confirmed=confirmed
+                intent, on_result=on_result, confirmed=confirmed, **more
             )
         except Exception as e:
             logger.exception("session %s: dispatch failed on %s", self._state.id, utt.id)

@@ -37,6 +37,7 @@ class DispatcherLike(Protocol):
         *,
         on_result: Callable[[ActionResult], None] | None = None,
         confirmed: bool = False,
+        amends: str | None = None,
     ) -> list[ActionResult]: ...
 
 
