@@ -185,7 +185,7 @@ class WakeSettings(_Message):
     one command is heard (``timeout_ms`` for it to start). ``word`` null: no wake word."""
 
     word: str | None = Field(default=None, min_length=1, max_length=40)
-    threshold: float | None = Field(default=None, gt=0.0, lt=1.0)  # None: the model's own
+    threshold: float | None = Field(default=None, gt=0.0, lt=1.0)  # None: wake.TUNED
     timeout_ms: int | None = Field(default=None, ge=1000, le=60_000)  # None: 8000
 
 
