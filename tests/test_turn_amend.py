@@ -21,7 +21,9 @@ from devices.registry import load_demo_config
 from intents.recognizer import Recognizer
 from intents.schema import Intent
 from tests.mqtt_fixtures import Mosquitto, eventually
+from tests.server_fixtures import ServerThread
 from tests.test_turn_stages import Stages
+from tests.test_turn_taking import _acted, _joined, _stream, coffee_server  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -160,3 +162,25 @@ def test_an_amendment_is_marked_in_a_json_object_payload_only() -> None:
         "drink": "latte", "amends": "s-1"}
     assert mark_amendment("a large latte", "s-1") is None
     assert mark_amendment("[1, 2]", "s-1") is None
+
+
+# -- through a real server, on synthesized speech ------------------------------------------
+
+
+async def test_an_order_cut_at_a_long_pause_is_amended_by_its_rest(
+    coffee_server: ServerThread,  # noqa: F811 (the fixture of tests/test_turn_taking.py)
+) -> None:
+    # 900 ms of silence ends the first turn whatever the grammar says (silence_ms: 500)
+    pcm = _joined("I want a dark roast house coffee.", 900, "With some almond milk.")
+    events = await _stream(coffee_server, pcm)
+    heard = [e["text"] for e in events if e["type"] == "transcript.final"]
+    intents = [e for e in events if e["type"] == "intent" and e["intent"]]
+    custom = intents[-1]["intent"]["slots"]["custom"]
+    assert custom.get("milk_amount") == "some almond milk", (heard, intents)
+    acted = _acted(events)
+    # cut at the pause (audio time, not load): the second turn amends the first
+    assert len(intents) == 2, (heard, intents)
+    first, second = intents
+    assert first["amends"] is None and second["amends"] == first["utterance_id"], heard
+    assert len(acted) == 2, acted  # the order and its amendment; no lost fragment
+    assert json.loads(acted[1]["payload"])["amends"] == first["utterance_id"]
