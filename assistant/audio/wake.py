@@ -3,7 +3,8 @@
 :class:`WakeDetector` scores one 16 kHz stream against one wake word (``okay_nabu``,
 ``hey_jarvis``, ``alexa``, ``hey_mycroft``): 10 ms feature windows from the TFLite Micro front
 end, one model step every 30 ms, the mean of the last few probabilities against a threshold
-(the model's own cut-off unless the caller gives one). About 0.4 % of a core per stream.
+(:data:`TUNED` where ``hearth bench wake --sweep`` chose a rule, else the model's own cut-off,
+unless the caller gives one). About 0.4 % of a core per stream.
 
 :class:`WakeGate` puts a detector in front of a session's audio front end (``FrontEndLike``):
 audio is dropped until the wake word is heard, then passed on for one command; the gate
