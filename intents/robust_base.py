@@ -42,6 +42,11 @@ SENSITIVE_MARGIN = 0.3
 UNEXPLAINED_WEIGHT = 0.5
 
 
+#: The same when the sentence does not start with a verb: "the fan club meets on Sundays" is
+#: a statement that happens to hold a device word and "on", not a command.
+UNEXPLAINED_WEIGHT_NO_VERB = 1.0
+
+
 #: Chinese: per unexplained character (a misheard verb such as 吊 for 调 changes the reading).
 UNEXPLAINED_CHAR_ZH = 0.15
 

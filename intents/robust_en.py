@@ -3,6 +3,7 @@ areas, kinds, here, all), with unknown names, statements and out-of-scope reques
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from devices.registry import DeviceKind
@@ -58,6 +59,14 @@ class _EnglishParser(_EnglishActions):
 
         if tokens[0] in L.NEGATIONS_EN or text.startswith((" do not ", " please do not ")):
             raise Rejected("that is not something to do (a negation)")
+
+        for a, b in itertools.pairwise(tokens):
+            if a in ("switch", "turn", "shut", "power", "put", "flip", "toggle") \
+                    and b in ("me", "him", "her", "us", "you"):
+                raise Rejected("that doesn't sound like a command for a device")
+            if a == b and (a in L.KIND_WORDS_EN or a in lex.distinctive):
+                # "turn on the lamp lamp": a stutter or a misheard name ("lava lamp")
+                raise Rejected(f"I heard '{a} {b}'; say which {a} you mean", final=False)
 
         used = [False] * len(tokens)
         dev_spans = _find_spans(tokens, lex.devices, used)

@@ -102,8 +102,14 @@ class _EnglishActions(_TierBase):
                 elif tset & {"stop", "off"}:
                     act("vstop")
                 else:
-                    act("vstart", bool(tset & {"start", "clean", "vacuum", "on", "run",
-                                               "activate", "begin", "hoover"}))
+                    # "vacuum" and "hoover" are verbs only where a command starts; "the vacuum
+                    # is noisy" asks for nothing
+                    verb = bool(tset & {"start", "clean", "on", "run", "activate", "begin",
+                                        "resume", "go", "cleaning", "vacuuming", "hoovering"}) \
+                        or first in ("vacuum", "hoover")
+                    if not verb:
+                        return
+                    act("vstart", True)
                 if "vacuum" not in p.kinds:
                     p.kinds.append("vacuum")
                 return
@@ -114,6 +120,11 @@ class _EnglishActions(_TierBase):
                 p.kinds.append("lock")
                 p.kind_from_action = True
             return
+        if first == "lock" and tokens.count("lock") == 1 and p.kind_words == ["lock"] \
+                and not (p.devices or p.partial_devices or p.areas or p.here or p.home
+                         or p.everything or p.floor) and p.unknown:
+            # "lock stock and …": the verb was all there was of a lock, and the rest is unheard
+            raise Rejected(f"I don't know a device called {' '.join(p.unknown)!r}", final=False)
         if first == "lock" or ("lock" in tset and "up" in tset) or (
                 "lock" in tset and tokens.index("lock") <= 1 and "lock" not in p.kind_words):
             act("lock")
@@ -327,6 +338,10 @@ class _EnglishActions(_TierBase):
                 or " up " in here_dir or "brighter" in tset or "light up" in text
             if indirect_bright and not up:
                 down, p.indirect = True, True
+            bare = not p.has_target() and not p.percent and not (
+                tset & (L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN | {"brightness", "level"}))
+            if p.number is not None and bare:
+                return  # "turn up at eight": a number with nothing to say what it sets
             if p.number is not None and (p.percent or tset & {"to", "at", "brightness",
                                                              "level"} or down or up) \
                     and by_amount is None:

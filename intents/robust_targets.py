@@ -20,6 +20,7 @@ from intents.robust_base import (
     SENSITIVE_MARGIN,
     UNEXPLAINED_CHAR_ZH,
     UNEXPLAINED_WEIGHT,
+    UNEXPLAINED_WEIGHT_NO_VERB,
     Rejected,
     _describe,
     _noun,
@@ -162,7 +163,8 @@ class _Targets(_TierBase):
                 # a half-heard Chinese verb (吊 for 调) decides which value changes
                 conf = min(conf, self.config.security.min_confidence - 0.05)
             return conf
-        return conf - UNEXPLAINED_WEIGHT * len(p.unknown) / max(1, p.size)
+        weight = UNEXPLAINED_WEIGHT if p.imperative else UNEXPLAINED_WEIGHT_NO_VERB
+        return conf - weight * len(p.unknown) / max(1, p.size)
 
     def _select(self, kind: str, p: _Parse, area: str | None) -> list[str]:
         try:

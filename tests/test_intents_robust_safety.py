@@ -107,6 +107,26 @@ def test_statements_and_questions_never_command(demo: Recognizer, text: str) -> 
     assert r.intent is None or r.intent.name in ("get_state",), r
 
 
+# Chatter that holds a device word and "on"/"off"/a verb: what the negatives bench heard (issue 14)
+@pytest.mark.parametrize("text", [
+    "the fan club meets on Sundays", "Turn on the lamp lamp.", "The robot arm lit.",
+    "Switch me off it's light off", "the vacuum is noisy", "turn up at eight",
+    "lock stock and two smoking barrels", "you turn me on",
+])
+def test_chatter_with_device_words_never_acts(demo: Recognizer, text: str) -> None:
+    assert not _acts(demo.recognize(text)), text
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    ("vacuum the kitchen", "vacuum_clean_area"), ("start the vacuum", "vacuum_start"),
+    ("robot vacuum go", "vacuum_start"), ("lock up", "lock"), ("dim to 30", "light_set"),
+])
+def test_commands_near_the_chatter_rules_still_act(demo: Recognizer, text: str,
+                                                   intent: str) -> None:
+    r = demo.recognize(text)
+    assert _acts(r) and r.intent is not None and r.intent.name == intent, r
+
+
 # -- relative temperature and volume ---------------------------------------------------------------
 
 
