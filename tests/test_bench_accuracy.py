@@ -165,3 +165,19 @@ def test_a_bad_override_is_a_one_line_error(tmp_path: Path, capsys: pytest.Captu
         assert accuracy.run(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --set-option") and err.count("\n") == 1, err
+
+
+def test_a_negative_counts_as_a_false_action_only_where_the_server_would_act() -> None:
+    from assistant.bench.accuracy_summary import summarize_condition
+
+    def neg(conf: float, moves: bool) -> dict[str, object]:
+        decode = {"confidence": conf, "moves": moves, "intent_ms": 1.0}
+        return {"expected": None, "vad_ms": 1.0, "segments": 1, "variants": {"server": {
+            "asr_ms": 10.0, "decode": {"text": decode}}}}
+
+    records = [neg(0.4, True), neg(0.9, False), neg(0.8, True), neg(0.0, False)]
+    out = summarize_condition(records, ["server/text"], "server/text", threshold=0.0)
+    fig = out["variants"]["server/text"]
+    # below the dispatcher's 0.5 the server asks again; a query moves nothing
+    assert fig["false_actions"] == 1
+    assert fig["false_action_rate"] == 0.25

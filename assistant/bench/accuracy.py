@@ -160,6 +160,7 @@ def _build_pipeline(args: argparse.Namespace, settings: AssistantSettings) -> _P
     from intents.decode import FULL_DECODE, HypothesisDecoder
     from intents.recognizer import Recognizer
     from intents.schema import QUERY_INTENTS
+    from intents.timers import DATE_GET, TIME_GET, TIMER_STATUS
 
     config = load_demo_config() if args.config is None else load_config(args.config)
     files = args.custom_intents if args.custom_intents else [str(COFFEE_FILE)]
@@ -181,7 +182,8 @@ def _build_pipeline(args: argparse.Namespace, settings: AssistantSettings) -> _P
         variant=variant,
         transcriber=transcriber,
         hotwords=Hearth.asr_hotwords(recognizer),
-        query_intents=frozenset(QUERY_INTENTS),
+        # the clock and a timer's status answer; they move nothing
+        query_intents=frozenset(QUERY_INTENTS) | {TIME_GET, DATE_GET, TIMER_STATUS},
         models={variant.name: variant.settings.model_dump(mode="json")},
         shipped=shipped if asr.decode == "grammar" else None,
         repair=repair,

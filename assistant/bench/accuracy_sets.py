@@ -412,7 +412,7 @@ UNKNOWN_DEVICES: Final = (
     "turn on the bathroom light", "close the shed door", "turn on the christmas tree",
     "lock the patio door", "turn off the hot tub", "dim the basement lights",
     "switch on the aquarium pump", "open the window in the attic", "turn on the jacuzzi",
-    "set the fridge to four degrees", "turn off the robot vacuum",
+    "set the fridge to four degrees", "turn off the air purifier",
     "start the dryer", "turn on the lava lamp", "open the gate", "unlock the car",
     "turn on the porch fan", "switch off the router", "turn on the space heater in the garage",
     "turn off the lights in the basement", "open the mailbox", "turn on the microwave",

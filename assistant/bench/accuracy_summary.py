@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from assistant.bench.accuracy_text import threshold_table
+from devices.registry import DEFAULT_MIN_CONFIDENCE
 
 #: The SNRs whose mean the published Picovoice figures report.
 PICOVOICE_AVERAGED: Final = ("24", "18", "12", "6")
@@ -83,7 +84,9 @@ def summarize_condition(records: Sequence[dict[str, Any]], variants: Sequence[st
             s["correct"] = sum(ok)
         neg = [(r, g) for r, g in pairs if r["expected"] is None]
         if neg:
-            moved = [g[1]["moves"] and g[1]["confidence"] >= threshold for _, g in neg]
+            # a false action is one the server would take: at the dispatcher's threshold
+            acts_at = max(threshold, DEFAULT_MIN_CONFIDENCE)
+            moved = [g[1]["moves"] and g[1]["confidence"] >= acts_at for _, g in neg]
             s["false_action_rate"] = round(sum(moved) / len(neg), 4)
             s["false_actions"] = sum(moved)
         errs = sum(g[0].get("word_errors", 0) for _, g in pairs)
