@@ -323,12 +323,15 @@ class Hearth:
         self._servers.append(server)
         return server
 
-    async def start_wyoming(self, uri: str) -> WyomingServer:
+    async def start_wyoming(
+        self, uri: str, *, zeroconf: bool | None = None, zeroconf_name: str | None = None
+    ) -> WyomingServer:
         """Serve the Wyoming protocol (Home Assistant) on these resources at ``uri``
-        (``tcp://HOST:PORT``; no authentication). Started here, stopped by :meth:`stop`."""
+        (``tcp://HOST:PORT``; no authentication), announced over zeroconf when ``zeroconf``
+        (None: when bound beyond loopback). Started here, stopped by :meth:`stop`."""
         from assistant.wyoming_server import WyomingServer
 
-        server = WyomingServer(self, uri)
+        server = WyomingServer(self, uri, zeroconf=zeroconf, zeroconf_name=zeroconf_name)
         await server.start()
         self._wyoming.append(server)
         return server

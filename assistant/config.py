@@ -223,6 +223,12 @@ class WyomingSettings(_Strict):
 
     uri: str | None = None  # tcp://127.0.0.1:10700
     allow_remote: bool = False
+    #: Announce the server over zeroconf (``_wyoming._tcp.local.``) so Home Assistant finds
+    #: it. None: announced when bound beyond loopback, not on loopback.
+    zeroconf: bool | None = None
+    #: The announced instance name (default ``hearth-<host name>``); no dots.
+    zeroconf_name: str | None = Field(default=None, min_length=1, max_length=63,
+                                      pattern=r"^[^.]+$")
 
 
 class ClientSettings(_Strict):

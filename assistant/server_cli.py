@@ -56,6 +56,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="also serve the Wyoming protocol for Home Assistant at tcp://HOST:PORT "
         "(no authentication; see docs/homeassistant.md)",
     )
+    p.add_argument(
+        "--wyoming-zeroconf",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="announce the Wyoming server over zeroconf (_wyoming._tcp) so Home Assistant "
+        "discovers it, as NAME (default hearth-<host name>); on by default when the Wyoming "
+        "address is not loopback",
+    )
+    p.add_argument(
+        "--no-wyoming-zeroconf",
+        action="store_true",
+        help="never announce the Wyoming server over zeroconf",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -85,6 +99,9 @@ def _load(args: argparse.Namespace) -> tuple[HomeConfig, Any]:
             "asr": asr.model_dump(),
             "audio": False if args.no_audio else None,
             "wyoming.uri": args.wyoming,
+            "wyoming.zeroconf": False if args.no_wyoming_zeroconf
+            else True if args.wyoming_zeroconf is not None else None,
+            "wyoming.zeroconf_name": args.wyoming_zeroconf or None,
         }
     )
     return config, settings
@@ -181,11 +198,21 @@ async def _run(config: HomeConfig, settings: Any, mqtt_url: str | None) -> int:
         print(f"Hearth ready: {server.url}  (browser: {server.http_url}){auth}", flush=True)
         if settings.wyoming.uri is not None:
             try:
-                wyoming = await hearth.start_wyoming(settings.wyoming.uri)
+                wyoming = await hearth.start_wyoming(
+                    settings.wyoming.uri,
+                    zeroconf=settings.wyoming.zeroconf,
+                    zeroconf_name=settings.wyoming.zeroconf_name,
+                )
             except OSError as e:
                 print(f"error: cannot listen on {settings.wyoming.uri}: {e}", file=sys.stderr)
                 return 1
             print(f"Wyoming ready: {wyoming.uri}  (no authentication)", flush=True)
+            if wyoming.announcement is not None:
+                a = wyoming.announcement
+                print(f"Wyoming announced over zeroconf: {a.name!r} (_wyoming._tcp) at "
+                      f"{', '.join(a.plan.addresses)} port {a.port}", flush=True)
+            elif wyoming.zeroconf_error is not None:
+                print(f"warning: {wyoming.zeroconf_error}", file=sys.stderr, flush=True)
         await stop.wait()
         logger.info("signal received: shutting down")
         await server.shutdown()

@@ -29,6 +29,8 @@ length over the limits) is answered with ``error`` and the connection is closed;
 connection goes on.
 
 Wyoming has no authentication: the server binds to loopback unless configured otherwise.
+When asked (or when bound beyond loopback) it announces itself over zeroconf as a
+``_wyoming._tcp.local.`` service, :mod:`assistant.wyoming_zeroconf`.
 
 The wire (limits, error codes, framing, field checks) is :mod:`assistant.wyoming_events`; one
 connection's event handling is :mod:`assistant.wyoming_connection`; this module is the server
@@ -65,6 +67,7 @@ from intents.decode import Hypothesis
 
 if TYPE_CHECKING:
     from assistant.app import Hearth
+    from assistant.wyoming_zeroconf import Announcement
     from intents.schema import Intent
 from assistant.wyoming_connection import _Connection, _Pending
 from assistant.wyoming_events import (
@@ -114,8 +117,15 @@ class WyomingServer:
         uri: str,
         *,
         wake_words: tuple[str, ...] | None = None,
+        zeroconf: bool | None = None,
+        zeroconf_name: str | None = None,
     ) -> None:
         self.host, self.port = parse_uri(uri)
+        self._zeroconf = zeroconf
+        self._zeroconf_name = zeroconf_name
+        #: The zeroconf announcement, once made; why it was not, when it failed.
+        self.announcement: Announcement | None = None
+        self.zeroconf_error: str | None = None
         self._hearth = hearth
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -137,8 +147,35 @@ class WyomingServer:
         sock = self._server.sockets[0].getsockname()
         self.port = int(sock[1])
         logger.info("Wyoming server on %s (no authentication)", self.uri)
+        await self._announce()
+
+    async def _announce(self) -> None:
+        """Zeroconf: on when asked, or by default when bound beyond loopback. A failure is
+        logged and kept in :attr:`zeroconf_error`; the server goes on (add it by address)."""
+        import ipaddress
+
+        from assistant.wyoming_zeroconf import Announcement, ZeroconfError, default_name, plan
+
+        assert self._server is not None
+        bound = [str(s.getsockname()[0]) for s in self._server.sockets]
+        beyond_loopback = any(
+            not ipaddress.ip_address(a.split("%")[0]).is_loopback for a in bound)
+        if not (self._zeroconf if self._zeroconf is not None else beyond_loopback):
+            return
+        try:
+            announcement = Announcement(self._zeroconf_name or default_name(), self.port,
+                                        plan(bound), version=_version())
+            await announcement.register()
+        except (ZeroconfError, ValueError) as e:
+            self.zeroconf_error = str(e)
+            logger.warning("Wyoming: not announced over zeroconf: %s", e)
+            return
+        self.announcement = announcement
 
     async def shutdown(self) -> None:
+        if self.announcement is not None:
+            await self.announcement.close()
+            self.announcement = None
         if self._server is not None:
             self._server.close()
             self._server = None
