@@ -62,8 +62,9 @@ class Timer:
         return self.ends_at is None
 
 
-#: Called when a timer of a connected session runs out.
-OnFinished = Callable[[Timer], None]
+#: Called when a timer of a connected session runs out. False: it could not be told (the
+#: connection that set it has gone), so the audit log gets the line instead.
+OnFinished = Callable[[Timer], bool | None]
 
 
 class TimerManager:
@@ -184,8 +185,8 @@ class TimerManager:
         callback = self._owners.get(t.owner)
         if callback is not None:
             try:
-                callback(t)
-                return
+                if callback(t) is not False:
+                    return
             except Exception:
                 logger.exception("timer %s: announcing failed", t.id)
         if self._audit is not None:
