@@ -53,7 +53,7 @@ from intents.grammar import (
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
 from intents.robust import RobustTier
-from intents.schema import Intent, IntentName, Recognition, Slots
+from intents.schema import ROOM_UNKNOWN, Intent, IntentName, Recognition, Slots
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -222,7 +222,8 @@ class Recognizer:
                 return fuzzy
 
         if failures and (robust is None or _HERE_FAILURE in failures[0]):
-            return Recognition(intent=None, reason=f"no intent: {failures[0]}")
+            return Recognition(intent=None, reason=f"no intent: {failures[0]}",
+                               needs_area=_HERE_FAILURE in failures[0] and area is None)
         if robust is not None:
             return robust
         return Recognition(intent=None, reason=self._rejection_reason(stripped, lang))
@@ -473,7 +474,7 @@ class Recognizer:
         return [s for s in out if s.strip()]
 
 
-_HERE_FAILURE = "I don't know which room you're in; say the room"
+_HERE_FAILURE = f"{ROOM_UNKNOWN}; say the room"
 _HERE_EN = re.compile(r"\b(here|this room|my room|this area)\b", re.IGNORECASE)
 _HERE_ZH = ("这里", "这儿", "这个房间", "这间", "这边", "屋里", "房间里")
 

@@ -31,7 +31,7 @@ from intents.robust_en import _EnglishParser
 from intents.robust_targets import _Targets
 from intents.robust_text import normalize_en
 from intents.robust_zh import _ChineseParser
-from intents.schema import Intent, Recognition
+from intents.schema import ROOM_UNKNOWN, Intent, Recognition
 
 __all__ = ["Rejected", "RobustTier", "normalize_en"]
 
@@ -55,9 +55,9 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
         try:
             return self._analyze(text, lang, area), False
         except _NeedsRoom as e:
-            reason = str(e) if area is not None else "I don't know which room you're in; " \
-                "say the room"
-            return Recognition(intent=None, reason=f"no intent: {reason}"), True
+            reason = str(e) if area is not None else f"{ROOM_UNKNOWN}; say the room"
+            return Recognition(intent=None, reason=f"no intent: {reason}",
+                               needs_area=area is None), True
         except Rejected as e:
             return Recognition(intent=None, reason=f"no intent: {e}"), e.final
 

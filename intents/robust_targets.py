@@ -23,12 +23,13 @@ from intents.robust_base import (
     UNEXPLAINED_WEIGHT_NO_VERB,
     Rejected,
     _describe,
+    _NeedsRoom,
     _noun,
     _Parse,
     _TierBase,
     _unique,
 )
-from intents.schema import SENSITIVE_INTENTS, Intent, IntentName, Slots
+from intents.schema import ROOM_UNKNOWN, SENSITIVE_INTENTS, Intent, IntentName, Slots
 
 
 class _Targets(_TierBase):
@@ -100,7 +101,7 @@ class _Targets(_TierBase):
             where = f"on {next(f.name for f in self.config.floors if f.id == p.floor)}"
         elif p.here and not p.home:
             if speaker_area is None:
-                raise Rejected("I don't know which room you're in; say the room")
+                raise _NeedsRoom(f"{ROOM_UNKNOWN}; say the room")
             area = speaker_area
             conf = CONF_SPEAKER_AREA
             where = f"in the {self._area_names.get(area, area)} (where you are)"

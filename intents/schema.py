@@ -118,6 +118,11 @@ class Intent(BaseModel):
         return self.name in QUERY_INTENTS
 
 
+#: The reason given when "here" is said and the speaker's room is unknown (see
+#: :attr:`Recognition.needs_area`).
+ROOM_UNKNOWN = "I don't know which room you're in"
+
+
 class Recognition(BaseModel):
     """What a recognizer answers: an intent, or none with the reason why."""
 
@@ -136,6 +141,9 @@ class Recognition(BaseModel):
     #: Further intents of the same sentence, to run after ``intent`` ("turn off the lights and
     #: lock the door"); only the robust tier fills it.
     also: list[Intent] = Field(default_factory=list)
+    #: No intent because the sentence is about the speaker's room ("it's too dark in here")
+    #: and no area is known: a turn that names a room may answer it.
+    needs_area: bool = False
 
     def to_cli(self) -> dict[str, object]:
         out: dict[str, object] = {

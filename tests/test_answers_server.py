@@ -106,6 +106,36 @@ async def test_which_one_is_asked_then_answered(
         assert later["intent"] is None or later["intent"]["source"] != "context"
 
 
+async def test_which_room_is_asked_when_here_is_unknown(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    """"In here" with no room known moves nothing; it asks, and the answer acts in that room
+    only, once (issue 14: never the whole house)."""
+    server = text_server_factory()
+    ws, created = await open_session(server.url)
+    async with ws:
+        assert created["config"].get("area") is None
+        asked = await _say(ws, "it's too dark in here")
+        assert asked.of("intent")[0]["intent"] is None
+        assert not any(a["status"] == "published" for a in asked.of("action"))
+        reply = asked.of("response.text")[0]
+        assert (reply["kind"], reply["text"]) == ("clarify", "Which room are you in?")
+        answered = await _say(ws, "the kitchen")
+        intent = answered.of("intent")[0]["intent"]
+        assert intent is not None and intent["name"] == "light_on", intent
+        assert intent["slots"]["device_ids"] == ["kitchen_light"]
+        finals = [a for a in answered.of("action") if a["final"]]
+        assert [(a["device_id"], a["status"]) for a in finals] == [("kitchen_light", "confirmed")]
+        # asked once: the room is not remembered, a later "in here" asks again
+        again = await _say(ws, "turn off the lights in here")
+        assert again.of("intent")[0]["intent"] is None
+        assert again.of("response.text")[0]["kind"] == "clarify"
+        zh = await _say(ws, "这里太暗了")
+        assert zh.of("response.text")[0]["text"] == "你在哪个房间？"
+        done = await _say(ws, "客厅")
+        assert done.of("intent")[0]["intent"]["slots"]["device_ids"] == ["living_room_light"]
+
+
 async def test_timer_is_announced(text_server_factory: Callable[..., ServerThread]) -> None:
     server = text_server_factory()
     ws, _ = await open_session(server.url)

@@ -96,6 +96,22 @@ def choose(text: str, choices: Sequence[str], home: HomeConfig) -> list[str]:
     return picked
 
 
+def named_area(text: str, home: HomeConfig) -> str | None:
+    """The one room ``text`` names as an answer to "Which room are you in?" ("the kitchen",
+    "I'm in the bedroom", "客厅"), or None (a new command, no room, or several)."""
+    if _COMMAND.search(text) or len(text.split()) > _MAX_ANSWER_WORDS:
+        return None
+    said = _words(text)
+    found: set[str] = set()
+    for a in home.areas:
+        for name in (a.name, *a.aliases):
+            n = name.lower()
+            if n in text.lower() if re.search(r"[^\x00-\x7f]", n) else _words(n) in said:
+                found.add(a.id)
+                break
+    return found.pop() if len(found) == 1 else None
+
+
 def kind_of(device_ids: Sequence[str], home: HomeConfig) -> DeviceKind | None:
     kinds = {d.kind for d in (_device(home, i) for i in device_ids) if d is not None}
     return kinds.pop() if len(kinds) == 1 else None

@@ -29,7 +29,7 @@ import yaml
 from devices.actions import ActionResult
 from devices.registry import Device, DeviceKind, HomeConfig
 from intents.languages import has_cjk
-from intents.schema import Intent, IntentName
+from intents.schema import ROOM_UNKNOWN, Intent, IntentName
 
 ReplyKind = Literal[
     "done",
@@ -205,6 +205,9 @@ def error_reply(language: str | None, text: str = "") -> Reply:
 
 def _not_understood(w: _Words, reason: str) -> Reply:
     why = reason.removeprefix("no intent:").strip().rstrip(".")
+    if ROOM_UNKNOWN in why:
+        # "it's too dark in here" with no room known: ask; a turn naming a room answers
+        return Reply(str(w.t["clarify"]["room"]), w.lang, "clarify")
     if not why or "matched" in why or why.startswith("nothing") or "understand" in why:
         return Reply(w.sentences([w.t["not_understood"]["plain"]]), w.lang, "not_understood")
     if not w.zh and why.startswith(("I ", "Hearth ")):

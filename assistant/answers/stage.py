@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.answers.clarify import ambiguous_targets, choose
+from assistant.answers.clarify import ambiguous_targets, choose, named_area
 from assistant.answers.reply import Reply, compose_reply
 from assistant.answers.responder import Responder
 from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
@@ -159,6 +159,10 @@ class Answering:
     def choose(self, text: str, choices: Sequence[str]) -> list[str]:
         """The devices an answer to "which one?" picks ([]: not an answer)."""
         return choose(text, choices, self._services.home)
+
+    def room(self, text: str) -> str | None:
+        """The room an answer to "Which room are you in?" names (None: not an answer)."""
+        return named_area(text, self._services.home)
 
     # -- replies ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ end and reports its actions (the session does not cancel an utterance in this st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -43,6 +44,9 @@ class Acting:
         self._pending: tuple[Intent, float] | None = None
         #: A command that asked "which one?": the intent, its candidates and the deadline.
         self._clarify: tuple[Intent, list[str], float] | None = None
+        #: A command about "here" with no room known: its text, language and the deadline
+        #: for a turn naming the room ("Which room are you in?" — "the kitchen").
+        self._room_question: tuple[str, str | None, float] | None = None
         #: The session's answering stage: timer and clock intents are carried out there, not
         #: by the dispatcher (None: no replies, no timers).
         self.answering: AnsweringLike | None = None
@@ -55,6 +59,7 @@ class Acting:
         if result.intent is None and self._pending is not None:
             result = answer_to_confirmation(text, lang) or result
         result = self._answer_to_question(result, text)
+        result = await self._answer_to_room_question(result, text)
         amends: str | None = None
         if result.intent is None and self.amends.last is not None:
             # "… house coffee" + "with some almond milk": the rest of the order before it
@@ -74,6 +79,9 @@ class Acting:
             )
         )
         if intent is None:
+            if result.needs_area and self.answering is not None:
+                window = self._res.confirmation_window_s
+                self._room_question = (text, lang, self._clock() + window)
             raise Done("no_intent")
         self._state.last_intent = intent
         self.amends.other_turn(utt)  # a new command: the order before it is done
@@ -123,6 +131,30 @@ class Acting:
             update={"slots": slots, "source": "context", "reason": reason, "text": text}
         )
         return Recognition(intent=picked, reason=reason)
+
+    async def _answer_to_room_question(self, result: Recognition, text: str) -> Recognition:
+        """After "Which room are you in?", a turn naming one room (and no new command)
+        carries out the command that asked, in that room: that command only; the session's
+        area stays unknown (a phone moves between rooms)."""
+        asked, self._room_question = self._room_question, None
+        if asked is None or self.answering is None or self._clock() > asked[2]:
+            return result
+        if result.intent is not None and result.intent.source != "context":
+            return result  # a command of its own
+        area = self.answering.room(text)
+        if area is None:
+            return result
+        said, lang, _ = asked
+        again = await asyncio.to_thread(
+            self._res.recognizer.recognize, said, language=lang, area=area
+        )
+        if again.intent is None:
+            return result
+        reason = f"answer to 'which room?': {text!r} -> {area}; {again.reason}"
+        return again.model_copy(
+            update={"intent": again.intent.model_copy(update={"reason": reason}),
+                    "reason": reason}
+        )
 
     def _take_pending(self) -> Intent | None:
         pending, self._pending = self._pending, None

@@ -45,6 +45,8 @@ class AnsweringLike(Protocol):
 
     def choose(self, text: str, choices: Sequence[str]) -> list[str]: ...
 
+    def room(self, text: str) -> str | None: ...
+
     def answer(
         self,
         utterance_id: str,

@@ -17,6 +17,7 @@ from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings
 from assistant.metrics import Metrics
 from assistant.protocol import ErrorCode, ImageInput, Mode, Outcome, SessionConfig
+from assistant.replicas import Share
 from devices.actions import ActionResult
 from intents.decode import Hypothesis
 from intents.schema import Intent, Recognition
@@ -26,7 +27,12 @@ from intents.schema import Intent, Recognition
 
 class RecognizerLike(Protocol):
     def recognize(
-        self, text: str, *, language: str | None = None, context: Intent | None = None
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        area: str | None = None,
     ) -> Recognition: ...
 
 
@@ -189,6 +195,8 @@ class SessionResources:
     tiered: TieredLike | None = None
     #: One JSON line per utterance; None: no audit trail.
     audit: AuditLog | None = None
+    #: What the replicas share through the broker (pending confirmations); None: nothing.
+    share: Share | None = None
     #: Decodes the ASR's hypotheses (``asr.decode: grammar``); None: the top transcript goes
     #: to the recognizer as is. Typed text is never decoded.
     decoder: DecoderLike | None = None
