@@ -83,6 +83,7 @@ from intents.model_tier_types import (
     ModelAnswer,
     ModelBackend,
     ModelNoToolCallError,
+    ModelQuery,
     ModelTierAudioTooLong,
     ModelTierCancelled,
     ModelTierConfigError,
@@ -129,6 +130,7 @@ __all__ = [
     "ModelAnswer",
     "ModelBackend",
     "ModelNoToolCallError",
+    "ModelQuery",
     "ModelTier",
     "ModelTierAudioTooLong",
     "ModelTierCancelled",
@@ -160,42 +162,11 @@ __all__ = [
 class DisabledModelTier(ModelTier):
     """Policy ``off``: :meth:`route` returns the grammar's answer; :meth:`recognize` declines."""
 
-    def _ask(
-        self,
-        text: str,
-        *,
-        config: HomeConfig,
-        images: Sequence[ImageInput],
-        language: str,
-        context: Intent | None,
-        cancel: threading.Event | None,
-        audio: AudioInput | None = None,
-    ) -> ModelAnswer:
+    def _ask(self, query: ModelQuery) -> ModelAnswer:
         return ModelAnswer(tool_calls=(ToolCall(NO_ACTION_TOOL, {"reason": "model tier off"}),))
 
-    def route(
-        self,
-        text: str,
-        grammar: Recognition | None,
-        *,
-        config: HomeConfig,
-        images: Sequence[ImageInput] = (),
-        language: str = "en",
-        context: Intent | None = None,
-        policy: ModelTierPolicy | None = None,
-        cancel: threading.Event | None = None,
-        audio: AudioInput | None = None,
-    ) -> Recognition:
-        return super().route(
-            text,
-            grammar,
-            config=config,
-            images=images,
-            language=language,
-            context=context,
-            policy=ModelTierPolicy.OFF,
-            cancel=cancel,
-        )
+    def _policy(self, policy: ModelTierPolicy | None) -> ModelTierPolicy:
+        return ModelTierPolicy.OFF
 
 
 class GrammarRecognizer(Protocol):

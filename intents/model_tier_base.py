@@ -32,6 +32,7 @@ from intents.model_tier_types import (
     ImageInput,
     ModelAnswer,
     ModelNoToolCallError,
+    ModelQuery,
     ModelTierCancelled,
     ModelTierError,
     ModelTierInputError,
@@ -423,19 +424,9 @@ class ModelTier(ABC):
         for img in images:
             if len(img.data) > self.settings.max_image_bytes:
                 raise ModelTierInputError("image too large")
-        # Only a tier that hears gets the keyword (backends written before audio still fit).
-        heard: dict[str, AudioInput] = {} if audio is None else {"audio": audio}
-        answer = self._ask(
-            text,
-            config=config,
-            images=images,
-            language=language,
-            context=context,
-            cancel=cancel,
-            **heard,
-        )
+        query = ModelQuery(text, config, images, language, context, cancel, audio)
         return interpret_answer(
-            answer, text=text, config=config, settings=self.settings, language=language
+            self._ask(query), text=text, config=config, settings=self.settings, language=language
         )
 
     def route(
@@ -457,7 +448,7 @@ class ModelTier(ABC):
 
         Raises :class:`ModelTierError` when the model was needed and failed and the grammar
         has no confident answer to fall back on (a cancellation always raises)."""
-        policy = policy or self.settings.policy
+        policy = self._policy(policy)
         confident = _confident(grammar, config)
         if policy is ModelTierPolicy.OFF:
             return (
@@ -505,7 +496,7 @@ class ModelTier(ABC):
     ) -> bool:
         """Whether :meth:`route` would call the model — lets an event loop skip the hop to a
         worker thread when the grammar's answer stands."""
-        policy = policy or self.settings.policy
+        policy = self._policy(policy)
         if policy is ModelTierPolicy.OFF or not self.enabled:
             return False
         if policy is ModelTierPolicy.PREFER_LOCAL:
@@ -515,6 +506,10 @@ class ModelTier(ABC):
             )
             return bool(images) or always or not _confident(grammar, config)
         return True
+
+    def _policy(self, policy: ModelTierPolicy | None) -> ModelTierPolicy:
+        """The policy in force: this session's, else the settings' one."""
+        return policy or self.settings.policy
 
     def heard(self, audio: AudioInput | None, *, check: bool = True) -> AudioInput | None:
         """The audio the model is to hear: None when there is none or ``audio: off``.
@@ -532,19 +527,9 @@ class ModelTier(ABC):
         return rec.model_copy(update={"alternatives": [*rec.alternatives, grammar.intent]})
 
     @abstractmethod
-    def _ask(
-        self,
-        text: str,
-        *,
-        config: HomeConfig,
-        images: Sequence[ImageInput],
-        language: str,
-        context: Intent | None,
-        cancel: threading.Event | None,
-        audio: AudioInput | None = None,
-    ) -> ModelAnswer:
-        """Run the model once (``audio``: the utterance, for models that hear; already
-        checked); raise :class:`ModelTierError` on failure."""
+    def _ask(self, query: ModelQuery) -> ModelAnswer:
+        """Run the model once on ``query`` (its images and audio already checked against the
+        settings); raise :class:`ModelTierError` on failure."""
 
     def load(self) -> None:  # noqa: B027 - optional hook
         """Load weights now rather than on the first call (no-op for remote backends)."""

@@ -35,6 +35,7 @@ from intents.model_tier_types import (
     AudioInput,
     ImageInput,
     ModelAnswer,
+    ModelQuery,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierError,
@@ -240,28 +241,12 @@ class OpenAIModelTier(ModelTier):
 
     # -- transport ----------------------------------------------------------------------------
 
-    def _ask(
-        self,
-        text: str,
-        *,
-        config: HomeConfig,
-        images: Sequence[ImageInput],
-        language: str,
-        context: Intent | None,
-        cancel: threading.Event | None,
-        audio: AudioInput | None = None,
-    ) -> ModelAnswer:
-        body = json.dumps(
-            self.build_request(
-                text,
-                config=config,
-                images=images,
-                language=language,
-                context=context,
-                audio=audio,
-            ),
-            ensure_ascii=False,
-        ).encode("utf-8")
+    def _ask(self, q: ModelQuery) -> ModelAnswer:
+        request = self.build_request(
+            q.text, config=q.config, images=q.images, language=q.language, context=q.context,
+            audio=q.audio,
+        )
+        body = json.dumps(request, ensure_ascii=False).encode("utf-8")
         headers = self._headers()
         deadline = time.monotonic() + self.settings.timeout_s
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -281,7 +266,7 @@ class OpenAIModelTier(ModelTier):
             ctype = resp.getheader("Content-Type", "")
             acc = _Accumulator()
             if "text/event-stream" in ctype:
-                self._read_stream(sock, resp, acc, deadline, cancel)
+                self._read_stream(sock, resp, acc, deadline, q.cancel)
             else:
                 data = resp.read(MAX_RESPONSE_BYTES + 1)
                 if len(data) > MAX_RESPONSE_BYTES:

@@ -23,7 +23,6 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,9 @@ from intents.model_tier_prompt import (
 )
 from intents.model_tier_types import (
     AUDIO_SAMPLE_RATE,
-    AudioInput,
     AudioMode,
-    ImageInput,
     ModelAnswer,
+    ModelQuery,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierError,
@@ -278,41 +276,27 @@ class TransformersModelTier(ModelTier):
 
     # -- generation ---------------------------------------------------------------------------
 
-    def _ask(
-        self,
-        text: str,
-        *,
-        config: HomeConfig,
-        images: Sequence[ImageInput],
-        language: str,
-        context: Intent | None,
-        cancel: threading.Event | None,
-        audio: AudioInput | None = None,
-    ) -> ModelAnswer:
+    def _ask(self, q: ModelQuery) -> ModelAnswer:
         self.load()
         # The deadline covers generation, not the one-off load (call load() at start-up).
         deadline = time.monotonic() + self.settings.timeout_s
-        if images and not self.multimodal:
+        if q.images and not self.multimodal:
             raise ModelTierInputError("this model takes no images")
-        if audio is not None and not self.hears:  # pragma: no cover - refused at load
+        if q.audio is not None and not self.hears:  # pragma: no cover - refused at load
             raise ModelTierInputError("this model takes no audio")
-        pil = [img.to_pil() for img in images]
-        sound = [] if audio is None else [audio.to_float32()]
+        pil = [img.to_pil() for img in q.images]
+        sound = [] if q.audio is None else [q.audio.to_float32()]
         with self._lock:
             if self._model is None:
                 raise ModelTierError("model closed")
             prompt = self.build_prompt(
-                text,
-                config=config,
-                n_images=len(pil),
-                language=language,
-                context=context,
-                n_audio=len(sound),
+                q.text, config=q.config, n_images=len(pil), language=q.language,
+                context=q.context, n_audio=len(sound),
             )
             prefix = None
             if self.settings.prefix_cache and not (self.multimodal or self.hears):
-                prefix = self._prompt_prefix(prompt, config, language)
-            generated = self._generate(prompt, pil, deadline, cancel, prefix, sound)
+                prefix = self._prompt_prefix(prompt, q.config, q.language)
+            generated = self._generate(prompt, pil, deadline, q.cancel, prefix, sound)
         content, reasoning = split_reasoning(generated)
         calls = parse_tool_calls_from_text(content)
         return ModelAnswer(

@@ -1,7 +1,8 @@
 """The model tier's shared vocabulary: defaults, errors (stable codes), settings, image input,
-and the raw answer a backend returns. Imported by :mod:`intents.model_tier` and by both
-backends (:mod:`intents.model_tier_openai`, :mod:`intents.model_tier_transformers`), so that the
-backends never import the module that builds them (see :func:`intents.model_tier.build_model_tier`).
+the query a backend is asked and the raw answer it returns. Imported by
+:mod:`intents.model_tier` and by both backends (:mod:`intents.model_tier_openai`,
+:mod:`intents.model_tier_transformers`), so that the backends never import the module that
+builds them (see :func:`intents.model_tier.build_model_tier`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from devices.registry import DeviceKind, HomeConfig
 from intents.schema import (
+    Intent,
     IntentName,
 )
 
@@ -447,7 +450,22 @@ class AudioInput:
         return np.frombuffer(self.pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
-# -- what the model answers ------------------------------------------------------------------------
+# -- what the model is asked, and answers ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelQuery:
+    """One request to the model: the sentence and what comes with it. What a backend's
+    ``_ask`` gets (see :class:`intents.model_tier_base.ModelTier`); ``audio`` is already
+    checked against ``max_audio_s`` and is None unless the tier hears."""
+
+    text: str
+    config: HomeConfig
+    images: Sequence[ImageInput] = ()
+    language: str = "en"
+    context: Intent | None = None
+    cancel: threading.Event | None = None
+    audio: AudioInput | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from intents.model_tier import (
     ModelAnswer,
     ModelBackend,
     ModelNoToolCallError,
+    ModelQuery,
     ModelTier,
     ModelTierConfigError,
     ModelTierInputError,
@@ -405,16 +404,7 @@ class _ScriptedTier(ModelTier):
         self.answers = list(answers)
         self.calls = 0
 
-    def _ask(
-        self,
-        text: str,
-        *,
-        config: HomeConfig,
-        images: Sequence[ImageInput],
-        language: str,
-        context: Intent | None,
-        cancel: threading.Event | None,
-    ) -> ModelAnswer:
+    def _ask(self, query: ModelQuery) -> ModelAnswer:
         self.calls += 1
         a = self.answers.pop(0)
         if isinstance(a, Exception):

@@ -10,7 +10,6 @@ with the generation step replaced by fixed text, that a well-formed answer is va
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from intents.model_tier import (  # noqa: E402
     ModelAnswer,
     ModelBackend,
     ModelNoToolCallError,
+    ModelQuery,
     ModelTier,
     ModelTierAudioTooLong,
     ModelTierConfigError,
@@ -42,7 +42,7 @@ from intents.model_tier import (  # noqa: E402
 )
 from intents.model_tier_transformers import TransformersModelTier  # noqa: E402
 from intents.recognizer import Recognizer  # noqa: E402
-from intents.schema import Intent, Recognition  # noqa: E402
+from intents.schema import Recognition  # noqa: E402
 
 SPECIALS = [
     "<|pad|>",
@@ -310,10 +310,8 @@ class _Listener(ModelTier):
         super().__init__(settings)
         self.heard_audio: list[AudioInput | None] = []
 
-    def _ask(self, text: str, *, config: HomeConfig, images: Any, language: str,
-             context: Intent | None, cancel: threading.Event | None,
-             audio: AudioInput | None = None) -> ModelAnswer:
-        self.heard_audio.append(audio)
+    def _ask(self, query: ModelQuery) -> ModelAnswer:
+        self.heard_audio.append(query.audio)
         args = '{"intent": "light_on", "device_ids": ["kitchen_light"]}'
         return ModelAnswer(tool_calls=(ToolCall("hearth_command", args),))
 

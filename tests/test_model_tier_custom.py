@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from intents.model_tier import (
     ImageInput,
     ModelAnswer,
     ModelBackend,
+    ModelQuery,
     ModelTier,
     ModelTierSettings,
     ToolCall,
@@ -27,7 +27,6 @@ from intents.model_tier import (
     build_tools,
 )
 from intents.model_tier_openai import OpenAIModelTier
-from intents.schema import Intent
 
 COFFEE = Path(__file__).resolve().parents[1] / "intents" / "data" / "examples" / "coffee.yaml"
 
@@ -48,9 +47,7 @@ class _Scripted(ModelTier):
         )
         self.answer = answer
 
-    def _ask(self, text: str, *, config: HomeConfig, images: Any, language: str,
-             context: Intent | None, cancel: threading.Event | None,
-             audio: Any = None) -> ModelAnswer:
+    def _ask(self, query: ModelQuery) -> ModelAnswer:
         return ModelAnswer(tool_calls=(ToolCall(COMMAND_TOOL, json.dumps(self.answer)),))
 
 

@@ -32,6 +32,7 @@ from intents.model_tier import (  # noqa: E402
     ImageInput,
     ModelBackend,
     ModelNoToolCallError,
+    ModelQuery,
     ModelTierCancelled,
     ModelTierConfigError,
     ModelTierInputError,
@@ -449,15 +450,9 @@ def test_prefix_cache_gives_the_same_output(text_model_dir: Path, home: HomeConf
         reason="r",
     )
     for text, context in (("turn on the kitchen light", None), ("and the light", previous)):
-        kw: dict[str, Any] = {
-            "config": home,
-            "images": (),
-            "language": "en",
-            "context": context,
-            "cancel": None,
-        }
-        out = cached._ask(text, **kw).content
-        assert out and out == plain._ask(text, **kw).content
+        query = ModelQuery(text, home, language="en", context=context)
+        out = cached._ask(query).content
+        assert out and out == plain._ask(query).content
     assert cached.prefix_cache_hits == 1 and len(cached._prefix_cache) == 1
     assert plain.prefix_cache_hits == 0
 
