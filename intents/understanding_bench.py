@@ -303,7 +303,7 @@ def run_cases(config: HomeConfig, cases: Sequence[Case],
     times: list[float] = []
     by_source: dict[str, list[float]] = defaultdict(list)
     rows: list[dict[str, Any]] = []
-    oos_total = oos_acting = 0
+    oos_total = oos_acting = asked_room = 0
     for case in cases:
         t0 = time.perf_counter()
         rec = recognize(case)
@@ -311,6 +311,7 @@ def run_cases(config: HomeConfig, cases: Sequence[Case],
         times.append(ms)
         by_source[rec.intent.source if rec.intent else "rejected"].append(ms)
         verdict = judge(case, rec, config)
+        asked_room += verdict == "rejected" and rec.needs_area
         per[case.intent_label if case.expect is not None else "out_of_scope"][verdict] += 1
         if case.expect is None:
             oos_total += 1
@@ -334,6 +335,8 @@ def run_cases(config: HomeConfig, cases: Sequence[Case],
     return {
         "sentences": n,
         "right": total["right"], "wrong": total["wrong"], "rejected": total["rejected"],
+        # rejected because "here" was said with no room known: the server asks which room
+        "rejected_asking_room": asked_room,
         "right_pct": round(100 * total["right"] / n, 1) if n else None,
         "wrong_pct": round(100 * total["wrong"] / n, 2) if n else None,
         "in_scope": scored, "in_scope_right": right_scored,
@@ -417,7 +420,9 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"Set `{r['set']}`" + (f", speaker's area `{r['area']}`" if r.get("area") else "")
         + f": {r['sentences']} sentences — **{r['right_pct']} % right**, "
-        f"{r['wrong']} wrong actions ({r['wrong_pct']} %), {r['rejected']} rejected; "
+        f"{r['wrong']} wrong actions ({r['wrong_pct']} %), {r['rejected']} rejected"
+        + (f" ({r['rejected_asking_room']} of them ask which room you're in)"
+           if r.get("rejected_asking_room") else "") + "; "
         f"out-of-scope acting {r['out_of_scope_acting']}/{r['out_of_scope']} "
         f"({r['out_of_scope_acting_pct']} %); p50 {r['ms_p50']} ms, p95 {r['ms_p95']} ms "
         "per sentence"
