@@ -5,9 +5,10 @@ user's words only ever travel in the user message (see :mod:`intents.model_tier`
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from devices.registry import Device, HomeConfig
+from devices.registry import Area, Device, Floor, HomeConfig, Scene
 from intents.model_tier_custom import custom_slots_schema, custom_specs
 from intents.model_tier_types import (
     COMMAND_TOOL,
@@ -42,6 +43,16 @@ def _describe_device(config: HomeConfig, d: Device) -> str:
     return f"{d.id}: {names} ({'; '.join(bits)})"
 
 
+def _named_enum(things: Sequence[Area | Floor | Scene], description: str) -> dict[str, Any]:
+    """A string enum of these ids, each described by its name and aliases."""
+    return {
+        "type": "string",
+        "enum": [t.id for t in things],
+        "description": description
+        + " | ".join(f"{t.id}: {', '.join([t.name, *t.aliases])}" for t in things),
+    }
+
+
 def build_tools(config: HomeConfig, settings: ModelTierSettings) -> list[dict[str, Any]]:
     """The two functions offered to the model, as OpenAI ``tools`` (JSON schema).
 
@@ -74,26 +85,13 @@ def build_tools(config: HomeConfig, settings: ModelTierSettings) -> list[dict[st
             + " | ".join(_describe_device(config, d) for d in config.devices),
         }
     if config.areas:
-        props["area"] = {
-            "type": "string",
-            "enum": [a.id for a in config.areas],
-            "description": "Area when the user names a room rather than devices: "
-            + " | ".join(f"{a.id}: {', '.join([a.name, *a.aliases])}" for a in config.areas),
-        }
+        props["area"] = _named_enum(
+            config.areas, "Area when the user names a room rather than devices: "
+        )
     if config.floors:
-        props["floor"] = {
-            "type": "string",
-            "enum": [f.id for f in config.floors],
-            "description": "Floor: "
-            + " | ".join(f"{f.id}: {', '.join([f.name, *f.aliases])}" for f in config.floors),
-        }
+        props["floor"] = _named_enum(config.floors, "Floor: ")
     if config.scenes:
-        props["scene"] = {
-            "type": "string",
-            "enum": [s.id for s in config.scenes],
-            "description": "Scene for scene_activate: "
-            + " | ".join(f"{s.id}: {', '.join([s.name, *s.aliases])}" for s in config.scenes),
-        }
+        props["scene"] = _named_enum(config.scenes, "Scene for scene_activate: ")
     props.update(
         {
             "brightness": {
