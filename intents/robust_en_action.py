@@ -199,6 +199,14 @@ class _EnglishActions(_TierBase):
 
         on = "on" in tset
         off = "off" in tset
+        if kinds and kinds <= {"fan", "switch"} and not (on or off) and not tset & {
+                "start", "stop", "activate", "run", "boot", "fire", "power"} and tset & {
+                "up", "down", "faster", "slower", "speed", "higher", "lower", "increase",
+                "decrease", "louder", "quieter", "volume", "channel", "raise", "reduce"}:
+            # "turn the fan up", "turn up the tv" (on a plug): say what can be done
+            raise Rejected("I can switch the fan on and off, but I can't change its speed yet"
+                           if "fan" in kinds else
+                           "that is on a smart plug: I can switch it on and off, nothing more")
         if on and off:
             raise Rejected("I heard both 'on' and 'off'")
         indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| "

@@ -26,14 +26,15 @@ POLITE_PREFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
         "i want to", "i would like to", "i'd like to", "i wanna", "i need to",
         "go ahead and", "help me", "please help me", "could you help me", "can you help me",
         "let us", "let's", "lets", "you can", "you should", "do me a favour and",
-        "do me a favor and", "quickly", "now",
+        "do me a favor and", "quickly", "now", "good night", "goodnight", "good morning",
+        "morning", "good evening", "good afternoon", "excuse me", "sorry", "oh",
     ], key=lambda s: -len(s.split()))
 )
 POLITE_SUFFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
     tuple(p.split()) for p in sorted([
         "please", "thanks", "thank you", "now", "right now", "for me", "for me please",
         "please thanks", "ok", "okay", "asap", "immediately", "thank you very much", "mate",
-        "then", "quickly", "already",
+        "then", "quickly", "already", "good night", "goodnight", "cheers",
     ], key=lambda s: -len(s.split()))
 )
 

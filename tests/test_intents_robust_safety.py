@@ -332,3 +332,19 @@ def test_coffee_words_of_custom_orders_do_not_switch_on_the_coffee_maker() -> No
     assert r.intent is not None and r.intent.slots.device_ids == ["coffee_maker"]
     r = Recognizer(load_demo_config()).recognize("a light roast coffee")
     assert r.intent is not None and r.intent.slots.device_ids == ["coffee_maker"]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("turn the fan up", "speed"), ("turn up the tv", "smart plug"),
+])
+def test_what_a_device_cannot_do_is_said_honestly(demo: Recognizer, text: str,
+                                                  words: str) -> None:
+    r = demo.recognize(text)
+    assert r.intent is None and words in r.reason, r
+
+
+@pytest.mark.parametrize("text", ["goodnight turn everything off",
+                                  "good morning open the blinds",
+                                  "sorry turn on the kitchen light"])
+def test_a_greeting_before_a_command_is_not_a_device_name(demo: Recognizer, text: str) -> None:
+    assert _acts(demo.recognize(text)), text
