@@ -53,6 +53,7 @@ from intents.grammar import (
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
 from intents.robust import RobustTier
+from intents.robust_base import plausible_setpoint
 from intents.schema import ROOM_UNKNOWN, Intent, IntentName, Recognition, Slots
 
 _LOGGER = logging.getLogger(__name__)
@@ -169,6 +170,27 @@ class Recognizer:
     # -- public API ------------------------------------------------------------------------
 
     def recognize(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        context: Intent | None = None,
+        area: str | None = None,
+    ) -> Recognition:
+        """Recognize one utterance (see :meth:`_recognize`); a thermostat setpoint no home
+        would take ("set the heat to 2 degrees": a misheard number) is refused whichever tier
+        read it."""
+        rec = self._recognize(text, language=language, context=context, area=area)
+        i = rec.intent
+        if i is not None and i.name == IntentName.CLIMATE_SET_TEMPERATURE \
+                and i.slots.temperature is not None \
+                and not plausible_setpoint(i.slots.temperature, i.slots.temperature_unit):
+            return Recognition(intent=None, reason=(
+                f"no intent: {i.slots.temperature:g} degrees is not a temperature I would set; "
+                "say one between 5 and 35 degrees"))
+        return rec
+
+    def _recognize(
         self,
         text: str,
         *,

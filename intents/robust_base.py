@@ -51,6 +51,16 @@ UNEXPLAINED_WEIGHT_NO_VERB = 1.0
 UNEXPLAINED_CHAR_ZH = 0.15
 
 
+#: Setpoints a household thermostat takes, by unit; others are misheard numbers.
+SETPOINT_RANGE = {"C": (5.0, 35.0), "F": (40.0, 95.0)}
+
+
+def plausible_setpoint(value: float, unit: str | None) -> bool:
+    """A setpoint a household thermostat takes; with no unit, either scale's range."""
+    units = [unit.upper()[:1]] if unit and unit.upper()[:1] in SETPOINT_RANGE else ["C", "F"]
+    return any(SETPOINT_RANGE[u][0] <= value <= SETPOINT_RANGE[u][1] for u in units)
+
+
 _VACUUM_KIND = getattr(DeviceKind, "VACUUM", None)
 
 

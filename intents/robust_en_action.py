@@ -7,6 +7,7 @@ import re
 
 from intents import robust_lexicon as L
 from intents.robust_base import (
+    SETPOINT_RANGE,
     Rejected,
     _after_to,
     _degrees,
@@ -15,9 +16,6 @@ from intents.robust_base import (
     _TierBase,
     lightish_only,
 )
-
-#: Setpoints a household thermostat takes, by unit; others are misheard numbers.
-SETPOINT_RANGE = {"C": (5.0, 35.0), "F": (40.0, 95.0)}
 
 
 class _EnglishActions(_TierBase):

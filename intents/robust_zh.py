@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 
 from intents import robust_lexicon as L
-from intents.robust_base import Rejected, _cjk, _light_kind, _Parse, _TierBase, _unique
+from intents.robust_base import (
+    SETPOINT_RANGE,
+    Rejected,
+    _cjk,
+    _light_kind,
+    _Parse,
+    _TierBase,
+    _unique,
+)
 from intents.robust_text import _normalize_zh, _strip_zh, _zh_has_verb
 
 
@@ -234,8 +242,23 @@ class _ChineseParser(_TierBase):
                 return p
         # temperature
         climate = "climate" in kinds
+        step_words = ("调高", "调低", "升高", "降低", "提高", "高一点", "低一点", "加", "减",
+                      "升", "降")
+        if (p.temperature is not None or (climate and p.number is not None)) \
+                and any(w in rest for w in step_words) and not any(
+                    w in rest for w in ("到", "成", "为")):
+            # "空调调高两度": a step of two degrees, not a setpoint of two
+            degrees = p.temperature if p.temperature is not None else p.number
+            p.temperature = None
+            up = any(w in rest for w in ("高", "升", "加"))
+            self._climate_here(p, up, indirect=False, step=float(degrees or 1.0))
+            return p
         if p.temperature is not None or (climate and p.number is not None):
             p.temperature = p.temperature if p.temperature is not None else p.number
+            t_lo, t_hi = SETPOINT_RANGE["C"]
+            if p.temperature is not None and not t_lo <= p.temperature <= t_hi:
+                raise Rejected(f"{p.temperature:g} degrees is not a temperature I would set; "
+                               "say one between 5 and 35 degrees")
             act("temp")
             if "climate" not in p.kinds:
                 p.kinds.append("climate")

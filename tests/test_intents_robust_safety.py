@@ -348,3 +348,15 @@ def test_what_a_device_cannot_do_is_said_honestly(demo: Recognizer, text: str,
                                   "sorry turn on the kitchen light"])
 def test_a_greeting_before_a_command_is_not_a_device_name(demo: Recognizer, text: str) -> None:
     assert _acts(demo.recognize(text)), text
+
+
+def test_chinese_steps_and_implausible_setpoints(demo: Recognizer) -> None:
+    step = demo.recognize("空调调高两度").intent
+    assert step is not None and step.slots.temperature_step == 2.0, step
+    assert step.slots.temperature is None
+    # every tier: a setpoint no thermostat takes is a misheard number, never set
+    for text in ("温度调到二度", "set the heat to 2 degrees", "set the thermostat to 150"):
+        r = demo.recognize(text)
+        assert r.intent is None and "not a temperature I would set" in r.reason, (text, r)
+    ok = demo.recognize("set the thermostat to 68 degrees").intent
+    assert ok is not None and ok.slots.temperature == 68
