@@ -1,6 +1,12 @@
 """One Wyoming connection of :class:`assistant.wyoming_server.WyomingServer`: its events
 (describe, transcribe + audio, transcript/recognize, detect, synthesize, ping) handled on the
-server's shared resources."""
+server's shared resources.
+
+Timers set, paused, resumed or cancelled by a ``transcript`` are told to the client with the
+``wyoming`` package's timer events (``timer-started``, ``timer-updated``, ``timer-cancelled``)
+before the ``handled`` reply; ``timer-finished`` follows on the connection that set the timer
+if it is still open, else the audit log gets it (:mod:`assistant.wyoming_timers`). A
+connection waiting for its timers is not closed for idleness before they run out."""
 
 from __future__ import annotations
 
@@ -75,15 +81,35 @@ class _Connection:
         self._segments: list[Any] = []
         self._detectors: list[WakeDetector] = []
         self._detected = False
+        #: False once the connection has ended (a timer's end then goes to the audit log).
+        self.open = True
 
     async def send(self, event: Event) -> None:
         await _write(self._writer, event)
 
+    async def send_quietly(self, event: Event) -> None:
+        """An event from outside the read loop (a timer ran out); a closed peer is ignored."""
+        if not self.open or self._writer.is_closing():
+            return
+        try:
+            await self.send(event)
+        except (ConnectionError, RuntimeError):
+            pass
+
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.open = False
+            self._server.timers.closed(self)
+
+    async def _run(self) -> None:
         idle = self._hearth.settings.limits.idle_timeout_s
         while True:
+            # Idle time counts from the end of the timers set here (timer-finished comes).
+            timeout = self._server.timers.idle_timeout(self, self._client, idle)
             try:
-                event = await asyncio.wait_for(read_event(self._reader), idle)
+                event = await asyncio.wait_for(read_event(self._reader), timeout)
             except TimeoutError:
                 return
             except _Fatal as e:
@@ -348,23 +374,22 @@ class _Connection:
                              language=language, text=text).text
 
     async def _local(self, intent: Intent, context: dict[str, Any] | None) -> bool:
-        """The clock ("what time is it") is answered here, as on the WebSocket path. Timers
-        are not kept for Wyoming clients (Home Assistant has its own): not-handled."""
-        from intents.timers import DATE_GET, LOCAL_INTENTS, TIME_GET
+        """Timers and the clock, answered here as on the WebSocket path; what changed in the
+        timers is told with Wyoming's timer events before the reply."""
+        from intents.timers import LOCAL_INTENTS
 
         if intent.name not in LOCAL_INTENTS:
             return False
-        services = getattr(self._hearth, "answers", None)
-        if intent.name in (TIME_GET, DATE_GET) and services is not None:
-            from assistant.answers.timers import answer_local
-
-            reply = answer_local(intent, services.timers, owner=f"wyoming {self._client}",
-                                 utterance_id="wyoming")
-            await self.send(Handled(text=reply.text, context={**(context or {}),
-                                                              "intent": intent.name}).event())
-        else:
-            await self.send(NotHandled(text="Timers are not available over Wyoming.",
+        timers = self._server.timers.manager()
+        if timers is None:
+            await self.send(NotHandled(text="Timers are not available on this server.",
                                        context=context).event())
+            return True
+        reply, events = self._server.timers.answer(self, self._client, intent, timers)
+        for event in events:
+            await self.send(event)
+        await self.send(Handled(text=reply.text, context={**(context or {}),
+                                                          "intent": intent.name}).event())
         return True
 
     async def _handle(self, transcript: Transcript) -> None:

@@ -19,6 +19,9 @@ client sends                    Hearth answers
 ``recognize``                   ``intent`` / ``not-recognized``
 ``detect`` + audio              ``detection`` when the wake word is heard, ``not-detected`` at
                                 ``audio-stop`` otherwise
+(timers, set by a ``transcript``) ``timer-started`` / ``timer-updated`` / ``timer-cancelled``
+                                before the reply; ``timer-finished`` when it runs out, on the
+                                connection that set it if it is still open (else the audit log)
 ``ping``                        ``pong``
 ==============================  ===========================================================
 
@@ -86,6 +89,7 @@ from assistant.wyoming_events import (
     parse_uri,
     read_event,
 )
+from assistant.wyoming_timers import WyomingTimers
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +139,8 @@ class WyomingServer:
             collections.OrderedDict()
         )
         self._wake_words = wake_words
+        #: Timers set over this server (:mod:`assistant.wyoming_timers`).
+        self.timers = WyomingTimers(hearth)
 
     @property
     def uri(self) -> str:
@@ -173,6 +179,7 @@ class WyomingServer:
         self.announcement = announcement
 
     async def shutdown(self) -> None:
+        self.timers.close()
         if self.announcement is not None:
             await self.announcement.close()
             self.announcement = None

@@ -162,8 +162,13 @@ async def test_handle_the_clock(client: AsyncTcpClient) -> None:
     got = await ask(client, Transcript(text="what time is it").event())
     assert Handled.is_type(got.type), got
     assert any(ch.isdigit() for ch in Handled.from_event(got).text), got
+    # Timers are kept (tests/test_wyoming_timers.py): told with timer events, then handled.
     got = await ask(client, Transcript(text="set a timer for 5 minutes").event())
-    assert NotHandled.is_type(got.type), got
+    assert got.type == "timer-started", got
+    assert Handled.is_type((await ask(client)).type)
+    got = await ask(client, Transcript(text="cancel the timer").event())
+    assert got.type == "timer-cancelled", got
+    assert Handled.is_type((await ask(client)).type)
 
 
 async def test_handle_nonsense_is_not_handled(
