@@ -25,6 +25,7 @@ from assistant.audit import AuditLog
 from assistant.config import AssistantSettings, TurnDetectionSettings, parse_assistant_settings
 from assistant.metrics import Metrics
 from assistant.protocol import Mode
+from assistant.replicas import Share
 from assistant.session import FrontEndLike, SessionResources
 from devices.registry import HomeConfig
 
@@ -77,6 +78,8 @@ class Hearth:
         self.speech = Speech(config, self.settings)
         self.tiered: _Tiered | None = None
         self.audit: AuditLog | None = None
+        #: What this process shares with other replicas through the broker.
+        self.share: Share | None = None
         self.speaker: Speaker | None = None
         self.answers: AnswerServices | None = None
         self._vad_executor: ThreadPoolExecutor | None = None
@@ -151,6 +154,8 @@ class Hearth:
             home=self.config, speaker=self.speaker, timers=TimerManager(audit=audit)
         )
         self.answers.prefill()  # tts.prefill: confirmations synthesized in the background
+        if self.share is not None:  # timers, confirmations and audit, shared by replicas
+            await self.share.start(timers=self.answers.timers, audit=audit)
         self._resources = SessionResources(
             settings=self.settings,
             recognizer=recognizer,
@@ -178,6 +183,7 @@ class Hearth:
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
             audit=audit,
+            share=self.share,
             decoder=self.decoder,
             answers=self.answers,
             asr_language=self.asr_language if self.transcriber is not None else None,
@@ -233,6 +239,7 @@ class Hearth:
         from devices.mqtt import MqttClient
 
         self.mqtt = MqttClient.from_settings(self.config.mqtt, url=url)
+        self.share = Share(self.mqtt, prefix=self.config.mqtt.topic_prefix)  # sets the will
         await self.mqtt.connect()
         # The dispatcher needs the recognizer's custom actions; wait for it only here so
         # the broker connection overlaps model loading.
@@ -279,6 +286,9 @@ class Hearth:
         for wyoming in self._wyoming:
             await wyoming.shutdown()
         self._wyoming.clear()
+        if self.share is not None:
+            await self.share.stop()  # before the broker connection goes: presence down
+            self.share = None
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None

@@ -12,6 +12,7 @@ import json
 import logging
 import logging.handlers
 import queue
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,19 @@ class AuditLog:
         self._logger.addHandler(logging.handlers.QueueHandler(self._queue))
         self._handler = handler
         self._listener.start()
+        self._sinks: list[Callable[[dict[str, Any]], None]] = []
+
+    def add_sink(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        """Also hand every entry (with its ``time``) to ``sink``, in the caller's thread (the
+        replicas' broker stream, :mod:`assistant.replicas`). A sink must not block or raise."""
+        self._sinks.append(sink)
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one entry; ``time`` (UTC, ISO 8601) is added."""
         line = {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **entry}
         self._logger.info(json.dumps(line, ensure_ascii=False, default=str))
+        for sink in self._sinks:
+            sink(line)
 
     def close(self) -> None:
         """Flush pending records and close the file."""

@@ -173,6 +173,10 @@ class MqttClient:
         self._subs: dict[str, list[MessageCallback]] = {}
         self._connected_event = asyncio.Event()
         self.reconnects = 0
+        #: The last will (topic, payload, retain), QoS 1: the broker publishes it when this
+        #: client goes without a DISCONNECT. Set before :meth:`connect`.
+        self.will: tuple[str, bytes, bool] | None = None
+        self._connect_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def from_settings(
@@ -221,6 +225,11 @@ class MqttClient:
     async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         await asyncio.wait_for(self._connected_event.wait(), timeout)
 
+    def add_connect_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (on the loop) after every later connect and reconnect, once
+        subscriptions are restored."""
+        self._connect_listeners.append(listener)
+
     # -- connection ----------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -240,6 +249,9 @@ class MqttClient:
         )
         client.connect_timeout = self.connect_timeout_s
         client.max_inflight_messages_set(MAX_INFLIGHT)
+        if self.will is not None:
+            topic, payload, retain = self.will
+            client.will_set(topic, payload, qos=1, retain=retain)
         ep = self._endpoint
         if ep.username is not None:
             client.username_pw_set(ep.username, ep.password)
@@ -302,6 +314,11 @@ class MqttClient:
         if self._subs:
             client.subscribe([(f, 1) for f in self._subs])
         self._flush()
+        for listener in list(self._connect_listeners):
+            try:
+                listener()
+            except Exception:
+                logger.exception("MQTT connect listener failed")
 
     def _on_connack(self, generation: int, failed: bool, reason: str) -> None:
         if generation == self._generation and self._connack and not self._connack.done():

@@ -177,6 +177,9 @@ class MqttSettings(_Strict):
     zigbee2mqtt_base: str = "zigbee2mqtt"
     valetudo_base: str = "valetudo"  # Valetudo's MQTT "topic prefix"
     discovery_prefix: str = "homeassistant"
+    #: Hearth's own topics, shared by replicas: ``<topic_prefix>/timers/...``,
+    #: ``.../confirmations/...``, ``.../replicas/...``, ``.../audit`` (docs/scale.md).
+    topic_prefix: str = Field(default="hearth", pattern=r"^[^#+/\x00]+(/[^#+/\x00]+)*$")
     confirm_timeout_s: float = Field(default=DEFAULT_CONFIRM_TIMEOUT_S, gt=0)
 
 

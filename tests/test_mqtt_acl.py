@@ -243,6 +243,25 @@ def test_hearth_publishes_commands_but_cannot_forge_a_state(
     assert hearth.wait_for("zigbee2mqtt/kitchen_light")[-1][1] == '{"state": "ON"}'
 
 
+def test_only_hearth_writes_what_its_replicas_share(clients: Callable[..., Client]) -> None:
+    """Timers, pending confirmations, replica presence and the audit stream (docs/scale.md)
+    are Hearth's to write: a device, the demo devices or another login cannot forge them."""
+    hearth = clients("hearth", "hearth/#")
+    shared = (
+        ("hearth/timers/kitchen-hub/t1-x", '{"holder": "hearth-x"}'),
+        ("hearth/confirmations/kitchen-hub/pending", '{"state": "pending"}'),
+        ("hearth/replicas/hearth-x/presence", '{"since": 0}'),
+        ("hearth/audit", '{"event": "x"}'),
+    )
+    for user in ("demo-devices", "coffee_maker", "intruder"):
+        other = clients(user)
+        for topic, payload in shared:
+            other.publish(topic, payload)  # dropped
+    for topic, payload in shared:
+        hearth.publish(topic, payload)
+    assert hearth.wait_for("hearth/audit") == list(shared)
+
+
 async def test_hearth_works_behind_the_acl_and_ignores_forged_states(
     acl_broker: AclBroker, clients: Callable[..., Client]
 ) -> None:

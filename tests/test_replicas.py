@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,25 @@ class Cluster:
     def __init__(self, workdir: Path, broker_url: str) -> None:
         raw = yaml.safe_load(demo_config_path().read_text(encoding="utf-8"))
         raw["simulate"] = False  # the devices are their own process, as in production
-        raw.setdefault("mqtt", {})["url"] = broker_url
-        raw.setdefault("assistant", {})["audio"] = False
+        # Hearth's own topics under a prefix of this cluster's: retained timers and
+        # confirmations of other tests on the session's broker stay out of its way.
+        self.prefix = f"hearth-{secrets.token_hex(3)}"
+        raw.setdefault("mqtt", {}).update(url=broker_url, topic_prefix=self.prefix)
+        assistant = raw.setdefault("assistant", {})
+        assistant["audio"] = False
+        assistant["clients"] = [{"id": "kitchen-hub", "area": "kitchen"}, {"id": "hall-hub"}]
         self.config = workdir / "home.yaml"
         self.config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         self.workdir = workdir
         self.broker_url = broker_url
-        self.replicas = [HearthServer(self.config, workdir / f"replica{i}.log") for i in (1, 2)]
+        # The same home on every replica; each writes its own audit file.
+        self.audit_paths = [workdir / f"audit{i}.jsonl" for i in (1, 2)]
+        self.replicas = []
+        for i, audit_path in enumerate(self.audit_paths, 1):
+            assistant["audit"] = {"path": str(audit_path)}
+            config = workdir / f"replica{i}.yaml"
+            config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+            self.replicas.append(HearthServer(config, workdir / f"replica{i}.log"))
         self.port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
 
@@ -250,3 +263,181 @@ async def test_a_replica_stopped_mid_run_loses_no_command(
     assert _final_actions(got) == [("office_light", "confirmed")]
     office = _commands(mqtt_recorder, "home/office_light/set")
     assert office == ["ON", "OFF"]  # each command published once
+
+
+# -- what the replicas share through the broker (timers, confirmations, the audit stream) ----
+
+
+async def _as_client(ws: ClientConnection, client_id: str) -> None:
+    """``session.update {client_id}``, up to its ``session.updated``."""
+    await ws.send(json.dumps({"type": "session.update", "client_id": client_id}))
+    while True:
+        e = json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
+        if e["type"] == "session.updated":
+            return
+
+
+async def _until(ws: ClientConnection, kind: str) -> list[dict[str, Any]]:
+    """Events up to and including the first of ``kind``."""
+    events: list[dict[str, Any]] = []
+    while True:
+        e = json.loads(await asyncio.wait_for(ws.recv(), EVENT_TIMEOUT_S))
+        if e["type"] == "device.state":
+            continue
+        events.append(e)
+        if e["type"] == kind:
+            return events
+
+
+def _reply(events: list[dict[str, Any]]) -> str:
+    return " ".join(e["text"] for e in events if e["type"] == "response.text")
+
+
+async def _messages(
+    rec: MqttRecorder, done: Callable[[list[tuple[str, str]]], bool]
+) -> list[tuple[str, str]]:
+    """(topic, payload) of every message so far, once ``done`` holds for them."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while True:
+        got = [(tp, payload) for _t, tp, payload in list(rec.messages)]
+        if done(got):
+            return got
+        assert time.monotonic() < deadline, got
+        await asyncio.sleep(0.05)
+
+
+async def _audit_file(path: Path, done: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
+    """The entries of a replica's own audit file, once ``done`` holds for them."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while True:
+        text = await asyncio.to_thread(_read, path)
+        lines = [json.loads(line) for line in text.splitlines() if line]
+        if done(lines):
+            return lines
+        assert time.monotonic() < deadline, lines
+        await asyncio.sleep(0.05)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.exists() else ""
+
+
+def _finished_notices(got: list[tuple[str, str]], topic: str) -> list[dict[str, Any]]:
+    out = []
+    for tp, payload in got:
+        if tp == topic and payload and json.loads(payload).get("state") == "finished":
+            out.append(json.loads(payload))
+    return out
+
+
+async def test_a_timer_set_through_one_replica_is_found_and_fired_once_on_the_other(
+    cluster: Cluster, mqtt_recorder: MqttRecorder
+) -> None:
+    first, other = cluster.replicas
+    a = await _open(first.url)
+    async with a:
+        await _as_client(a, "kitchen-hub")
+        got = await _say(a, "set a timer for 10 seconds")
+    assert [(e["intent"], e["status"]) for e in got if e["type"] == "action"] == [
+        ("timer_start", "confirmed")
+    ], got
+    uid = got[0]["utterance_id"]
+    # The client comes back on the other replica (as after a balancer's choice or a
+    # replica's restart): the timer set on the first is known there.
+    b = await _open(other.url)
+    async with b:
+        await _as_client(b, "kitchen-hub")
+        assert _reply(await _say(b, "how much time is left on the timer")).endswith(
+            "left on the timer."
+        )
+        # Pausing and resuming there write the shared record; the first replica, which
+        # counts it down, follows.
+        assert _reply(await _say(b, "pause the timer")) == "Timer paused."
+        left = _reply(await _say(b, "how much time is left on the timer"))
+        assert left.startswith("The timer is paused with"), left
+        assert _reply(await _say(b, "resume the timer")) == "Timer resumed."
+        events = await _until(b, "timer.finished")
+        finished = events[-1]
+        assert finished["utterance_id"] == uid
+        announced = await _until(b, "response.text")
+        assert announced[-1]["text"] == "Your 10 second timer is done."
+        # Once: the next turn on this connection brings no second one.
+        later = await _say(b, "what time is it")
+    assert not [e for e in later if e["type"] == "timer.finished"], later
+    topic = f"{cluster.prefix}/timers/kitchen-hub/{finished['timer_id']}"
+    # It fired once in the whole building (one "finished" notice, from the replica that set
+    # it), and its retained record is gone.
+    got_all = await _messages(mqtt_recorder, lambda m: (topic, "") in m)
+    notices = _finished_notices(got_all, topic)
+    assert len(notices) == 1, notices
+
+    # The replica that set it (and fired it) had no session of the client any more: its own
+    # audit file has the timer; the other's has none.
+    def fired(lines: list[dict[str, Any]]) -> bool:
+        return any(line.get("event") == "timer.finished" for line in lines)
+
+    entries = await _audit_file(cluster.audit_paths[0], fired)
+    assert [e["timer_id"] for e in entries if e.get("event") == "timer.finished"] == [
+        finished["timer_id"]
+    ]
+    assert not fired(await _audit_file(cluster.audit_paths[1], lambda _lines: True))
+
+
+async def test_a_timer_outlives_the_replica_that_set_it(
+    cluster: Cluster, mqtt_recorder: MqttRecorder
+) -> None:
+    first, other = cluster.replicas
+    a = await _open(first.url)
+    async with a:
+        await _as_client(a, "hall-hub")
+        got = await _say(a, "set a timer for 8 seconds")
+    uid = got[0]["utterance_id"]
+    first.stop()  # SIGTERM: its presence goes; the replica left claims its timers
+    b = await _open(other.url)
+    async with b:
+        await _as_client(b, "hall-hub")
+        assert _reply(await _say(b, "how much time is left on the timer")).endswith(
+            "left on the timer."
+        )
+        events = await _until(b, "timer.finished")
+        assert events[-1]["utterance_id"] == uid
+        timer_id = events[-1]["timer_id"]
+    topic = f"{cluster.prefix}/timers/hall-hub/{timer_id}"
+    got_all = await _messages(mqtt_recorder, lambda m: (topic, "") in m)
+    assert len(_finished_notices(got_all, topic)) == 1
+
+
+async def test_an_audit_subscriber_sees_every_replica(
+    cluster: Cluster, hearth_mosquitto: Mosquitto
+) -> None:
+    topic = f"{cluster.prefix}/audit"
+    audit = MqttRecorder(hearth_mosquitto.url, topic)
+    try:
+        uids = []
+        for replica, text in zip(
+            cluster.replicas,
+            ("turn on the kitchen light", "turn off the kitchen light"),
+            strict=True,
+        ):
+            ws = await _open(replica.url)
+            async with ws:
+                uids.append((await _say(ws, text))[0]["utterance_id"])
+
+        def both(m: list[tuple[str, str]]) -> bool:
+            seen = {json.loads(p).get("utterance_id") for tp, p in m if tp == topic}
+            return set(uids) <= seen
+
+        got = await _messages(audit, both)
+    finally:
+        audit.close()
+    entries = {json.loads(p)["utterance_id"]: json.loads(p) for _tp, p in got}
+    one, two = (entries[u] for u in uids)
+    # One subscriber, the whole building: each entry names its replica, and they differ.
+    assert one["replica"] != two["replica"]
+    assert (one["transcript"], two["transcript"]) == (
+        "turn on the kitchen light",
+        "turn off the kitchen light",
+    )
+    # Each replica still writes its own file.
+    for path, uid in zip(cluster.audit_paths, uids, strict=True):
+        await _audit_file(path, lambda lines, u=uid: any(x.get("utterance_id") == u for x in lines))

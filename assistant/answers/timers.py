@@ -39,10 +39,33 @@ class AuditLike(Protocol):
     def record(self, row: dict[str, Any]) -> None: ...
 
 
+class TimerShare(Protocol):
+    """What the timers need from the replicas' broker share (:class:`assistant.replicas.Share`)."""
+
+    replica: str
+
+    @property
+    def tag(self) -> str: ...
+
+    def can_fire(self) -> bool: ...
+
+    def should_claim(self, holder: str | None) -> bool: ...
+
+    def put_timer(self, record: dict[str, Any]) -> None: ...
+
+    def clear_timer(self, client: str, timer_id: str) -> None: ...
+
+    def timer_finished(self, record: dict[str, Any]) -> None: ...
+
+
+#: Seconds a holder cut off from the broker waits before trying to fire again.
+FIRE_RETRY_S = 0.5
+
+
 @dataclass
 class Timer:
     id: str
-    owner: str  # session id
+    owner: str  # session id ("" for a mirror no session here has taken yet)
     utterance_id: str
     duration_s: float
     language: str
@@ -51,6 +74,8 @@ class Timer:
     ends_at: float | None = None  # clock time it runs out (None: paused)
     left_s: float = 0.0  # time left when paused
     handle: asyncio.TimerHandle | None = None
+    #: The replica that counts it down and fires it (None: not shared, this process).
+    holder: str | None = None
 
     def remaining(self, now: float) -> float:
         if self.ends_at is None:
@@ -62,26 +87,37 @@ class Timer:
         return self.ends_at is None
 
 
-#: Called when a timer of a connected session runs out. False: it could not be told (the
-#: connection that set it has gone), so the audit log gets the line instead.
-OnFinished = Callable[[Timer], bool | None]
+#: Called when a timer of a connected session runs out.
+OnFinished = Callable[[Timer], None]
 
 
 class TimerManager:
-    """Every timer of the server (event-loop thread only)."""
+    """Every timer of the server (event-loop thread only).
+
+    Shared (:meth:`share_with`): a timer set under a client id is also a retained record on
+    the broker (:mod:`assistant.replicas`); other replicas keep a mirror of it, answer "how
+    much time is left" from it, and write pause/resume/cancel to the record; only its holder
+    fires it."""
 
     def __init__(
         self,
         *,
         audit: AuditLike | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._audit = audit
         self._clock = clock
+        self._wall = wall
         self._timers: dict[str, Timer] = {}
         self._owners: dict[str, OnFinished] = {}
         self._client_of: dict[str, str] = {}  # session id -> client id
         self._ids = itertools.count(1)
+        self._share: TimerShare | None = None
+
+    def share_with(self, share: TimerShare) -> None:
+        """Share the timers of client ids with other replicas through ``share``."""
+        self._share = share
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -103,16 +139,26 @@ class TimerManager:
 
     def adopt(self, session_id: str, client_id: str) -> list[Timer]:
         """``session_id`` now speaks for ``client_id``: its timers are set under that id, and
-        running timers of that client whose session has gone come back to it."""
+        running timers of that client whose session has gone come back to it (with replicas:
+        those set on another replica too)."""
         self._client_of[session_id] = client_id
         adopted: list[Timer] = []
-        for t in self._timers.values():
+        for t in list(self._timers.values()):
             if t.owner == session_id:
-                t.client = client_id
+                if t.client != client_id:
+                    if t.client is not None:
+                        self._unpublish(t)
+                    t.client = client_id
+                    self._publish(t)
             elif t.client == client_id and t.owner not in self._owners:
                 t.owner = session_id
                 adopted.append(t)
         return adopted
+
+    def _session_of(self, client_id: str) -> str | None:
+        """The latest connected session here that speaks for ``client_id``."""
+        found = [s for s, c in self._client_of.items() if c == client_id and s in self._owners]
+        return found[-1] if found else None
 
     # -- timers ------------------------------------------------------------------------
 
@@ -129,23 +175,33 @@ class TimerManager:
         name: str | None = None,
         client: str | None = None,
     ) -> Timer:
+        n = next(self._ids)
         t = Timer(
-            id=f"t{next(self._ids)}",
+            id=f"t{n}" if self._share is None else f"t{n}-{self._share.tag}",
             owner=owner,
             utterance_id=utterance_id,
             duration_s=seconds,
             language=language,
             name=name,
             client=client,
+            holder=None if self._share is None else self._share.replica,
         )
         self._timers[t.id] = t
         self._run(t, seconds)
+        self._publish(t)
         return t
 
+    def _held(self, t: Timer) -> bool:
+        """This process counts ``t`` down (it is not another replica's)."""
+        return t.holder is None or self._share is None or t.holder == self._share.replica
+
     def _run(self, t: Timer, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
         t.ends_at = self._clock() + seconds
-        t.handle = loop.call_later(seconds, self._fire, t)
+        if t.handle is not None:
+            t.handle.cancel()
+            t.handle = None
+        if self._held(t):
+            t.handle = asyncio.get_running_loop().call_later(max(0.0, seconds), self._fire, t)
 
     def timers_of(self, owner: str) -> list[Timer]:
         return [t for t in self._timers.values() if t.owner == owner]
@@ -158,17 +214,22 @@ class TimerManager:
         t = self._latest(owner, paused=False)
         if t is None:
             return None
-        t.left_s = t.remaining(self._clock())
+        self._pause(t, t.remaining(self._clock()))
+        self._publish(t)
+        return t
+
+    def _pause(self, t: Timer, left_s: float) -> None:
+        t.left_s = left_s
         t.ends_at = None
         if t.handle is not None:
             t.handle.cancel()
             t.handle = None
-        return t
 
     def resume(self, owner: str) -> Timer | None:
         t = self._latest(owner, paused=True)
         if t is not None:
             self._run(t, t.left_s)
+            self._publish(t)
         return t
 
     def cancel(self, owner: str, *, every: bool = False) -> list[Timer]:
@@ -178,22 +239,26 @@ class TimerManager:
             if t.handle is not None:
                 t.handle.cancel()
             self._timers.pop(t.id, None)
+            self._unpublish(t)
         return gone
 
     def _fire(self, t: Timer) -> None:
+        t.handle = None
+        if self._share is not None and t.client is not None and not self._share.can_fire():
+            # Cut off from the broker: another replica may be claiming it. Fire once back in
+            # step, if it is still ours then.
+            t.handle = asyncio.get_running_loop().call_later(FIRE_RETRY_S, self._fire, t)
+            return
         self._timers.pop(t.id, None)
-        callback = self._owners.get(t.owner)
-        if callback is not None:
-            try:
-                if callback(t) is not False:
-                    return
-            except Exception:
-                logger.exception("timer %s: announcing failed", t.id)
+        if self._share is not None and t.client is not None:
+            self._share.timer_finished(self._record(t))
+        if self._announce(t):
+            return
         if self._audit is not None:
             self._audit.record(
                 {
                     "event": "timer.finished",
-                    "session": t.owner,
+                    "session": t.owner or None,
                     "utterance_id": t.utterance_id,
                     "timer_id": t.id,
                     "client_id": t.client,
@@ -202,11 +267,116 @@ class TimerManager:
                 }
             )
 
+    def _announce(self, t: Timer) -> bool:
+        """Tell the session here that has ``t`` (True), if one is connected."""
+        callback = self._owners.get(t.owner)
+        if callback is None:
+            return False
+        try:
+            callback(t)
+            return True
+        except Exception:
+            logger.exception("timer %s: announcing failed", t.id)
+            return False
+
     def close(self) -> None:
         for t in self._timers.values():
             if t.handle is not None:
                 t.handle.cancel()
         self._timers.clear()
+
+    # -- shared with other replicas ------------------------------------------------------
+
+    def _record(self, t: Timer) -> dict[str, Any]:
+        ends_at = None if t.ends_at is None else self._wall() + (t.ends_at - self._clock())
+        return {
+            "id": t.id,
+            "client": t.client,
+            "holder": t.holder,
+            "utterance_id": t.utterance_id,
+            "duration_s": t.duration_s,
+            "language": t.language,
+            "name": t.name,
+            "ends_at": ends_at,
+            "left_s": t.left_s,
+        }
+
+    def _publish(self, t: Timer) -> None:
+        if self._share is not None and t.client is not None:
+            self._share.put_timer(self._record(t))
+
+    def _unpublish(self, t: Timer) -> None:
+        if self._share is not None and t.client is not None:
+            self._share.clear_timer(t.client, t.id)
+
+    def _apply(self, t: Timer, record: dict[str, Any]) -> None:
+        """The record's countdown (running: until ``ends_at``; paused: ``left_s``)."""
+        ends_at = record.get("ends_at")
+        if ends_at is None:
+            self._pause(t, float(record.get("left_s") or 0.0))
+        else:
+            self._run(t, float(ends_at) - self._wall())
+
+    def remote(self, client: str, timer_id: str, record: dict[str, Any] | None) -> None:
+        """Another replica wrote the timer ``timer_id`` of ``client`` (None: emptied)."""
+        t = self._timers.get(timer_id)
+        if record is None:  # cancelled (or fired) elsewhere
+            if t is not None:
+                if t.handle is not None:
+                    t.handle.cancel()
+                self._timers.pop(timer_id, None)
+            return
+        if record.get("state") == "finished":  # its holder fired it: tell a session here
+            if t is not None and self._held(t):
+                return
+            self._timers.pop(timer_id, None)
+            heard = t or self._from_record(client, timer_id, record)
+            if heard.owner not in self._owners:
+                heard.owner = self._session_of(client) or ""
+            self._announce(heard)
+            return
+        holder = record.get("holder")
+        assert self._share is not None
+        if holder == self._share.replica and (t is None or not self._held(t)):
+            # A record names us for a timer we do not run (it fired meanwhile): empty it.
+            self._share.clear_timer(client, timer_id)
+            return
+        if t is None:
+            t = self._from_record(client, timer_id, record)
+            self._timers[timer_id] = t
+        t.holder = str(holder) if holder is not None else None
+        t.name = record.get("name", t.name)
+        self._apply(t, record)  # also stops our countdown if another replica claimed it
+        if self._share.should_claim(t.holder):
+            self._claim(t)
+
+    def _from_record(self, client: str, timer_id: str, record: dict[str, Any]) -> Timer:
+        return Timer(
+            id=timer_id,
+            owner=self._session_of(client) or "",
+            utterance_id=str(record.get("utterance_id", "")),
+            duration_s=float(record.get("duration_s") or 0.0),
+            language=str(record.get("language") or "en"),
+            name=record.get("name"),
+            client=client,
+            holder=record.get("holder"),
+        )
+
+    def claim_orphans(self) -> None:
+        """Claim the timers of replicas that are gone, when this replica is the one to."""
+        if self._share is None:
+            return
+        for t in list(self._timers.values()):
+            if t.holder is not None and self._share.should_claim(t.holder):
+                self._claim(t)
+
+    def _claim(self, t: Timer) -> None:
+        assert self._share is not None
+        logger.info("timer %s of %s: claimed from %s", t.id, t.client, t.holder)
+        t.holder = self._share.replica
+        if t.ends_at is not None:
+            self._run(t, t.ends_at - self._clock())
+        self._publish(t)
 
 
 # -- words ----------------------------------------------------------------------------------
