@@ -44,6 +44,8 @@ class _Targets(_TierBase):
             name = next(s.name for s in self.config.scenes if s.id == p.scene)
             return [self._intent(IntentName.SCENE_ACTIVATE, Slots(scene=p.scene), conf,
                                  f"scene {name!r}", text, lang, p)]
+        if action == "vstart" and p.areas:
+            return [self._clean_rooms(p, text, lang)]
         groups, where, conf = self._targets(p, speaker_area)
         self._check_reach(p, groups, where)
         out: list[Intent] = []
@@ -318,6 +320,38 @@ class _Targets(_TierBase):
                 return conf if name == IntentName.LOCK else max(conf, threshold)
             return min(conf, max(0.0, threshold - SENSITIVE_MARGIN))
         return conf
+
+    def _clean_rooms(self, p: _Parse, text: str, lang: str) -> Intent:
+        """"Vacuum the kitchen and the hallway": one run over the rooms' map segments, by the
+        vacuum named or the home's one vacuum that maps every room said."""
+        found = getattr(IntentName, "VACUUM_CLEAN_AREA", None)
+        if found is None:
+            raise Rejected("Hearth cannot run a vacuum yet")
+        named = [d for d in p.devices + p.partial_devices
+                 if self._devices[d].kind.value == "vacuum"]
+        vacuums = named or [d.id for d in self.config.devices if d.kind.value == "vacuum"]
+        if not vacuums:
+            raise Rejected("there is no robot vacuum in the home")
+        rooms = [self._area_names.get(a, a) for a in p.areas]
+        able = [v for v in vacuums if all(self._devices[v].segments.get(a) for a in p.areas)]
+        if not able:
+            missing = [self._area_names.get(a, a) for a in p.areas
+                       if not any(self._devices[v].segments.get(a) for v in vacuums)]
+            what = " and the ".join(missing or rooms)
+            mapped = _unique([self._area_names.get(a, a) for v in vacuums
+                              for a in self._devices[v].segments])
+            can = f"; it can clean the {', the '.join(mapped)}" if mapped else ""
+            raise Rejected(f"the robot vacuum has no map of the {what}{can}")
+        if len(able) > 1:
+            raise Rejected("which vacuum? name one")
+        dev = self._devices[able[0]]
+        custom: dict[str, str | int | float | bool] = (
+            {} if len(p.areas) == 1 else {"areas": ",".join(p.areas)})
+        slots = Slots(device_ids=[dev.id], area=p.areas[0], domain="vacuum", custom=custom)
+        conf = CONF_EXPLICIT if p.explicit_verb else CONF_AREA - GUESS_PENALTY
+        conf = self._coverage(p, str(found), conf)
+        reason = f"clean the {' and the '.join(rooms)} with {dev.name} ({dev.id})"
+        return self._intent(str(found), slots, conf, reason, text, lang, p)
 
     def _intent(self, name: str, slots: Slots, conf: float, reason: str, text: str,
                 lang: str, p: _Parse) -> Intent:

@@ -377,6 +377,21 @@ async def test_spoken_commands_reach_the_valetudo_robot(rig: Rig) -> None:
     assert rig.sim.state("robot_vacuum")["state"] == "docked"
 
 
+async def test_several_rooms_are_cleaned_in_one_run(rig: Rig) -> None:
+    [r] = await rig.say("vacuum the living room and the kitchen")
+    assert (r.device_id, r.status) == ("robot_vacuum", "confirmed"), r
+    assert json.loads(r.payload or "")["segment_ids"] == ["16", "17"]
+    assert rig.sim.state("robot_vacuum")["segments"] == ["16", "17"]
+
+
+def test_a_room_the_robot_has_not_mapped_says_what_it_can_clean(
+        recognizer: Recognizer) -> None:
+    for text in ("clean the bedroom", "clean the kitchen and the bedroom"):
+        rec = recognizer.recognize(text)
+        assert rec.intent is None, rec.intent
+        assert "no map of the bedroom" in rec.reason and "kitchen" in rec.reason, rec.reason
+
+
 async def test_chinese_commands_reach_the_robot(rig: Rig) -> None:
     [r] = await rig.say("让扫地机器人打扫客厅")
     assert r.status == "confirmed" and json.loads(r.payload or "")["segment_ids"] == ["16"]

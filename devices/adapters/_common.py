@@ -121,14 +121,21 @@ def require_kind(device: Device, intent: Intent, *kinds: DeviceKind) -> None:
 
 
 def vacuum_segments(device: Device, intent: Intent) -> list[str]:
-    """The map segments of the room ``vacuum_clean_area`` asks for (``device.segments``)."""
+    """The map segments of the rooms ``vacuum_clean_area`` asks for (``device.segments``):
+    ``slots.area``, and with several rooms ("the kitchen and the hallway") the comma-separated
+    ``slots.custom["areas"]``, in the order said, in one cleaning run."""
     area = intent.slots.area
     if area is None:
         raise AdapterError("vacuum_clean_area needs an area")
-    ids = device.segments.get(area)
-    if not ids:
-        raise AdapterError(f"{device.id} has no map segment for area {area!r} (segments)")
-    return list(ids)
+    more = intent.slots.custom.get("areas")
+    areas = [a for a in str(more).split(",") if a] if more else [area]
+    out: list[str] = []
+    for a in areas:
+        ids = device.segments.get(a)
+        if not ids:
+            raise AdapterError(f"{device.id} has no map segment for area {a!r} (segments)")
+        out += [i for i in ids if i not in out]
+    return out
 
 
 def require_capability(device: Device, capability: str) -> None:
