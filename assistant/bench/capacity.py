@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 from assistant.bench import latency as lat
+from assistant.bench.cli import command_line, module_main
 from assistant.bench.latency_corpus import DEFAULT_VOICES, Synthesizer
 from assistant.bench.latency_runner import (
     EmbeddedBrokerProcess,
@@ -393,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     report: dict[str, Any] = {
         "benchmark": "capacity",
-        "command": _command_line(),
+        "command": command_line("capacity"),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "settings": {
@@ -437,14 +437,6 @@ def run(args: argparse.Namespace) -> int:
     print(md)
     print(f"wrote {out / 'capacity.json'}, {out / 'capacity.md'}")
     return 0
-
-
-def _command_line() -> str:
-    argv = sys.argv
-    for i, a in enumerate(argv):
-        if a == "capacity" and i > 0 and argv[i - 1] == "bench":
-            return shlex.join(["hearth", *argv[i - 1 :]])
-    return shlex.join(["python", "-m", "assistant.bench.capacity", *argv[1:]])
 
 
 def _f(v: Any) -> str:
@@ -535,15 +527,7 @@ def _print_step(name: str, s: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m assistant.bench.capacity ...``: the same as ``hearth bench capacity``."""
-    parser = argparse.ArgumentParser(prog="hearth bench capacity")
-    add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return run(args)
+    return module_main("hearth bench capacity", add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from typing import Any
 import yaml
 
 from assistant.bench import latency_report
+from assistant.bench.cli import command_line, module_main
 from assistant.bench.latency_corpus import (
     DEFAULT_VOICES,
     Synthesizer,
@@ -478,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
     workdir.mkdir(exist_ok=True)
     report: dict[str, Any] = {
         "benchmark": "latency",
-        "command": _command_line(),
+        "command": command_line("latency"),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "settings": {
@@ -570,27 +571,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command_line() -> str:
-    argv = sys.argv
-    for i, a in enumerate(argv):
-        if a == "latency" and i > 0 and argv[i - 1] == "bench":
-            return shlex.join(["hearth", *argv[i - 1 :]])
-    if argv and argv[0].endswith("latency.py"):
-        return shlex.join(["python", "-m", "assistant.bench.latency", *argv[1:]])
-    return shlex.join(argv)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m assistant.bench.latency ...``: the same as ``hearth bench latency``."""
-    parser = argparse.ArgumentParser(prog="hearth bench latency")
-    add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return run(args)
+    return module_main("hearth bench latency", add_arguments, run, argv)
 
 
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from assistant.bench.cli import command_line, module_main
 from assistant.bench.soak_traffic import (
     FRAME_BYTES,
     RATE,
@@ -411,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {
         "benchmark": "soak",
-        "command": _command_line(),
+        "command": command_line("soak"),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "settings": {
@@ -451,14 +452,6 @@ def run(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in paths))
     v = report.get("verdict", {})
     return 1 if v.get("cycle_failures") or v.get("fds_flat") is False else 0
-
-
-def _command_line() -> str:
-    argv = sys.argv
-    for i, a in enumerate(argv):
-        if a == "soak" and i > 0 and argv[i - 1] == "bench":
-            return shlex.join(["hearth", *argv[i - 1 :]])
-    return shlex.join(argv)
 
 
 def _cycles_line(c: dict[str, Any]) -> str:
@@ -568,15 +561,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m assistant.bench.soak ...``: the same as ``hearth bench soak``."""
-    parser = argparse.ArgumentParser(prog="hearth bench soak")
-    add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="count", default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return run(args)
+    return module_main("hearth bench soak", add_arguments, run, argv)
 
 
 if __name__ == "__main__":
