@@ -22,7 +22,7 @@ import pytest
 
 from assistant import protocol as p
 from assistant.bench.accuracy import COFFEE_FILE
-from assistant.bench.accuracy_zh import _run_clip
+from assistant.bench.serve_clips import run_clip as _run_clip
 from assistant.config import AssistantSettings
 from assistant.metrics import Metrics
 from assistant.turn.asr_jobs import AsrJobs

@@ -36,26 +36,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from assistant.bench.accuracy_sets import (
     DEFAULT_SEED,
-    RATE,
     Item,
     default_data_dir,
     kitchen_noise,
     picovoice_items,
     subset,
 )
-from assistant.bench.accuracy_zh import FRAME_MS, _pcm_mixed, _pct, _run_clip
-from assistant.bench.noise import mix_at_snr, stable_seed
+from assistant.bench.cli import command_line
+from assistant.bench.noise import stable_seed
+from assistant.bench.serve_clips import (
+    ACTING,
+    FRAME_MS,
+    client_session,
+    clip_pcm,
+    measured,
+    pct,
+    run_clip,
+    snr_ok,
+    write_report,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONDITIONS: Final = ("clean", "24", "18", "12", "6")
-#: Silence (or noise, mixed with the rest) streamed after each clip's own trailing silence.
-TAIL_S: Final = 1.0
-ACTING: Final = frozenset({"published", "confirmed", "unconfirmed"})
 TARGETS: Final = {"clean": 0.995, "average_24_6": 0.976, "6": 0.935, "wrong_6_max": 0.01,
                   "clean_p50_ms": 250.0, "6_p50_ms": 600.0, "6_p99_ms": 1500.0}
 
@@ -105,19 +110,7 @@ def score_clip(item: Item, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _pcm(audio: np.ndarray[Any, Any], noise: np.ndarray[Any, Any] | None, cond: str,
-         item_id: str, seed: int) -> bytes:
-    x = np.concatenate([audio.astype(np.float32), np.zeros(int(TAIL_S * RATE), np.float32)])
-    if cond != "clean":
-        assert noise is not None
-        rng = np.random.default_rng(stable_seed("picovoice", item_id, cond, seed))
-        x = mix_at_snr(x, noise, float(cond), rng)
-    return _pcm_mixed(x)
-
-
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from websockets.asyncio.client import connect
-
     from assistant.app import Hearth
     from assistant.bench.accuracy import _snake
     from assistant.config import AssistantSettings
@@ -149,21 +142,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     total = work.qsize()
 
     async def client() -> None:
-        async with connect(server.url, max_size=None) as ws:
-            inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-            async def reader() -> None:
-                async for msg in ws:
-                    if isinstance(msg, str):
-                        inbox.put_nowait(json.loads(msg))
-
-            reading = asyncio.create_task(reader())
-            created = await asyncio.wait_for(inbox.get(), 30)
-            assert created["type"] == "session.created", created
+        async with client_session(server.url) as (ws, inbox):
             while not work.empty():
                 cond, _k, it = work.get_nowait()
-                pcm = await asyncio.to_thread(_pcm, it.load(), noise, cond, it.id, args.seed)
-                clip = await _run_clip(ws, inbox, pcm)
+                seed = stable_seed("picovoice", it.id, cond, args.seed)
+                pcm = await asyncio.to_thread(clip_pcm, it.load(), noise, cond, seed)
+                clip = await run_clip(ws, inbox, pcm)
                 rec = score_clip(it, clip.events)
                 rec["condition"] = cond
                 records.append(rec)
@@ -171,7 +155,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"[{len(records):3d}/{total} {cond:>5}] {rec['outcome']:5} "
                           f"{it.id} | {' / '.join(rec['heard'])} | {rec['acted']} | "
                           f"{rec['speech_end_to_action_ms']}", file=sys.stderr, flush=True)
-            reading.cancel()
 
     wall0 = time.perf_counter()
     load_before = os.getloadavg()
@@ -198,8 +181,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "miss": sum(r["outcome"] == "miss" for r in recs),
             "accuracy": round(right / n, 4) if n else None,
             "cut_into_turns": sum(r["utterances"] > 1 for r in recs),
-            "speech_end_to_action_ms": {"n": len(lat), "p50": _pct(lat, 50),
-                                        "p90": _pct(lat, 90), "p99": _pct(lat, 99),
+            "speech_end_to_action_ms": {"n": len(lat), "p50": pct(lat, 50),
+                                        "p90": pct(lat, 90), "p99": pct(lat, 99),
                                         "max": round(max(lat), 1) if lat else None},
         }
     noisy = [c for c in ("24", "18", "12", "6") if c in out["conditions"]]
@@ -241,13 +224,8 @@ def _markdown(summary: dict[str, Any], result: dict[str, Any], command: str) -> 
 def run(args: argparse.Namespace) -> int:
     """Measure, write the report, print the summary. 0, or 2 on bad arguments/data."""
     logging.basicConfig(level=logging.WARNING)
-    for c in args.snr or []:
-        if c != "clean":
-            try:
-                float(c)
-            except ValueError:
-                print("error: --snr takes 'clean' or numbers (dB)", file=sys.stderr)
-                return 2
+    if not snr_ok(args.snr):
+        return 2
     data = Path(args.data) if args.data else default_data_dir()
     if not (data / "labels.json").is_file():
         print(f"error: picovoice data not found in {data}", file=sys.stderr)
@@ -267,27 +245,20 @@ def run(args: argparse.Namespace) -> int:
 
     args.intent_files = [str(Path(f).resolve())
                          for f in (args.custom_intents or [str(COFFEE_FILE)])]
-    from assistant.audio.errors import ModelLoadError
-
-    try:
-        result = asyncio.run(measure(args))
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
+    result = measured(measure, args)
+    if result is None:
         return 2
     result["streams"] = max(1, args.streams)
     summary = summarize(result)
-    command = "hearth bench accuracy " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else [])
+    command = command_line("accuracy")
     summary.update({"started": datetime.now(UTC).isoformat(timespec="seconds"),
                     "start_s": result["start_s"], "wall_s": result["wall_s"],
                     "clips_per_condition": result["clips"], "streams": result["streams"],
                     "seed": args.seed, "overrides": result["overrides"],
                     "frame_ms": FRAME_MS, "load_average": result["load_average"],
-                    "cpus": os.cpu_count(), "command": command.strip()})
+                    "cpus": os.cpu_count(), "command": command})
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in result["records"]))
-    (out / "report.md").write_text(_markdown(summary, result, command.strip()), encoding="utf-8")
+    write_report(out, summary, result["records"], _markdown(summary, result, command))
     for cond, c in summary["conditions"].items():
         lat = c["speech_end_to_action_ms"]
         acc = "—" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f} %"

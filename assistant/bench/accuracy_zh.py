@@ -32,44 +32,39 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from assistant.bench.accuracy_sets import (
-    RATE,
     ZhItem,
     default_data_dir,
     default_zh_data_dir,
     kitchen_noise,
     zh_cn_items,
 )
-from assistant.bench.noise import mix_at_snr, stable_seed
+from assistant.bench.cli import command_line
+from assistant.bench.noise import stable_seed
+from assistant.bench.serve_clips import (
+    ACTING,
+    client_session,
+    clip_pcm,
+    measured,
+    pct,
+    run_clip,
+    snr_ok,
+    write_report,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONDITIONS: Final = ("clean", "10")
 TARGETS: Final = {"clean": 0.95, "10": 0.85, "wrong_sensitive": 0, "p50_ms": 400.0}
-FRAME_MS: Final = 20
-#: Silence streamed after each clip (its own 0.5 s tail is in the file): the endpoint fires.
-TAIL_S: Final = 1.0
-#: How long to wait for the last utterance of a clip to report (its ``metrics``).
-SETTLE_TIMEOUT_S: Final = 60.0
-NOTHING_HEARD_S: Final = 3.0
 #: Values compared between the spoken result and the label text's recognition.
 VALUE_SLOTS: Final = ("brightness", "brightness_step", "temperature", "volume", "position",
                       "color", "color_temp", "scene")
-ACTING: Final = frozenset({"published", "confirmed", "unconfirmed"})
 #: Intents that publish nothing (queries are answered from the device state).
 NO_ACTION: Final = frozenset({"get_state", "climate_get_temperature", "cancel"})
-
-
-@dataclass
-class _Clip:
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _expected_values(recognizer: Any, item: ZhItem) -> dict[str, Any]:
@@ -149,61 +144,7 @@ def _compact(slots: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in slots.items() if v not in (None, [], {}, "")}
 
 
-def _pcm(audio: np.ndarray[Any, Any]) -> bytes:
-    tail = np.zeros(int(TAIL_S * RATE), dtype=np.float32)
-    x = np.clip(np.concatenate([audio.astype(np.float32), tail]), -1.0, 1.0)
-    return bytes((x * 32767.0).astype("<i2").tobytes())
-
-
-async def _stream(ws: Any, pcm: bytes) -> None:
-    step = RATE * FRAME_MS // 1000 * 2
-    t0 = time.monotonic()
-    for i, off in enumerate(range(0, len(pcm), step)):
-        await ws.send(pcm[off : off + step])
-        delay = t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
-async def _run_clip(ws: Any, inbox: asyncio.Queue[dict[str, Any]], pcm: bytes) -> _Clip:
-    clip = _Clip()
-    started: set[str] = set()
-    finished: set[str] = set()
-    sender = asyncio.create_task(_stream(ws, pcm))
-
-    def take(e: dict[str, Any]) -> None:
-        if e["type"] == "device.state":
-            return
-        clip.events.append(e)
-        if e["type"] == "speech.started":
-            started.add(e["utterance_id"])
-        elif e["type"] == "metrics":
-            finished.add(e["utterance_id"])
-
-    while not sender.done():
-        try:
-            take(await asyncio.wait_for(inbox.get(), 0.05))
-        except TimeoutError:
-            pass
-    await sender
-    end = time.monotonic()
-    while time.monotonic() < end + SETTLE_TIMEOUT_S:
-        if started and started <= finished:
-            break
-        if not started and time.monotonic() > end + NOTHING_HEARD_S:
-            break  # the clip's whole tail has been streamed and no speech started
-        try:
-            take(await asyncio.wait_for(inbox.get(), 0.1))
-        except TimeoutError:
-            pass
-    while not inbox.empty():
-        take(inbox.get_nowait())
-    return clip
-
-
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from websockets.asyncio.client import connect
-
     from assistant.app import Hearth
     from assistant.config import AssistantSettings
     from devices.registry import load_config, load_demo_config
@@ -236,33 +177,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     await server.start()
     records: list[dict[str, Any]] = []
     try:
-        async with connect(server.url, max_size=None) as ws:
-            inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-            async def reader() -> None:
-                async for data in ws:
-                    if isinstance(data, str):
-                        inbox.put_nowait(json.loads(data))
-
-            reading = asyncio.create_task(reader())
-            created = await asyncio.wait_for(inbox.get(), 30)
-            assert created["type"] == "session.created", created
+        async with client_session(server.url) as (ws, inbox):
             await ws.send(json.dumps({"type": "session.update", "language": args.language}))
             while (e := await asyncio.wait_for(inbox.get(), 30))["type"] != "session.updated":
                 if e["type"] == "error":
                     raise RuntimeError(f"session.update refused: {e['message']}")
             for cond in conditions:
                 for k, it in enumerate(items):
-                    audio = it.load()
-                    if cond != "clean":
-                        assert noise is not None
-                        rng = np.random.default_rng(stable_seed("zh-cn", it.id, cond))
-                        tail = np.zeros(int(TAIL_S * RATE), dtype=np.float32)
-                        mixed = mix_at_snr(np.concatenate([audio, tail]), noise, float(cond), rng)
-                        pcm = _pcm_mixed(mixed)
-                    else:
-                        pcm = _pcm(audio)
-                    clip = await _run_clip(ws, inbox, pcm)
+                    pcm = clip_pcm(it.load(), noise, cond, stable_seed("zh-cn", it.id, cond))
+                    clip = await run_clip(ws, inbox, pcm)
                     rec = score_clip(
                         it, clip.events, expected_values=expected[it.id],
                         all_lights=all_lights, sensitive_devices=sensitive_devices,
@@ -276,22 +199,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                         print(f"[{cond:>5} {k + 1:2d}/{len(items)}] {mark:5} {it.text} | "
                               f"{' / '.join(rec['heard'])} | {rec['intents'][:1]} | "
                               f"{rec['speech_end_to_action_ms']}", file=sys.stderr)
-            reading.cancel()
     finally:
         await hearth.stop()
     return {"records": records, "conditions": conditions, "model": model,
             "start_s": round(start_s, 2), "language": args.language}
-
-
-def _pcm_mixed(mixed: np.ndarray[Any, Any]) -> bytes:
-    x = np.clip(mixed.astype(np.float32), -1.0, 1.0)
-    return bytes((x * 32767.0).astype("<i2").tobytes())
-
-
-def _pct(xs: Sequence[float], q: float) -> float | None:
-    if not xs:
-        return None
-    return round(float(np.percentile(np.asarray(xs, dtype=np.float64), q)), 1)
 
 
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
@@ -307,8 +218,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "clips": n, "right": right, "wrong": n - right,
             "wrong_sensitive": sum(r["wrong_sensitive"] for r in recs),
             "accuracy": round(right / n, 4) if n else None,
-            "speech_end_to_action_ms": {"n": len(lat), "p50": _pct(lat, 50),
-                                        "p90": _pct(lat, 90),
+            "speech_end_to_action_ms": {"n": len(lat), "p50": pct(lat, 50),
+                                        "p90": pct(lat, 90),
                                         "max": round(max(lat), 1) if lat else None},
             "wrong_ids": [r["id"] for r in recs if not r["right"]],
         }
@@ -343,36 +254,21 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     args.language = "zh-CN"
-    if args.snr:
-        for c in args.snr:
-            if c != "clean":
-                try:
-                    float(c)
-                except ValueError:
-                    print("error: --snr takes 'clean' or numbers (dB)", file=sys.stderr)
-                    return 2
+    if not snr_ok(args.snr):
+        return 2
     zh_dir = Path(args.zh_data) if getattr(args, "zh_data", None) else default_zh_data_dir()
     if not (zh_dir / "labels.json").is_file():
         print(f"error: zh-CN speech data not found in {zh_dir}", file=sys.stderr)
         return 2
-    from assistant.audio.errors import ModelLoadError
-
-    try:
-        result = asyncio.run(measure(args))
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
+    result = measured(measure, args)
+    if result is None:
         return 2
     summary = summarize(result)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "hearth bench accuracy " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else [])
+    command = command_line("accuracy")
     summary["started"] = datetime.now(UTC).isoformat(timespec="seconds")
     summary["start_s"] = result["start_s"]
-    (out / "report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    (out / "records.jsonl").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result["records"]))
-    (out / "report.md").write_text(_markdown(summary, result, command.strip()),
-                                   encoding="utf-8")
+    write_report(out, summary, result["records"], _markdown(summary, result, command))
     for cond, c in summary["conditions"].items():
         lat = c["speech_end_to_action_ms"]
         acc = "—" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f} %"
