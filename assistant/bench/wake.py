@@ -99,13 +99,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 # -- audio -------------------------------------------------------------------------------
 
 
-def _speaker(out: Path) -> Any:
+def make_speaker(out: Path) -> Any:
     from assistant.bench.accuracy_sets import DEFAULT_CACHE, Speaker
 
     return Speaker(DEFAULT_CACHE)
 
 
-def _voices() -> list[Any]:
+def wake_voices() -> list[Any]:
     from assistant.bench.accuracy_sets import VOICES, Voice
 
     return [*VOICES,
@@ -117,7 +117,7 @@ def _voices() -> list[Any]:
             Voice("espeak-caribbean", "espeak", "en-029", speed=170, pitch=55)]
 
 
-def _pcm(x: Float32Array) -> bytes:
+def to_pcm(x: Float32Array) -> bytes:
     return bytes((np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes())
 
 
@@ -135,7 +135,7 @@ def background(hours: float, data_dir: Path, out: Path) -> tuple[Float32Array, d
         sources[source] = sources.get(source, 0.0) + (x.size + gap.size) / RATE
 
     clips = sorted((data_dir / "clean").glob("*.flac"))
-    speaker = _speaker(out)
+    speaker = make_speaker(out)
     texts = _slurp_sentences(data_dir.parent) + _ha_sentences(data_dir.parent)
     # Two real recordings, then one synthesized sentence, until the length is reached.
     i = j = 0
@@ -173,7 +173,7 @@ def _ha_sentences(shared: Path, limit: int = 1500) -> list[str]:
     return out[:limit]
 
 
-def _noisy(x: Float32Array, noise: Float32Array, snr_db: float, seed: int) -> Float32Array:
+def with_noise(x: Float32Array, noise: Float32Array, snr_db: float, seed: int) -> Float32Array:
     from assistant.bench.noise import mix_at_snr
 
     return mix_at_snr(x, noise, snr_db, np.random.default_rng(seed))
@@ -187,7 +187,7 @@ def detect_all(word: str, audio: Float32Array, chunk: int = 320) -> tuple[list[A
     from assistant.audio.wake import WakeDetector
 
     det = WakeDetector(word)
-    pcm = _pcm(audio)
+    pcm = to_pcm(audio)
     step = chunk * 2
     hits: list[Any] = []
     t0 = time.process_time()
@@ -200,7 +200,7 @@ def false_wakes(audio: Float32Array, noise: Float32Array) -> dict[str, Any]:
     from assistant.audio.wake import WAKE_WORDS
 
     hours = audio.size / RATE / 3600
-    noisy = _noisy(audio, noise, 10.0, 7)
+    noisy = with_noise(audio, noise, 10.0, 7)
     out: dict[str, Any] = {"hours": round(hours, 3)}
     for word in WAKE_WORDS:
         row: dict[str, Any] = {}
@@ -214,8 +214,8 @@ def false_wakes(audio: Float32Array, noise: Float32Array) -> dict[str, Any]:
 
 
 def miss_rates(noise: Float32Array, out: Path) -> dict[str, Any]:
-    speaker = _speaker(out)
-    voices = _voices()
+    speaker = make_speaker(out)
+    voices = wake_voices()
     result: dict[str, Any] = {"voices": [v.name for v in voices]}
     for word, phrases in WAKE_PHRASES.items():
         row: dict[str, Any] = {}
@@ -229,7 +229,7 @@ def miss_rates(noise: Float32Array, out: Path) -> dict[str, Any]:
                     lead = np.zeros(RATE, np.float32)
                     clip = np.concatenate((lead, x.astype(np.float32), np.zeros(RATE, np.float32)))
                     if cond == "10dB":
-                        clip = _noisy(clip, noise, 10.0, 1000 * vi + pi)
+                        clip = with_noise(clip, noise, 10.0, 1000 * vi + pi)
                     hits, _ = detect_all(word, clip)
                     total += 1
                     if not hits:
@@ -247,144 +247,6 @@ def miss_rates(noise: Float32Array, out: Path) -> dict[str, Any]:
             }
         result[word] = row
     return result
-
-
-#: The rules the sweep scores: threshold x model steps averaged x consecutive steps above.
-SWEEP_THRESHOLDS: Final = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
-SWEEP_WINDOWS: Final = (1, 2, 3, 5, 8)
-SWEEP_STEPS: Final = (1, 2, 3)
-
-
-def step_scores(word: str, audio: Float32Array, chunk: int = 320) -> tuple[Any, Any]:
-    """The model's raw per-step probabilities over ``audio`` (fed as the gate feeds it) and
-    each step's position in ms."""
-    from assistant.audio.wake import WakeDetector
-
-    det = WakeDetector(word)
-    pcm = _pcm(audio)
-    pairs: list[tuple[int, float]] = []
-    for i in range(0, len(pcm), chunk * 2):
-        pairs.extend(det.scores(pcm[i : i + chunk * 2]))
-    at = np.array([a for a, _ in pairs], np.int64)
-    return at, np.array([p for _, p in pairs], np.float64)
-
-
-def rule_hits(at: Any, raw: Any, threshold: float, window: int, steps: int,
-              refractory_ms: int) -> list[int]:
-    """Detections (ms) the detector's rule gives on recorded scores (same as
-    :meth:`WakeDetector.process`)."""
-    if raw.size < window:
-        return []
-    mean = np.convolve(raw, np.ones(window) / window, mode="valid")
-    above = (mean > threshold).astype(np.int64)
-    if steps > 1:
-        run = np.convolve(above, np.ones(steps, np.int64), mode="full")[: above.size]
-        above = (run >= steps).astype(np.int64)
-    hits: list[int] = []
-    quiet = -1
-    for i in np.nonzero(above)[0]:
-        t = int(at[i + window - 1])
-        if t >= quiet:
-            hits.append(t)
-            quiet = t + refractory_ms
-    return hits
-
-
-def sweep(word: str, audio: Float32Array, noise: Float32Array, out: Path) -> dict[str, Any]:
-    """Misses and false wakes per hour of every rule, from scores recorded once."""
-    from assistant.audio.wake import REFRACTORY_S, TUNED, available, check_word
-
-    check_word(word)
-    info = available()[word]
-    refr = int(REFRACTORY_S * 1000)
-    hours = audio.size / RATE / 3600
-    logger.info("scoring %.2f h clean and at 10 dB ...", hours)
-    bg = {"clean": step_scores(word, audio),
-          "10dB": step_scores(word, _noisy(audio, noise, 10.0, 7))}
-    speaker = _speaker(out)
-    voices = _voices()
-    clips: dict[str, list[tuple[str, str, Any, Any]]] = {"clean": [], "10dB": []}
-    for vi, voice in enumerate(voices):
-        for pi, text in enumerate(WAKE_PHRASES.get(word, ())):
-            x = speaker.say(text, voice)
-            sil = np.zeros(RATE, np.float32)
-            clip = np.concatenate((sil, x.astype(np.float32), sil))
-            clips["clean"].append((voice.name, text, *step_scores(word, clip)))
-            noisy = _noisy(clip, noise, 10.0, 1000 * vi + pi)
-            clips["10dB"].append((voice.name, text, *step_scores(word, noisy)))
-    near: dict[str, list[tuple[Any, Any]]] = {"clean": [], "10dB": []}
-    for vi, voice in enumerate(voices):
-        for pi, text in enumerate(NEAR_PHRASES.get(word, ())):
-            sil = np.zeros(RATE, np.float32)
-            clip = np.concatenate((sil, speaker.say(text, voice).astype(np.float32), sil))
-            near["clean"].append(step_scores(word, clip))
-            near["10dB"].append(step_scores(word, _noisy(clip, noise, 10.0, 50 + 1000 * vi + pi)))
-    rows: list[dict[str, Any]] = []
-    for t in SWEEP_THRESHOLDS:
-        for w in SWEEP_WINDOWS:
-            for k in SWEEP_STEPS:
-                row: dict[str, Any] = {"threshold": t, "window": w, "steps": k}
-                for cond in ("clean", "10dB"):
-                    fw = len(rule_hits(*bg[cond], t, w, k, refr))
-                    missed = [f"{v}: {txt}" for v, txt, at, raw in clips[cond]
-                              if not rule_hits(at, raw, t, w, k, refr)]
-                    row[cond] = {"false_wakes_per_hour": round(fw / hours, 2),
-                                 "missed": len(missed), "phrases": len(clips[cond]),
-                                 "missed_items": missed,
-                                 "near_homophones_woke": sum(
-                                     1 for at, raw in near[cond]
-                                     if rule_hits(at, raw, t, w, k, refr)),
-                                 "near_homophones": len(near[cond])}
-                rows.append(row)
-    # Peak per voice (the model's probability averaged over its own window): which voice
-    # the model does not take at all, whatever the rule.
-    peaks: dict[str, dict[str, float]] = {}
-    for cond in ("clean", "10dB"):
-        for v, _txt, _at, raw in clips[cond]:
-            m = np.convolve(raw, np.ones(info.window) / info.window, mode="valid")
-            peak = float(m.max()) if m.size else 0.0
-            d = peaks.setdefault(v, {})
-            d[cond] = round(min(d.get(cond, 1.0), peak), 3)
-    tuned = TUNED.get(word, (info.cutoff, info.window, 1))
-    return {"word": word, "hours": round(hours, 3), "model_rule": [info.cutoff, info.window, 1],
-            "default_rule": list(tuned), "rows": rows, "lowest_peak_by_voice": peaks,
-            "choice": choose(rows)}
-
-
-def choose(rows: list[dict[str, Any]], max_per_hour: float = 0.5) -> dict[str, Any] | None:
-    """False wakes <= ``max_per_hour`` clean and at 10 dB first, then the fewest misses
-    (both conditions), then the fewest false wakes, then the higher threshold."""
-    ok = [r for r in rows if r["clean"]["false_wakes_per_hour"] <= max_per_hour
-          and r["10dB"]["false_wakes_per_hour"] <= max_per_hour]
-    if not ok:
-        return None
-    return min(ok, key=lambda r: (r["clean"]["missed"] + r["10dB"]["missed"],
-                                  r["clean"]["false_wakes_per_hour"]
-                                  + r["10dB"]["false_wakes_per_hour"], -r["threshold"]))
-
-
-def render_sweep(r: dict[str, Any]) -> str:
-    lines = [f"# hearth bench wake --sweep {r['word']}", "",
-             f"{r['hours']} h without the wake word; model rule {r['model_rule']}, "
-             f"detector default {r['default_rule']} (threshold, window, steps).", "",
-             "| threshold | window | steps | missed clean | missed 10 dB | false/h clean "
-             "| false/h 10 dB | near-homophones woke (clean + 10 dB) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in r["rows"]:
-        c, n = row["clean"], row["10dB"]
-        lines.append(f"| {row['threshold']} | {row['window']} | {row['steps']} | "
-                     f"{c['missed']}/{c['phrases']} | {n['missed']}/{n['phrases']} | "
-                     f"{c['false_wakes_per_hour']} | {n['false_wakes_per_hour']} | "
-                     f"{c['near_homophones_woke'] + n['near_homophones_woke']}/"
-                     f"{c['near_homophones'] + n['near_homophones']} |")
-    lines += ["", "Lowest peak (model window) per voice: "
-              + json.dumps(r["lowest_peak_by_voice"])]
-    ch = r["choice"]
-    lines += ["", "Choice (false wakes <= 0.5/h, then fewest misses): "
-              + (f"{ch['threshold']}, window {ch['window']}, steps {ch['steps']}: missed "
-                 f"{ch['clean']['missed_items']} clean, {ch['10dB']['missed_items']} at 10 dB"
-                 if ch else "none meets 0.5/h")]
-    return "\n".join(lines) + "\n"
 
 
 def _speech_end(x: Float32Array, floor_dbfs: float = -40.0) -> int:
@@ -439,7 +301,7 @@ async def idle_cpu(url: str, pid: int, streams: int, seconds: float,
         c0, t0 = monitor.cpu_seconds(), time.monotonic()
         await asyncio.sleep(seconds / 4)
         idle = (monitor.cpu_seconds() - c0) / (time.monotonic() - t0)
-        pcm = _pcm(audio)
+        pcm = to_pcm(audio)
         frame = RATE * 20 // 1000 * 2
         rng = np.random.default_rng(3)
         offsets = [int(rng.integers(0, max(1, len(pcm) // frame - 1))) * frame
@@ -478,7 +340,7 @@ async def idle_cpu(url: str, pid: int, streams: int, seconds: float,
 async def wake_latency(url: str, out: Path) -> dict[str, Any]:
     from assistant.bench.accuracy_sets import VOICES
 
-    speaker = _speaker(out)
+    speaker = make_speaker(out)
     piper = VOICES[0]
     rows: list[dict[str, Any]] = []
     for i, cmd in enumerate(LATENCY_COMMANDS):
@@ -492,7 +354,7 @@ async def wake_latency(url: str, out: Path) -> dict[str, Any]:
         events: list[dict[str, Any]] = []
         finished = asyncio.Event()
         drain = asyncio.ensure_future(_drain(ws, events, finished))
-        pcm = _pcm(audio)
+        pcm = to_pcm(audio)
         frame = 640
         t0 = time.monotonic()
         for j, off in enumerate(range(0, len(pcm), frame)):
@@ -531,7 +393,7 @@ async def wake_latency(url: str, out: Path) -> dict[str, Any]:
 def stt_corpus(out: Path) -> Path:
     from assistant.bench.accuracy_sets import VOICES
 
-    speaker = _speaker(out)
+    speaker = make_speaker(out)
     corpus = out / "stt-corpus"
     corpus.mkdir(parents=True, exist_ok=True)
     n = 0
@@ -544,7 +406,7 @@ def stt_corpus(out: Path) -> Path:
                 w.setnchannels(1)
                 w.setsampwidth(2)
                 w.setframerate(RATE)
-                w.writeframes(_pcm(x))
+                w.writeframes(to_pcm(x))
             (corpus / f"cmd_{n:02d}.txt").write_text(text + "\n", encoding="utf-8")
     return corpus
 
@@ -574,6 +436,8 @@ def run(args: argparse.Namespace) -> int:
     noise = kitchen_noise(data_dir)
     report: dict[str, Any] = {}
     if args.sweep:
+        from assistant.bench.wake_sweep import render_sweep, sweep
+
         audio, info = background(args.hours, data_dir, out)
         sw = sweep(args.sweep, audio, noise, out)
         sw["background"] = info
