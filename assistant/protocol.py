@@ -554,6 +554,18 @@ class TimerFinished(_Message):
     name: str | None = None
 
 
+class ConfirmationCancelled(_Message):
+    """A sensitive action another session of this client id was asking "yes?" about was
+    cancelled when this session took the client id (a reconnect, perhaps to another replica):
+    nothing was done. Its spoken reply follows as a ``response.text`` (kind ``confirm``)."""
+
+    type: Literal["confirmation.cancelled"] = "confirmation.cancelled"
+    utterance_id: str  # the utterance that asked
+    intent: str
+    device_ids: list[str] = Field(default_factory=list)
+    reason: str
+
+
 ServerEvent: TypeAlias = Annotated[
     SessionCreated
     | SessionUpdated
@@ -571,6 +583,7 @@ ServerEvent: TypeAlias = Annotated[
     | ResponseDone
     | ResponseInterrupted
     | TimerFinished
+    | ConfirmationCancelled
     | WakeDetected,
     Field(discriminator="type"),
 ]
@@ -666,5 +679,6 @@ SERVER_EVENTS: dict[str, type[_Message]] = {
     "response.done": ResponseDone,
     "response.interrupted": ResponseInterrupted,
     "timer.finished": TimerFinished,
+    "confirmation.cancelled": ConfirmationCancelled,
     "wake.detected": WakeDetected,
 }

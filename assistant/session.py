@@ -42,6 +42,7 @@ from assistant.protocol import (
     Cancel,
     ClientMessage,
     Confirm,
+    ConfirmationCancelled,
     DeviceState,
     ErrorCode,
     ImageInput,
@@ -298,6 +299,8 @@ class Session:
             # Behind the audio already queued, which was sent under the old settings.
             self._hearing.rebuild()
         self._emit(SessionUpdated(config=self.config))
+        if msg.client_id is not None:
+            self._take_over(msg.client_id)
         if msg.language is not None and self._res.transcribe is not None:
             try:  # text in that language still works; speech would be gibberish
                 self._jobs.in_language(self._res.transcribe)
@@ -332,8 +335,34 @@ class Session:
 
     # -- run and close -------------------------------------------------------------------
 
+    def _take_over(self, client_id: str) -> None:
+        """This session now speaks for ``client_id``: a confirmation another session of it
+        was waiting for is cancelled, and the user is told (``confirmation.cancelled``)."""
+        share = self._res.share
+        if share is None:
+            return
+        record = share.take_over_confirmation(client_id, self.id)
+        if record is None:
+            return
+        uid = str(record.get("utterance_id", ""))
+        intent = str(record.get("intent", ""))
+        devices = [str(d) for d in record.get("device_ids") or []]
+        self._emit(
+            ConfirmationCancelled(
+                utterance_id=uid,
+                intent=intent,
+                device_ids=devices,
+                reason="the connection changed before it was confirmed; nothing was done",
+            )
+        )
+        if self._answering is not None:
+            language = record.get("language") or self.config.language
+            self._answering.cancelled_confirmation(uid, intent, devices, language)
+
     async def run(self) -> None:
         """The audio loop; runs until :meth:`close` cancels it."""
+        if self.config.client_id is not None:  # a satellite known by its address
+            self._take_over(self.config.client_id)
         await self._hearing.run()
 
     async def close(self, grace_s: float = 0.0, *, finish: bool = True) -> None:
@@ -345,6 +374,7 @@ class Session:
         self._hearing.close()
         self._speculation.close()
         await self._turns.close(grace_s, finish=finish)
+        self._acting.drop_pending()
         if self._answering is not None:
             await self._answering.close()
 

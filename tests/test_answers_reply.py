@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from assistant.answers.reply import compose_reply, error_reply, reply_language
+from assistant.answers.reply import (
+    cancelled_confirmation_reply,
+    compose_reply,
+    error_reply,
+    reply_language,
+)
 from devices.actions import ActionResult
 from devices.registry import HomeConfig, load_demo_config
 from intents.recognizer import Recognizer
@@ -191,3 +196,17 @@ def test_which_one_is_asked_and_answered(rec: Recognizer, home: HomeConfig) -> N
     assert choose("厨房的", choices, home) == ["kitchen_light"]
     assert choose("turn off the kitchen light", choices, home) == []  # a new command
     assert choose("never mind", choices, home) == []
+
+
+def test_a_cancelled_confirmation_is_said_in_the_language_it_was_asked(home: HomeConfig) -> None:
+    """A reconnect cancelled a sensitive action waiting for a "yes" (docs/scale.md)."""
+    en = cancelled_confirmation_reply(home, "en", "unlock", ["front_door_lock"])
+    assert (en.text, en.kind) == (
+        "I didn't unlock the front door: the connection changed before you said yes. "
+        "Ask again if you still want it.",
+        "confirm",
+    )
+    zh = cancelled_confirmation_reply(home, "zh-CN", "unlock", ["front_door_lock"])
+    assert zh.text == "没有解锁前门：您说“是”之前连接已切换。如果还需要，请再说一次。"
+    general = cancelled_confirmation_reply(home, "en", "unlock", [])
+    assert general.text.startswith("I didn't do it: the connection changed")

@@ -235,6 +235,12 @@ SERVER_EXAMPLES: list[p._Message] = [
     p.ResponseInterrupted(utterance_id="s1-1", response_id="s1-1-r", played_ms=640.0,
                           sent_ms=1640.0),
     p.TimerFinished(utterance_id="s1-3", timer_id="t1", duration_s=300.0),
+    p.ConfirmationCancelled(
+        utterance_id="s1-4",
+        intent="unlock",
+        device_ids=["front_door_lock"],
+        reason="the connection changed before it was confirmed; nothing was done",
+    ),
     p.WakeDetected(word="okay_nabu", audio_ms=5120, probability=0.97),
 ]
 

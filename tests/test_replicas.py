@@ -83,6 +83,8 @@ class Cluster:
         # confirmations of other tests on the session's broker stay out of its way.
         self.prefix = f"hearth-{secrets.token_hex(3)}"
         raw.setdefault("mqtt", {}).update(url=broker_url, topic_prefix=self.prefix)
+        # Sensitive actions ask for a "yes", with a window no busy test machine outlasts.
+        raw["security"].update(require_confirmation=True, confirmation_window_s=120)
         assistant = raw.setdefault("assistant", {})
         assistant["audio"] = False
         assistant["clients"] = [{"id": "kitchen-hub", "area": "kitchen"}, {"id": "hall-hub"}]
@@ -441,3 +443,48 @@ async def test_an_audit_subscriber_sees_every_replica(
     # Each replica still writes its own file.
     for path, uid in zip(cluster.audit_paths, uids, strict=True):
         await _audit_file(path, lambda lines, u=uid: any(x.get("utterance_id") == u for x in lines))
+
+
+async def _confirm(ws: ClientConnection) -> list[dict[str, Any]]:
+    """A ``confirm`` message (accept), its events up to its ``metrics``."""
+    await ws.send(json.dumps({"type": "confirm", "accept": True}))
+    return await _until_metrics(ws)
+
+
+async def test_a_pending_confirmation_is_cancelled_and_said_when_the_client_moves(
+    cluster: Cluster, mqtt_recorder: MqttRecorder
+) -> None:
+    first, other = cluster.replicas
+    a = await _open(first.url)
+    async with a:
+        await _as_client(a, "kitchen-hub")
+        asked = await _say(a, "unlock the front door")
+        assert _reply(asked) == "Unlock the front door? Say yes."
+        uid = asked[0]["utterance_id"]
+        # The client comes back on the other replica (its old connection not even closed).
+        b = await _open(other.url)
+        async with b:
+            await _as_client(b, "kitchen-hub")
+            told = await _until(b, "response.text")
+            notices = [e for e in told if e["type"] == "confirmation.cancelled"]
+            assert [(n["utterance_id"], n["intent"], n["device_ids"]) for n in notices] == [
+                (uid, "unlock", ["front_door_lock"])
+            ], told
+            assert told[-1]["text"] == (
+                "I didn't unlock the front door: the connection changed before you said yes. "
+                "Ask again if you still want it."
+            )
+            # A "yes" there has nothing to confirm ...
+            assert _reply(await _confirm(b)) == "There's nothing to confirm."
+        # ... and neither has one on the old connection: the record it needed is cancelled.
+        topic = f"{cluster.prefix}/confirmations/kitchen-hub/pending"
+        assert json.loads(mqtt_recorder.wait_for(topic, '"cancelled"'))["session"]
+        assert _reply(await _say(a, "yes")) == "There's nothing to confirm."
+    # The door was never told to unlock, and the replica that told the user logged why.
+    assert not _commands(mqtt_recorder, "zigbee2mqtt/front_door_lock/set")
+    entries = await _audit_file(
+        cluster.audit_paths[1],
+        lambda lines: any(x.get("event") == "confirmation.cancelled" for x in lines),
+    )
+    cancelled = [x for x in entries if x.get("event") == "confirmation.cancelled"]
+    assert [(x["utterance_id"], x["intent"]) for x in cancelled] == [(uid, "unlock")]

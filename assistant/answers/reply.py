@@ -203,6 +203,22 @@ def error_reply(language: str | None, text: str = "") -> Reply:
     return Reply(str(templates(lang)["error"]) + ("。" if lang == "zh-CN" else "."), lang, "error")
 
 
+def cancelled_confirmation_reply(
+    home: HomeConfig, language: str | None, intent_name: str, device_ids: Sequence[str]
+) -> Reply:
+    """A sensitive action that was waiting for a "yes" was cancelled by a reconnect: "I didn't
+    unlock the front door: the connection changed before you said yes. ..."."""
+    w = _Words(home, reply_language(language))
+    ct = w.t["confirm"]
+    verb = _verb(w, intent_name)
+    names = [w.device(d) for d in device_ids]
+    if not names or verb is None:
+        text = str(ct["cancelled_general"])
+    else:
+        text = w.fill(ct["cancelled"], verb=verb, name=w.join(names))
+    return Reply(w.sentences([text]), w.lang, "confirm")
+
+
 def _not_understood(w: _Words, reason: str) -> Reply:
     why = reason.removeprefix("no intent:").strip().rstrip(".")
     if ROOM_UNKNOWN in why:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant.answers.clarify import ambiguous_targets, choose, named_area
-from assistant.answers.reply import Reply, compose_reply
+from assistant.answers.reply import Reply, cancelled_confirmation_reply, compose_reply
 from assistant.answers.responder import Responder
 from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
 from assistant.answers.tts import Speaker
@@ -208,6 +208,17 @@ class Answering:
         except Exception:
             logger.exception("session %s: no reply for %s", self._session_id, utterance_id)
             return None
+
+    def cancelled_confirmation(
+        self, utterance_id: str, intent: str, device_ids: list[str], language: str | None
+    ) -> None:
+        """Say that a sensitive action waiting for a "yes" on another connection of this
+        client was cancelled (``confirmation.cancelled``)."""
+        try:
+            reply = cancelled_confirmation_reply(self._services.home, language, intent, device_ids)
+            self.responder.say(utterance_id, reply)
+        except Exception:
+            logger.exception("session %s: no reply for a cancelled confirmation", self._session_id)
 
     def barge_in(self) -> bool:
         """The user started speaking: stop the reply being sent (``response.interrupted``)."""

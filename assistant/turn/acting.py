@@ -3,6 +3,10 @@
 Confirmations live here: a sensitive intent the dispatcher refused for want of confirmation
 waits (``confirmation_window_s``) for a "yes" (spoken, or a ``confirm`` message), which carries
 it out, or a "no", which withdraws it. Outside that window "yes" and "no" mean nothing.
+With a client id, the pending confirmation is also a record on the broker
+(:mod:`assistant.replicas`): a "yes" acts only while that record is still this session's, so a
+session of the same client that took over (a reconnect, perhaps to another replica) has
+cancelled it for good, and told the user.
 
 Once commands are being published they cannot be taken back, so a dispatch always runs to its
 end and reports its actions (the session does not cancel an utterance in this stage)."""
@@ -42,6 +46,8 @@ class Acting:
         self._clock = clock
         #: A sensitive intent refused for want of confirmation, and its deadline.
         self._pending: tuple[Intent, float] | None = None
+        #: The client id the pending confirmation was asked under (its broker record's key).
+        self._pending_client: str | None = None
         #: A command that asked "which one?": the intent, its candidates and the deadline.
         self._clarify: tuple[Intent, list[str], float] | None = None
         #: A command about "here" with no room known: its text, language and the deadline
@@ -158,9 +164,40 @@ class Acting:
 
     def _take_pending(self) -> Intent | None:
         pending, self._pending = self._pending, None
+        client, self._pending_client = self._pending_client, None
+        share = self._res.share
+        if pending is not None and share is not None and client is not None:
+            if not share.confirmation_holds(client, self._state.id):
+                # Another session of this client took over and cancelled it (and said so).
+                logger.info(
+                    "session %s: pending %s was cancelled by another session",
+                    self._state.id,
+                    pending[0].name,
+                )
+                return None
+            share.confirmation_settled(client, self._state.id)
         if pending is None or self._clock() > pending[1]:
             return None
         return pending[0]
+
+    def drop_pending(self) -> None:
+        """The session is closing: a confirmation still waiting is not carried out. The audit
+        log says so; with a client id, its broker record stays for the client's next session,
+        which tells the user (:meth:`assistant.replicas.Share.take_over_confirmation`)."""
+        pending, self._pending = self._pending, None
+        if pending is None or self._clock() > pending[1] or self._res.audit is None:
+            return
+        intent = pending[0]
+        self._res.audit.record(
+            {
+                "event": "confirmation.dropped",
+                "session": self._state.id,
+                "client_id": self._pending_client,
+                "intent": intent.name,
+                "device_ids": list(intent.slots.device_ids),
+                "reason": "the session closed before confirming; nothing was done",
+            }
+        )
 
     async def dispatch(self, utt: Utterance, intent: Intent, amends: str | None = None) -> None:
         """Carry out ``intent`` (or the pending one it confirms); one ``action`` event per
@@ -252,7 +289,11 @@ class Acting:
         for r in results:
             on_result(r)  # finals the callback did not see (dedup by device and status)
         if any(r.extra.get("needs_confirmation") for r in results):
-            self._pending = (intent, self._clock() + self._res.confirmation_window_s)
+            window = self._res.confirmation_window_s
+            self._pending = (intent, self._clock() + window)
+            self._pending_client = client = self._state.config.client_id
+            if self._res.share is not None and client is not None:
+                self._res.share.confirmation_asked(client, self._state.id, utt.id, intent, window)
         if not any(r.final for r in results):
             on_result(
                 ActionResult(
