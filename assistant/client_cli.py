@@ -211,12 +211,21 @@ def _bad_input(args: argparse.Namespace, text: str | None = None) -> str | None:
     return None
 
 
-def _server_error(e: HearthServerError) -> int:
-    if e.event.code == ErrorCode.UNAUTHORIZED:
-        _error(f"server error {e} (check --token)")
-        return EXIT_UNAVAILABLE  # could not start, like a refused handshake
-    _error(f"server error {e}")
-    return EXIT_FAILED
+def _failed(e: TimeoutError | HearthClientError, timeout_s: float | None = None) -> int:
+    """One line for a client call that failed, and its exit code: no answer in time, the
+    server's error, or no server."""
+    if isinstance(e, TimeoutError):
+        waited = "" if timeout_s is None else f" after {timeout_s:g} s"
+        _error(f"timed out{waited} waiting for the server")
+        return EXIT_TIMEOUT
+    if isinstance(e, HearthServerError):
+        if e.event.code == ErrorCode.UNAUTHORIZED:
+            _error(f"server error {e} (check --token)")
+            return EXIT_UNAVAILABLE  # could not start, like a refused handshake
+        _error(f"server error {e}")
+        return EXIT_FAILED
+    _error(str(e))
+    return EXIT_UNAVAILABLE
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -240,14 +249,8 @@ async def _say_async(args: argparse.Namespace) -> int:
             utt = await client.say(
                 text, args.language, timeout_s=args.timeout, on_event=print_event
             )
-    except TimeoutError:
-        _error(f"timed out after {args.timeout:g} s waiting for the server")
-        return EXIT_TIMEOUT
-    except HearthServerError as e:
-        return _server_error(e)
-    except HearthClientError as e:
-        _error(str(e))
-        return EXIT_UNAVAILABLE
+    except (TimeoutError, HearthClientError) as e:
+        return _failed(e, args.timeout)
     if args.reply_audio is not None and not write_reply(args.reply_audio, [utt]):
         return EXIT_FAILED
     return _verdict([utt])
@@ -281,14 +284,8 @@ async def _stream_async(args: argparse.Namespace) -> int:
             tracker = await client.stream(
                 audio, realtime=args.realtime, timeout_s=timeout_s, on_event=print_event
             )
-    except TimeoutError:
-        _error(f"timed out after {timeout_s:g} s waiting for the server")
-        return EXIT_TIMEOUT
-    except HearthServerError as e:
-        return _server_error(e)
-    except HearthClientError as e:
-        _error(str(e))
-        return EXIT_UNAVAILABLE
+    except (TimeoutError, HearthClientError) as e:
+        return _failed(e, timeout_s)
     for err in tracker.session_errors:
         _error(f"server error {err.code}: {err.message}")
     utterances = list(tracker.utterances.values())
@@ -390,11 +387,8 @@ async def _listen_stream(
             until = f" for {args.seconds:g} s" if args.seconds is not None else "; Ctrl-C stops"
             _error(f"listening at {rate} Hz{until}")
             tracker = await client.collect(send_microphone(client), on_event=on_event)
-    except HearthServerError as e:
-        return _server_error(e)
     except HearthClientError as e:
-        _error(str(e))
-        return EXIT_UNAVAILABLE
+        return _failed(e)
     finally:
         if player is not None:
             player.close()
