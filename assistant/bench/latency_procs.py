@@ -57,21 +57,25 @@ def _stop_process(proc: subprocess.Popen[Any], grace_s: float = 10.0) -> int | N
     return proc.returncode
 
 
+class _Child:
+    """A helper process of the benchmark, stopped (SIGTERM, then SIGKILL) by :meth:`stop`."""
+
+    _proc: subprocess.Popen[Any] | None = None
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _stop_process(self._proc, 5.0)
+            self._proc = None
+
+
 # -- broker ------------------------------------------------------------------------------
 
 
-class Mosquitto:
-    """A private Mosquitto on a free loopback port, stopped by :meth:`stop`."""
+class _Broker(_Child):
+    """A broker process on a free loopback port."""
 
-    def __init__(self, workdir: Path, exe: str = MOSQUITTO) -> None:
+    def __init__(self) -> None:
         self.port = free_port()
-        self._workdir = workdir
-        self._exe = exe
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @staticmethod
-    def available(exe: str = MOSQUITTO) -> bool:
-        return os.access(exe, os.X_OK) or shutil.which("mosquitto") is not None
 
     @property
     def url(self) -> str:
@@ -80,6 +84,19 @@ class Mosquitto:
     @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
+
+
+class Mosquitto(_Broker):
+    """A private Mosquitto on a free loopback port, stopped by :meth:`stop`."""
+
+    def __init__(self, workdir: Path, exe: str = MOSQUITTO) -> None:
+        super().__init__()
+        self._workdir = workdir
+        self._exe = exe
+
+    @staticmethod
+    def available(exe: str = MOSQUITTO) -> bool:
+        return os.access(exe, os.X_OK) or shutil.which("mosquitto") is not None
 
     def start(self) -> None:
         conf = self._workdir / "mosquitto.conf"
@@ -96,28 +113,14 @@ class Mosquitto:
             self.stop()
             raise RuntimeError("mosquitto did not start listening within 10 s")
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc, 5.0)
-            self._proc = None
 
-
-class EmbeddedBrokerProcess:
+class EmbeddedBrokerProcess(_Broker):
     """The project's embedded broker (amqtt) in its own process, for machines without
     Mosquitto. Its own process so that broker CPU is not charged to the Hearth server."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
+        super().__init__()
         self._log = workdir / "broker.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
 
     def start(self) -> None:
         # The project's own broker class, so the benchmark runs what `hearth serve` would.
@@ -138,11 +141,6 @@ class EmbeddedBrokerProcess:
             self.stop()
             raise RuntimeError(f"embedded broker did not start; see {self._log}")
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc, 5.0)
-            self._proc = None
-
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
     """``mqtt://host:port`` -> (host, port); port 1883 when left out."""
@@ -151,13 +149,12 @@ def parse_mqtt_url(url: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port or 1883)
 
 
-class Subscriber:
+class Subscriber(_Child):
     """The independent MQTT subscriber (:mod:`assistant.bench.latency_mqtt`) as a process."""
 
     def __init__(self, broker_url: str, out_file: Path) -> None:
         self._host, self._port = parse_mqtt_url(broker_url)
         self.out_file = out_file
-        self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         self._proc = subprocess.Popen(
@@ -181,11 +178,6 @@ class Subscriber:
         if line != "ready":
             self.stop()
             raise RuntimeError(f"MQTT subscriber failed: {line or 'no output'}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            _stop_process(self._proc, 5.0)
-            self._proc = None
 
     def arrivals(self) -> list[dict[str, Any]]:
         if not self.out_file.exists():
