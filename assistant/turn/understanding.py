@@ -80,29 +80,12 @@ class Understanding:
         hearing: dict[str, Any] = {} if sound is None else {"audio": sound}
         if tiered is not None and sound is not None and tiered.always_hears:
             decoder = None  # ``always``: the model hears every turn, whatever the grammar says
-        if tiered is not None and decoder is not None:
-            # Repairs of what was heard first (milliseconds, measured); the model tier
-            # (with the session's image) gets the transcript when no reading parses.
-            images = [] if utt.image is None else [tiered.image(utt.image.data)]
-            recognize: Callable[[], Recognition] = functools.partial(
-                decode_or,
-                self.grammar(text, lang, context, heard),
-                functools.partial(
-                    tiered.recognize,
-                    text,
-                    language=lang,
-                    context=context,
-                    images=images,
-                    cancel=utt.cancel_event,
-                    **self._where(),
-                    **hearing,
-                ),
-            )
-        elif tiered is not None:
+        recognize: Callable[[], Recognition] = self.grammar(text, lang, context, heard)
+        if tiered is not None:
             # Final utterances may go to the model tier (with the session's image); partial
             # text never does (speculation uses the grammar recognizer only).
             images = [] if utt.image is None else [tiered.image(utt.image.data)]
-            recognize = functools.partial(
+            ask_model: Callable[[], Recognition] = functools.partial(
                 tiered.recognize,
                 text,
                 language=lang,
@@ -112,8 +95,11 @@ class Understanding:
                 **self._where(),
                 **hearing,
             )
-        else:
-            recognize = self.grammar(text, lang, context, heard)
+            # With a decoder, repairs of what was heard come first (milliseconds, measured);
+            # the model gets the transcript when no reading parses.
+            recognize = (
+                ask_model if decoder is None else functools.partial(decode_or, recognize, ask_model)
+            )
         try:
             return await asyncio.to_thread(recognize)
         except Exception as e:
