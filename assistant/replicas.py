@@ -177,10 +177,8 @@ class Share:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        for task in list(self._tasks):
-            if not task.done():
-                with contextlib.suppress(asyncio.TimeoutError, Exception):
-                    await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S)
+        if self._tasks:  # publishes still on their way get a moment, not the full timeout
+            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -224,6 +222,7 @@ class Share:
         return (
             self.synced
             and not self._stopped
+            and holder is not None
             and holder != self.replica
             and holder not in self.live
             and bool(self.live)
