@@ -152,3 +152,110 @@ async def test_timers_follow_the_client_id(rec: Recognizer) -> None:
     await asyncio.sleep(1.5)
     assert [len(got[s]) for s in ("a", "b", "c")] == [0, 1, 0]
     timers.close()
+
+
+# -- shared with other replicas (the broker's part: tests/test_replicas.py) --------------------
+
+
+class FakeShare:
+    """Stands in for assistant.replicas.Share: records what the timers write, answers who may
+    fire and claim (one layer: the broker and its ordering are tested with real processes)."""
+
+    def __init__(self, replica: str, live: set[str]) -> None:
+        self.replica = replica
+        self.live = live
+        self.connected = True
+        self.puts: list[dict[str, Any]] = []
+        self.clears: list[tuple[str, str]] = []
+        self.finished: list[dict[str, Any]] = []
+
+    @property
+    def tag(self) -> str:
+        return self.replica
+
+    def can_fire(self) -> bool:
+        return self.connected
+
+    def should_claim(self, holder: str | None) -> bool:
+        return holder is not None and holder not in self.live and self.replica == min(self.live)
+
+    def put_timer(self, record: dict[str, Any]) -> None:
+        self.puts.append(record)
+
+    def clear_timer(self, client: str, timer_id: str) -> None:
+        self.clears.append((client, timer_id))
+
+    def timer_finished(self, record: dict[str, Any]) -> None:
+        self.finished.append(record)
+
+
+def _pair() -> tuple[TimerManager, FakeShare, TimerManager, FakeShare]:
+    live = {"a", "b"}
+    share_a, share_b = FakeShare("a", live), FakeShare("b", live)
+    a, b = TimerManager(), TimerManager()
+    a.share_with(share_a)
+    b.share_with(share_b)
+    return a, share_a, b, share_b
+
+
+async def test_a_mirror_answers_and_its_changes_reach_the_holder_which_alone_fires() -> None:
+    a, share_a, b, share_b = _pair()
+    t = a.start("s1", 0.8, utterance_id="s1-1", client="hub")
+    record = share_a.puts[-1]
+    assert (record["holder"], record["client"], t.id) == ("a", "hub", "t1-a")
+    heard: list[Timer] = []
+    b.attach("s2", heard.append)
+    b.adopt("s2", "hub")
+    b.remote("hub", t.id, record)
+    mirror = b.timers_of("s2")[0]
+    assert mirror.handle is None and 0 < mirror.remaining(b.now()) <= 0.8  # no countdown here
+    # Paused on B: the record says so, and the holder stops counting.
+    b.pause("s2")
+    a.remote("hub", t.id, share_b.puts[-1])
+    assert t.paused and t.handle is None
+    await asyncio.sleep(1.0)
+    assert not share_a.finished and not share_b.finished
+    # Resumed on B: the holder counts again, and it alone fires, once.
+    b.resume("s2")
+    a.remote("hub", t.id, share_b.puts[-1])
+    await asyncio.sleep(1.2)
+    assert [r["id"] for r in share_a.finished] == [t.id] and not share_b.finished
+    # B hears of it from the holder's "finished" message and tells its session.
+    b.remote("hub", t.id, {**share_a.finished[0], "state": "finished"})
+    assert [h.id for h in heard] == [t.id] and not b.timers_of("s2")
+    a.close()
+    b.close()
+
+
+async def test_a_gone_holders_timer_is_claimed_by_the_lowest_live_replica() -> None:
+    a, share_a, b, share_b = _pair()
+    t = a.start("s1", 0.3, utterance_id="s1-1", client="hub")
+    b.remote("hub", t.id, share_a.puts[-1])
+    share_a.live.discard("a")  # a's presence went (it is cut off, its last will went out)
+    b.claim_orphans()
+    assert share_b.puts[-1]["holder"] == "b"
+    # a hears of the claim: its countdown stops; only b fires.
+    a.remote("hub", t.id, share_b.puts[-1])
+    await asyncio.sleep(0.6)
+    assert not share_a.finished and [r["id"] for r in share_b.finished] == [t.id]
+    a.close()
+    b.close()
+
+
+async def test_a_holder_cut_off_from_the_broker_waits_to_fire() -> None:
+    a, share_a, _b, _share_b = _pair()
+    a.start("s1", 0.1, utterance_id="s1-1", client="hub")
+    share_a.connected = False
+    await asyncio.sleep(0.4)
+    assert not share_a.finished
+    share_a.connected = True
+    await asyncio.sleep(0.7)
+    assert len(share_a.finished) == 1
+    a.close()
+
+
+async def test_a_record_naming_this_holder_for_a_fired_timer_is_emptied() -> None:
+    a, share_a, _b, _share_b = _pair()
+    record = {"id": "t9-a", "client": "hub", "holder": "a", "ends_at": None, "left_s": 5.0}
+    a.remote("hub", "t9-a", record)  # a late "pause" from another replica, after it fired
+    assert share_a.clears == [("hub", "t9-a")] and not a.timers_of("")
