@@ -84,28 +84,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Floor(_Strict):
+class _Named(_Strict):
+    """Something the user names: its id, its name and other names for it."""
+
     id: str
     name: str
     aliases: list[str] = Field(default_factory=list)
+
+
+class _Place(_Named):
+    """A floor or an area (ids checked like device ids)."""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v)
+
+
+class Floor(_Place):
     level: int | None = None
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return _check_id(v)
 
-
-class Area(_Strict):
-    id: str
-    name: str
-    aliases: list[str] = Field(default_factory=list)
+class Area(_Place):
     floor: str | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        return _check_id(v)
 
 
 class Device(_Strict):
@@ -154,10 +155,7 @@ class Device(_Strict):
         return self.topic or self.id
 
 
-class Scene(_Strict):
-    id: str
-    name: str
-    aliases: list[str] = Field(default_factory=list)
+class Scene(_Named):
     area: str | None = None
     #: device id -> intent name + slots to apply, e.g. {"kitchen_light": {"name": "light_set",
     #: "brightness": 30}}
