@@ -56,9 +56,17 @@ def label(name: str) -> dict[str, Any]:
 
 def test_normalize_simplifies_and_strips_punctuation() -> None:
     assert normalize("啟動電影模式。") == "启动电影模式"
-    assert normalize("把客厅灯掉到30%。") == "把客厅灯掉到30%"
+    assert normalize("把客厅灯掉到30%。") == "把客厅灯调到30%"
     assert normalize("现在温度是多少?") == "现在温度是多少"
     assert normalize("设置为18.5度，") == "设置为18.5度"
+
+
+def test_normalize_keeps_a_repeated_utterance_once_and_writes_tiao() -> None:
+    assert normalize("打开车库门桌打开车库门") == "打开车库门"
+    assert normalize("把厨房灯掉暗一点。") == "把厨房灯调暗一点"
+    # a half-heard 吊 with no direction after it stays as heard (the robust tier refuses it)
+    assert normalize("把厨房灯吊一点") == "把厨房灯吊一点"
+    assert normalize("打开打开") == "打开打开"
 
 
 def test_pinyin_repair_rewrites_homophones_of_the_home() -> None:

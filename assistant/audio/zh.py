@@ -12,6 +12,10 @@ cannot absorb (measured on ../shared/data/zh-cn-speech with Whisper base, docs/a
   tones) matches a term of the home (device, area, scene names) or of the command vocabulary
   (:data:`COMMAND_WORDS`) exactly, or within one near syllable (zuo ~ zou, zh ~ ch, an ~ ang),
   when the span is not already such a term.
+* **repetition and one verb**: Whisper sometimes writes the whole utterance twice (打开车库门桌
+  打开车库门), kept once by :func:`collapse_repeat`; and 调 heard as 掉/吊/条 right before a
+  direction or target (掉暗, 吊到) is written 调 in :func:`normalize` — those pairs have no
+  other reading in a command.
 * nothing else is guessed: a repair never writes 开 or 解 (open, unlock), so a sensitive
   action (unlock a door, open the garage) can only come from what Whisper heard as such.
 
@@ -94,9 +98,28 @@ def strip_punctuation(text: str) -> str:
     return re.sub(r"(?<=[^A-Za-z0-9]) | (?=[^A-Za-z0-9])", "", s)
 
 
+#: 调 ("adjust") heard as a homophone right before a direction or target: 掉暗 / 吊到 / 条高
+#: have no other reading in a command (a half-heard 吊 on its own stays as heard).
+_TIAO: Final = re.compile(r"[掉吊条跳挑](?=[暗亮高低到成为大小节])")
+
+
+def collapse_repeat(text: str) -> str:
+    """Whisper's repetition of the whole utterance ("打开车库门桌打开车库门"): the command once,
+    when the text is one span of three or more characters twice, at most two stray characters
+    between."""
+    n = len(text)
+    for m in range(n // 2, 2, -1):
+        head, tail = text[:m], text[n - m:]
+        if head == tail and n - 2 * m <= 2 and n - 2 * m >= 0:
+            return head
+    return text
+
+
 def normalize(text: str) -> str:
-    """Simplified characters, no punctuation, NFKC (full-width digits and letters)."""
-    return strip_punctuation(to_simplified(unicodedata.normalize("NFKC", text)))
+    """Simplified characters, no punctuation, NFKC (full-width digits and letters), a
+    repeated utterance once, and 调 for its homophones before a direction (掉暗 → 调暗)."""
+    plain = strip_punctuation(to_simplified(unicodedata.normalize("NFKC", text)))
+    return _TIAO.sub("调", collapse_repeat(plain))
 
 
 # -- pinyin -------------------------------------------------------------------------------
