@@ -9,12 +9,15 @@ right or wrong. The slot values decide what happens, so the evidence is weighed 
   mocha." → "brew triple shot light roast iced mocha"), and there are at least two values.
   The reading is what was heard; it is not refused for the ASR's low confidence: it gets at
   least :data:`SUPPORTED_CONFIDENCE`.
-* **unheard** (``cap_unheard``, off in the server): some content word of a value is like no
-  word of any hypothesis (spelling and sound, :data:`HEARD_SIMILARITY`): the value is the
-  grammar's or the audio scorer's choice, not Whisper's ("cool milk" → "whole milk"). Such a
-  guess can be kept below the bar (``security.min_confidence``). Measured through the server
-  at 6 dB (60 clips) it held back 6 readings, 5 of them right: the acoustic repair's whole
-  point is values Whisper did not write, so this cap is not used.
+* **unheard** (``cap_unheard``): some content word of a value is like no word of any
+  hypothesis (spelling and sound, :data:`HEARD_SIMILARITY`): the value is the grammar's or the
+  audio scorer's choice, not Whisper's ("cool milk" → "whole milk"). Such a guess can be kept
+  below the bar (``security.min_confidence``). On every guessed reading, measured through the
+  server at 6 dB (60 clips), it held back 6 readings, 5 of them right: the acoustic repair's
+  point is values Whisper did not write. The server uses it only for a **rescue** — the text
+  parsed to nothing and the audio scorer chose the whole reading — where an unheard value is
+  invented, not corrected ("A lot of sugar." rescued as "I want coffee with a lot of sugar",
+  "iced water" as "iced coffee": three wrong orders at 0.98 in that run).
 
 Sensitive readings are left as they are (their own caps apply). Measured through the server on
 the Picovoice recordings (docs/benchmarks.md).

@@ -194,3 +194,27 @@ def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
     # A reading parsed as heard is not a guess: left alone.
     plain = recognizer.recognize("brew dark roast iced coffee with whole milk")
     assert weigh(plain, heard, bar=0.5) is plain
+
+
+def test_a_rescue_with_a_value_no_hypothesis_has_is_kept_below_the_bar() -> None:
+    """The pipeline's weighing: where the text parsed to nothing and the audio scorer chose
+    the whole reading, a value Whisper heard nothing like is invented ("A lot of sugar." →
+    "coffee with a lot of sugar"), so the rescue is not acted on; a repair of a reading
+    that parsed keeps its value."""
+    from types import SimpleNamespace
+
+    from assistant.turn.pipeline import Turns
+
+    recognizer = Recognizer(_coffee_config())
+    turns = Turns.__new__(Turns)
+    turns._res = SimpleNamespace(recognizer=recognizer)  # type: ignore[assignment]
+    rec = recognizer.recognize("I want coffee with a lot of sugar")
+    assert rec.intent is not None and rec.intent.source == "custom", rec
+    guess = rec.model_copy(update={"guessed": True})
+    heard: Any = SimpleNamespace(hypotheses=[SimpleNamespace(text="A lot of sugar.")])
+    rescued = turns._weigh(guess, heard, rescued=True)
+    assert rescued.intent is not None and rescued.intent.confidence < 0.5, rescued
+    assert turns._weigh(guess, heard, rescued=False) is guess
+    # every value heard: a rescue stands
+    heard = SimpleNamespace(hypotheses=[SimpleNamespace(text="coffee, a lot of sugar")])
+    assert turns._weigh(guess, heard, rescued=True).intent.confidence >= 0.5  # type: ignore[union-attr]

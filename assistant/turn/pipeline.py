@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from assistant.answers.responder import ReplySent
 from assistant.protocol import (
     ErrorCode,
     MetricsEvent,
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 #: The longest a turn waits for the turn said before it to act (see ``Turns._in_turn``).
 ORDER_WAIT_S = 10.0
+#: The longest a turn's ``metrics`` waits for its reply's first audio (``Turns._reply_left``).
+REPLY_AUDIO_WAIT_S = 10.0
 
 
 class Turns:
@@ -181,14 +184,17 @@ class Turns:
             known = await self._understanding.recognize(utt, text, lang, heard, audio)
         result = await self._transcribing.repair(utt, known, heard, audio, lang)
         if heard is not None:
-            result = self._weigh(result, heard)
+            result = self._weigh(result, heard, rescued=known.intent is None)
         utt.timings["intent"] = self._clock() - t0
         await self._in_turn(utt)
         await self._acting.act(utt, result, text, lang)
 
-    def _weigh(self, result: Recognition, heard: Heard) -> Recognition:
+    def _weigh(self, result: Recognition, heard: Heard, *, rescued: bool = False) -> Recognition:
         """A guessed custom reading weighed against Whisper's words (``intents.evidence``):
-        values all written by Whisper are not refused for a low ASR score."""
+        values all written by Whisper are not refused for a low ASR score. ``rescued``: the
+        text parsed to nothing and the audio chose the whole reading; a value in it that no
+        hypothesis has anything like ("A lot of sugar." rescued as "coffee with a lot of
+        sugar") is the scorer's invention, kept below the bar."""
         intent = result.intent
         if intent is None or not result.guessed or intent.source != "custom":
             return result
@@ -199,7 +205,8 @@ class Turns:
             sensitive = guess_is_sensitive(recognizer, intent)
         except AttributeError:  # a recognizer without a home (tests' fakes)
             sensitive = True
-        return weigh(result, [h.text for h in heard.hypotheses], bar=bar, sensitive=sensitive)
+        return weigh(result, [h.text for h in heard.hypotheses], bar=bar, sensitive=sensitive,
+                     cap_unheard=rescued)
 
     # -- the end of a turn ---------------------------------------------------------------
 
@@ -221,18 +228,46 @@ class Turns:
             logger.exception("session %s: internal error on %s", self._state.id, utt.id)
             utt.error = ErrorCode.INTERNAL_ERROR
             self._events.error(ErrorCode.INTERNAL_ERROR, "internal error", utterance_id=utt.id)
-        self._answer(utt, outcome)
+        sent = self._answer(utt, outcome)
+        if sent is not None:
+            try:
+                await self._reply_left(utt, sent)
+            except asyncio.CancelledError:
+                self.finish(utt, outcome)
+                raise
         self.finish(utt, outcome)
 
-    def _answer(self, utt: Utterance, outcome: Outcome) -> None:
+    def _answer(self, utt: Utterance, outcome: Outcome) -> ReplySent | None:
         if self.answering is None or utt.cancelled:
-            return
+            return None
         utt.stage = "answer"
         try:
-            answer_turn(self.answering, utt, outcome)
+            return answer_turn(self.answering, utt, outcome)
         except Exception:
             # A reply must not break a turn: its actions are done and reported.
             logger.exception("session %s: answering failed on %s", self._state.id, utt.id)
+            return None
+
+    async def _reply_left(self, utt: Utterance, sent: ReplySent) -> None:
+        """The ``speech_end_to_reply_text`` / ``_audio`` timings: speech end (or the text's
+        arrival) → the reply's ``response.text`` and its first ``response.audio`` chunk. The
+        turn's ``metrics`` waits for that chunk (at most ``REPLY_AUDIO_WAIT_S``; a reply
+        interrupted first has none); the session's next turn does not."""
+        start = utt.speech_end_t if utt.speech_end_t is not None else utt.started
+        utt.timings["speech_end_to_reply_text"] = max(0.0, sent.text_t - start)
+        if sent.first_audio is None:
+            return
+        utt.released()
+        try:
+            t = await asyncio.wait_for(asyncio.shield(sent.first_audio), REPLY_AUDIO_WAIT_S)
+        except TimeoutError:
+            logger.warning(
+                "session %s: no reply audio for %s after %.0f s; metrics without it",
+                self._state.id, utt.id, REPLY_AUDIO_WAIT_S,
+            )  # fmt: skip
+            return
+        if t is not None:
+            utt.timings["speech_end_to_reply_audio"] = max(0.0, t - start)
 
     def finish(self, utt: Utterance, outcome: Outcome) -> None:
         """The turn's ``metrics`` event (once; a cancelled turn reports ``cancelled``)."""
@@ -255,6 +290,10 @@ class Turns:
             m.speech_end_to_action.observe(t["speech_end_to_action"])
         if "endpoint_to_action" in t:
             m.endpoint_to_action.observe(t["endpoint_to_action"])
+        start = "text" if utt.speech_end_t is None else "speech"
+        for part in ("text", "audio"):
+            if f"speech_end_to_reply_{part}" in t:
+                m.speech_end_to_reply.observe(t[f"speech_end_to_reply_{part}"], part, start)
         self._events.emit(
             MetricsEvent(
                 utterance_id=utt.id,
@@ -271,8 +310,13 @@ class Turns:
         for utt in list(self.inflight.values()):
             if utterance_id not in (None, utt.id):
                 continue
-            # A dispatch in progress has published or is publishing; let it report.
-            if utt.stage != "dispatch" and utt.task is not None and not utt.task.done():
+            # A dispatch in progress has published or is publishing; let it report. A turn
+            # answering has acted: ``cancel`` stops its reply (``Answering.cancel``).
+            if (
+                utt.stage not in ("dispatch", "answer")
+                and utt.task is not None
+                and not utt.task.done()
+            ):
                 utt.cancelled = True
                 utt.cancel_event.set()  # ends a model-tier request in its worker thread
                 utt.task.cancel()
@@ -282,7 +326,7 @@ class Turns:
         cancel those not yet dispatching and give dispatches the grace period."""
         if not finish:
             for utt in self.inflight.values():
-                if utt.stage != "dispatch" and utt.task is not None:
+                if utt.stage not in ("dispatch", "answer") and utt.task is not None:
                     utt.cancelled = True
                     utt.cancel_event.set()
                     utt.task.cancel()
