@@ -234,6 +234,11 @@ class HomeConfig(_Strict):
             return self.area(device.area).floor
         return None
 
+    def spellings(self) -> list[str]:
+        """Every name and alias in the home: devices', areas', floors', then scenes'."""
+        named: list[Device | _Named] = [*self.devices, *self.areas, *self.floors, *self.scenes]
+        return [n for thing in named for n in (thing.name, *thing.aliases)]
+
 
 Loc = tuple[str | int, ...]
 

@@ -103,16 +103,7 @@ def _closest(word: str, candidates: list[str]) -> tuple[str, float] | None:
 def known_words(config: HomeConfig, extra: Iterable[str] = ()) -> frozenset[str]:
     """Lower-case words of every name and alias in the home, plus command words."""
     words: set[str] = set(COMMAND_WORDS)
-    spellings: list[str] = list(extra)
-    for d in config.devices:
-        spellings += [d.name, *d.aliases]
-    for a in config.areas:
-        spellings += [a.name, *a.aliases]
-    for f in config.floors:
-        spellings += [f.name, *f.aliases]
-    for s in config.scenes:
-        spellings += [s.name, *s.aliases]
-    for text in spellings:
+    for text in [*extra, *config.spellings()]:
         words.update(w.lower() for w in _WORD.findall(text) if w.isascii())
     return frozenset(words)
 

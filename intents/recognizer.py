@@ -481,16 +481,7 @@ class Recognizer:
         return out
 
     def _all_spellings(self, *, custom: bool = True) -> list[str]:
-        out: list[str] = []
-        c = self.config
-        for d in c.devices:
-            out += [d.name, *d.aliases]
-        for a in c.areas:
-            out += [a.name, *a.aliases]
-        for fl in c.floors:
-            out += [fl.name, *fl.aliases]
-        for s in c.scenes:
-            out += [s.name, *s.aliases]
+        out = self.config.spellings()
         if custom:
             out += self._custom_spellings()
         return [s for s in out if s.strip()]
