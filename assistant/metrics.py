@@ -214,6 +214,13 @@ class Metrics:
             "hearth_endpoint_to_action_seconds",
             "Endpoint decision to broker acknowledgement of the first command",
         )
+        self.speech_end_to_reply = self._histogram(
+            "hearth_speech_end_to_reply_seconds",
+            "End of speech (input=speech) or the text's arrival (input=text) to the reply's "
+            "response.text (reply=text) or its first response.audio chunk (reply=audio) sent",
+            "reply",
+            "input",
+        )
 
     def asr_shed(
         self, skipped: str, *, session_id: str, utterance_id: str, jobs: int, limit: int

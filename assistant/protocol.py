@@ -454,6 +454,9 @@ class StageTimings(_Message):
     * ``dispatch``: dispatch start -> broker acknowledgement of the first publish.
     * ``speech_end_to_action``: speech end -> first publish acknowledged (the headline figure).
     * ``endpoint_to_action``: endpoint -> first publish acknowledged.
+    * ``speech_end_to_reply_text``: speech end (or text received) -> ``response.text`` sent.
+    * ``speech_end_to_reply_audio``: speech end (or text received) -> first ``response.audio``
+      chunk sent (with reply audio; the ``metrics`` event then follows that chunk).
     * ``total``: speech start (or text received) -> last final action.
     """
 
@@ -466,6 +469,8 @@ class StageTimings(_Message):
     dispatch: float | None = None
     speech_end_to_action: float | None = None
     endpoint_to_action: float | None = None
+    speech_end_to_reply_text: float | None = None
+    speech_end_to_reply_audio: float | None = None
     total: float | None = None
 
 

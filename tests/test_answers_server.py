@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import time
+import urllib.request
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -228,6 +229,53 @@ async def test_barge_in_stops_the_reply_and_acts(
     replies = [e for e in events if e["type"] == "response.text"
                and e["utterance_id"] == spoken_uid]
     assert replies and replies[0]["text"] == "Turned off the kitchen light."
+
+
+def _scrape(server: ServerThread) -> str:
+    with urllib.request.urlopen(server.http_url + "metrics", timeout=EVENT_TIMEOUT_S) as r:
+        return str(r.read().decode("utf-8"))
+
+
+def _reply_count(text: str, reply: str, start: str) -> int:
+    line = f'hearth_speech_end_to_reply_seconds_count{{reply="{reply}",input="{start}"}}'
+    found = [ln for ln in text.splitlines() if ln.startswith(line + " ")]
+    return int(found[0].split()[-1]) if found else 0
+
+
+@pytest.mark.slow
+async def test_reply_latency_is_in_the_metrics_event_and_at_metrics(
+    hearth_server: ServerThread, speech_pcm: Callable[[str], bytes]
+) -> None:
+    """Speech end (or the text's arrival) → the reply's text and → its first audio chunk, in
+    the turn's ``metrics`` (which waits for that chunk) and in ``/metrics``."""
+    before = await asyncio.to_thread(_scrape, hearth_server)
+    pcm = speech_pcm("turn on the office light")
+    ws, _ = await open_session(hearth_server.url)
+    async with ws:
+        await _reply_audio(ws, 16000)
+        typed = await _say(ws, "set the kitchen light to 40 percent", reply_end=True)
+        sender = asyncio.create_task(stream_realtime(ws, pcm))
+        spoken = await recv_until(ws, lambda e: e["type"] == "metrics")
+        await sender
+        for got, intent in ((typed, "light_set"), (spoken, "light_on")):
+            assert got.of("intent")[0]["intent"]["name"] == intent
+            uid = got.of("metrics")[0]["utterance_id"]
+            kinds = [e["type"] for e in got.events if e.get("utterance_id") == uid]
+            # metrics follows the first chunk of the reply's audio
+            assert kinds.index("response.text") < kinds.index("response.audio") < kinds.index(
+                "metrics"), kinds
+            t = got.of("metrics")[0]["timings_ms"]
+            text_ms, audio_ms = t["speech_end_to_reply_text"], t["speech_end_to_reply_audio"]
+            assert 0 < text_ms <= audio_ms < t["total"], t
+        assert spoken.of("speech.stopped") and typed.of("speech.stopped") == []
+        # the spoken turn counts from speech end: after the action, before the reply
+        t = spoken.of("metrics")[0]["timings_ms"]
+        assert t["speech_end_to_action"] <= t["speech_end_to_reply_text"], t
+    after = await asyncio.to_thread(_scrape, hearth_server)
+    assert "# TYPE hearth_speech_end_to_reply_seconds histogram" in after
+    for reply in ("text", "audio"):
+        for start in ("speech", "text"):
+            assert _reply_count(after, reply, start) == _reply_count(before, reply, start) + 1
 
 
 @pytest.mark.slow

@@ -59,6 +59,17 @@ class TurnLike(Protocol):
 
 
 @dataclass
+class ReplySent:
+    """When a turn's reply left (session clock): ``text_t`` its ``response.text``, and with
+    audio ``first_audio`` resolves to the time its first ``response.audio`` chunk was sent (None
+    when none was: interrupted first, nothing synthesized, the connection gone). The pipeline
+    puts both in the turn's ``metrics`` (``speech_end_to_reply_text`` / ``_audio``)."""
+
+    text_t: float
+    first_audio: asyncio.Future[float | None] | None = None
+
+
+@dataclass
 class _Active:
     utterance_id: str
     response_id: str
@@ -67,6 +78,12 @@ class _Active:
     first_sent: float | None = None
     done: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    #: Resolved with the first chunk's send time (or None when the reply ends without one).
+    first_audio: asyncio.Future[float | None] | None = None
+
+    def audio_started(self, t: float | None) -> None:
+        if self.first_audio is not None and not self.first_audio.done():
+            self.first_audio.set_result(t)
 
 
 class Responder:
@@ -145,10 +162,13 @@ class Responder:
         if self._speaker is not None and self.wants_audio(reply.language):
             self._speaker.warm(reply.text, reply.language, self.config.sample_rate)
 
-    def say(self, utterance_id: str, reply: Reply, *, speech_end_t: float | None = None) -> None:
-        """``response.text`` now; the audio (when asked for) from a task."""
+    def say(
+        self, utterance_id: str, reply: Reply, *, speech_end_t: float | None = None
+    ) -> ReplySent | None:
+        """``response.text`` now; the audio (when asked for) from a task. Returns when they
+        left (None: nothing to say)."""
         if not reply.text:
-            return
+            return None
         self.interrupt("replaced")
         response_id = f"{utterance_id}-r{next(self._ids)}"
         audio = self.wants_audio(reply.language)
@@ -163,15 +183,19 @@ class Responder:
                 audio=audio,
             )
         )
+        sent = ReplySent(self._clock())
         if not audio:
             self._emit(ResponseDone(utterance_id=utterance_id, response_id=response_id))
-            return
-        active = _Active(utterance_id, response_id)
+            return sent
+        loop = asyncio.get_running_loop()
+        active = _Active(utterance_id, response_id, first_audio=loop.create_future())
+        sent.first_audio = active.first_audio
         self._active = active
-        active.task = asyncio.get_running_loop().create_task(
-            self._speak(active, reply, self._clock(), speech_end_t),
+        active.task = loop.create_task(
+            self._speak(active, reply, sent.text_t, speech_end_t),
             name=f"response-{response_id}",
         )
+        return sent
 
     async def _speak(
         self, active: _Active, reply: Reply, t0: float, speech_end_t: float | None
@@ -191,6 +215,7 @@ class Responder:
                     now = self._clock()
                     if active.first_sent is None:
                         active.first_sent = now
+                        active.audio_started(now)
                         active.timings["first_audio"] = (now - t0) * 1000
                         if speech_end_t is not None:
                             active.timings["speech_end_to_first_audio"] = (
@@ -207,9 +232,11 @@ class Responder:
                     )
                     active.sent_ms += len(piece) / 2 * 1000 / rate
         except asyncio.CancelledError:
+            active.audio_started(None)
             raise
         except Exception:
             logger.exception("reply synthesis failed for %s", active.utterance_id)
+        active.audio_started(None)
         active.done = True
         active.timings["synthesis"] = synth_s * 1000
         if self._active is active:
@@ -249,6 +276,7 @@ class Responder:
         played = self.played_ms()
         self._active = None
         a.done = True
+        a.audio_started(None)
         if a.task is not None:
             a.task.cancel()
         self._emit(
@@ -265,6 +293,8 @@ class Responder:
     async def close(self) -> None:
         """Stop sending (the connection is going away); no events."""
         a, self._active = self._active, None
+        if a is not None:
+            a.audio_started(None)
         if a is not None and a.task is not None:
             a.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -23,7 +23,7 @@ from typing import Any
 
 from assistant.answers.clarify import ambiguous_targets, choose, named_area
 from assistant.answers.reply import Reply, cancelled_confirmation_reply, compose_reply
-from assistant.answers.responder import Responder
+from assistant.answers.responder import ReplySent, Responder
 from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
 from assistant.answers.tts import Speaker
 from assistant.protocol import ReplyConfig, ReplySettings, TimerFinished
@@ -197,14 +197,14 @@ class Answering:
         text: str = "",
         failed: bool = False,
         speech_end_t: float | None = None,
-    ) -> Reply | None:
-        """The turn is over: say so. Never raises (a reply must not break a turn)."""
+    ) -> ReplySent | None:
+        """The turn is over: say so; when it left (for the turn's ``metrics``). Never raises
+        (a reply must not break a turn)."""
         try:
             reply = self._local.pop(utterance_id, None) or self.responder.compose(
                 intent, results, reason=reason, language=language, text=text, failed=failed
             )
-            self.responder.say(utterance_id, reply, speech_end_t=speech_end_t)
-            return reply
+            return self.responder.say(utterance_id, reply, speech_end_t=speech_end_t)
         except Exception:
             logger.exception("session %s: no reply for %s", self._session_id, utterance_id)
             return None

@@ -15,7 +15,9 @@ What the other stages call of it (:class:`AnsweringLike`, all on the event loop,
   turn's ``metrics`` event (which stays its last). It receives the turn's result: the intent
   acted on (or the recognition's, or none), the action outcomes, the recognition's reason,
   the language and text, and whether the turn failed. It may emit events (it is built with the
-  session's ``emit``);
+  session's ``emit``). What it returns, when a :class:`ReplySent`, says when the reply's text
+  and first audio left: the turn's ``metrics`` waits for that first audio (bounded) and
+  reports both;
 * hearing: :meth:`~AnsweringLike.barge_in` — the user started speaking over a reply;
 * the session: :meth:`~AnsweringLike.cancel` (a ``cancel`` message) and
   :meth:`~AnsweringLike.close` (the connection is gone).
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from assistant.answers.responder import ReplySent
 from assistant.protocol import Outcome
 from assistant.turn.types import Utterance
 from devices.actions import ActionResult
@@ -71,13 +74,16 @@ class AnsweringLike(Protocol):
 SILENT_OUTCOMES: frozenset[Outcome] = frozenset({"cancelled", "no_speech"})
 
 
-def answer_turn(answering: AnsweringLike | None, utt: Utterance, outcome: Outcome) -> None:
-    """Hand a finished turn to the answering stage (see the module's docstring)."""
+def answer_turn(
+    answering: AnsweringLike | None, utt: Utterance, outcome: Outcome
+) -> ReplySent | None:
+    """Hand a finished turn to the answering stage (see the module's docstring); when its
+    reply left, if it says."""
     if answering is None or outcome in SILENT_OUTCOMES or utt.text is None:
-        return
+        return None
     rec = utt.recognition
     intent = utt.intent if utt.intent is not None else None if rec is None else rec.intent
-    answering.answer(
+    sent = answering.answer(
         utt.id,
         intent,
         utt.actions,
@@ -87,3 +93,4 @@ def answer_turn(answering: AnsweringLike | None, utt: Utterance, outcome: Outcom
         failed=outcome == "error",
         speech_end_t=utt.speech_end_t,
     )
+    return sent if isinstance(sent, ReplySent) else None
