@@ -142,6 +142,8 @@ class Share:
         await self.mqtt.publish(self._presence_topic(self.replica), payload, retain=True)
         await self.mqtt.barrier(timeout=ANNOUNCE_TIMEOUT_S)
         self.live.add(self.replica)
+        if self.timers is not None:
+            self.timers.resynced()
         self.synced = True
         logger.info("replica %s in step with the broker (%d live)", self.replica, len(self.live))
         if self.timers is not None:
@@ -152,6 +154,17 @@ class Share:
             return
         # The broker may have published our last will meanwhile: others may claim our timers.
         self.synced = False
+        # What was emptied while we were away is not sent again (an empty retained message is
+        # no message): rebuild from the retained records the new subscription brings, which
+        # arrive after this (the subscription was just sent). Our own records stay.
+        self.live.clear()
+        if self.timers is not None:
+            self.timers.resync()
+        self.confirmations = {
+            c: r
+            for c, r in self.confirmations.items()
+            if r is not None and r.get("writer") == self.replica
+        }
         self._spawn(self._announce_retrying())
 
     async def _announce_retrying(self) -> None:
@@ -250,6 +263,8 @@ class Share:
         valid, record = _record(msg.payload)
         if not valid or self.timers is None:
             return
+        if record is not None:
+            self.timers.seen(timer_id)
         if record is not None and record.get("writer") == self.replica:
             return  # our own write, applied when we made it
         self.timers.remote(unquote(client), timer_id, record)

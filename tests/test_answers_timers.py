@@ -259,3 +259,20 @@ async def test_a_record_naming_this_holder_for_a_fired_timer_is_emptied() -> Non
     record = {"id": "t9-a", "client": "hub", "holder": "a", "ends_at": None, "left_s": 5.0}
     a.remote("hub", "t9-a", record)  # a late "pause" from another replica, after it fired
     assert share_a.clears == [("hub", "t9-a")] and not a.timers_of("")
+
+
+async def test_after_a_reconnect_a_mirror_the_broker_no_longer_has_is_dropped() -> None:
+    a, share_a, b, _share_b = _pair()
+    kept = a.start("s1", 60, utterance_id="s1-1", client="hub")
+    b.remote("hub", kept.id, share_a.puts[-1])
+    gone = a.start("s1", 60, utterance_id="s1-2", client="hub")
+    b.remote("hub", gone.id, share_a.puts[-1])
+    b.adopt("s2", "hub")
+    # b was cut off while `gone` was cancelled: the emptied record is not sent again, only
+    # the retained ones are.
+    b.resync()
+    b.seen(kept.id)
+    b.resynced()
+    assert [t.id for t in b.timers_of("s2")] == [kept.id]
+    a.close()
+    b.close()

@@ -385,8 +385,9 @@ async def test_a_timer_set_through_one_replica_is_found_and_fired_once_on_the_ot
     assert not fired(await _audit_file(cluster.audit_paths[1], lambda _lines: True))
 
 
+@pytest.mark.parametrize("how", ["stopped", "killed"])
 async def test_a_timer_outlives_the_replica_that_set_it(
-    cluster: Cluster, mqtt_recorder: MqttRecorder
+    cluster: Cluster, mqtt_recorder: MqttRecorder, how: str
 ) -> None:
     first, other = cluster.replicas
     a = await _open(first.url)
@@ -394,7 +395,10 @@ async def test_a_timer_outlives_the_replica_that_set_it(
         await _as_client(a, "hall-hub")
         got = await _say(a, "set a timer for 8 seconds")
     uid = got[0]["utterance_id"]
-    first.stop()  # SIGTERM: its presence goes; the replica left claims its timers
+    if how == "killed":
+        # No goodbye: the broker publishes the replica's last will (its presence emptied).
+        os.kill(first.pid, signal.SIGKILL)
+    first.stop()  # SIGTERM: it empties its presence itself; the replica left claims its timers
     b = await _open(other.url)
     async with b:
         await _as_client(b, "hall-hub")

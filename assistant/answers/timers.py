@@ -114,6 +114,8 @@ class TimerManager:
         self._client_of: dict[str, str] = {}  # session id -> client id
         self._ids = itertools.count(1)
         self._share: TimerShare | None = None
+        #: Timer ids the broker has records of, while re-reading them after a reconnect.
+        self._seen: set[str] | None = None
 
     def share_with(self, share: TimerShare) -> None:
         """Share the timers of client ids with other replicas through ``share``."""
@@ -361,6 +363,24 @@ class TimerManager:
             client=client,
             holder=record.get("holder"),
         )
+
+    def resync(self) -> None:
+        """Reconnected: the broker's retained records come again; note which (:meth:`seen`)."""
+        self._seen = set()
+
+    def seen(self, timer_id: str) -> None:
+        if self._seen is not None:
+            self._seen.add(timer_id)
+
+    def resynced(self) -> None:
+        """Every retained record is here: a mirror the broker no longer has was cancelled or
+        fired while we were away (an emptied record is not sent again)."""
+        seen, self._seen = self._seen, None
+        if seen is None:
+            return
+        for t in list(self._timers.values()):
+            if not self._held(t) and t.id not in seen:
+                self._timers.pop(t.id, None)
 
     def claim_orphans(self) -> None:
         """Claim the timers of replicas that are gone, when this replica is the one to."""
