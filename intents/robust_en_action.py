@@ -331,6 +331,16 @@ class _EnglishActions(_TierBase):
                 and p.number is None:
             act("on", True)
             return
+        if first == "power" and p.has_target() and not tset & {"down", "off"}:
+            act("on", True)  # "power the plug", "power up the fan"
+            return
+        if first == "give" and "light" in kinds \
+                and not tset & (L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN | {"dark", "bright"}) \
+                and p.number is None and not (p.devices or p.partial_devices):
+            p.indirect = True  # "give me some light": where the speaker is
+            act("on", False)
+            _light_kind(p)
+            return
         if first in L.VERBS_ON_EN or (tset & {"activate", "enable", "start"} and p.has_target()) \
                 or (tset & {"running", "going", "started"} and p.has_target()):
             act("on", True)

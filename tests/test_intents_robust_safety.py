@@ -360,3 +360,14 @@ def test_chinese_steps_and_implausible_setpoints(demo: Recognizer) -> None:
         assert r.intent is None and "not a temperature I would set" in r.reason, (text, r)
     ok = demo.recognize("set the thermostat to 68 degrees").intent
     assert ok is not None and ok.slots.temperature == 68
+
+
+def test_power_and_give_me_light(demo: Recognizer) -> None:
+    r = demo.recognize("power the plug").intent
+    assert r is not None and r.name == "switch_on" and r.slots.device_ids == ["tv_plug"]
+    # "give me some light" is about where the speaker is: never the whole home
+    assert demo.recognize("give me some light").intent is None
+    r = demo.recognize("give me some light", area="kitchen").intent
+    assert r is not None and r.name == "light_on" and r.slots.device_ids == ["kitchen_light"]
+    r = demo.recognize("give me low lighting in the kitchen").intent
+    assert r is not None and r.name == "light_set" and (r.slots.brightness_step or 0) < 0
