@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from devices.registry import DeviceKind
 from intents import robust_lexicon as L
 from intents.resolve import KIND_TO_HA_DOMAIN
@@ -303,8 +305,15 @@ class _Targets(_TierBase):
         verb = str(name).replace("_", " ")
         detail = _describe(slots)
         reason = f"{verb}: {what}{detail}"
-        return self._intent(name, Slots(**{k: v for k, v in slots.items() if v is not None}),
-                            conf, reason, text, lang, p)
+        try:
+            built = Slots(**{k: v for k, v in slots.items() if v is not None})
+        except ValidationError as e:
+            # "dim the light by 150 percent", "open the blinds 200 percent": a value no device
+            # takes is refused with the reason, not a recognizer failure.
+            field = str(e.errors()[0]["loc"][0]).replace("_", " ")
+            raise Rejected(f"a {field} of {_out_of_range(slots, e)} is out of range for the "
+                           f"{noun}") from None
+        return self._intent(name, built, conf, reason, text, lang, p)
 
     def _sensitive(self, name: str, ids: list[str], conf: float, p: _Parse) -> float:
         threshold = self.config.security.sensitive_min_confidence
@@ -357,3 +366,9 @@ class _Targets(_TierBase):
                 lang: str, p: _Parse) -> Intent:
         return Intent(name=name, slots=slots, confidence=round(max(0.0, min(1.0, conf)), 3),
                       source="robust", reason=reason, text=text, language=lang)
+
+
+def _out_of_range(slots: dict[str, Any], e: ValidationError) -> str:
+    """The value a slot refused, as said ("150", "30")."""
+    value = slots.get(str(e.errors()[0]["loc"][0]))
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -254,7 +254,8 @@ class _ChineseParser(_TierBase):
             degrees = p.temperature if p.temperature is not None else p.number
             p.temperature = None
             up = any(w in rest for w in ("高", "升", "加"))
-            self._climate_here(p, up, indirect=False, step=float(degrees or 1.0))
+            # at most 10 degrees, as in English ("turn the heat up by 40" is +10)
+            self._climate_here(p, up, indirect=False, step=min(10.0, float(degrees or 1.0)))
             return p
         if p.temperature is not None or (climate and p.number is not None):
             p.temperature = p.temperature if p.temperature is not None else p.number
