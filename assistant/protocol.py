@@ -525,7 +525,9 @@ class ResponseAudio(_Message):
 class ResponseDone(_Message):
     """The reply was sent in full. ``audio_ms``: its length (0 without audio);
     ``timings_ms``: ``synthesis`` (time spent synthesizing), ``first_audio`` (reply text →
-    first audio sent), ``speech_end_to_first_audio`` (speech end → first audio sent)."""
+    first audio sent), ``speech_end_to_first_audio`` (speech end → first audio sent),
+    ``synthesized_audio`` (ms of the reply's audio synthesized for it, not from the cache: the
+    real-time factor is ``synthesis / synthesized_audio``)."""
 
     type: Literal["response.done"] = "response.done"
     utterance_id: str

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from assistant.answers.reply import compose_reply
-from assistant.answers.tts import Speaker, TtsConfig, split_sentences, stream_async
+from assistant.answers.tts import (
+    Speaker,
+    TtsConfig,
+    split_head,
+    split_sentences,
+    stream_async,
+)
 from assistant.audio.asr import WhisperTranscriber
 from devices.actions import ActionResult
 from devices.registry import load_demo_config
@@ -146,3 +152,71 @@ def test_early_synthesis_does_not_queue_behind_the_prefill() -> None:
     assert [s.cached for s in got] == [True]
     assert prefill.result(timeout=30) == 2
     assert made == ["Turned on the kitchen light.", "Prefill one.", "Prefill two."]
+
+
+def test_split_head() -> None:
+    assert split_head("Set the bedroom lamp to 30%.") == ("Set the bedroom lamp to", "30%.")
+    assert split_head("Set the thermostat to 19 degrees.") == (
+        "Set the thermostat to", "19 degrees.")
+    assert split_head("I'm not sure I heard that right, so I didn't unlock the front door.") == (
+        "I'm not sure I heard that right,", "so I didn't unlock the front door.")
+    # too short a head, nothing to cut, no spaces between words
+    assert split_head("It's 21.5 degrees in the kitchen.") is None
+    assert split_head("Turned on the kitchen light.") is None
+    assert split_head("已将卧室台灯调到30%。") is None
+
+
+def test_a_value_reply_starts_with_its_prefilled_head(
+    whisper_transcriber: WhisperTranscriber,
+) -> None:
+    """A reply with a value not said before: its first audio is the prefilled part before the
+    value ("Set the bedroom lamp to"), then the value, made meanwhile; heard back whole. The
+    whole sentence is then made in the background and said whole the next time."""
+    from assistant.answers.stage import AnswerServices
+
+    speaker = Speaker(TtsConfig(prefill=True))
+    services = AnswerServices(home=load_demo_config(), speaker=speaker)
+    heads = services.value_heads("en")
+    assert "Set the bedroom lamp to" in heads and "Set the thermostat to" in heads
+    assert "Set the kitchen light to" in services.confirmations("en")
+    assert speaker.prefill(heads, "en").result(timeout=120) == len(heads)
+    text = "Set the bedroom lamp to 30%."
+    got = list(speaker.stream(text, "en", 16000))
+    assert [(s.text, s.cached) for s in got] == [
+        ("Set the bedroom lamp to", True), ("30%.", False)]
+    audio = np.frombuffer(b"".join(s.pcm for s in got), dtype="<i2").astype(np.float32)
+    heard = normalize_text(whisper_transcriber.transcribe(audio / 32768).text)
+    assert "bedroom lamp" in heard and ("30" in heard or "thirty" in heard), heard
+    speaker._pool(prefill=True).submit(lambda: None).result(timeout=120)  # made whole
+    again = list(speaker.stream(text, "en", 16000))
+    assert [(s.text, s.cached) for s in again] == [(text, True)]
+
+
+def test_a_reply_does_not_wait_for_a_starved_background_synthesis() -> None:
+    """The prefill runs at nice 10, which a busy machine starves: a reply that needs the
+    sentence the prefill is making makes it itself instead of waiting (a fake voice whose
+    background synthesis is held)."""
+    gate = threading.Event()
+
+    class Starved:
+        engine, name, rate = "fake", "starved", 16000
+
+        def synth(self, sentence: str) -> np.ndarray:
+            return np.full(1600, 1000, dtype=np.int16)
+
+        def synth_background(self, sentence: str) -> np.ndarray:
+            gate.wait(30)
+            return np.full(1600, 1000, dtype=np.int16)
+
+    speaker = Speaker(TtsConfig(prefill=True))
+    speaker._voices["en"] = Starved()
+    prefill = speaker.prefill(["Turned on the kitchen light."], "en")
+    while not speaker._background:  # the prefill has started on it
+        threading.Event().wait(0.01)
+    got = list(speaker.stream("Turned on the kitchen light.", "en", 16000))
+    assert [(s.text, s.cached) for s in got] == [("Turned on the kitchen light.", False)]
+    assert not gate.is_set() and not prefill.done()
+    gate.set()
+    assert prefill.result(timeout=30) == 1
+    assert [s.cached for s in speaker.stream("Turned on the kitchen light.", "en", 16000)] == [
+        True]

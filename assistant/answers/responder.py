@@ -204,11 +204,13 @@ class Responder:
         rate = self.config.sample_rate
         step = rate * self._chunk_ms // 1000 * 2  # bytes per chunk
         synth_s = 0.0
+        synth_ms = 0.0  # audio synthesized for this reply (not from the cache)
         cached = 0
         try:
             async for sentence in stream_async(self._speaker, reply.text, reply.language, rate):
                 synth_s += sentence.synth_s
                 cached += sentence.cached
+                synth_ms += 0.0 if sentence.cached else sentence.audio_ms
                 for i in range(0, len(sentence.pcm), step):
                     piece = sentence.pcm[i : i + step]
                     await self._pace(active)
@@ -239,6 +241,7 @@ class Responder:
         active.audio_started(None)
         active.done = True
         active.timings["synthesis"] = synth_s * 1000
+        active.timings["synthesized_audio"] = synth_ms
         if self._active is active:
             self._active = None
         self._emit(

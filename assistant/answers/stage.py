@@ -25,7 +25,7 @@ from assistant.answers.clarify import ambiguous_targets, choose, named_area
 from assistant.answers.reply import Reply, cancelled_confirmation_reply, compose_reply
 from assistant.answers.responder import ReplySent, Responder
 from assistant.answers.timers import Timer, TimerManager, answer_local, finished_reply
-from assistant.answers.tts import Speaker
+from assistant.answers.tts import Speaker, split_head, split_sentences
 from assistant.protocol import ReplyConfig, ReplySettings, TimerFinished
 from devices.actions import ActionResult
 from devices.registry import DeviceKind, HomeConfig
@@ -71,6 +71,37 @@ class AnswerServices:
                 )
                 done = [ActionResult(device_id=d.id, intent=name, status="confirmed")]
                 out.append(compose_reply(intent, done, self.home).text)
+        return out + self.value_heads(language)
+
+    def value_heads(self, language: str) -> list[str]:
+        """The part before the value of every device's set-to-a-value reply ("Set the kitchen
+        light to" of "Set the kitchen light to 30%."): a reply with a value not said before
+        starts with it while its value is synthesized (:func:`split_head`)."""
+        values: dict[tuple[DeviceKind, str], tuple[IntentName, dict[str, Any]]] = {
+            (DeviceKind.LIGHT, "brightness"): (IntentName.LIGHT_SET, {"brightness": 50}),
+            (DeviceKind.CLIMATE, "temperature"): (
+                IntentName.CLIMATE_SET_TEMPERATURE, {"temperature": 21.0}),
+            (DeviceKind.COVER, "position"): (IntentName.COVER_SET_POSITION, {"position": 50}),
+        }  # fmt: skip
+        out: list[str] = []
+        for d in self.home.devices:
+            wanted = [values[(d.kind, c)] for c in d.capabilities if (d.kind, c) in values]
+            if d.kind == DeviceKind.MEDIA_PLAYER:
+                wanted.append((IntentName.MEDIA_SET_VOLUME, {"volume": 50}))
+            for name, slots in wanted:
+                intent = Intent(
+                    name=name,
+                    slots=Slots(device_ids=[d.id], **slots),
+                    confidence=1.0,
+                    source="grammar",
+                    reason="prefill",
+                    language=language,
+                )
+                done = [ActionResult(device_id=d.id, intent=name, status="confirmed")]
+                sentences = split_sentences(compose_reply(intent, done, self.home).text)
+                cut = split_head(sentences[0]) if sentences else None
+                if cut is not None:
+                    out.append(cut[0])
         return out
 
     def prefill(self) -> None:

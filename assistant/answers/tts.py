@@ -7,10 +7,18 @@
   ``zh-CN: cmn``) when ``espeak-ng`` is installed; which engine speaks which language is in
   ``session.created`` (``tts``).
 * Voices load once (lazily, or at start-up with :meth:`Speaker.preload`) and are shared by all
-  sessions; one voice synthesizes one sentence at a time (a lock), different voices run in
+  sessions; one voice synthesizes one reply sentence at a time (a lock), and beside it one
+  background sentence (the prefill: never a lock a reply waits on); different voices run in
   parallel.
-* :meth:`Speaker.stream` is a blocking generator (one chunk per sentence); servers run it in a
-  worker thread (:func:`stream_async`) so the event loop never waits on synthesis.
+* :meth:`Speaker.stream` is a blocking generator (one chunk per sentence); servers run it in
+  the speaker's own worker threads (:func:`stream_async`), so the event loop never waits on
+  synthesis and synthesis never queues behind other work (recognition, ASR) in a shared pool.
+* The first audio leaves after the first *piece*: a reply's first sentence not already
+  synthesized is cut where its value or its first clause begins ("Set the kitchen light to" |
+  "30%.", :func:`split_head`), the head being the part a home says again and again (prefilled
+  with the confirmations, :meth:`AnswerServices.confirmations
+  <assistant.answers.stage.AnswerServices.confirmations>`); the whole sentence is then made in
+  the background, so that the next time it is said whole.
 """
 
 from __future__ import annotations
@@ -49,6 +57,16 @@ BUNDLED_VOICE = "joe"
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s*")
 #: Longest espeak-ng run (seconds) before it is given up.
 _ESPEAK_TIMEOUT_S = 30.0
+#: Where a sentence may be cut for its first audio: before its first word with a digit (the
+#: value: "to| 30%.") or after a clause mark (",", ":").
+_CUT = re.compile(r"\s+(?=\S*\d)|(?<=[,:])\s+")
+#: A head shorter than this (words) is not worth a cut: "It's| 21.5 degrees ...".
+MIN_HEAD_WORDS = 3
+#: Silence kept at the end of a head (ms): piper ends every piece with ~150 ms of it, which
+#: would be a pause in mid-sentence.
+HEAD_TAIL_SILENCE_MS = 40
+#: Worker threads that run :meth:`Speaker.stream` for replies (:func:`stream_async`).
+SPEAK_WORKERS = 4
 
 
 class TtsConfig(BaseModel):
@@ -69,11 +87,12 @@ class TtsConfig(BaseModel):
     #: Synthesized sentences kept for reuse (a home hears the same replies again and
     #: again: "Turned on the kitchen light."); 0: none.
     cache_entries: int = Field(default=256, ge=0, le=100_000)
-    #: Synthesize each device's confirmations (on/off, open/close, pause/resume/next) into
-    #: the cache after start-up, in the background at a low priority ("Turned on the kitchen
-    #: light." is then ready the first time it is said: its first audio leaves ~2 ms after
-    #: the reply text instead of one sentence's synthesis, ~250 ms). Costs ~0.3 s of one core
-    #: per sentence once (demo home: 26 sentences, docs/benchmarks.md).
+    #: Synthesize each device's confirmations (on/off, open/close, pause/resume/next) and
+    #: the part before the value of its set-to-a-value replies ("Set the kitchen light to")
+    #: into the cache after start-up, in the background at a low priority ("Turned on the
+    #: kitchen light." is then ready the first time it is said: its first audio leaves ~2 ms
+    #: after the reply text instead of one sentence's synthesis, ~250 ms). Costs ~0.1-0.3 s
+    #: of one core per piece once (demo home: 31 pieces, docs/benchmarks.md).
     prefill: bool = True
     #: onnxruntime threads per piper synthesis (None: onnxruntime's default, one per core).
     #: Measured on the shared 2-core machine under load: 1 thread 342–374 ms per sentence,
@@ -112,9 +131,21 @@ class PiperVoiceAdapter:
             )
         self.rate = int(self._voice.config.sample_rate)
         self._lock = threading.Lock()
+        #: Background synthesis (the prefill, at nice 10) has a lock of its own: a reply never
+        #: waits for a low-priority thread that a busy machine starves (measured: a reply's
+        #: first audio 4.9 s late behind the prefill at load 4). onnxruntime runs one
+        #: session from several threads.
+        self._background_lock = threading.Lock()
 
     def synth(self, sentence: str) -> Int16Array:
-        with self._lock:
+        return self._synth(sentence, self._lock)
+
+    def synth_background(self, sentence: str) -> Int16Array:
+        """:meth:`synth` for background work, beside (not before) the replies' synthesis."""
+        return self._synth(sentence, self._background_lock)
+
+    def _synth(self, sentence: str, lock: threading.Lock) -> Int16Array:
+        with lock:
             parts = [c.audio_int16_array for c in self._voice.synthesize(sentence)]
         if not parts:
             return np.zeros(0, dtype=np.int16)
@@ -147,6 +178,28 @@ class EspeakVoice:
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text`` (punctuation kept), empty ones dropped."""
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def split_head(sentence: str) -> tuple[str, str] | None:
+    """``sentence`` cut at its first cut point (see ``_CUT``) that leaves a head of at least
+    :data:`MIN_HEAD_WORDS` words: ("Set the kitchen light to", "30%."); None when none does.
+    Text without spaces between words (Chinese) is never cut."""
+    for m in _CUT.finditer(sentence):
+        head, tail = sentence[: m.start()].strip(), sentence[m.end() :].strip()
+        if not tail:
+            return None
+        if len(head.split()) >= MIN_HEAD_WORDS:
+            return head, tail
+    return None
+
+
+def trim_end(audio: Int16Array, rate: int, keep_ms: float = HEAD_TAIL_SILENCE_MS) -> Int16Array:
+    """``audio`` without its trailing silence beyond ``keep_ms`` (|x| < -40 dBFS)."""
+    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > 327)
+    if loud.size == 0:
+        return audio
+    end = min(audio.size, int(loud[-1]) + 1 + int(rate * keep_ms / 1000))
+    return audio[:end]
 
 
 def resample(audio: Int16Array, in_rate: int, out_rate: int) -> Int16Array:
@@ -194,10 +247,20 @@ class Speaker:
             tuple[str, str], concurrent.futures.Future[Int16Array]
         ] = collections.OrderedDict()
         self._cache_lock = threading.Lock()
+        #: Sentences being made by a background (low-priority) thread: their cache futures.
+        self._background: dict[tuple[str, str], concurrent.futures.Future[Int16Array]] = {}
+        #: (engine:voice, sentence, rate, head) -> its PCM at that rate: a cached sentence is not
+        #: resampled again for each reply (2-5 ms a sentence on the shared machine).
+        self._pcm: collections.OrderedDict[tuple[str, str, int, bool], bytes] = (
+            collections.OrderedDict()
+        )
         self._warm_pool: concurrent.futures.ThreadPoolExecutor | None = None
         #: Prefill runs apart from :meth:`warm`: a reply's early synthesis never queues
         #: behind the whole prefill.
         self._prefill_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        #: The replies' own streams (:func:`stream_async`), apart from the event loop's
+        #: default pool (recognition, decoding).
+        self._speak_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     @staticmethod
     def _lang_key(language: str) -> str:
@@ -282,45 +345,139 @@ class Speaker:
         future: concurrent.futures.Future[Int16Array],
         voice: Voice,
         sentence: str,
+        background: bool = False,
     ) -> Int16Array:
+        if background:
+            with self._cache_lock:
+                self._background[key] = future
         try:
-            audio = voice.synth(sentence)
+            synth = getattr(voice, "synth_background", None) if background else None
+            audio = synth(sentence) if callable(synth) else voice.synth(sentence)
         except BaseException as e:
             with self._cache_lock:
-                if self._cache.get(key) is future:
+                self._background.pop(key, None)
+                if self._cache.get(key) is future and not future.done():
                     del self._cache[key]
-            future.set_exception(e)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                future.set_exception(e)
             raise
-        future.set_result(audio)
+        with self._cache_lock:
+            if background:
+                self._background.pop(key, None)
+        with contextlib.suppress(concurrent.futures.InvalidStateError):  # made by a reply
+            future.set_result(audio)
         return audio
+
+    def _wait_or_make(
+        self,
+        key: tuple[str, str],
+        future: concurrent.futures.Future[Int16Array],
+        voice: Voice,
+        sentence: str,
+    ) -> tuple[Int16Array, bool]:
+        """A sentence someone else claimed: wait for it, unless a background (nice 10) thread
+        is making it, which a busy machine may starve: then the reply makes it itself (the
+        background's result is dropped). The audio, and whether it was waited for."""
+        with self._cache_lock:
+            slow = not future.done() and self._background.get(key) is future
+        if not slow:
+            return future.result(), True
+        audio = voice.synth(sentence)
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            future.set_result(audio)
+        return audio, False
 
     @staticmethod
     def _key(voice: Voice, sentence: str) -> tuple[str, str]:
         return (f"{voice.engine}:{voice.name}", sentence)
 
-    def _sentence(self, voice: Voice, sentence: str, rate: int) -> tuple[bytes, bool]:
+    def _sentence(
+        self, voice: Voice, sentence: str, rate: int, *, head: bool = False
+    ) -> tuple[bytes, bool]:
         """One sentence's PCM at ``rate``, and whether it came from the cache (waiting for a
         synthesis of the same sentence already under way, if any). The cache holds the
-        voice's own audio, so one entry serves every client rate."""
+        voice's own audio, so one entry serves every client rate; the PCM at each rate is
+        kept beside it. ``head``: the first piece of a cut sentence (its trailing silence
+        shortened)."""
         if self.config.cache_entries <= 0:
             audio, cached = voice.synth(sentence), False
         else:
             key = self._key(voice, sentence)
+            pcm_key = (*key, rate, head)
+            with self._cache_lock:
+                pcm = self._pcm.get(pcm_key)
+                if pcm is not None and key in self._cache:
+                    self._pcm.move_to_end(pcm_key)
+                    self._cache.move_to_end(key)
+                    return pcm, True
             future, mine = self._claim(key)
-            cached = not mine
-            audio = future.result() if cached else self._fill(key, future, voice, sentence)
-        return resample(audio, voice.rate, rate).astype("<i2").tobytes(), cached
+            if mine:
+                audio, cached = self._fill(key, future, voice, sentence), False
+            else:
+                audio, cached = self._wait_or_make(key, future, voice, sentence)
+        if head:
+            audio = trim_end(audio, voice.rate)
+        pcm = resample(audio, voice.rate, rate).astype("<i2").tobytes()
+        if self.config.cache_entries > 0:
+            with self._cache_lock:
+                self._pcm[(*self._key(voice, sentence), rate, head)] = pcm
+                while len(self._pcm) > self.config.cache_entries:
+                    self._pcm.popitem(last=False)
+        return pcm, cached
+
+    def _pieces(self, voice: Voice, sentence: str) -> list[str]:
+        """How the first sentence of a reply is synthesized: whole when it is cached (or under
+        way), else cut at its value or first clause (:func:`split_head`) when it can be."""
+        with self._cache_lock:
+            if self._key(voice, sentence) in self._cache:
+                return [sentence]
+        cut = split_head(sentence)
+        return [sentence] if cut is None else list(cut)
 
     def stream(self, text: str, language: str, rate: int) -> Iterator[Sentence]:
-        """Speak ``text`` one sentence at a time (blocking; run it off the event loop)."""
+        """Speak ``text`` one sentence at a time (blocking; run it off the event loop). The
+        first sentence may come in two pieces (see :meth:`_pieces`)."""
         voice = self.voice(language)
         if voice is None:
             return
-        for sentence in split_sentences(text):
-            t0 = time.perf_counter()
-            pcm, cached = self._sentence(voice, sentence, rate)
-            spent = 0.0 if cached else time.perf_counter() - t0
-            yield Sentence(sentence, pcm, rate, spent, cached)
+        for i, sentence in enumerate(split_sentences(text)):
+            pieces = self._pieces(voice, sentence) if i == 0 else [sentence]
+            for j, piece in enumerate(pieces):
+                t0 = time.perf_counter()
+                pcm, cached = self._sentence(voice, piece, rate, head=j < len(pieces) - 1)
+                spent = 0.0 if cached else time.perf_counter() - t0
+                yield Sentence(piece, pcm, rate, spent, cached)
+            if len(pieces) > 1:
+                self._whole_later(voice, sentence)
+
+    def _whole_later(self, voice: Voice, sentence: str) -> None:
+        """A sentence said in pieces is synthesized whole in the background (at a low
+        priority, with the prefill), so that the next time it is said whole."""
+        if self.config.cache_entries <= 0:
+            return
+
+        def run() -> None:
+            _low_priority()
+            if len(self._cache) >= self.config.cache_entries:
+                return
+            key = self._key(voice, sentence)
+            future, mine = self._claim(key)
+            if mine:
+                with contextlib.suppress(Exception):
+                    self._fill(key, future, voice, sentence, background=True)
+
+        with contextlib.suppress(RuntimeError):  # the pool is shut down: the process is exiting
+            self._pool(prefill=True).submit(run)
+
+    @property
+    def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The threads that run replies' :meth:`stream` (:func:`stream_async`)."""
+        with self._cache_lock:
+            if self._speak_pool is None:
+                self._speak_pool = concurrent.futures.ThreadPoolExecutor(
+                    SPEAK_WORKERS, thread_name_prefix="tts-speak"
+                )
+            return self._speak_pool
 
     def _pool(self, prefill: bool = False) -> concurrent.futures.ThreadPoolExecutor:
         with self._cache_lock:
@@ -337,9 +494,10 @@ class Speaker:
             return self._warm_pool
 
     def warm(self, text: str, language: str, rate: int | None = None) -> None:
-        """Start synthesizing the first sentence of ``text`` in the background, so that a
-        reply that turns out to be this text finds it ready (or under way). Needs the cache;
-        returns at once. (``rate`` is not needed: the cache serves every rate.)"""
+        """Start synthesizing the first sentence of ``text`` (the pieces :meth:`stream` will
+        ask for) in the background, so that a reply that turns out to be this text finds it
+        ready (or under way). Needs the cache; returns at once. (``rate`` is not needed: the
+        cache serves every rate.)"""
         if self.config.cache_entries <= 0 or not self.config.enabled:
             return
         sentences = split_sentences(text)
@@ -349,20 +507,19 @@ class Speaker:
             voice = self._voices.get(self._lang_key(language))
         if voice is None:
             return
-        key = self._key(voice, sentences[0])
-        future, mine = self._claim(key)  # claimed now: a reply that follows waits for it
-        if not mine:
-            return
-        job = self._pool().submit(self._fill, key, future, voice, sentences[0])
-        job.add_done_callback(lambda f: f.exception())  # the reply sees a failure itself
+        for piece in self._pieces(voice, sentences[0]):
+            key = self._key(voice, piece)
+            future, mine = self._claim(key)  # claimed now: a reply that follows waits for it
+            if mine:
+                job = self._pool().submit(self._fill, key, future, voice, piece)
+                job.add_done_callback(lambda f: f.exception())  # the reply sees a failure
 
     def prefill(self, texts: Sequence[str], language: str) -> concurrent.futures.Future[int]:
         """Synthesize ``texts`` into the cache in the background, at a low priority (nice
         10), one sentence after another; the future gives how many sentences were made."""
 
         def run() -> int:
-            with contextlib.suppress(OSError, AttributeError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            _low_priority()
             voice = self.voice(language)
             made = 0
             if voice is None or self.config.cache_entries <= 0:
@@ -377,7 +534,7 @@ class Speaker:
                     future, mine = self._claim(key)
                     if mine:
                         with contextlib.suppress(Exception):
-                            self._fill(key, future, voice, sentence)
+                            self._fill(key, future, voice, sentence, background=True)
                             made += 1
             return made
 
@@ -388,14 +545,22 @@ class Speaker:
         return b"".join(s.pcm for s in self.stream(text, language, rate))
 
 
+def _low_priority() -> None:
+    """This thread at nice 10 (background synthesis: the prefill, whole sentences later)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 async def stream_async(
     speaker: Speaker, text: str, language: str, rate: int
 ) -> AsyncIterator[Sentence]:
-    """:meth:`Speaker.stream` with every sentence synthesized in a worker thread."""
+    """:meth:`Speaker.stream` with every sentence synthesized in the speaker's own worker
+    threads (:attr:`Speaker.executor`)."""
     it = speaker.stream(text, language, rate)
     done = object()
+    loop = asyncio.get_running_loop()
     while True:
-        item = await asyncio.to_thread(next, it, done)
+        item = await loop.run_in_executor(speaker.executor, next, it, done)
         if item is done:
             return
         assert isinstance(item, Sentence)
