@@ -140,6 +140,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {_f(d.get('server_dropped_frames'))} | {r.get('spurious_utterances')} |"
             )
         lines.append("")
+    lines += _replies(runs)
     for r in runs:
         early = r.get("measurements", {}).get("acted_before_speech_end") or []
         if early:
@@ -329,6 +330,54 @@ def write(report: dict[str, Any], out: Path) -> list[Path]:
     if plot(report, png):
         paths.append(png)
     return paths
+
+
+def _replies(runs: list[dict[str, Any]]) -> list[str]:
+    """Spoken replies (``--reply-audio``): where the time to the first reply audio goes, and
+    the slowest turns split the same way."""
+    timed = [r for r in runs if (r.get("measurements", {}).get(
+        "speech_end_to_first_reply_audio_ms") or {}).get("n")]  # fmt: skip
+    if not timed:
+        return []
+    lines = [
+        "Spoken replies (ms, P50 / P95 / P99, accepted turns, as received): speech end → reply "
+        "text and → first reply audio; action → reply text (the devices' confirmation); reply "
+        "text → first audio (synthesis, or the cache).",
+        "",
+        "| variant | → reply text | → first audio | action → text | text → first audio "
+        "| replies from the cache | TTS real-time factor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in timed:
+        m = r["measurements"]
+
+        def ppp(key: str, m: dict[str, Any] = m) -> str:
+            x = m.get(key) or {}
+            return f"{_f(x.get('p50'))} / {_f(x.get('p95'))} / {_f(x.get('p99'))}"
+
+        lines.append(
+            f"| {r['name']} | {ppp('speech_end_to_reply_text_ms')} "
+            f"| {ppp('speech_end_to_first_reply_audio_ms')} | {ppp('action_to_reply_text_ms')} "
+            f"| {ppp('reply_text_to_first_audio_ms')} | {m.get('replies_from_cache')} "
+            f"| {m.get('tts_real_time_factor')} |"
+        )
+    lines.append("")
+    for r in timed:
+        slow = r["measurements"].get("slowest_replies") or []
+        if slow:
+            lines.append(
+                f"- `{r['name']}` slowest first reply audio: "
+                + "; ".join(
+                    f"{s['reply_text']!r} {_f(s['speech_end_to_first_reply_audio_ms'])} = "
+                    f"{_f(s['speech_end_to_action_ms'])} to act ({s['endpoint_reason']}) + "
+                    f"{_f(s['action_to_reply_text_ms'])} confirm + "
+                    f"{_f(s['reply_text_to_first_audio_ms'])} synthesis"
+                    f"{'' if s['cached_sentences'] else ' (not cached)'}"
+                    for s in slow
+                )
+            )
+    lines.append("")
+    return lines
 
 
 def comparison(runs: list[dict[str, Any]]) -> dict[str, Any] | None:

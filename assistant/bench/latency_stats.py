@@ -325,6 +325,9 @@ def utterance_result(
         "speech_end_to_first_reply_audio_ms": ms(rec.t_speech_end, rec.t_first_reply_audio),
         "reply_audio_ms": (rec.reply_end or {}).get("audio_ms"),
         "reply_synthesis_ms": ((rec.reply_end or {}).get("timings_ms") or {}).get("synthesis"),
+        "reply_synthesized_audio_ms": ((rec.reply_end or {}).get("timings_ms") or {}).get(
+            "synthesized_audio"
+        ),
         "reply_cached_sentences": (rec.reply_end or {}).get("cached_sentences"),
         "server_timings_ms": (rec.metrics or {}).get("timings_ms"),
         "server_speech_end_ms": (rec.stopped or {}).get("speech_end_ms"),
@@ -335,7 +338,42 @@ def utterance_result(
     }
 
 
+def _slowest_replies(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
+    """The ``n`` accepted turns with the latest first reply audio, each split into speech end
+    → action (hearing), action → reply text (the device's confirmation) and reply text →
+    first audio (synthesis), with how the turn ended and whether its reply was cached."""
+    timed = [
+        r for r in rows if r["accepted"] and r.get("speech_end_to_first_reply_audio_ms") is not None
+    ]
+    timed.sort(key=lambda r: -float(r["speech_end_to_first_reply_audio_ms"]))
+    out = []
+    for r in timed[:n]:
+        act, text = r["speech_end_to_action_ms"], r["speech_end_to_reply_text_ms"]
+        audio = r["speech_end_to_first_reply_audio_ms"]
+        out.append(
+            {
+                "reply_text": r.get("reply_text"),
+                "endpoint_reason": r.get("endpoint_reason"),
+                "speech_end_to_first_reply_audio_ms": audio,
+                "speech_end_to_action_ms": act,
+                "action_to_reply_text_ms": None
+                if act is None or text is None
+                else round(text - act, 1),
+                "reply_text_to_first_audio_ms": None if text is None else round(audio - text, 1),
+                "cached_sentences": r.get("reply_cached_sentences"),
+            }
+        )
+    return out
+
+
 def _rtf(rows: Sequence[dict[str, Any]]) -> float | None:
+    made = [  # servers that say how much of each reply they synthesized
+        (float(r["reply_synthesis_ms"]), float(r["reply_synthesized_audio_ms"]))
+        for r in rows
+        if r.get("reply_synthesis_ms") is not None and r.get("reply_synthesized_audio_ms")
+    ]
+    if made:
+        return round(sum(s for s, _ in made) / sum(a for _, a in made), 3)
     pairs = [
         (float(r["reply_synthesis_ms"]), float(r["reply_audio_ms"]))
         for r in rows
@@ -448,6 +486,23 @@ def analyze(
         "speech_end_to_first_reply_audio_ms": summarize(
             r["speech_end_to_first_reply_audio_ms"] for r in rows if r["accepted"]
         ),
+        # where the reply's time goes: the device's confirmation (action -> reply text, a
+        # reply is said once the devices confirm) and synthesis (text -> first audio)
+        "action_to_reply_text_ms": summarize(
+            r["speech_end_to_reply_text_ms"] - r["speech_end_to_action_ms"]
+            for r in rows
+            if r["accepted"]
+            and r["speech_end_to_reply_text_ms"] is not None
+            and r["speech_end_to_action_ms"] is not None
+        ),
+        "reply_text_to_first_audio_ms": summarize(
+            r["speech_end_to_first_reply_audio_ms"] - r["speech_end_to_reply_text_ms"]
+            for r in rows
+            if r["accepted"]
+            and r["speech_end_to_first_reply_audio_ms"] is not None
+            and r["speech_end_to_reply_text_ms"] is not None
+        ),
+        "slowest_replies": _slowest_replies(rows),
         "tts_real_time_factor": _rtf(rows),
         "replies_from_cache": sum(1 for r in rows if r.get("reply_cached_sentences")),
         # Why each turn ended (grammar-complete early end vs plain silence, ...), with the
