@@ -12,7 +12,8 @@ Which addresses are announced follows the bound host:
   a Home Assistant on the same machine sees it and nothing beyond the machine does;
 * one address of the machine: that address, on its interface;
 * ``0.0.0.0`` / ``::`` (every interface): every address of the machine except loopback and
-  link-local ones, on every interface.
+  link-local ones, of that IP version (``0.0.0.0`` serves IPv4 only, ``::`` IPv6 only), on
+  every interface.
 
 The announcement is unregistered (mDNS "goodbye" packets) when the server shuts down.
 """
@@ -91,7 +92,10 @@ def plan(addresses: list[str]) -> Plan:
     """The announcement for a server bound to ``addresses`` (the host resolved)."""
     ips = [ipaddress.ip_address(a.split("%")[0]) for a in addresses]
     if any(ip.is_unspecified for ip in ips):
-        found = _machine_addresses()
+        # 0.0.0.0 serves IPv4 only, and :: IPv6 only (asyncio sets IPV6_V6ONLY): announce the
+        # machine's addresses of the bound versions, never one the server refuses.
+        versions = {ip.version for ip in ips if ip.is_unspecified}
+        found = [a for a in _machine_addresses() if ipaddress.ip_address(a).version in versions]
         if not found:
             raise ZeroconfError("no network address to announce (only loopback is up)")
         return Plan(tuple(found), None)

@@ -221,6 +221,22 @@ def test_what_is_announced_for_each_bound_host() -> None:
         assert not (ip.is_loopback or ip.is_link_local or ip.is_unspecified), a
 
 
+def test_every_interface_announces_only_the_ip_version_it_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server on 0.0.0.0 refuses IPv6 connections and one on :: (asyncio sets IPV6_V6ONLY)
+    IPv4 ones: neither announces an address of the other version."""
+    import assistant.wyoming_zeroconf as zc
+
+    monkeypatch.setattr(zc, "_machine_addresses", lambda: ["192.0.2.2", "fd00::2"])
+    assert plan(["0.0.0.0"]).addresses == ("192.0.2.2",)
+    assert plan(["::"]).addresses == ("fd00::2",)
+    assert plan(["0.0.0.0", "::"]).addresses == ("192.0.2.2", "fd00::2")
+    monkeypatch.setattr(zc, "_machine_addresses", lambda: ["fd00::2"])
+    with pytest.raises(ZeroconfError):
+        plan(["0.0.0.0"])
+
+
 def test_names() -> None:
     assert default_name() == "hearth-" + (socket.gethostname().split(".")[0] or "host")
     assert check_name("  Kitchen Hearth ") == "Kitchen Hearth"
