@@ -172,6 +172,36 @@ def test_analyze_measures_from_speech_end_and_endpoint() -> None:
     assert out["acceptance"] == {"utterances": 1, "accepted": 1, "rate": 1.0, "with_command": 1}
 
 
+def test_reply_time_is_split_into_confirmation_and_synthesis() -> None:
+    """--reply-audio: speech end → action → reply text → first audio, per turn and in the
+    markdown, with the real-time factor from what the server synthesized."""
+    from assistant.bench.latency_report import markdown
+
+    topic, payload = "zigbee2mqtt/kitchen_light/set", '{"state":"ON"}'
+    rec = _record(
+        utterance_ids=["u1"],
+        t_stopped=101.4,
+        intent_event={"intent": {"name": "light_on", "slots": {"device_ids": ["kitchen_light"]}}},
+        actions=[{"status": "published", "topic": topic, "payload": payload, "t": 101.46}],
+        metrics={"outcome": "actions", "timings_ms": {}},
+        reply_text="Turned on the kitchen light.",
+        t_reply_text=101.55,
+        t_first_reply_audio=101.75,
+        reply_end={"type": "response.done", "audio_ms": 1500.0, "cached_sentences": 0,
+                   "timings_ms": {"synthesis": 150.0, "synthesized_audio": 1500.0}},
+    )
+    out = analyze([rec], [[(topic, payload)]], [Arrival(topic, payload, 101.45)], timeout_s=10)
+    assert out["action_to_reply_text_ms"]["p50"] == pytest.approx(100.0)
+    assert out["reply_text_to_first_audio_ms"]["p50"] == pytest.approx(200.0)
+    assert out["tts_real_time_factor"] == 0.1
+    (slow,) = out["slowest_replies"]
+    assert (slow["speech_end_to_action_ms"], slow["action_to_reply_text_ms"],
+            slow["reply_text_to_first_audio_ms"]) == pytest.approx((250.0, 100.0, 200.0))
+    md = markdown({"runs": [{"name": "default", "streams": 1, "measurements": out}]})
+    assert "| default | 350 / 350 / 350 | 550 / 550 / 550 | 100 / 100 / 100 " in md, md
+    assert "'Turned on the kitchen light.' 550 = 250 to act" in md, md
+
+
 def test_commands_before_speech_end_are_counted_apart() -> None:
     topic, payload = "home/speaker/cmd", "NEXT"
     rec = _record(
