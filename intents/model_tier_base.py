@@ -40,6 +40,7 @@ from intents.model_tier_types import (
     ModelTierSettings,
     ToolCall,
 )
+from intents.robust_base import plausible_setpoint
 from intents.schema import (
     QUERY_INTENTS,
     SENSITIVE_INTENTS,
@@ -273,6 +274,13 @@ def _check_slots(args: _CommandArgs, devices: list[Device]) -> None:
     for slot in need.get(args.intent, ()):
         if getattr(args, slot) is None:
             raise _InvalidOutput(f"{args.intent} needs {slot}")
+    t = args.temperature
+    if args.intent == IntentName.CLIMATE_SET_TEMPERATURE and t is not None \
+            and not plausible_setpoint(t, args.temperature_unit):
+        # The grammar refuses "set the heat to 2 degrees" (a misheard number) and so asks
+        # the model: its reading of the same number is refused too.
+        raise _InvalidOutput(f"{t:g} degrees is not a temperature I would set; say one "
+                             "between 5 and 35 degrees")
     if args.intent == IntentName.LIGHT_SET and all(
         getattr(args, s) is None
         for s in ("brightness", "brightness_step", "color", "color_temp_kelvin")

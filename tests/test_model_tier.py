@@ -524,3 +524,27 @@ def test_prefer_local_with_image_falls_back_to_confident_grammar(
         rec = tier.route("t", _grammar(1.0), config=home, images=[img])
         assert rec.intent is not None and rec.intent.source == "grammar"
     assert tier.calls == 2
+
+
+def test_a_setpoint_no_thermostat_takes_is_refused_from_the_model_too(
+    home: HomeConfig, settings: ModelTierSettings
+) -> None:
+    """The grammar refuses "set the heat to 2 degrees" (a misheard number), which sends the
+    sentence to the model; the model's reading of the same number is refused as well."""
+    from intents.recognizer import Recognizer
+
+    grammar = Recognizer(home).recognize("set the heat to 2 degrees")
+    assert grammar.intent is None and "not a temperature" in grammar.reason
+    two = _answer({"intent": "climate_set_temperature", "device_ids": ["thermostat"],
+                   "temperature": 2})
+    tier = _ScriptedTier(settings, two)
+    rec = tier.route("set the heat to 2 degrees", grammar, config=home)
+    assert tier.calls == 1
+    assert rec.intent is None and "2 degrees is not a temperature" in rec.reason, rec
+    for args in ({"temperature": 21}, {"temperature": 70, "temperature_unit": "F"}):
+        ok = _interpret({"intent": "climate_set_temperature", "device_ids": ["thermostat"],
+                         **args}, home, settings)
+        assert ok.intent is not None and ok.intent.slots.temperature == args["temperature"]
+    hot = _interpret({"intent": "climate_set_temperature", "device_ids": ["thermostat"],
+                      "temperature": 50, "temperature_unit": "C"}, home, settings)
+    assert hot.intent is None and "50 degrees" in hot.reason
