@@ -17,6 +17,11 @@ Design (see also docs/devices.md):
 - Reconnect runs in a task with exponential backoff; subscriptions are restored on every
   connect (clean session: retained state topics are delivered again, so device state is
   rebuilt from the broker, not from memory).
+- The socket has ``TCP_NODELAY``: a command and the state that confirms it are small packets
+  sent right after another one (a PUBACK), which Nagle's algorithm would hold for the peer's
+  delayed ACK, ~40 ms per hop. The broker needs it too (Mosquitto: ``set_tcp_nodelay true``,
+  deploy/mosquitto/mosquitto.conf): a command → confirmation round trip through Mosquitto on
+  one machine took 43 ms without, 1.8 ms with both.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import itertools
 import logging
 import os
 import secrets
+import socket
 import ssl
 import time
 from collections import deque
@@ -296,6 +302,9 @@ class MqttClient:
         except (OSError, ssl.SSLError) as e:
             reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
             raise BrokerUnavailable(f"cannot reach MQTT broker at {ep}: {reason}") from None
+        sock = client.socket()
+        with contextlib.suppress(OSError, AttributeError):  # not TCP (a unix socket): no Nagle
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
         client.loop_start()
         try:
             failed, reason = await asyncio.wait_for(self._connack, self.connect_timeout_s)

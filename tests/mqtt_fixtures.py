@@ -72,6 +72,7 @@ class Mosquitto:
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 10000\n"
+            "set_tcp_nodelay true\n"  # as deploy/mosquitto/mosquitto.conf
             "log_dest stderr\n" + extra_config,
             encoding="utf-8",
         )

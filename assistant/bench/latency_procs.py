@@ -102,7 +102,7 @@ class Mosquitto(_Broker):
         conf = self._workdir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest none\n",
+            "log_dest none\nset_tcp_nodelay true\n",  # as deploy/mosquitto/mosquitto.conf
             encoding="utf-8",
         )
         exe = self._exe if os.access(self._exe, os.X_OK) else (shutil.which("mosquitto") or "")
