@@ -210,3 +210,22 @@ def test_a_cancelled_confirmation_is_said_in_the_language_it_was_asked(home: Hom
     assert zh.text == "没有解锁前门：您说“是”之前连接已切换。如果还需要，请再说一次。"
     general = cancelled_confirmation_reply(home, "en", "unlock", [])
     assert general.text.startswith("I didn't do it: the connection changed")
+
+
+@pytest.mark.parametrize(
+    ("text", "state", "said"),
+    [
+        ("turn the heat up by 2 degrees", {"temperature": 22.0},
+         "Set the thermostat to 22 degrees."),
+        ("空调调高两度", {"temperature": 22.5}, "已将温控器设为22.5度。"),
+        ("turn up the volume", {"volume": 40}, "Set the living room speaker volume to 40%."),
+    ],
+)
+def test_a_step_says_the_value_the_device_confirmed(
+    rec: Recognizer, home: HomeConfig, text: str, state: dict[str, Any], said: str
+) -> None:
+    """A relative step has no value in its slots (the dispatcher makes it absolute per
+    device): the reply says the confirmed one, not "Set the thermostat to  degrees"."""
+    i = _intent(rec, text)
+    assert i.slots.temperature is None and i.slots.volume is None, i.slots
+    assert compose_reply(i, _ok(i, state), home).text == said

@@ -456,10 +456,15 @@ def _success(w: _Words, intent: Intent, ok: Sequence[ActionResult]) -> str:
     if entry is None:
         return str(done["custom"])
     slots = intent.slots
+    # A step ("turn the heat up", "空调调高两度", "louder") was made absolute per device by the
+    # dispatcher: say the value the device confirmed, not an empty one.
+    temperature = slots.temperature if slots.temperature is not None \
+        else _confirmed(ok, "temperature")
+    volume = slots.volume if slots.volume is not None else _confirmed(ok, "volume")
     values: dict[str, Any] = {
-        "temperature": fmt_number(slots.temperature) if slots.temperature is not None else "",
+        "temperature": fmt_number(temperature) if temperature is not None else "",
         "position": slots.position if slots.position is not None else "",
-        "volume": slots.volume if slots.volume is not None else "",
+        "volume": round(volume) if volume is not None else "",
         "setting": _setting(w, intent, ok),
     }
     if len(ok) == 1:
@@ -476,6 +481,12 @@ def _success(w: _Words, intent: Intent, ok: Sequence[ActionResult]) -> str:
         where=w.where(slots.area, slots.floor),
         **values,
     )
+
+
+def _confirmed(ok: Sequence[ActionResult], key: str) -> float | None:
+    """The value ``key`` the first confirmed device reports (its state after the command)."""
+    value = (ok[0].state or {}).get(key) if ok else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _setting(w: _Words, intent: Intent, ok: Sequence[ActionResult]) -> str:
