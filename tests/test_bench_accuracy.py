@@ -181,3 +181,32 @@ def test_a_negative_counts_as_a_false_action_only_where_the_server_would_act() -
     # below the dispatcher's 0.5 the server asks again; a query moves nothing
     assert fig["false_actions"] == 1
     assert fig["false_action_rate"] == 0.25
+
+
+def test_an_amended_order_counts_once_as_the_amended_order() -> None:
+    """--serve scoring: the rest of an order cut off at a pause amends it; the device keeps
+    one order (the amended one), so the clip is right, not two actions."""
+    import numpy as np
+
+    from assistant.bench.accuracy_serve import score_clip
+    from assistant.bench.accuracy_sets import Item
+    from assistant.bench.accuracy_text import Expected
+
+    want = {"number_of_shots": "double shot", "coffee_drink": "house coffee",
+            "milk_amount": "almond milk"}
+    item = Item(id="x", set="picovoice", kind="command", text=None,
+                expected=Expected("order_drink", {"custom": want}), voice=None,
+                load=lambda: np.zeros(1, dtype=np.float32))
+
+    def turn(u: str, slots: dict[str, str], amends: str | None) -> list[dict[str, object]]:
+        intent = {"name": "order_drink", "slots": {"custom": slots}}
+        return [{"type": "intent", "utterance_id": u, "intent": intent, "confidence": 0.98,
+                 "amends": amends, "reason": ""},
+                {"type": "action", "utterance_id": u, "final": True, "status": "published"}]
+
+    first = {k: v for k, v in want.items() if k != "milk_amount"}
+    events = turn("u1", first, None) + turn("u2", want, "u1")
+    assert score_clip(item, events)["outcome"] == "right"
+    # without the amendment mark, two orders reached the device: wrong
+    events = turn("u1", first, None) + turn("u2", want, None)
+    assert score_clip(item, events)["outcome"] == "wrong"

@@ -79,6 +79,10 @@ def score_clip(item: Item, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     acted_utts = [e["utterance_id"] for e in events
                   if e["type"] == "action" and e.get("final") and e["status"] in ACTING]
     acted_utts = list(dict.fromkeys(acted_utts))
+    # An amendment (the rest of an order cut off at a pause, docs/protocol.md "Amended
+    # orders") replaces the order it amends: the device keeps one order, the amended one.
+    replaced = {e.get("amends") for e in intents.values() if e.get("amends")}
+    acted_utts = [u for u in acted_utts if u not in replaced]
     metrics = {e["utterance_id"]: e for e in events if e["type"] == "metrics"}
     readings = []
     for u in acted_utts:
