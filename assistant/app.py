@@ -155,7 +155,8 @@ class Hearth:
         )
         self.answers.prefill()  # tts.prefill: confirmations synthesized in the background
         if self.share is not None:  # timers, confirmations and audit, shared by replicas
-            await self.share.start(timers=self.answers.timers, audit=audit)
+            await self.share.start(timers=self.answers.timers, audit=audit,
+                                   publish_audit=self.settings.audit.publish)
         self._resources = SessionResources(
             settings=self.settings,
             recognizer=recognizer,

@@ -214,6 +214,10 @@ class AuditSettings(_Strict):
     path: str | None = None
     max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     backups: int = Field(default=5, ge=0)
+    #: Also publish every entry (transcripts, replies, client addresses) on the broker's
+    #: ``<mqtt.topic_prefix>/audit`` for a building-wide view of replicas. Off by default:
+    #: on a broker where other users may read ``#`` it would tell them everything said.
+    publish: bool = False
 
 
 class WyomingSettings(_Strict):

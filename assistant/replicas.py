@@ -116,8 +116,11 @@ class Share:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(
-        self, *, timers: TimerManager | None = None, audit: AuditLog | None = None
+        self, *, timers: TimerManager | None = None, audit: AuditLog | None = None,
+        publish_audit: bool = False,
     ) -> None:
+        """Join the building. ``publish_audit`` (``audit.publish``): every audit entry also
+        on ``<p>/audit``; off by default, the entries carry what was said."""
         self._loop = asyncio.get_running_loop()
         self.timers = timers
         if timers is not None:
@@ -132,7 +135,7 @@ class Share:
             self._unsubscribe.append(self.mqtt.subscribe(topic_filter, callback))
         self.mqtt.add_connect_listener(self._reconnected)
         await self._announce()
-        if audit is not None:
+        if audit is not None and publish_audit:
             audit.add_sink(self.audit_sink)
 
     async def _announce(self) -> None:

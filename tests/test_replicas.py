@@ -96,7 +96,7 @@ class Cluster:
         self.audit_paths = [workdir / f"audit{i}.jsonl" for i in (1, 2)]
         self.replicas = []
         for i, audit_path in enumerate(self.audit_paths, 1):
-            assistant["audit"] = {"path": str(audit_path)}
+            assistant["audit"] = {"path": str(audit_path), "publish": True}
             config = workdir / f"replica{i}.yaml"
             config.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
             self.replicas.append(HearthServer(config, workdir / f"replica{i}.log"))
