@@ -194,7 +194,11 @@ class Share:
             unsubscribe()
         self._unsubscribe.clear()
         if self._tasks:  # publishes still on their way get a moment, not the full timeout
-            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+            _, late = await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+            for task in late:  # never left running past the MQTT client's close
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
 
     # -- publishing ----------------------------------------------------------------------
 

@@ -172,7 +172,9 @@ class WyomingServer:
             announcement = Announcement(self._zeroconf_name or default_name(), self.port,
                                         plan(bound), version=_version())
             await announcement.register()
-        except (ZeroconfError, ValueError) as e:
+        except Exception as e:  # never a reason to stop serving: add it by address instead
+            if not isinstance(e, (ZeroconfError, ValueError)):
+                logger.exception("Wyoming: zeroconf failed")
             self.zeroconf_error = str(e)
             logger.warning("Wyoming: not announced over zeroconf: %s", e)
             return

@@ -161,7 +161,7 @@ class Announcement:
             # browsers on the network have been told).
             announced = await zc.async_register_service(info, allow_name_change=True)
             await announced
-        except (OSError, ZeroconfLibError) as e:
+        except Exception as e:  # any failure: close the sockets, the server goes on
             await zc.async_close()
             raise ZeroconfError(f"zeroconf: cannot announce {self.requested!r}: {e}") from e
         self._zc, self._info = zc, info

@@ -243,3 +243,32 @@ def test_names() -> None:
     for bad in ("", "a.b", "x" * 64):
         with pytest.raises(ValueError):
             check_name(bad)
+
+
+async def test_a_zeroconf_failure_of_any_kind_leaves_the_server_serving(
+    text_server_factory: Callable[..., ServerThread], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected error while announcing (not a ZeroconfError) is logged, kept in
+    ``zeroconf_error``, and the Wyoming port still answers."""
+    from assistant import wyoming_zeroconf
+
+    async def broken(self: Any) -> None:
+        raise RuntimeError("mDNS stack exploded")
+
+    monkeypatch.setattr(wyoming_zeroconf.Announcement, "register", broken)
+    server = text_server_factory()
+    hearth = server.hearth
+    assert hearth is not None
+
+    async def start() -> tuple[bool, str | None, int]:
+        wy = await hearth.start_wyoming("tcp://127.0.0.1:0", zeroconf=True)
+        return wy.announcement is not None, wy.zeroconf_error, wy.port
+
+    announced, error, port = server.call(start)
+    assert not announced and error is not None and "exploded" in error
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b'{"type": "describe"}\n')
+    await writer.drain()
+    line = await asyncio.wait_for(reader.readline(), 10)
+    assert b'"info"' in line, line
+    writer.close()
