@@ -66,6 +66,31 @@ def test_okay_nabu_is_detected(voice: str) -> None:
     assert start < got[0].at_ms <= end
 
 
+def test_input_gain_raises_quiet_audio_up_to_full_scale() -> None:
+    det = WakeDetector("okay_nabu")
+    assert det.gain == 4.0 and WakeDetector("hey_jarvis").gain == 1.0
+    t = np.arange(RATE) / RATE
+    quiet = (0.01 * 32768 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    pcm = pcm_of(quiet)
+    # Odd chunk sizes: whole 10 ms frames are raised, the rest waits for the next call.
+    out = b"".join(det._raise(pcm[i : i + 998]) for i in range(0, len(pcm), 998))
+    assert len(out) + len(det._pending) == len(pcm) and len(out) % 320 == 0
+    raised = np.frombuffer(out, "<i2").astype(np.float64)
+    assert np.allclose(raised, 4 * quiet[: raised.size], atol=4)  # the full x4
+    # A loud stretch: the gain falls so that its loudest 10 ms reaches full scale, no more,
+    # and stays down for the next 3 s of quieter audio.
+    loud = (0.5 * 32768 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    got = np.frombuffer(det._raise(pcm_of(loud, quiet)), "<i2").astype(np.float64)
+    rms = 0.5 / np.sqrt(2)
+    part, ref = got[1600:RATE], loud[1600:RATE].astype(np.float64)
+    below = np.abs(ref) < 0.3 * 32768  # what the gain leaves under full scale
+    assert np.allclose(part[below], ref[below] / rms, rtol=0.02, atol=4)
+    assert np.abs(part).max() >= 32767  # the peaks above it clip
+    assert np.allclose(got[RATE + 1600 : RATE + 3200], quiet[1600:3200] / rms, rtol=0.02, atol=4)
+    with pytest.raises(WakeWordError):
+        WakeDetector("okay_nabu", gain=0.5)
+
+
 def test_other_speech_wakes_nothing() -> None:
     # Near-homophones ("okay, no", "okay now") can wake it: see docs/benchmarks.md.
     for text in ("turn on the kitchen light", "okay, let me check the calendar", "hey travis"):
