@@ -71,22 +71,26 @@ def test_input_gain_raises_quiet_audio_up_to_full_scale() -> None:
     assert det.gain == 4.0 and WakeDetector("hey_jarvis").gain == 1.0
     t = np.arange(RATE) / RATE
     quiet = (0.01 * 32768 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    pcm = pcm_of(quiet)
-    # Odd chunk sizes: whole 10 ms frames are raised, the rest waits for the next call.
-    out = b"".join(det._raise(pcm[i : i + 998]) for i in range(0, len(pcm), 998))
-    assert len(out) + len(det._pending) == len(pcm) and len(out) % 320 == 0
-    raised = np.frombuffer(out, "<i2").astype(np.float64)
-    assert np.allclose(raised, 4 * quiet[: raised.size], atol=4)  # the full x4
-    # A loud stretch: the gain falls so that its loudest 10 ms reaches full scale, no more,
-    # and stays down for the next 3 s of quieter audio.
     loud = (0.5 * 32768 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    got = np.frombuffer(det._raise(pcm_of(loud, quiet)), "<i2").astype(np.float64)
+
+    def feed(audio: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, audio.size, 320):
+            det._bytes += 640  # as scores() counts the stream before raising a chunk
+            out.append(np.frombuffer(det._raise(pcm_of(audio[i : i + 320])), "<i2"))
+        return np.concatenate(out).astype(np.float64)
+
+    assert np.allclose(feed(quiet), 4 * quiet, atol=4)  # the full x4
+    # A loud second: the gain falls so that its RMS reaches full scale, no more (the peaks
+    # above clip), and stays down for the next 3 s of quieter audio, then rises again.
+    got, ref = feed(loud), loud.astype(np.float64)
+    below = np.abs(ref) < 0.3 * 32768
     rms = 0.5 / np.sqrt(2)
-    part, ref = got[1600:RATE], loud[1600:RATE].astype(np.float64)
-    below = np.abs(ref) < 0.3 * 32768  # what the gain leaves under full scale
-    assert np.allclose(part[below], ref[below] / rms, rtol=0.02, atol=4)
-    assert np.abs(part).max() >= 32767  # the peaks above it clip
-    assert np.allclose(got[RATE + 1600 : RATE + 3200], quiet[1600:3200] / rms, rtol=0.02, atol=4)
+    assert np.allclose(got[below], ref[below] / rms, rtol=0.02, atol=4)
+    assert np.abs(got).max() >= 32767
+    after = np.concatenate([feed(quiet) for _ in range(4)])
+    assert np.allclose(after[: 2 * RATE], np.tile(quiet, 2) / rms, rtol=0.02, atol=4)
+    assert np.allclose(after[-RATE // 2 :], 4 * quiet[-RATE // 2 :], atol=4)
     with pytest.raises(WakeWordError):
         WakeDetector("okay_nabu", gain=0.5)
 

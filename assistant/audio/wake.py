@@ -5,7 +5,7 @@
 end, one model step every 30 ms, the mean of the last few probabilities against a threshold
 (:data:`TUNED` where ``hearth bench wake --sweep`` chose a rule, else the model's own cut-off,
 unless the caller gives one). Where :data:`INPUT_GAIN` lists the word, the audio is raised
-before the features by up to that factor, less when the loudest 10 ms of the last 3 s would
+before the features by up to that factor, less when the loudest chunk of the last 3 s would
 pass full scale (peaks above it clip; the detector's copy only, never what the ASR hears):
 for ``okay_nabu`` at 10 dB kitchen noise this halves the misses with no false wake more
 (docs/benchmarks.md). About 0.4 % of a core per stream.
@@ -30,6 +30,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
 from assistant.audio.endpoint import SpeechStarted, SpeechStopped
 from assistant.audio.resample import TARGET_RATE, Resampler
 
@@ -46,11 +48,11 @@ DEFAULT_WAKE_TIMEOUT_S: Final = 8.0
 #: not listed use the model's own cut-off and sliding window, one step.
 TUNED: Final[dict[str, tuple[float, int, int]]] = {"okay_nabu": (0.5, 5, 1)}
 #: Per word, the most the detector raises its input (x4 = +12 dB; chosen from the misses at
-#: 10 dB with x1-x8, docs/benchmarks.md): the gain is 1 / (the highest 10 ms RMS of the last
+#: 10 dB with x1-x8, docs/benchmarks.md): the gain is 1 / (the highest chunk RMS of the last
 #: :data:`GAIN_HOLD_S`), held between 1 and this. Words not listed are scored as they come.
 INPUT_GAIN: Final[dict[str, float]] = {"okay_nabu": 4.0}
 GAIN_HOLD_S: Final = 3.0
-_FRAME: Final = TARGET_RATE // 100  # samples in 10 ms
+_HOLD_BYTES: Final = int(GAIN_HOLD_S * TARGET_RATE * 2)
 _BYTES_PER_S: Final = TARGET_RATE * 2
 
 
@@ -158,8 +160,7 @@ class WakeDetector:
         self.gain = INPUT_GAIN.get(word, 1.0) if gain is None else gain
         if self.gain < 1.0:
             raise WakeWordError("wake input gain must be at least 1")
-        self._levels: deque[float] = deque(maxlen=int(GAIN_HOLD_S * 100))
-        self._pending = b""  # the part of a 10 ms frame not yet raised (gain > 1 only)
+        self._levels: deque[tuple[int, float]] = deque()  # (stream end in bytes, RMS)
         # The model averages its last few probabilities itself; take them one by one so the
         # window (and the benchmark's sweep over it) is the detector's own.
         self._model.sliding_window_size = 1
@@ -200,7 +201,6 @@ class WakeDetector:
         self._bytes += len(pcm)
         if self.gain > 1.0:
             pcm = self._raise(pcm)
-            consumed = self._bytes - len(self._pending) - len(pcm)
         for window in self._features.process_streaming(pcm):
             # Each feature window is 10 ms of audio; position the step at its window's end.
             consumed += _BYTES_PER_S // 100
@@ -212,24 +212,24 @@ class WakeDetector:
         return out
 
     def _raise(self, pcm: bytes) -> bytes:
-        """Whole 10 ms frames of ``self._pending + pcm``, each raised by the gain its level
-        allows (the rest waits for the next call)."""
-        import numpy as np
-
-        data = self._pending + pcm
-        n = len(data) // (_FRAME * 2)
-        self._pending = data[n * _FRAME * 2 :]
-        if not n:
-            return b""
-        frames = np.frombuffer(data[: n * _FRAME * 2], "<i2").astype(np.float32)
-        frames = frames.reshape(n, _FRAME) / 32768.0
-        rms = np.sqrt(np.mean(frames * frames, axis=1))
-        gains = np.empty(n, np.float32)
-        for i in range(n):
-            self._levels.append(float(rms[i]))
-            gains[i] = min(self.gain, max(1.0, 1.0 / max(max(self._levels), 1e-9)))
-        raised = np.clip(frames * gains[:, None], -1.0, 32767.0 / 32768.0) * 32768.0
-        return bytes(raised.astype("<i2").tobytes())
+        """``pcm`` raised by the gain its level allows: 1 / the loudest chunk (RMS) of the last
+        :data:`GAIN_HOLD_S`, between 1 and :attr:`gain`. One gain per chunk (the gate's are 20
+        ms or so): a few numpy calls, whatever its length."""
+        if not pcm:
+            return pcm
+        x = np.frombuffer(pcm, "<i2").astype(np.float32)
+        level = float(np.sqrt(np.dot(x, x) / x.size)) / 32768.0
+        end = self._bytes
+        # A running maximum: levels kept in decreasing order, each with its chunk's end.
+        while self._levels and self._levels[-1][1] <= level:
+            self._levels.pop()
+        self._levels.append((end, level))
+        while self._levels[0][0] <= end - _HOLD_BYTES:
+            self._levels.popleft()
+        gain = min(self.gain, max(1.0, 1.0 / max(self._levels[0][1], 1e-9)))
+        if gain == 1.0:
+            return pcm
+        return bytes(np.clip(x * gain, -32768, 32767).astype("<i2").tobytes())
 
     def reset(self) -> None:
         """Forget the audio so far (the model's streaming state included)."""
@@ -240,7 +240,6 @@ class WakeDetector:
         self._recent.clear()
         self._above = 0
         self._levels.clear()
-        self._pending = b""
         self.peak = 0.0
 
 
