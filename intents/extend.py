@@ -136,6 +136,31 @@ class Continuations:
             return False
         return None
 
+    def name_cut_short(self, text: str, device_ids: Iterable[str]) -> bool:
+        """Whether ``text`` ends in the first words of a longer name of one of these devices
+        and no whole name of it was heard: "turn off the TV" read as the *TV plug* may go
+        on "... plug" (a reading of a part of a name is a guess the next word can change:
+        "plug" heard alone after the early end was once read as "lock")."""
+        words = _tokens(text)
+        by_id = {d.id: d for d in self._recognizer.config.devices}
+        for dev_id in device_ids:
+            dev = by_id.get(dev_id)
+            if dev is None:
+                continue
+            names = [_tokens(n) for n in (dev.name, *dev.aliases)]
+            if any(n and _contains(words, n) for n in names):
+                continue
+            for n in names:
+                for k in range(1, len(n)):
+                    if words[-k:] == n[:k]:
+                        return True
+        return False
+
+
+def _contains(words: list[str], part: list[str]) -> bool:
+    k = len(part)
+    return any(words[i:i + k] == part for i in range(len(words) - k + 1))
+
 
 _CACHE: weakref.WeakKeyDictionary[Any, Continuations] = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()

@@ -112,6 +112,13 @@ class _EnglishActions(_TierBase):
                     p.kinds.append("vacuum")
                 return
         # locks
+        bare = {t for t in tokens if t not in ("the", "it", "please", "now")}
+        if bare in ({"lock"}, {"unlock"}) \
+                and not (p.devices or p.partial_devices or p.areas or p.here or p.home
+                         or p.everything or p.floor):
+            # "lock" / "the lock" / "unlock it" and nothing else: no door named and no command
+            # before it to say which ("turn off the TV" + "plug" once came back as "lock,")
+            raise Rejected("Which lock do you mean? Say its name.", final=False)
         if "unlock" in tset or ("unbolt" in tset):
             act("unlock")
             if "lock" not in p.kinds:

@@ -112,6 +112,8 @@ def test_statements_and_questions_never_command(demo: Recognizer, text: str) -> 
     "the fan club meets on Sundays", "Turn on the lamp lamp.", "The robot arm lit.",
     "Switch me off it's light off", "the vacuum is noisy", "turn up at eight",
     "lock stock and two smoking barrels", "you turn me on",
+    # a lock with nothing to say which: a fragment ("plug" heard as "lock,"), not a command
+    "lock,", "the lock", "unlock it",
 ])
 def test_chatter_with_device_words_never_acts(demo: Recognizer, text: str) -> None:
     assert not _acts(demo.recognize(text)), text
@@ -120,6 +122,7 @@ def test_chatter_with_device_words_never_acts(demo: Recognizer, text: str) -> No
 @pytest.mark.parametrize(("text", "intent"), [
     ("vacuum the kitchen", "vacuum_clean_area"), ("start the vacuum", "vacuum_start"),
     ("robot vacuum go", "vacuum_start"), ("lock up", "lock"), ("dim to 30", "light_set"),
+    ("lock the door", "lock"), ("lock everything", "lock"),
 ])
 def test_commands_near_the_chatter_rules_still_act(demo: Recognizer, text: str,
                                                    intent: str) -> None:

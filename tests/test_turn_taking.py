@@ -169,6 +169,34 @@ async def test_a_look_that_could_go_on_waits_for_the_speaker() -> None:
     assert len(done) == 1
 
 
+def test_a_reading_of_part_of_a_name_could_go_on() -> None:
+    c = Continuations(Recognizer(load_demo_config()), home=False)
+    assert c.name_cut_short("Turn off the TV", ["tv_plug"]) is True  # + "plug"
+    assert c.name_cut_short("Turn off the TV plug.", ["tv_plug"]) is False
+    assert c.name_cut_short("turn on the kitchen light", ["kitchen_light"]) is False
+    assert c.name_cut_short("turn on the kitchen", ["kitchen_light"]) is True
+
+
+async def test_a_look_that_heard_part_of_a_name_waits_for_the_rest() -> None:
+    recognizer = Recognizer(load_demo_config())
+    recognizer.recognize("Turn off the TV")  # loaded before the look is timed
+    assert await _look_then_resume(recognizer, "Turn off the TV") == []
+    assert len(await _look_then_resume(recognizer, "Turn off the TV plug.")) == 1
+
+
+async def test_the_rest_of_a_name_after_a_pause_is_not_a_command_of_its_own(
+    coffee_server: ServerThread,
+) -> None:
+    # Once: "Turn off the TV" ended the turn early (read as the TV plug), and "plug" came
+    # back alone as "lock," and locked the front door.
+    pcm = _joined("Turn off the TV", 250, "plug.")
+    events = await _stream(coffee_server, pcm)
+    heard = [e["text"] for e in events if e["type"] == "transcript.final"]
+    acted = _acted(events)
+    assert [(a["intent"], a["device_id"]) for a in acted] == [("switch_off", "tv_plug")], (
+        heard, acted)
+
+
 def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
     from intents.evidence import weigh
 

@@ -277,7 +277,12 @@ class Speculator:
             # "... right now"), so it keeps the short wait.
             slots = intent.slots
             if slots.area is not None or len(slots.device_ids or []) <= 1:
-                return False
+                try:
+                    return continuations(self._res.recognizer).name_cut_short(
+                        text, slots.device_ids or ())
+                except Exception:
+                    logger.debug("name_cut_short failed on %r", text, exc_info=True)
+                    return False
         try:
             return continuations(self._res.recognizer).can_go_on(
                 text, custom=intent.source == "custom", language=language)
