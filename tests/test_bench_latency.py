@@ -246,6 +246,13 @@ def test_judge_names_the_stage_that_failed() -> None:
         },
     )
     assert judge(slot, exp, None)[1].startswith("slot brightness")
+    lock = ("zigbee2mqtt/front_door_lock/set", '{"state":"LOCK"}')
+    extra = _record(
+        utterance_ids=["u", "u2"],
+        actions=[{"status": "published", "topic": exp[0][0], "payload": exp[0][1], "t": 101.5},
+                 {"status": "published", "topic": lock[0], "payload": lock[1], "t": 102.0}],
+    )
+    assert judge(extra, exp, Arrival(*exp[0], t=101.5))[1].startswith("extra command")
 
 
 # -- corpus and stream bookkeeping -------------------------------------------------------

@@ -239,6 +239,16 @@ def judge(
     if arrival is not None and any(
         same_command((arrival.topic, arrival.payload), e) for e in expected
     ):
+        extra = [a for a in rec.actions
+                 if a.get("topic") and a.get("status") in ("published", "confirmed", "unconfirmed")
+                 and not any(same_command((str(a["topic"]), str(a.get("payload") or "")), e)
+                             for e in expected)]
+        if extra:
+            # the right command and another one too ("turn off the tv plug" once also locked
+            # the front door, from "plug" heard alone after an early end)
+            a = extra[0]
+            return False, (f"extra command {a['topic']} {str(a.get('payload'))[:60]} for "
+                           f"{rec.transcript!r}")[:200]
         return True, "ok"
     if arrival is not None:
         return False, f"wrong command {arrival.topic} {arrival.payload[:60]} for {rec.transcript!r}"
