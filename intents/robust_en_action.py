@@ -214,6 +214,11 @@ class _EnglishActions(_TierBase):
                            "that is on a smart plug: I can switch it on and off, nothing more")
         if on and off:
             raise Rejected("I heard both 'on' and 'off'")
+        if off and p.percent and p.number is not None and p.number > 0 \
+                and tset & (L.VERBS_SET_EN | {"to", "at"}):
+            # "Set the off is light, 80%" (heard for "set the office light to 80 percent"):
+            # a level to set and "off" disagree; the "off" is likelier a misheard word
+            raise Rejected(f"I heard both 'off' and {p.number:g}%")
         indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| "
                                        r"really| quite| a bit| pretty)?| too| so| very) "
                                        r"(dark|dim|gloomy) ", text)) \

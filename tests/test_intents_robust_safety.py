@@ -114,6 +114,8 @@ def test_statements_and_questions_never_command(demo: Recognizer, text: str) -> 
     "lock stock and two smoking barrels", "you turn me on",
     # a lock with nothing to say which: a fragment ("plug" heard as "lock,"), not a command
     "lock,", "the lock", "unlock it",
+    # "set the office light to 80 percent" heard at 16 streams: not every light off
+    "Set the off is light, 80%",
 ])
 def test_chatter_with_device_words_never_acts(demo: Recognizer, text: str) -> None:
     assert not _acts(demo.recognize(text)), text
