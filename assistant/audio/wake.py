@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import numpy as np
 
 from assistant.audio.endpoint import SpeechStarted, SpeechStopped
 from assistant.audio.resample import TARGET_RATE, Resampler
+
+logger = logging.getLogger(__name__)
 
 #: The models ``pymicro-wakeword`` bundles (its ``Model`` enum).
 WAKE_WORDS: Final = ("okay_nabu", "hey_jarvis", "alexa", "hey_mycroft")
@@ -52,6 +55,20 @@ TUNED: Final[dict[str, tuple[float, int, int]]] = {"okay_nabu": (0.5, 5, 1)}
 #: :data:`GAIN_HOLD_S`), held between 1 and this. Words not listed are scored as they come.
 INPUT_GAIN: Final[dict[str, float]] = {"okay_nabu": 4.0}
 GAIN_HOLD_S: Final = 3.0
+#: Per word, a second opinion on near misses: openWakeWord's model of the same phrase
+#: (``pyopen-wakeword``; another architecture, trained on other data) re-hears the last
+#: :data:`VERIFY_S` of audio when the first model's averaged score reached ``maybe`` without
+#: passing its rule, and wakes the gate when its own score passes ``threshold``. It runs only
+#: on those near misses, so an idle stream pays nothing for it (docs/benchmarks.md).
+VERIFY: Final[dict[str, tuple[float, float]]] = {"okay_nabu": (0.15, 0.5)}
+VERIFY_S: Final = 2.0
+#: Silence (zeros) the second model hears before the audio, for its windows to fill.
+VERIFY_LEAD_S: Final = 1.5
+#: The near miss is judged this long after the first model's peak (the word's end).
+VERIFY_AFTER_MS: Final = 240
+#: Audio the gate keeps while asleep, so that a detection placed before the chunk that made
+#: it opens the gate at the word's end (the second model's come ~0.3 s after it).
+REPLAY_S: Final = 1.0
 _HOLD_BYTES: Final = int(GAIN_HOLD_S * TARGET_RATE * 2)
 _BYTES_PER_S: Final = TARGET_RATE * 2
 
@@ -119,6 +136,49 @@ def check_word(word: str, threshold: float | None = None) -> WakeModelInfo:
 _LOAD_LOCK = threading.Lock()
 
 
+class _Verifier:
+    """openWakeWord's model of one word, shared by every stream of the process (a lock:
+    one verification at a time; each takes a few tens of ms and runs only on near misses)."""
+
+    _all: ClassVar[dict[str, _Verifier]] = {}
+    _made: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, word: str) -> None:
+        from pyopen_wakeword import Model, OpenWakeWord, OpenWakeWordFeatures
+
+        with _LOAD_LOCK:
+            self._model = OpenWakeWord.from_builtin(Model(word))
+            self._features = OpenWakeWordFeatures.from_builtin()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def get(cls, word: str) -> _Verifier | None:
+        with cls._made:
+            if word not in cls._all:
+                try:
+                    cls._all[word] = cls(word)
+                except (ImportError, ValueError, OSError):
+                    logger.warning("wake word %s: no second model (pyopen-wakeword)", word)
+                    return None
+            return cls._all[word]
+
+    def score(self, pcm: bytes) -> float:
+        """The second model's highest probability over ``pcm`` (16 kHz s16le), heard fresh."""
+        lead = bytes(int(VERIFY_LEAD_S * TARGET_RATE) * 2)
+        audio = lead + pcm
+        best = 0.0
+        with self._lock:
+            self._model.reset()
+            self._features.reset()
+            self._features.new_audio_samples = 0  # no 8 s of zeros first: the lead does that
+            step = 2560  # 80 ms, the model's chunk
+            for i in range(0, len(audio) - len(audio) % 2, step):
+                for emb in self._features.process_streaming(audio[i : i + step]):
+                    for prob in self._model.process_streaming(emb):
+                        best = max(best, float(prob))
+        return best
+
+
 @dataclass(frozen=True, slots=True)
 class WakeHit:
     word: str
@@ -161,6 +221,15 @@ class WakeDetector:
         if self.gain < 1.0:
             raise WakeWordError("wake input gain must be at least 1")
         self._levels: deque[tuple[int, float]] = deque()  # (stream end in bytes, RMS)
+        verify = VERIFY.get(word) if threshold is None else None
+        #: (first model's score that asks for a second opinion, the second model's threshold)
+        self.verify = verify
+        self._verifier: _Verifier | None = None
+        self._raw = bytearray()  # the last VERIFY_S of audio as it came, for the verifier
+        self._maybe: tuple[int, float] | None = None  # (ms, score) of a near miss's peak
+        #: Near misses re-heard by the second model, and how many it woke (benchmarks).
+        self.verified = 0
+        self.verified_woke = 0
         # The model averages its last few probabilities itself; take them one by one so the
         # window (and the benchmark's sweep over it) is the detector's own.
         self._model.sliding_window_size = 1
@@ -180,6 +249,9 @@ class WakeDetector:
         """Score ``pcm`` (whole 16-bit samples). Returns the detections it held (at most one
         per :data:`REFRACTORY_S`)."""
         hits: list[WakeHit] = []
+        if self.verify is not None:
+            self._raw += pcm
+            del self._raw[: max(0, len(self._raw) - int(VERIFY_S * _BYTES_PER_S))]
         for at_ms, raw in self.scores(pcm):
             self._recent.append(raw)
             if len(self._recent) < self.window:
@@ -191,7 +263,38 @@ class WakeDetector:
                 hits.append(WakeHit(self.word, float(prob), at_ms))
                 self._quiet_until_ms = at_ms + int(REFRACTORY_S * 1000)
                 self.peak = 0.0
+                self._maybe = None
+            elif self.verify is not None and at_ms >= self._quiet_until_ms:
+                hit = self._near_miss(at_ms, prob)
+                if hit is not None:
+                    hits.append(hit)
         return hits
+
+    def _near_miss(self, at_ms: int, prob: float) -> WakeHit | None:
+        """Follow a score that came within reach (``verify[0]``) without passing the rule;
+        :data:`VERIFY_AFTER_MS` after its peak, ask the second model about the audio."""
+        assert self.verify is not None
+        maybe, second = self.verify
+        if prob >= maybe and (self._maybe is None or prob > self._maybe[1]):
+            self._maybe = (at_ms, prob)
+        if self._maybe is None or at_ms - self._maybe[0] < VERIFY_AFTER_MS:
+            return None
+        peak_ms = self._maybe[0]
+        self._maybe = None
+        if self._verifier is None:
+            self._verifier = _Verifier.get(self.word)
+            if self._verifier is None:
+                self.verify = None
+                return None
+        self.verified += 1
+        # the audio up to now, at most VERIFY_S: the word ended near the peak
+        p = self._verifier.score(bytes(self._raw))
+        if p <= second:
+            return None
+        self.verified_woke += 1
+        self._quiet_until_ms = at_ms + int(REFRACTORY_S * 1000)
+        self.peak = 0.0
+        return WakeHit(self.word, p, peak_ms)
 
     def scores(self, pcm: bytes) -> list[tuple[int, float]]:
         """The model's raw probability for each step ``pcm`` completes, with the step's
@@ -240,6 +343,8 @@ class WakeDetector:
         self._recent.clear()
         self._above = 0
         self._levels.clear()
+        self._raw.clear()
+        self._maybe = None
         self.peak = 0.0
 
 
@@ -294,6 +399,9 @@ class WakeGate:
         self._in_turn = False
         self._in_samples = 0
         self._fed = 0  # input samples passed to the inner front end
+        #: The last :data:`REPLAY_S` of input while asleep: a detection placed before the
+        #: chunk that made it (the second model's, after the word) opens the gate there.
+        self._replay = bytearray()
 
     @property
     def awake(self) -> bool:
@@ -304,21 +412,26 @@ class WakeGate:
         return self._inner
 
     def feed(self, pcm: bytes, now: float) -> Sequence[Any]:
-        start = self._in_samples
         self._in_samples += len(pcm) // 2
         if not self.awake:
+            self._replay += pcm
+            del self._replay[: max(0, len(self._replay) - int(REPLAY_S * self._rate) * 2)]
             hits = self._detector.process(self._to_16k(pcm))
             if not hits:
                 return []
             hit = hits[0]
-            # Cut the chunk at the detection: what follows in it is the command's start.
-            at_sample = hit.at_ms * self._rate // 1000
-            offset = max(0, min(len(pcm) // 2, at_sample - start)) * 2
+            # Cut the audio at the detection: what follows is the command's start. The
+            # detector's clock counts only the audio it heard (not while the gate was open):
+            # place the hit by how far it lies behind the end of the audio so far.
+            back = (self._detector.position_ms - hit.at_ms) * self._rate // 1000
+            kept = len(self._replay) // 2
+            offset = max(0, min(kept, kept - back)) * 2
             self._awake_left = int(self._timeout_s * self._rate)
             event = WakeDetected(
                 hit.word, hit.probability, self._in_samples * 1000 // self._rate, now
             )
-            rest = pcm[offset:]
+            rest = bytes(self._replay[offset:])
+            self._replay.clear()
             return [event, *self._pass(rest, now)] if rest else [event]
         return self._pass(pcm, now)
 
