@@ -112,8 +112,8 @@ class _EnglishActions(_TierBase):
                     p.kinds.append("vacuum")
                 return
         # locks
-        bare = {t for t in tokens if t not in ("the", "it", "please", "now")}
-        if bare in ({"lock"}, {"unlock"}) \
+        alone = {t for t in tokens if t not in ("the", "it", "please", "now")}
+        if alone in ({"lock"}, {"unlock"}) \
                 and not (p.devices or p.partial_devices or p.areas or p.here or p.home
                          or p.everything or p.floor):
             # "lock" / "the lock" / "unlock it" and nothing else: no door named and no command
