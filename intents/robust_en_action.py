@@ -378,15 +378,14 @@ class _EnglishActions(_TierBase):
                                         | L.VERBS_BRIGHTEN_EN)))
                 _light_kind(p)
                 return
-            if down and not up:
-                p.step = -step
+            if down != up:
+                p.step = step if up else -step
                 act("step", True)
                 _light_kind(p)
-                return
-            if up and not down:
-                p.step = step
-                act("step", True)
-                _light_kind(p)
+                if p.kind_from_action and not (p.areas or p.floor or p.home or p.everything):
+                    # "brighter", "up a bit", "more": nothing named, so the lights where the
+                    # speaker is (or "which room?"), never every light in the home
+                    p.here = True
                 return
             if indirect_dark:
                 p.indirect = True

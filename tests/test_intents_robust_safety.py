@@ -164,6 +164,17 @@ def test_implausible_setpoints_are_refused(tier: RobustTier) -> None:
     assert r is not None and r.intent is None and "not a temperature" in r.reason
 
 
+@pytest.mark.parametrize("text", ["up", "more", "brighter", "a bit dimmer", "turn up"])
+def test_a_bare_step_is_the_speakers_room_never_the_whole_home(demo: Recognizer,
+                                                               text: str) -> None:
+    # a fragment ("... up") or a one-word request names no light: where the speaker is
+    r = demo.recognize(text)
+    assert r.intent is None and r.needs_area, r
+    here = demo.recognize(text, area="kitchen").intent
+    assert here is not None and here.slots.device_ids == ["kitchen_light"], here
+    assert demo.recognize("brighten the lights").intent is not None  # said outright
+
+
 def test_cold_in_here_with_no_room_known_asks_for_the_room(demo: Recognizer) -> None:
     r = demo.recognize("it's cold in here")
     assert r.intent is None and "which room" in r.reason
