@@ -230,7 +230,9 @@ class Recognizer:
         owned = bool(custom_words) and any(
             w.casefold() in custom_words for w in re.findall(r"\w+", stripped))
         if self._robust is not None and not final and not owned:
-            robust, final = self._robust.analyze(stripped, lang, area=area)
+            robust, final = self._robust.analyze(
+                stripped, lang, area=area,
+                follow_ids=context.slots.device_ids if context is not None else ())
             if robust is not None and robust.intent is not None:
                 if not self._custom_order_guess(robust.intent, stripped, lang):
                     return robust

@@ -26,6 +26,8 @@ the guess cap unless both the verb and the target were said outright.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from intents.robust_base import Rejected, _merge, _NeedsRoom
 from intents.robust_en import _EnglishParser
 from intents.robust_targets import _Targets
@@ -49,11 +51,13 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
         understood as something Hearth must not do, or None when it does not parse at all."""
         return self.analyze(text, lang, area=area)[0]
 
-    def analyze(self, text: str, lang: str, *, area: str | None = None
-                ) -> tuple[Recognition | None, bool]:
-        """:meth:`recognize` plus whether a rejection is final (see :class:`Rejected`)."""
+    def analyze(self, text: str, lang: str, *, area: str | None = None,
+                follow_ids: Sequence[str] = ()) -> tuple[Recognition | None, bool]:
+        """:meth:`recognize` plus whether a rejection is final (see :class:`Rejected`).
+        ``follow_ids``: the previous command's devices, which a bare step ("brighter") with no
+        room known applies to."""
         try:
-            return self._analyze(text, lang, area), False
+            return self._analyze(text, lang, area, list(follow_ids)), False
         except _NeedsRoom as e:
             reason = str(e) if area is not None else f"{ROOM_UNKNOWN}; say the room"
             return Recognition(intent=None, reason=f"no intent: {reason}",
@@ -61,7 +65,8 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
         except Rejected as e:
             return Recognition(intent=None, reason=f"no intent: {e}"), e.final
 
-    def _analyze(self, text: str, lang: str, area: str | None) -> Recognition | None:
+    def _analyze(self, text: str, lang: str, area: str | None,
+                 follow_ids: list[str]) -> Recognition | None:
         zh = lang.lower().startswith("zh")
         if not zh and not lang.lower().startswith("en"):
             return None
@@ -81,6 +86,7 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
                 if len(parts) == 1:
                     return None
                 continue
+            p.follow_ids = follow_ids
             intents.extend(self._intents(p, text, "zh-CN" if zh else lang, area))
         if not intents:
             return None

@@ -129,6 +129,10 @@ class _Parse:
     #: how many tokens (en) or characters (zh) the sentence had, for the coverage rule
     size: int = 0
     zh: bool = False
+    #: a step with nothing named ("brighter", "up a bit"): where the speaker is
+    bare_step: bool = False
+    #: the previous command's devices (a bare step with no room known follows them)
+    follow_ids: list[str] = field(default_factory=list)
 
     def has_target(self) -> bool:
         return bool(self.devices or self.partial_devices or self.kinds or self.scene)

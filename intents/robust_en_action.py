@@ -385,6 +385,7 @@ class _EnglishActions(_TierBase):
                 if p.kind_from_action and not (p.areas or p.floor or p.home or p.everything):
                     # "brighter", "up a bit", "more": nothing named, so the lights where the
                     # speaker is (or "which room?"), never every light in the home
+                    p.bare_step = not p.here  # "in here" said: the speaker's room only
                     p.here = True
                 return
             if indirect_dark:

@@ -104,6 +104,12 @@ class _Targets(_TierBase):
         elif p.floor is not None:
             where = f"on {next(f.name for f in self.config.floors if f.id == p.floor)}"
         elif p.here and not p.home:
+            follow = [i for i in p.follow_ids if i in self._devices
+                      and self._devices[i].kind.value in kinds_wanted] if p.bare_step else []
+            if speaker_area is None and follow:
+                # "turn on the office light" ... "brighter": the light just asked for
+                return ([(self._devices[follow[0]].kind, sorted(follow))],
+                        "you last asked for", CONF_SPEAKER_AREA)
             if speaker_area is None:
                 raise _NeedsRoom(f"{ROOM_UNKNOWN}; say the room")
             area = speaker_area

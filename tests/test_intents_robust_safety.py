@@ -173,6 +173,11 @@ def test_a_bare_step_is_the_speakers_room_never_the_whole_home(demo: Recognizer,
     here = demo.recognize(text, area="kitchen").intent
     assert here is not None and here.slots.device_ids == ["kitchen_light"], here
     assert demo.recognize("brighten the lights").intent is not None  # said outright
+    # right after a command: the light just asked for (unless "in here" was said)
+    before = demo.recognize("turn on the office light").intent
+    after = demo.recognize(text, context=before).intent
+    assert after is not None and after.slots.device_ids == ["office_light"], after
+    assert demo.recognize(f"{text} in here", context=before).needs_area
 
 
 def test_cold_in_here_with_no_room_known_asks_for_the_room(demo: Recognizer) -> None:
