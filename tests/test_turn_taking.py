@@ -125,11 +125,15 @@ async def test_thank_you_after_a_command_is_no_second_action(
     coffee_server: ServerThread,
 ) -> None:
     pcm = _joined("Turn on the kitchen light.", 700, "Thank you.")
-    events = await _stream(coffee_server, pcm)
+    await _acts_once(coffee_server, pcm, ("light_on", "kitchen_light"))
+
+
+async def _acts_once(server: ServerThread, pcm: bytes, action: tuple[str, str]) -> None:
+    """Streaming ``pcm`` makes exactly one action: ``(intent, device_id)``."""
+    events = await _stream(server, pcm)
     heard = [e["text"] for e in events if e["type"] == "transcript.final"]
     acted = _acted(events)
-    assert [(a["intent"], a["device_id"]) for a in acted] == [("light_on", "kitchen_light")], (
-        heard, acted)
+    assert [(a["intent"], a["device_id"]) for a in acted] == [action], (heard, acted)
 
 
 async def _look_then_resume(recognizer: Recognizer, text: str) -> list[Any]:
@@ -190,11 +194,7 @@ async def test_the_rest_of_a_name_after_a_pause_is_not_a_command_of_its_own(
     # Once: "Turn off the TV" ended the turn early (read as the TV plug), and "plug" came
     # back alone as "lock," and locked the front door.
     pcm = _joined("Turn off the TV", 250, "plug.")
-    events = await _stream(coffee_server, pcm)
-    heard = [e["text"] for e in events if e["type"] == "transcript.final"]
-    acted = _acted(events)
-    assert [(a["intent"], a["device_id"]) for a in acted] == [("switch_off", "tv_plug")], (
-        heard, acted)
+    await _acts_once(coffee_server, pcm, ("switch_off", "tv_plug"))
 
 
 def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
