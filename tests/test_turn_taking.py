@@ -149,9 +149,11 @@ async def _look_then_resume(recognizer: Recognizer, text: str) -> list[Any]:
     out = Events(res, events.append, session_id="s", client=None, clock=time.monotonic)
     ended: list[Any] = []
     utt = Utterance(id="s-1", started=time.monotonic())
+    # The look's clock stands still: however long recognizing takes on a loaded machine,
+    # the speaker "resumes" within the hold (the server measures the hold from the pause).
     spec = Speculator(res, state, out, AsrJobs(res), Understanding(res, state),
                       current=lambda: utt, end_turn=lambda u, s: ended.append(s),
-                      clock=time.monotonic)
+                      clock=lambda: 0.0)
     spec.paused(utt, np.zeros(16000, np.float32), 1000)
     look = utt.spec
     assert look is not None
