@@ -208,6 +208,14 @@ class Share:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def settled(self, within_s: float) -> bool:
+        """Wait until what was sent so far has reached the broker (or failed, logged); False
+        after ``within_s`` with publishes still on their way."""
+        if not self._tasks:
+            return True
+        _, late = await asyncio.wait(list(self._tasks), timeout=within_s)
+        return not late
+
     def send(self, topic: str, record: dict[str, Any] | None, *, retain: bool) -> None:
         """Publish in the background (in call order); a failure is logged."""
         payload = b"" if record is None else json.dumps({**record, "writer": self.replica})

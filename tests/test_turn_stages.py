@@ -212,6 +212,9 @@ class RecordingAnswering:
     def act_local(self, utterance_id: str, intent: Intent) -> ActionResult:
         return ActionResult(device_id=None, intent=intent.name, status="confirmed")
 
+    async def settled(self) -> None:
+        self.events.append(("settled",))
+
     def prepare(self, intent: Intent) -> None:
         self.events.append(("prepared", intent.name))
 

@@ -180,6 +180,11 @@ class Answering:
             device_id=None, intent=intent.name, status="confirmed", detail=reply.text
         )
 
+    async def settled(self) -> None:
+        """What :meth:`act_local` changed is shared with the other replicas (on the broker)
+        before the turn reports it done."""
+        await self._services.timers.settled()
+
     # -- clarifying questions ---------------------------------------------------------
 
     def ambiguous(self, intent: Intent) -> list[str] | None:

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from assistant.answers.reply import Reply, reply_language, templates
 from intents.schema import Intent
@@ -33,6 +33,9 @@ from intents.timers import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: How long a shared timer's reply waits for its record to reach the broker.
+SETTLE_TIMEOUT_S: Final = 2.0
 
 
 class AuditLike(Protocol):
@@ -56,6 +59,8 @@ class TimerShare(Protocol):
     def clear_timer(self, client: str, timer_id: str) -> None: ...
 
     def timer_finished(self, record: dict[str, Any]) -> None: ...
+
+    async def settled(self, within_s: float) -> bool: ...
 
 
 #: Seconds a holder cut off from the broker waits before trying to fire again.
@@ -120,6 +125,18 @@ class TimerManager:
     def share_with(self, share: TimerShare) -> None:
         """Share the timers of client ids with other replicas through ``share``."""
         self._share = share
+
+    async def settled(self, within_s: float = SETTLE_TIMEOUT_S) -> bool:
+        """Wait until the records written so far are on the broker, so that a timer reported
+        set survives its replica dying the next moment (another claims it). True at once
+        when not shared; False (logged) when the broker did not take them in ``within_s``:
+        the timer still runs here."""
+        if self._share is None:
+            return True
+        ok = await self._share.settled(within_s)
+        if not ok:
+            logger.warning("timer records not on the broker after %.1f s", within_s)
+        return ok
 
     # -- sessions ----------------------------------------------------------------------
 

@@ -255,7 +255,9 @@ class Acting:
             )
             raise Done("actions")
         if self.answering is not None and self.answering.handles(intent):
-            on_result(self.answering.act_local(utt.id, intent))  # timers, the clock
+            done = self.answering.act_local(utt.id, intent)  # timers, the clock
+            await self.answering.settled()  # on the broker before it is reported (replicas)
+            on_result(done)
             utt.timings["dispatch"] = self._clock() - t0
             raise Done("actions")
         choices = None if self.answering is None else self.answering.ambiguous(intent)

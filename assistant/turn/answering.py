@@ -1,10 +1,13 @@
 """Answering: where a turn's outcome becomes a reply. ``assistant.answers.stage.Answering``
 (reply text, the shared voice, timers) plugs in here; with none, nothing is said.
 
-What the other stages call of it (:class:`AnsweringLike`, all on the event loop, none blocks):
+What the other stages call of it (:class:`AnsweringLike`, all on the event loop; only
+``settled`` waits):
 
 * acting: :meth:`~AnsweringLike.handles` / :meth:`~AnsweringLike.act_local` — an intent the
-  answering stage carries out itself (timers, the clock) instead of the dispatcher;
+  answering stage carries out itself (timers, the clock) instead of the dispatcher, then
+  :meth:`~AnsweringLike.settled` (awaited: a timer's record is on the broker, where the other
+  replicas see it, before the turn reports it confirmed);
 * acting: :meth:`~AnsweringLike.ambiguous` / :meth:`~AnsweringLike.choose` — a command that
   names one device by its kind in a home with several ("turn on the light") asks "which
   one?" instead of acting on all of them, and the next turn's answer picks it;
@@ -41,6 +44,8 @@ class AnsweringLike(Protocol):
     def handles(self, intent: Intent) -> bool: ...
 
     def act_local(self, utterance_id: str, intent: Intent) -> ActionResult: ...
+
+    async def settled(self) -> None: ...
 
     def prepare(self, intent: Intent) -> None: ...
 
