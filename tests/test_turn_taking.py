@@ -214,6 +214,14 @@ def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
     heard = ["The triple shot, light roast, iced mocha."]
     got = weigh(guess("brew triple shot light roast iced mocha", 0.43), heard, bar=0.5)
     assert got.intent is not None and got.intent.confidence >= 0.5
+    # Every value heard, some garbled by the noise ("dock" roast, "capucino"): up to the bar.
+    heard = ["A double shot, dock roast, capucino please."]
+    got = weigh(guess("brew double shot dark roast cappuccino", 0.42), heard, bar=0.5)
+    assert got.intent is not None and got.intent.confidence == 0.5, got.reason
+    # ... but a value nothing heard sounds like ("coffee" for "ca") stays below it.
+    heard = ["A double shot ca, with some sugar."]
+    reading = guess("brew double shot coffee with some sugar", 0.42)
+    assert weigh(reading, heard, bar=0.5) is reading
     # "cool milk" -> "whole milk": a value Whisper did not hear is left as it is, or (opt-in)
     # kept below the bar.
     heard = ["It's dark roast, iced coffee with cool milk."]

@@ -61,6 +61,7 @@ from assistant.bench.accuracy_text import matches, moves_device, word_errors
 from assistant.bench.noise import babble, mix_at_snr, stable_seed, white_noise
 from assistant.config import AssistantSettings
 from intents.decode import Hypothesis
+from intents.evidence import weigh_reading
 from intents.repair import normalize_transcript
 
 logger = logging.getLogger(__name__)
@@ -262,6 +263,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any]) -> dict[str
             found = p.recognizer.recognize(normalize_transcript(hyps[0].text if hyps else ""))
         intent_ms += (time.perf_counter() - t0) * 1000.0
         transform = "shipped"
+        rescued = found.intent is None
         if p.repair is not None and p.repair.engages(found):
             t0 = time.perf_counter()
             repaired = p.repair.repair(seg, hyps, found)
@@ -269,6 +271,8 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any]) -> dict[str
             if repaired.recognition is not found:
                 transform = "repaired"
             found = repaired.recognition
+        # what Whisper wrote weighs a guessed reading, as in the server's turn
+        found = weigh_reading(p.recognizer, found, [h.text for h in hyps], rescued=rescued)
         if found.intent is not None:
             acted.append((found.intent, found.intent.confidence, transform))
             first_text = first_text or found.intent.text

@@ -43,8 +43,7 @@ from assistant.turn.types import (
     Utterance,
 )
 from assistant.turn.understanding import Understanding
-from intents.decode import guess_is_sensitive
-from intents.evidence import weigh
+from intents.evidence import weigh_reading
 from intents.schema import Intent, Recognition
 
 logger = logging.getLogger(__name__)
@@ -195,18 +194,8 @@ class Turns:
         text parsed to nothing and the audio chose the whole reading; a value in it that no
         hypothesis has anything like ("A lot of sugar." rescued as "coffee with a lot of
         sugar") is the scorer's invention, kept below the bar."""
-        intent = result.intent
-        if intent is None or not result.guessed or intent.source != "custom":
-            return result
-        recognizer: Any = self._res.recognizer
-        security = getattr(getattr(recognizer, "config", None), "security", None)
-        bar = float(getattr(security, "min_confidence", 0.5))
-        try:
-            sensitive = guess_is_sensitive(recognizer, intent)
-        except AttributeError:  # a recognizer without a home (tests' fakes)
-            sensitive = True
-        return weigh(result, [h.text for h in heard.hypotheses], bar=bar, sensitive=sensitive,
-                     cap_unheard=rescued)
+        return weigh_reading(self._res.recognizer, result, [h.text for h in heard.hypotheses],
+                             rescued=rescued)
 
     # -- the end of a turn ---------------------------------------------------------------
 
