@@ -156,6 +156,17 @@ class Continuations:
                         return True
         return False
 
+    def target_unsaid(self, text: str, device_ids: Iterable[str]) -> bool:
+        """Whether ``text`` says no word of any name of these devices: the target was inferred
+        ("next" for the home's one media player), and the speaker may still name it ("next
+        ... song on the living room speaker")."""
+        words = set(_tokens(text))
+        by_id = {d.id: d for d in self._recognizer.config.devices}
+        devices = [by_id[i] for i in device_ids if i in by_id]
+        if not devices:
+            return False
+        return not any(words & set(_tokens(n)) for d in devices for n in (d.name, *d.aliases))
+
 
 def _contains(words: list[str], part: list[str]) -> bool:
     k = len(part)

@@ -206,7 +206,10 @@ class Speculator:
         spec.recognition, spec.context = result, context
         # A guessed reading of words cut at a pause may finish the speaker's sentence for
         # them ("give me a double shot" aligned to "... americano"): wait for the silence.
-        spec.armed = ends_turn(result, text)
+        # A reading the dispatcher would refuse for its confidence ("Open the Bitter and
+        # Blinds." from the greedy look) does not end the turn either: the final pass may
+        # hear it right.
+        spec.armed = ends_turn(result, text) and not self._refused(result)
         if spec.stale or utt is not self._current():
             return
         escalate_ms = self._res.settings.speculation_escalate_ms
@@ -245,6 +248,20 @@ class Speculator:
                     limit=limit if limit is not None else 0,
                 )
 
+    def _refused(self, result: Any) -> bool:
+        """Whether the dispatcher would refuse ``result`` for its confidence (below
+        ``security.min_confidence``, or a sensitive action below its own bar)."""
+        intent = getattr(result, "intent", None)
+        dispatcher: Any = self._res.dispatcher
+        security = getattr(getattr(dispatcher, "config", None), "security", None)
+        if intent is None or security is None:
+            return False
+        if intent.confidence < security.min_confidence:
+            return True
+        check = getattr(dispatcher, "is_sensitive", None)
+        sensitive = intent.is_sensitive or (callable(check) and bool(check(intent)))
+        return sensitive and intent.confidence < security.sensitive_min_confidence
+
     def _pause_ms(self) -> int:
         td = self._res.settings.turn_detection.model_copy(
             update=self._state.config.turn_detection.model_dump(exclude_none=True)
@@ -277,9 +294,14 @@ class Speculator:
             # "... right now"), so it keeps the short wait.
             slots = intent.slots
             if slots.area is not None or len(slots.device_ids or []) <= 1:
+                # ... unless the words have not named the device yet: only part of its name
+                # ("turn off the TV" for the TV plug), or nothing of it ("next" for the one
+                # speaker, when "... song on the living room speaker" follows).
                 try:
-                    return continuations(self._res.recognizer).name_cut_short(
-                        text, slots.device_ids or ())
+                    c = continuations(self._res.recognizer)
+                    ids = slots.device_ids or ()
+                    return c.name_cut_short(text, ids) or (
+                        slots.area is None and c.target_unsaid(text, ids))
                 except Exception:
                     logger.debug("name_cut_short failed on %r", text, exc_info=True)
                     return False
