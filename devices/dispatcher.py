@@ -270,9 +270,7 @@ class Dispatcher:
         sensitive = self.is_sensitive(intent, device)
         refusal = self._policy(intent, sensitive, confirmed)
         if refusal is not None:
-            if sensitive:
-                extra["sensitive"] = True
-                extra["needs_confirmation"] = refusal == NEEDS_CONFIRMATION
+            _mark_refusal(extra, refusal, sensitive)
             return await emit.final(
                 make_result(device_id, intent, "rejected", refusal, extra=extra)
             )
@@ -371,9 +369,7 @@ class Dispatcher:
         sensitive = self.is_sensitive(intent)
         refusal = self._policy(intent, sensitive, confirmed)
         if refusal is not None:
-            if sensitive:
-                extra["sensitive"] = True
-                extra["needs_confirmation"] = refusal == NEEDS_CONFIRMATION
+            _mark_refusal(extra, refusal, sensitive)
             return await emit.final(make_result(None, intent, "rejected", refusal, extra=extra))
         return await self._customs.run(intent, action, emit, extra, amends=amends)
 
@@ -458,3 +454,14 @@ __all__ = [
     "StateListener",
     "light_up_step",
 ]
+
+
+def _mark_refusal(extra: dict[str, Any], refusal: str, sensitive: bool) -> None:
+    """What the reply needs to know of a policy refusal: a sensitive action's, whether it
+    asks for a "yes", and whether the reading was too unsure to act on (``low_confidence``:
+    the user hears "I'm not sure I heard that right", not the confidence figures)."""
+    if refusal != NEEDS_CONFIRMATION:
+        extra["low_confidence"] = True
+    if sensitive:
+        extra["sensitive"] = True
+        extra["needs_confirmation"] = refusal == NEEDS_CONFIRMATION

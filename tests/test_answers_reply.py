@@ -146,6 +146,23 @@ def test_confirmation_prompt_and_refusal(rec: Recognizer, home: HomeConfig) -> N
     assert "didn't unlock the front door" in compose_reply(i, low, home).text
 
 
+async def test_a_reading_too_unsure_to_act_on_is_said_plainly(home: HomeConfig) -> None:
+    """The user hears that they were not understood well enough, never confidence figures."""
+    from devices.dispatcher import Dispatcher
+    from tests.test_devices_dispatcher import FakeMqtt
+
+    dispatcher = Dispatcher(home, FakeMqtt())  # nothing is published: refused first
+    unsure = Intent(name="light_set", confidence=0.42, source="robust", reason="t",
+                    slots={"device_ids": ["office_light"], "brightness": 80})  # type: ignore[arg-type]
+    results = await dispatcher.dispatch(unsure)
+    assert [r.status for r in results] == ["rejected"]
+    assert "below the minimum" in (results[0].detail or "")  # the event's detail keeps why
+    said = compose_reply(unsure, results, home).text
+    assert said == ("I'm not sure I heard that right, so I didn't change the office light. "
+                    "Please say it again."), said
+    assert "0.42" not in said
+
+
 def test_not_understood_and_nothing_to_do(rec: Recognizer, home: HomeConfig) -> None:
     none = rec.recognize("blah blah banana")
     r = compose_reply(None, [], home, reason=none.reason, text="blah blah banana")

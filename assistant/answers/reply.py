@@ -516,7 +516,11 @@ def _failures(w: _Words, intent: Intent, bad: Sequence[ActionResult]) -> list[st
             out.append(w.fill(ft["unconfirmed"], name=name))
         elif r.status == "failed":
             out.append(w.fill(ft["failed"], name=name))
-        elif r.extra.get("sensitive") and not r.extra.get("needs_confirmation"):
+        elif r.extra.get("low_confidence") and r.device_id is None:
+            out.append(w.fill(ft["not_sure_general"]))
+        elif r.extra.get("low_confidence") or (
+            r.extra.get("sensitive") and not r.extra.get("needs_confirmation")
+        ):
             verb = _verb(w, r.intent) or str(w.t["verbs"]["other"])
             out.append(w.fill(ft["not_sure"], verb=verb, name=name))
         elif r.device_id is None:
