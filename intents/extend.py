@@ -25,7 +25,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from intents.align import WordAutomaton, _tokens
 
@@ -159,13 +159,20 @@ class Continuations:
     def target_unsaid(self, text: str, device_ids: Iterable[str]) -> bool:
         """Whether ``text`` says no word of any name of these devices: the target was inferred
         ("next" for the home's one media player), and the speaker may still name it ("next
-        ... song on the living room speaker")."""
+        ... song on the living room speaker"). A pronoun names it ("turn it off"); words
+        this cannot split (Chinese) count as naming it."""
         words = set(_tokens(text))
+        if not words or words & _PRONOUNS:
+            return False
         by_id = {d.id: d for d in self._recognizer.config.devices}
         devices = [by_id[i] for i in device_ids if i in by_id]
         if not devices:
             return False
         return not any(words & set(_tokens(n)) for d in devices for n in (d.name, *d.aliases))
+
+
+#: Words that name a device already heard ("turn it off").
+_PRONOUNS: Final = frozenset({"it", "its", "it's", "them", "that", "this", "those", "these"})
 
 
 def _contains(words: list[str], part: list[str]) -> bool:
