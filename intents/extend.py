@@ -22,6 +22,7 @@ background thread on first use; until it is ready, built-in readings give None. 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Iterable
@@ -162,7 +163,7 @@ class Continuations:
         ... song on the living room speaker"). A pronoun names it ("turn it off"); words
         this cannot split (Chinese) count as naming it."""
         words = set(_tokens(text))
-        if not words or words & _PRONOUNS:
+        if not words or words & _PRONOUNS or _CJK.search(text):
             return False
         by_id = {d.id: d for d in self._recognizer.config.devices}
         devices = [by_id[i] for i in device_ids if i in by_id]
@@ -171,6 +172,7 @@ class Continuations:
         return not any(words & set(_tokens(n)) for d in devices for n in (d.name, *d.aliases))
 
 
+_CJK: Final = re.compile(r"[\u3400-\u9fff]")
 #: Words that name a device already heard ("turn it off").
 _PRONOUNS: Final = frozenset({"it", "its", "it's", "them", "that", "this", "those", "these"})
 

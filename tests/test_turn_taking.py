@@ -200,6 +200,7 @@ async def test_a_look_that_named_no_device_waits_for_the_name() -> None:
     assert c.target_unsaid("next song on the living room speaker", ["speaker"]) is False
     assert c.target_unsaid("turn it off", ["speaker"]) is False  # named before
     assert c.target_unsaid("下一首", ["speaker"]) is False  # not split into words: no wait
+    assert c.target_unsaid("把音量调到40", ["speaker"]) is False
     recognizer.recognize("next")  # loaded before the look is timed
     assert await _look_then_resume(recognizer, "next") == []
     assert len(await _look_then_resume(recognizer, "Next song on the living room speaker.")) == 1
