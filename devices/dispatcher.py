@@ -166,6 +166,11 @@ class Dispatcher:
             self.is_sensitive(i) for i in self._scene_intents(intent)
         )
 
+    def too_unsure(self, intent: Intent) -> bool:
+        """Whether the policy refuses ``intent`` for its confidence alone (a "yes" aside):
+        what a reading heard early must reach to end the turn on it."""
+        return self._policy(intent, self.is_sensitive(intent), confirmed=True) is not None
+
     def _policy(self, intent: Intent, sensitive: bool, confirmed: bool) -> str | None:
         sec = self.config.security
         if intent.confidence < sec.min_confidence:

@@ -249,18 +249,11 @@ class Speculator:
                 )
 
     def _refused(self, result: Any) -> bool:
-        """Whether the dispatcher would refuse ``result`` for its confidence (below
-        ``security.min_confidence``, or a sensitive action below its own bar)."""
+        """Whether the dispatcher would refuse ``result`` for its confidence
+        (:meth:`devices.dispatcher.Dispatcher.too_unsure`)."""
         intent = getattr(result, "intent", None)
-        dispatcher: Any = self._res.dispatcher
-        security = getattr(getattr(dispatcher, "config", None), "security", None)
-        if intent is None or security is None:
-            return False
-        if intent.confidence < security.min_confidence:
-            return True
-        check = getattr(dispatcher, "is_sensitive", None)
-        sensitive = intent.is_sensitive or (callable(check) and bool(check(intent)))
-        return sensitive and intent.confidence < security.sensitive_min_confidence
+        check = getattr(self._res.dispatcher, "too_unsure", None)
+        return intent is not None and callable(check) and bool(check(intent))
 
     def _pause_ms(self) -> int:
         td = self._res.settings.turn_detection.model_copy(
