@@ -71,6 +71,7 @@ class Speech:
         )
         scheduler.batch(self.transcribe, self.transcribe_batch)
         scheduler.batch(self.transcribe_speculative, self.transcribe_speculative_batch)
+        scheduler.batch(self.transcribe_escalation, self.transcribe_escalation_batch)
         self.executor = scheduler
 
     def _load_remote(self) -> None:
@@ -151,7 +152,8 @@ class Speech:
             bound = functools.partial(transcribe, language=code)
             self._bound_asr[key] = bound
             batch = {self.transcribe: self.transcribe_batch,
-                     self.transcribe_speculative: self.transcribe_speculative_batch}
+                     self.transcribe_speculative: self.transcribe_speculative_batch,
+                     self.transcribe_escalation: self.transcribe_escalation_batch}
             if transcribe in batch and self.executor is not None:
                 self.executor.batch(bound, functools.partial(batch[transcribe],
                                                              language=code))
@@ -193,6 +195,30 @@ class Speech:
         return self.transcriber.transcribe_batch(
             audios, **self.first_look(), language=language
         )
+
+    def transcribe_escalation(self, audio: Any, language: str | None = None) -> Transcript:
+        assert self.transcriber is not None
+        return self.transcriber.transcribe(audio, **self.escalation_look(), language=language)
+
+    def transcribe_escalation_batch(
+        self, audios: list[Any], language: str | None = None
+    ) -> list[Transcript]:
+        assert self.transcriber is not None
+        return self.transcriber.transcribe_batch(
+            audios, **self.escalation_look(), language=language
+        )
+
+    def escalation_look(self) -> dict[str, Any]:
+        """The escalation's settings (``speculation_escalate_beam_size``): a better look than
+        the first, on the same window so that the encoder's output is reused."""
+        s = self.settings
+        return {
+            "hotwords": self.hotwords,
+            "retry_cut_off": False,
+            "beam_size": s.speculation_escalate_beam_size,
+            "window_min_s": s.speculation_window_min_s,
+            "fallback_full_window": False,
+        }
 
     def first_look(self) -> dict[str, Any]:
         """The speculative look's settings (``speculation_*``). It stands only when it

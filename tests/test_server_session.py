@@ -178,7 +178,9 @@ class Harness:
         self.asr_fail = False
         self.asr_calls = 0
         self.metrics = Metrics()
-        settings = AssistantSettings(audio=True).with_overrides(**overrides)
+        # with_overrides skips None ("keep the default"); here None means the setting's off.
+        settings = AssistantSettings(audio=True).with_overrides(**overrides).model_copy(
+            update={k: v for k, v in overrides.items() if v is None})
         self.resources = SessionResources(
             settings=settings,
             recognizer=self.recognizer,
@@ -382,6 +384,61 @@ async def test_cheap_look_that_does_not_parse_escalates_at_the_pause() -> None:
     timings = h.of(p.MetricsEvent)[-1].timings_ms
     assert timings.speculation_asr is not None and timings.speculation_asr >= 0
     assert h.of(p.ActionEvent)[-1].status == "confirmed"
+
+
+@pytest.mark.parametrize(("snr_db", "second", "final_calls"), [
+    (30.0, "turn on the kitchen light", 0),  # the second look parses and stands
+    (30.0, "turn on the kitchen lie", 1),  # it does not: the final settings look
+    (10.0, "turn on the kitchen light", 1),  # noisy: straight to the final settings
+])
+async def test_escalation_is_a_better_look_then_the_final_settings(
+    monkeypatch: pytest.MonkeyPatch, snr_db: float, second: str, final_calls: int
+) -> None:
+    """With ``transcribe_escalation`` the look that did not parse is followed by that second
+    look, at once when no ASR job is queued or running (not after ``speculation_escalate_ms``);
+    when it parses it ends the turn and stands; when it does not, the final settings look. In
+    noise (estimated SNR below the acoustic repair's 20 dB) the final settings come at once."""
+    from assistant.turn import speculation
+
+    monkeypatch.setattr(speculation, "estimated_snr_db", lambda audio: snr_db)
+    async with Harness(speculation_escalate_ms=5000) as h:
+        escalations: list[str] = []
+
+        def escalate(audio: Any, text: str = second) -> str:
+            escalations.append(text)
+            return text
+
+        h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
+        h.resources.transcribe_escalation = escalate
+        for _ in range(5):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)  # pause: the look, then at once the escalation
+        await h.until(lambda: bool(h.frontends) and h.frontends[0].completed)
+        assert escalations == ([second] if snr_db >= 20 else [])
+        assert h.frontends[0].completed
+        h.session.handle_audio(SILENT)
+        await h.metrics_count(1)
+    assert h.asr_calls == final_calls, second
+    assert h.of(p.TranscriptFinal)[0].text == (
+        second if final_calls == 0 else "turn on the kitchen light")
+    assert h.metrics.speculations_total.value("escalated") == len(escalations) + final_calls
+    assert h.of(p.ActionEvent)[-1].status == "confirmed"
+
+
+async def test_escalation_waits_while_the_asr_is_busy() -> None:
+    """Another session's ASR job queued or running: the escalation waits for
+    ``speculation_escalate_ms`` of silence, as most pauses inside a sentence are over by then."""
+    async with Harness(speculation_escalate_ms=5000) as h:
+        h.resources.transcribe_speculative = lambda audio: "turn on the kitch"
+        h.resources.asr_load.jobs += 1  # someone else's transcription
+        for _ in range(5):
+            h.session.handle_audio(VOICED)
+        h.session.handle_audio(SILENT)
+        await h.until(lambda: bool(h.of(p.TranscriptPartial)))
+        await asyncio.sleep(0.1)
+        assert h.asr_calls == 0
+        assert h.metrics.speculations_total.value("escalated") == 0
+        h.resources.asr_load.jobs -= 1
 
 
 async def test_custom_order_cut_off_at_a_pause_does_not_end_the_turn() -> None:

@@ -4,8 +4,11 @@ transcript is ready when the turn ends, and end the turn early on a complete com
 At a pause (``SpeechPaused``) a *look* transcribes the audio so far: a cheap one
 (``speculation_beam_size``). Its text goes out as ``transcript.partial`` and to the grammar:
 words that form a complete command as heard (:func:`.understanding.ends_turn`) arm an early end
-of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates to
-the final settings once the silence has lasted ``speculation_escalate_ms``. Speech resuming
+of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates
+(at once when the ASR workers are idle, else once the silence has lasted
+``speculation_escalate_ms``): a beam-2 look with the home's prompt on the same encoder output
+(``speculation_escalate_beam_size``; straight to the next in noise), then the final settings.
+Speech resuming
 makes the look stale; the latest pause supersedes earlier ones (a queued job is dropped).
 
 When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from assistant.asr_scheduler import SPECULATIVE, AsrScheduler
+from assistant.audio.acoustic_repair import MAX_SNR_DB, estimated_snr_db
 from assistant.metrics import SHED_ESCALATION
 from assistant.protocol import TranscriptPartial
 from assistant.turn.asr_jobs import AsrJobs
@@ -126,10 +130,11 @@ class Speculator:
             task.cancel()
 
     def _speculate(
-        self, utt: Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
+        self, utt: Utterance, audio: Any, audio_end_ms: int, *, level: int = 0
     ) -> None:
-        """Transcribe the audio up to this pause: a cheap first look, or with ``full`` the
-        final settings (the escalation when the first look did not parse)."""
+        """Transcribe the audio up to this pause: level 0 the cheap first look; 1 its
+        escalation when it did not parse (``transcribe_escalation``, provisional too); 2 the
+        final settings, when the escalation did not parse either (or there is none)."""
         settings = self._res.settings
         if not settings.speculative or self._res.transcribe is None:
             return
@@ -143,10 +148,13 @@ class Speculator:
         if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
             return
-        self._res.metrics.speculations_total.inc("escalated" if full else "started")
-        provisional = not full and settings.speculation_beam_size is not None
-        transcribe = self._res.transcribe_speculative if provisional else self._res.transcribe
-        future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe)
+        self._res.metrics.speculations_total.inc("escalated" if level else "started")
+        if level == 1 and self._res.transcribe_escalation is None:
+            level = 2
+        provisional = level < 2 and settings.speculation_beam_size is not None
+        transcribe = {0: self._res.transcribe_speculative,
+                      1: self._res.transcribe_escalation}.get(level) if provisional else None
+        future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe or self._res.transcribe)
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)
@@ -157,6 +165,7 @@ class Speculator:
             provisional=provisional,
             audio=audio if provisional else None,
             started=self._clock(),
+            level=level,
         )
         utt.spec = spec
         self._follow(utt, spec)
@@ -226,18 +235,27 @@ class Speculator:
             self._end_turn(utt, spec)
         elif (
             spec.provisional
+            and spec.level < 2
             and escalate_ms is not None
         ):
             # The cheap look did not parse: once the silence has lasted a while (most pauses
-            # inside a sentence are over by then), transcribe the same audio with the final
-            # settings, so that if this pause is the end of the turn, the final transcript is
-            # ready (or ends the turn early) instead of starting after the silence.
-            wait = spec.started + escalate_ms / 1000 - self._clock()
+            # inside a sentence are over by then), look again with better settings, so that
+            # if this pause is the end of the turn, the final transcript is ready (or ends
+            # the turn early) instead of starting after the silence. An idle ASR worker
+            # costs nothing: then at once (one stream's slowest turns were these, waiting).
+            wait = 0.0 if self._res.asr_load.jobs == 0 else (
+                spec.started + escalate_ms / 1000 - self._clock())
             if wait > 0:
                 await asyncio.sleep(wait)
             if not spec.stale and utt is self._current() and utt.spec is spec:
                 if not self._jobs.shedding():
-                    self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
+                    level = spec.level + 1
+                    if level == 1 and estimated_snr_db(spec.audio) < MAX_SNR_DB:
+                        # Noisy speech: the second look rarely parses where the first did
+                        # not (Picovoice at 6 dB), and the turn then ends by silence before
+                        # the final settings had their turn: go straight to those.
+                        level = 2
+                    self._speculate(utt, spec.audio, spec.audio_end_ms, level=level)
                     return
                 limit = self._res.settings.asr_shed_jobs
                 self._res.metrics.asr_shed(
