@@ -174,7 +174,7 @@ class Hearth:
             transcribe_escalation=(
                 self.speech.transcribe_escalation
                 if self.transcriber is not None
-                and self.settings.speculation_escalate_beam_size is not None
+                and self.settings.speculation_window_min_s is not None
                 and self.settings.speculation_beam_size is not None
                 and self.settings.asr.backend == "local"  # one window, the encoder reused
                 else None

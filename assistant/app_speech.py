@@ -209,15 +209,12 @@ class Speech:
         )
 
     def escalation_look(self) -> dict[str, Any]:
-        """The escalation's settings (``speculation_escalate_beam_size``): a better look than
-        the first, on the same window so that the encoder's output is reused."""
-        s = self.settings
+        """The escalation of a look that did not parse: the final settings on the look's
+        window, so that the encoder's output is reused (``WhisperPasses``)."""
         return {
             "hotwords": self.hotwords,
-            "retry_cut_off": False,
-            "beam_size": s.speculation_escalate_beam_size,
-            "window_min_s": s.speculation_window_min_s,
-            "fallback_full_window": False,
+            "retry_cut_off": self.retry_cut_off(),
+            "window_min_s": self.settings.speculation_window_min_s,
         }
 
     def first_look(self) -> dict[str, Any]:

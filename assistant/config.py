@@ -286,17 +286,12 @@ class AssistantSettings(_Strict):
     #: round); the final-settings look catches those.
     speculation_window_min_s: float | None = Field(default=6.0, ge=1.0, le=30.0)
     #: When that cheap look does not parse and the silence has lasted this long (ms from the
-    #: pause), transcribe the same audio again (still speculative: dropped if speech resumes
-    #: before it runs), so a turn that does end there does not wait for its final
-    #: transcription after the silence. With no ASR job queued or running it starts at once
-    #: (an idle worker costs nothing). None: never; 0: at once.
+    #: pause), transcribe the same audio with the final settings (still speculative: dropped
+    #: if speech resumes before it runs), on the look's window when the speech is clean so
+    #: that the encoder's output is reused, so a turn that does end there does not wait for
+    #: its final transcription after the silence. With no ASR job queued or running it
+    #: starts at once (an idle worker costs nothing). None: never; 0: at once.
     speculation_escalate_ms: int | None = Field(default=150, ge=0, le=10_000)
-    #: The escalation's beam: a second look with the home's prompt on the first look's window
-    #: (its encoder output reused), standing only when it parses; when it does not, a last
-    #: look with the final settings. None: escalate straight to the final settings. Beam 2
-    #: heard 170 of the latency set's 180 commands against 154 for the greedy look and 169
-    #: for the final settings, at 82 ms against 117 (docs/benchmarks.md, *One stream*).
-    speculation_escalate_beam_size: int | None = Field(default=2, ge=1, le=10)
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
     #: (``assistant.asr_scheduler``); 1: one at a time. A batch only forms when work queues,
     #: i.e. under load, where it pays: 16 commands cost 150 ms each alone, 114 in batches of 4

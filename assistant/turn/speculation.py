@@ -5,10 +5,9 @@ At a pause (``SpeechPaused``) a *look* transcribes the audio so far: a cheap one
 (``speculation_beam_size``). Its text goes out as ``transcript.partial`` and to the grammar:
 words that form a complete command as heard (:func:`.understanding.ends_turn`) arm an early end
 of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates
-(at once when the ASR workers are idle, else once the silence has lasted
-``speculation_escalate_ms``): a beam-2 look with the home's prompt on the same encoder output
-(``speculation_escalate_beam_size``; straight to the next in noise), then the final settings.
-Speech resuming
+to the final settings (at once when the ASR workers are idle, else once the silence has lasted
+``speculation_escalate_ms``), on the same window as the look when the speech is clean, so the
+encoder's output is reused. Speech resuming
 makes the look stale; the latest pause supersedes earlier ones (a queued job is dropped).
 
 When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
@@ -32,6 +31,7 @@ from assistant.turn.types import (
     SessionResources,
     SessionState,
     Speculation,
+    Transcribe,
     Utterance,
     as_heard,
 )
@@ -130,11 +130,12 @@ class Speculator:
             task.cancel()
 
     def _speculate(
-        self, utt: Utterance, audio: Any, audio_end_ms: int, *, level: int = 0
+        self, utt: Utterance, audio: Any, audio_end_ms: int, *,
+        full: Transcribe | None = None,
     ) -> None:
-        """Transcribe the audio up to this pause: level 0 the cheap first look; 1 its
-        escalation when it did not parse (``transcribe_escalation``, provisional too); 2 the
-        final settings, when the escalation did not parse either (or there is none)."""
+        """Transcribe the audio up to this pause: the cheap first look, or with ``full`` the
+        escalation when that did not parse (final settings: it stands as the final
+        transcript)."""
         settings = self._res.settings
         if not settings.speculative or self._res.transcribe is None:
             return
@@ -148,13 +149,11 @@ class Speculator:
         if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
             return
-        self._res.metrics.speculations_total.inc("escalated" if level else "started")
-        if level == 1 and self._res.transcribe_escalation is None:
-            level = 2
-        provisional = level < 2 and settings.speculation_beam_size is not None
-        transcribe = {0: self._res.transcribe_speculative,
-                      1: self._res.transcribe_escalation}.get(level) if provisional else None
-        future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe or self._res.transcribe)
+        self._res.metrics.speculations_total.inc("escalated" if full else "started")
+        provisional = full is None and settings.speculation_beam_size is not None
+        transcribe = full or (
+            self._res.transcribe_speculative if provisional else self._res.transcribe)
+        future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe)
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
         future.add_done_callback(_consume_exception)
@@ -165,7 +164,6 @@ class Speculator:
             provisional=provisional,
             audio=audio if provisional else None,
             started=self._clock(),
-            level=level,
         )
         utt.spec = spec
         self._follow(utt, spec)
@@ -235,7 +233,6 @@ class Speculator:
             self._end_turn(utt, spec)
         elif (
             spec.provisional
-            and spec.level < 2
             and escalate_ms is not None
         ):
             # The cheap look did not parse: once the silence has lasted a while (most pauses
@@ -249,13 +246,8 @@ class Speculator:
                 await asyncio.sleep(wait)
             if not spec.stale and utt is self._current() and utt.spec is spec:
                 if not self._jobs.shedding():
-                    level = spec.level + 1
-                    if level == 1 and estimated_snr_db(spec.audio) < MAX_SNR_DB:
-                        # Noisy speech: the second look rarely parses where the first did
-                        # not (Picovoice at 6 dB), and the turn then ends by silence before
-                        # the final settings had their turn: go straight to those.
-                        level = 2
-                    self._speculate(utt, spec.audio, spec.audio_end_ms, level=level)
+                    self._speculate(utt, spec.audio, spec.audio_end_ms,
+                                    full=self._escalation(spec.audio))
                     return
                 limit = self._res.settings.asr_shed_jobs
                 self._res.metrics.asr_shed(
@@ -265,6 +257,16 @@ class Speculator:
                     jobs=self._res.asr_load.jobs,
                     limit=limit if limit is not None else 0,
                 )
+
+    def _escalation(self, audio: Any) -> Transcribe:
+        """The final settings, on the first look's window when the speech is clean (the
+        encoder's output reused: ``transcribe_escalation``); in noise (estimated SNR below
+        the acoustic repair's bound) on the final window, as the final pass would be."""
+        same_window = self._res.transcribe_escalation
+        if same_window is not None and estimated_snr_db(audio) >= MAX_SNR_DB:
+            return same_window
+        assert self._res.transcribe is not None
+        return self._res.transcribe
 
     def _refused(self, result: Any) -> bool:
         """Whether the dispatcher would refuse ``result`` for its confidence

@@ -181,9 +181,9 @@ class SessionResources:
     #: ASR for speculative transcriptions (at pauses): no second pass on a text that looks
     #: cut off (speech cut at a pause usually does). None: ``transcribe``.
     transcribe_speculative: Transcribe | None = None
-    #: The escalation's ASR when a cheap look does not parse (``speculation_escalate_beam_size``):
-    #: provisional like the look; when it does not parse either, ``transcribe`` follows. None:
-    #: the escalation is ``transcribe``.
+    #: The final settings on the cheap look's encoder window, for the escalation of a look
+    #: that did not parse: the encoder's output is reused. None: the escalation is
+    #: ``transcribe``.
     transcribe_escalation: Transcribe | None = None
     #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
     vad_executor: Executor | None = None
@@ -317,8 +317,6 @@ class Speculation:
     context: Intent | None = None
     #: Its words end the turn (``understanding.ends_turn``).
     armed: bool = False
-    #: 0: the first look at the pause; 1: its escalation; 2: the final settings.
-    level: int = 0
 
 
 class Done(Exception):
