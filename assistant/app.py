@@ -171,14 +171,6 @@ class Hearth:
             transcribe_speculative=(
                 self.speech.transcribe_speculative if self.transcriber is not None else None
             ),
-            transcribe_escalation=(
-                self.speech.transcribe_escalation
-                if self.transcriber is not None
-                and self.settings.speculation_window_min_s is not None
-                and self.settings.speculation_beam_size is not None
-                and self.settings.asr.backend == "local"  # one window, the encoder reused
-                else None
-            ),
             transcribe_full=(
                 self.speech.transcribe_full
                 if self.transcriber is not None

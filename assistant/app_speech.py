@@ -71,7 +71,6 @@ class Speech:
         )
         scheduler.batch(self.transcribe, self.transcribe_batch)
         scheduler.batch(self.transcribe_speculative, self.transcribe_speculative_batch)
-        scheduler.batch(self.transcribe_escalation, self.transcribe_escalation_batch)
         self.executor = scheduler
 
     def _load_remote(self) -> None:
@@ -152,8 +151,7 @@ class Speech:
             bound = functools.partial(transcribe, language=code)
             self._bound_asr[key] = bound
             batch = {self.transcribe: self.transcribe_batch,
-                     self.transcribe_speculative: self.transcribe_speculative_batch,
-                     self.transcribe_escalation: self.transcribe_escalation_batch}
+                     self.transcribe_speculative: self.transcribe_speculative_batch}
             if transcribe in batch and self.executor is not None:
                 self.executor.batch(bound, functools.partial(batch[transcribe],
                                                              language=code))
@@ -195,27 +193,6 @@ class Speech:
         return self.transcriber.transcribe_batch(
             audios, **self.first_look(), language=language
         )
-
-    def transcribe_escalation(self, audio: Any, language: str | None = None) -> Transcript:
-        assert self.transcriber is not None
-        return self.transcriber.transcribe(audio, **self.escalation_look(), language=language)
-
-    def transcribe_escalation_batch(
-        self, audios: list[Any], language: str | None = None
-    ) -> list[Transcript]:
-        assert self.transcriber is not None
-        return self.transcriber.transcribe_batch(
-            audios, **self.escalation_look(), language=language
-        )
-
-    def escalation_look(self) -> dict[str, Any]:
-        """The escalation of a look that did not parse: the final settings on the look's
-        window, so that the encoder's output is reused (``WhisperPasses``)."""
-        return {
-            "hotwords": self.hotwords,
-            "retry_cut_off": self.retry_cut_off(),
-            "window_min_s": self.settings.speculation_window_min_s,
-        }
 
     def first_look(self) -> dict[str, Any]:
         """The speculative look's settings (``speculation_*``). It stands only when it

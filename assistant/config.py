@@ -287,10 +287,9 @@ class AssistantSettings(_Strict):
     speculation_window_min_s: float | None = Field(default=6.0, ge=1.0, le=30.0)
     #: When that cheap look does not parse and the silence has lasted this long (ms from the
     #: pause), transcribe the same audio with the final settings (still speculative: dropped
-    #: if speech resumes before it runs), on the look's window when the speech is clean so
-    #: that the encoder's output is reused, so a turn that does end there does not wait for
-    #: its final transcription after the silence. With no ASR job queued or running it
-    #: starts at once (an idle worker costs nothing). None: never; 0: at once.
+    #: if speech resumes before it runs), so a turn that does end there does not wait for its
+    #: final transcription after the silence; with no ASR job queued or running, at once (an
+    #: idle worker costs nothing). None: never; 0: at once.
     speculation_escalate_ms: int | None = Field(default=150, ge=0, le=10_000)
     #: Transcriptions queued at the same moment run as one Whisper batch of up to this many
     #: (``assistant.asr_scheduler``); 1: one at a time. A batch only forms when work queues,

@@ -150,41 +150,6 @@ def test_long_hotword_list_is_capped(whisper_transcriber: WhisperTranscriber) ->
     assert "next song" in normalize_text(t.text)
 
 
-def test_a_second_look_reuses_the_encoder_output() -> None:
-    """The escalation decodes the first look's audio again on the same window: the encoder's
-    output is reused (one encoder call for both), and the result is the same as without it."""
-    from assistant.audio import whisper_passes
-
-    t = WhisperTranscriber(AsrSettings(device="cpu", cpu_threads=1))
-    audio = to_float(synth("open the bedroom blinds"))
-    look = {"window_min_s": 6.0, "retry_cut_off": False, "fallback_full_window": False}
-    passes = t._decoder
-    calls: list[int] = []
-    encode = passes._ct2.encode
-
-    class Counting:  # the CTranslate2 model, counting encoder calls
-        def __getattr__(self, name: str) -> object:
-            return getattr(encode.__self__, name)
-
-        def encode(self, *a: object, **k: object) -> object:
-            calls.append(1)
-            return encode(*a, **k)
-
-    passes._ct2 = Counting()
-    t.transcribe(audio, beam_size=1, **look)
-    second = t.transcribe(audio, hotwords=["bedroom blinds"], **look)  # the final settings
-    assert len(calls) == 1
-    passes._encoded.clear()
-    fresh = t.transcribe(audio, hotwords=["bedroom blinds"], **look)
-    assert len(calls) == 2
-    assert (second.text, second.avg_logprob) == (fresh.text, fresh.avg_logprob)
-    other = to_float(synth("pause the music"))
-    for _ in range(whisper_passes.ENCODED_CACHE_SIZE + 2):
-        other = other * 0.99
-        t.transcribe(other, beam_size=1, **look)
-    assert len(passes._encoded) == whisper_passes.ENCODED_CACHE_SIZE
-
-
 @pytest.mark.slow
 def test_batch_matches_single(whisper_transcriber: WhisperTranscriber) -> None:
     texts = ("turn on the kitchen light", "pause the music", "set the thermostat to 21 degrees")

@@ -6,11 +6,8 @@ which passes to run."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +29,6 @@ if TYPE_CHECKING:
     from assistant.audio.asr import AsrSettings
 
 logger = logging.getLogger("assistant.audio.asr")
-
-#: Encoder outputs kept for reuse: a look that did not parse is decoded again with the final
-#: settings on the same audio and window, and the encoder (about a third of a greedy look's
-#: cost on tiny.en) need not run twice. A few entries cover the sessions speaking at once.
-ENCODED_CACHE_SIZE = 8
 
 
 def log_mel_features(fe: Any, audio: Float32Array, window_s: float) -> Float32Array:
@@ -90,31 +82,6 @@ class WhisperPasses:
         self.device = device
         self.language = language
         self.detect_among = tuple(detect_among)
-        self._encoded: OrderedDict[tuple[bytes, float], Any] = OrderedDict()
-        self._encoded_lock = threading.Lock()
-
-    def _encode(self, clips: Sequence[Float32Array], idx: list[int], window_s: float) -> Any:
-        """The encoder output of ``clips[i] for i in idx`` on ``window_s``; one clip's is kept
-        (:data:`ENCODED_CACHE_SIZE`) and reused when the same audio comes again."""
-        import ctranslate2
-
-        key = None
-        if len(idx) == 1:
-            clip = np.ascontiguousarray(clips[idx[0]])
-            key = (hashlib.blake2b(clip.tobytes(), digest_size=16).digest(), window_s)
-            with self._encoded_lock:
-                hit = self._encoded.get(key)
-                if hit is not None:
-                    self._encoded.move_to_end(key)
-                    return hit
-        feats = np.concatenate([log_mel_features(self._fe, clips[i], window_s) for i in idx])
-        encoded = self._ct2.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
-        if key is not None:
-            with self._encoded_lock:
-                self._encoded[key] = encoded
-                while len(self._encoded) > ENCODED_CACHE_SIZE:
-                    self._encoded.popitem(last=False)
-        return encoded
 
     def decode(
         self,
@@ -139,8 +106,9 @@ class WhisperPasses:
             groups.setdefault(window_s, []).append(i)
         out: list[Transcript | None] = [None] * len(clips)
         for window_s, idx in groups.items():
+            feats = np.concatenate([log_mel_features(self._fe, clips[i], window_s) for i in idx])
             durations = [clips[i].shape[0] / SAMPLE_RATE for i in idx]
-            encoded = self._encode(clips, idx, window_s)
+            encoded = self._ct2.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
             langs = [fixed] * len(idx) if fixed is not None else self._detect(encoded)
             by_lang: dict[str, list[int]] = {}
             for k, lang in enumerate(langs):
@@ -148,13 +116,13 @@ class WhisperPasses:
             for lang, ks in by_lang.items():
                 sub = encoded
                 if len(ks) < len(idx):
-                    if self.device == "cpu":
-                        host = np.asarray(encoded)
-                    else:
-                        feats = np.concatenate(
-                            [log_mel_features(self._fe, clips[i], window_s) for i in idx])
-                        host = np.asarray(self._ct2.encode(
-                            ctranslate2.StorageView.from_array(feats), to_cpu=True))
+                    host = np.asarray(
+                        encoded
+                        if self.device == "cpu"
+                        else self._ct2.encode(
+                            ctranslate2.StorageView.from_array(feats), to_cpu=True
+                        )
+                    )
                     sub = ctranslate2.StorageView.from_array(np.ascontiguousarray(host[ks]))
                 words = self._prompts.hotwords_for(lang, hotwords)
                 tokens = self._prompts.build(words, prompt, lang)

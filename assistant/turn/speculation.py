@@ -4,10 +4,9 @@ transcript is ready when the turn ends, and end the turn early on a complete com
 At a pause (``SpeechPaused``) a *look* transcribes the audio so far: a cheap one
 (``speculation_beam_size``). Its text goes out as ``transcript.partial`` and to the grammar:
 words that form a complete command as heard (:func:`.understanding.ends_turn`) arm an early end
-of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates
-to the final settings (at once when the ASR workers are idle, else once the silence has lasted
-``speculation_escalate_ms``), on the same window as the look when the speech is clean, so the
-encoder's output is reused. Speech resuming
+of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates to
+the final settings: at once when no ASR job is queued or running, else once the silence has
+lasted ``speculation_escalate_ms``. Speech resuming
 makes the look stale; the latest pause supersedes earlier ones (a queued job is dropped).
 
 When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
@@ -21,7 +20,6 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from assistant.asr_scheduler import SPECULATIVE, AsrScheduler
-from assistant.audio.acoustic_repair import MAX_SNR_DB, estimated_snr_db
 from assistant.metrics import SHED_ESCALATION
 from assistant.protocol import TranscriptPartial
 from assistant.turn.asr_jobs import AsrJobs
@@ -31,7 +29,6 @@ from assistant.turn.types import (
     SessionResources,
     SessionState,
     Speculation,
-    Transcribe,
     Utterance,
     as_heard,
 )
@@ -130,12 +127,10 @@ class Speculator:
             task.cancel()
 
     def _speculate(
-        self, utt: Utterance, audio: Any, audio_end_ms: int, *,
-        full: Transcribe | None = None,
+        self, utt: Utterance, audio: Any, audio_end_ms: int, *, full: bool = False
     ) -> None:
-        """Transcribe the audio up to this pause: the cheap first look, or with ``full`` the
-        escalation when that did not parse (final settings: it stands as the final
-        transcript)."""
+        """Transcribe the audio up to this pause: a cheap first look, or with ``full`` the
+        final settings (the escalation when the first look did not parse)."""
         settings = self._res.settings
         if not settings.speculative or self._res.transcribe is None:
             return
@@ -150,9 +145,8 @@ class Speculator:
             self._res.metrics.speculations_total.inc("skipped")
             return
         self._res.metrics.speculations_total.inc("escalated" if full else "started")
-        provisional = full is None and settings.speculation_beam_size is not None
-        transcribe = full or (
-            self._res.transcribe_speculative if provisional else self._res.transcribe)
+        provisional = not full and settings.speculation_beam_size is not None
+        transcribe = self._res.transcribe_speculative if provisional else self._res.transcribe
         future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe)
         # Its result may end up unused (speech resumed, session closed): retrieve any
         # exception here so that it is not reported as "never retrieved".
@@ -236,18 +230,17 @@ class Speculator:
             and escalate_ms is not None
         ):
             # The cheap look did not parse: once the silence has lasted a while (most pauses
-            # inside a sentence are over by then), look again with better settings, so that
-            # if this pause is the end of the turn, the final transcript is ready (or ends
-            # the turn early) instead of starting after the silence. An idle ASR worker
-            # costs nothing: then at once (one stream's slowest turns were these, waiting).
+            # inside a sentence are over by then), transcribe the same audio with the final
+            # settings, so that if this pause is the end of the turn, the final transcript is
+            # ready (or ends the turn early) instead of starting after the silence. An idle
+            # ASR worker costs nothing: then at once (one stream's slowest turns waited here).
             wait = 0.0 if self._res.asr_load.jobs == 0 else (
                 spec.started + escalate_ms / 1000 - self._clock())
             if wait > 0:
                 await asyncio.sleep(wait)
             if not spec.stale and utt is self._current() and utt.spec is spec:
                 if not self._jobs.shedding():
-                    self._speculate(utt, spec.audio, spec.audio_end_ms,
-                                    full=self._escalation(spec.audio))
+                    self._speculate(utt, spec.audio, spec.audio_end_ms, full=True)
                     return
                 limit = self._res.settings.asr_shed_jobs
                 self._res.metrics.asr_shed(
@@ -257,16 +250,6 @@ class Speculator:
                     jobs=self._res.asr_load.jobs,
                     limit=limit if limit is not None else 0,
                 )
-
-    def _escalation(self, audio: Any) -> Transcribe:
-        """The final settings, on the first look's window when the speech is clean (the
-        encoder's output reused: ``transcribe_escalation``); in noise (estimated SNR below
-        the acoustic repair's bound) on the final window, as the final pass would be."""
-        same_window = self._res.transcribe_escalation
-        if same_window is not None and estimated_snr_db(audio) >= MAX_SNR_DB:
-            return same_window
-        assert self._res.transcribe is not None
-        return self._res.transcribe
 
     def _refused(self, result: Any) -> bool:
         """Whether the dispatcher would refuse ``result`` for its confidence

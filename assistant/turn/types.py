@@ -181,10 +181,6 @@ class SessionResources:
     #: ASR for speculative transcriptions (at pauses): no second pass on a text that looks
     #: cut off (speech cut at a pause usually does). None: ``transcribe``.
     transcribe_speculative: Transcribe | None = None
-    #: The final settings on the cheap look's encoder window, for the escalation of a look
-    #: that did not parse: the encoder's output is reused. None: the escalation is
-    #: ``transcribe``.
-    transcribe_escalation: Transcribe | None = None
     #: Runs front-end (VAD) work; shared by all sessions. None: the loop's default executor.
     vad_executor: Executor | None = None
     #: Runs ASR; sized to the model's useful parallelism. An
