@@ -13,6 +13,7 @@ registry (:data:`SIMULATORS`) and :class:`SimulatedHome`, and re-exports the res
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -78,6 +79,7 @@ class SimulatedHome:
         self.commands: dict[str, int] = {d.id: 0 for d in config.devices}
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe: list[Any] = []
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def state(self, device_id: str) -> dict[str, Any]:
         """The simulated device's own (normalized) state."""
@@ -123,16 +125,22 @@ class SimulatedHome:
     async def _answer(self, publishes: list[Publish], sim: DeviceSimulator) -> None:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
+        # A real device reports each command's result in one go, in the order the commands
+        # came: the reports due at the same moment go out together, holding the device's lock,
+        # so an earlier command's second report never lands after a later command's first.
+        lock = self._locks.setdefault(sim.device.id, asyncio.Lock())
         waited = 0.0
-        for p in publishes:
-            if p.delay_s > waited:
-                await asyncio.sleep(p.delay_s - waited)
-                waited = p.delay_s
-            if p.epoch is not None and p.epoch != sim.epoch:
-                continue  # another command came in meanwhile: this report is out of date
-            if p.settle:
-                sim.state.update(p.settle)
-            await self._publish(p)
+        for delay, due in itertools.groupby(publishes, key=lambda p: p.delay_s):
+            if delay > waited:
+                await asyncio.sleep(delay - waited)
+                waited = delay
+            async with lock:
+                for p in due:
+                    if p.epoch is not None and p.epoch != sim.epoch:
+                        continue  # another command came in meanwhile: this one is out of date
+                    if p.settle:
+                        sim.state.update(p.settle)
+                    await self._publish(p)
 
     async def _publish(self, p: Publish) -> None:
         try:

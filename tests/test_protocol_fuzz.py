@@ -67,13 +67,13 @@ def check(data: str | bytes) -> None:
     assert p.parse_client_message(msg.to_json()) == msg
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(MESSAGES)
 def test_structured_messages_decode_or_raise_protocol_error(obj: dict[str, Any]) -> None:
     check(json.dumps(obj))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.binary(max_size=200) | st.text(max_size=200))
 def test_arbitrary_frames_decode_or_raise_protocol_error(data: bytes | str) -> None:
     check(data)

@@ -232,8 +232,9 @@ DOWN_COMMANDS = 20
 async def test_commands_while_the_broker_stays_down_are_reported_failed(
     mosquitto: Mosquitto,
 ) -> None:
-    """Past the publish timeout (15 s) a command is reported ``failed`` to its client, and a
-    command reported failed is never sent later (an "unlock" reported failed stays undone)."""
+    """Past the publish timeout (15 s by default, 4 s here) a command is reported ``failed`` to
+    its client, and a command reported failed is never sent later (an "unlock" reported failed
+    stays undone)."""
     server = ServerThread(
         load_demo_config(),
         demo_settings(audio=False, **{"limits.max_utterances_in_flight": DOWN_COMMANDS}),
@@ -242,6 +243,7 @@ async def test_commands_while_the_broker_stays_down_are_reported_failed(
     await asyncio.to_thread(server.start)
     hearth = server.hearth
     assert hearth is not None and hearth.mqtt is not None and hearth.simulator is not None
+    hearth.mqtt.publish_timeout_s = 4.0
     topic = "zigbee2mqtt/kitchen_light/set"
     received: list[bytes] = []
     witness = MqttClient(
