@@ -177,7 +177,6 @@ class MqttClient:
         self._outbox: deque[_Pending] = deque()
         self._inflight: dict[int, _Pending] = {}
         self._subs: dict[str, list[MessageCallback]] = {}
-        self._connected_event = asyncio.Event()
         self.reconnects = 0
         #: The last will (topic, payload, retain), QoS 1: the broker publishes it when this
         #: client goes without a DISCONNECT. Set before :meth:`connect`.
@@ -227,9 +226,6 @@ class MqttClient:
     def outbox_size(self) -> int:
         """Publishes not yet acknowledged (waiting or in flight)."""
         return len(self._outbox) + len(self._inflight)
-
-    async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await asyncio.wait_for(self._connected_event.wait(), timeout)
 
     def add_connect_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (on the loop) after every later connect and reconnect, once
@@ -318,7 +314,6 @@ class MqttClient:
             raise BrokerUnavailable(f"connection to MQTT broker at {ep} dropped at once")
         self._client = client
         self._connected = True
-        self._connected_event.set()
         logger.info("connected to MQTT broker %s as %s", ep, self.client_id)
         if self._subs:
             client.subscribe([(f, 1) for f in self._subs])
@@ -343,7 +338,6 @@ class MqttClient:
         old = self._client
         self._client = None
         self._connected = False
-        self._connected_event.clear()
         # Unacknowledged publishes go back to the front of the outbox, in their original order.
         returned = sorted(self._inflight.values(), key=lambda p: p.seq)
         self._inflight.clear()
@@ -406,7 +400,6 @@ class MqttClient:
         self._inflight.clear()
         client, self._client = self._client, None
         self._connected = False
-        self._connected_event.clear()
         self._generation += 1
         if client is not None:
             await self._discard(client)

@@ -92,10 +92,6 @@ def _hearth_id(ha_id: str) -> str:
     return re.sub(r"[^a-z0-9_\-]", "_", ha_id.lower().replace(".", "-", 1))
 
 
-def _state_name(value: Any) -> str:
-    return str(value) if value is not None else ""
-
-
 def build_fixture(fixture: Mapping[str, Any], extra: Mapping[str, Any] | None = None) -> Fixture:
     """A Hearth home from ``_fixtures.yaml`` (plus a test file's own areas/entities)."""
     extra = extra or {}

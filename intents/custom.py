@@ -27,7 +27,7 @@ Every load error is a :class:`CustomIntentError` naming the file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,11 +298,3 @@ def _check_template(template: str, lists: set[str], rules: set[str], *, path: st
         if isinstance(expr, RuleReference) and expr.rule_name not in rules:
             raise CustomIntentError(f"template uses undefined rule <{expr.rule_name}>",
                                     path=path, line=line)
-
-
-def collect_actions(files: Mapping[str, CustomIntentFile]) -> dict[str, CustomAction]:
-    """All actions by intent name; later files override earlier ones."""
-    out: dict[str, CustomAction] = {}
-    for f in files.values():
-        out.update(f.actions)
-    return out

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.registry import Device, DeviceKind, HomeConfig
+from devices.registry import DeviceKind, HomeConfig
 from intents import robust_lexicon as L
 from intents.resolve import Resolver
 from intents.robust_text import _singular
@@ -451,11 +451,6 @@ def _merge(intents: list[Intent]) -> list[Intent]:
         else:
             out.append(it)
     return out
-
-
-def devices_of(config: HomeConfig, ids: Sequence[str]) -> list[Device]:
-    wanted = set(ids)
-    return [d for d in config.devices if d.id in wanted]
 
 
 class _TierBase:

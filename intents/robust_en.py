@@ -28,6 +28,9 @@ from intents.robust_base import (
 from intents.robust_en_action import _EnglishActions
 from intents.robust_text import _singular, _strip_politeness, normalize_en
 
+#: Words that join two targets of one command ("the tv and the living room light").
+_JOINERS = frozenset({"and", "plus", "also"})
+
 
 class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
@@ -114,8 +117,6 @@ class _EnglishParser(_EnglishActions):
                         continue
                     if phrase == "temperature" and ("what" in tset or "how" in tset):
                         p.action = p.action or "get_temp"
-                    if phrase == "volume" and False:
-                        continue
                     for k in range(i, i + n):
                         used[k] = True
                     p.kinds.append(kind)
@@ -142,7 +143,9 @@ class _EnglishParser(_EnglishActions):
                     p.partial_devices.append(dev_id)
                 used[i] = True
                 loose.add(i)
-        if p.partial_devices and p.devices:
+        if p.partial_devices and p.devices and not tset & _JOINERS:
+            # a loose word beside a full name is taken as another device only where the two
+            # are joined ("the tv and the living room light"), never a word of a description
             p.partial_devices = []
         p.everything = bool(tset & {"everything", "anything"}) or (
             "all" in tset and not p.kinds and not p.devices and not p.partial_devices)

@@ -151,8 +151,6 @@ VERBS_SET_EN = frozenset({"set", "make", "change", "turn", "put", "adjust", "swi
 VERBS_PAUSE_EN = frozenset({"pause", "stop", "halt", "freeze"})
 VERBS_RESUME_EN = frozenset({"resume", "unpause", "continue", "play"})
 VERBS_NEXT_EN = frozenset({"next", "skip"})
-VERBS_LOUDER_EN = frozenset({"louder"})
-VERBS_QUIETER_EN = frozenset({"quieter", "softer"})
 
 #: Requests Hearth cannot serve, by the first keyword found, with the reason shown.
 OUT_OF_SCOPE_EN: tuple[tuple[frozenset[str], str], ...] = (

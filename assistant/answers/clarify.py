@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from devices.registry import Device, DeviceKind, HomeConfig
+from devices.registry import Device, HomeConfig
 from intents.schema import Intent, IntentName
 
 #: Commands that may ask which device (switching things on and off, dimming).
@@ -110,8 +110,3 @@ def named_area(text: str, home: HomeConfig) -> str | None:
                 found.add(a.id)
                 break
     return found.pop() if len(found) == 1 else None
-
-
-def kind_of(device_ids: Sequence[str], home: HomeConfig) -> DeviceKind | None:
-    kinds = {d.kind for d in (_device(home, i) for i in device_ids) if d is not None}
-    return kinds.pop() if len(kinds) == 1 else None

@@ -18,7 +18,7 @@ that"), with values read from device state for questions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -43,9 +43,6 @@ ReplyKind = Literal[
     "timer",
     "clarify",
 ]
-
-#: Languages with reply templates; any other language gets English.
-REPLY_LANGUAGES: tuple[str, ...] = ("en", "zh-CN")
 
 #: On/off kinds whose state questions over an area or several devices are counted.
 _COUNTED: frozenset[DeviceKind] = frozenset(
@@ -546,14 +543,3 @@ def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def result_from_event(event: Mapping[str, Any]) -> ActionResult:
-    """An :class:`ActionResult` from an ``action`` event's fields (for clients and tests)."""
-    return ActionResult(
-        device_id=event.get("device_id"),
-        intent=str(event.get("intent", "")),
-        status=event["status"],
-        detail=str(event.get("detail") or ""),
-        state=event.get("state"),
-    )

@@ -30,8 +30,6 @@ Int16Array = npt.NDArray[np.int16]
 #: Voice names: "piper" (joe, en_US medium) or "espeak" / "espeak:<voice>" (e.g. "espeak:en-gb").
 PIPER: Final = "piper"
 ESPEAK: Final = "espeak"
-#: espeak-ng voices that give a useful spread of accents for accuracy runs.
-ESPEAK_VOICES: Final = ("espeak:en-us", "espeak:en-gb", "espeak:en-gb-scotland", "espeak:en-us+f3")
 #: Bump when synthesis changes so cached audio is regenerated.
 _CACHE_VERSION: Final = 1
 

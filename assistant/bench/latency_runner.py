@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import urllib.error
@@ -463,10 +462,6 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def make_workdir(out: Path) -> Path:
-    return Path(tempfile.mkdtemp(prefix="work-", dir=out))
 
 
 # The processes live in latency_procs since the split; still importable from here.
