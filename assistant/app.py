@@ -382,7 +382,6 @@ class _Tiered:
     """``TieredRecognizer`` with the image decoding the session needs (``TieredLike``)."""
 
     def __init__(self, tiered: Any, image_type: Any, audio_type: Any = None) -> None:
-        self._tiered = tiered
         self._image_type = image_type
         self._audio_type = audio_type
         self.recognize = tiered.recognize

@@ -21,8 +21,6 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
-#: Per-utterance stages with a histogram (``hearth_stage_seconds{stage=...}``).
-STAGES: tuple[str, ...] = ("vad", "endpoint_wait", "asr", "intent", "dispatch")
 
 #: What an overloaded server (``asr_shed_jobs``) gives up on a turn, the ``skipped`` label of
 #: ``hearth_asr_shed_total``: the final transcription's own pass (the cheap, speculative

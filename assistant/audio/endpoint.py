@@ -170,7 +170,6 @@ class Endpointer:
         self._first_voiced = 0
         self._voiced_samples = 0
         self._last_voiced_t = 0.0
-        self._last_voiced_end = 0
         self._last_active_end = 0
         self._paused = False
         self._complete = False
@@ -232,7 +231,6 @@ class Endpointer:
         if voiced:
             self._voiced_samples += n
             self._last_voiced_t = t
-            self._last_voiced_end = self._pos
         if not silent:
             self._last_active_end = self._pos
             if self._paused:
@@ -317,7 +315,6 @@ class Endpointer:
         self._first_voiced = self._pos
         self._voiced_samples = 0
         self._last_voiced_t = 0.0
-        self._last_voiced_end = self._pos
         self._last_active_end = self._pos
         self._paused = False
         self._complete = False
@@ -347,7 +344,6 @@ class Endpointer:
         self._first_voiced = start
         self._voiced_samples = int(frame.shape[0])
         self._last_voiced_t = t
-        self._last_voiced_end = self._pos
         self._last_active_end = self._pos
         self._state = EndpointState.PENDING
 

@@ -48,8 +48,6 @@ class AudioFrontEnd:
         self._arrivals: deque[tuple[int, float]] = deque()
         self._in_total = 0
         self._out_total = 0
-        #: Probability of the last frame, for meters and debugging.
-        self.last_prob = 0.0
         #: Frames processed by the VAD since creation (metrics).
         self.frames_processed = 0
 
@@ -105,7 +103,6 @@ class AudioFrontEnd:
             frame = x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]
             self._out_total += FRAME_SAMPLES
             prob = self._vad_stream.process(frame)
-            self.last_prob = prob
             self.frames_processed += 1
             events.extend(self._endpointer.process(frame, prob, self._arrival(), now))
         self._pending = x[n_frames * FRAME_SAMPLES :].copy()

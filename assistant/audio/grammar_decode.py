@@ -134,7 +134,6 @@ class GrammarDecoder:
         self._comma: Final = self._single(",")
         self._enders: Final = frozenset(t for t in (self._single("."), self._single("?"))
                                         if t is not None)
-        self._closure_memo: dict[int, States] = {}
         self._tables: dict[tuple[States, bool], _Table] = {}
         self._word_tokens: dict[str, tuple[int, ...]] = {}
         self.initial: Final = self._closure([automaton.start])
