@@ -61,17 +61,23 @@ class AnswerServices:
         out: list[str] = []
         for d in self.home.devices:
             for name in pairs.get(d.kind, ()):
-                intent = Intent(
-                    name=name,
-                    slots=Slots(device_ids=[d.id]),
-                    confidence=1.0,
-                    source="grammar",
-                    reason="prefill",
-                    language=language,
-                )
-                done = [ActionResult(device_id=d.id, intent=name, status="confirmed")]
-                out.append(compose_reply(intent, done, self.home).text)
+                out.append(self._confirmation(d.id, name, {}, language))
         return out + self.value_heads(language)
+
+    def _confirmation(
+        self, device_id: str, name: IntentName, slots: dict[str, Any], language: str
+    ) -> str:
+        """The reply to ``name`` on ``device_id`` having acted (for the prefill)."""
+        intent = Intent(
+            name=name,
+            slots=Slots(device_ids=[device_id], **slots),
+            confidence=1.0,
+            source="grammar",
+            reason="prefill",
+            language=language,
+        )
+        done = [ActionResult(device_id=device_id, intent=name, status="confirmed")]
+        return compose_reply(intent, done, self.home).text
 
     def value_heads(self, language: str) -> list[str]:
         """The part before the value of every device's set-to-a-value reply ("Set the kitchen
@@ -89,16 +95,7 @@ class AnswerServices:
             if d.kind == DeviceKind.MEDIA_PLAYER:
                 wanted.append((IntentName.MEDIA_SET_VOLUME, {"volume": 50}))
             for name, slots in wanted:
-                intent = Intent(
-                    name=name,
-                    slots=Slots(device_ids=[d.id], **slots),
-                    confidence=1.0,
-                    source="grammar",
-                    reason="prefill",
-                    language=language,
-                )
-                done = [ActionResult(device_id=d.id, intent=name, status="confirmed")]
-                sentences = split_sentences(compose_reply(intent, done, self.home).text)
+                sentences = split_sentences(self._confirmation(d.id, name, slots, language))
                 cut = split_head(sentences[0]) if sentences else None
                 if cut is not None:
                     out.append(cut[0])

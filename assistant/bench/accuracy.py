@@ -455,10 +455,15 @@ def run(args: argparse.Namespace) -> int:
         },
         "records": records_path.name,
     })
+    return _write(report, out_dir, args.quiet)
+
+
+def _write(report: dict[str, Any], out_dir: Path, quiet: bool) -> int:
+    """``accuracy.json`` and ``accuracy.md`` in ``out_dir`` (the tables printed unless quiet)."""
     (out_dir / "accuracy.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
                                            encoding="utf-8")
     write_markdown(report, out_dir / "accuracy.md")
-    if not args.quiet:
+    if not quiet:
         print((out_dir / "accuracy.md").read_text(encoding="utf-8"))
     return 0
 
@@ -512,12 +517,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         "machine": _machine(), "model": {}, "records": records_path.name,
         "settings": {"threshold": args.threshold, "merged_from": list(args.from_records)},
     })
-    (out_dir / "accuracy.json").write_text(json.dumps(report, indent=2, ensure_ascii=False),
-                                           encoding="utf-8")
-    write_markdown(report, out_dir / "accuracy.md")
-    if not args.quiet:
-        print((out_dir / "accuracy.md").read_text(encoding="utf-8"))
-    return 0
+    return _write(report, out_dir, args.quiet)
 
 
 def _snake() -> Callable[[str], str]:
