@@ -274,9 +274,19 @@ def _check_list(name: str, node: yaml.Node, path: str) -> None:
                                         path=path, line=_line(item))
 
 
+def walk_expressions(expr: Any) -> Iterator[Any]:
+    """``expr`` and, depth first, every expression in its groups (a parsed hassil template)."""
+    from hassil.expression import Group
+
+    yield expr
+    if isinstance(expr, Group):
+        for item in expr.items:
+            yield from walk_expressions(item)
+
+
 def _check_template(template: str, lists: set[str], rules: set[str], *, path: str,
                     line: int) -> None:
-    from hassil.expression import Group, ListReference, RuleReference
+    from hassil.expression import ListReference, RuleReference
     from hassil.parse_expression import parse_sentence
 
     try:
@@ -284,14 +294,7 @@ def _check_template(template: str, lists: set[str], rules: set[str], *, path: st
     except Exception as e:  # hassil's parser raises several error types
         raise CustomIntentError(f"bad template {template!r}: {e}", path=path, line=line) from e
 
-    def walk(expr: Any) -> Iterator[Any]:
-        yield expr
-        if isinstance(expr, Group):
-            for item in expr.items:
-                yield from walk(item)
-
-    root = getattr(sentence, "expression", sentence)
-    for expr in walk(root):
+    for expr in walk_expressions(getattr(sentence, "expression", sentence)):
         if isinstance(expr, ListReference) and expr.list_name not in lists:
             raise CustomIntentError(f"template uses undefined list {{{expr.list_name}}}",
                                     path=path, line=line)

@@ -24,6 +24,7 @@ from intents.custom import (
     CustomIntentFile,
     load_custom_intents,
     snake_case,
+    walk_expressions,
 )
 from intents.model_tier_types import ModelTierSettings
 from intents.resolve import SCENE_PREFIX
@@ -110,17 +111,11 @@ def _load(path: str) -> CustomIntentFile | None:
 
 def _list_refs(template: str, rules: Mapping[str, str], seen: frozenset[str] = frozenset()
                ) -> Iterator[str]:
-    from hassil.expression import Group, ListReference, RuleReference
+    from hassil.expression import ListReference, RuleReference
     from hassil.parse_expression import parse_sentence
 
-    def walk(expr: Any) -> Iterator[Any]:
-        yield expr
-        if isinstance(expr, Group):
-            for item in expr.items:
-                yield from walk(item)
-
     sentence = parse_sentence(template)
-    for expr in walk(getattr(sentence, "expression", sentence)):
+    for expr in walk_expressions(getattr(sentence, "expression", sentence)):
         if isinstance(expr, ListReference):
             yield expr.list_name
         elif isinstance(expr, RuleReference) and expr.rule_name not in seen:
