@@ -180,7 +180,6 @@ class Hearth:
             ),
             vad_executor=self._vad_executor,
             asr_executor=self.speech.executor,
-            asr_workers=1 if self.transcriber is None else self.transcriber.workers,
             confirmation_window_s=self.config.security.confirmation_window_s,
             tiered=self.tiered,
             audit=audit,

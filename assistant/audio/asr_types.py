@@ -60,8 +60,6 @@ class Transcript:
     cut_off: bool = False
     #: Decoding stopped at the token budget (likely a repetition loop).
     truncated: bool = False
-    #: A repetition loop was cut off (see :func:`collapse_repetition`).
-    repetition_cut: bool = False
     #: Judged not to be speech (see ``AsrSettings.no_speech_threshold``); ``text`` is empty.
     no_speech: bool = False
     alternatives: tuple[Alternative, ...] = field(default=())

@@ -210,7 +210,6 @@ class WhisperPasses:
             window_s=window_s,
             partial=partial,
             truncated=truncated,
-            repetition_cut=collapsed,
             no_speech=no_speech,
             alternatives=tuple(alternatives) if n_best > 1 else (),
         )

@@ -189,8 +189,6 @@ class SessionResources:
     #: order. None: the default executor.
     asr_executor: Executor | None = None
     asr_load: AsrLoad = field(default_factory=AsrLoad)
-    #: Transcriptions the ASR executor runs at once (spare ones take parallel speculation).
-    asr_workers: int = 1
     #: Grammar + model tier for final utterances; None: the grammar recognizer alone.
     tiered: TieredLike | None = None
     #: One JSON line per utterance; None: no audit trail.
