@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from assistant.protocol_base import (
@@ -27,6 +27,9 @@ from assistant.protocol_base import (
     _Message,
 )
 from assistant.protocol_events import ErrorEvent
+
+#: A rate the server takes (``unsupported_sample_rate`` otherwise); None: unchanged.
+_SampleRate: TypeAlias = Annotated[int | None, AfterValidator(_check_sample_rate)]
 
 
 class ProtocolError(Exception):
@@ -50,12 +53,7 @@ class ReplySettings(_Message):
     value. ``audio``: send the spoken reply (``response.audio``); ``sample_rate``: its rate."""
 
     audio: bool | None = None
-    sample_rate: int | None = None
-
-    @field_validator("sample_rate")
-    @classmethod
-    def _rate(cls, v: int | None) -> int | None:
-        return _check_sample_rate(v)
+    sample_rate: _SampleRate = None
 
 
 class SessionUpdate(_Message):
@@ -66,7 +64,7 @@ class SessionUpdate(_Message):
     """
 
     type: Literal["session.update"] = "session.update"
-    sample_rate: int | None = None
+    sample_rate: _SampleRate = None
     language: str | None = Field(default=None, min_length=2, max_length=16)
     mode: Mode | None = None
     turn_detection: TurnDetection | None = None
@@ -80,11 +78,6 @@ class SessionUpdate(_Message):
     token: str | None = Field(default=None, max_length=4096, repr=False)
     reply: ReplySettings | None = None  # spoken replies: audio on/off, sample rate
     wake: WakeSettings | None = None  # wake word: {"word": "okay_nabu"}; {"word": null}: off
-
-    @field_validator("sample_rate")
-    @classmethod
-    def _rate(cls, v: int | None) -> int | None:
-        return _check_sample_rate(v)
 
 
 class AudioCommit(_Message):
