@@ -17,6 +17,10 @@ from intents.robust_base import (
     lightish_only,
 )
 
+#: A "did I …" / "have I left …" question about these asks for the device's state.
+_LEFT_WORDS = frozenset({"lock", "locked", "unlock", "unlocked", "leave", "left", "close",
+                         "closed", "shut", "open", "on", "off", "turn", "turned", "switch",
+                         "switched"})
 
 class _EnglishActions(_TierBase):
     """What an English command asks to do."""
@@ -72,7 +76,9 @@ class _EnglishActions(_TierBase):
         if first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
                      "check", "did", "why", "who", "when", "where", "has", "have",
                      "was", "were") or text.rstrip().endswith("?"):
-            if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"}:
+            if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"} or (
+                    climate and first in ("what", "whats", "tell", "check")):
+                # "what is the thermostat set to": its setpoint (the answer reads "set to")
                 if first in ("what", "how", "tell", "check", "whats") or "temperature" in tset:
                     p.action = "get_temp"
                     p.explicit_verb = True
@@ -82,6 +88,11 @@ class _EnglishActions(_TierBase):
             if first in ("is", "are", "does") and p.has_target() and (
                     tset & {"on", "off", "open", "closed", "locked", "unlocked", "shut",
                             "running", "playing"}):
+                p.action = "get_state"
+                p.explicit_verb = True
+                return
+            if first in ("did", "have", "has") and p.has_target() and tset & _LEFT_WORDS:
+                # "did I lock the front door", "have I left the garage open": its state
                 p.action = "get_state"
                 p.explicit_verb = True
                 return
@@ -158,6 +169,17 @@ class _EnglishActions(_TierBase):
         if media or tset & {"song", "track", "music", "louder", "quieter", "softer"}:
             if tset & L.VERBS_NEXT_EN or "another song" in text:
                 act("next")
+                return
+            too_loud = bool(re.search(r" (too|so|very|really|quite) loud ", text))
+            too_quiet = bool(re.search(r" (too|so|very|really|quite) (quiet|soft) ", text)
+                             or re.search(r" (cannot|can not|cant|can't) hear ", text))
+            if too_loud != too_quiet and not louder and p.number is None:
+                # "the music is too loud": a step the other way, on the player said
+                p.vstep = -10 if too_loud else 10
+                act("vstep", False)
+                if "media_player" not in p.kinds:
+                    p.kinds.append("media_player")
+                    p.kind_from_action = not media
                 return
             if ("volume" in tset or louder) and not tset & {"on", "off"} and not (
                     louder <= {"up", "down"} and "volume" not in tset and not tset & {
@@ -346,10 +368,12 @@ class _EnglishActions(_TierBase):
         if first == "power" and p.has_target() and not tset & {"down", "off"}:
             act("on", True)  # "power the plug", "power up the fan"
             return
-        if first == "give" and "light" in kinds \
+        some_light = first == "give" or bool(re.search(
+            r" (get|have|need|want) (some |a little |a bit of |more )?light ", text))
+        if some_light and "light" in kinds \
                 and not tset & (L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN | {"dark", "bright"}) \
                 and p.number is None and not (p.devices or p.partial_devices):
-            p.indirect = True  # "give me some light": where the speaker is
+            p.indirect = True  # "give me some light", "could I get some light"
             act("on", False)
             _light_kind(p)
             return

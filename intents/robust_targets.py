@@ -33,6 +33,9 @@ from intents.robust_base import (
 )
 from intents.schema import ROOM_UNKNOWN, SENSITIVE_INTENTS, Intent, IntentName, Slots
 
+#: Window coverings: asked for one that the place lacks, the answer names the others.
+_WINDOW_COVERINGS = frozenset({"blind", "curtain", "shade", "shutter"})
+
 
 class _Targets(_TierBase):
     """Parses to intents."""
@@ -60,10 +63,10 @@ class _Targets(_TierBase):
         """Devices grouped by kind, a description of where, and the base confidence."""
         if p.indirect and not (p.areas or p.floor or p.home):
             p.here = True  # "it's too dark": where the speaker is, never the whole home
-        explicit = p.devices or p.partial_devices
+        explicit = p.devices + p.partial_devices
         if explicit:
             ids = sorted(set(explicit))
-            conf = CONF_EXPLICIT - (GUESS_PENALTY if p.partial_devices and not p.devices else 0)
+            conf = CONF_EXPLICIT - (GUESS_PENALTY if p.partial_devices else 0)
             kinds: dict[DeviceKind, list[str]] = {}
             for i in ids:
                 kinds.setdefault(self._devices[i].kind, []).append(i)
@@ -140,12 +143,23 @@ class _Targets(_TierBase):
         if not groups:
             noun = _noun(kinds_wanted[0], p)
             if area is None and p.floor is None:
-                raise Rejected(f"there is no {noun} in the home")
+                raise Rejected(f"there is no {noun} in the home{self._other_coverings(p, None)}")
             place = where.replace(" (where you are)", "")
-            raise Rejected(f"there is no {noun} {place}")
+            raise Rejected(f"there is no {noun} {place}{self._other_coverings(p, area)}")
         if len(groups) > 1 and p.action not in ("on", "off"):
             groups = groups[:1]
         return groups, where, conf
+
+    def _other_coverings(self, p: _Parse, area: str | None) -> str:
+        """"; did you mean the bedroom blinds?" where curtains were asked for and the place
+        has another kind of window covering (a device class is taken as said, as Home
+        Assistant does: the blinds are not the curtains)."""
+        if p.cover_class not in _WINDOW_COVERINGS:
+            return ""
+        ids = self._resolver.select(kinds=[DeviceKind.COVER], area=area, floor=p.floor)
+        names = [self._devices[i].name for i in ids
+                 if self._resolver.cover_class(self._devices[i]) in _WINDOW_COVERINGS]
+        return f"; did you mean the {' or the '.join(names)}?" if names else ""
 
     def _check_reach(self, p: _Parse, groups: list[tuple[DeviceKind, list[str]]],
                      where: str) -> None:
@@ -159,7 +173,8 @@ class _Targets(_TierBase):
             raise Rejected(f"I didn't catch {heard!r}, so I won't act on the whole home; "
                            "say which room or device")
         if len(groups) > 1:
-            said = set(p.kinds) | {self._devices[d].kind.value for d in p.devices}
+            said = set(p.kinds) | {self._devices[d].kind.value
+                                   for d in p.devices + p.partial_devices}
             whole = (p.everything or p.home) and p.action in ("on", "off")
             if not whole and any(k.value not in said for k, _ in groups):
                 raise Rejected("I'm not sure which devices you mean; name them")

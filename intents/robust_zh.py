@@ -51,6 +51,10 @@ class _ChineseParser(_TierBase):
             return None
         p = _Parse()
         lex = self._lex
+        # "车库门关了没有", "前门锁了没": a sentence ending in 没(有) asks whether it was done
+        done_q = re.search(r"(没有|没)$", s)
+        if done_q and done_q.start() > 0:
+            s = s[:done_q.start()]
         if s.startswith(L.NEGATIONS_ZH):
             raise Rejected("that is not something to do (a negation)")
         for words, reason in L.OUT_OF_SCOPE_ZH:
@@ -165,17 +169,18 @@ class _ChineseParser(_TierBase):
             p.explicit_verb = explicit
 
         # questions
-        question = any(w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有",
-                                           "？", "?", "什么"))
+        question = done_q is not None or any(
+            w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有", "？", "?",
+                                "什么"))
         if question:
             if ("climate" in kinds and any(w in rest for w in ("多少", "几度", "怎么样", "什么"))) \
-                    or "几度" in rest:
+                    or "几度" in rest or "多少度" in rest:
                 act("get_temp")
                 if "climate" not in p.kinds:
                     p.kinds.append("climate")
                 return p
             if p.has_target() and ("开着" in rest or "关着" in rest or "锁" in rest
-                                   or "吗" in rest):
+                                   or "吗" in rest or done_q is not None):
                 act("get_state")
                 return p
             raise Rejected("a question Hearth cannot answer")

@@ -101,6 +101,57 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
     assert r.reason
 
 
+@pytest.mark.parametrize(
+    ("text", "area", "name", "devices", "slots"),
+    [
+        ("could i get some light in the office", None, "light_on", ["office_light"], {}),
+        ("i need some light", "kitchen", "light_on", ["kitchen_light"], {}),
+        ("the music is too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("the music is too quiet", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
+        ("did i lock the front door", None, "get_state", ["front_door_lock"], {}),
+        ("have i left the garage open", None, "get_state", ["garage_door"], {}),
+        ("did i leave the kitchen light on", None, "get_state", ["kitchen_light"], {}),
+        ("what is the thermostat set to", None, "climate_get_temperature", ["thermostat"], {}),
+        ("what's the heating set at", None, "climate_get_temperature", ["thermostat"], {}),
+        ("车库门关了没有", None, "get_state", ["garage_door"], {}),
+        ("前门锁了没", None, "get_state", ["front_door_lock"], {}),
+        ("现在客厅多少度", None, "climate_get_temperature", ["thermostat"], {}),
+    ],
+)
+def test_requests_said_as_wishes_complaints_and_questions(
+        demo: Recognizer, text: str, area: str | None, name: str, devices: list[str],
+        slots: dict[str, Any]) -> None:
+    r = demo.recognize(text, area=area)
+    assert _got(r) == (name, devices), r.reason
+    assert r.intent is not None and r.intent.confidence >= 0.5
+    for k, v in slots.items():
+        assert getattr(r.intent.slots, k) == v, (k, r.intent.slots)
+
+
+@pytest.mark.parametrize("text", ["turn off the tv and the living room light",
+                                  "turn off the living room light and the tv",
+                                  "switch off the television and the living room light"])
+def test_a_loosely_named_device_beside_a_named_one_is_not_lost(demo: Recognizer,
+                                                               text: str) -> None:
+    r = demo.recognize(text)
+    assert r.intent is not None, r.reason
+    got = {(i.name, tuple(i.slots.device_ids)) for i in (r.intent, *r.also)}
+    assert got == {("light_off", ("living_room_light",)), ("switch_off", ("tv_plug",))}
+
+
+def test_a_loose_word_in_a_description_is_not_another_device(demo: Recognizer) -> None:
+    r = demo.recognize("turn on the kitchen light above the desk")
+    assert _got(r) == ("light_on", ["kitchen_light"]) and r.also == []
+
+
+def test_a_window_covering_of_another_kind_is_named_not_taken(demo: Recognizer) -> None:
+    """Home Assistant's device classes: "the curtains" are not the blinds; the refusal names
+    what the room has."""
+    r = demo.recognize("close the curtains in the bedroom")
+    assert r.intent is None
+    assert "did you mean the bedroom blinds" in r.reason
+
+
 def test_robust_results_say_where_they_come_from(demo: Recognizer) -> None:
     r = demo.recognize("put the kitchen light on")
     assert r.intent is not None and r.intent.source == "robust"
