@@ -219,7 +219,8 @@ class _Targets(_TierBase):
         a = p.action
         names = ", ".join(ids)
         noun = _noun(kind.value, p)
-        what = f"{noun}s {where} ({names})" if not (p.devices or p.partial_devices) else where
+        what = f"{noun}s {where} ({names})" if not (p.devices or p.partial_devices) else \
+            ", ".join(f"{self._devices[i].name} ({i})" for i in ids)
         slots: dict[str, Any] = {"device_ids": ids, "domain": KIND_TO_HA_DOMAIN.get(kind)}
         if len(p.areas) == 1:
             slots["area"] = p.areas[0]

@@ -80,7 +80,21 @@ def normalize_en(text: str) -> list[str]:
         else:
             tokens.append(t.replace("'", ""))
     tokens = [_GERUNDS.get(t, t) for t in _number_words(tokens)]
-    return _strip_politeness(tokens)
+    return _of_as_off(_strip_politeness(tokens))
+
+
+def _of_as_off(tokens: list[str]) -> list[str]:
+    """"Turn of the kitchen light", "switch the fan of": Whisper writes "off" as "of" now and
+    then; right after a switching verb, or last in a sentence that starts with one, "of" can
+    only be "off"."""
+    if len(tokens) < 2 or tokens[0] not in ("turn", "switch", "shut", "power"):
+        return tokens
+    out = list(tokens)
+    if out[1] == "of":
+        out[1] = "off"
+    if out[-1] == "of":
+        out[-1] = "off"
+    return out
 
 
 _GERUNDS = {"closing": "close", "opening": "open", "turning": "turn", "switching": "switch",

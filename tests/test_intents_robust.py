@@ -113,6 +113,8 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
         ("did i leave the kitchen light on", None, "get_state", ["kitchen_light"], {}),
         ("what is the thermostat set to", None, "climate_get_temperature", ["thermostat"], {}),
         ("what's the heating set at", None, "climate_get_temperature", ["thermostat"], {}),
+        ("Turn of the kitchen light.", None, "light_off", ["kitchen_light"], {}),
+        ("switch the fan of", None, "fan_off", ["ceiling_fan"], {}),
         ("车库门关了没有", None, "get_state", ["garage_door"], {}),
         ("前门锁了没", None, "get_state", ["front_door_lock"], {}),
         ("现在客厅多少度", None, "climate_get_temperature", ["thermostat"], {}),
