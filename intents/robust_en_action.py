@@ -49,6 +49,10 @@ class _EnglishActions(_TierBase):
         for phrase, level in L.LEVEL_WORDS_EN.items():
             if f" {phrase} " in text and p.number is None:
                 p.number, p.percent = float(level), True
+        said_level = re.search(r" (?:on|to|at) (low|dim|high|bright) ", text)
+        if said_level and p.number is None:  # "lights on low in the dining room"
+            p.number, p.percent = (L.LOW_LEVEL if said_level.group(1) in ("low", "dim")
+                                   else 100.0), True
         small = bool(tset & L.SMALL_STEP_WORDS)
         big = bool(tset & L.BIG_STEP_WORDS) and not small
         by_amount = None
@@ -384,7 +388,9 @@ class _EnglishActions(_TierBase):
         # brightness
         if lightish or "light" in kinds:
             here_dir = re.sub(r" (down|up|over) here ", " here ", text)
-            down = bool(tset & L.VERBS_DIM_EN) or " down " in here_dir or "darker" in tset \
+            # "the lights are too dim": a complaint about dimness asks for more light
+            down = bool(tset & L.VERBS_DIM_EN - ({"dim"} if indirect_dark else set())) \
+                or " down " in here_dir or "darker" in tset \
                 or " to dark" in text or ("dark" in tset and not indirect_dark)
             up = bool(tset & L.VERBS_BRIGHTEN_EN - ({"bright"} if indirect_bright else set())) \
                 or " up " in here_dir or "brighter" in tset or "light up" in text
@@ -413,7 +419,9 @@ class _EnglishActions(_TierBase):
                     p.here = True
                 return
             if indirect_dark:
+                # on if it is off, brighter if it is on already (devices.relative)
                 p.indirect = True
+                p.step = step
                 act("on", False)
                 _light_kind(p)
                 return

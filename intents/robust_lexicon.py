@@ -56,6 +56,8 @@ NUMBERS_EN = {
 }
 
 #: Levels said as words (percent).
+#: The brightness (%) of "on low", "to dim".
+LOW_LEVEL = 25.0
 LEVEL_WORDS_EN = {
     "max": 100, "maximum": 100, "full": 100, "fully": 100, "full brightness": 100,
     "half": 50, "halfway": 50, "half way": 50, "minimum": 1, "min": 1, "lowest": 1,

@@ -241,6 +241,8 @@ class _Targets(_TierBase):
                                + ("set a temperature instead" if kind == DeviceKind.CLIMATE
                                   else "try another command"))
             name = table[kind][0 if a == "on" else 1]
+            if name == IntentName.LIGHT_ON and p.step is not None and p.step > 0:
+                slots["brightness_step"] = p.step  # brighter where it is on already
             if kind in (DeviceKind.COVER, DeviceKind.LOCK):
                 p.explicit_verb = False  # "turn off the lock": not how one asks to unlock
         elif a in ("open", "close", "position"):
