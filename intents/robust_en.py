@@ -62,6 +62,9 @@ class _EnglishParser(_EnglishActions):
 
         if tokens[0] in L.NEGATIONS_EN or text.startswith((" do not ", " please do not ")):
             raise Rejected("that is not something to do (a negation)")
+        if re.search(r" (do|does|did|would|will) (not|never) | dont | never ", text):
+            # "I don't want the lights on": whatever follows is not to be done
+            raise Rejected("that is not something to do (a negation)")
 
         for a, b in itertools.pairwise(tokens):
             if a in ("switch", "turn", "shut", "power", "put", "flip", "toggle") \

@@ -146,6 +146,7 @@ class _EnglishActions(_TierBase):
             # "lock stock and …": the verb was all there was of a lock, and the rest is unheard
             raise Rejected(f"I don't know a device called {' '.join(p.unknown)!r}", final=False)
         if first == "lock" or ("lock" in tset and "up" in tset) or (
+                first == "secure" and "lock" in kinds) or (
                 "lock" in tset and tokens.index("lock") <= 1 and "lock" not in p.kind_words):
             act("lock")
             if "lock" not in p.kinds:
@@ -289,7 +290,8 @@ class _EnglishActions(_TierBase):
                 p.kind_from_action = True
             return
         warmer = tset & {"warmer", "up", "increase", "raise", "higher", "hotter", "warm"}
-        cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool"}
+        cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool",
+                         "drop"}
         sensor_only = bool(kinds) and kinds <= {"sensor"} and bool(tset & {"temperature", "temp"})
         if (climate or tset & {"degree", "degrees"} or sensor_only) and (warmer or cooler) \
                 and not (warmer and cooler):

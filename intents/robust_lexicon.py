@@ -28,6 +28,11 @@ POLITE_PREFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
         "let us", "let's", "lets", "you can", "you should", "do me a favour and",
         "do me a favor and", "quickly", "now", "good night", "goodnight", "good morning",
         "morning", "good evening", "good afternoon", "excuse me", "sorry", "oh",
+        "maybe", "possibly", "i was wondering if you could", "i am wondering if you could",
+        "i wonder if you could", "i was wondering if you can", "do you think you could",
+        "would it be possible to", "is it possible to", "would you be able to",
+        "are you able to", "i would love it if you could", "i would appreciate it if you could",
+        "would you be so kind as to", "be a dear and", "do you mind", "could you just",
     ], key=lambda s: -len(s.split()))
 )
 POLITE_SUFFIXES_EN: tuple[tuple[str, ...], ...] = tuple(

@@ -80,7 +80,59 @@ def normalize_en(text: str) -> list[str]:
         else:
             tokens.append(t.replace("'", ""))
     tokens = [_GERUNDS.get(t, t) for t in _number_words(tokens)]
-    return _of_as_off(_strip_politeness(tokens))
+    return _told(_corrected(_of_as_off(_strip_politeness(tokens))))
+
+
+#: Words that take back what was just said ("… the kitchen light, no wait, the hall light").
+_CORRECTIONS: tuple[tuple[str, ...], ...] = (
+    ("no", "wait"), ("no", "sorry"), ("no", "no"), ("sorry", "i", "mean"), ("i", "mean"),
+    ("or", "rather"), ("scratch", "that"), ("make", "that"), ("actually",), ("sorry",),
+    ("wait",), ("no",))
+_DETERMINERS = frozenset({"the", "my", "a", "an", "our"})
+_COMMAND_VERBS = frozenset({"turn", "switch", "set", "dim", "brighten", "open", "close",
+                            "lock", "unlock", "start", "stop", "pause", "play", "put", "make",
+                            "shut", "raise", "lower", "activate"})
+
+
+def _corrected(tokens: list[str]) -> list[str]:
+    """A command corrected as it was said keeps only the correction: "turn on the kitchen
+    light no wait the living room light" is the living room light (never both), "set it to
+    20 no 30 percent" is 30. The words after the last correction replace the phrase of the
+    same kind before it (a noun phrase from its determiner, a number), or the whole command
+    when they are one."""
+    for i in range(len(tokens) - 1, 1, -1):
+        marker = next((m for m in _CORRECTIONS if tuple(tokens[i:i + len(m)]) == m), None)
+        if marker is None:
+            continue
+        before, after = tokens[:i], tokens[i + len(marker):]
+        if not after:
+            return tokens
+        head = after[0]
+        if marker == ("no",) and not (head in _DETERMINERS or head.replace(".", "").isdigit()):
+            continue  # "no" that is not a correction ("no more than …")
+        if head in _COMMAND_VERBS:
+            return after
+        if head.replace(".", "").isdigit():
+            nums = [j for j, t in enumerate(before) if t.replace(".", "").isdigit()]
+            if not nums:
+                return tokens
+            return before[:nums[-1]] + after
+        dets = [j for j, t in enumerate(before) if t in _DETERMINERS]
+        if not dets:
+            return tokens
+        if head not in _DETERMINERS:
+            after = [before[dets[-1]], *after]
+        return before[:dets[-1]] + after
+    return tokens
+
+
+def _told(tokens: list[str]) -> list[str]:
+    """"tell the roomba to stop" is "stop the roomba"."""
+    if tokens[:1] == ["tell"] and "to" in tokens[2:]:
+        k = tokens.index("to", 2)
+        if k + 1 < len(tokens):
+            return tokens[k + 1:] + tokens[1:k]
+    return tokens
 
 
 def _of_as_off(tokens: list[str]) -> list[str]:

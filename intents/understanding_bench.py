@@ -53,7 +53,7 @@ SETS = ("slurp-devel", "ha-tests", "en", "zh-CN")
 #: An expectation: None = nothing may act; else a list of acceptable outcomes, each a dict
 #: with ``name`` and optional ``device_ids`` (exact set), ``device_ids_any`` (list of
 #: acceptable sets), and slot checks (``brightness_step: "<0"``, ``color: red``, ...).
-Expect = list[dict[str, Any]] | None
+Expect = list[dict[str, Any] | None] | None
 
 
 @dataclass
@@ -126,9 +126,13 @@ def judge(case: Case, rec: Recognition, config: HomeConfig) -> str:
     doing = acts(intent, config)
     if case.expect is None:
         return "wrong" if doing or any(acts(a, config) for a in rec.also) else "right"
+    outcomes = [o for o in case.expect if o is not None]
+    if len(outcomes) < len(case.expect) and not doing and (
+            intent is None or intent.name not in QUERY_INTENTS):
+        return "right"  # nothing done, and nothing was one of the acceptable outcomes
     if intent is None:
         return "rejected"
-    ok = any(matches(intent, o) for o in case.expect)
+    ok = any(matches(intent, o) for o in outcomes)
     if ok and case.also:
         ok = len(rec.also) >= len(case.also) and all(
             any(matches(a, o) for a in rec.also) for o in case.also)
@@ -146,7 +150,8 @@ def judge(case: Case, rec: Recognition, config: HomeConfig) -> str:
 
 def load_yaml_set(path: Path) -> tuple[HomeConfig, list[Case]]:
     """``{config: optional path, language: .., cases: [{text, expect|null, intent?, area?,
-    also?}]}``; ``expect`` is one outcome or a list of acceptable ones."""
+    also?}]}``; ``expect`` is one outcome or a list of acceptable ones (null among them:
+    doing nothing is acceptable too)."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     cfg_path = doc.get("config")
     config = load_demo_config() if not cfg_path else load_config(path.parent / cfg_path)
@@ -155,7 +160,8 @@ def load_yaml_set(path: Path) -> tuple[HomeConfig, list[Case]]:
     for c in doc.get("cases") or []:
         exp = c.get("expect")
         expect: Expect = None if exp is None else (exp if isinstance(exp, list) else [exp])
-        label = c.get("intent") or (expect[0]["name"] if expect else "out_of_scope")
+        named = [o for o in expect or () if o is not None]
+        label = c.get("intent") or (named[0]["name"] if named else "out_of_scope")
         also = c.get("also") or []
         cases.append(Case(str(c["text"]), expect, label, c.get("language", lang), c.get("area"),
                           also if isinstance(also, list) else [also]))
