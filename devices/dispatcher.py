@@ -42,14 +42,10 @@ from devices.relative import (
     nothing_to_do,
 )
 from intents.custom import CustomAction
-from intents.schema import SENSITIVE_INTENTS, Intent, IntentName, Slots
+from intents.schema import OPENING_INTENTS, SENSITIVE_INTENTS, Intent, IntentName, Slots
 
 logger = logging.getLogger(__name__)
 
-#: Intents that open something; on a device marked ``sensitive`` they need the higher confidence.
-OPENING_INTENTS: frozenset[str] = frozenset(
-    {IntentName.UNLOCK, IntentName.COVER_OPEN, IntentName.COVER_SET_POSITION}
-)
 #: Intents that act on nothing.
 NO_OP_INTENTS: frozenset[str] = frozenset({IntentName.CANCEL, IntentName.CONFIRM})
 #: Detail of the rejection that asks for a "yes" (``extra["needs_confirmation"]`` is True).

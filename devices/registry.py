@@ -150,6 +150,17 @@ class Device(_Strict):
             }
         return v
 
+    @model_validator(mode="after")
+    def _doors_are_sensitive(self) -> Device:
+        # Opening a garage door, a door or a gate is sensitive unless the config says it is
+        # not; blinds, curtains and awnings are not (``sensitive: true`` makes them so).
+        if self.kind == DeviceKind.COVER and "sensitive" not in self.model_fields_set:
+            words = " ".join([self.name, *self.aliases]).lower()
+            if re.search(r"\b(garage|door|gate)s?\b", words) or any(
+                    w in words for w in ("车库", "门")):
+                self.sensitive = True
+        return self
+
     @property
     def base_topic(self) -> str:
         return self.topic or self.id

@@ -48,9 +48,15 @@ class IntentName(StrEnum):
     CONFIRM = "confirm"  # "yes" answering a pending confirmation of a sensitive action
 
 
-#: Intents that change the physical world in a way that matters for safety. They need the
-#: higher confidence from the security config and, when configured, an explicit confirmation.
-SENSITIVE_INTENTS: frozenset[str] = frozenset({IntentName.UNLOCK, IntentName.COVER_OPEN})
+#: Intents that change the physical world in a way that matters for safety wherever they
+#: act. They need the higher confidence from the security config and, when configured, an
+#: explicit confirmation. Opening is sensitive on a device marked ``sensitive`` (the default
+#: for garage doors, doors and gates: ``devices.registry.Device``), not on blinds.
+SENSITIVE_INTENTS: frozenset[str] = frozenset({IntentName.UNLOCK})
+#: Intents that open something (a sensitive device's opening is a sensitive action).
+OPENING_INTENTS: frozenset[str] = frozenset(
+    {IntentName.UNLOCK, IntentName.COVER_OPEN, IntentName.COVER_SET_POSITION}
+)
 
 #: Intents that only read state; they never publish a command.
 QUERY_INTENTS: frozenset[str] = frozenset(

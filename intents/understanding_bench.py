@@ -41,7 +41,14 @@ import yaml
 
 from devices.dispatcher import light_up_step
 from devices.registry import DeviceKind, HomeConfig, load_config, load_demo_config
-from intents.schema import QUERY_INTENTS, SENSITIVE_INTENTS, Intent, IntentName, Recognition
+from intents.schema import (
+    OPENING_INTENTS,
+    QUERY_INTENTS,
+    SENSITIVE_INTENTS,
+    Intent,
+    IntentName,
+    Recognition,
+)
 
 _REPO = Path(__file__).resolve().parents[1]
 SHARED = _REPO.parent / "shared" / "data"
@@ -73,7 +80,11 @@ def acts(intent: Intent | None, config: HomeConfig) -> bool:
     """Whether the dispatcher would execute this intent."""
     if intent is None or intent.name in QUERY_INTENTS or intent.name == IntentName.CANCEL:
         return False
-    need = (config.security.sensitive_min_confidence if intent.name in SENSITIVE_INTENTS
+    by_id = {d.id: d for d in config.devices}
+    sensitive = intent.name in SENSITIVE_INTENTS or (
+        intent.name in OPENING_INTENTS
+        and any(by_id[i].sensitive for i in intent.slots.device_ids if i in by_id))
+    need = (config.security.sensitive_min_confidence if sensitive
             else config.security.min_confidence)
     return intent.confidence >= need
 

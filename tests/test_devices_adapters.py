@@ -473,3 +473,24 @@ def test_homeassistant_simple_value_template() -> None:
     assert homeassistant.parse_state(bracket, "tele/plug/STATE", b'{"POWER":"OFF"}') == {
         "state": "off"
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "aliases", "said", "sensitive"),
+    [
+        ("garage door", [], None, True),
+        ("side gate", [], None, True),
+        ("patio door", [], None, True),
+        ("卷帘门", [], None, True),
+        ("bedroom blinds", ["窗帘"], None, False),
+        ("patio awning", [], None, False),
+        ("garage door", [], False, False),  # the config's word stands
+        ("bedroom blinds", [], True, True),
+    ],
+)
+def test_opening_a_door_is_sensitive_unless_the_config_says_not(
+        name: str, aliases: list[str], said: bool | None, sensitive: bool) -> None:
+    extra = {} if said is None else {"sensitive": said}
+    cover = Device(id="c", name=name, aliases=aliases, kind=DeviceKind.COVER,
+                   adapter=AdapterName.ZIGBEE2MQTT, **extra)
+    assert cover.sensitive is sensitive

@@ -207,18 +207,17 @@ async def test_a_look_that_named_no_device_waits_for_the_name() -> None:
 
 
 async def test_a_look_the_dispatcher_would_refuse_does_not_end_the_turn() -> None:
-    # The greedy look heard "Open the Bitter and Blinds." (0.6: below the 0.9 a sensitive
-    # opening needs): the final pass, with the home's names as its prompt, may hear it right.
+    # A greedy look heard "Open the garbage door." (0.6: below the 0.9 a sensitive opening
+    # needs): the final pass, with the home's names as its prompt, may hear it right.
     from devices.dispatcher import Dispatcher
     from tests.test_devices_dispatcher import FakeMqtt
 
     recognizer = Recognizer(load_demo_config())
-    recognizer.recognize("Open the Bitter and Blinds.")
     policy = Dispatcher(recognizer.config, FakeMqtt())  # the home's own rules; nothing is sent
     assert await _look_then_resume(
-        recognizer, "Open the Bitter and Blinds.", armed=False, dispatcher=policy) == []
+        recognizer, "Open the garbage door.", armed=False, dispatcher=policy) == []
     done = await _look_then_resume(
-        recognizer, "Open the bedroom blinds.", armed=True, dispatcher=policy)
+        recognizer, "Open the garage door.", armed=True, dispatcher=policy)
     assert len(done) == 1  # heard as said: it acts at once
 
 
