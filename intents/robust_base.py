@@ -126,6 +126,7 @@ class _Parse:
     imperative: bool = False
     #: words neither the home nor the lexicon knows (a mishearing, a name the home lacks)
     unknown: list[str] = field(default_factory=list)
+    corrected: bool = False  # taken back and said again as it was spoken: never outright
     #: how many tokens (en) or characters (zh) the sentence had, for the coverage rule
     size: int = 0
     zh: bool = False
@@ -194,6 +195,12 @@ def _build_lex(config: HomeConfig) -> _Lex:
     for f in config.floors:
         for n in (f.name, *f.aliases):
             (cjk_floors.append((n, f.id)) if _cjk(n) else floors.append((toks(n), f.id)))
+    by_level = sorted((f for f in config.floors if f.level is not None),
+                      key=lambda f: f.level or 0)
+    if len(by_level) == 2:  # 楼下 / 楼上 in a two-storey home: its lower and upper floor
+        for word, f in (("楼下", by_level[0]), ("楼上", by_level[1])):
+            if not any(n == word for n, _ in cjk_floors):
+                cjk_floors.append((word, f.id))
     scenes: list[tuple[tuple[str, ...], str]] = []
     cjk_scenes: list[tuple[str, str]] = []
     for s in config.scenes:

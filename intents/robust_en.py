@@ -39,6 +39,7 @@ class _EnglishParser(_EnglishActions):
         tokens = normalize_en(text)
         if not tokens:
             return []
+        corrected = tokens != normalize_en(text, correct=False)
         tokens = [_singular(t, self._lex.singular) for t in tokens]
         joined: list[str] = []
         for t in tokens:  # "bed room" said for "bedroom"
@@ -49,7 +50,11 @@ class _EnglishParser(_EnglishActions):
                 joined.append(t)
         tokens = joined
         chunks = _split_commands(tokens)
-        return [self._parse_en(c) for c in chunks]
+        parts = [self._parse_en(c) for c in chunks]
+        for p in parts:
+            if p is not None:
+                p.corrected = corrected
+        return parts
 
     def _parse_en(self, tokens: list[str]) -> _Parse | None:
         tokens = _strip_politeness(tokens)

@@ -56,9 +56,10 @@ def _number_words(tokens: list[str]) -> list[str]:
     return out
 
 
-def normalize_en(text: str) -> list[str]:
+def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     """Lower-cased tokens: punctuation dropped, contractions expanded, numbers as digits,
-    "%" as "percent", a leading wake name/greeting/politeness and trailing politeness gone."""
+    "%" as "percent", a leading wake name/greeting/politeness and trailing politeness gone;
+    with ``correct``, only what a correction said as the command was spoken kept."""
     s = text.lower().replace("’", "'").replace("‘", "'")
     s = re.sub(r"(\d)\s*%", r"\1 percent ", s)
     s = re.sub(r"(\d)\s*°\s*([cf])\b", r"\1 degrees \2", s)
@@ -80,7 +81,8 @@ def normalize_en(text: str) -> list[str]:
         else:
             tokens.append(t.replace("'", ""))
     tokens = [_GERUNDS.get(t, t) for t in _number_words(tokens)]
-    return _told(_corrected(_of_as_off(_strip_politeness(tokens))))
+    tokens = _of_as_off(_strip_politeness(tokens))
+    return _told(_corrected(tokens) if correct else tokens)
 
 
 #: Words that take back what was just said ("… the kitchen light, no wait, the hall light").

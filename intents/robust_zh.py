@@ -15,7 +15,10 @@ from intents.robust_base import (
     _TierBase,
     _unique,
 )
-from intents.robust_text import _normalize_zh, _strip_zh, _zh_has_verb
+from intents.robust_text import _ZH_NUM, _normalize_zh, _strip_zh, _zh_has_verb, _zh_number
+
+#: Words that take back what was just said (不对, 我是说; a bare 不 or 不是 between commas).
+_ZH_CORRECTION = re.compile(r"(?:不对|我是说|说错了|应该是|哦不)[，,、]?|[，,、](?:不是|不)[，,、]")
 
 
 class _ChineseParser(_TierBase):
@@ -25,6 +28,7 @@ class _ChineseParser(_TierBase):
         s = _normalize_zh(text)
         if not s:
             return []
+        said, s = s, self._corrected_zh(s)
         chunks = [c for c in re.split(r"然后|接着|再把|并且|同时|，|,|；|;|。", s) if c]
         out: list[_Parse | Rejected | None] = []
         for c in chunks:
@@ -33,7 +37,38 @@ class _ChineseParser(_TierBase):
                 out.extend(self._parse_zh_part(x, len(chunks) > 1) for x in sub)
             else:
                 out.append(self._parse_zh_part(c, len(chunks) > 1))
+        for p in out:
+            if isinstance(p, _Parse):
+                p.corrected = s != said
         return out
+
+    def _corrected_zh(self, s: str) -> str:
+        """"打开厨房灯，不对，客厅灯" is the living room light (never both), "调到二十，不，三十"
+        is 30: the words after the last correction replace the device or place (or the
+        number) before it, or the whole command when they are one."""
+        found = list(_ZH_CORRECTION.finditer(s))
+        if not found:
+            return s
+        m = found[-1]
+        before, after = s[:m.start()].rstrip("，,、。"), s[m.end():].strip("，,、。")
+        if not before or not after:
+            return s
+        if _zh_has_verb(after):
+            return after
+        value = _zh_number(after) if re.fullmatch(rf"[{_ZH_NUM}]+", after) else None
+        if value is not None or re.fullmatch(r"\d+(\.\d+)?", after):
+            nums = list(re.finditer(r"\d+(?:\.\d+)?", before))
+            if not nums:
+                return s
+            n = nums[-1]
+            new = f"{value:g}" if value is not None else after
+            return before[:n.start()] + new + before[n.end():]
+        names = [n for n, _ in self._lex.cjk_devices] + [n for n, _ in self._lex.cjk_areas]
+        spans = [(before.rfind(n), n) for n in names if n in before]
+        if not spans:
+            return s
+        at, name = max(spans, key=lambda x: (x[0] + len(x[1]), len(x[1])))
+        return before[:at] + after + before[at + len(name):]
 
     def _parse_zh_part(self, s: str, several: bool) -> _Parse | Rejected | None:
         """One clause; with several clauses, an unknown-name rejection is kept (not raised)
@@ -119,8 +154,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度]|大声|小声|把|的|将|给|打开|开启|开|关闭|关掉|关上|关|"
-                          r"一下|都|里|里面|"
+        leftover = re.sub(r"[＃＠\d%度]|大声|小声|静音|吵|把|的|将|给|打开|开启|开|关闭|关掉|"
+                          r"关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
                           r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
@@ -159,8 +194,10 @@ class _ChineseParser(_TierBase):
         small = any(w in rest for w in ("一点", "一些", "稍微", "一丢丢", "点儿", "些"))
         big = any(w in rest for w in ("很多", "大大", "多一些", "非常"))
         step = L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT
-        color = next((c for w, c in L.COLORS_ZH.items() if w in rest), None)
         kelvin = next((k for w, k in L.COLOR_TEMP_ZH.items() if w in rest), None)
+        color = next((c for w, c in L.COLORS_ZH.items() if w in rest), None)
+        if kelvin is not None and color in ("white", "yellow"):
+            color = None  # 暖白色, 暖黄: a colour temperature, not a colour
         kinds = set(p.kinds) | {self._devices[d].kind.value for d in p.devices}
         lightish = "light" in kinds or not kinds
 
@@ -227,6 +264,9 @@ class _ChineseParser(_TierBase):
                                                               "切歌", "上一首", "大声", "小声")):
             if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首")):
                 act("next")
+            elif "吵" in rest and p.number is None:  # "音乐太吵了": quieter
+                p.vstep = -20 if big and not small else -10
+                act("vstep", False)
             elif "音量" in p.kind_words or "声音" in p.kind_words or "大声" in rest \
                     or "小声" in rest:
                 if p.number is not None:

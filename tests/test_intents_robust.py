@@ -129,6 +129,12 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
         ("drop the thermostat by three", None, "climate_set_temperature", ["thermostat"],
          {"temperature_step": -3}),
         ("车库门关了没有", None, "get_state", ["garage_door"], {}),
+        ("音乐太吵了", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("静音", None, "media_set_volume", ["speaker"], {"volume": 0}),
+        ("把卧室灯调成暖白色", None, "light_set", ["bedroom_lamp"],
+         {"color_temp_kelvin": 2700, "color": None}),
+        ("把楼下的灯都关了", None, "light_off",
+         ["hallway_light", "kitchen_light", "living_room_light"], {}),
         ("前门锁了没", None, "get_state", ["front_door_lock"], {}),
         ("现在客厅多少度", None, "climate_get_temperature", ["thermostat"], {}),
     ],
@@ -167,6 +173,10 @@ def test_a_loosely_named_device_beside_a_named_one_is_not_lost(demo: Recognizer,
          ["living_room_light"], {}),
         ("turn on the kitchen light, sorry, I mean the hallway light", "light_on",
          ["hallway_light"], {}),
+        ("打开厨房灯，不对，客厅灯", "light_on", ["living_room_light"], {}),
+        ("把卧室灯关了，不是，书房灯", "light_off", ["office_light"], {}),
+        ("把客厅灯调到百分之二十，不，三十", "light_set", ["living_room_light"],
+         {"brightness": 30}),
     ],
 )
 def test_a_command_corrected_as_it_is_said_does_only_the_correction(
@@ -178,6 +188,14 @@ def test_a_command_corrected_as_it_is_said_does_only_the_correction(
     assert r.also == []
     for k, v in slots.items():
         assert getattr(r.intent.slots, k) == v, (k, r.intent)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("text", ["open the kitchen light no wait the garage door",
+                                  "打开厨房灯，不对，车库门"])
+def test_a_corrected_sensitive_command_is_never_outright(demo: Recognizer, text: str) -> None:
+    r = demo.recognize(text)
+    assert r.intent is not None and r.intent.slots.device_ids == ["garage_door"], r
+    assert r.intent.confidence < demo.config.security.sensitive_min_confidence
 
 
 @pytest.mark.parametrize("text", ["I don't want the lights on", "I do not want the fan on",
