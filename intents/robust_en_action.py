@@ -91,7 +91,7 @@ class _EnglishActions(_TierBase):
                     return
             if first in ("is", "are", "does") and p.has_target() and (
                     tset & {"on", "off", "open", "closed", "locked", "unlocked", "shut",
-                            "running", "playing"}):
+                            "running", "playing", "lock"}):  # "is the front door lock?"
                 p.action = "get_state"
                 p.explicit_verb = True
                 return

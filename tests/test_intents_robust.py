@@ -109,6 +109,7 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
         ("the music is too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("the music is too quiet", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
         ("did i lock the front door", None, "get_state", ["front_door_lock"], {}),
+        ("Is the front door lock?", None, "get_state", ["front_door_lock"], {}),  # Whisper
         ("have i left the garage open", None, "get_state", ["garage_door"], {}),
         ("did i leave the kitchen light on", None, "get_state", ["kitchen_light"], {}),
         ("what is the thermostat set to", None, "climate_get_temperature", ["thermostat"], {}),
