@@ -66,7 +66,9 @@ LOW_LEVEL = 25.0
 LEVEL_WORDS_EN = {
     "max": 100, "maximum": 100, "full": 100, "fully": 100, "full brightness": 100,
     "half": 50, "halfway": 50, "half way": 50, "minimum": 1, "min": 1, "lowest": 1,
-    "highest": 100, "brightest": 100, "dimmest": 1,
+    "highest": 100, "brightest": 100, "dimmest": 1, "as bright as possible": 100,
+    "as high as possible": 100, "as loud as possible": 100, "as dim as possible": 1,
+    "as low as possible": 1, "as quiet as possible": 1,
 }
 
 #: Relative amounts (percent of brightness).

@@ -80,7 +80,7 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
             tokens.append(t[:-1])
         else:
             tokens.append(t.replace("'", ""))
-    tokens = [_GERUNDS.get(t, t) for t in _number_words(tokens)]
+    tokens = [_GERUNDS.get(t, _SAID_AS.get(t, t)) for t in _number_words(tokens)]
     tokens = _of_as_off(_strip_politeness(tokens))
     return _told(_corrected(tokens) if correct else tokens)
 
@@ -150,6 +150,9 @@ def _of_as_off(tokens: list[str]) -> list[str]:
         out[-1] = "off"
     return out
 
+
+#: Everyday words for what the lexicon knows by another name.
+_SAID_AS = {"telly": "tv", "tele": "tv", "hoovering": "vacuuming"}
 
 _GERUNDS = {"closing": "close", "opening": "open", "turning": "turn", "switching": "switch",
             "dimming": "dim", "locking": "lock", "unlocking": "unlock", "pausing": "pause",

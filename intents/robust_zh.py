@@ -154,8 +154,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度]|大声|小声|静音|吵|把|的|将|给|打开|开启|开|关闭|关掉|"
-                          r"关上|关|一下|都|里|里面|"
+        leftover = re.sub(r"[＃＠\d%度]|大声|小声|静音|吵|切歌|切|把|的|将|给|打开|开启|开|"
+                          r"关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
                           r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
@@ -262,7 +262,7 @@ class _ChineseParser(_TierBase):
             return p
         if "media_player" in kinds or any(w in rest for w in ("下一首", "暂停", "继续播放",
                                                               "切歌", "上一首", "大声", "小声")):
-            if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首")):
+            if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首", "切＃")):
                 act("next")
             elif "吵" in rest and p.number is None:  # "音乐太吵了": quieter
                 p.vstep = -20 if big and not small else -10
@@ -318,9 +318,11 @@ class _ChineseParser(_TierBase):
                 self._climate_here(p, "冷" in rest, indirect=True)
                 return p
         if climate and any(w in rest for w in ("调高", "调低", "升高", "降低", "高一点",
-                                               "低一点", "暖和", "凉快")):
-            self._climate_here(p, any(w in rest for w in ("高", "升", "暖")), indirect=False,
-                               step=3.0 if big else 1.0)
+                                               "低一点", "暖和", "凉快", "开大", "调大", "开高",
+                                               "开小", "关小", "调小")):
+            # "暖气开大一点": the heat up, not the heating on
+            self._climate_here(p, any(w in rest for w in ("高", "升", "暖", "大")),
+                               indirect=False, step=3.0 if big else 1.0)
             return p
         # covers
         if "cover" in kinds:
@@ -365,6 +367,7 @@ class _ChineseParser(_TierBase):
             return p
         if lightish and too_dark and not any(w in rest for w in ("调暗", "暗一点", "暗点")):
             p.indirect = True
+            p.step = step  # on, or brighter where it is on already
             act("on", False)
             _light_kind(p)
             return p
@@ -378,6 +381,11 @@ class _ChineseParser(_TierBase):
             return None  # "把后门打开": on/off of something the home does not name
         off = any(w in rest for w in ("关", "熄", "灭", "停"))
         on = any(w in rest for w in ("开", "启动", "点亮", "亮起"))
+        if "lock" in kinds and on != off:
+            # 开门 opens (unlocks) a door, 关门 shuts it: never the other way round; an opening
+            # said so is not an outright "unlock", so it stays below the sensitive bar
+            act("unlock", False) if on else act("lock")
+            return p
         if off and not ("打开" in rest or "开启" in rest):
             act("off")
             return p
