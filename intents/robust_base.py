@@ -223,7 +223,8 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | L.VERBS_PAUSE_EN | L.VERBS_RESUME_EN | L.VERBS_NEXT_EN | L.SMALL_STEP_WORDS
         | L.BIG_STEP_WORDS | {w for k in L.LEVEL_WORDS_EN for w in k.split()}
         | set(L.NUMBERS_EN) | L.WAKE_WORDS_EN | L.GREETINGS_EN
-        | {"unlock", "lock", "secure", "dark", "bright", "hot", "cold", "warm", "chilly",
+        | {"unlock", "lock", "secure", "dark", "bright", "hot", "cold", "warm", "chilly", "see",
+           "cannot", "barely", "hardly",
            "freezing",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",

@@ -252,7 +252,7 @@ class _EnglishActions(_TierBase):
             and not tset & L.VERBS_DIM_EN - {"dim"} and " make " not in text \
             and " darker" not in text and " to dark" not in text
         indirect_dark = indirect_dark or bool(re.search(r" (cannot|can not|hard to|cant|"
-                                                        r"unable to) see ", text))
+                                                        r"unable to|barely|hardly) see ", text))
         indirect_bright = bool(re.search(r" (too|so|very|really|quite) bright ", text)) \
             or bool(re.search(r" is bright ", text) and p.here)
         cold = bool(re.search(r" (too |so |very |really |bit |a bit |quite )?"

@@ -106,6 +106,8 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
     [
         ("could i get some light in the office", None, "light_on", ["office_light"], {}),
         ("i need some light", "kitchen", "light_on", ["kitchen_light"], {}),
+        ("i can't see in the kitchen", None, "light_on", ["kitchen_light"], {}),
+        ("i can barely see", "office", "light_on", ["office_light"], {}),
         ("the music is too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("the music is too quiet", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
         ("did i lock the front door", None, "get_state", ["front_door_lock"], {}),
