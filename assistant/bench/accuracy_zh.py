@@ -164,6 +164,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {"asr.model": model}
     if args.threads:
         overrides["asr.workers"] = args.threads
+    from assistant.bench.accuracy import _options
+
+    overrides.update(_options(getattr(args, "set_option", None)))  # --set-option KEY=JSON
     settings = AssistantSettings().with_overrides(**overrides)
     recognizer = Recognizer(config)
     all_lights = [d.id for d in config.devices if d.kind == "light"]
