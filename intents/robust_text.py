@@ -101,8 +101,8 @@ def _corrected(tokens: list[str]) -> list[str]:
     light no wait the living room light" is the living room light (never both), "set it to
     20 no 30 percent" is 30. The words after the last correction replace the phrase of the
     same kind before it (a noun phrase from its determiner, a number), or the whole command
-    when they are one."""
-    for i in range(len(tokens) - 1, 1, -1):
+    when they are one; corrections of corrections are taken in the order they were said."""
+    for i in range(2, len(tokens)):
         marker = next((m for m in _CORRECTIONS if tuple(tokens[i:i + len(m)]) == m), None)
         if marker is None:
             continue
@@ -113,18 +113,18 @@ def _corrected(tokens: list[str]) -> list[str]:
         if marker == ("no",) and not (head in _DETERMINERS or head.replace(".", "").isdigit()):
             continue  # "no" that is not a correction ("no more than …")
         if head in _COMMAND_VERBS:
-            return after
+            return _corrected(after)
         if head.replace(".", "").isdigit():
             nums = [j for j, t in enumerate(before) if t.replace(".", "").isdigit()]
             if not nums:
                 return tokens
-            return before[:nums[-1]] + after
+            return _corrected(before[:nums[-1]] + after)
         dets = [j for j, t in enumerate(before) if t in _DETERMINERS]
         if not dets:
             return tokens
         if head not in _DETERMINERS:
             after = [before[dets[-1]], *after]
-        return before[:dets[-1]] + after
+        return _corrected(before[:dets[-1]] + after)
     return tokens
 
 

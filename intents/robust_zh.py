@@ -49,12 +49,12 @@ class _ChineseParser(_TierBase):
         found = list(_ZH_CORRECTION.finditer(s))
         if not found:
             return s
-        m = found[-1]
+        m = found[0]  # the first; what follows it may be corrected again
         before, after = s[:m.start()].rstrip("，,、。"), s[m.end():].strip("，,、。")
         if not before or not after:
             return s
         if _zh_has_verb(after):
-            return after
+            return self._corrected_zh(after)
         value = _zh_number(after) if re.fullmatch(rf"[{_ZH_NUM}]+", after) else None
         if value is not None or re.fullmatch(r"\d+(\.\d+)?", after):
             nums = list(re.finditer(r"\d+(?:\.\d+)?", before))
@@ -62,13 +62,13 @@ class _ChineseParser(_TierBase):
                 return s
             n = nums[-1]
             new = f"{value:g}" if value is not None else after
-            return before[:n.start()] + new + before[n.end():]
+            return self._corrected_zh(before[:n.start()] + new + before[n.end():])
         names = [n for n, _ in self._lex.cjk_devices] + [n for n, _ in self._lex.cjk_areas]
         spans = [(before.rfind(n), n) for n in names if n in before]
         if not spans:
             return s
         at, name = max(spans, key=lambda x: (x[0] + len(x[1]), len(x[1])))
-        return before[:at] + after + before[at + len(name):]
+        return self._corrected_zh(before[:at] + after + before[at + len(name):])
 
     def _parse_zh_part(self, s: str, several: bool) -> _Parse | Rejected | None:
         """One clause; with several clauses, an unknown-name rejection is kept (not raised)
