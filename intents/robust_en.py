@@ -266,8 +266,9 @@ class _EnglishParser(_EnglishActions):
         if re.match(r" (i|we) (think|guess|believe|suppose|reckon|bet|noticed|see) ", said) \
                 or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
             raise Rejected("that sounds like a statement, not a request")
+        asks = re.match(r" (check|tell me|see) (if|whether) ", said) is not None
         if tokens[0] not in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS | {"make", "let"} \
-                and re.search(r" (is|are|am|s|still|been)( still| now| wide| all)? "
+                and not asks and re.search(r" (is|are|am|s|still|been)( still| now| wide| all)? "
                               r"(open|opened|closed|shut|locked|unlocked|on|off|running|"
                               r"playing|ajar|left|clean|dirty|tidy|messy|spotless|done|ready|"
                               r"fine) ", said):

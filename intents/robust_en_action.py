@@ -95,7 +95,9 @@ class _EnglishActions(_TierBase):
                 p.action = "get_state"
                 p.explicit_verb = True
                 return
-            if first in ("did", "have", "has") and p.has_target() and tset & _LEFT_WORDS:
+            if (first in ("did", "have", "has") or (first in ("check", "tell") and tset & {
+                    "if", "whether"})) and p.has_target() and tset & _LEFT_WORDS | {"locked",
+                                                                                    "unlocked"}:
                 # "did I lock the front door", "have I left the garage open": its state
                 p.action = "get_state"
                 p.explicit_verb = True
@@ -257,9 +259,12 @@ class _EnglishActions(_TierBase):
             or bool(re.search(r" is bright ", text) and p.here)
         cold = bool(re.search(r" (too |so |very |really |bit |a bit |quite )?"
                               r"(cold|chilly|freezing) ", text)) and not lightish_only(p)
+        # "warm it up", "cool things down": a change of temperature asked for, not a complaint
+        warm_up = re.search(r" warm (it |things |the \w+ )?up ", text) is not None
+        cool_down = re.search(r" cool (it |things |the \w+ )?down ", text) is not None
         hot = bool(re.search(r" (too |so |very |really |bit |a bit |quite )?"
                              r"(hot|warm|stuffy|boiling) ", text)) and " make " not in text \
-            and "warmer" not in tset and not lightish_only(p)
+            and "warmer" not in tset and not lightish_only(p) and not warm_up
 
         # temperature
         if p.temperature is None and climate and p.number is not None and not p.percent \
@@ -303,6 +308,11 @@ class _EnglishActions(_TierBase):
                 (cold or hot) and (p.here or not p.has_target())
                 and not tset & {"light", "lamp", "white"}):
             self._climate_here(p, cold, indirect=True)
+            return
+        if (warm_up != cool_down) and not tset & {"white", "light", "lamp", "colour", "color"} \
+                and (climate or not p.has_target()):
+            self._climate_here(p, warm_up, indirect=False,
+                               step=_degrees(tset, by_amount, small, big))
             return
         if ("warmer" in tset or "cooler" in tset or "hotter" in tset or "colder" in tset) \
                 and not p.has_target() and not tset & {"white", "light", "colour", "color"}:
