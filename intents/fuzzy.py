@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from devices.registry import HomeConfig
 from intents.repair import is_number
@@ -148,6 +149,11 @@ def repair(text: str, vocabulary: frozenset[str]) -> Repair | None:
 MIN_CJK_NAME_LEN = 3
 
 
+#: Characters that tell one place from another: 后门 differing from 前门 in one of them is
+#: the back door, another door the home may lack, not a mistyped front door.
+_CONTRASTIVE: Final = frozenset("前后左右上下东西南北里外内主次大小新旧一二三四楼")
+
+
 def repair_cjk(text: str, names: Iterable[str]) -> Repair | None:
     """Chinese input errors are mostly one wrong character with the same sound ("客厅等" for
     "客厅灯"). Replace one window of the text that differs from a known name (of at least
@@ -161,7 +167,8 @@ def repair_cjk(text: str, names: Iterable[str]) -> Repair | None:
         size = len(name)
         for start in range(len(text) - size + 1):
             window = text[start:start + size]
-            if sum(1 for a, b in zip(window, name, strict=True) if a != b) == 1:
+            diff = [(a, b) for a, b in zip(window, name, strict=True) if a != b]
+            if len(diff) == 1 and not (set(diff[0]) & _CONTRASTIVE):
                 found.append((start, window, name))
     if not found:
         return None

@@ -208,6 +208,13 @@ def test_a_command_corrected_as_it_is_said_does_only_the_correction(
         assert getattr(r.intent.slots, k) == v, (k, r.intent)  # type: ignore[union-attr]
 
 
+def test_a_place_word_is_not_a_typo(demo: Recognizer) -> None:
+    """把后门锁上 was "repaired" to the front door (one character off) and locked it."""
+    assert demo.recognize("把后门锁上").intent is None
+    r = demo.recognize("客厅等打开")  # a same-sounding character still is
+    assert r.intent is not None and r.intent.slots.device_ids == ["living_room_light"]
+
+
 def test_opening_a_door_in_chinese_is_never_locking_it(demo: Recognizer) -> None:
     """开门 once locked the front door ("on" of a lock); it asks to open, a guess that stays
     below the bar an unlock needs."""
