@@ -173,7 +173,12 @@ class _EnglishActions(_TierBase):
             return
         louder = tset & {"louder", "quieter", "softer", "lower", "raise", "increase",
                          "decrease", "reduce", "up", "down"}
-        if media or tset & {"song", "track", "music", "louder", "quieter", "softer"}:
+        # "turn on the living room light and the speaker": on/off for each kind said (the
+        # player resumes), not the player's verbs for them all
+        mixed = media and bool(kinds - {"media_player"}) and bool(tset & {"on", "off"}) \
+            and not louder and "volume" not in tset
+        if (media or tset & {"song", "track", "music", "louder", "quieter", "softer"}) \
+                and not mixed:
             if tset & L.VERBS_NEXT_EN or "another song" in text:
                 act("next")
                 return

@@ -238,6 +238,13 @@ def test_a_negated_wish_does_nothing(demo: Recognizer, text: str) -> None:
     assert r.intent is None or r.intent.confidence < 0.5, r
 
 
+def test_on_and_off_for_a_player_beside_a_light(demo: Recognizer) -> None:
+    r = demo.recognize("turn on the living room light and the speaker")
+    assert r.intent is not None, r.reason
+    got = {(i.name, tuple(i.slots.device_ids)) for i in (r.intent, *r.also)}
+    assert got == {("light_on", ("living_room_light",)), ("media_resume", ("speaker",))}
+
+
 def test_a_loose_word_in_a_description_is_not_another_device(demo: Recognizer) -> None:
     r = demo.recognize("turn on the kitchen light above the desk")
     assert _got(r) == ("light_on", ["kitchen_light"]) and r.also == []
