@@ -274,7 +274,8 @@ _PAST_VERBS = frozenset({"left", "turned", "switched", "forgot", "did", "didnt",
 
 lex_play_ok = frozenset({"play", "some", "the", "a", "me", "my", "music", "again", "on", "in",
                          "it", "resume", "continue", "please", "now", "playing", "keep",
-                         "start", "unpause", "to"})
+                         "start", "unpause", "to", "louder", "quieter", "softer", "up",
+                         "down"})
 
 
 def media_words(tset: set[str]) -> bool:

@@ -193,6 +193,10 @@ class _EnglishActions(_TierBase):
                     p.kinds.append("media_player")
                     p.kind_from_action = not media
                 return
+            if p.number is not None and media and tset & {"to", "at"} and not tset & {
+                    "on", "off", "by"}:
+                act("volume")  # "set the speaker to 60 percent"
+                return
             if ("volume" in tset or louder) and not tset & {"on", "off"} and not (
                     louder <= {"up", "down"} and "volume" not in tset and not tset & {
                         "turn", "crank", "bring", "put"}):

@@ -47,6 +47,9 @@ def _number_words(tokens: list[str]) -> list[str]:
                     and tokens[j + 1] in L.NUMBERS_EN and L.NUMBERS_EN[tokens[j + 1]] < 10:
                 out.append(f"{value}.{L.NUMBERS_EN[tokens[j + 1]]}")
                 j += 2
+            elif tokens[j:j + 3] == ["and", "a", "half"]:  # "twenty one and a half"
+                out.append(f"{value}.5")
+                j += 3
             else:
                 out.append(str(value))
             i = j
@@ -128,8 +131,16 @@ def _corrected(tokens: list[str]) -> list[str]:
     return tokens
 
 
+_MAKE_SURE = {"locked": ["lock"], "off": ["turn", "off"], "on": ["turn", "on"],
+              "closed": ["close"], "shut": ["close"]}
+
+
 def _told(tokens: list[str]) -> list[str]:
-    """"tell the roomba to stop" is "stop the roomba"."""
+    """"tell the roomba to stop" is "stop the roomba"; "make sure the front door is locked" is
+    "lock the front door" (never an opening: "make sure it is open" stays as said)."""
+    if tokens[:2] == ["make", "sure"] and len(tokens) > 4 and tokens[-2] in ("is", "are") \
+            and tokens[-1] in _MAKE_SURE:
+        return _MAKE_SURE[tokens[-1]] + tokens[2:-2]
     if tokens[:1] == ["tell"] and "to" in tokens[2:]:
         k = tokens.index("to", 2)
         if k + 1 < len(tokens):
