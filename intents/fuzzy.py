@@ -160,7 +160,11 @@ def repair_cjk(text: str, names: Iterable[str]) -> Repair | None:
     :data:`MIN_CJK_NAME_LEN` characters) in exactly one character. ``None`` when there is no
     such window or more than one candidate name."""
     found: list[tuple[int, str, str]] = []
+    names = list(names)
     cjk_names = sorted({n for n in names if len(n) >= MIN_CJK_NAME_LEN and not n.isascii()})
+    # shorter names too: a window that spells one of them right is not a typo of another
+    # ("书房的灯" names the study; it is not "厨房的灯" misspelt)
+    short = {n for n in names if len(n) >= 2 and not n.isascii()}
     if any(n in text for n in cjk_names):
         return None  # a name is already spelled right; the error is elsewhere
     for name in cjk_names:
@@ -168,7 +172,8 @@ def repair_cjk(text: str, names: Iterable[str]) -> Repair | None:
         for start in range(len(text) - size + 1):
             window = text[start:start + size]
             diff = [(a, b) for a, b in zip(window, name, strict=True) if a != b]
-            if len(diff) == 1 and not (set(diff[0]) & _CONTRASTIVE):
+            if len(diff) == 1 and not (set(diff[0]) & _CONTRASTIVE) \
+                    and not any(n in window and n not in name for n in short):
                 found.append((start, window, name))
     if not found:
         return None

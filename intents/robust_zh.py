@@ -154,8 +154,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度]|大声|小声|静音|吵|切歌|切|把|的|将|给|打开|开启|开|"
-                          r"关闭|关掉|关上|关|一下|都|里|里面|"
+        leftover = re.sub(r"[＃＠\d%度]|大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
+                          r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
                           r"高|低|大|小|多少|少|多|温度|度|吧|吗|了|呢|啊|是|在|"
@@ -185,9 +185,10 @@ class _ChineseParser(_TierBase):
             m = re.search(r"(?:到|成|为|在)(\d+(?:\.\d+)?)", rest)
             if m:
                 p.number = float(m.group(1))
-        if "最亮" in rest:
+        other_kind = bool(set(p.kinds) & {"climate", "media_player"})
+        if "最亮" in rest or ("最高" in rest and not other_kind):
             p.number, p.percent = 100.0, True
-        elif "最暗" in rest:
+        elif "最暗" in rest or ("最低" in rest and not other_kind):
             p.number, p.percent = 1.0, True
         elif "一半" in rest:
             p.number, p.percent = 50.0, True
@@ -217,7 +218,7 @@ class _ChineseParser(_TierBase):
                     p.kinds.append("climate")
                 return p
             if p.has_target() and ("开着" in rest or "关着" in rest or "锁" in rest
-                                   or "吗" in rest or done_q is not None):
+                                   or "吗" in rest or done_q is not None or "lock" in kinds):
                 act("get_state")
                 return p
             raise Rejected("a question Hearth cannot answer")

@@ -146,6 +146,7 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
         ("暖气开大一点", None, "climate_set_temperature", ["thermostat"],
          {"temperature_step": 1.0}),
         ("切歌", None, "media_next", ["speaker"], {}),
+        ("请帮我确认前门有没有锁", None, "get_state", ["front_door_lock"], {}),
         ("关门", None, "lock", ["front_door_lock"], {}),
         ("switch on the telly", None, "switch_on", ["tv_plug"], {}),
         ("make the office light as bright as possible", None, "light_set", ["office_light"],
@@ -214,8 +215,12 @@ def test_a_command_corrected_as_it_is_said_does_only_the_correction(
 
 
 def test_a_place_word_is_not_a_typo(demo: Recognizer) -> None:
-    """把后门锁上 was "repaired" to the front door (one character off) and locked it."""
+    """把后门锁上 was "repaired" to the front door (one character off) and locked it, and
+    书房的灯 (the study's) to 厨房的灯 (the kitchen's)."""
     assert demo.recognize("把后门锁上").intent is None
+    study = demo.recognize("把书房的灯亮度调到最低").intent
+    assert study is not None and study.slots.device_ids == ["office_light"], study
+    assert study.slots.brightness == 1
     r = demo.recognize("客厅等打开")  # a same-sounding character still is
     assert r.intent is not None and r.intent.slots.device_ids == ["living_room_light"]
 
