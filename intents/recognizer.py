@@ -84,6 +84,8 @@ _QUESTION_WORDS = frozenset(
 _FILLER_WORDS = frozenset({"then", "also", "so", "now", "okay", "ok", "thanks", "please"})
 
 _SENSITIVE_FUZZY = frozenset({IntentName.LOCK, IntentName.UNLOCK})
+#: A timer read outside the grammar: its words are plain ("timer", a length), so it is sure.
+CONF_TIMER_FALLBACK = 0.9
 
 
 @dataclass
@@ -223,6 +225,9 @@ class Recognizer:
         scored, failures = self._grammar_candidates(stripped, lang, area, context)
         if scored:
             return self._finish(scored, stripped, lang)
+        timer = self._fallback_timer(stripped, lang)
+        if timer is not None:
+            return timer
 
         robust = None
         final = bool(failures and _HERE_FAILURE in failures[0])
@@ -251,6 +256,25 @@ class Recognizer:
         if robust is not None:
             return robust
         return Recognition(intent=None, reason=self._rejection_reason(stripped, lang))
+
+    def _fallback_timer(self, text: str, lang: str) -> Recognition | None:
+        """A timer said in a way Home Assistant's sentences do not have ("set a pasta timer
+        for 8 minutes", 设一个五分钟的定时器), read by :func:`intents.timers.fallback_timer`."""
+        from intents.robust_text import normalize_en
+        from intents.timers import TimerError, fallback_timer
+
+        cjk = has_cjk(text)
+        said = text if cjk else " ".join(normalize_en(text, correct=False))
+        try:
+            found = fallback_timer(said, lang)
+        except TimerError as e:
+            return Recognition(intent=None, reason=f"no intent: {e}")
+        if found is None:
+            return None
+        name, slots, reason = found
+        intent = Intent(name=name, slots=slots, confidence=CONF_TIMER_FALLBACK, source="robust",
+                        reason=reason, text=text, language=lang)
+        return Recognition(intent=intent, reason=reason)
 
     def _custom_order_guess(self, intent: Intent, text: str, lang: str) -> bool:
         """A robust guess (not a confident one) whose device is named only by words of the

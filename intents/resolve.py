@@ -88,7 +88,7 @@ VACUUM_HA_INTENTS = frozenset({"HassVacuumStart", "HassVacuumReturnToBase", "Has
 
 #: What Hearth says about Home Assistant intents it does not serve (never the internal name).
 _UNSUPPORTED: tuple[tuple[str, str], ...] = (
-    ("Timer", "I can't set timers yet"),
+    ("Timer", "I can't do that with a timer yet"),
     ("Weather", "I can't tell the weather"),
     ("ShoppingList", "I can't keep shopping lists"),
     ("ListAdd", "I can't keep lists"),

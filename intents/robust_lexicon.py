@@ -163,7 +163,8 @@ VERBS_NEXT_EN = frozenset({"next", "skip"})
 
 #: Requests Hearth cannot serve, by the first keyword found, with the reason shown.
 OUT_OF_SCOPE_EN: tuple[tuple[frozenset[str], str], ...] = (
-    (frozenset({"timer", "timers", "countdown"}), "I can't set timers yet"),
+    (frozenset({"timer", "timers", "countdown"}),
+     "say how long the timer should run, such as 'set a timer for 5 minutes'"),
     (frozenset({"alarm", "alarms", "wake"}), "I can't set alarms yet"),
     (frozenset({"remind", "reminder", "reminders"}), "I can't set reminders yet"),
     (frozenset({"weather", "forecast", "rain", "raining", "sunny", "umbrella", "snow"}),
@@ -258,7 +259,8 @@ COLOR_TEMP_ZH = {"暖白": 2700, "暖光": 2700, "暖色": 2700, "暖一点": 27
                  "冷白": 5000, "冷光": 5000, "冷色": 5000, "白光": 5000, "自然光": 4000}
 
 OUT_OF_SCOPE_ZH: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("计时", "定时", "倒计时"), "I can't set timers yet"),
+    (("计时", "定时", "倒计时"),
+     "say how long the timer should run, such as 'set a timer for 5 minutes'"),
     (("闹钟", "叫我起床"), "I can't set alarms yet"),
     (("提醒",), "I can't set reminders yet"),
     (("天气", "下雨", "气温预报", "预报"), "I can't tell the weather"),

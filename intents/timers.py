@@ -7,6 +7,7 @@ dispatcher never sees them. Slots: ``custom.seconds`` (a timer's length, total s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -87,3 +88,66 @@ def timer_slots(ha_intent: str, values: Mapping[str, Any]) -> tuple[str, Slots, 
     if ha_intent == "HassCancelAllTimers":
         custom["all"] = True
     return name, Slots(custom=custom), name.replace("_", " ")
+
+
+# -- the phrasings Home Assistant's sentences miss ---------------------------------------------
+
+_UNITS_EN: Final = {"hour": 3600, "hr": 3600, "minute": 60, "min": 60, "second": 1, "sec": 1}
+_DURATION_EN: Final = re.compile(r"(\d+(?:\.\d+)?) ?(hours?|hrs?|minutes?|mins?|seconds?|secs?)\b")
+_UNITS_ZH: Final = {"小时": 3600, "钟头": 3600, "分钟": 60, "分": 60, "秒钟": 1, "秒": 1}
+_DURATION_ZH: Final = re.compile(r"(\d+(?:\.\d+)?)个?(小时|钟头|分钟|分|秒钟|秒)")
+_TIMER_ZH: Final = ("定时器", "计时器", "倒计时", "定时", "计时")
+_NOT_A_NAME: Final = _NO_NAME | {"an", "minute", "minutes", "second", "seconds", "hour",
+                                 "hours", "kitchen", "set", "start", "new", "another"}
+
+
+def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
+    """(intent, slots, reason) for a timer said in a way the grammar does not have ("set a
+    pasta timer for 8 minutes", "设一个五分钟的定时器", "取消定时器"), or None. ``text`` has
+    its numbers as digits (``intents.robust_text.normalize_en`` / ``_normalize_zh``).
+    Raises :class:`TimerError` for a timer too long."""
+    zh = language.lower().startswith("zh")
+    if zh:
+        if not any(w in text for w in _TIMER_ZH):
+            return None
+        from intents.robust_text import _ZH_NUM, _zh_number
+
+        text = re.sub(rf"([{_ZH_NUM}]+)(?=个?(?:小时|钟头|分钟|分|秒钟|秒))",
+                      lambda m: str(_zh_number(m.group(1)) or m.group(1)), text)
+        if any(w in text for w in ("取消", "关掉", "关闭", "停止", "删除", "不要")):
+            return TIMER_CANCEL, Slots(), "timer cancel"
+        if any(w in text for w in ("还剩", "多久", "多长时间", "剩下", "剩余")):
+            return TIMER_STATUS, Slots(), "timer status"
+        if "暂停" in text:
+            return TIMER_PAUSE, Slots(), "timer pause"
+        if "继续" in text or "恢复" in text:
+            return TIMER_RESUME, Slots(), "timer resume"
+        spans = [(float(n), _UNITS_ZH[u]) for n, u in _DURATION_ZH.findall(text)]
+        name = None
+    else:
+        words = text.split()
+        if "timer" not in words and "timers" not in words and "countdown" not in words:
+            return None
+        if set(words) & {"cancel", "stop", "delete", "remove", "end", "kill"}:
+            return TIMER_CANCEL, Slots(), "timer cancel"
+        if set(words) & {"left", "remaining", "long", "status"}:
+            return TIMER_STATUS, Slots(), "timer status"
+        if set(words) & {"pause", "hold", "freeze"}:
+            return TIMER_PAUSE, Slots(), "timer pause"
+        if set(words) & {"resume", "continue", "unpause", "restart"}:
+            return TIMER_RESUME, Slots(), "timer resume"
+        spans = [(float(n), _UNITS_EN[u.rstrip("s")]) for n, u in _DURATION_EN.findall(text)]
+        k = words.index("timer") if "timer" in words else -1
+        before = words[k - 1] if k > 0 else ""
+        name = before if before.isalpha() and before not in _NOT_A_NAME else None
+    if not spans:
+        return None
+    total = sum(n * scale for n, scale in spans)
+    if total <= 0:
+        return None
+    if total > MAX_TIMER_S:
+        raise TimerError("timers are limited to 24 hours")
+    custom: dict[str, str | int | float | bool] = {"seconds": round(total, 1)}
+    if name:
+        custom["name"] = name
+    return TIMER_START, Slots(custom=custom), f"timer for {total:g} s"

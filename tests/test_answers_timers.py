@@ -53,6 +53,15 @@ def _intent(rec: Recognizer, text: str) -> Intent:
         ("现在几点了", "time_get", None),
         ("what's the date", "date_get", None),
         ("今天几号", "date_get", None),
+        # phrasings Home Assistant's sentences do not have (intents.timers.fallback_timer)
+        ("set a pasta timer for 8 minutes", "timer_start", 480.0),
+        ("start a countdown of 2 minutes", "timer_start", 120.0),
+        ("设一个五分钟的定时器", "timer_start", 300.0),
+        ("帮我定一个十分钟的计时器", "timer_start", 600.0),
+        ("倒计时三十秒", "timer_start", 30.0),
+        ("取消定时器", "timer_cancel", None),
+        ("定时器还剩多久", "timer_status", None),
+        ("暂停定时器", "timer_pause", None),
     ],
 )
 def test_timer_and_clock_sentences(
