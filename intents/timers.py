@@ -97,6 +97,11 @@ _DURATION_EN: Final = re.compile(r"(\d+(?:\.\d+)?) ?(hours?|hrs?|minutes?|mins?|
 _UNITS_ZH: Final = {"小时": 3600, "钟头": 3600, "分钟": 60, "分": 60, "秒钟": 1, "秒": 1}
 _DURATION_ZH: Final = re.compile(r"(\d+(?:\.\d+)?)个?(小时|钟头|分钟|分|秒钟|秒)")
 _TIMER_ZH: Final = ("定时器", "计时器", "倒计时", "定时", "计时")
+#: How a request for a timer starts once politeness is gone ("can you", "please").
+_REQUEST_STARTS: Final = frozenset({"set", "start", "make", "create", "put", "timer", "countdown",
+                                    "a", "an", "new", "cancel", "stop", "delete", "remove",
+                                    "pause", "resume", "continue", "unpause", "how", "what",
+                                    "check", "begin", "run", "end", "kill", "hold"})
 _NOT_A_NAME: Final = _NO_NAME | {"an", "minute", "minutes", "second", "seconds", "hour",
                                  "hours", "kitchen", "set", "start", "new", "another"}
 
@@ -108,8 +113,9 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
     Raises :class:`TimerError` for a timer too long."""
     zh = language.lower().startswith("zh")
     if zh:
-        if not any(w in text for w in _TIMER_ZH):
-            return None
+        if not any(w in text for w in _TIMER_ZH) or any(
+                w in text for w in ("昨天", "刚才", "已经", "上次", "不要设")):
+            return None  # about a timer, not a request for one
         from intents.robust_text import _ZH_NUM, _zh_number
 
         text = re.sub(rf"([{_ZH_NUM}]+)(?=个?(?:小时|钟头|分钟|分|秒钟|秒))",
@@ -128,6 +134,9 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
         words = text.split()
         if "timer" not in words and "timers" not in words and "countdown" not in words:
             return None
+        if (words[0] not in _REQUEST_STARTS and not words[0].replace(".", "").isdigit()) \
+                or set(words) & {"yesterday", "ago", "earlier", "last", "was", "had"}:
+            return None  # "I set a timer for 5 minutes yesterday": about a timer
         if set(words) & {"cancel", "stop", "delete", "remove", "end", "kill"}:
             return TIMER_CANCEL, Slots(), "timer cancel"
         if set(words) & {"left", "remaining", "long", "status"}:

@@ -36,6 +36,13 @@ def _intent(rec: Recognizer, text: str) -> Intent:
     return r.intent
 
 
+@pytest.mark.parametrize("text", ["I set a timer for 5 minutes yesterday",
+                                  "我昨天设了一个五分钟的定时器"])
+def test_talk_about_a_timer_sets_none(rec: Recognizer, text: str) -> None:
+    r = rec.recognize(text)
+    assert r.intent is None or r.intent.name != "timer_start", r
+
+
 @pytest.mark.parametrize(
     ("text", "name", "seconds"),
     [
