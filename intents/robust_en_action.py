@@ -357,7 +357,11 @@ class _EnglishActions(_TierBase):
         if not colors and kelvin is None and p.number is None and not p.scene \
                 and tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
                             "relaxing", "relax", "evening"} \
-                and (lightish or "light" in kinds) and not (on or off):
+                and ("light" in kinds or (lightish and tset & (L.VERBS_SET_EN | {
+                    "mode", "setting", "settings", "lighting"}))) \
+                and not (on or off):
+            # "set the lights to a romantic mood", "nighttime mode": said of the lights, with
+            # a verb that sets them or as a mode; "night night" alone dims nothing
             night = tset & {"night", "nighttime", "sleep", "sleeping"}
             p.brightness, p.kelvin = (10 if night else 30), 2200
             act("set", bool(tset & L.VERBS_SET_EN))
@@ -413,7 +417,10 @@ class _EnglishActions(_TierBase):
             down = bool(tset & L.VERBS_DIM_EN - ({"dim"} if indirect_dark else set())) \
                 or " down " in here_dir or "darker" in tset \
                 or " to dark" in text or ("dark" in tset and not indirect_dark)
-            up = bool(tset & L.VERBS_BRIGHTEN_EN - ({"bright"} if indirect_bright else set())) \
+            # "down a bit more": "more" says how much, not which way
+            more_ok = set() if down else {"more"}
+            up = bool(tset & (L.VERBS_BRIGHTEN_EN - {"more"} | more_ok)
+                      - ({"bright"} if indirect_bright else set())) \
                 or " up " in here_dir or "brighter" in tset or "light up" in text
             if indirect_bright and not up:
                 down, p.indirect = True, True

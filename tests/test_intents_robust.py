@@ -117,6 +117,8 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
         ("set the speaker to 60 percent", None, "media_set_volume", ["speaker"], {"volume": 60}),
         ("play the music louder", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
         ("make sure the front door is locked", None, "lock", ["front_door_lock"], {}),
+        ("can you turn the bedroom lamp down a bit more", None, "light_set", ["bedroom_lamp"],
+         {"brightness_step": -10}),
         ("i can barely see", "office", "light_on", ["office_light"], {}),
         ("the music is too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("the music is too quiet", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
@@ -239,6 +241,12 @@ def test_a_corrected_sensitive_command_is_never_outright(demo: Recognizer, text:
     r = demo.recognize(text)
     assert r.intent is not None and r.intent.slots.device_ids == ["garage_door"], r
     assert r.intent.confidence < demo.config.security.sensitive_min_confidence
+
+
+def test_good_night_alone_dims_no_light(demo: Recognizer) -> None:
+    """"night night" once set every light in the home to 10 %."""
+    r = demo.recognize("night night")
+    assert r.intent is None or r.intent.name == "scene_activate", r
 
 
 @pytest.mark.parametrize("text", ["I don't want the lights on", "I do not want the fan on",
