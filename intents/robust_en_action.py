@@ -275,7 +275,13 @@ class _EnglishActions(_TierBase):
                              r"(hot|warm|stuffy|boiling) ", text)) and " make " not in text \
             and "warmer" not in tset and not lightish_only(p) and not warm_up
 
-        # temperature
+        # temperature ("the temperature" may name only the home's sensor: it is the setpoint)
+        sensor_only = bool(kinds) and kinds <= {"sensor"} and bool(tset & {"temperature", "temp"})
+        setpoint = climate or sensor_only
+        # "lower"/"higher" first in the sentence are verbs ("lower the temperature to 18"), not
+        # the comparative of a step ("3 degrees lower")
+        comparative = {"higher", "lower", "warmer", "cooler", "hotter", "colder", "more",
+                       "less"} - {first}
         if p.temperature is None and climate and p.number is not None and not p.percent \
                 and tset & {"by", "up", "down", "increase", "decrease", "raise", "lower"} \
                 and not tset & {"to", "at"}:
@@ -283,13 +289,14 @@ class _EnglishActions(_TierBase):
         if p.temperature is not None and tset & {"by", "up", "down", "warmer", "cooler",
                                                   "increase", "decrease", "raise", "lower",
                                                   "higher", "colder", "hotter"} \
-                and (not tset & {"to", "at"} or tset & {"higher", "lower", "warmer", "cooler",
-                                                       "hotter", "colder", "more", "less"}):
+                and (not tset & {"to", "at"} or tset & comparative):
             # "turn it down 3 degrees", "raise the heat by 2 degrees": a step, not a setpoint
             by_amount = int(p.temperature)
             p.temperature = None
-        elif p.temperature is not None or (climate and p.number is not None
+        elif p.temperature is not None or (setpoint and p.number is not None
                                            and not p.percent):
+            if sensor_only:
+                p.partial_devices = []  # the thermostat's setpoint, not the sensor's reading
             if p.temperature is None:
                 p.temperature = p.number
             sp = p.temperature
@@ -306,7 +313,6 @@ class _EnglishActions(_TierBase):
         warmer = tset & {"warmer", "up", "increase", "raise", "higher", "hotter", "warm"}
         cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool",
                          "drop"}
-        sensor_only = bool(kinds) and kinds <= {"sensor"} and bool(tset & {"temperature", "temp"})
         if (climate or tset & {"degree", "degrees"} or sensor_only) and (warmer or cooler) \
                 and not (warmer and cooler):
             if sensor_only:  # "increase the temperature": a sensor has no setpoint
@@ -369,6 +375,8 @@ class _EnglishActions(_TierBase):
             return
         if kelvin is not None and colors == ["white"]:
             colors = []
+        if p.number is not None and p.percent and (colors or kelvin is not None):
+            p.brightness = max(0, min(100, int(p.number)))  # "warm white at 40 percent"
         if colors and (lightish or "light" in kinds):
             p.color = colors[-1] if not (" from " in text and " to " in text) else \
                 _after_to(tokens, colors)
