@@ -287,6 +287,9 @@ class _EnglishParser(_EnglishActions):
         said = " " + " ".join(tokens) + " "
         if re.search(r"\d (am|pm|oclock|o'clock) ", said):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if re.search(r"(^| )(if|unless|once|in case) (it|i|we|they|he|she|someone|anyone|"
+                     r"nobody|there|its) ", said.strip()) and not asks:
+            raise Rejected("I can't act on a condition yet; ask when you want it done")
         if tset & {"except", "but", "apart", "besides", "without"}:
             raise Rejected("I can't leave a device or room out yet; name the ones you mean")
         if tset & L.SCHEDULE_WORDS_EN or " every day" in " ".join(tokens):

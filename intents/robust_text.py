@@ -83,7 +83,8 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
             tokens.append(t[:-1])
         else:
             tokens.append(t.replace("'", ""))
-    tokens = [_GERUNDS.get(t, _SAID_AS.get(t, t)) for t in _number_words(tokens)]
+    tokens = [_GERUNDS.get(t, _SAID_AS.get(t, t)) for t in _number_words(tokens)
+              if t not in _HESITATIONS]
     tokens = _of_as_off(_strip_politeness(tokens))
     return _told(_corrected(tokens) if correct else tokens)
 
@@ -161,6 +162,10 @@ def _of_as_off(tokens: list[str]) -> list[str]:
         out[-1] = "off"
     return out
 
+
+#: Sounds of hesitation, dropped wherever they are said ("er, set the heating to, er, 20").
+_HESITATIONS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "hm", "mm",
+                          "mmm", "ah", "eh"})
 
 #: Everyday words for what the lexicon knows by another name.
 _SAID_AS = {"telly": "tv", "tele": "tv", "hoovering": "vacuuming"}

@@ -353,6 +353,8 @@ def test_blinds_are_not_a_door(demo: Recognizer, text: str) -> None:
         ("add milk to the shopping list", "shopping"),
         ("play some jazz", "play"),
         ("turn on the lights when I get home", "later"),
+        ("if it gets cold, turn up the heat", "condition"),
+        ("turn the fan on once it is warm", "condition"),
         ("don't turn off the lights", "negation"),
         ("the lights were off yesterday", "statement"),
         ("make me a cup of tea", "appliance"),
@@ -413,6 +415,9 @@ def test_normalization() -> None:
                         "thanks") == ["turn", "the", "lights", "to", "55", "percent"]
     assert normalize_en("OK, olly: kill the lights!") == ["kill", "the", "lights"]
     assert normalize_en("set it to twenty-one degrees") == ["set", "it", "to", "21", "degrees"]
+    # hesitations, wherever said ("hmm lights off", "er, set the heating to, er, twenty")
+    assert normalize_en("er, set the heating to, erm, twenty") == ["set", "the", "heating",
+                                                                  "to", "20"]
 
 
 def test_it_needs_the_previous_command(demo: Recognizer) -> None:
