@@ -30,6 +30,9 @@ from intents.robust_text import _singular, _strip_politeness, normalize_en
 
 #: Words that join two targets of one command ("the tv and the living room light").
 _JOINERS = frozenset({"and", "plus", "also"})
+#: Words of scene names that say no scene on their own ("good night", "movie time").
+_SHARED_SCENE_WORDS = frozenset({"good", "night", "time", "mode", "scene", "day", "morning",
+                                 "evening", "the", "a", "my", "all", "on", "off"})
 
 
 class _EnglishParser(_EnglishActions):
@@ -90,6 +93,12 @@ class _EnglishParser(_EnglishActions):
             p.floor = floor_spans[0][2]
         if scene_spans:
             p.scene = scene_spans[0][2]
+        elif m := re.search(r" for (?:a |the )?(\w+) | (\w+) (?:mode|scene) ", text):
+            # "set the mood for a movie", "movie mode": a scene's own word (in no other scene)
+            word = m.group(1) or m.group(2)
+            own = {sid for t, sid in lex.scenes if word in t and word not in _SHARED_SCENE_WORDS}
+            if len(own) == 1 and word not in lex.known - {w for t, _ in lex.scenes for w in t}:
+                p.scene = own.pop()
         for here_ph in L.HERE_PHRASES_EN:
             n = len(here_ph)
             for i in range(len(tokens) - n + 1):
@@ -186,7 +195,7 @@ class _EnglishParser(_EnglishActions):
         if not (p.has_target() and not p.kind_from_action) and not p.here and not p.home \
                 and not p.everything and not p.indirect and not p.areas and not p.floor \
                 and tset & {"it", "them", "that", "those"} and p.action != "tstep" \
-                and not (p.action == "vstep" and tset & {"louder", "quieter", "softer"}):
+                and not (p.action == "vstep" and tset & {"louder", "quieter", "softer", "loud"}):
             return None  # "turn it off": the previous command's devices (grammar, context)
         return p
 
@@ -267,7 +276,8 @@ class _EnglishParser(_EnglishActions):
                 or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
             raise Rejected("that sounds like a statement, not a request")
         asks = re.match(r" (check|tell me|see) (if|whether) ", said) is not None
-        if tokens[0] not in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS | {"make", "let"} \
+        if tokens[0] not in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS | {"make", "let", "is",
+                                                                              "are"} \
                 and not asks and re.search(r" (is|are|am|s|still|been)( still| now| wide| all)? "
                               r"(open|opened|closed|shut|locked|unlocked|on|off|running|"
                               r"playing|ajar|left|clean|dirty|tidy|messy|spotless|done|ready|"

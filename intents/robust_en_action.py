@@ -49,6 +49,11 @@ class _EnglishActions(_TierBase):
         for phrase, level in L.LEVEL_WORDS_EN.items():
             if f" {phrase} " in text and p.number is None:
                 p.number, p.percent = float(level), True
+        way = tset & (L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN | {"up", "down"})
+        if " all the way " in text and p.number is None and way and "cover" not in {
+                self._devices[d].kind.value for d in p.devices + p.partial_devices} | set(
+                p.kinds):  # "dim the lamp all the way", "the music all the way down"
+            p.number, p.percent = (1.0 if way & (L.VERBS_DIM_EN | {"down"}) else 100.0), True
         said_level = re.search(r" (?:on|to|at) (low|dim|high|bright) ", text)
         if said_level and p.number is None:  # "lights on low in the dining room"
             p.number, p.percent = (L.LOW_LEVEL if said_level.group(1) in ("low", "dim")
@@ -177,8 +182,8 @@ class _EnglishActions(_TierBase):
         # player resumes), not the player's verbs for them all
         mixed = media and bool(kinds - {"media_player"}) and bool(tset & {"on", "off"}) \
             and not louder and "volume" not in tset
-        if (media or tset & {"song", "track", "music", "louder", "quieter", "softer"}) \
-                and not mixed:
+        if (media or tset & {"song", "track", "music", "louder", "quieter", "softer"}
+                or (not kinds and not p.scene and " too loud " in text)) and not mixed:
             if tset & L.VERBS_NEXT_EN or "another song" in text:
                 act("next")
                 return

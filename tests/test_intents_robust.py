@@ -86,6 +86,13 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("来杯咖啡", None, "switch_on", ["coffee_maker"], {}),
         ("客厅灯亮度调低一点", None, "light_set", ["living_room_light"], {"brightness_step": -10}),
         ("把灯全关了", None, "light_off", ALL_LIGHTS, {}),
+        ("is the bedroom lamp still on?", None, "get_state", ["bedroom_lamp"], {}),
+        ("it's way too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("dim the bedroom lamp all the way", None, "light_set", ["bedroom_lamp"],
+         {"brightness": 1}),
+        ("turn the music all the way up", None, "media_set_volume", ["speaker"],
+         {"volume": 100}),
+        ("lower the blinds all the way", None, "cover_close", ["bedroom_blinds"], {}),
     ],
 )
 def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name: str,
@@ -253,6 +260,17 @@ def test_good_night_alone_dims_no_light(demo: Recognizer) -> None:
     """"night night" once set every light in the home to 10 %."""
     r = demo.recognize("night night")
     assert r.intent is None or r.intent.name == "scene_activate", r
+
+
+@pytest.mark.parametrize("text", ["set the mood for a movie", "time for a movie", "movie mode"])
+def test_a_scene_named_by_its_own_word(demo: Recognizer, text: str) -> None:
+    """"set the mood for a movie" set every light in the home to 30 % (a mood): the word of
+    one scene's name ("movie", not "night" or "time") names that scene."""
+    r = demo.recognize(text)
+    assert r.intent is not None and r.intent.name == "scene_activate", r
+    assert r.intent.slots.scene == "movie_night"
+    night = demo.recognize("night mode").intent  # "night" is in both scenes' names
+    assert night is None or night.name != "scene_activate"
 
 
 @pytest.mark.parametrize("text", ["I don't want the lights on", "I do not want the fan on",
