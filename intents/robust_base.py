@@ -473,6 +473,13 @@ class _TierBase:
         self._lex = _build_lex(config)
         self._devices = {d.id: d for d in config.devices}
         self._area_names = {a.id: a.name for a in config.areas}
+        #: English names said inside Chinese ("把TV关了"), without spaces as the Chinese parse
+        self._en_names: dict[str, tuple[str, list[str]]] = {
+            **{w.replace(" ", ""): ("kind", [k]) for w, k in L.KIND_WORDS_EN.items()},
+            **{w: ("loose", sorted(ids)) for w, ids in self._lex.distinctive.items()
+               if len(ids) == 1},
+            **{w: ("loose", ids) for w, ids in self._lex.kind_redirect.items()},
+            **{"".join(t): ("device", [d]) for t, d in self._lex.devices}}
 
     def _vacuums(self) -> list[str]:
         if _VACUUM_KIND is None:

@@ -223,7 +223,7 @@ _ZH_NUM = "零〇一二两三四五六七八九十百"
 
 
 def _normalize_zh(text: str) -> str:
-    s = re.sub(r"\s+", "", text.lower())
+    s = re.sub(r"\s+", "", text.lower().translate(L.TRADITIONAL_ZH))
     s = s.replace("％", "%")
     s = re.sub(rf"百分之([{_ZH_NUM}\d]+)",
                lambda m: f"{_zh_number(m.group(1))}%" if _zh_number(m.group(1)) is not None
@@ -247,6 +247,11 @@ def _strip_zh(s: str) -> str:
             if s.startswith(w) and len(s) > len(w):
                 s = s[len(w):].lstrip("，,、 ")
                 changed = True
+    s = re.sub(r"^[嗯呃额唔]+[，,、]?", "", s)  # hesitations
+    if m := re.match(r"(你|您)?(能|可以|能不能|可不可以|能否)", s):
+        if re.search(r"[^了着]吗$", s) and not re.search(r"着|没|看看|查|确认|是不是|有没有", s):
+            s = s[:-1]  # "能帮我开一下咖啡机吗": a request, not a question
+        s = s[m.end():] if m.group(2) == "能" else s
     for w in L.POLITE_ZH:
         if w in ("了", "吧", "呢", "啊", "呀", "哦", "嘛"):
             continue

@@ -30,6 +30,9 @@ class _ChineseParser(_TierBase):
             return []
         said, s = s, self._corrected_zh(s)
         chunks = [c for c in re.split(r"然后|接着|再把|并且|同时|，|,|；|;|。", s) if c]
+        for i in range(len(chunks) - 1, 0, -1):  # "把风扇，打开": a 把 phrase and its verb
+            if re.fullmatch(r"[把将][^开关调设锁拉]+", chunks[i - 1]):
+                chunks[i - 1:i + 1] = [chunks[i - 1] + chunks[i]]
         out: list[_Parse | Rejected | None] = []
         for c in chunks:
             sub = re.split(r"(?<=[灯扇帘门箱视座])和|(?<=[灯扇帘门箱视座])并", c)
@@ -90,7 +93,8 @@ class _ChineseParser(_TierBase):
         done_q = re.search(r"(没有|没)$", s)
         if done_q and done_q.start() > 0:
             s = s[:done_q.start()]
-        if s.startswith(L.NEGATIONS_ZH):
+        if s.startswith(L.NEGATIONS_ZH) or re.search(
+                r"(?<![特分区识级类])(别|不要|不用|不必).*[开关调打拉锁解放播启停弄]", s):
             raise Rejected("that is not something to do (a negation)")
         for words, reason in L.OUT_OF_SCOPE_ZH:
             if any(w in s for w in words) and not any(n in s for n, _ in lex.cjk_devices):
@@ -111,6 +115,14 @@ class _ChineseParser(_TierBase):
             if name in rest:
                 p.devices.append(dev)
                 rest = rest.replace(name, "＃")
+        for en in re.finditer(r"[a-z]+", rest):  # "把TV关了": an English name said in Chinese
+            w = en.group()
+            w = w if w in self._en_names or w[:-1] not in self._en_names else w[:-1]
+            if w in self._en_names:
+                got = self._en_names[w]
+                (p.devices if got[0] == "device" else p.partial_devices if got[0] == "loose"
+                 else p.kinds).extend(got[1])
+                rest = rest.replace(en.group(), "＃", 1)
         for name, sc in sorted(lex.cjk_scenes, key=lambda x: -len(x[0])):
             if name in rest:
                 p.scene = sc
@@ -154,7 +166,7 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度]|大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
+        leftover = re.sub(r"[＃＠\d%度再个]|大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"

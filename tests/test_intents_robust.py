@@ -86,6 +86,16 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("来杯咖啡", None, "switch_on", ["coffee_maker"], {}),
         ("客厅灯亮度调低一点", None, "light_set", ["living_room_light"], {"brightness_step": -10}),
         ("把灯全关了", None, "light_off", ALL_LIGHTS, {}),
+        # Whisper's traditional characters, English names said in Chinese, 能…吗 as a request,
+        # a 把 phrase cut from its verb by a comma, 再 and 个
+        ("打開客廳的燈。", None, "light_on", ["living_room_light"], {}),
+        ("把暖氣調到22度。", None, "climate_set_temperature", ["thermostat"], {"temperature": 22}),
+        ("把TV关了", None, "switch_off", ["tv_plug"], {}),
+        ("打开roomba", None, "vacuum_start", ["robot_vacuum"], {}),
+        ("能帮我开一下咖啡机吗", None, "switch_on", ["coffee_maker"], {}),
+        ("嗯，把风扇，打开。", None, "fan_on", ["ceiling_fan"], {}),
+        ("声音再小一点", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("开个灯啊", "kitchen", "light_on", ["kitchen_light"], {}),
         ("is the bedroom lamp still on?", None, "get_state", ["bedroom_lamp"], {}),
         ("it's way too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("dim the bedroom lamp all the way", None, "light_set", ["bedroom_lamp"],
@@ -378,6 +388,8 @@ def test_blinds_are_not_a_door(demo: Recognizer, text: str) -> None:
         ("make me a cup of tea", "appliance"),
         ("今天天气怎么样", "weather"),
         ("不要开灯", "negation"),
+        ("先别开风扇", "negation"),  # a negation after an adverb (fan_on before)
+        ("千万不要把前门打开", "negation"),
     ],
 )
 def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
