@@ -111,8 +111,8 @@ class TurnDetectionSettings(_Strict):
     silence_ms_when_complete: int = Field(
         default=endpoint.DEFAULT_SILENCE_MS_WHEN_COMPLETE, ge=0, le=10_000
     )
-    #: Server-only: a turn that parses as nothing, starting within this of the end of an
-    #: order's speech, may complete that custom order (``assistant.turn.amend``); 0: never.
+    #: Server-only: a turn starting within this of the end of a command's speech may
+    #: complete or correct that command (``assistant.turn.amend``); 0: never.
     amend_ms: int = Field(default=1500, ge=0, le=10_000)
 
 

@@ -130,8 +130,8 @@ class IntentEvent(_Message):
     intent: Intent | None
     reason: str
     confidence: float | None = None
-    #: The utterance whose custom order this one completes and replaces (the amend window,
-    #: ``turn_detection.amend_ms``); null for a turn of its own.
+    #: The utterance whose command this one completes or corrects (the amend window,
+    #: ``turn_detection.amend_ms``, :mod:`assistant.turn.amend`); null for a turn of its own.
     amends: str | None = None
 
 

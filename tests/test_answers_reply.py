@@ -246,3 +246,20 @@ def test_a_step_says_the_value_the_device_confirmed(
     i = _intent(rec, text)
     assert i.slots.temperature is None and i.slots.volume is None, i.slots
     assert compose_reply(i, _ok(i, state), home).text == said
+
+
+def test_each_command_of_a_turn_is_said_with_its_own_verb(
+    rec: Recognizer, home: HomeConfig
+) -> None:
+    r = rec.recognize("turn off the kitchen light and lock the front door")
+    assert r.intent is not None and len(r.also) == 1, r
+    results = _ok(r.intent, {"state": "off"}) + _ok(r.also[0], {"state": "locked"})
+    assert compose_reply(r.intent, results, home).text == (
+        "Turned off the kitchen light. Locked the front door.")
+    # a correction's restore: the light set back to the level it had, said as such
+    on = _intent(rec, "turn on the office light")
+    back = Intent(name="light_set", confidence=1.0, source="context", reason="undoes s-1",
+                  slots={"device_ids": ["kitchen_light"], "brightness": 40})  # type: ignore[arg-type]
+    results = _ok(on, {"state": "on"}) + _ok(back, {"state": "on", "brightness": 40})
+    assert compose_reply(on, results, home).text == (
+        "Turned on the office light. Set the kitchen light to 40%.")

@@ -107,6 +107,25 @@ async def test_which_one_is_asked_then_answered(
         assert later["intent"] is None or later["intent"]["source"] != "context"
 
 
+async def test_a_correction_is_carried_out_and_said(
+    text_server_factory: Callable[..., ServerThread],
+) -> None:
+    server = text_server_factory()
+    ws, _ = await open_session(server.url)
+    async with ws:
+        first = await _say(ws, "turn on the office light")
+        assert first.of("response.text")[0]["text"] == "Turned on the office light."
+        fixed = await _say(ws, "no wait, the kitchen light")
+        intent = fixed.of("intent")[0]
+        assert intent["amends"] == first.of("metrics")[0]["utterance_id"]
+        finals = {(a["intent"], a["device_id"], a["status"]) for a in fixed.of("action")
+                  if a["final"]}
+        assert finals == {("light_on", "kitchen_light", "confirmed"),
+                          ("light_off", "office_light", "confirmed")}, finals
+        reply = fixed.of("response.text")[0]["text"]
+        assert reply == "Turned on the kitchen light. Turned off the office light.", reply
+
+
 async def test_which_room_is_asked_when_here_is_unknown(
     text_server_factory: Callable[..., ServerThread],
 ) -> None:

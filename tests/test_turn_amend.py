@@ -184,3 +184,125 @@ async def test_an_order_cut_at_a_long_pause_is_amended_by_its_rest(
     assert first["amends"] is None and second["amends"] == first["utterance_id"], heard
     assert len(acted) == 2, acted  # the order and its amendment; no lost fragment
     assert json.loads(acted[1]["payload"])["amends"] == first["utterance_id"]
+
+
+# -- built-in commands: going on with one, taking one back (a simulated home) ---------------
+
+
+class House:
+    """A session's stages on the demo home, its devices simulated on a real Mosquitto."""
+
+    def __init__(self, stages: Stages, dispatcher: Dispatcher) -> None:
+        self.st = stages
+        self.dispatcher = dispatcher
+
+    async def say(self, text: str, n: int, language: str | None = None) -> p.IntentEvent:
+        """A typed turn; its ``intent`` event once the session's ``n``-th turn has finished."""
+        self.st.turns.text(p.TextInput(text=text, language=language))
+        await self.st.metrics(n)
+        return self.st.of(p.IntentEvent)[-1]
+
+    def state(self, device_id: str) -> dict[str, Any]:
+        return self.dispatcher.state(device_id) or {}
+
+    async def settled(self, device_id: str, **want: Any) -> None:
+        await eventually(lambda: all(self.state(device_id).get(k) == v for k, v in want.items()))
+
+    def acted(self, utterance_id: str) -> list[tuple[str, str | None]]:
+        return [(a.intent, a.device_id) for a in self.st.of(p.ActionEvent)
+                if a.utterance_id == utterance_id and a.status == "published"]
+
+
+@pytest.fixture
+async def house(mosquitto: Mosquitto) -> AsyncIterator[House]:
+    from devices.simulators import SimulatedHome
+
+    cfg = load_demo_config()
+    sim = SimulatedHome(cfg, mosquitto.url)
+    await sim.start()
+    client = MqttClient(mosquitto.url, client_id="hearth-amend-house")
+    await client.connect()
+    dispatcher = Dispatcher(cfg, client)
+    await dispatcher.start()
+    st = Stages()
+    st.res.recognizer = Recognizer(cfg)
+    st.res.dispatcher = dispatcher
+    try:
+        yield House(st, dispatcher)
+    finally:
+        await dispatcher.close()
+        await client.close()
+        await sim.stop()
+
+
+async def test_no_wait_after_a_command_corrects_it_and_puts_the_first_device_back(
+    house: House,
+) -> None:
+    await house.settled("kitchen_light", state="off")  # the simulated home starts off
+    first = await house.say("turn on the kitchen light", 1)
+    await house.settled("kitchen_light", state="on")
+    second = await house.say("no wait, the living room light", 2)
+    assert second.amends == first.utterance_id
+    assert second.intent is not None and second.intent.name == "light_on"
+    assert second.intent.slots.device_ids == ["living_room_light"]
+    assert f"corrects {first.utterance_id}" in second.reason
+    await house.settled("living_room_light", state="on")
+    await house.settled("kitchen_light", state="off")  # as it was before the first command
+    assert sorted(house.acted(second.utterance_id)) == [
+        ("light_off", "kitchen_light"), ("light_on", "living_room_light")]
+
+
+async def test_a_correction_restores_the_level_a_light_had(house: House) -> None:
+    await house.say("set the kitchen light to 40 percent", 1)
+    await house.settled("kitchen_light", state="on", brightness=40)
+    await house.say("turn off the kitchen light", 2)
+    await house.settled("kitchen_light", state="off")
+    third = await house.say("actually the bedroom lamp", 3)
+    assert third.intent is not None and third.intent.name == "light_off"
+    assert third.intent.slots.device_ids == ["bedroom_lamp"]
+    await house.settled("kitchen_light", state="on", brightness=40)
+
+
+async def test_a_correction_in_chinese(house: House) -> None:
+    first = await house.say("打开厨房灯", 1, language="zh-CN")
+    await house.settled("kitchen_light", state="on")
+    second = await house.say("不对，客厅灯", 2, language="zh-CN")
+    assert second.amends == first.utterance_id
+    assert second.intent is not None and second.intent.slots.device_ids == ["living_room_light"]
+    await house.settled("kitchen_light", state="off")
+    await house.settled("living_room_light", state="on")
+
+
+async def test_going_on_with_a_command_sets_that_light_not_the_whole_home(house: House) -> None:
+    first = await house.say("turn on the kitchen light", 1)
+    await house.settled("kitchen_light", state="on")
+    second = await house.say("to 30 percent", 2)
+    assert second.amends == first.utterance_id
+    assert second.intent is not None and second.intent.name == "light_set"
+    assert second.intent.slots.device_ids == ["kitchen_light"]
+    await house.settled("kitchen_light", state="on", brightness=30)
+    assert house.acted(second.utterance_id) == [("light_set", "kitchen_light")]
+    third = await house.say("and the living room light", 3)
+    assert third.amends == second.utterance_id
+    # only the light added: the kitchen light is not set again
+    assert house.acted(third.utterance_id) == [("light_set", "living_room_light")]
+    await house.settled("living_room_light", state="on", brightness=30)
+    assert house.state("bedroom_lamp").get("state") == "off"
+
+
+async def test_a_command_of_its_own_is_no_amendment(house: House) -> None:
+    await house.say("turn on the kitchen light", 1)
+    second = await house.say("turn off the office light", 2)
+    assert second.amends is None
+    await house.settled("kitchen_light", state="on")  # nothing put back
+
+
+async def test_taking_back_never_reopens_a_sensitive_door(house: House) -> None:
+    await house.say("open the garage door", 1)  # typed: heard as said, above the 0.9 bar
+    await house.settled("garage_door", state="open")
+    await house.say("close the garage door", 2)
+    await house.settled("garage_door", state="closed")
+    second = await house.say("no wait, the bedroom blinds", 3)
+    assert second.intent is not None and second.intent.name == "cover_close"
+    assert second.intent.slots.device_ids == ["bedroom_blinds"]
+    assert all(d != "garage_door" for _, d in house.acted(second.utterance_id))

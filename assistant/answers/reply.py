@@ -29,7 +29,7 @@ import yaml
 from devices.actions import ActionResult
 from devices.registry import Device, DeviceKind, HomeConfig
 from intents.languages import has_cjk
-from intents.schema import ROOM_UNKNOWN, Intent, IntentName
+from intents.schema import ROOM_UNKNOWN, Intent, IntentName, Slots
 
 ReplyKind = Literal[
     "done",
@@ -381,13 +381,31 @@ def _done(w: _Words, intent: Intent, finals: Sequence[ActionResult]) -> Reply:
     ok = [r for r in finals if r.status == "confirmed"]
     bad = [r for r in finals if r.status != "confirmed"]
     parts: list[str] = []
-    if ok:
-        parts.append(_success(w, intent, ok))
+    # One sentence per command carried out: a sentence's second command ("… and lock the
+    # door") or a correction's restore ("… no wait, the kitchen light": the office light off
+    # again) is said with its own verb.
+    by_name: dict[str, list[ActionResult]] = {}
+    for r in ok:
+        by_name.setdefault(r.intent or intent.name, []).append(r)
+    for name, rs in by_name.items():
+        parts.append(_success(w, intent if name == intent.name else _as_done(name, intent, rs), rs))
     parts.extend(_failures(w, intent, bad))
     kind: ReplyKind = "done" if not bad else ("partial" if ok else "failed")
     if bad and not ok and all(r.status == "rejected" for r in bad):
         kind = "refused"
     return Reply(w.sentences(parts), w.lang, kind)
+
+
+def _as_done(name: str, intent: Intent, ok: Sequence[ActionResult]) -> Intent:
+    """The command ``name`` the results ``ok`` carried out beside ``intent``, its values as
+    the devices confirmed them."""
+    level, position = _confirmed(ok, "brightness"), _confirmed(ok, "position")
+    slots = Slots(
+        device_ids=[r.device_id for r in ok if r.device_id],
+        brightness=round(level) if name == IntentName.LIGHT_SET and level is not None else None,
+        position=round(position) if position is not None else None,
+    )
+    return intent.model_copy(update={"name": name, "slots": slots})
 
 
 def _nothing(w: _Words, intent: Intent, r: ActionResult) -> Reply:

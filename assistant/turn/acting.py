@@ -17,6 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
 from assistant.protocol import ActionEvent, ErrorCode, IntentEvent
 from assistant.turn.amend import Amends
@@ -67,12 +68,12 @@ class Acting:
         result = self._answer_to_question(result, text)
         result = await self._answer_to_room_question(result, text)
         amends: str | None = None
-        if result.intent is None and self.amends.last is not None:
-            # "… house coffee" + "with some almond milk": the rest of the order before it
-            order = self.amends.last
-            amended = await self.amends.propose(utt, text, lang)
+        if self.amends.last is not None:
+            # "… house coffee" + "with some almond milk", "… kitchen light" + "no wait, the
+            # living room light": the rest of the command before it, or its correction
+            amended = await self.amends.propose(utt, text, lang, result, self._where())
             if amended is not None:
-                result, amends = amended, order.utterance_id
+                result, amends = amended.recognition, amended.amends
         utt.recognition = result
         intent = result.intent
         self._events.emit(
@@ -92,7 +93,8 @@ class Acting:
         self._state.last_intent = intent
         self.amends.other_turn(utt)  # a new command: the order before it is done
         if not result.also:
-            await self.dispatch(utt, intent, amends=amends)
+            # a custom order's payload says it replaces the order (a built-in needs no mark)
+            await self.dispatch(utt, intent, amends=amends if intent.source == "custom" else None)
         # "turn off the lights and lock the door": each intent in turn, the first one's
         # timings; the turn ends after the last
         done: Done | None = None
@@ -120,6 +122,10 @@ class Acting:
             )
         )
         await self.dispatch(utt, intent)
+
+    def _where(self) -> dict[str, str]:
+        area = self._state.config.area
+        return {} if area is None else {"area": area}
 
     def _answer_to_question(self, result: Recognition, text: str) -> Recognition:
         """After "Which light: kitchen or living room?", a turn that names one of them (and is
@@ -218,6 +224,7 @@ class Acting:
             withdrawn = self._take_pending()
         sent: set[tuple[str | None, str]] = set()
         first_ack: list[float] = []
+        before: dict[str, Any] = {}
 
         def on_result(r: ActionResult) -> None:
             key = (r.device_id, r.status)
@@ -225,7 +232,7 @@ class Acting:
                 return
             sent.add(key)
             if r.status == "published":
-                self.amends.published(utt, intent)
+                self.amends.published(utt, intent, before)
             utt.actions.append(r)
             utt.released()
             if r.published_at is not None and not first_ack:
@@ -278,6 +285,7 @@ class Acting:
             raise Done("actions")
         if self.answering is not None:
             self.answering.prepare(intent)  # its likely reply, synthesized meanwhile
+        before = self.amends.snapshot(intent)  # what a correction of it would put back
         try:
             more = {} if amends is None else {"amends": amends}
             results = await self._res.dispatcher.dispatch(
