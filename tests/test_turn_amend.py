@@ -306,3 +306,21 @@ async def test_taking_back_never_reopens_a_sensitive_door(house: House) -> None:
     assert second.intent is not None and second.intent.name == "cover_close"
     assert second.intent.slots.device_ids == ["bedroom_blinds"]
     assert all(d != "garage_door" for _, d in house.acted(second.utterance_id))
+
+
+async def test_a_spoken_correction_after_the_turn_ended_corrects_it(
+    hearth_server: ServerThread,
+) -> None:
+    # 900 ms of silence ends the first turn whatever the grammar says; the correction then
+    # comes as a turn of its own, within the amend window
+    pcm = _joined("Turn on the office light.", 900, "No wait, the kitchen light.")
+    events = await _stream(hearth_server, pcm)
+    heard = [e["text"] for e in events if e["type"] == "transcript.final"]
+    intents = [e for e in events if e["type"] == "intent"]
+    assert len(intents) == 2, (heard, intents)
+    first, second = intents
+    assert second["amends"] == first["utterance_id"], (heard, intents)
+    finals = {(a["intent"], a["device_id"]) for a in _acted(events)
+              if a["utterance_id"] == second["utterance_id"]}
+    # the kitchen light on; the office light as it was before the first turn (off)
+    assert finals == {("light_on", "kitchen_light"), ("light_off", "office_light")}, heard
