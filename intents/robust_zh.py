@@ -204,7 +204,9 @@ class _ChineseParser(_TierBase):
             p.number, p.percent = 1.0, True
         elif "一半" in rest:
             p.number, p.percent = 50.0, True
-        small = any(w in rest for w in ("一点", "一些", "稍微", "一丢丢", "点儿", "些"))
+        # 一点/一些 only soften a request (调暗一点 is "dim it", as the grammar reads it):
+        # the small step is for 稍微 (slightly) and the like
+        small = any(w in rest for w in ("稍微", "稍稍", "微微", "一丢丢", "一点点"))
         big = any(w in rest for w in ("很多", "大大", "多一些", "非常"))
         step = L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT
         kelvin = next((k for w, k in L.COLOR_TEMP_ZH.items() if w in rest), None)
