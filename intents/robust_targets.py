@@ -98,6 +98,11 @@ class _Targets(_TierBase):
                 raise Rejected("I don't know which device you mean")
         else:
             kinds_wanted = _unique(p.kinds)
+        if p.kind_from_action and p.action == "set" and p.number is not None and not (
+                p.areas or p.floor or p.home or p.everything or p.here):
+            # "50 percent", "to 30 percent": a level alone names no light — the light just
+            # asked for, or where the speaker is ("which room?"), never every light in the home
+            p.here = p.bare_step = True
         # where
         area: str | None = None
         conf = CONF_AREA

@@ -123,7 +123,7 @@ def test_chatter_with_device_words_never_acts(demo: Recognizer, text: str) -> No
 
 @pytest.mark.parametrize(("text", "intent"), [
     ("vacuum the kitchen", "vacuum_clean_area"), ("start the vacuum", "vacuum_start"),
-    ("robot vacuum go", "vacuum_start"), ("lock up", "lock"), ("dim to 30", "light_set"),
+    ("robot vacuum go", "vacuum_start"), ("lock up", "lock"), ("dim the lights to 30", "light_set"),
     ("lock the door", "lock"), ("lock everything", "lock"),
 ])
 def test_commands_near_the_chatter_rules_still_act(demo: Recognizer, text: str,
@@ -392,3 +392,16 @@ def test_power_and_give_me_light(demo: Recognizer) -> None:
     assert r is not None and r.name == "light_on" and r.slots.device_ids == ["kitchen_light"]
     r = demo.recognize("give me low lighting in the kitchen").intent
     assert r is not None and r.name == "light_set" and (r.slots.brightness_step or 0) < 0
+
+
+@pytest.mark.parametrize("text", ["50 percent", "to 30 percent", "brightness 50", "百分之五十"])
+def test_a_level_alone_never_sets_every_light_in_the_home(demo: Recognizer, text: str) -> None:
+    # nothing named, no room known: ask which room (it may be the rest of a cut-off command)
+    alone = demo.recognize(text)
+    assert alone.intent is None and alone.needs_area, alone
+    # after "turn on the kitchen light": that light; with the speaker's room: that room's
+    before = demo.recognize("turn on the kitchen light").intent
+    after = demo.recognize(text, context=before).intent
+    assert after is not None and after.slots.device_ids == ["kitchen_light"], after
+    here = demo.recognize(text, area="office").intent
+    assert here is not None and here.slots.device_ids == ["office_light"], here
