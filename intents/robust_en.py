@@ -39,6 +39,12 @@ class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
 
     def _parts_en(self, text: str) -> list[_Parse | None]:
+        clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
+        while len(clauses) > 1 and re.match(r"\s*(i|we)\b", clauses[0], re.I) and (
+                normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {
+                "turn", "switch", "set", "make", "put"}:
+            # "I'm heading out, lock the front door": the command after what was said of us
+            text = ",".join(clauses := clauses[1:])
         tokens = normalize_en(text)
         if not tokens:
             return []
@@ -154,6 +160,11 @@ class _EnglishParser(_EnglishActions):
             if used[i]:
                 continue
             ids = lex.distinctive.get(t)
+            if not ids and t not in lex.known and len(t) > 2 and re.search(
+                    r" (by|beside|near|above|over|next to) (the |my )?$",
+                    " " + " ".join(tokens[:i]) + " "):
+                # "the lamp by the bed": where it stands, said with a word of its name
+                ids = set().union(*(v for w, v in lex.distinctive.items() if w.startswith(t)))
             if ids and len(ids) == 1:
                 (dev_id,) = ids
                 if dev_id not in p.devices:
@@ -272,6 +283,8 @@ class _EnglishParser(_EnglishActions):
     def _out_of_scope_en(self, tokens: list[str], p: _Parse) -> None:
         tset = set(tokens)
         said = " " + " ".join(tokens) + " "
+        if re.match(r" ((do|did) you think )?(should|shall|must|do) (i|we) ", said):
+            raise Rejected("a question about what to do; say it as a request")
         if re.match(r" (i|we) (think|guess|believe|suppose|reckon|bet|noticed|see) ", said) \
                 or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
             raise Rejected("that sounds like a statement, not a request")

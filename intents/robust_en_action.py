@@ -315,6 +315,10 @@ class _EnglishActions(_TierBase):
                 p.kinds.append("climate")
                 p.kind_from_action = True
             return
+        if climate and (m := re.search(r" (too|so|very|really|quite) (high|low) ", text)):
+            self._climate_here(p, m.group(2) == "low", indirect=False)  # "the heat is too high"
+            p.explicit_verb = False
+            return
         warmer = tset & {"warmer", "up", "increase", "raise", "higher", "hotter", "warm"}
         cooler = tset & {"cooler", "down", "decrease", "lower", "colder", "reduce", "cool",
                          "drop"}

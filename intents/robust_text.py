@@ -85,7 +85,7 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
             tokens.append(t.replace("'", ""))
     tokens = [_GERUNDS.get(t, _SAID_AS.get(t, t)) for t in _number_words(tokens)
               if t not in _HESITATIONS]
-    tokens = _of_as_off(_strip_politeness(tokens))
+    tokens = _of_as_off(_strip_politeness(_fractions(tokens)))
     return _told(_corrected(tokens) if correct else tokens)
 
 
@@ -149,6 +149,26 @@ def _told(tokens: list[str]) -> list[str]:
     return tokens
 
 
+_FRACTIONS = {"quarter": 25, "quarters": 25, "third": 33, "thirds": 33}
+
+
+def _fractions(tokens: list[str]) -> list[str]:
+    """"a quarter", "three quarters", "two thirds" as a level: 25, 75, 67 percent (not "a
+    quarter past seven", "a quarter of an hour")."""
+    out: list[str] = []
+    for i, t in enumerate(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if t in _FRACTIONS and out and (out[-1] in ("a", "one") or out[-1].isdigit()) \
+                and nxt not in ("past", "to", "of", "hour", "hours"):
+            n = 1 if out[-1] in ("a", "one") else int(out[-1])
+            if n * _FRACTIONS[t] <= 100:
+                out[-1:] = [str(min(100, round(n * 100 / (4 if t[0] == "q" else 3)))),
+                            "percent"]
+                continue
+        out.append(t)
+    return out
+
+
 def _of_as_off(tokens: list[str]) -> list[str]:
     """"Turn of the kitchen light", "switch the fan of": Whisper writes "off" as "of" now and
     then; right after a switching verb, or last in a sentence that starts with one, "of" can
@@ -160,6 +180,9 @@ def _of_as_off(tokens: list[str]) -> list[str]:
         out[1] = "off"
     if out[-1] == "of":
         out[-1] = "off"
+    for i in range(2, len(out) - 1):  # "turn the lights of in the kitchen"
+        if out[i] == "of" and out[i + 1] in ("in", "at", "please", "now", "for", "then", "and"):
+            out[i] = "off"
     return out
 
 
