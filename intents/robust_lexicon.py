@@ -273,7 +273,8 @@ OUT_OF_SCOPE_ZH: tuple[tuple[tuple[str, ...], str], ...] = (
      "I can't control that appliance"),
 )
 SCHEDULE_WORDS_ZH = ("分钟后", "小时后", "明天", "今晚", "每天", "以后", "之后", "的时候",
-                     "点钟", "早上", "晚上", "回家时", "到家")
+                     "点钟", "早上", "晚上", "回家时", "到家", "等一下再", "等会", "待会",
+                     "一会儿", "过会", "稍后")
 NEGATIONS_ZH = ("不要", "别", "不用", "不必", "没")
 #: Traditional characters Whisper writes now and then (打開客廳的燈), as the simplified ones.
 TRADITIONAL_ZH = str.maketrans(

@@ -257,6 +257,9 @@ def _normalize_zh(text: str) -> str:
     s = re.sub(rf"(到|成|为|在|音量)([{_ZH_NUM}]+)(?!点|下|些|半|个)",
                lambda m: f"{m.group(1)}{_zh_number(m.group(2))}"
                if _zh_number(m.group(2)) is not None else m.group(0), s)
+    s = re.sub(rf"([{_ZH_NUM}\d]+)分之([{_ZH_NUM}\d]+)", lambda m: f"{round(100 * n / d)}%"
+               if (d := _zh_number(m.group(1))) and (n := _zh_number(m.group(2))) is not None
+               and n <= d else m.group(0), s)  # 三分之一: 33 %
     s = s.replace("摄氏度", "度")
     return s
 
@@ -270,7 +273,7 @@ def _strip_zh(s: str) -> str:
             if s.startswith(w) and len(s) > len(w):
                 s = s[len(w):].lstrip("，,、 ")
                 changed = True
-    s = re.sub(r"^[嗯呃额唔]+[，,、]?", "", s)  # hesitations
+    s = re.sub(r"^([嗯呃额唔哎]+[，,、]?|请问)", "", s)  # hesitations, 请问
     if m := re.match(r"(你|您)?(能|可以|能不能|可不可以|能否)", s):
         if re.search(r"[^了着]吗$", s) and not re.search(r"着|没|看看|查|确认|是不是|有没有", s):
             s = s[:-1]  # "能帮我开一下咖啡机吗": a request, not a question

@@ -28,8 +28,11 @@ class _ChineseParser(_TierBase):
         s = _normalize_zh(text)
         if not s:
             return []
+        if any(w in s for w in L.SCHEDULE_WORDS_ZH):
+            raise Rejected("I can't schedule actions for later yet; ask when you want it")
         said, s = s, self._corrected_zh(s)
-        chunks = [c for c in re.split(r"然后|接着|再把|并且|同时|，|,|；|;|。", s) if c]
+        chunks = [c for c in re.split(r"然后|接着|再把|再(?=[开关锁调打拉])|并且|同时|"
+                                      r"，|,|；|;|。", s) if c]
         for i in range(len(chunks) - 1, 0, -1):  # "把风扇，打开": a 把 phrase and its verb
             if re.fullmatch(r"[把将][^开关调设锁拉]+", chunks[i - 1]):
                 chunks[i - 1:i + 1] = [chunks[i - 1] + chunks[i]]
@@ -94,13 +97,11 @@ class _ChineseParser(_TierBase):
         if done_q and done_q.start() > 0:
             s = s[:done_q.start()]
         if s.startswith(L.NEGATIONS_ZH) or re.search(
-                r"(?<![特分区识级类])(别|不要|不用|不必).*[开关调打拉锁解放播启停弄]", s):
+                r"(?<![特分区识级类])(别|不要|不用|不必).*[开关调打拉锁解放播启停弄扫吸]", s):
             raise Rejected("that is not something to do (a negation)")
         for words, reason in L.OUT_OF_SCOPE_ZH:
             if any(w in s for w in words) and not any(n in s for n, _ in lex.cjk_devices):
                 raise Rejected(reason)
-        if any(w in s for w in L.SCHEDULE_WORDS_ZH):
-            raise Rejected("I can't schedule actions for later yet; ask when you want it")
         if "咖啡" in s and not any("咖啡" in n for n, _ in lex.cjk_devices):
             raise Rejected("I can't make coffee: there is no coffee machine in the home")
         if "咖啡" in s and not any(w in s for w in ("关", "停")) and not any(
@@ -166,7 +167,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度再个]|大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
+        leftover = re.sub(r"[＃＠\d%度再个先着]|是不是|[看听]不[清见]楚?|刺眼|晃眼|状态|"
+                          r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
                           r"启动|停止|停|暂停|继续|播放|锁|解|请|帮|我|你|现在|马上|立刻|灯|"
@@ -202,6 +204,10 @@ class _ChineseParser(_TierBase):
             p.number, p.percent = 100.0, True
         elif "最暗" in rest or ("最低" in rest and not other_kind):
             p.number, p.percent = 1.0, True
+        elif "最大" in rest:  # "把音量开到最大"
+            p.number, p.percent = 100.0, True
+        elif "最小" in rest:
+            p.number, p.percent = 1.0, True
         elif "一半" in rest:
             p.number, p.percent = 50.0, True
         # 一点/一些 only soften a request (调暗一点 is "dim it", as the grammar reads it):
@@ -231,8 +237,8 @@ class _ChineseParser(_TierBase):
                 if "climate" not in p.kinds:
                     p.kinds.append("climate")
                 return p
-            if p.has_target() and ("开着" in rest or "关着" in rest or "锁" in rest
-                                   or "吗" in rest or done_q is not None or "lock" in kinds):
+            if p.has_target() and (any(w in rest for w in ("开着", "关着", "锁", "状态", "吗"))
+                                   or done_q is not None or "lock" in kinds):
                 act("get_state")
                 return p
             raise Rejected("a question Hearth cannot answer")
@@ -276,11 +282,13 @@ class _ChineseParser(_TierBase):
             p.kinds.append("media_player")
             return p
         if "media_player" in kinds or any(w in rest for w in ("下一首", "暂停", "继续播放",
-                                                              "切歌", "上一首", "大声", "小声")):
+                                                              "切歌", "上一首", "大声", "小声",
+                                                              "太吵")):
             if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首", "切＃")):
                 act("next")
-            elif "吵" in rest and p.number is None:  # "音乐太吵了": quieter
-                p.vstep = -20 if big and not small else -10
+            elif m := re.search(r"(太|好|有点)(吵|响|大)|(太|好|有点)(小|轻)|听不[清见]", rest):
+                # "音乐太吵了", "声音太大了": quieter; "声音太小", "听不清": louder
+                p.vstep = (-1 if m.group(2) else 1) * (20 if big and not small else 10)
                 act("vstep", False)
             elif "音量" in p.kind_words or "声音" in p.kind_words or "大声" in rest \
                     or "小声" in rest:

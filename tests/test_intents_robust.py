@@ -105,6 +105,15 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("嗯，把风扇，打开。", None, "fan_on", ["ceiling_fan"], {}),
         ("声音再小一点", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("开个灯啊", "kitchen", "light_on", ["kitchen_light"], {}),
+        # "音乐声音太大了" was +10
+        ("音乐声音太大了", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("把音量开到最大", None, "media_set_volume", ["speaker"], {"volume": 100}),
+        ("窗帘开三分之一", None, "cover_set_position", ["bedroom_blinds"], {"position": 33}),
+        ("请问能把音乐暂停吗", None, "media_pause", ["speaker"], {}),
+        ("电视是不是开着", None, "get_state", ["tv_plug"], {}),
+        ("卧室灯现在是什么状态", None, "get_state", ["bedroom_lamp"], {}),
+        ("厨房灯太刺眼了", None, "light_set", ["kitchen_light"], {"brightness_step": -20}),
+        ("先关灯再锁门", "hallway", "light_off", ["hallway_light"], {}),
         ("is the bedroom lamp still on?", None, "get_state", ["bedroom_lamp"], {}),
         ("it's way too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("dim the bedroom lamp all the way", None, "light_set", ["bedroom_lamp"],
@@ -400,6 +409,8 @@ def test_blinds_are_not_a_door(demo: Recognizer, text: str) -> None:
         ("不要开灯", "negation"),
         ("先别开风扇", "negation"),  # a negation after an adverb (fan_on before)
         ("千万不要把前门打开", "negation"),
+        ("扫地机器人别扫了", "negation"),  # started the vacuum before
+        ("等一下再开灯", "later"),
     ],
 )
 def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
