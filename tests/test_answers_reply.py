@@ -204,9 +204,13 @@ def test_which_one_is_asked_and_answered(rec: Recognizer, home: HomeConfig) -> N
     assert "kitchen, living room" in r.text
     z = compose_reply(i.model_copy(update={"language": "zh-CN"}), asking, home)
     assert z.text.startswith("哪个灯？") and "厨房" in z.text and z.text.endswith("？")
+    # One lamp with a word the home does not know ("desk lamp" heard as "next lamp", "this
+    # lamp"): which one? — never every light in the home
+    for text in ("Switch off the next lamp.", "Can you turn off this lamp?"):
+        assert ambiguous_targets(_intent(rec, text), home) == choices, text
     # Named, plural, a room, or context: no question.
     for text in ("turn on the kitchen light", "turn on the lights", "turn on all the lights",
-                 "turn on the lights in the living room"):
+                 "turn on the lights in the living room", "turn off the living room lamps"):
         assert ambiguous_targets(_intent(rec, text), home) is None, text
     assert choose("the kitchen one", choices, home) == ["kitchen_light"]
     assert choose("living room", choices, home) == ["living_room_light"]

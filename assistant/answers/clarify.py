@@ -26,8 +26,10 @@ _ASKING: frozenset[str] = frozenset(
         IntentName.FAN_OFF,
     }
 )
-#: "the light", "a lamp": one device named by its kind, in English.
-_SINGULAR = re.compile(r"\b(?:the|a|that|this)\s+(?:light|lamp|fan|switch|plug)\b", re.I)
+#: "the light", "a lamp", "this lamp", "the next lamp" (a name misheard: "desk lamp"): one
+#: device named by its kind, perhaps with a word the home does not know, in English.
+_SINGULAR = re.compile(
+    r"\b(?:the|a|that|this)\s+(?:[a-z']+\s+)?(?:light|lamp|fan|switch|plug)\b(?!s)", re.I)
 #: "all the lights", "every lamp", "both": the user meant several.
 _SEVERAL = re.compile(r"\b(?:all|every|everything|both|lights|lamps|fans|switches|plugs)\b", re.I)
 #: A sentence with one of these verbs is a new command, not an answer to "which one?".

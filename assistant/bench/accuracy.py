@@ -32,6 +32,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from assistant.answers.clarify import ambiguous_targets
 from assistant.audio.asr import pool_transcripts
 from assistant.bench.accuracy_asr import AsrVariant, ServerEndpointing, server_variant
 from assistant.bench.accuracy_report import write_markdown
@@ -273,6 +274,8 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any]) -> dict[str
             found = repaired.recognition
         # what Whisper wrote weighs a guessed reading, as in the server's turn
         found = weigh_reading(p.recognizer, found, [h.text for h in hyps], rescued=rescued)
+        if found.intent is not None and ambiguous_targets(found.intent, p.recognizer.config):
+            continue  # the server asks "which light?" and acts on nothing yet
         if found.intent is not None:
             acted.append((found.intent, found.intent.confidence, transform))
             first_text = first_text or found.intent.text
