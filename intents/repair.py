@@ -85,7 +85,13 @@ def normalize_transcript(text: str) -> str:
     t = text.replace("%", " percent ").replace("°", " degrees ")
     t = _DIGIT_LETTER.sub(" ", t)
     t = _HYPHEN.sub(" ", t)
+    t = _LIVING_ROOM.sub("living room", t)
     return re.sub(r"\s+", " ", t).strip()
+
+
+#: How Whisper writes "living room" when it hears it as words ("Please live in room light
+#: off.", "the livin room"): the room every home has, as the grammar spells it.
+_LIVING_ROOM = re.compile(r"\b(?:live in|livin'?|leaving) room\b", re.IGNORECASE)
 
 
 def spell_numbers(text: str) -> str:

@@ -82,6 +82,10 @@ def test_normalization_helpers() -> None:
     )
     assert spell_numbers("12 ounce at 21.5") == "twelve ounce at twenty one point five"
     assert collapse_repeats("with sugar, with sugar, with sugar") == "with sugar"
+    # Whisper's "living room" heard as words (the espeak voices, 10–20 dB)
+    assert normalize_transcript("Please live in room light off.") == (
+        "Please living room light off.")
+    assert normalize_transcript("I live in Rome") == "I live in Rome"
 
 
 def test_snapping_repairs_names_but_never_numbers() -> None:
