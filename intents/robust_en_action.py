@@ -81,10 +81,11 @@ class _EnglishActions(_TierBase):
         cover = "cover" in kinds
         vac = "vacuum" in kinds
 
-        # questions
-        if first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
-                     "check", "did", "why", "who", "when", "where", "has", "have",
-                     "was", "were") or text.rstrip().endswith("?"):
+        # questions ("have some music" asks for it: "have" with no one after it)
+        if (first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
+                      "check", "did", "why", "who", "when", "where", "has", "have",
+                      "was", "were") and not (first == "have" and tokens[1:2] and tokens[1] in (
+                          "some", "a", "music"))) or text.rstrip().endswith("?"):
             if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"} or (
                     climate and first in ("what", "whats", "tell", "check")):
                 # "what is the thermostat set to": its setpoint (the answer reads "set to")
@@ -126,6 +127,7 @@ class _EnglishActions(_TierBase):
                     # is noisy" asks for nothing
                     verb = bool(tset & {"start", "clean", "on", "run", "activate", "begin",
                                         "resume", "go", "cleaning", "vacuuming", "hoovering"}) \
+                        or (first == "get" and "going" in tset) \
                         or first in ("vacuum", "hoover")
                     if not verb:
                         return

@@ -85,6 +85,8 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
             tokens.append(t.replace("'", ""))
     tokens = [_GERUNDS.get(t, _SAID_AS.get(t, t)) for t in _number_words(tokens)
               if t not in _HESITATIONS]
+    while len(tokens) > 2 and tokens[0] == tokens[1] and tokens[0] in _COMMAND_VERBS:
+        tokens = tokens[1:]  # "switch switch off the coffee maker": a stutter
     tokens = _of_as_off(_strip_politeness(_fractions(tokens)))
     return _told(_corrected(tokens) if correct else tokens)
 

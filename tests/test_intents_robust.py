@@ -95,6 +95,9 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("the heating is too high", None, "climate_set_temperature", ["thermostat"],
          {"temperature_step": -1}),
         ("switch off the lamp by the bed", None, "light_off", ["bedroom_lamp"], {}),
+        ("switch switch off the coffee maker", None, "switch_off", ["coffee_maker"], {}),
+        ("get the vacuum going in the living room", None, "vacuum_clean_area",
+         ["robot_vacuum"], {}),
         # Whisper's traditional characters, English names said in Chinese, 能…吗 as a request,
         # a 把 phrase cut from its verb by a comma, 再 and 个
         ("打開客廳的燈。", None, "light_on", ["living_room_light"], {}),
@@ -282,6 +285,13 @@ def test_a_corrected_sensitive_command_is_never_outright(demo: Recognizer, text:
     r = demo.recognize(text)
     assert r.intent is not None and r.intent.slots.device_ids == ["garage_door"], r
     assert r.intent.confidence < demo.config.security.sensitive_min_confidence
+
+
+@pytest.mark.parametrize("text", ["let's have some music", "the vacuum is going"])
+def test_not_a_state_question_nor_a_start(demo: Recognizer, text: str) -> None:
+    """"let's have some music" asked the speaker's state ("have" read as "have I …?")."""
+    r = demo.recognize(text)
+    assert r.intent is None or r.intent.name == "media_resume", r
 
 
 def test_good_night_alone_dims_no_light(demo: Recognizer) -> None:
