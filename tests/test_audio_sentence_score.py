@@ -101,3 +101,16 @@ def test_repair_runs_only_on_noisy_utterances(scorer: SentenceScorer, audio: np.
     repair = AcousticRepair(recognizer, scorer)  # the default gate
     assert repair.repair(audio, hyps, guessed).choice is None  # clean: not rescored
     assert repair.repair(noisy, hyps, guessed).choice is not None
+
+
+def test_a_value_whisper_wrote_word_for_word_is_not_repaired_away() -> None:
+    repair = AcousticRepair(Recognizer(load_demo_config(), custom_intent_files=[COFFEE]), None)
+    top = "single shot, light, roast, drip coffee, bed, skim milk, and a lot of sugar."
+    # measured at 6 dB through the server: the audio scorer chose "some milk"
+    assert repair.contradicts({"milk_amount": "some milk", "sugar_amount": "a lot of sugar"},
+                              top) == "milk_amount"
+    assert repair.contradicts({"milk_amount": "skim milk"}, top) is None  # as written
+    # a value only partly written, or nothing of the list written, is no contradiction
+    assert repair.contradicts({"coffee_drink": "drip coffee"}, "a coffee please") is None
+    assert repair.contradicts({"milk_amount": "a bit of cream"}, "brown sugar, and a big fan") \
+        is None

@@ -164,6 +164,30 @@ class AcousticRepair:
                 return True
         return False
 
+    def contradicts(self, custom: Mapping[str, Any], top: str) -> str | None:
+        """The slot whose value a reading takes where Whisper's top hypothesis wrote another
+        value of the same list word for word ("…, skim milk, and a lot of sugar." read as
+        "some milk"), or None. The audio scorer may prefer a value it was never told; one
+        Whisper spelled out is evidence the scorer does not outweigh (measured through the
+        server at 6 dB: such a repair made a wrong order)."""
+        words = tuple(_VALUE_WORD.findall(
+            collapse_repeats(spell_numbers(normalize_transcript(top))).lower()))
+
+        def said(form: tuple[str, ...]) -> bool:
+            n = len(form)
+            return n > 0 and any(words[i:i + n] == form for i in range(len(words) - n + 1))
+
+        for name, value in custom.items():
+            values = self.lists.lists.get(name, ())
+            mine = next((v for v in values if v.out == str(value)), None)
+            if mine is None or any(said(f) for f in mine.surfaces):
+                continue
+            own = {w for f in mine.surfaces for w in f}
+            if any(said(f) and not set(f) <= own
+                   for other in values if other is not mine for f in other.surfaces):
+                return name
+        return None
+
     def decode_grammar(self, audio: Any, encoded: Any | None = None) -> list[Decoded]:
         """The grammar-constrained decoders' sentences for ``audio``, best first."""
         if not self.decoders:
@@ -273,6 +297,8 @@ class AcousticRepair:
             return Repaired(recognition, c)
         if intent is None and not self.heard_some(new, hypotheses):
             return Repaired(recognition, c)
+        if self.contradicts(new.slots.custom, _text(hypotheses[0]) if hypotheses else ""):
+            return Repaired(recognition, c)  # Whisper wrote another value there, word for word
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
                f"reading, {c.scored} sentences scored)")
