@@ -151,6 +151,14 @@ def test_limit_3_picovoice_run_writes_a_complete_report(tmp_path: Path) -> None:
     rec = json.loads(lines[0])
     assert rec["expected"]["name"] == "order_drink" and rec["condition"] == "clean"
     assert (tmp_path / "accuracy.md").read_text().startswith("# Speech → intent accuracy")
+    # The report rebuilt from the records alone (--from-records) says the same
+    again = parser.parse_args(["--from-records", str(tmp_path / report["records"]),
+                               "--out", str(tmp_path / "again"), "--quiet"])
+    assert accuracy.run(again) == 0
+    rebuilt = json.loads((tmp_path / "again" / "accuracy.json").read_text())
+    assert rebuilt["command_acceptance"] == report["command_acceptance"]
+    assert rebuilt["sets"]["picovoice"]["clean"]["n"] == 3
+    assert rebuilt["settings"]["merged_from"] == [str(tmp_path / report["records"])]
 
 
 def test_a_bad_override_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
