@@ -84,10 +84,12 @@ class _ChineseParser(_TierBase):
         except Rejected as e:
             if several and not e.final:
                 return e
+            if several and not _zh_has_verb(s) and not s.startswith(L.NEGATIONS_ZH):
+                return None  # "我要做饭了，把厨房灯打开": a remark before the command
             raise
 
-    def _parse_zh(self, s: str) -> _Parse | None:
-        s = _strip_zh(s)
+    def _parse_zh(self, raw: str) -> _Parse | None:
+        s = _strip_zh(raw)
         if not s or "它" in s or "它们" in s:
             return None
         p = _Parse()
@@ -96,6 +98,11 @@ class _ChineseParser(_TierBase):
         done_q = re.search(r"(没有|没)$", s)
         if done_q and done_q.start() > 0:
             s = s[:done_q.start()]
+        if (ab := re.search(r"([开关锁])[没不]\1", s)) and not done_q:
+            s, done_q = s[:ab.start() + 1] + s[ab.end():], ab  # "车库门关没关": was it done
+        if re.match(r"(我|我们|他|她|他们|她们)(刚才|刚|已经|都|早就)?把", s) \
+                and not re.search(r"吧\W*$", raw):
+            raise Rejected("that sounds like a statement, not a request")  # "我把灯关了"
         if s.startswith(L.NEGATIONS_ZH) or re.search(
                 r"(?<![特分区识级类])(别|不要|不用|不必).*[开关调打拉锁解放播启停弄扫吸]", s):
             raise Rejected("that is not something to do (a negation)")
@@ -167,7 +174,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[＃＠\d%度再个先着]|是不是|[看听]不[清见]楚?|刺眼|晃眼|状态|"
+        leftover = re.sub(r"[看听]不[清见]楚?|[＃＠\d%度再个先着儿看]|开始|打扫|清扫|充电|是不是|"
+                          r"刺眼|晃眼|状态|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"

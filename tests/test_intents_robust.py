@@ -117,6 +117,12 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("卧室灯现在是什么状态", None, "get_state", ["bedroom_lamp"], {}),
         ("厨房灯太刺眼了", None, "light_set", ["kitchen_light"], {"brightness_step": -20}),
         ("先关灯再锁门", "hallway", "light_off", ["hallway_light"], {}),
+        ("车库门关没关", None, "get_state", ["garage_door"], {}),  # closed it before
+        ("客厅灯开没开", None, "get_state", ["living_room_light"], {}),  # turned it on before
+        ("帮我看一下前门锁没锁", None, "get_state", ["front_door_lock"], {}),
+        ("我要做饭了，把厨房灯打开", None, "light_on", ["kitchen_light"], {}),
+        ("掃地機器人開始打掃", None, "vacuum_start", ["robot_vacuum"], {}),
+        ("灯暗点儿", "office", "light_set", ["office_light"], {"brightness_step": -20}),
         ("is the bedroom lamp still on?", None, "get_state", ["bedroom_lamp"], {}),
         ("it's way too loud", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("dim the bedroom lamp all the way", None, "light_set", ["bedroom_lamp"],
@@ -421,6 +427,7 @@ def test_blinds_are_not_a_door(demo: Recognizer, text: str) -> None:
         ("千万不要把前门打开", "negation"),
         ("扫地机器人别扫了", "negation"),  # started the vacuum before
         ("等一下再开灯", "later"),
+        ("我把灯关了", "statement"),  # turned every light off before
     ],
 )
 def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
