@@ -206,6 +206,7 @@ class _EnglishParser(_EnglishActions):
         if not (p.has_target() and not p.kind_from_action) and not p.here and not p.home \
                 and not p.everything and not p.indirect and not p.areas and not p.floor \
                 and tset & {"it", "them", "that", "those"} and p.action != "tstep" \
+                and not (p.action == "temp" and "degrees" in tset) \
                 and not (p.action == "vstep" and tset & {"louder", "quieter", "softer", "loud"}):
             return None  # "turn it off": the previous command's devices (grammar, context)
         return p
@@ -347,7 +348,9 @@ class _EnglishParser(_EnglishActions):
                 what.append(t)
             rest = [t for t in what if t not in lex_play_ok
                     and L.KIND_WORDS_EN.get(t) != "media_player"]
-            if rest or ("back" in tset and "play" not in tset):
+            back_on = "play" not in tset and bool(  # "put the music back on", not "go back"
+                re.match(r" (put|turn|switch) .*back on ", said))
+            if not back_on and (rest or ("back" in tset and "play" not in tset)):
                 raise Rejected("I can't choose what to play; I can pause, resume and skip")
         if p.has_target() or p.here:
             return

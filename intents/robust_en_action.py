@@ -266,7 +266,7 @@ class _EnglishActions(_TierBase):
             raise Rejected(f"I heard both 'off' and {p.number:g}%")
         indirect_dark = bool(re.search(r"( (is|it|room|here|in here|getting)( too| so| very| "
                                        r"really| quite| a bit| pretty)?| too| so| very) "
-                                       r"(dark|dim|gloomy) ", text)) \
+                                       r"(pitch )?(dark|dim|gloomy|black) ", text)) \
             and not tset & L.VERBS_DIM_EN - {"dim"} and " make " not in text \
             and " darker" not in text and " to dark" not in text
         indirect_dark = indirect_dark or bool(re.search(r" (cannot|can not|hard to|cant|"
@@ -332,7 +332,8 @@ class _EnglishActions(_TierBase):
             return
         if ((cold or hot) and not colors and kelvin is None) or (
                 (cold or hot) and (p.here or not p.has_target())
-                and not tset & {"light", "lamp", "white"}):
+                and not tset & {"light", "lamp", "white", "glow", "lighting"}
+                and not (kelvin is not None and "set" in tset)):  # "set it to a warm glow"
             self._climate_here(p, cold, indirect=True)
             return
         if (warm_up != cool_down) and not tset & {"white", "light", "lamp", "colour", "color"} \
@@ -348,6 +349,11 @@ class _EnglishActions(_TierBase):
 
         # covers
         if cover:
+            if p.number is not None and not p.percent and tset & {"to", "at"}:
+                p.percent = True  # "blinds to 60"
+            if p.number is not None and p.percent and tset & (L.VERBS_CLOSE_EN | {"down"}) \
+                    and not tset & {"to", "at", "by"}:
+                p.number = 100 - p.number  # "close the blinds 75 percent": a quarter open
             if (p.number is not None and p.percent) or ("halfway" in tset or "half" in tset):
                 act("position", True)
                 return
@@ -362,7 +368,7 @@ class _EnglishActions(_TierBase):
                 return
         # colours
         mood = tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
-                       "relaxing", "relax", "evening"}
+                       "relaxing", "relax", "evening", "reading"}
         if not colors and kelvin is None and not mood and tset & {"color", "colour"} and (
                 tset & {"random", "different", "another", "new", "other"}
                 or (tset & {"change", "switch"} and p.number is None)) \
@@ -373,14 +379,15 @@ class _EnglishActions(_TierBase):
             p.notes.append("a colour picked for you")
         if not colors and kelvin is None and p.number is None and not p.scene \
                 and tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
-                            "relaxing", "relax", "evening"} \
+                            "relaxing", "relax", "evening", "reading"} \
                 and ("light" in kinds or (lightish and tset & (L.VERBS_SET_EN | {
                     "mode", "setting", "settings", "lighting"}))) \
                 and not (on or off):
             # "set the lights to a romantic mood", "nighttime mode": said of the lights, with
             # a verb that sets them or as a mode; "night night" alone dims nothing
             night = tset & {"night", "nighttime", "sleep", "sleeping"}
-            p.brightness, p.kelvin = (10 if night else 30), 2200
+            p.brightness, p.kelvin = (10, 2200) if night else (100, 4000) if "reading" in tset \
+                else (30, 2200)  # "reading light in the office": bright, neutral white
             act("set", bool(tset & L.VERBS_SET_EN))
             _light_kind(p)
             return

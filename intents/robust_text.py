@@ -87,7 +87,9 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
               if t not in _HESITATIONS]
     while len(tokens) > 2 and tokens[0] == tokens[1] and tokens[0] in _COMMAND_VERBS:
         tokens = tokens[1:]  # "switch switch off the coffee maker": a stutter
-    tokens = _of_as_off(_strip_politeness(_fractions(tokens)))
+    said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
+                  lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
+    tokens = _of_as_off(_strip_politeness(_fractions(said.split())))
     return _told(_corrected(tokens) if correct else tokens)
 
 
@@ -151,6 +153,9 @@ def _told(tokens: list[str]) -> list[str]:
     return tokens
 
 
+#: "not so loud", "less bright": the comparative the other way.
+_LESS = {"loud": "quieter", "bright": "dimmer", "hot": "cooler", "warm": "cooler",
+         "cold": "warmer", "cool": "warmer", "dark": "brighter"}
 _FRACTIONS = {"quarter": 25, "quarters": 25, "third": 33, "thirds": 33}
 
 
@@ -161,7 +166,8 @@ def _fractions(tokens: list[str]) -> list[str]:
     for i, t in enumerate(tokens):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
         if t in _FRACTIONS and out and (out[-1] in ("a", "one") or out[-1].isdigit()) \
-                and nxt not in ("past", "to", "of", "hour", "hours"):
+                and (nxt not in ("past", "to", "of", "hour", "hours")
+                     or tokens[i + 1:i + 4] == ["of", "the", "way"]):
             n = 1 if out[-1] in ("a", "one") else int(out[-1])
             if n * _FRACTIONS[t] <= 100:
                 out[-1:] = [str(min(100, round(n * 100 / (4 if t[0] == "q" else 3)))),
