@@ -49,6 +49,11 @@ class _Targets(_TierBase):
             name = next(s.name for s in self.config.scenes if s.id == p.scene)
             return [self._intent(IntentName.SCENE_ACTIVATE, Slots(scene=p.scene), conf,
                                  f"scene {name!r}", text, lang, p)]
+        if action == "vstart" and p.floor and not p.areas:  # "vacuum upstairs": its rooms there
+            mapped = {a for v in self._vacuums() for a in self._devices[v].segments}
+            p.areas = [a.id for a in self.config.areas if a.floor == p.floor and a.id in mapped]
+            if not p.areas:
+                raise Rejected("the robot vacuum has no map of any room on that floor")
         if action == "vstart" and p.areas:
             return [self._clean_rooms(p, text, lang)]
         groups, where, conf = self._targets(p, speaker_area)

@@ -113,11 +113,13 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
     Raises :class:`TimerError` for a timer too long."""
     zh = language.lower().startswith("zh")
     if zh:
+        from intents.robust_lexicon import TRADITIONAL_ZH
+        from intents.robust_text import _ZH_NUM, _zh_number
+
+        text = text.translate(TRADITIONAL_ZH)  # Whisper's 定時器
         if not any(w in text for w in _TIMER_ZH) or any(
                 w in text for w in ("昨天", "刚才", "已经", "上次", "不要设")):
             return None  # about a timer, not a request for one
-        from intents.robust_text import _ZH_NUM, _zh_number
-
         text = re.sub(rf"([{_ZH_NUM}]+)(?=个?(?:小时|钟头|分钟|分|秒钟|秒))",
                       lambda m: str(_zh_number(m.group(1)) or m.group(1)), text)
         if any(w in text for w in ("取消", "关掉", "关闭", "停止", "删除", "不要")):
@@ -131,6 +133,10 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
         spans = [(float(n), _UNITS_ZH[u]) for n, u in _DURATION_ZH.findall(text)]
         name = None
     else:
+        text = re.sub(r"\b(a|1) quarter of an hour\b", "15 minutes", text)
+        text = re.sub(r"\ban hour\b", "1 hour", re.sub(r"\bhalf an hour\b", "30 minutes", text))
+        text = re.sub(r"(\d+) (hours?|minutes?) and a half\b",  # "an hour and a half"
+                      lambda m: f"{int(m.group(1)) + 0.5:g} {m.group(2)}", text)
         words = text.split()
         if "timer" not in words and "timers" not in words and "countdown" not in words:
             return None

@@ -306,6 +306,21 @@ def test_a_corrected_sensitive_command_is_never_outright(demo: Recognizer, text:
     assert r.intent.confidence < demo.config.security.sensitive_min_confidence
 
 
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("put a timer on for half an hour", 1800), ("set a timer for an hour and a half", 5400),
+    ("timer for a quarter of an hour", 900), ("定時器設定十分鐘", 600)])
+def test_timer_lengths_said_in_words(demo: Recognizer, text: str, seconds: int) -> None:
+    r = demo.recognize(text)
+    assert r.intent is not None and r.intent.name == "timer_start", r
+    assert r.intent.slots.custom["seconds"] == seconds
+
+
+def test_vacuum_a_floor_it_has_no_map_of(demo: Recognizer) -> None:
+    """"vacuum upstairs" started the vacuum downstairs, where its map is."""
+    r = demo.recognize("vacuum upstairs")
+    assert r.intent is None and "no map" in r.reason, r
+
+
 def test_a_warm_glow_is_not_a_complaint_about_heat(demo: Recognizer) -> None:
     """"set the lounge to a nice warm glow" lowered the heat a degree."""
     r = demo.recognize("set the lounge to a nice warm glow")
