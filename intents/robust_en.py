@@ -39,6 +39,9 @@ class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
 
     def _parts_en(self, text: str) -> list[_Parse | None]:
+        # "kitchen light on, hallway light off": two commands a comma apart
+        text = re.sub(r"\b(on|off)\s*,\s*(?!(no|not|wait|sorry|actually|i mean|rather)\b)(?=\w)",
+                      r"\1 and ", text, flags=re.I)
         clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
         while len(clauses) > 1 and re.match(r"\s*(i|we)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {

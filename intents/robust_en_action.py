@@ -7,6 +7,7 @@ import re
 
 from intents import robust_lexicon as L
 from intents.robust_base import (
+    _ACTION_WORDS,
     SETPOINT_RANGE,
     Rejected,
     _after_to,
@@ -95,6 +96,10 @@ class _EnglishActions(_TierBase):
                     if "climate" not in p.kinds:
                         p.kinds.append("climate")
                     return
+            if first in ("what", "whats", "tell", "check") and p.has_target() and tset & {
+                    "status", "state"} and not p.kind_from_action:  # "what's the status of …"
+                p.action, p.explicit_verb = "get_state", True
+                return
             if first in ("is", "are", "does") and p.has_target() and (
                     tset & {"on", "off", "open", "closed", "locked", "unlocked", "shut",
                             "running", "playing", "lock"}):  # "is the front door lock?"
@@ -454,9 +459,12 @@ class _EnglishActions(_TierBase):
                 tset & (L.VERBS_DIM_EN | L.VERBS_BRIGHTEN_EN | {"brightness", "level"}))
             if p.number is not None and bare:
                 return  # "turn up at eight": a number with nothing to say what it sets
+            named_level = tokens[-1].isdigit() and 10 <= (p.number or 0) <= 100 and tokens[-2] in (
+                "light", "lights", "lamp") and not tset & (_ACTION_WORDS | L.VERBS_SET_EN)
+            # "living room lights 50": a level said after the light's name, with no verb
             if p.number is not None and (p.percent or tset & {"to", "at", "brightness",
-                                                             "level"} or down or up) \
-                    and by_amount is None:
+                                                             "level"} or down or up
+                                         or named_level) and by_amount is None:
                 p.brightness = max(0, min(100, int(p.number)))
                 act("set", bool(tset & (L.VERBS_SET_EN | L.VERBS_DIM_EN
                                         | L.VERBS_BRIGHTEN_EN)))

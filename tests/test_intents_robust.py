@@ -106,6 +106,9 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("it's pitch black in the hallway", None, "light_on", ["hallway_light"], {}),
         ("put the music back on", None, "media_resume", ["speaker"], {}),
         ("blinds to 60", None, "cover_set_position", ["bedroom_blinds"], {"position": 60}),
+        ("living room lights 50", None, "light_set", ["living_room_light"], {"brightness": 50}),
+        ("turn on the kitchen light 2", None, "light_on", ["kitchen_light"], {}),
+        ("what's the status of the garage door", None, "get_state", ["garage_door"], {}),
         # closing by an amount leaves the rest open (75 before)
         ("close the blinds three quarters of the way", None, "cover_set_position",
          ["bedroom_blinds"], {"position": 25}),
@@ -398,6 +401,14 @@ def test_a_bare_kind_uses_the_speakers_room(demo: Recognizer) -> None:
     assert _got(demo.recognize("lights on", area="hallway")) == ("light_on", ["hallway_light"])
     # a room that has none of them: the only one in the home
     assert _got(demo.recognize("set the heating to 21", area="kitchen"))[1] == ["thermostat"]
+
+
+def test_two_commands_a_comma_apart(demo: Recognizer) -> None:
+    """"kitchen light on, hallway light off" was refused (both 'on' and 'off')."""
+    r = demo.recognize("kitchen light on, hallway light off")
+    assert _got(r) == ("light_on", ["kitchen_light"]), r
+    assert [(i.name, i.slots.device_ids) for i in r.also] == [("light_off", ["hallway_light"])]
+    assert demo.recognize("turn the kitchen light on, no, off").intent is None
 
 
 def test_two_commands(demo: Recognizer) -> None:
