@@ -313,3 +313,18 @@ def test_automaton_is_built_once_across_threads(monkeypatch: pytest.MonkeyPatch)
     assert not errors
     assert results == ["light roast"] * 12
     assert len(built) == 1
+
+
+def test_an_alignment_never_drops_a_negation() -> None:
+    from intents.decode import drops_negation
+
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    decoder = HypothesisDecoder(recognizer, FULL_DECODE)
+    # heard at 6 dB through the server: the closest sentence without "don't" was ordered
+    for heard in ("I don't want a double shot cappuccino.",
+                  "I don't want a double shot cappucco with a lot of sugar."):
+        assert decoder.decode([heard]).intent is None, heard
+    got = decoder.decode(["Give me a double shot cappucco with a lot of sugar."]).intent
+    assert got is not None and got.slots.custom["coffee_drink"] == "cappuccino"
+    assert drops_negation("never mind the latte", "give me a latte")
+    assert not drops_negation("give me a latte", "give me a latte")

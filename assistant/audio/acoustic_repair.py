@@ -42,7 +42,12 @@ from intents.constrained import (
     SlotLists,
     choose,
 )
-from intents.decode import Hypothesis, guess_is_sensitive, sensitive_guess_cap
+from intents.decode import (
+    Hypothesis,
+    drops_negation,
+    guess_is_sensitive,
+    sensitive_guess_cap,
+)
 from intents.repair import collapse_repeats, normalize_transcript, spell_numbers
 from intents.schema import Recognition
 
@@ -297,8 +302,10 @@ class AcousticRepair:
             return Repaired(recognition, c)
         if intent is None and not self.heard_some(new, hypotheses):
             return Repaired(recognition, c)
-        if self.contradicts(new.slots.custom, _text(hypotheses[0]) if hypotheses else ""):
-            return Repaired(recognition, c)  # Whisper wrote another value there, word for word
+        top = _text(hypotheses[0]) if hypotheses else ""
+        if self.contradicts(new.slots.custom, top) or drops_negation(top, c.candidate.text):
+            # Whisper wrote another value there, word for word; or "I don't want …"
+            return Repaired(recognition, c)
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
                f"reading, {c.scored} sentences scored)")
