@@ -268,7 +268,7 @@ def _normalize_zh(text: str) -> str:
     s = re.sub(rf"([{_ZH_NUM}\d]+)分之([{_ZH_NUM}\d]+)", lambda m: f"{round(100 * n / d)}%"
                if (d := _zh_number(m.group(1))) and (n := _zh_number(m.group(2))) is not None
                and n <= d else m.group(0), s)  # 三分之一: 33 %
-    s = s.replace("摄氏度", "度")
+    s = re.sub(r"([大小])一?点儿?声", r"\1声", s.replace("摄氏度", "度"))  # 小点声
     return s
 
 

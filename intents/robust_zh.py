@@ -174,7 +174,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        leftover = re.sub(r"[看听]不[清见]楚?|[＃＠\d%度再个先着儿看]|开始|打扫|清扫|充电|是不是|"
+        leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
+                          r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死]|开始|打扫|清扫|充电|是不是|"
                           r"刺眼|晃眼|状态|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
@@ -343,11 +344,16 @@ class _ChineseParser(_TierBase):
             if "climate" not in p.kinds:
                 p.kinds.append("climate")
             return p
-        if any(w in rest for w in ("太冷", "好冷", "有点冷", "冷死", "太热", "好热", "有点热",
-                                   "热死", "冷", "热")) and not color and kelvin is None:
+        if any(w in rest for w in ("冷", "热", "冻", "暖和", "凉快")) and not color \
+                and kelvin is None:  # "好冷", "冻死了", "稍微暖和一点"
             if climate or not p.has_target():
-                self._climate_here(p, "冷" in rest, indirect=True)
+                self._climate_here(p, any(w in rest for w in ("冷", "冻", "暖和")),
+                                   indirect=True)
                 return p
+        m = re.search(r"(太|有点|好)?([高低])了|太([高低])", rest)  # "温度高了": a complaint
+        if "温度" in p.kind_words and m and not any(w in rest for w in ("调", "到", "设")):
+            self._climate_here(p, "低" in m.group(0), indirect=True)
+            return p
         if climate and any(w in rest for w in ("调高", "调低", "升高", "降低", "高一点",
                                                "低一点", "暖和", "凉快", "开大", "调大", "开高",
                                                "开小", "关小", "调小")):
