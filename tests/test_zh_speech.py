@@ -77,6 +77,8 @@ def test_pinyin_repair_rewrites_homophones_of_the_home() -> None:
     assert repair.repair("左上前门") == "锁上前门"
     assert repair.repair("重房的灯") == "厨房的灯"
     assert repair.repair("关吊吊扇") == "关掉吊扇"
+    # a term just repaired is extended as one written right is (10 dB kitchen noise)
+    assert repair.repair("把握是冬调亮一点") == "把卧室灯调亮一点"
     # Words written right stay, and a repair never writes 开 or 解 (open, unlock).
     assert repair.repair("关掉所有的灯") == "关掉所有的灯"
     assert repair.repair("给我讲个笑话") == "给我讲个笑话"

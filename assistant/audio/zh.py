@@ -196,7 +196,17 @@ class PinyinRepair:
         return tuple(t.text for t in self._terms)
 
     def repair(self, text: str) -> str:
-        """``text`` (already :func:`normalize`\\ d) with homophone spans rewritten."""
+        """``text`` (already :func:`normalize`\\ d) with homophone spans rewritten, until
+        nothing changes: a term just repaired may then be extended (把握是冬 → 把卧室冬 →
+        把卧室灯), as one written right is."""
+        for _ in range(3):
+            fixed = self._repair_once(text)
+            if fixed == text:
+                break
+            text = fixed
+        return text
+
+    def _repair_once(self, text: str) -> str:
         if not text or not _CJK.search(text):
             return text
         n = len(text)
