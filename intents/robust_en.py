@@ -42,6 +42,8 @@ class _EnglishParser(_EnglishActions):
         # "kitchen light on, hallway light off": two commands a comma apart
         text = re.sub(r"\b(on|off)\s*,\s*(?!(no|not|wait|sorry|actually|i mean|rather)\b)(?=\w)",
                       r"\1 and ", text, flags=re.I)
+        text = re.sub(r"[.!?;]+\s+(?=(turn|switch|lock|unlock|open|close|set|dim|pause|play|start|"
+                      r"stop|put|make)\b)", " and ", text, flags=re.I)  # "Pause the music. Lock …"
         clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
         while len(clauses) > 1 and re.match(r"\s*(i|we)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {

@@ -62,7 +62,10 @@ class _EnglishActions(_TierBase):
         small = bool(tset & L.SMALL_STEP_WORDS)
         big = bool(tset & L.BIG_STEP_WORDS) and not small
         by_amount = None
-        if " by " in text and p.number is not None:
+        if p.number is not None and (" by " in text or (tset & {"up", "down"} and not tset & {
+                "to", "at", "percent"} and p.temperature is None and not p.percent) or re.search(
+                r" \d+(\.\d+)? (percent )?(brighter|dimmer|darker|louder|quieter|softer|higher|"
+                r"lower|more|less) ", text)):  # "by 10", "10 percent brighter": a step
             by_amount = int(p.number)
         step = by_amount or (L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT)
         colors = [t for t in tokens if t in L.COLORS_EN]
@@ -212,7 +215,7 @@ class _EnglishActions(_TierBase):
             if ("volume" in tset or louder) and not tset & {"on", "off"} and not (
                     louder <= {"up", "down"} and "volume" not in tset and not tset & {
                         "turn", "crank", "bring", "put"}):
-                if p.number is not None and not tset & {"by"}:
+                if p.number is not None and by_amount is None:
                     act("volume")
                     return
                 if not louder:
@@ -296,8 +299,9 @@ class _EnglishActions(_TierBase):
                        "less"} - {first}
         if p.temperature is None and climate and p.number is not None and not p.percent \
                 and tset & {"by", "up", "down", "increase", "decrease", "raise", "lower"} \
-                and not tset & {"to", "at"}:
-            p.temperature = p.number  # "turn the heat down 2": a step of 2 (below)
+                and not tset & {"to", "at"} and (p.number <= 10 or "by" in tset):
+            p.temperature = p.number  # "turn the heat down 2": a step of 2 (below); "down 20"
+            by_amount = None  # is a setpoint
         if p.temperature is not None and tset & {"by", "up", "down", "warmer", "cooler",
                                                   "increase", "decrease", "raise", "lower",
                                                   "higher", "colder", "hotter"} \

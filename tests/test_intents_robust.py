@@ -109,6 +109,14 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("living room lights 50", None, "light_set", ["living_room_light"], {"brightness": 50}),
         ("turn on the kitchen light 2", None, "light_on", ["kitchen_light"], {}),
         ("what's the status of the garage door", None, "get_state", ["garage_door"], {}),
+        # an amount before a comparative, or after up/down, is a step (10 % absolute before)
+        ("Make the bedroom lamp 10% brighter.", None, "light_set", ["bedroom_lamp"],
+         {"brightness_step": 10}),
+        ("make the music 20 percent louder", None, "media_set_volume", ["speaker"],
+         {"volume_step": 20}),
+        ("turn the volume down 20", None, "media_set_volume", ["speaker"], {"volume_step": -20}),
+        ("turn down the heat 20", None, "climate_set_temperature", ["thermostat"],
+         {"temperature": 20}),  # a step of -10 before
         # closing by an amount leaves the rest open (75 before)
         ("close the blinds three quarters of the way", None, "cover_set_position",
          ["bedroom_blinds"], {"position": 25}),
@@ -419,6 +427,8 @@ def test_two_commands_a_comma_apart(demo: Recognizer) -> None:
     assert _got(r) == ("light_on", ["kitchen_light"]), r
     assert [(i.name, i.slots.device_ids) for i in r.also] == [("light_off", ["hallway_light"])]
     assert demo.recognize("turn the kitchen light on, no, off").intent is None
+    r = demo.recognize("Pause the music. Lock the door.")  # "the lock does not play media"
+    assert _got(r) == ("media_pause", ["speaker"]) and r.also[0].name == "lock", r
 
 
 def test_two_commands(demo: Recognizer) -> None:
