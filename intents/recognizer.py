@@ -376,6 +376,14 @@ class Recognizer:
             except ResolveError as e:
                 failures.append(str(e))
                 continue
+            said_area = match.values.get("area")
+            if "name" in match.values and not match.area_from_context and said_area in {
+                    a.id for a in self.config.areas} and resolved.slots.device_ids and all(
+                    self.config.device(d).area != said_area for d in resolved.slots.device_ids):
+                # "turn off the office fan" where the fan is in the bedroom: not that fan
+                failures.append(f"the {match.texts.get('name', 'device')} is not in the "
+                                f"{match.texts.get('area', said_area)}")
+                continue
             scored.append(self._score(resolved, match, area))
         return scored, failures
 

@@ -487,6 +487,16 @@ class _TierBase:
             return []
         return [d.id for d in self.config.devices if d.kind == _VACUUM_KIND]
 
+    def _not_there(self, p: _Parse) -> None:
+        """"open the kitchen blinds" where the blinds are in the bedroom: not those blinds
+        (said of one place; "the kitchen and living room lights" lists two)."""
+        named = [self._devices[d] for d in p.devices + p.partial_devices]
+        if p.areas and named and not any(d.area in p.areas for d in named) \
+                and not any(d.kind.value in ("vacuum", "sensor") for d in named):
+            where = self._area_names.get(p.areas[0], p.areas[0])
+            are = "are" if named[0].name.endswith("s") else "is"
+            raise Rejected(f"the {named[0].name} {are} not in the {where}")
+
     def _door(self, p: _Parse) -> None:
         """"door": a door-like cover (garage door) where there is one, else a lock."""
         if "door" not in p.kinds:

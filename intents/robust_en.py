@@ -186,6 +186,8 @@ class _EnglishParser(_EnglishActions):
             self._check_all(tokens, used)
 
         self._door(p)
+        if not tset & _JOINERS:
+            self._not_there(p)
         p.unknown = [t for t in tokens if not _explained(t, lex.known)]
         p.size = len(tokens)
         p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS \
@@ -240,7 +242,8 @@ class _EnglishParser(_EnglishActions):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
         if nxt in ("on", "off", "it", "them", "to", "the", "my", "all", "everything", "every"):
             return False
-        return prev in ("the", "my", "a", "wall", "light", "smart", "power", "that", "this")
+        return prev in ("the", "my", "a", "wall", "light", "smart", "power", "that", "this", "all",
+                        "every", "both")
 
     def _unknown_names_en(self, tokens: list[str], used: list[bool], loose: set[int]) -> None:
         """A word the home does not know right before a kind word, or after "in the", names a

@@ -96,7 +96,8 @@ class _EnglishActions(_TierBase):
                 if first in ("what", "how", "tell", "check", "whats") or "temperature" in tset:
                     p.action = "get_temp"
                     p.explicit_verb = True
-                    if "climate" not in p.kinds:
+                    if "climate" not in p.kinds and not any(  # not "… of the kitchen sensor"
+                            "temperature" in self._devices[d].capabilities for d in p.devices):
                         p.kinds.append("climate")
                     return
             if first in ("what", "whats", "tell", "check") and p.has_target() and tset & {

@@ -89,6 +89,8 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
         tokens = tokens[1:]  # "switch switch off the coffee maker": a stutter
     said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
                   lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
+    said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",
+                  said)  # "raise the volume on the speaker": no "on"
     tokens = _of_as_off(_strip_politeness(_fractions(said.split())))
     return _told(_corrected(tokens) if correct else tokens)
 
@@ -222,7 +224,7 @@ def _strip_politeness(tokens: list[str]) -> list[str]:
                 changed = True
                 break
         for p in L.POLITE_SUFFIXES_EN:
-            if len(tokens) > len(p) and tuple(tokens[-len(p):]) == p:
+            if len(tokens) > len(p) + (p == ("good", "night")) and tuple(tokens[-len(p):]) == p:
                 tokens = tokens[: -len(p)]
                 changed = True
                 break

@@ -110,6 +110,11 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("turn on the kitchen light 2", None, "light_on", ["kitchen_light"], {}),
         ("what's the status of the garage door", None, "get_state", ["garage_door"], {}),
         # an amount before a comparative, or after up/down, is a step (10 % absolute before)
+        ("raise the volume on the speaker", None, "media_set_volume", ["speaker"],
+         {"volume_step": 10}),  # resumed it before ("on")
+        ("turn off all switches", None, "switch_off", ["coffee_maker", "tv_plug"], {}),
+        ("what is the temperature of the kitchen temperature sensor", None,
+         "climate_get_temperature", ["kitchen_temperature"], {}),  # and the thermostat before
         ("Make the bedroom lamp 10% brighter.", None, "light_set", ["bedroom_lamp"],
          {"brightness_step": 10}),
         ("make the music 20 percent louder", None, "media_set_volume", ["speaker"],
@@ -342,6 +347,17 @@ def test_vacuum_a_floor_it_has_no_map_of(demo: Recognizer) -> None:
     assert r.intent is None and "no map" in r.reason, r
 
 
+@pytest.mark.parametrize("text", ["open the kitchen blinds", "turn off the office fan",
+                                  "pause the music in the bedroom", "厨房的窗帘打开"])
+def test_a_device_named_in_a_room_it_is_not_in(demo: Recognizer, text: str) -> None:
+    """"open the kitchen blinds" opened the bedroom blinds ("blinds" names them), "turn off
+    the office fan" the bedroom's fan; a list of places still reaches each."""
+    r = demo.recognize(text)
+    assert r.intent is None and "not in the" in r.reason, r
+    both = demo.recognize("turn on the kitchen and living room lights").intent
+    assert both is not None and both.slots.device_ids == ["kitchen_light", "living_room_light"]
+
+
 def test_a_warm_glow_is_not_a_complaint_about_heat(demo: Recognizer) -> None:
     """"set the lounge to a nice warm glow" lowered the heat a degree."""
     r = demo.recognize("set the lounge to a nice warm glow")
@@ -358,9 +374,11 @@ def test_not_a_state_question_nor_a_start(demo: Recognizer, text: str) -> None:
 
 
 def test_good_night_alone_dims_no_light(demo: Recognizer) -> None:
-    """"night night" once set every light in the home to 10 %."""
+    """"night night" once set every light in the home to 10 %; "run good night" was "run"."""
     r = demo.recognize("night night")
     assert r.intent is None or r.intent.name == "scene_activate", r
+    r = demo.recognize("run good night")
+    assert r.intent is not None and r.intent.slots.scene == "good_night", r
 
 
 @pytest.mark.parametrize("text", ["set the mood for a movie", "time for a movie", "movie mode"])
