@@ -236,7 +236,7 @@ KIND_WORDS_ZH: tuple[tuple[str, str], ...] = (
     ("门锁", "lock"), ("锁", "lock"), ("前门", "lock"), ("大门", "lock"), ("窗户", "cover"),
     ("门", "door"),
     ("温控器", "climate"), ("暖气", "climate"), ("空调", "climate"), ("地暖", "climate"),
-    ("温度", "climate"), ("恒温器", "climate"),
+    ("温度计", "sensor"), ("温度", "climate"), ("恒温器", "climate"),
     ("音箱", "media_player"), ("音乐", "media_player"), ("歌", "media_player"),
     ("音量", "media_player"), ("声音", "media_player"), ("电视", "media_player"),
     ("播放器", "media_player"),

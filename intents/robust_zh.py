@@ -21,6 +21,10 @@ from intents.robust_text import _ZH_NUM, _normalize_zh, _strip_zh, _zh_has_verb,
 _ZH_CORRECTION = re.compile(r"(?:不对|我是说|说错了|应该是|哦不)[，,、]?|[，,、](?:不是|不)[，,、]")
 
 
+#: Words that name a kind of device (a device named by one of them is named loosely).
+_KIND_ZH = frozenset(w for w, _ in L.KIND_WORDS_ZH)
+
+
 class _ChineseParser(_TierBase):
     """Chinese sentences to parses."""
 
@@ -43,6 +47,11 @@ class _ChineseParser(_TierBase):
                 out.extend(self._parse_zh_part(x, len(chunks) > 1) for x in sub)
             else:
                 out.append(self._parse_zh_part(c, len(chunks) > 1))
+        for p, prev in zip(out[1:], out, strict=False):  # "打开客厅灯，调到百分之四十": that light
+            if isinstance(p, _Parse) and isinstance(prev, _Parse) and prev.devices and not (
+                    p.devices or p.partial_devices or p.scene or p.areas or p.here or p.home
+                    or p.floor) and (p.kind_from_action or not p.kinds):
+                p.devices, p.kinds, p.kind_from_action = list(prev.devices), [], False
         for p in out:
             if isinstance(p, _Parse):
                 p.corrected = s != said
@@ -119,9 +128,12 @@ class _ChineseParser(_TierBase):
             return p  # "来杯咖啡", "煮杯咖啡": the coffee machine on
 
         rest = s
+        generic = ""  # a device named by a word of its kind ("窗帘"), and what came before it
         for name, dev in sorted(lex.cjk_devices, key=lambda x: -len(x[0])):
             if name in rest:
                 p.devices.append(dev)
+                if name in _KIND_ZH:
+                    generic = rest[:rest.index(name)]
                 rest = rest.replace(name, "＃")
         for en in re.finditer(r"[a-z]+", rest):  # "把TV关了": an English name said in Chinese
             w = en.group()
@@ -177,7 +189,8 @@ class _ChineseParser(_TierBase):
         if not re.search(r"[和跟与、]", s):
             self._not_there(p)
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
-                          r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死]|开始|打扫|清扫|充电|是不是|"
+                          r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
+                          r"回去|回来|显示|还是|"
                           r"刺眼|晃眼|状态|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
@@ -191,6 +204,9 @@ class _ChineseParser(_TierBase):
         p.zh, p.size = True, len(s)
         if leftover:
             p.unknown = [leftover]  # a sensitive action is then never confident
+        if leftover and generic.endswith((leftover, leftover + "的")) and not p.areas:
+            # "阳台窗帘拉上": a place the home lacks before a word that names a device by kind
+            raise Rejected(f"I don't know a place called {leftover!r}", final=False)
         if leftover and not p.devices and not p.scene:
             if not (p.kinds or p.areas or p.partial_devices or p.floor) and not _zh_has_verb(s):
                 # "我今天很累": no device word and no verb; the leftover names no device
@@ -240,7 +256,7 @@ class _ChineseParser(_TierBase):
         # questions
         question = done_q is not None or any(
             w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有", "？", "?",
-                                "什么"))
+                                "什么", "还是", "谁", "为什么", "怎么"))
         if question:
             if ("climate" in kinds and any(w in rest for w in ("多少", "几度", "怎么样", "什么"))) \
                     or "几度" in rest or "多少度" in rest:

@@ -160,6 +160,9 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("冻死了", "living_room", "climate_set_temperature", ["thermostat"],
          {"temperature_step": 1}),
         ("卧室和书房的灯关了", None, "light_off", ["bedroom_lamp", "office_light"], {}),
+        ("厨房的温度计显示多少度", None, "climate_get_temperature", ["kitchen_temperature"], {}),
+        ("把音乐停掉", None, "media_pause", ["speaker"], {}),
+        ("客厅灯是开着还是关着", None, "get_state", ["living_room_light"], {}),  # off before
         ("暖气调到二十度左右", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),
         ("is the bedroom lamp still on?", None, "get_state", ["bedroom_lamp"], {}),
@@ -439,6 +442,13 @@ def test_a_bare_kind_uses_the_speakers_room(demo: Recognizer) -> None:
     assert _got(demo.recognize("set the heating to 21", area="kitchen"))[1] == ["thermostat"]
 
 
+def test_a_clause_with_no_device_follows_the_one_before(demo: Recognizer) -> None:
+    """"打开客厅灯，调到百分之四十" asked which room for the 40 %."""
+    r = demo.recognize("打开客厅灯，调到百分之四十")
+    assert r.intent is not None and r.also and r.also[0].slots.device_ids == ["living_room_light"]
+    assert r.also[0].slots.brightness == 40
+
+
 def test_two_commands_a_comma_apart(demo: Recognizer) -> None:
     """"kitchen light on, hallway light off" was refused (both 'on' and 'off')."""
     r = demo.recognize("kitchen light on, hallway light off")
@@ -513,6 +523,8 @@ def test_blinds_are_not_a_door(demo: Recognizer, text: str) -> None:
         ("扫地机器人别扫了", "negation"),  # started the vacuum before
         ("等一下再开灯", "later"),
         ("我把灯关了", "statement"),  # turned every light off before
+        ("客厅的灯是谁开的", "question"),  # turned it on before
+        ("阳台窗帘拉上", "place called"),  # closed the bedroom blinds before
     ],
 )
 def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
