@@ -272,7 +272,8 @@ class _EnglishParser(_EnglishActions):
                     what = "room or device" if t in ("door",) else "device"
                     raise Rejected(f"I don't know a {what} called {' '.join([*name, t])!r}",
                                    final=False)
-            if t in ("in", "at") and i + 1 < len(tokens):
+            if (t in ("in", "at") or (t == "on" and tokens[i + 1:i + 2] in (["the"], ["my"]))) \
+                    and i + 1 < len(tokens):  # "… on the patio"
                 k = i + 1
                 while k < len(tokens) and tokens[k] in ("the", "my", "our", "this", "that"):
                     k += 1
@@ -287,7 +288,7 @@ class _EnglishParser(_EnglishActions):
                     if k < len(tokens) and tokens[k] in ("room", "hall", "area"):
                         name.append(tokens[k])
                     raise Rejected(f"I don't know a room called {' '.join(name)!r}",
-                                   final=False)
+                                   final=t == "on")  # "on the stairs" is not "upstairs"
 
     def _out_of_scope_en(self, tokens: list[str], p: _Parse) -> None:
         tset = set(tokens)

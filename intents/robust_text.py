@@ -82,7 +82,7 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
         elif t.endswith("s'"):
             tokens.append(t[:-1])
         else:
-            tokens.append(t.replace("'", ""))
+            tokens.append(re.sub(r"^ple+a+s+e*$", "please", t.replace("'", "")))  # "pleeease"
     tokens = [_GERUNDS.get(t, _SAID_AS.get(t, t)) for t in _number_words(tokens)
               if t not in _HESITATIONS]
     while len(tokens) > 2 and tokens[0] == tokens[1] and tokens[0] in _COMMAND_VERBS:

@@ -537,6 +537,7 @@ def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
     ("text", "reason"),
     [
         ("turn on the porch light", "I don't know a device called 'porch light'"),
+        ("play the music on the patio", "I don't know a room called 'patio'"),  # resumed before
         ("turn off the closet light", "'closet light'"),
         ("start the washing machine", "'washing machine'"),  # not the coffee machine
         ("switch on the lights in the basement", "I don't know a room called 'basement'"),
