@@ -45,7 +45,7 @@ class _EnglishParser(_EnglishActions):
         text = re.sub(r"[.!?;]+\s+(?=(turn|switch|lock|unlock|open|close|set|dim|pause|play|start|"
                       r"stop|put|make)\b)", " and ", text, flags=re.I)  # "Pause the music. Lock …"
         clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
-        while len(clauses) > 1 and re.match(r"\s*(i|we)\b", clauses[0], re.I) and (
+        while len(clauses) > 1 and re.match(r"\s*(i|we|it|time)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {
                 "turn", "switch", "set", "make", "put"}:
             # "I'm heading out, lock the front door": the command after what was said of us
@@ -81,7 +81,8 @@ class _EnglishParser(_EnglishActions):
 
         if tokens[0] in L.NEGATIONS_EN or text.startswith((" do not ", " please do not ")):
             raise Rejected("that is not something to do (a negation)")
-        if re.search(r" (do|does|did|would|will) (not|never) | dont | never ", text):
+        if re.search(r" (do|does|did|would|will) (not|never) | dont | never "
+                     r"| (cannot|can not) (?!see |hear |find )", text):  # "I can't sleep with …"
             # "I don't want the lights on": whatever follows is not to be done
             raise Rejected("that is not something to do (a negation)")
 
@@ -329,8 +330,9 @@ class _EnglishParser(_EnglishActions):
             sched = tset & L.SCHEDULE_WORDS_EN
             if sched - {"morning", "evening", "afternoon"} or not p.has_target():
                 raise Rejected("I can't schedule actions for later yet; ask when you want it")
-        coffee = "coffee" in tset or "espresso" in tset or "cappuccino" in tset \
-            or "latte" in tset
+        coffee = ("coffee" in tset or "espresso" in tset or "cappuccino" in tset
+                  or "latte" in tset) and not re.search(r" (coffee|espresso|cappuccino|latte) "
+                                                        r"(is|was|tastes|looks) ", said)
         if coffee:
             machine = [d.id for d in self.config.devices if d.kind == DeviceKind.SWITCH
                        and any("coffee" in n.lower() or "espresso" in n.lower()

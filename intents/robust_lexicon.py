@@ -207,7 +207,7 @@ FUNCTION_WORDS_EN = frozenset({
     "around", "over", "out", "as", "than", "setting", "settings", "mode", "colour",
     "color", "brightness", "intensity", "power", "light", "lights", "let", "have",
     "has", "had", "get", "got", "go", "do", "does", "need", "want", "like", "more", "less",
-    "what", "how", "am", "was", "were", "being", "if", "or", "but", "yes",
+    "what", "how", "am", "was", "were", "being", "if", "or", "but", "yes", "feels", "feel",
 })
 
 # -- Chinese ---------------------------------------------------------------------------------

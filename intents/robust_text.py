@@ -198,7 +198,7 @@ def _of_as_off(tokens: list[str]) -> list[str]:
 
 #: Sounds of hesitation, dropped wherever they are said ("er, set the heating to, er, 20").
 _HESITATIONS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "hm", "mm",
-                          "mmm", "ah", "eh"})
+                          "mmm", "ah", "eh", "brr", "brrr"})
 
 #: Everyday words for what the lexicon knows by another name.
 _SAID_AS = {"telly": "tv", "tele": "tv", "hoovering": "vacuuming"}

@@ -87,6 +87,9 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("客厅灯亮度调低一点", None, "light_set", ["living_room_light"], {"brightness_step": -20}),
         ("把灯全关了", None, "light_off", ALL_LIGHTS, {}),
         ("I'm heading out, lock the front door", None, "lock", ["front_door_lock"], {}),
+        ("time to wake up, open the blinds", None, "cover_open", ["bedroom_blinds"], {}),
+        ("brr it's chilly", "living_room", "climate_set_temperature", ["thermostat"],
+         {"temperature_step": 1}),
         ("set the blinds to a quarter", None, "cover_set_position", ["bedroom_blinds"],
          {"position": 25}),
         ("bedroom lamp at three quarters", None, "light_set", ["bedroom_lamp"],
@@ -367,6 +370,12 @@ def test_a_warm_glow_is_not_a_complaint_about_heat(demo: Recognizer) -> None:
     assert r.intent is None or r.intent.name == "light_set", r
 
 
+def test_my_coffee_is_cold_is_no_order(demo: Recognizer) -> None:
+    """"my coffee is cold" switched the coffee maker on; "it's coffee time" still does."""
+    assert demo.recognize("my coffee is cold").intent is None
+    assert _got(demo.recognize("it's coffee time")) == ("switch_on", ["coffee_maker"])
+
+
 @pytest.mark.parametrize("text", ["let's have some music", "the vacuum is going",
                                   "go back on TV"])
 def test_not_a_state_question_nor_a_start(demo: Recognizer, text: str) -> None:
@@ -512,6 +521,7 @@ def test_blinds_are_not_a_door(demo: Recognizer, text: str) -> None:
         ("turn on the lights when I get home", "later"),
         ("if it gets cold, turn up the heat", "condition"),
         ("should I turn off the lights", "what to do"),  # turned every light off before
+        ("I can't sleep with the light on", "negation"),  # turned the light on before
         ("turn the fan on once it is warm", "condition"),
         ("don't turn off the lights", "negation"),
         ("the lights were off yesterday", "statement"),
