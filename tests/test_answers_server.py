@@ -76,6 +76,10 @@ async def test_text_replies_en_and_zh(text_server_factory: Callable[..., ServerT
         assert (zh["text"], zh["language"]) == ("已关闭厨房灯。", "zh-CN")
         nothing = (await _say(ws, "blah blah banana")).of("response.text")[0]
         assert nothing["kind"] == "not_understood"
+        # thanks (or Whisper's "Thank you." on the noise after an order) is no failure
+        thanks = (await _say(ws, "Thank you.")).of("response.text")[0]
+        assert (thanks["text"], thanks["kind"]) == ("You're welcome.", "answer")
+        assert (await _say(ws, "谢谢")).of("response.text")[0]["text"] == "不客气。"
         # A client asking for audio from a server without a voice gets text only.
         await _reply_audio(ws, 16000)
         got = await _say(ws, "is the kitchen light on", reply_end=True)

@@ -186,12 +186,26 @@ def compose_reply(
     if intent is not None and language and language.lower().startswith("zh"):
         lang = "zh-CN"
     w = _Words(home, lang)
+    if intent is None and _COURTESY.fullmatch(_plain(text)):
+        # "Thank you." after a command (said, or Whisper's favourite reading of the noise
+        # after speech): not "Sorry, I didn't understand that"
+        return Reply(w.sentences([w.t["courtesy"]]), w.lang, "answer")
     if intent is None:
         return _not_understood(w, reason)
     finals = [r for r in results if r.final]
     if intent.name in (IntentName.CLIMATE_GET_TEMPERATURE, IntentName.GET_STATE):
         return _answer(w, intent, finals)
     return _done(w, intent, finals)
+
+
+#: Thanks said to the assistant (English and Chinese), alone in a turn.
+_COURTESY = re.compile(
+    r"(?:(?:ok(?:ay)? |oh )?(?:thank you(?: (?:very|so) much)?|thanks(?: a lot)?|thank you hearth|"
+    r"cheers|ta|much appreciated)|谢谢(?:你|您)?|多谢|谢啦|感谢)")
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
 
 
 def error_reply(language: str | None, text: str = "") -> Reply:
