@@ -258,19 +258,23 @@ _ZH_NUM = "零〇一二两三四五六七八九十百"
 def _normalize_zh(text: str) -> str:
     s = re.sub(r"\s+", "", text.lower().translate(L.TRADITIONAL_ZH))
     s = s.replace("％", "%")
+    s = re.sub(rf"([{_ZH_NUM}]+)点([{_ZH_NUM}])(?=度|%)", lambda m: f"{_zh_number(m.group(1))}."
+               f"{_zh_number(m.group(2))}" if _zh_number(m.group(1)) is not None else m.group(0),
+               s)  # 一点五度
     s = re.sub(rf"百分之([{_ZH_NUM}\d]+)",
                lambda m: f"{_zh_number(m.group(1))}%" if _zh_number(m.group(1)) is not None
                else m.group(0), s)
     s = re.sub(rf"([{_ZH_NUM}]+)(度|%|摄氏度)",
                lambda m: f"{_zh_number(m.group(1))}{'度' if '度' in m.group(2) else '%'}"
                if _zh_number(m.group(1)) is not None else m.group(0), s)
-    s = re.sub(rf"(到|成|为|在|音量)([{_ZH_NUM}]+)(?!点|下|些|半|个)",
+    s = re.sub(rf"(到|成|为|在|音量|[高低大小加减])([{_ZH_NUM}]+)(?!点|下|些|半|个)",
                lambda m: f"{m.group(1)}{_zh_number(m.group(2))}"
                if _zh_number(m.group(2)) is not None else m.group(0), s)
     s = re.sub(rf"([{_ZH_NUM}\d]+)分之([{_ZH_NUM}\d]+)", lambda m: f"{round(100 * n / d)}%"
                if (d := _zh_number(m.group(1))) and (n := _zh_number(m.group(2))) is not None
                and n <= d else m.group(0), s)  # 三分之一: 33 %
     s = re.sub(r"([大小])一?点儿?声", r"\1声", s.replace("摄氏度", "度"))  # 小点声
+    s = re.sub(r"(\d+)度半", r"\1.5度", s)  # 二十度半
     return s
 
 

@@ -38,7 +38,8 @@ class _ChineseParser(_TierBase):
         chunks = [c for c in re.split(r"然后|接着|再把|再(?=[开关锁调打拉])|并且|同时|"
                                       r"，|,|；|;|。", s) if c]
         for i in range(len(chunks) - 1, 0, -1):  # "把风扇，打开": a 把 phrase and its verb
-            if re.fullmatch(r"[把将][^开关调设锁拉]+", chunks[i - 1]):
+            if re.fullmatch(r"[把将][^开关调设锁拉]+", chunks[i - 1]) or chunks[i - 1] in {
+                    n for n, _ in self._lex.cjk_devices}:  # "扫地机器人，打扫走廊"
                 chunks[i - 1:i + 1] = [chunks[i - 1] + chunks[i]]
         out: list[_Parse | Rejected | None] = []
         for c in chunks:
@@ -107,6 +108,8 @@ class _ChineseParser(_TierBase):
         done_q = re.search(r"(没有|没)$", s)
         if done_q and done_q.start() > 0:
             s = s[:done_q.start()]
+        if not done_q and "把" not in s and re.search(r"[开关]着(呢|的)?$", s):
+            done_q = re.search(r"$", s)  # "咖啡机开着呢": how it is, not a command
         if (ab := re.search(r"([开关锁])[没不]\1", s)) and not done_q:
             s, done_q = s[:ab.start() + 1] + s[ab.end():], ab  # "车库门关没关": was it done
         if re.match(r"(我|我们|他|她|他们|她们)(刚才|刚|已经|都|早就)?把", s) \
@@ -120,8 +123,8 @@ class _ChineseParser(_TierBase):
                 raise Rejected(reason)
         if "咖啡" in s and not any("咖啡" in n for n, _ in lex.cjk_devices):
             raise Rejected("I can't make coffee: there is no coffee machine in the home")
-        if "咖啡" in s and not any(w in s for w in ("关", "停")) and not any(
-                n in s for n, _ in lex.cjk_devices if "咖啡" in n):
+        if "咖啡" in s and not any(w in s for w in ("关", "停", "凉", "冷", "苦", "洒")) \
+                and not any(n in s for n, _ in lex.cjk_devices if "咖啡" in n):  # not "咖啡凉了"
             machine = _unique(d for n, d in lex.cjk_devices if "咖啡" in n)
             p.partial_devices = machine[:1]
             p.action, p.explicit_verb, p.imperative = "on", True, True
@@ -190,7 +193,7 @@ class _ChineseParser(_TierBase):
             self._not_there(p)
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
-                          r"回去|回来|显示|还是|"
+                          r"回去|回来|显示|还是|睡不着|"
                           r"刺眼|晃眼|状态|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
@@ -242,6 +245,9 @@ class _ChineseParser(_TierBase):
         small = any(w in rest for w in ("稍微", "稍稍", "微微", "一丢丢", "一点点"))
         big = any(w in rest for w in ("很多", "大大", "多一些", "非常"))
         step = L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT
+        by = re.search(r"[高低亮暗大小加减](\d+(?:\.\d+)?)%?(?!度|\d)", rest)
+        if by and p.temperature is None and not any(w in rest for w in ("到", "成", "为")):
+            step, p.number, p.percent = int(float(by.group(1))), None, False  # "调高百分之十"
         kelvin = next((k for w, k in L.COLOR_TEMP_ZH.items() if w in rest), None)
         color = next((c for w, c in L.COLORS_ZH.items() if w in rest), None)
         if kelvin is not None and color in ("white", "yellow"):
@@ -256,7 +262,7 @@ class _ChineseParser(_TierBase):
         # questions
         question = done_q is not None or any(
             w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有", "？", "?",
-                                "什么", "还是", "谁", "为什么", "怎么"))
+                                "什么", "还是", "谁", "为什么", "怎么", "干嘛", "干什么"))
         if question:
             if ("climate" in kinds and any(w in rest for w in ("多少", "几度", "怎么样", "什么"))) \
                     or "几度" in rest or "多少度" in rest:
@@ -283,8 +289,10 @@ class _ChineseParser(_TierBase):
                 act("vpause")
             elif any(w in rest for w in ("停", "关")):
                 act("vstop")
-            else:
+            elif any(w in rest for w in ("开始", "打扫", "清扫", "扫", "启动", "开", "工作", "吸")):
                 act("vstart", any(w in rest for w in ("开始", "打扫", "清扫", "启动", "开")))
+            else:
+                return None  # "扫地机器人好吵": no request
             if "vacuum" not in p.kinds:
                 p.kinds.append("vacuum")
             return p
@@ -294,7 +302,8 @@ class _ChineseParser(_TierBase):
             if "lock" not in p.kinds:
                 p.kinds.append("lock")
             return p
-        if any(w in s for w in ("锁上", "锁门", "上锁", "锁好", "把门锁", "锁起来")):
+        if any(w in s for w in ("锁上", "锁门", "上锁", "锁好", "把门锁", "锁起来")) \
+                or re.search(r"锁一下|锁上", raw):  # "前门帮我锁一下"
             act("lock")
             if "lock" not in p.kinds:
                 p.kinds.append("lock")
@@ -310,7 +319,7 @@ class _ChineseParser(_TierBase):
             return p
         if "media_player" in kinds or any(w in rest for w in ("下一首", "暂停", "继续播放",
                                                               "切歌", "上一首", "大声", "小声",
-                                                              "太吵")):
+                                                              "太吵", "换一首")):
             if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首", "切＃")):
                 act("next")
             elif m := re.search(r"(太|好|有点)(吵|响|大)|(太|好|有点)(小|轻)|听不[清见]", rest):
@@ -326,7 +335,7 @@ class _ChineseParser(_TierBase):
                     down = any(w in rest for w in ("小", "低", "减", "降"))
                     if up == down:
                         raise Rejected("louder or quieter? say a level, such as 'volume 30'")
-                    amount = 20 if big and not small else 10
+                    amount = step if by else 20 if big and not small else 10
                     p.vstep = amount if up else -amount
                     act("vstep")
             elif any(w in rest for w in ("暂停", "停", "关")):
@@ -410,7 +419,8 @@ class _ChineseParser(_TierBase):
         too_dark = any(w in rest for w in ("太暗", "好暗", "很暗", "有点暗", "看不见", "看不清",
                                            "黑", "暗了"))
         too_bright = any(w in rest for w in ("太亮", "好亮", "很亮", "刺眼", "晃眼"))
-        if lightish and (p.number is not None and (p.percent or "亮度" in rest)):
+        to_level = "light" in kinds and any(w in rest for w in ("到", "成", "为"))  # "灯光调到五十"
+        if lightish and (p.number is not None and (p.percent or "亮度" in rest or to_level)):
             p.brightness = max(0, min(100, int(p.number)))
             act("set")
             _light_kind(p)
