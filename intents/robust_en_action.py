@@ -63,7 +63,8 @@ class _EnglishActions(_TierBase):
         big = bool(tset & L.BIG_STEP_WORDS) and not small
         by_amount = None
         if p.number is not None and (" by " in text or (tset & {"up", "down"} and not tset & {
-                "to", "at", "percent"} and p.temperature is None and not p.percent) or re.search(
+                "to", "at"} and p.temperature is None and (
+                    "percent" in tset or not p.percent)) or re.search(
                 r" \d+(\.\d+)? (percent )?(brighter|dimmer|darker|louder|quieter|softer|higher|"
                 r"lower|more|less) ", text)):  # "by 10", "10 percent brighter": a step
             by_amount = int(p.number)

@@ -123,6 +123,8 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("make the music 20 percent louder", None, "media_set_volume", ["speaker"],
          {"volume_step": 20}),
         ("turn the volume down 20", None, "media_set_volume", ["speaker"], {"volume_step": -20}),
+        ("turn the volume up 10 percent", None, "media_set_volume", ["speaker"],
+         {"volume_step": 10}),
         ("turn down the heat 20", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),  # a step of -10 before
         # closing by an amount leaves the rest open (75 before)
