@@ -89,6 +89,8 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
         tokens = tokens[1:]  # "switch switch off the coffee maker": a stutter
     said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
                   lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
+    said = re.sub(r" more (loud|bright|hot|warm|cold|cool|dark|quiet|high|low) ",
+                  lambda m: f" {_MORE[m.group(1)]} ", said)  # "more hot please": hotter
     said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",
                   said)  # "raise the volume on the speaker": no "on"
     tokens = _of_as_off(_strip_politeness(_fractions(said.split())))
@@ -158,6 +160,9 @@ def _told(tokens: list[str]) -> list[str]:
 #: "not so loud", "less bright": the comparative the other way.
 _LESS = {"loud": "quieter", "bright": "dimmer", "hot": "cooler", "warm": "cooler",
          "cold": "warmer", "cool": "warmer", "dark": "brighter"}
+_MORE = {"loud": "louder", "bright": "brighter", "hot": "warmer", "warm": "warmer",
+         "cold": "cooler", "cool": "cooler", "dark": "darker", "quiet": "quieter",
+         "high": "higher", "low": "lower"}
 _FRACTIONS = {"quarter": 25, "quarters": 25, "third": 33, "thirds": 33}
 
 

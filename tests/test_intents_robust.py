@@ -102,6 +102,9 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("not so bright please", "living_room", "light_set", ["living_room_light"],
          {"brightness_step": -20}),  # a negation before
         ("less loud please", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("more hot please", "living_room", "climate_set_temperature", ["thermostat"],
+         {"temperature_step": 1}),  # "hot" a complaint before: -1
+        ("the music more loud", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
         ("make it 20 degrees", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),
         ("reading light in the office", None, "light_set", ["office_light"],
