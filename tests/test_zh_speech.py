@@ -85,6 +85,13 @@ def test_pinyin_repair_rewrites_homophones_of_the_home() -> None:
     assert "开" not in repair.repair("大概车库门")
     # What was heard first; the repair after it, so the decoder takes it as a guess.
     assert readings("把握室灯。", repair) == ["把握室灯", "把卧室灯"]
+    # The top hypothesis: the same syllables in the home's characters come first, as heard
+    # (下一手 is 下一首: xia yi shou); a near syllable stays a guess after what was heard, and
+    # a door's, a lock's or the garage's name is never taken from a homophone.
+    assert readings("下一手。", repair, heard=True) == ["下一首", "下一手"]
+    assert readings("把握是灯", repair, heard=True)[0] == "把卧室灯"
+    assert readings("重房的灯", repair, heard=True) == ["重房的灯", "厨房的灯"]
+    assert readings("打开车裤们", repair, heard=True)[0] == "打开车裤们"
 
 
 # -- a server with Whisper base -------------------------------------------------------------

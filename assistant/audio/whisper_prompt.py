@@ -98,13 +98,14 @@ class PromptBuilder:
     def zh_readings(self, alternatives: list[Alternative]) -> list[Alternative]:
         """Chinese hypotheses normalized for the zh-CN grammar (simplified, no punctuation),
         each followed by its homophone repair when that differs (:mod:`assistant.audio.zh`):
-        the decoder takes a repaired reading as a lower hypothesis, i.e. a guess."""
+        the decoder takes a repaired reading as a lower hypothesis, i.e. a guess; the top
+        hypothesis's exact homophones (same syllables) come first, as heard."""
         from assistant.audio.zh import readings
 
         out: list[Alternative] = []
         seen: set[str] = set()
-        for a in alternatives:
-            for text in readings(a.text, self._zh_repair) or [""]:
+        for n, a in enumerate(alternatives):
+            for text in readings(a.text, self._zh_repair, heard=n == 0) or [""]:
                 if text not in seen:
                     seen.add(text)
                     out.append(Alternative(text, a.avg_logprob))
