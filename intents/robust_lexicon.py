@@ -228,7 +228,8 @@ DIGITS_ZH = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 
 UNITS_ZH = {"十": 10, "百": 100}
 
 KIND_WORDS_ZH: tuple[tuple[str, str], ...] = (
-    ("灯光", "light"), ("灯泡", "light"), ("照明", "light"), ("台灯", "light"), ("灯", "light"),
+    ("灯光", "light"), ("灯泡", "light"), ("电灯", "light"), ("照明", "light"), ("台灯", "light"),
+    ("灯", "light"),
     ("智能插座", "switch"), ("插座", "switch"), ("插头", "switch"), ("开关", "switch"),
     ("风扇", "fan"), ("电扇", "fan"), ("吊扇", "fan"),
     ("车库门", "cover"), ("窗帘", "cover"), ("百叶窗", "cover"), ("卷帘", "cover"),
@@ -237,7 +238,8 @@ KIND_WORDS_ZH: tuple[tuple[str, str], ...] = (
     ("门", "door"),
     ("温控器", "climate"), ("暖气", "climate"), ("空调", "climate"), ("地暖", "climate"),
     ("温度计", "sensor"), ("温度", "climate"), ("恒温器", "climate"),
-    ("音箱", "media_player"), ("音乐", "media_player"), ("歌", "media_player"),
+    ("音箱", "media_player"), ("音响", "media_player"), ("音乐", "media_player"),
+    ("歌", "media_player"),
     ("音量", "media_player"), ("声音", "media_player"), ("电视", "media_player"),
     ("播放器", "media_player"),
     ("扫地机器人", "vacuum"), ("扫地机", "vacuum"), ("吸尘器", "vacuum"), ("扫地", "vacuum"),

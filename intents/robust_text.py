@@ -301,7 +301,7 @@ def _strip_zh(s: str) -> str:
         if w in ("了", "吧", "呢", "啊", "呀", "哦", "嘛"):
             continue
         s = s.replace(w, "")
-    s = re.sub(r"[吧呢啊呀哦嘛]+$", "", s)
+    s = re.sub(r"[吧呢啊呀哦嘛啦咯哈嘞呗]+$", "", s)
     s = re.sub(r"(?<=[关开])了", "", s)
     return s.strip("，。！？!?,. ")
 

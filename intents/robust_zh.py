@@ -193,7 +193,7 @@ class _ChineseParser(_TierBase):
             self._not_there(p)
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
-                          r"回去|回来|显示|还是|睡不着|"
+                          r"回去|回来|显示|还是|睡不着|快点|赶紧|赶快|声|"
                           r"刺眼|晃眼|状态|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
@@ -327,7 +327,7 @@ class _ChineseParser(_TierBase):
                 p.vstep = (-1 if m.group(2) else 1) * (20 if big and not small else 10)
                 act("vstep", False)
             elif "音量" in p.kind_words or "声音" in p.kind_words or "大声" in rest \
-                    or "小声" in rest:
+                    or "小声" in rest or re.search(r"[开调][大小]", rest):  # "音乐声开大些"
                 if p.number is not None:
                     act("volume")
                 else:

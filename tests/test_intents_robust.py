@@ -181,6 +181,10 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("前门帮我锁一下", None, "lock", ["front_door_lock"], {}),
         ("把灯光调到五十", "office", "light_set", ["office_light"], {"brightness": 50}),
         ("这首歌不好听，换一首", None, "media_next", ["speaker"], {}),
+        ("把音乐声开大些", None, "media_set_volume", ["speaker"], {"volume_step": 10}),  # resumed
+        ("把客廳的電燈打開", None, "light_on", ["living_room_light"], {}),
+        ("音響小聲一點", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
+        ("快点开灯啦", "hallway", "light_on", ["hallway_light"], {}),
         ("客厅灯是开着还是关着", None, "get_state", ["living_room_light"], {}),  # off before
         ("暖气调到二十度左右", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),
