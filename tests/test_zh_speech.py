@@ -94,6 +94,17 @@ def test_pinyin_repair_rewrites_homophones_of_the_home() -> None:
     assert readings("打开车裤们", repair, heard=True)[0] == "打开车裤们"
 
 
+def test_a_reading_is_heard_alike_up_to_near_syllables() -> None:
+    from assistant.audio.zh import heard_alike
+
+    assert heard_alike("战亭音乐", "暂停音乐")  # zhan ~ zan (10 dB kitchen noise)
+    assert heard_alike("把握是冬调亮一点", "把卧室灯调亮一点")  # one near syllable in eight
+    assert not heard_alike("卧室", "晚安")  # nothing alike
+    assert not heard_alike("房吊扇之位二楼", "把温度设置为二十二度")  # not as many syllables
+    assert not heard_alike("暂停音乐", "暂停音乐")  # the same: not a guess to weigh
+    assert not heard_alike("大楼打开", "走廊打开")  # two syllables in four, not near
+
+
 # -- a server with Whisper base -------------------------------------------------------------
 
 
@@ -202,3 +213,26 @@ async def test_tiny_en_refuses_a_chinese_session_clearly(hearth_server: ServerTh
         while (event := await recv_event(ws))["type"] != "intent":
             pass
         assert event["intent"]["name"] == "light_on"
+
+
+def test_a_guess_heard_alike_reaches_the_bar_never_a_sensitive_one() -> None:
+    from assistant.turn.pipeline import zh_heard_alike
+    from intents.decode import FULL_DECODE, Hypothesis, HypothesisDecoder
+    from intents.recognizer import Recognizer
+
+    recognizer = Recognizer(load_demo_config())
+    decoder = HypothesisDecoder(recognizer, FULL_DECODE)
+    pause = decoder.decode([Hypothesis("战亭音乐", -0.9), Hypothesis("暂停音乐", -1.2)],
+                           language="zh-CN")
+    assert pause.intent is not None and pause.guessed and pause.intent.confidence < 0.5
+    weighed = zh_heard_alike(recognizer, pause, "战亭音乐")
+    assert weighed.intent is not None and weighed.intent.confidence == 0.5
+    assert "heard alike" in weighed.reason
+    door = decoder.decode([Hypothesis("解锁钱门", -0.9), Hypothesis("解锁前门", -1.2)],
+                          language="zh-CN")
+    assert door.intent is not None and door.intent.name == "unlock" and door.guessed
+    # heard alike (前盟 for 前门: meng ~ men), but an unlock guess stays where it was put
+    from assistant.audio.zh import heard_alike
+
+    assert heard_alike("解锁前盟", door.intent.text)
+    assert zh_heard_alike(recognizer, door, "解锁前盟").intent == door.intent
