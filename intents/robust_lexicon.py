@@ -33,6 +33,7 @@ POLITE_PREFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
         "would it be possible to", "is it possible to", "would you be able to",
         "are you able to", "i would love it if you could", "i would appreciate it if you could",
         "would you be so kind as to", "be a dear and", "do you mind", "could you just",
+        "if you could", "if you can", "if you would", "if you do not mind",
     ], key=lambda s: -len(s.split()))
 )
 POLITE_SUFFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
@@ -40,6 +41,7 @@ POLITE_SUFFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
         "please", "thanks", "thank you", "now", "right now", "for me", "for me please",
         "please thanks", "ok", "okay", "asap", "immediately", "thank you very much", "mate",
         "then", "quickly", "already", "good night", "goodnight", "cheers",
+        "if you could", "if you can", "if you do not mind", "if possible",
     ], key=lambda s: -len(s.split()))
 )
 

@@ -88,6 +88,8 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("把灯全关了", None, "light_off", ALL_LIGHTS, {}),
         ("I'm heading out, lock the front door", None, "lock", ["front_door_lock"], {}),
         ("time to wake up, open the blinds", None, "cover_open", ["bedroom_blinds"], {}),
+        ("if you don't mind, turn off the fan", None, "fan_off", ["ceiling_fan"], {}),
+        ("close the blinds if possible", None, "cover_close", ["bedroom_blinds"], {}),
         ("brr it's chilly", "living_room", "climate_set_temperature", ["thermostat"],
          {"temperature_step": 1}),
         ("set the blinds to a quarter", None, "cover_set_position", ["bedroom_blinds"],
