@@ -224,7 +224,7 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | L.BIG_STEP_WORDS | {w for k in L.LEVEL_WORDS_EN for w in k.split()}
         | set(L.NUMBERS_EN) | L.WAKE_WORDS_EN | L.GREETINGS_EN
         | {"unlock", "lock", "secure", "dark", "bright", "hot", "cold", "warm", "chilly", "see",
-           "pitch",
+           "pitch", "hear",
            "cannot", "barely", "hardly",
            "freezing",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",

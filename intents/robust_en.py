@@ -273,8 +273,10 @@ class _EnglishParser(_EnglishActions):
                     what = "room or device" if t in ("door",) else "device"
                     raise Rejected(f"I don't know a {what} called {' '.join([*name, t])!r}",
                                    final=False)
-            if (t in ("in", "at") or (t == "on" and tokens[i + 1:i + 2] in (["the"], ["my"]))) \
-                    and i + 1 < len(tokens):  # "… on the patio"
+            if (t in ("in", "at") or (t == "on" and tokens[i + 1:i + 2] in (["the"], ["my"])
+                                      and i > 0 and tokens[i - 1] not in _ACTION_WORDS
+                                      | L.VERBS_SET_EN | {"it", "them", "back", "flip"})) \
+                    and i + 1 < len(tokens):  # "… on the patio", not "turn on the …"
                 k = i + 1
                 while k < len(tokens) and tokens[k] in ("the", "my", "our", "this", "that"):
                     k += 1

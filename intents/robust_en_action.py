@@ -360,6 +360,8 @@ class _EnglishActions(_TierBase):
 
         # covers
         if cover:
+            if tset & {"stop", "halt", "freeze"}:  # "stop the blinds" is not "close them"
+                raise Rejected("I can't stop a cover midway yet; say open, close or a position")
             if p.number is not None and not p.percent and tset & {"to", "at"}:
                 p.percent = True  # "blinds to 60"
             if p.number is not None and p.percent and tset & (L.VERBS_CLOSE_EN | {"down"}) \

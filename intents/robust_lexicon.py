@@ -97,7 +97,7 @@ KIND_WORDS_EN: dict[str, str] = {
     "temperature": "climate", "boiler": "climate", "temp": "climate",
     "speaker": "media_player", "music": "media_player", "song": "media_player",
     "track": "media_player", "volume": "media_player", "tv": "media_player",
-    "television": "media_player", "stereo": "media_player", "radio": "media_player",
+    "television": "media_player", "stereo": "media_player",
     "sound": "media_player", "playback": "media_player", "tune": "media_player",
     "vacuum": "vacuum", "roomba": "vacuum", "hoover": "vacuum", "robot": "vacuum",
     "vacuum cleaner": "vacuum", "robot vacuum": "vacuum", "cleaner": "vacuum",

@@ -107,6 +107,8 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("more hot please", "living_room", "climate_set_temperature", ["thermostat"],
          {"temperature_step": 1}),  # "hot" a complaint before: -1
         ("the music more loud", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
+        ("louder please, I can't hear", None, "media_set_volume", ["speaker"],
+         {"volume_step": 10}),
         ("make it 20 degrees", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),
         ("reading light in the office", None, "light_set", ["office_light"],
@@ -574,6 +576,9 @@ def test_out_of_scope_never_acts(demo: Recognizer, text: str, why: str) -> None:
     [
         ("turn on the porch light", "I don't know a device called 'porch light'"),
         ("play the music on the patio", "I don't know a room called 'patio'"),  # resumed before
+        ("stop the blinds", "can't stop a cover"),  # closed them before
+        ("play the radio", "choose what to play"),  # resumed the speaker before
+        ("turn on the radio", "'radio'"),
         ("turn off the closet light", "'closet light'"),
         ("start the washing machine", "'washing machine'"),  # not the coffee machine
         ("switch on the lights in the basement", "I don't know a room called 'basement'"),
