@@ -122,7 +122,7 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
             return None  # about a timer, not a request for one
         text = re.sub(rf"([{_ZH_NUM}]+)(?=个?(?:小时|钟头|分钟|分|秒钟|秒))",
                       lambda m: str(_zh_number(m.group(1)) or m.group(1)), text)
-        if any(w in text for w in ("取消", "关掉", "关闭", "停止", "删除", "不要")):
+        if any(w in text for w in ("取消", "关", "停止", "删除", "不要")):  # 把计时器关了
             return TIMER_CANCEL, Slots(), "timer cancel"
         if any(w in text for w in ("还剩", "多久", "多长时间", "剩下", "剩余")):
             return TIMER_STATUS, Slots(), "timer status"

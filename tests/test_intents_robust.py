@@ -189,6 +189,7 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("把客廳的電燈打開", None, "light_on", ["living_room_light"], {}),
         ("音響小聲一點", None, "media_set_volume", ["speaker"], {"volume_step": -10}),
         ("快点开灯啦", "hallway", "light_on", ["hallway_light"], {}),
+        ("窗帘关一半就行", None, "cover_set_position", ["bedroom_blinds"], {"position": 50}),
         ("客厅灯是开着还是关着", None, "get_state", ["living_room_light"], {}),  # off before
         ("暖气调到二十度左右", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),
@@ -369,6 +370,11 @@ def test_timer_lengths_said_in_words(demo: Recognizer, text: str, seconds: int) 
     r = demo.recognize(text)
     assert r.intent is not None and r.intent.name == "timer_start", r
     assert r.intent.slots.custom["seconds"] == seconds
+
+
+def test_a_timer_switched_off_is_cancelled(demo: Recognizer) -> None:
+    r = demo.recognize("把计时器关了")  # "say how long the timer should run" before
+    assert r.intent is not None and r.intent.name == "timer_cancel", r
 
 
 def test_vacuum_a_floor_it_has_no_map_of(demo: Recognizer) -> None:
