@@ -120,9 +120,13 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
         if not any(w in text for w in _TIMER_ZH) or any(
                 w in text for w in ("昨天", "刚才", "已经", "上次", "不要设")):
             return None  # about a timer, not a request for one
+        if re.search(r"(后|以后|之后|结束).*[开关调]", text):
+            return None  # "十分钟后关灯" with a timer word: an action for later, not a timer
         text = re.sub(rf"([{_ZH_NUM}]+)(?=个?(?:小时|钟头|分钟|分|秒钟|秒))",
                       lambda m: str(_zh_number(m.group(1)) or m.group(1)), text)
-        if any(w in text for w in ("取消", "关", "停止", "删除", "不要")):  # 把计时器关了
+        if any(w in text for w in ("取消", "停止", "删除", "不要")) or re.search(
+                r"器(给我)?[关停]|关[掉闭]?(这个|那个)?(定时|计时|倒计时)", text):
+            # 把计时器关了, 关掉定时器 (not 定时关灯: lights off later)
             return TIMER_CANCEL, Slots(), "timer cancel"
         if any(w in text for w in ("还剩", "多久", "多长时间", "剩下", "剩余")):
             return TIMER_STATUS, Slots(), "timer status"
