@@ -314,7 +314,8 @@ class _EnglishParser(_EnglishActions):
             raise Rejected("that sounds like a statement, not a request")
         for words, reason in L.OUT_OF_SCOPE_EN[:3]:  # timers, alarms, reminders
             if tset & words:
-                raise Rejected(reason)
+                raise Rejected("a timer and a device in one request: say them one at a time"
+                               if p.has_target() and "timer" in words else reason)
         if not (p.has_target() or p.here):
             for words, reason in L.OUT_OF_SCOPE_EN:
                 if tset & words and not (words & {"time", "day", "clock"}

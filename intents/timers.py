@@ -147,6 +147,8 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
         if (words[0] not in _REQUEST_STARTS and not words[0].replace(".", "").isdigit()) \
                 or set(words) & {"yesterday", "ago", "earlier", "last", "was", "had"}:
             return None  # "I set a timer for 5 minutes yesterday": about a timer
+        if re.search(r"\b(turn|switch|lock|unlock|open|close|dim|brighten)\b", text):
+            return None  # "set a timer to turn off the lights in 10 minutes": not a bare timer
         if set(words) & {"cancel", "stop", "delete", "remove", "end", "kill"}:
             return TIMER_CANCEL, Slots(), "timer cancel"
         if set(words) & {"left", "remaining", "long", "status"}:
