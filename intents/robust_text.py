@@ -89,6 +89,7 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
         tokens = tokens[1:]  # "switch switch off the coffee maker": a stutter
     said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
                   lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
+    said = re.sub(r" power down ", " power off ", said)  # not a dimming "down"
     said = re.sub(r" more (loud|bright|hot|warm|cold|cool|dark|quiet|high|low) ",
                   lambda m: f" {_MORE[m.group(1)]} ", said)  # "more hot please": hotter
     said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",

@@ -109,6 +109,7 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
         ("the music more loud", None, "media_set_volume", ["speaker"], {"volume_step": 10}),
         ("louder please, I can't hear", None, "media_set_volume", ["speaker"],
          {"volume_step": 10}),
+        ("power down the lights in the kitchen", None, "light_off", ["kitchen_light"], {}),  # dim
         ("make it 20 degrees", None, "climate_set_temperature", ["thermostat"],
          {"temperature": 20}),
         ("reading light in the office", None, "light_set", ["office_light"],
