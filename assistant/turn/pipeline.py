@@ -197,7 +197,8 @@ class Turns:
         sugar") is the scorer's invention, kept below the bar."""
         result = weigh_reading(self._res.recognizer, result, [h.text for h in heard.hypotheses],
                                rescued=rescued)
-        return zh_heard_alike(self._res.recognizer, result, heard.text)
+        top = heard.hypotheses[0].text if heard.hypotheses else ""
+        return zh_heard_alike(self._res.recognizer, result, top)
 
     # -- the end of a turn ---------------------------------------------------------------
 
