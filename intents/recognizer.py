@@ -171,14 +171,8 @@ class Recognizer:
 
     # -- public API ------------------------------------------------------------------------
 
-    def recognize(
-        self,
-        text: str,
-        *,
-        language: str | None = None,
-        context: Intent | None = None,
-        area: str | None = None,
-    ) -> Recognition:
+    def recognize(self, text: str, *, language: str | None = None,
+                  context: Intent | None = None, area: str | None = None) -> Recognition:
         """Recognize one utterance (see :meth:`_recognize`); a thermostat setpoint no home
         would take ("set the heat to 2 degrees": a misheard number) is refused whichever tier
         read it."""
@@ -192,14 +186,8 @@ class Recognizer:
                 "say one between 5 and 35 degrees"))
         return rec
 
-    def _recognize(
-        self,
-        text: str,
-        *,
-        language: str | None = None,
-        context: Intent | None = None,
-        area: str | None = None,
-    ) -> Recognition:
+    def _recognize(self, text: str, *, language: str | None = None,
+                   context: Intent | None = None, area: str | None = None) -> Recognition:
         """Recognize one utterance.
 
         ``language``: any spelling (``zh-cn``, ``zh-CN``, ``en-US``); when None, zh-CN if the
