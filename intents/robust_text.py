@@ -94,7 +94,7 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
                   lambda m: f" {_MORE[m.group(1)]} ", said)  # "more hot please": hotter
     said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",
                   said)  # "raise the volume on the speaker": no "on"
-    tokens = _of_as_off(_strip_politeness(_fractions(said.split())))
+    tokens = _strip_politeness(_fractions(said.split()))
     return _told(_corrected(tokens) if correct else tokens)
 
 
@@ -182,23 +182,6 @@ def _fractions(tokens: list[str]) -> list[str]:
                             "percent"]
                 continue
         out.append(t)
-    return out
-
-
-def _of_as_off(tokens: list[str]) -> list[str]:
-    """"Turn of the kitchen light", "switch the fan of": Whisper writes "off" as "of" now and
-    then; right after a switching verb, or last in a sentence that starts with one, "of" can
-    only be "off"."""
-    if len(tokens) < 2 or tokens[0] not in ("turn", "switch", "shut", "power"):
-        return tokens
-    out = list(tokens)
-    if out[1] == "of":
-        out[1] = "off"
-    if out[-1] == "of":
-        out[-1] = "off"
-    for i in range(2, len(out) - 1):  # "turn the lights of in the kitchen"
-        if out[i] == "of" and out[i + 1] in ("in", "at", "please", "now", "for", "then", "and"):
-            out[i] = "off"
     return out
 
 

@@ -96,7 +96,6 @@ def _got(r: Recognition) -> tuple[str, list[str]]:
          {"position": 25}),
         ("bedroom lamp at three quarters", None, "light_set", ["bedroom_lamp"],
          {"brightness": 75}),  # 3 % before
-        ("Turn the lights of in the kitchen.", None, "light_off", ["kitchen_light"], {}),
         ("the heating is too high", None, "climate_set_temperature", ["thermostat"],
          {"temperature_step": -1}),
         ("switch off the lamp by the bed", None, "light_off", ["bedroom_lamp"], {}),
@@ -249,12 +248,10 @@ def test_everyday_phrasings(demo: Recognizer, text: str, area: str | None, name:
         ("did i leave the kitchen light on", None, "get_state", ["kitchen_light"], {}),
         ("what is the thermostat set to", None, "climate_get_temperature", ["thermostat"], {}),
         ("what's the heating set at", None, "climate_get_temperature", ["thermostat"], {}),
-        ("Turn of the kitchen light.", None, "light_off", ["kitchen_light"], {}),
         ("the lights are too dim in the office", None, "light_on", ["office_light"],
          {"brightness_step": 20}),
         ("turn the kitchen light on low", None, "light_set", ["kitchen_light"],
          {"brightness": 25}),
-        ("switch the fan of", None, "fan_off", ["ceiling_fan"], {}),
         ("so um could you maybe turn the hallway light off", None, "light_off",
          ["hallway_light"], {}),
         ("hey so I was wondering if you could switch on the fan", None, "fan_on",
@@ -705,3 +702,12 @@ def test_unknown_set_is_a_one_line_error(tmp_path: Path,
 def test_chinese_softeners_are_not_a_small_step(demo: Recognizer, text: str, step: int) -> None:
     got = demo.recognize(text).intent
     assert got is not None and got.slots.brightness_step == step, got
+
+
+@pytest.mark.parametrize("text", ["Switch of the bedroom lamp.", "Turn of the kitchen light.",
+                                  "Turn the lights of in the kitchen.", "switch the fan of"])
+def test_of_is_neither_on_nor_off(demo: Recognizer, text: str) -> None:
+    # Whisper writes "of" for "off" and for "on" ("switch on the bedroom lamp" in an espeak
+    # voice came out "Switch of the bedroom lamp." and switched it off): never guess which
+    got = demo.recognize(text)
+    assert got.intent is None or got.intent.confidence < 0.5, got
