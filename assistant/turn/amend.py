@@ -215,8 +215,8 @@ class Amends:
             return None
         kind = fragment_kind(text)
         custom = order.intent.source == "custom"
-        if result.intent is not None and (custom or kind is None):
-            return None  # a command of its own
+        if result.intent is not None and (custom or kind != "continuation"):
+            return None  # a command of its own ("no more music" is not a correction)
         joined = f"{order.text.rstrip(_TRAILING)} {text.strip()}"
         lang = language or order.intent.language
         try:
