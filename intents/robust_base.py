@@ -226,7 +226,7 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | {"unlock", "lock", "secure", "dark", "bright", "hot", "cold", "warm", "chilly", "see",
            "pitch", "hear",
            "cannot", "barely", "hardly",
-           "freezing",
+           "freezing", "boiling", "stuffy",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
            "back", "prepare", "brew", "making", "need", "couple", "few", "warmer",

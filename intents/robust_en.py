@@ -48,8 +48,17 @@ class _EnglishParser(_EnglishActions):
         while len(clauses) > 1 and re.match(r"\s*(i|we|it|time)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {
                 "turn", "switch", "set", "make", "put"}:
-            # "I'm heading out, lock the front door": the command after what was said of us
-            text = ",".join(clauses := clauses[1:])
+            # "I'm heading out, lock the front door": the command after what was said of us;
+            # "we're done with the tv, turn it off": "it" is the one device the remark named
+            said = [_singular(t, self._lex.singular)
+                    for t in normalize_en(clauses[0], correct=False)]
+            spans = _find_spans(said, self._lex.devices, [False] * len(said))
+            rest = clauses[1]
+            others = set(said) - set(said[spans[0][0]:spans[0][1]]) if spans else set()
+            if len(spans) == 1 and not others & (_JOINERS | {"or"} | set(L.KIND_WORDS_EN)):
+                name = " ".join(said[spans[0][0]:spans[0][1]])
+                rest = re.sub(r"\b(it|them)\b", f"the {name}", rest, count=1, flags=re.I)
+            text = ",".join(clauses := [rest, *clauses[2:]])
         tokens = normalize_en(text)
         if not tokens:
             return []

@@ -90,6 +90,13 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
                   lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
     said = re.sub(r" power down ", " power off ", said)  # not a dimming "down"
+    # "shut the coffee maker down", "fire up the fan": a verb of its own with its particle,
+    # on or off (not a dimming "down"; a cover stays shut, not "off")
+    said = re.sub(r" (shut|power) ((?:the|my|our|that|this|it)(?: (?!blind|shade|curtain|"
+                  r"shutter|garage|window|door)\w+){0,4} )?down(?= |$)",
+                  lambda m: f" {m.group(1)} {m.group(2) or ''}off", said)
+    said = re.sub(r" fire ((?:the|my|our|that|this|it)(?: \w+){0,4} )?up(?= |$)",
+                  lambda m: f" turn {m.group(1) or ''}on", said)
     said = re.sub(r" more (loud|bright|hot|warm|cold|cool|dark|quiet|high|low) ",
                   lambda m: f" {_MORE[m.group(1)]} ", said)  # "more hot please": hotter
     said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",
@@ -190,7 +197,10 @@ _HESITATIONS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "
                           "mmm", "ah", "eh", "brr", "brrr"})
 
 #: Everyday words for what the lexicon knows by another name.
-_SAID_AS = {"telly": "tv", "tele": "tv", "hoovering": "vacuuming"}
+_SAID_AS = {"telly": "tv", "tele": "tv", "hoovering": "vacuuming",
+            # how hot or cold a room is, in the words people say it with
+            "roasting": "boiling", "sweltering": "boiling", "scorching": "boiling",
+            "nippy": "chilly", "baltic": "freezing", "arctic": "freezing"}
 
 _GERUNDS = {"closing": "close", "opening": "open", "turning": "turn", "switching": "switch",
             "dimming": "dim", "locking": "lock", "unlocking": "unlock", "pausing": "pause",
