@@ -3,6 +3,7 @@ and small helpers, and the base class holding the home."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -405,8 +406,20 @@ _MODIFIERS = (L.HARMLESS_MODIFIERS_EN | L.FUNCTION_WORDS_EN | _ACTION_WORDS | L.
                            "degrees", "brightness", "turn", "please", "kindly", "power"}))
 
 
+def _sets_to(tokens: list[str]) -> bool:
+    """Whether the words set something to a value ("… to 20", "… at 40 percent", "… to red",
+    "… red")."""
+    def value(w: str) -> bool:
+        return w.replace(".", "").isdigit() or w in L.COLORS_EN or w in L.COLOR_TEMP_EN \
+            or w in L.LEVEL_WORDS_EN
+    return any(a in ("to", "at") and value(b) for a, b in itertools.pairwise(tokens)) or (
+        len(tokens) > 2 and (value(tokens[-1]) or tokens[-1] == "percent"))
+
+
 def _split_commands(tokens: list[str]) -> list[list[str]]:
-    """Split at "and"/"then" where both sides carry an action word."""
+    """Split at "and"/"then" where both sides carry an action word, or where each side sets
+    its own target to its own value ("set the kitchen light to 20 and the office light to
+    60": the second with the first's verb)."""
     out: list[list[str]] = []
     cur: list[str] = []
     i = 0
@@ -417,7 +430,16 @@ def _split_commands(tokens: list[str]) -> list[list[str]]:
             while j < len(tokens) and tokens[j] in ("then", "also", "and"):
                 j += 1
             rest = tokens[j:]
-            if any(w in _ACTION_WORDS for w in cur) and rest and (
+            verb = cur[:next((k for k, w in enumerate(cur) if w in ("the", "my", "our")), 1)]
+            if (cur[0] in _ACTION_WORDS | L.VERBS_SET_EN and len(verb) <= 2 and _sets_to(cur)
+                    and rest and rest[0] not in ("to", "at") and _sets_to(rest)
+                    and not any(w in _ACTION_WORDS | L.VERBS_SET_EN for w in rest)):
+                out.append(cur)
+                cur = list(verb)
+                i = j
+                continue
+            if (any(w in _ACTION_WORDS for w in cur) or (
+                    cur[0] in L.VERBS_SET_EN and rest and rest[0] in _ACTION_WORDS)) and rest and (
                     rest[0] in _ACTION_WORDS or (
                         any(w in _ACTION_WORDS for w in rest)
                         and not (rest[-1] in ("on", "off") and not any(

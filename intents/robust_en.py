@@ -35,6 +35,12 @@ _SHARED_SCENE_WORDS = frozenset({"good", "night", "time", "mode", "scene", "day"
                                  "evening", "the", "a", "my", "all", "on", "off"})
 
 
+#: Verbs a command starts with (a comma before one starts the next command of a list).
+_VERBS_FIRST = frozenset({"turn", "switch", "lock", "unlock", "open", "close", "set", "dim",
+                          "brighten", "pause", "play", "resume", "start", "stop", "put", "make",
+                          "shut", "raise", "lower"})
+
+
 class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
 
@@ -44,7 +50,24 @@ class _EnglishParser(_EnglishActions):
                       r"\1 and ", text, flags=re.I)
         text = re.sub(r"[.!?;]+\s+(?=(turn|switch|lock|unlock|open|close|set|dim|pause|play|start|"
                       r"stop|put|make)\b)", " and ", text, flags=re.I)  # "Pause the music. Lock …"
+        pieces = text.split(",")
+        for k in range(len(pieces) - 1, 0, -1):
+            # "lock the door, close the garage and …": a list of commands a comma apart (each
+            # starting with its verb; never "…, no, turn on …", a correction)
+            if all((normalize_en(c, correct=False)[:1] or [""])[0] in _VERBS_FIRST
+                   for c in pieces[k - 1:k + 1]):
+                pieces[k - 1:k + 1] = [f"{pieces[k - 1]} and {pieces[k]}"]
+        text = ",".join(pieces)
         clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
+        if len(clauses) == 2 and not set(normalize_en(clauses[0], correct=False)) & (
+                _ACTION_WORDS | L.VERBS_SET_EN | {"is", "are", "what", "how"}):
+            # "the tv plug, is it on?": the question about the thing named first
+            text = re.sub(r"^\s*(is|are|was|were|does|did|has)\s+(it|they|that|this|those)\b",
+                          lambda m: f"{m.group(1)} {clauses[0].strip()}", clauses[1],
+                          flags=re.I) if re.match(r"\s*(is|are|was|were|does|did|has)\s+(it|they|"
+                                                  r"that|this|those)\b", clauses[1], re.I) \
+                else text
+            clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
         while len(clauses) > 1 and re.match(r"\s*(i|we|it|time)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {
                 "turn", "switch", "set", "make", "put"}:

@@ -69,7 +69,13 @@ class _EnglishActions(_TierBase):
                 r"lower|more|less) ", text)):  # "by 10", "10 percent brighter": a step
             by_amount = int(p.number)
         step = by_amount or (L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT)
-        colors = [t for t in tokens if t in L.COLORS_EN]
+        colors = [t for k, t in enumerate(tokens) if t in L.COLORS_EN and tokens[k - 1:k] != [
+            "from"]]  # "from blue to white": white
+        if len(set(colors)) > 1 and not p.corrected:
+            raise Rejected("I heard two colours; say which one")
+        if len({t for t in tokens if re.fullmatch(r"\d+(\.\d+)?", t)}) > 1 and not p.corrected \
+                and not tset & {"hour", "minute", "second"}:
+            raise Rejected("I heard two levels; say which one")  # "to 20 and 60": which?
         kelvin = next((L.COLOR_TEMP_EN[t] for t in tokens if t in L.COLOR_TEMP_EN), None)
         if " bright white " in text:
             kelvin = 6500
@@ -86,6 +92,10 @@ class _EnglishActions(_TierBase):
         cover = "cover" in kinds
         vac = "vacuum" in kinds
 
+        if p.has_target() and re.search(r" (on or off|off or on|open or (closed|shut)|(closed|shut)"
+                                        r" or open|locked or unlocked|unlocked or locked) ", text):
+            p.action, p.explicit_verb = "get_state", True  # "lights in the office on or off"
+            return
         # questions ("have some music" asks for it: "have" with no one after it)
         if (first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
                       "check", "did", "why", "who", "when", "where", "has", "have",
@@ -105,9 +115,13 @@ class _EnglishActions(_TierBase):
                     "status", "state"} and not p.kind_from_action:  # "what's the status of …"
                 p.action, p.explicit_verb = "get_state", True
                 return
-            if first in ("is", "are", "does") and p.has_target() and (
+            if (first in ("is", "are", "does") and p.has_target() and (
                     tset & {"on", "off", "open", "closed", "locked", "unlocked", "shut",
-                            "running", "playing", "lock"}):  # "is the front door lock?"
+                            "running", "playing", "lock", "up", "down", "cleaning", "charging",
+                            "docked", "working"})) or (  # "is the front door lock?"
+                    first == "how" and p.has_target() and tset & {"bright", "loud", "open"}) \
+                    or (first == "check" and p.has_target() and not tset - {"check"} & (
+                        _ACTION_WORDS | L.VERBS_SET_EN)):  # "check the garage door"
                 p.action = "get_state"
                 p.explicit_verb = True
                 return

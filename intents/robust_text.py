@@ -130,7 +130,8 @@ def _corrected(tokens: list[str]) -> list[str]:
         if not after:
             return tokens
         head = after[0]
-        if marker == ("no",) and not (head in _DETERMINERS or head.replace(".", "").isdigit()):
+        if marker == ("no",) and not (head in _DETERMINERS or head in _COMMAND_VERBS
+                                      or head.replace(".", "").isdigit()):
             continue  # "no" that is not a correction ("no more than …")
         if head in _COMMAND_VERBS:
             return _corrected(after)

@@ -29,6 +29,16 @@ def demo() -> Recognizer:
     # "it" after a remark that named one device is that device
     ("we're done with the kitchen light, you can turn it off", None, "light_off",
      ["kitchen_light"]),
+    # questions: the thing named first then "is it …?", A or B, how bright, check, still
+    ("the tv plug, is it on", None, "get_state", ["tv_plug"]),
+    ("lights in the office on or off", None, "get_state", ["office_light"]),
+    ("are the bedroom blinds up", None, "get_state", ["bedroom_blinds"]),
+    ("is the vacuum still cleaning", None, "get_state", ["robot_vacuum"]),
+    ("how bright is the living room light", None, "get_state", ["living_room_light"]),
+    ("can you check the garage door", None, "get_state", ["garage_door"]),
+    # a correction that says its verb again takes back the first command
+    ("turn on the kitchen light, no, turn on the hallway light", None, "light_on",
+     ["hallway_light"]),
 ])
 def test_wording_acts(demo: Recognizer, text: str, area: str | None, name: str,
                       ids: list[str]) -> None:
@@ -41,7 +51,34 @@ def test_wording_acts(demo: Recognizer, text: str, area: str | None, name: str,
     # a remark naming two devices (one by a loose word): "them" is not the one the lexicon knows
     ("I am done with the coffee machine and the tv, turn them off", None),
     ("fire up the heating", None),  # the thermostat is not switched on or off
+    ("set the lights to 20 and 60", None),  # two levels: which one?
+    ("kitchen light 30 and office light 60", None),
 ])
 def test_wording_does_not_act(demo: Recognizer, text: str, area: str | None) -> None:
     got = demo.recognize(text, area=area).intent
     assert got is None or got.confidence < MIN_CONF, (text, got)
+
+
+@pytest.mark.parametrize(("text", "first", "then"), [
+    # each target with its own value: the second takes the first's verb (not both at 20)
+    ("dim the kitchen light to 20 and the office light to 60",
+     ("kitchen_light", 20, None), ("office_light", 60, None)),
+    ("make the kitchen light red and the office light blue",
+     ("kitchen_light", None, "red"), ("office_light", None, "blue")),
+])
+def test_each_target_its_own_value(demo: Recognizer, text: str,
+                                   first: tuple[str, int | None, str | None],
+                                   then: tuple[str, int | None, str | None]) -> None:
+    rec = demo.recognize(text)
+    got = [rec.intent, *rec.also]
+    assert len(got) == 2 and all(i is not None for i in got), rec
+    for i, (dev, level, color) in zip(got, (first, then), strict=True):
+        assert i is not None and i.slots.device_ids == [dev], i
+        assert (i.slots.brightness, i.slots.color) == (level, color), i
+
+
+def test_a_list_of_commands_a_comma_apart(demo: Recognizer) -> None:
+    rec = demo.recognize("lock the door, close the garage and turn off the hallway light")
+    assert rec.intent is not None and rec.intent.name == "lock", rec
+    assert [(a.name, a.slots.device_ids) for a in rec.also] == [
+        ("cover_close", ["garage_door"]), ("light_off", ["hallway_light"])]
