@@ -267,6 +267,13 @@ def _normalize_zh(text: str) -> str:
     s = re.sub(rf"([{_ZH_NUM}]+)(度|%|摄氏度)",
                lambda m: f"{_zh_number(m.group(1))}{'度' if '度' in m.group(2) else '%'}"
                if _zh_number(m.group(1)) is not None else m.group(0), s)
+    s = re.sub(rf"([{_ZH_NUM}]+|\d+)成(?=亮|的?亮度|$|[，,。吧左就])",
+               lambda m: f"{10 * n:g}%" if (n := _zh_number(m.group(1)) if not m.group(1).isdigit()
+                                              else int(m.group(1))) and 0 < n <= 10
+               else m.group(0), s)  # 三成, 八成亮: tenths, as a level
+    s = re.sub(r"一丢丢|一丁点儿?", "一点点", s)
+    s = re.sub(r"[整搞弄](?=[亮暗大小高低])", "调", s)  # 把灯整亮点
+    s = re.sub(r"拉(严实|严|紧)", "拉上", s)  # 窗帘拉严实: closed
     s = re.sub(rf"(到|成|为|在|音量|[高低大小加减])([{_ZH_NUM}]+)(?!点|下|些|半|个)",
                lambda m: f"{m.group(1)}{_zh_number(m.group(2))}"
                if _zh_number(m.group(2)) is not None else m.group(0), s)
@@ -296,7 +303,7 @@ def _strip_zh(s: str) -> str:
         if w in ("了", "吧", "呢", "啊", "呀", "哦", "嘛"):
             continue
         s = s.replace(w, "")
-    s = re.sub(r"[吧呢啊呀哦嘛啦咯哈嘞呗]+$", "", s)
+    s = re.sub(r"[吧呢啊呀哦嘛啦咯哈嘞呗喽哟噢]+$", "", s)
     s = re.sub(r"(?<=[关开])了", "", s)
     return s.strip("，。！？!?,. ")
 

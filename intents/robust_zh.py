@@ -35,7 +35,7 @@ class _ChineseParser(_TierBase):
         if any(w in s for w in L.SCHEDULE_WORDS_ZH):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
         said, s = s, self._corrected_zh(s)
-        chunks = [c for c in re.split(r"然后|接着|再把|再(?=[开关锁调打拉])|并且|同时|"
+        chunks = [c for c in re.split(r"然后|接着|再把|再(?=[开关锁调打拉])|并且|同时|顺便|顺手|"
                                       r"，|,|；|;|。", s) if c]
         for i in range(len(chunks) - 1, 0, -1):  # "把风扇，打开": a 把 phrase and its verb
             if re.fullmatch(r"[把将][^开关调设锁拉]+", chunks[i - 1]) or chunks[i - 1] in {
@@ -112,9 +112,11 @@ class _ChineseParser(_TierBase):
             done_q = re.search(r"$", s)  # "咖啡机开着呢": how it is, not a command
         if (ab := re.search(r"([开关锁])[没不]\1", s)) and not done_q:
             s, done_q = s[:ab.start() + 1] + s[ab.end():], ab  # "车库门关没关": was it done
-        if re.match(r"(我|我们|他|她|他们|她们)(刚才|刚|已经|都|早就)?把", s) \
-                and not re.search(r"吧\W*$", raw):
-            raise Rejected("that sounds like a statement, not a request")  # "我把灯关了"
+        who = r"(我|我们|他|她|他们|她们)(刚才|刚|已经|都|早就)?"
+        if (re.match(who + "把", s) or (re.match(who + "(打开|关掉|[开关锁熄])", s)
+                                         and re.search(r"了[啊哦呀喔]?\W*$", raw))) \
+                and not re.search(r"吧\W*$", raw):  # "我把灯关了", "我关灯了": told
+            raise Rejected("that sounds like a statement, not a request")
         if s.startswith(L.NEGATIONS_ZH) or re.search(
                 r"(?<![特分区识级类])(别|不要|不用|不必).*[开关调打拉锁解放播启停弄扫吸]", s):
             raise Rejected("that is not something to do (a negation)")
@@ -319,8 +321,9 @@ class _ChineseParser(_TierBase):
             return p
         if "media_player" in kinds or any(w in rest for w in ("下一首", "暂停", "继续播放",
                                                               "切歌", "上一首", "大声", "小声",
-                                                              "太吵", "换一首")):
-            if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首", "切＃")):
+                                                              "太吵", "换一首", "换首")):
+            if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首", "换首", "切＃",
+                                       "＃切")):
                 act("next")
             elif m := re.search(r"(太|好|有点)(吵|响|大)|(太|好|有点)(小|轻)|听不[清见]", rest):
                 # "音乐太吵了", "声音太大了": quieter; "声音太小", "听不清": louder

@@ -82,3 +82,34 @@ def test_a_list_of_commands_a_comma_apart(demo: Recognizer) -> None:
     assert rec.intent is not None and rec.intent.name == "lock", rec
     assert [(a.name, a.slots.device_ids) for a in rec.also] == [
         ("cover_close", ["garage_door"]), ("light_off", ["hallway_light"])]
+
+
+@pytest.mark.parametrize(("text", "area", "name", "ids", "slot", "value"), [
+    ("亮度调到三成", "office", "light_set", ["office_light"], "brightness", 30),  # tenths
+    ("客厅灯开到八成亮", None, "light_set", ["living_room_light"], "brightness", 80),
+    ("把灯整亮点", "kitchen", "light_set", ["kitchen_light"], "brightness_step", 20),  # 整: 调
+    ("声音大一丢丢", None, "media_set_volume", ["speaker"], "volume_step", 10),
+    ("把灯给我关喽", "hallway", "light_off", ["hallway_light"], None, None),
+    ("窗帘给我拉严实", None, "cover_close", ["bedroom_blinds"], None, None),
+    ("歌切一下", None, "media_next", ["speaker"], None, None),
+    ("换首歌呗", None, "media_next", ["speaker"], None, None),
+])
+def test_chinese_colloquial(demo: Recognizer, text: str, area: str | None, name: str,
+                            ids: list[str], slot: str | None, value: int | None) -> None:
+    got = demo.recognize(text, area=area).intent
+    assert got is not None and got.confidence >= MIN_CONF, (text, got)
+    assert (got.name, got.slots.device_ids) == (name, ids), got
+    if slot is not None:
+        assert getattr(got.slots, slot) == value, got
+
+
+def test_chinese_by_the_way_is_a_second_command(demo: Recognizer) -> None:
+    rec = demo.recognize("打开窗帘顺便开灯", area="bedroom")
+    assert rec.intent is not None and rec.intent.name == "cover_open", rec
+    assert [(a.name, a.slots.device_ids) for a in rec.also] == [("light_on", ["bedroom_lamp"])]
+
+
+@pytest.mark.parametrize("text", ["我关灯了", "他已经锁门了"])
+def test_chinese_reports_do_not_act(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text, area="bedroom").intent
+    assert got is None or got.confidence < MIN_CONF, got
