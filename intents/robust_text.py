@@ -27,6 +27,12 @@ def _number_words(tokens: list[str]) -> list[str]:
     i = 0
     while i < len(tokens):
         t = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if t in ("two", "too") and i > 0 and ((nxt.isdigit() and int(nxt) >= 10) or (
+                nxt in L.NUMBERS_EN and L.NUMBERS_EN[nxt] >= 10)):
+            out.append("to")  # "dim the lights two 50 percent": Whisper's "to"
+            i += 1
+            continue
         if t in L.NUMBERS_EN or (t in ("a", "one") and i + 1 < len(tokens)
                                  and tokens[i + 1] == "hundred"):
             value = 0

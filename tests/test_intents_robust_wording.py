@@ -36,6 +36,8 @@ def demo() -> Recognizer:
     ("is the vacuum still cleaning", None, "get_state", ["robot_vacuum"]),
     ("how bright is the living room light", None, "get_state", ["living_room_light"]),
     ("can you check the garage door", None, "get_state", ["garage_door"]),
+    # Whisper's "two" for "to" before a level
+    ("Dim the lights two 50 percent in the kitchen.", None, "light_set", ["kitchen_light"]),
     # a correction that says its verb again takes back the first command
     ("turn on the kitchen light, no, turn on the hallway light", None, "light_on",
      ["hallway_light"]),
