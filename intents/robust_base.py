@@ -354,7 +354,7 @@ def _explained(t: str, known: frozenset[str]) -> bool:
     return any(st in known for st in stems if len(st) > 2)
 
 
-def _degrees(tset: set[str], by_amount: int | None, small: bool, big: bool) -> float:
+def _degrees(tset: set[str], by_amount: float | None, small: bool, big: bool) -> float:
     """How many degrees a relative temperature change is: "by 3", "a couple", "a few",
     "a lot"; one degree otherwise ("a bit", "warmer")."""
     if by_amount:
@@ -553,7 +553,7 @@ class _TierBase:
             p.kind_from_action = True
 
     def _temperature_step(self, p: _Parse, tset: set[str], warmer: bool,
-                          by_amount: int | None, small: bool, big: bool) -> None:
+                          by_amount: float | None, small: bool, big: bool) -> None:
         """"Turn the heat up", "turn it down a couple degrees": a setpoint step."""
         p.tstep = _degrees(tset, by_amount, small, big) * (1 if warmer else -1)
         p.action, p.explicit_verb = "tstep", True

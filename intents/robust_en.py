@@ -102,6 +102,16 @@ class _EnglishParser(_EnglishActions):
                 p.corrected = corrected
         return parts
 
+    def _landmark(self, tokens: list[str], i: int) -> bool:
+        """Whether the thing named at ``i`` tells where another one named before it is ("the
+        light by the front door", "the lamp next to the tv")."""
+        before = " " + " ".join(tokens[:i]) + " "
+        m = re.search(r" (by|near|beside|at|behind|above|over|under|below|next to|in front of|"
+                      r"opposite) (the |my |our )?$", before)
+        return m is not None and any(
+            t in L.KIND_WORDS_EN or t in self._lex.distinctive
+            for t in tokens[:i - len(m.group(0).split())])
+
     def _parse_en(self, tokens: list[str]) -> _Parse | None:
         tokens = _strip_politeness(tokens)
         if not tokens:
@@ -131,8 +141,12 @@ class _EnglishParser(_EnglishActions):
         scene_spans = _find_spans(tokens, lex.scenes, used)
         area_spans = _find_spans(tokens, lex.areas, used)
         floor_spans = _find_spans(tokens, lex.floors, used)
-        p.devices = _unique([d for _, _, d in dev_spans])
-        p.areas = _unique([a for _, _, a in area_spans])
+        landmarks = [(i0, d) for i0, _, d in dev_spans if self._landmark(tokens, i0)]
+        # "the light by the front door": a device said for where the light is, not a target;
+        # its room is where the light is
+        p.devices = _unique([d for _, _, d in dev_spans if d not in {d for _, d in landmarks}])
+        p.areas = _unique([a for _, _, a in area_spans]
+                          + [where for _, d in landmarks if (where := self._devices[d].area)])
         if floor_spans:
             p.floor = floor_spans[0][2]
         if scene_spans:
@@ -143,6 +157,13 @@ class _EnglishParser(_EnglishActions):
             own = {sid for t, sid in lex.scenes if word in t and word not in _SHARED_SCENE_WORDS}
             if len(own) == 1 and word not in lex.known - {w for t, _ in lex.scenes for w in t}:
                 p.scene = own.pop()
+        if re.search(r" (other|another|next|adjacent|neighbouring|neighboring|spare) (room|one) "
+                     r"| next door | (next to|beside|near|opposite|across from|behind|beyond|"
+                     r"past) (the |my )?(\w+ )?(room|kitchen|hall|hallway|bedroom|office|lounge|"
+                     r"garage)(?= $| (on|off|and|please|now|to|at|up|down|too) )", text):
+            # "the lights in the other room", "the room next to the kitchen": somewhere said by
+            # where it is from another room, which Hearth cannot tell
+            raise Rejected("I can't tell which room that is; say its name")
         for here_ph in L.HERE_PHRASES_EN:
             n = len(here_ph)
             for i in range(len(tokens) - n + 1):
@@ -171,6 +192,9 @@ class _EnglishParser(_EnglishActions):
                             and tokens[i + 1] == "up" and (i == 0 or tokens[i - 1] not in (
                                 "the", "my", "all", "a")):
                         continue  # "light up": a verb
+                    if self._landmark(tokens, i):  # "the light by the door": which light?
+                        raise Rejected(f"I can't tell which one is by the {phrase}; say its "
+                                       "name or room", final=False)
                     if phrase in lex.kind_redirect:  # "the tv" where the TV is a plug
                         p.partial_devices.extend(lex.kind_redirect[phrase])
                         for k in range(i, i + n):

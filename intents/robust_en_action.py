@@ -318,12 +318,14 @@ class _EnglishActions(_TierBase):
                 and not tset & {"to", "at"} and (p.number <= 10 or "by" in tset):
             p.temperature = p.number  # "turn the heat down 2": a step of 2 (below); "down 20"
             by_amount = None  # is a setpoint
+        by_degrees: float | None = None
         if p.temperature is not None and tset & {"by", "up", "down", "warmer", "cooler",
                                                   "increase", "decrease", "raise", "lower",
-                                                  "higher", "colder", "hotter"} \
+                                                  "higher", "colder", "hotter", "drop",
+                                                  "reduce"} \
                 and (not tset & {"to", "at"} or tset & comparative):
-            # "turn it down 3 degrees", "raise the heat by 2 degrees": a step, not a setpoint
-            by_amount = int(p.temperature)
+            # "turn it down 3 degrees", "raise the heat by 1.5 degrees": a step, not a setpoint
+            by_amount, by_degrees = int(p.temperature), p.temperature
             p.temperature = None
         elif p.temperature is not None or (setpoint and p.number is not None
                                            and not p.percent):
@@ -353,7 +355,7 @@ class _EnglishActions(_TierBase):
                 and not (warmer and cooler):
             if sensor_only:  # "increase the temperature": a sensor has no setpoint
                 p.partial_devices = []
-            self._temperature_step(p, tset, bool(warmer), by_amount, small, big)
+            self._temperature_step(p, tset, bool(warmer), by_degrees or by_amount, small, big)
             return
         if ((cold or hot) and not colors and kelvin is None) or (
                 (cold or hot) and (p.here or not p.has_target())

@@ -108,6 +108,11 @@ class _Targets(_TierBase):
             # "50 percent", "to 30 percent": a level alone names no light — the light just
             # asked for, or where the speaker is ("which room?"), never every light in the home
             p.here = p.bare_step = True
+        if p.here and p.areas and not p.home:
+            # "lights off in here and the hallway": the speaker's room is one of them
+            if speaker_area is None:
+                raise _NeedsRoom(f"{ROOM_UNKNOWN}; say the room")
+            p.areas = _unique([speaker_area, *p.areas])
         # where
         area: str | None = None
         conf = CONF_AREA

@@ -96,6 +96,11 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
                   lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
     said = re.sub(r" power down ", " power off ", said)  # not a dimming "down"
+    # "half as bright", "twice as loud": the comparative, a step (the level is not known here)
+    said = re.sub(r" half as (loud|bright|hot|warm) (as (it is|now) )?",
+                  lambda m: f" {_LESS[m.group(1)]} ", said)
+    said = re.sub(r" (twice|double) as (loud|bright|warm) (as (it is|now) )?",
+                  lambda m: f" {_MORE[m.group(2)]} ", said)
     # "shut the coffee maker down", "fire up the fan": a verb of its own with its particle,
     # on or off (not a dimming "down"; a cover stays shut, not "off")
     said = re.sub(r" (shut|power) ((?:the|my|our|that|this|it)(?: (?!blind|shade|curtain|"

@@ -38,6 +38,15 @@ def demo() -> Recognizer:
     ("can you check the garage door", None, "get_state", ["garage_door"]),
     # Whisper's "two" for "to" before a level
     ("Dim the lights two 50 percent in the kitchen.", None, "light_set", ["kitchen_light"]),
+    # amounts: a degree and a half, "drop … 2 degrees" (a step, not a setpoint of 2)
+    ("raise the heat by one and a half degrees", None, "climate_set_temperature",
+     ["thermostat"]),
+    ("drop the temperature 2 degrees", None, "climate_set_temperature", ["thermostat"]),
+    # "here" and another room: both
+    ("lights off in this room and the hallway", "kitchen", "light_off",
+     ["hallway_light", "kitchen_light"]),
+    # a device said for where a light is: its room, not a second target
+    ("turn on the light by the front door", None, "light_on", ["hallway_light"]),
     # a correction that says its verb again takes back the first command
     ("turn on the kitchen light, no, turn on the hallway light", None, "light_on",
      ["hallway_light"]),
@@ -55,6 +64,16 @@ def test_wording_acts(demo: Recognizer, text: str, area: str | None, name: str,
     ("fire up the heating", None),  # the thermostat is not switched on or off
     ("set the lights to 20 and 60", None),  # two levels: which one?
     ("kitchen light 30 and office light 60", None),
+    # "here" with no room known, even beside a room that is named
+    ("turn off the lights in here and in the hallway", None),
+    # a room told by where it is from another
+    ("turn on the lights in the other room", "kitchen"),
+    ("turn on the light next door", "kitchen"),
+    ("lights on in the room next to the kitchen", None),
+    # a kind of thing said for where a light is: which light? (never the door's lock)
+    ("turn on the light by the door", None),
+    ("turn off the light at the door", None),
+    ("turn on the lamp next to the tv", None),
 ])
 def test_wording_does_not_act(demo: Recognizer, text: str, area: str | None) -> None:
     got = demo.recognize(text, area=area).intent
@@ -115,3 +134,12 @@ def test_chinese_by_the_way_is_a_second_command(demo: Recognizer) -> None:
 def test_chinese_reports_do_not_act(demo: Recognizer, text: str) -> None:
     got = demo.recognize(text, area="bedroom").intent
     assert got is None or got.confidence < MIN_CONF, got
+
+
+@pytest.mark.parametrize(("text", "step"), [
+    ("raise the heat by one and a half degrees", 1.5),
+    ("drop the temperature 2 degrees", -2.0),
+])
+def test_temperature_steps(demo: Recognizer, text: str, step: float) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and got.slots.temperature_step == step, got
