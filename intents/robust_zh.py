@@ -196,7 +196,7 @@ class _ChineseParser(_TierBase):
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
                           r"回去|回来|显示|还是|睡不着|快点|赶紧|赶快|声|就行|就好|就可以|"
-                          r"刺眼|晃眼|状态|"
+                          r"刺眼|晃眼|状态|查看|查|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
@@ -262,18 +262,20 @@ class _ChineseParser(_TierBase):
             p.explicit_verb = explicit
 
         # questions
-        question = done_q is not None or any(
+        check = re.search(r"查|看看", rest) is not None and not _zh_has_verb(rest)  # "查一下前门"
+        question = done_q is not None or check or any(
             w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有", "？", "?",
                                 "什么", "还是", "谁", "为什么", "怎么", "干嘛", "干什么"))
         if question:
             if ("climate" in kinds and any(w in rest for w in ("多少", "几度", "怎么样", "什么"))) \
-                    or "几度" in rest or "多少度" in rest:
+                    or "几度" in rest or "多少度" in rest or (check and "温度" in p.kind_words):
                 act("get_temp")
                 if "climate" not in p.kinds:
                     p.kinds.append("climate")
                 return p
             if p.has_target() and (any(w in rest for w in ("开着", "关着", "锁", "状态", "吗"))
-                                   or done_q is not None or "lock" in kinds):
+                                   or done_q is not None or "lock" in kinds or check
+                                   or re.search(r"[开关][的着]?还是[开关]", rest)):
                 act("get_state")
                 return p
             raise Rejected("a question Hearth cannot answer")

@@ -143,3 +143,14 @@ def test_chinese_reports_do_not_act(demo: Recognizer, text: str) -> None:
 def test_temperature_steps(demo: Recognizer, text: str, step: float) -> None:
     got = demo.recognize(text).intent
     assert got is not None and got.slots.temperature_step == step, got
+
+
+@pytest.mark.parametrize(("text", "name", "ids"), [
+    ("车库门是开的还是关的", "get_state", ["garage_door"]),  # A还是B asks its state
+    ("帮我查一下车库门关好没有", "get_state", ["garage_door"]),  # 查: check
+    ("查一下前门", "get_state", ["front_door_lock"]),
+    ("看看厨房温度", "climate_get_temperature", ["kitchen_temperature"]),
+])
+def test_chinese_checks_ask(demo: Recognizer, text: str, name: str, ids: list[str]) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and (got.name, got.slots.device_ids) == (name, ids), got
