@@ -123,6 +123,7 @@ class _Parse:
     percent: bool = False
     kind_from_action: bool = False
     notes: list[str] = field(default_factory=list)
+    joined: bool = False  # targets joined by "and" ("the light and the tv")
     #: the command starts with its verb ("unlock the front door"), nothing stray before it
     imperative: bool = False
     #: words neither the home nor the lexicon knows (a mishearing, a name the home lacks)

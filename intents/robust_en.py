@@ -164,6 +164,8 @@ class _EnglishParser(_EnglishActions):
             # "the lights in the other room", "the room next to the kitchen": somewhere said by
             # where it is from another room, which Hearth cannot tell
             raise Rejected("I can't tell which room that is; say its name")
+        if re.search(r" kick off (the|my) ", text):  # start ("kick off a job") or stop?
+            raise Rejected("'kick off' may mean start or stop; say which")
         for here_ph in L.HERE_PHRASES_EN:
             n = len(here_ph)
             for i in range(len(tokens) - n + 1):
@@ -233,6 +235,7 @@ class _EnglishParser(_EnglishActions):
                     p.partial_devices.append(dev_id)
                 used[i] = True
                 loose.add(i)
+        p.joined = bool(tset & _JOINERS)
         if p.partial_devices and p.devices and not tset & _JOINERS:
             # a loose word beside a full name is taken as another device only where the two
             # are joined ("the tv and the living room light"), never a word of a description

@@ -78,13 +78,23 @@ class _Targets(_TierBase):
             covered = {self._devices[i].area for i in ids}
             for other in p.areas:  # "the kitchen and living room lights"
                 if other not in covered:
-                    for dk in list(kinds):
+                    for dk in [k for k, v in kinds.items()  # not "the tv" said for a plug
+                               if k.value in p.kinds or set(v) & set(p.devices)]:
                         kinds[dk].extend(self._select(dk.value, p, other))
             if p.kinds and p.devices:  # "the speaker and the lights": add kind words' devices
                 extra = {k for k in p.kinds if k not in {kk.value for kk in kinds}}
                 for k in extra:
                     sel = self._select(k, p, p.areas[0] if p.areas else None)
                     if sel:
+                        kinds.setdefault(DeviceKind(k), []).extend(sel)
+            elif p.kinds and p.partial_devices and p.joined:
+                # "turn on the light and the tv" (the tv a plug): the light where the speaker
+                # is, or in the room said; with neither, which room?
+                for k in {k for k in p.kinds if k not in {kk.value for kk in kinds}}:
+                    room = p.areas[0] if p.areas else speaker_area
+                    if room is None:
+                        raise _NeedsRoom(f"{ROOM_UNKNOWN}; say the room")
+                    if sel := self._select(k, p, room):
                         kinds.setdefault(DeviceKind(k), []).extend(sel)
             names = ", ".join(f"{self._devices[i].name} ({i})" for i in ids)
             return [(k, sorted(set(v))) for k, v in kinds.items()], names, conf

@@ -191,7 +191,8 @@ class _ChineseParser(_TierBase):
         p.areas = _unique(p.areas)
         p.imperative = True  # Chinese word order puts the verb anywhere; 把/verb-first alike
         self._door(p)
-        if not re.search(r"[和跟与、]", s):
+        p.joined = bool(re.search(r"[和跟与、]", s))
+        if not p.joined:
             self._not_there(p)
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"

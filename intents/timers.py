@@ -101,7 +101,8 @@ _TIMER_ZH: Final = ("定时器", "计时器", "倒计时", "定时", "计时")
 _REQUEST_STARTS: Final = frozenset({"set", "start", "make", "create", "put", "timer", "countdown",
                                     "a", "an", "new", "cancel", "stop", "delete", "remove",
                                     "pause", "resume", "continue", "unpause", "how", "what",
-                                    "check", "begin", "run", "end", "kill", "hold"})
+                                    "check", "begin", "run", "end", "kill", "hold", "give",
+                                    "get", "need", "want"})
 _NOT_A_NAME: Final = _NO_NAME | {"an", "minute", "minutes", "second", "seconds", "hour",
                                  "hours", "kitchen", "set", "start", "new", "another"}
 
@@ -151,7 +152,7 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
             return None  # "set a timer to turn off the lights in 10 minutes": not a bare timer
         if set(words) & {"cancel", "stop", "delete", "remove", "end", "kill"}:
             return TIMER_CANCEL, Slots(), "timer cancel"
-        if set(words) & {"left", "remaining", "long", "status"}:
+        if set(words) & {"left", "remaining", "long", "longer", "status"}:
             return TIMER_STATUS, Slots(), "timer status"
         if set(words) & {"pause", "hold", "freeze"}:
             return TIMER_PAUSE, Slots(), "timer pause"
