@@ -13,6 +13,9 @@ transcript:
   asked again instead: wrong here); a question or chatter labelled null yields no intent;
 * **wrong**: anything else (no intent, another intent or device, a value off, an intent for
   chatter);
+* **wrong acted**: a wrong clip that acted (published a command: chatter labelled null that
+  moved a device); the other wrong clips yielded nothing, a reading held below the bar, or a
+  question answered from the device state;
 * **wrong sensitive**: a wrong clip that acted (published) on a sensitive device (the lock,
   the garage door) or with a sensitive intent (unlock, cover open).
 
@@ -88,6 +91,8 @@ def score_clip(
     intents = [e["intent"] for e in events if e["type"] == "intent" and e["intent"]]
     actions = [e for e in events if e["type"] == "action" and e["final"]]
     acted = [a for a in actions if a["status"] in ACTING]
+    # A question answered from the device state moves nothing (still wrong for chatter).
+    moved = [a for a in acted if a.get("intent") not in NO_ACTION]
     metrics = [e for e in events if e["type"] == "metrics"]
     errors = [e["code"] for e in events if e["type"] == "error"]
     right = False
@@ -124,8 +129,11 @@ def score_clip(
         "intents": [{"name": i["name"], "slots": _compact(i["slots"]),
                      "confidence": i.get("confidence")} for i in intents],
         "actions": [(a.get("device_id"), a["status"], a.get("detail", "")) for a in actions],
+        "reasons": [str(e.get("reason", ""))[:300] for e in events if e["type"] == "intent"],
         "errors": errors,
         "right": right,
+        "acted": bool(moved),
+        "wrong_acted": (not right) and bool(moved),
         "wrong_sensitive": (not right) and sensitive,
         "utterances": len(metrics),
         "speech_end_to_action_ms": next((t for t in timings if t is not None), None),
@@ -219,6 +227,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         right = sum(r["right"] for r in recs)
         out["conditions"][cond] = {
             "clips": n, "right": right, "wrong": n - right,
+            "wrong_acted": sum(r.get("wrong_acted", False) for r in recs),
             "wrong_sensitive": sum(r["wrong_sensitive"] for r in recs),
             "accuracy": round(right / n, 4) if n else None,
             "speech_end_to_action_ms": {"n": len(lat), "p50": pct(lat, 50),
@@ -231,18 +240,20 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
 
 def _markdown(summary: dict[str, Any], result: dict[str, Any], command: str) -> str:
     lines = [f"# zh-CN spoken commands ({summary['model']})", "", f"`{command}`", "",
-             "| condition | clips | right | wrong | wrong sensitive | accuracy | "
-             "speech end → action P50 / P90 ms |", "|---|---:|---:|---:|---:|---:|---|"]
+             "| condition | clips | right | wrong | wrong acted | wrong sensitive | accuracy | "
+             "speech end → action P50 / P90 ms |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for cond, c in summary["conditions"].items():
         lat = c["speech_end_to_action_ms"]
         name = "clean" if cond == "clean" else f"kitchen noise {cond} dB"
         acc = "—" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f} %"
         lines.append(f"| {name} | {c['clips']} | {c['right']} | {c['wrong']} | "
-                     f"{c['wrong_sensitive']} | {acc} | {lat['p50']} / {lat['p90']} |")
+                     f"{c['wrong_acted']} | {c['wrong_sensitive']} | {acc} | "
+                     f"{lat['p50']} / {lat['p90']} |")
     lines += ["", "Wrong clips:", ""]
     for r in result["records"]:
         if not r["right"]:
-            lines.append(f"- {r['condition']} {r['id']} {r['text']}: heard "
+            acted = " **ACTED**" if r.get("wrong_acted") else ""
+            lines.append(f"- {r['condition']} {r['id']} {r['text']}{acted}: heard "
                          f"{' / '.join(r['heard']) or '—'}, intents {r['intents']}, "
                          f"errors {r['errors']}")
     return "\n".join(lines) + "\n"
@@ -275,8 +286,8 @@ def run(args: argparse.Namespace) -> int:
     for cond, c in summary["conditions"].items():
         lat = c["speech_end_to_action_ms"]
         acc = "—" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f} %"
-        print(f"zh-cn {cond:>5}: right {c['right']}/{c['clips']} ({acc}), wrong {c['wrong']}, "
-              f"wrong sensitive {c['wrong_sensitive']}, speech end → action P50 "
-              f"{lat['p50']} ms, P90 {lat['p90']} ms (n={lat['n']})")
+        print(f"zh-cn {cond:>5}: right {c['right']}/{c['clips']} ({acc}), wrong {c['wrong']} "
+              f"(acted {c['wrong_acted']}), wrong sensitive {c['wrong_sensitive']}, "
+              f"speech end → action P50 {lat['p50']} ms, P90 {lat['p90']} ms (n={lat['n']})")
     print(f"report: {out / 'report.md'}")
     return 0
