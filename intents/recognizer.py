@@ -53,7 +53,7 @@ from intents.grammar import (
 from intents.languages import has_cjk, normalize_language, shipped_languages
 from intents.resolve import WHOLE_HOME, Resolved, ResolveError, Resolver
 from intents.robust import RobustTier
-from intents.robust_base import plausible_setpoint
+from intents.robust_base import _cjk, plausible_setpoint
 from intents.schema import ROOM_UNKNOWN, Intent, IntentName, Recognition, Slots
 
 _LOGGER = logging.getLogger(__name__)
@@ -178,9 +178,12 @@ class Recognizer:
         read it."""
         rec = self._recognize(text, language=language, context=context, area=area)
         i = rec.intent
+        # 度 in Chinese is Celsius ("暖气调到五十度" is no 50 °F)
+        zh = (language or "").lower().startswith("zh") or any(_cjk(ch) for ch in text)
         if i is not None and i.name == IntentName.CLIMATE_SET_TEMPERATURE \
                 and i.slots.temperature is not None \
-                and not plausible_setpoint(i.slots.temperature, i.slots.temperature_unit):
+                and not plausible_setpoint(i.slots.temperature,
+                                           i.slots.temperature_unit or ("C" if zh else None)):
             return Recognition(intent=None, reason=(
                 f"no intent: {i.slots.temperature:g} degrees is not a temperature I would set; "
                 "say one between 5 and 35 degrees"))

@@ -53,7 +53,17 @@ class _ChineseParser(_TierBase):
                     p.devices or p.partial_devices or p.scene or p.areas or p.here or p.home
                     or p.floor) and (p.kind_from_action or not p.kinds):
                 p.devices, p.kinds, p.kind_from_action = list(prev.devices), [], False
-        for p in out:
+        said_outright = {q.action for q in out if isinstance(q, _Parse) and not q.indirect}
+        told = [q for q in out if isinstance(q, _Parse) and q.indirect and (
+            q.action in said_outright or (said_outright and {q.action, *said_outright} <= {
+                "on", "step"}))]
+        out = [q for q in out if not any(q is t for t in told)]
+        for q in out:  # "好暗，开灯": the light where the speaker is, as the complaint said
+            if told and isinstance(q, _Parse) and q.action in ("on", "step") and not (
+                    q.areas or q.floor or q.home or q.devices or q.partial_devices):
+                q.areas, q.floor = list(told[0].areas), told[0].floor
+                q.here = not (q.areas or q.floor)
+        for p in out:  # "太热了，温度调低点": the complaint, then what to do about it
             if isinstance(p, _Parse):
                 p.corrected = s != said
         return out
@@ -302,12 +312,12 @@ class _ChineseParser(_TierBase):
                 p.kinds.append("vacuum")
             return p
         # locks
-        if "解锁" in rest or "开锁" in rest or ("开门" in rest and "lock" in kinds):
-            act("unlock")
+        if "解锁" in s or "开锁" in s or ("开门" in rest and "lock" in kinds):  # not 锁 as kind
+            act("unlock", bool(p.devices))  # "前门开锁"; a bare "开锁" names no door
             if "lock" not in p.kinds:
                 p.kinds.append("lock")
             return p
-        if any(w in s for w in ("锁上", "锁门", "上锁", "锁好", "把门锁", "锁起来")) \
+        if any(w in s for w in ("锁上", "锁门", "上锁", "锁好", "把门锁", "锁起来", "反锁")) \
                 or re.search(r"锁一下|锁上", raw):  # "前门帮我锁一下"
             act("lock")
             if "lock" not in p.kinds:
