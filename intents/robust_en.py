@@ -59,14 +59,19 @@ class _EnglishParser(_EnglishActions):
                 pieces[k - 1:k + 1] = [f"{pieces[k - 1]} and {pieces[k]}"]
         text = ",".join(pieces)
         clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
-        if len(clauses) == 2 and not set(normalize_en(clauses[0], correct=False)) & (
+        named = normalize_en(clauses[0], correct=False) if len(clauses) == 2 else []
+        if named and named[0] not in ("i", "we", "it", "you", "time") and not set(named) & (
                 _ACTION_WORDS | L.VERBS_SET_EN | {"is", "are", "what", "how"}):
-            # "the tv plug, is it on?": the question about the thing named first
-            text = re.sub(r"^\s*(is|are|was|were|does|did|has)\s+(it|they|that|this|those)\b",
-                          lambda m: f"{m.group(1)} {clauses[0].strip()}", clauses[1],
-                          flags=re.I) if re.match(r"\s*(is|are|was|were|does|did|has)\s+(it|they|"
-                                                  r"that|this|those)\b", clauses[1], re.I) \
-                else text
+            # "the tv plug, is it on?": the question about the thing named first; "the front
+            # door, lock it": the command (its name may hold the verb: "front door lock")
+            if m := re.match(r"\s*(is|are|was|were|does|did|has)\s+(it|they|that|this|those)\b",
+                             clauses[1], re.I):
+                text = f"{m.group(1)} {clauses[0].strip()}{clauses[1][m.end():]}"
+            elif (m := re.match(r"\s*((?:please |can you |could you )?\w+)\s+(it|them)\b",
+                                clauses[1], re.I)) and normalize_en(m.group(1), correct=False)[
+                                    -1:] and normalize_en(m.group(1), correct=False)[-1] in (
+                                    _VERBS_FIRST | _ACTION_WORDS) - {"on", "off"}:
+                text = f"{m.group(1)} {clauses[0].strip()}{clauses[1][m.end():]}"
             clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
         while len(clauses) > 1 and re.match(r"\s*(i|we|it|time)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {

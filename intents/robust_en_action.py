@@ -100,7 +100,9 @@ class _EnglishActions(_TierBase):
         if (first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
                       "check", "did", "why", "who", "when", "where", "has", "have",
                       "was", "were") and not (first == "have" and tokens[1:2] and tokens[1] in (
-                          "some", "a", "music"))) or text.rstrip().endswith("?"):
+                          "some", "a", "music")) and not (  # "do the lights off": a verb
+                    first == "do" and tokens[1:2] in (["the"], ["my"], ["all"])
+                    and tset & {"on", "off"})) or text.rstrip().endswith("?"):
             if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"} or (
                     climate and first in ("what", "whats", "tell", "check")):
                 # "what is the thermostat set to": its setpoint (the answer reads "set to")
@@ -395,6 +397,12 @@ class _EnglishActions(_TierBase):
             if on or off:
                 act("open" if on else "close", False)
                 return
+        if not cover and kinds and kinds <= {"light", "fan", "switch"} and p.has_target() \
+                and len(tset & {"open", "close"}) == 1 and not (on or off) and not tset & {
+                    "door", "lock", "blind", "curtain", "shade", "garage"}:
+            # "open the light", "close the fan": how many languages say on and off
+            act("on" if "open" in tset else "off", False)
+            return
         # colours
         mood = tset & {"night", "nighttime", "sleep", "sleeping", "mood", "romantic",
                        "relaxing", "relax", "evening", "reading"}

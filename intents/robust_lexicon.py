@@ -34,6 +34,7 @@ POLITE_PREFIXES_EN: tuple[tuple[str, ...], ...] = tuple(
         "are you able to", "i would love it if you could", "i would appreciate it if you could",
         "would you be so kind as to", "be a dear and", "do you mind", "could you just",
         "if you could", "if you can", "if you would", "if you do not mind",
+        "is possible to", "it is possible to", "please to", "can you to", "you can to",
     ], key=lambda s: -len(s.split()))
 )
 POLITE_SUFFIXES_EN: tuple[tuple[str, ...], ...] = tuple(

@@ -108,6 +108,10 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
                   lambda m: f" {m.group(1)} {m.group(2) or ''}off", said)
     said = re.sub(r" fire ((?:the|my|our|that|this|it)(?: \w+){0,4} )?up(?= |$)",
                   lambda m: f" turn {m.group(1) or ''}on", said)
+    sound = bool(set(tokens) & {"music", "volume", "sound", "speaker", "song", "tune", "tunes"})
+    said = re.sub(r" (more|too|so|very) strong ", lambda m: (  # "the light is too strong"
+        f" {'louder' if sound else 'brighter'} " if m.group(1) == "more"
+        else f" {m.group(1)} {'loud' if sound else 'bright'} "), said)
     said = re.sub(r" more (loud|bright|hot|warm|cold|cool|dark|quiet|high|low) ",
                   lambda m: f" {_MORE[m.group(1)]} ", said)  # "more hot please": hotter
     said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",

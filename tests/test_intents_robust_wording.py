@@ -210,3 +210,30 @@ def test_chinese_no_action(demo: Recognizer, text: str) -> None:
 def test_bare_unlock_in_chinese_is_below_the_bar(demo: Recognizer) -> None:
     got = demo.recognize("开锁").intent  # no door named: never on a guess
     assert got is None or got.confidence < 0.9, got
+
+
+@pytest.mark.parametrize(("text", "name", "ids"), [
+    # English as non-native speakers say it
+    ("please to open the light of kitchen", "light_on", ["kitchen_light"]),
+    ("close the fan", "fan_off", ["ceiling_fan"]),
+    ("open all lights", "light_on", ["bedroom_lamp", "hallway_light", "kitchen_light",
+                                     "living_room_light", "office_light"]),
+    ("do the lights off in the kitchen", "light_off", ["kitchen_light"]),
+    ("lights is too strong in the hall", "light_set", ["hallway_light"]),
+    ("music more strong", "media_set_volume", ["speaker"]),
+    ("is possible to turn off the tv?", "switch_off", ["tv_plug"]),
+    # the thing named first, then the command with "it" (its name may hold the verb)
+    ("the front door, lock it", "lock", ["front_door_lock"]),
+    ("the blinds, open them", "cover_open", ["bedroom_blinds"]),
+])
+def test_non_native_wording(demo: Recognizer, text: str, name: str, ids: list[str]) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and got.confidence >= MIN_CONF, (text, got)
+    assert (got.name, got.slots.device_ids) == (name, ids), got
+
+
+@pytest.mark.parametrize("text", ["open the light and the blinds", "don't open the light",
+                                  "open the door"])
+def test_open_a_light_goes_no_further(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is None or got.confidence < MIN_CONF, got
