@@ -34,6 +34,8 @@ class _ChineseParser(_TierBase):
             return []
         if any(w in s for w in L.SCHEDULE_WORDS_ZH):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if "除了" in s or "除开" in s:  # "把家里的灯都关掉，除了卧室": leave one out
+            raise Rejected("I can't leave a room out yet; name the rooms to act on")
         said, s = s, self._corrected_zh(s)
         chunks = [c for c in re.split(r"然后|接着|再把|再(?=[开关锁调打拉])|并且|同时|顺便|顺手|"
                                       r"，|,|；|;|。", s) if c]
@@ -207,7 +209,7 @@ class _ChineseParser(_TierBase):
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
                           r"回去|回来|显示|还是|睡不着|快点|赶紧|赶快|声|就行|就好|就可以|"
-                          r"刺眼|晃眼|状态|查看|查|"
+                          r"刺眼|晃眼|状态|查看|查|位置|那个|那|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
@@ -239,7 +241,9 @@ class _ChineseParser(_TierBase):
             else:
                 p.temperature, p.unit = float(m.group(1)), "C"
         else:
-            m = re.search(r"(?:到|成|为|在)(\d+(?:\.\d+)?)", rest)
+            m = re.search(r"(?:到|成|为|在)(\d+(?:\.\d+)?)", rest) or (
+                re.search(r"(?:＃|亮度)(\d+(?:\.\d+)?)$", rest)  # "音量30", "亮度100"
+                if "音量" in p.kind_words or "亮度" in rest else None)
             if m:
                 p.number = float(m.group(1))
         other_kind = bool(set(p.kinds) & {"climate", "media_player"})
@@ -338,9 +342,10 @@ class _ChineseParser(_TierBase):
             if any(w in rest for w in ("下一首", "下一曲", "切歌", "换一首", "换首", "切＃",
                                        "＃切")):
                 act("next")
-            elif m := re.search(r"(太|好|有点)(吵|响|大)|(太|好|有点)(小|轻)|听不[清见]", rest):
+            elif m := re.search(r"(太|好|有点)(吵|响|大)|(吵)[死得]|(太|好|有点)(小|轻)|听不[清见]",
+                                rest):
                 # "音乐太吵了", "声音太大了": quieter; "声音太小", "听不清": louder
-                p.vstep = (-1 if m.group(2) else 1) * (20 if big and not small else 10)
+                p.vstep = (-1 if m.group(2) or m.group(3) else 1) * (20 if big and not small else 10)
                 act("vstep", False)
             elif "音量" in p.kind_words or "声音" in p.kind_words or "大声" in rest \
                     or "小声" in rest or re.search(r"[开调][大小]", rest):  # "音乐声开大些"
@@ -368,7 +373,8 @@ class _ChineseParser(_TierBase):
         step_words = ("调高", "调低", "升高", "降低", "提高", "高一点", "低一点", "加", "减",
                       "升", "降")
         if (p.temperature is not None or (climate and p.number is not None)) \
-                and any(w in rest for w in step_words) and not any(
+                and (any(w in rest for w in step_words) or re.search(r"[高低]\d+(\.\d+)?度", rest)) \
+                and not any(
                     w in rest for w in ("到", "成", "为")):
             # "空调调高两度": a step of two degrees, not a setpoint of two
             degrees = p.temperature if p.temperature is not None else p.number
@@ -427,11 +433,11 @@ class _ChineseParser(_TierBase):
         # brightness
         dim = any(w in rest for w in ("调暗", "暗一点", "暗一些", "暗点", "调低亮度", "降低亮度",
                                       "亮度调低", "亮度调小", "亮度降低", "调低", "低一点",
-                                      "调小亮度", "暗些", "弄暗", "变暗", "暗", "小一点"))
+                                      "调小亮度", "暗些", "弄暗", "变暗", "暗", "小一点", "亮度减"))
         bright = any(w in rest for w in ("调亮", "亮一点", "亮一些", "亮点", "调高亮度",
                                          "亮度调高", "亮度调大", "亮度提高", "调高", "高一点",
                                          "提高亮度", "调大亮度", "更亮", "亮些", "弄亮",
-                                         "变亮", "大一点"))
+                                         "变亮", "大一点", "亮度加", "亮度增加"))
         too_dark = any(w in rest for w in ("太暗", "好暗", "很暗", "有点暗", "看不见", "看不清",
                                            "黑", "暗了"))
         too_bright = any(w in rest for w in ("太亮", "好亮", "很亮", "刺眼", "晃眼"))

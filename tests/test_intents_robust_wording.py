@@ -237,3 +237,24 @@ def test_non_native_wording(demo: Recognizer, text: str, name: str, ids: list[st
 def test_open_a_light_goes_no_further(demo: Recognizer, text: str) -> None:
     got = demo.recognize(text).intent
     assert got is None or got.confidence < MIN_CONF, got
+
+
+@pytest.mark.parametrize(("text", "area", "name", "ids"), [
+    ("屋里黑乎乎的", "office", "light_on", ["office_light"]),
+    ("音乐吵死了", None, "media_set_volume", ["speaker"]),
+    ("帮我把卧室窗帘拉到一半的位置", None, "cover_set_position", ["bedroom_blinds"]),
+    ("你帮我把厨房那个灯关一下", None, "light_off", ["kitchen_light"]),
+    ("音量30", None, "media_set_volume", ["speaker"]),
+    ("客厅灯亮度加百分之二十", None, "light_set", ["living_room_light"]),
+    ("温度再高一度", None, "climate_set_temperature", ["thermostat"]),
+])
+def test_chinese_indirect_and_levels(demo: Recognizer, text: str, area: str | None, name: str,
+                                     ids: list[str]) -> None:
+    got = demo.recognize(text, area=area).intent
+    assert got is not None and got.confidence >= MIN_CONF, (text, got)
+    assert (got.name, got.slots.device_ids) == (name, ids), got
+
+
+def test_chinese_except_is_refused(demo: Recognizer) -> None:
+    got = demo.recognize("把家里的灯都关掉，除了卧室").intent  # never the bedroom's too
+    assert got is None, got
