@@ -345,7 +345,8 @@ class _ChineseParser(_TierBase):
             elif m := re.search(r"(太|好|有点)(吵|响|大)|(吵)[死得]|(太|好|有点)(小|轻)|听不[清见]",
                                 rest):
                 # "音乐太吵了", "声音太大了": quieter; "声音太小", "听不清": louder
-                p.vstep = (-1 if m.group(2) or m.group(3) else 1) * (20 if big and not small else 10)
+                loud = bool(m.group(2) or m.group(3))
+                p.vstep = (-1 if loud else 1) * (20 if big and not small else 10)
                 act("vstep", False)
             elif "音量" in p.kind_words or "声音" in p.kind_words or "大声" in rest \
                     or "小声" in rest or re.search(r"[开调][大小]", rest):  # "音乐声开大些"
@@ -373,8 +374,8 @@ class _ChineseParser(_TierBase):
         step_words = ("调高", "调低", "升高", "降低", "提高", "高一点", "低一点", "加", "减",
                       "升", "降")
         if (p.temperature is not None or (climate and p.number is not None)) \
-                and (any(w in rest for w in step_words) or re.search(r"[高低]\d+(\.\d+)?度", rest)) \
-                and not any(
+                and (any(w in rest for w in step_words)
+                     or re.search(r"[高低]\d+(\.\d+)?度", rest)) and not any(
                     w in rest for w in ("到", "成", "为")):
             # "空调调高两度": a step of two degrees, not a setpoint of two
             degrees = p.temperature if p.temperature is not None else p.number
