@@ -108,8 +108,9 @@ class Speech:
     def acoustic_repair(
         self, recognizer: Recognizer | None, decoder: HypothesisDecoder | None
     ) -> Any:
-        """Grammar-constrained rescoring of guessed custom-intent readings (None: no custom
-        intents, no speech model, or ``asr.acoustic_repair: false``)."""
+        """Grammar-constrained rescoring of guessed readings: custom intents', and the home's
+        with ``asr.home_grammar_decode`` (None: nothing to repair, no speech model, or
+        ``asr.acoustic_repair: false``)."""
         if (
             self.transcriber is None
             or recognizer is None
@@ -124,10 +125,7 @@ class Speech:
             return None
         from assistant.audio.acoustic_repair import AcousticRepair
 
-        asr = self.settings.asr
-        return AcousticRepair.for_transcriber(
-            recognizer, self.transcriber, grammar_decode=asr.grammar_decode,
-            rescue=asr.rescue_nats if asr.grammar_decode else None)
+        return AcousticRepair.for_settings(recognizer, self.transcriber, self.settings.asr)
 
     # -- what sessions use ---------------------------------------------------------------
 

@@ -179,6 +179,11 @@ class AsrConfig(_Strict):
     #: something like one of its slot values (None: never). Picovoice 6 dB +2.6 points at 16;
     #: 0 false actions on the negatives up to 16, 4 of 190 at 24 (docs/benchmarks.md).
     rescue_nats: float | None = Field(default=DEFAULT_RESCUE_NATS, ge=0.0)
+    #: With ``grammar_decode``: the built-in home grammar too, so a guessed or unparsed home
+    #: command in noise is searched against the audio (decoy names keep things the home
+    #: lacks from becoming its devices). ``auto``: on when the home has no custom intents
+    #: (beside them it turned coffee orders into home commands; docs/benchmarks.md).
+    home_grammar_decode: bool | Literal["auto"] = "auto"
     decode: DecodeMode = DEFAULT_DECODE
     #: ``local``: the bundled Whisper in this process. ``remote``: an OpenAI-compatible
     #: ``/v1/audio/transcriptions`` server (``asr.remote``; docs/asr.md, *Remote ASR*).
@@ -194,7 +199,7 @@ class AsrConfig(_Strict):
         ``cpu_threads`` and ``num_workers``)."""
         names = {"threads": "cpu_threads", "workers": "num_workers"}
         session_side = {"extra", "decode", "retry_unparsed", "acoustic_repair",
-                        "grammar_decode", "rescue_nats",
+                        "grammar_decode", "rescue_nats", "home_grammar_decode",
                         "backend", "remote"}
         out = {
             names.get(k, k): v

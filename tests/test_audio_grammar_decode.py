@@ -199,11 +199,105 @@ def test_server_wiring_builds_the_decoders_on_the_transcriber(
 
 def test_the_server_loads_the_repair_after_start_up(hearth_server: Any) -> None:
     """The repair is built in the background after the server is ready; the demo home has no
-    custom intents, so there is nothing to load."""
+    custom intents, so ``home_grammar_decode: auto`` searches the home's own grammar."""
     import asyncio
 
     hearth = hearth_server.hearth
     asyncio.run_coroutine_threadsafe(hearth.acoustic_repair_ready(), hearth_server.loop).result(
         timeout=120)
-    assert hearth._resources.acoustic_repair is None
-    assert hearth.settings.asr.grammar_decode
+    repair = hearth._resources.acoustic_repair
+    assert hearth.settings.asr.home_grammar_decode == "auto"
+    assert repair is not None and repair.home and len(repair.decoders) == 1
+    assert repair.rescue is not None
+
+
+def test_auto_searches_the_home_grammar_only_without_custom_intents(
+        recognizer: Recognizer, whisper_transcriber: WhisperTranscriber) -> None:
+    from assistant.config import AsrConfig
+
+    # Beside custom intents (coffee orders became home commands, docs/benchmarks.md): off.
+    beside = AcousticRepair.for_settings(recognizer, whisper_transcriber, AsrConfig())
+    assert beside is not None and not beside.home and len(beside.decoders) == 1
+    forced = AcousticRepair.for_settings(recognizer, whisper_transcriber,
+                                         AsrConfig(home_grammar_decode=True))
+    assert forced is not None and forced.home and len(forced.decoders) == 2
+    bare = Recognizer(load_demo_config())
+    off = AcousticRepair.for_settings(bare, whisper_transcriber,
+                                      AsrConfig(home_grammar_decode=False))
+    assert off is None
+    plain = AcousticRepair.for_settings(bare, whisper_transcriber,
+                                        AsrConfig(grammar_decode=False))
+    assert plain is None  # the home's grammar is searched only by the grammar decoder
+
+
+@pytest.fixture(scope="module")
+def home_repair(scorer: SentenceScorer, text_decoder: WhisperTextDecoder) -> AcousticRepair:
+    r = AcousticRepair(Recognizer(load_demo_config()), scorer, max_snr_db=None, rescue=16.0,
+                       home=True)
+    r.decoders = r.grammar_decoders(scorer, text_decoder)
+    return r
+
+
+def test_home_rescue_finds_the_command_whisper_garbled(home_repair: AcousticRepair) -> None:
+    """ "turn off the office light" in noise, written "Park light in the office." (as tiny.en
+    heard a real speaker): nothing parses; the home grammar searched against the audio finds
+    the command, and the reading is marked as a guess."""
+    recognizer = home_repair._recognizer
+    pcm = with_silence(synth("turn off the office light"), 300, 300)
+    audio = to_float(mix_noise(pcm, white_noise(len(pcm), seed=1), 10.0))
+    garbled = ["Park light in the office."]
+    nothing = HypothesisDecoder(recognizer).decode(garbled)
+    assert nothing.intent is None and home_repair.engages(nothing)
+    out = home_repair.repair(audio, garbled, nothing).recognition
+    assert out.intent is not None and out.guessed
+    assert (out.intent.name, out.intent.slots.device_ids) == ("light_off", ["office_light"])
+    assert "rescored by the audio" in out.reason
+    # Chatter stays nothing.
+    said = "what a lovely day it is today"
+    chatter = to_float(with_silence(synth(said), 300, 300))
+    hyps = ["What a lovely day it is today."]
+    kept = home_repair.repair(chatter, hyps, HypothesisDecoder(recognizer).decode(hyps))
+    assert kept.recognition.intent is None
+
+
+def test_home_rescue_on_a_sensitive_device_stays_below_the_bar(
+        home_repair: AcousticRepair) -> None:
+    """"unlock" and "lock" differ by a syllable the noise hides: a home command on the front
+    door lock that the audio chose is never acted on, in either direction."""
+    recognizer = home_repair._recognizer
+    for said, heard in (("lock the front door", ["Why the front door?"]),
+                        ("unlock the front door", ["And the front door."])):
+        pcm = with_silence(synth(said), 300, 300)
+        audio = to_float(mix_noise(pcm, white_noise(len(pcm), seed=2), 10.0))
+        nothing = HypothesisDecoder(recognizer).decode(heard)
+        assert nothing.intent is None
+        out = home_repair.repair(audio, heard, nothing).recognition
+        # The audio found the command; it is held below the bar all the same.
+        assert out.intent is not None and out.intent.slots.device_ids == ["front_door_lock"]
+        assert out.intent.confidence < recognizer.config.security.min_confidence
+
+
+def test_a_home_rescue_reaches_one_device_at_most(home_repair: AcousticRepair) -> None:
+    """The question "who wrote Hamlet" at 10 dB, written "The robot arm lit.": the best home
+    sentence sets every light red. A rescue is a guess; it may not reach the whole house."""
+    recognizer = home_repair._recognizer
+    pcm = with_silence(synth("who wrote hamlet"), 300, 300)
+    audio = to_float(mix_noise(pcm, white_noise(len(pcm), seed=2), 10.0))
+    heard = ["The robot arm lit."]
+    out = home_repair.repair(audio, heard, HypothesisDecoder(recognizer).decode(heard))
+    intent = out.recognition.intent
+    assert intent is not None and len(intent.slots.device_ids) > 1  # what the audio chose
+    assert intent.confidence < recognizer.config.security.min_confidence
+
+
+def test_a_home_rescue_may_not_leave_out_a_thing_the_home_lacks(
+        home_repair: AcousticRepair, scorer: SentenceScorer) -> None:
+    heard = ["Turn off the lights in the basement."]
+    assert home_repair.names_a_decoy("turn off the lights", heard)  # no basement here
+    assert not home_repair.names_a_decoy("turn off the kitchen light",
+                                         ["Turn off the kitchen light."])
+    assert not home_repair.names_a_decoy("turn on the lounge lamp", ["Turn on the round jump."])
+    words = {w for arcs in home_repair.home_automaton.arcs for w, _ in arcs if w}
+    assert {"porch", "lounge", "lamp"} <= words
+    plain = AcousticRepair(home_repair._recognizer, scorer)
+    assert not plain.names_a_decoy("turn off the lights", heard)

@@ -76,6 +76,8 @@ RESCUE_SUPPORT: Final = 0.7
 _FILLER: Final = frozenset("a an the of and with to in on at for some bit little lot lots "
                            "my me".split())
 _VALUE_WORD: Final = re.compile(r"[a-z0-9']+")
+#: How far below the acting bar a guessed home reading on a sensitive device is put.
+BELOW_BAR: Final = 0.01
 #: Nats added per token to a candidate's log-probability (see :func:`with_bonus`).
 LENGTH_BONUS: Final = 1.0
 
@@ -101,6 +103,11 @@ class AcousticRepair:
     ``decoders``: grammar-constrained decoders (``assistant.audio.grammar_decode``), one per
     custom file (:meth:`grammar_decoders` builds them); their best sentences join the seeds,
     so the search is no longer limited to what Whisper wrote.
+    ``home``: also the built-in home grammar: guessed home readings engage, a rescue may find
+    a home command, and :meth:`grammar_decoders` adds a decoder over the home's sentences,
+    with the decoy names of ``intents/data/decoys_en.txt`` among the device and area names,
+    so that speech about a thing the home lacks decodes to a name the recognizer rejects,
+    not to the nearest real device (docs/benchmarks.md).
     """
 
     def __init__(self, recognizer: Recognizer, scorer: SentenceScorer | None = None, *,
@@ -108,7 +115,7 @@ class AcousticRepair:
                  limit: int = MAX_CANDIDATES, per_slot: int = DEFAULT_PER_SLOT,
                  rescue: float | None = None, length_bonus: float = LENGTH_BONUS,
                  max_snr_db: float | None = MAX_SNR_DB,
-                 decoders: Sequence[GrammarDecoder] = ()) -> None:
+                 decoders: Sequence[GrammarDecoder] = (), home: bool = False) -> None:
         from hassil import Intents
 
         from intents.align import GrammarAligner, build_automaton
@@ -131,6 +138,14 @@ class AcousticRepair:
         self._aligners: Final = tuple(GrammarAligner(a) for a in self.automata)
         self._languages: Final = tuple(str(f.language or "en") for f in files)
         self._similarity: Final = _Similarity()
+        self.home: Final = home
+        self._decoys: tuple[str, ...] = ()
+        if home:
+            from intents.respell import decoy_names
+
+            self._decoys = tuple(" ".join(_VALUE_WORD.findall(d.lower()))
+                                 for d in decoy_names("en"))
+        self.home_automaton = home_automaton(recognizer) if home else None
         self.decoders: tuple[GrammarDecoder, ...] = tuple(decoders)
 
     def grammar_decoders(self, scorer: SentenceScorer, text_decoder: WhisperTextDecoder | None,
@@ -144,15 +159,17 @@ class AcousticRepair:
         out = [GrammarDecoder(a, scorer, text_decoder, **settings)
                for a, lang in zip(self.automata, self._languages, strict=True)
                if lang.lower().startswith("en")]
+        if self.home_automaton is not None:
+            out.append(GrammarDecoder(self.home_automaton, scorer, text_decoder, **settings))
         return tuple(out)
 
     def engages(self, recognition: Recognition) -> bool:
-        """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading,
-        or nothing at all when ``rescue`` is set."""
+        """Whether :meth:`repair` may change ``recognition``: a guessed custom-intent reading
+        (any guessed reading with ``home``), or nothing at all when ``rescue`` is set."""
         intent = recognition.intent
         if intent is None:
             return self.rescue is not None
-        return recognition.guessed and intent.source == "custom"
+        return recognition.guessed and (intent.source == "custom" or self.home)
 
     def heard_some(self, intent: Any, hypotheses: Sequence[str | Hypothesis]) -> bool:
         """Whether Whisper wrote something like one of ``intent``'s slot values: a word of the
@@ -168,6 +185,20 @@ class AcousticRepair:
             if any(self._similarity(word, w) >= RESCUE_SUPPORT for w in heard):
                 return True
         return False
+
+    def names_a_decoy(self, text: str, hypotheses: Sequence[str | Hypothesis]) -> bool:
+        """Whether Whisper's top hypothesis names a thing the home lacks (a decoy name:
+        "basement", "microwave") that the chosen sentence does not say. A home sentence may
+        leave out its area or say "it", so the best one for "turn off the lights in the
+        basement" can be "turn off the lights"."""
+        if not hypotheses or not self._decoys:
+            return False
+        heard = " " + " ".join(_VALUE_WORD.findall(_text(hypotheses[0]).lower())) + " "
+        said = " " + " ".join(_VALUE_WORD.findall(text.lower())) + " "
+        return any(f" {d} " in heard and f" {d} " not in said for d in self._decoys)
+
+    def _bar(self) -> float:
+        return float(self._recognizer.config.security.min_confidence)
 
     def contradicts(self, custom: Mapping[str, Any], top: str) -> str | None:
         """The slot whose value a reading takes where Whisper's top hypothesis wrote another
@@ -207,8 +238,9 @@ class AcousticRepair:
                         grammar_decode: bool = True, **settings: Any) -> AcousticRepair | None:
         """The repair for a server: scores with the transcriber's own Whisper model (no second
         copy of the CTranslate2 model; the grammar decoder reads the decoder weights once more
-        into torch). None when the recognizer has no custom intents (nothing to repair)."""
-        if not recognizer.custom_files:
+        into torch). None when the recognizer has no custom intents and ``home`` is off
+        (nothing to repair)."""
+        if not recognizer.custom_files and not settings.get("home"):
             return None
         from assistant.audio.sentence_score import SentenceScorer
 
@@ -218,6 +250,20 @@ class AcousticRepair:
         if grammar_decode:
             repair.decoders = repair.grammar_decoders(scorer, text_decoder)
         return repair
+
+    @classmethod
+    def for_settings(cls, recognizer: Recognizer, transcriber: Any,
+                     asr: Any) -> AcousticRepair | None:
+        """:meth:`for_transcriber` with the server's ``asr`` settings (``grammar_decode``,
+        ``rescue_nats``, ``home_grammar_decode``: ``auto`` is on when the home has no custom
+        intents). The server and ``hearth bench accuracy`` both build it here."""
+        home = asr.home_grammar_decode
+        if home == "auto":
+            home = not recognizer.custom_files
+        return cls.for_transcriber(
+            recognizer, transcriber, grammar_decode=asr.grammar_decode,
+            rescue=asr.rescue_nats if asr.grammar_decode else None,
+            home=bool(home) and asr.grammar_decode)
 
     def seeds(self, hypotheses: Sequence[str | Hypothesis], recognition: Recognition,
               decoded: Sequence[Decoded] = ()
@@ -229,7 +275,7 @@ class AcousticRepair:
         seeds: list[tuple[str, Mapping[str, Any]]] = []
         base: int | None = None
         intent = recognition.intent
-        if intent is not None and intent.text and intent.source == "custom":
+        if intent is not None and intent.text and (intent.source == "custom" or self.home):
             seeds.append((intent.text, reading_key(intent)))
             base = 0
         texts = list(dict.fromkeys(
@@ -255,7 +301,7 @@ class AcousticRepair:
                 continue
             known.add(d.text)
             new = self._recognizer.recognize(d.text).intent
-            if new is None or new.source != "custom":
+            if new is None or (new.source != "custom" and not self.home):
                 continue
             if said is not None and new.source == "custom" and says_less(new.slots.custom, said):
                 continue
@@ -269,7 +315,8 @@ class AcousticRepair:
         intent = recognition.intent
         if not self.engages(recognition) or (intent is None and not hypotheses):
             return Repaired(recognition, None)
-        if self.max_snr_db is not None and estimated_snr_db(audio) >= self.max_snr_db:
+        if (self.max_snr_db is not None and not (self.home and intent is None)
+                and estimated_snr_db(audio) >= self.max_snr_db):
             return Repaired(recognition, None)  # clean enough: the text reading stands
         if self._scorer is None:
             raise ValueError("AcousticRepair needs a scorer")
@@ -306,6 +353,8 @@ class AcousticRepair:
         if self.contradicts(new.slots.custom, top) or drops_negation(top, c.candidate.text):
             # Whisper wrote another value there, word for word; or "I don't want …"
             return Repaired(recognition, c)
+        if new.source != "custom" and self.names_a_decoy(c.candidate.text, hypotheses):
+            return Repaired(recognition, c)
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
                f"reading, {c.scored} sentences scored)")
@@ -313,6 +362,15 @@ class AcousticRepair:
         if guess_is_sensitive(self._recognizer, new):
             # A reading the audio chose is still a guess: never enough for a sensitive action.
             conf = min(conf, sensitive_guess_cap(self._recognizer))
+            if new.source != "custom":
+                # ... nor, for a home command, for any action on that device: "unlock" and
+                # "lock" differ by one syllable the noise hides (the synthetic set at 5 and
+                # 10 dB: "unlock the front door lock" chosen as "lock …" twice).
+                conf = min(conf, max(0.0, self._bar() - BELOW_BAR))
+        if new.source != "custom" and intent is None and len(new.slots.device_ids) > 1:
+            # A rescue reaches one device at most: "The robot arm lit." (the question "who
+            # wrote Hamlet" at 10 dB) rescued as "turn the lights red" would set every light.
+            conf = min(conf, max(0.0, self._bar() - BELOW_BAR))
         reason = f"{why}: {rec.reason}"
         new = new.model_copy(update={"confidence": conf, "reason": reason})
         logger.debug("acoustic repair: %s", why)
@@ -338,6 +396,27 @@ def reading_key(intent: Any) -> dict[str, str]:
     """What identifies a custom-intent reading among the candidates: its slot values (the
     lists :func:`intents.constrained.choose` swaps)."""
     return dict(intent.slots.custom)
+
+
+def home_automaton(recognizer: Recognizer) -> Any:
+    """The built-in English grammar as a word automaton (``intents.align``), its device and
+    area names joined by the decoy names (rooms and appliances a home may lack)."""
+    from hassil.intents import TextSlotList
+
+    from intents.align import build_automaton
+    from intents.grammar import build_slot_lists
+    from intents.respell import decoy_names
+
+    lists: dict[str, Any] = dict(build_slot_lists(recognizer.config))
+    decoys = decoy_names("en")
+    for key in ("name", "area"):
+        lst = lists.get(key)
+        if isinstance(lst, TextSlotList):
+            own = [v.text_in.text for v in lst.values
+                   if hasattr(v.text_in, "text") and v.text_in.text.isascii()]
+            lists[key] = TextSlotList.from_strings(
+                [*own, *(d for d in decoys if d not in own)], name=key)
+    return build_automaton(recognizer._grammar.intents_for("en"), lists)
 
 
 def says_less(found: Mapping[str, Any], said: Mapping[str, Any]) -> bool:
