@@ -45,6 +45,9 @@ class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
 
     def _parts_en(self, text: str) -> list[_Parse | None]:
+        # "oops, wrong light, turn …": an exclamation before the command
+        text = re.sub(r"^\s*(oops|whoops|oopsie|oh no|oh dear|my bad|dang|darn)\b[\s,.!]*", "",
+                      text, flags=re.I)
         # "kitchen light on, hallway light off": two commands a comma apart
         text = re.sub(r"\b(on|off)\s*,\s*(?!(no|not|wait|sorry|actually|i mean|rather)\b)(?=\w)",
                       r"\1 and ", text, flags=re.I)
@@ -73,7 +76,7 @@ class _EnglishParser(_EnglishActions):
                                     _VERBS_FIRST | _ACTION_WORDS) - {"on", "off"}:
                 text = f"{m.group(1)} {clauses[0].strip()}{clauses[1][m.end():]}"
             clauses = [c for c in re.split(r"[,.;:!?]+", text) if c.strip()]
-        while len(clauses) > 1 and re.match(r"\s*(i|we|it|time)\b", clauses[0], re.I) and (
+        while len(clauses) > 1 and re.match(r"\s*(i|we|it|time|wrong)\b", clauses[0], re.I) and (
                 normalize_en(clauses[1], correct=False)[:1] or [""])[0] in _ACTION_WORDS | {
                 "turn", "switch", "set", "make", "put"}:
             # "I'm heading out, lock the front door": the command after what was said of us;
@@ -128,7 +131,8 @@ class _EnglishParser(_EnglishActions):
 
         if tokens[0] in L.NEGATIONS_EN or text.startswith((" do not ", " please do not ")):
             raise Rejected("that is not something to do (a negation)")
-        if re.search(r" (do|does|did|would|will) (not|never) | dont | never "
+        if re.search(r" (do|does|did|would|will|should|could|must|might) (not|never) | dont "
+                     r"| never "
                      r"| (cannot|can not) (?!see |hear |find )", text):  # "I can't sleep with …"
             # "I don't want the lights on": whatever follows is not to be done
             raise Rejected("that is not something to do (a negation)")
@@ -386,8 +390,14 @@ class _EnglishParser(_EnglishActions):
                                          and tset & L.SCHEDULE_WORDS_EN):
                     raise Rejected(reason)
         said = " " + " ".join(tokens) + " "
-        if re.search(r"\d (am|pm|oclock|o'clock) ", said):
+        switching = tset & {"on", "off", "lock", "unlock", "open", "close"}
+        if re.search(r"\d (am|pm|oclock|o'clock) | at (night|midnight|noon|dawn|dusk|bedtime) ",
+                     said) or (switching and re.search(r" at ([1-9]|1[0-2])( \d\d?)? $", said)):
+            # "turn on the lights at 7": a time, not 7 %
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if re.search(r" (should|ought to) (be|have been|stay) ", said) and tokens[0] not in (
+                "make", "please"):  # "the lights should be off": what one thinks
+            raise Rejected("that sounds like a statement, not a request")
         if re.search(r"(^| )(if|unless|once|in case) (it|i|we|they|he|she|someone|anyone|"
                      r"nobody|there|its) ", said.strip()) and not asks:
             raise Rejected("I can't act on a condition yet; ask when you want it done")

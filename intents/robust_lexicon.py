@@ -53,6 +53,9 @@ CONTRACTIONS_EN = {
     "let's": "let us", "i'll": "i will", "you're": "you are", "we're": "we are",
     "there's": "there is", "it'll": "it will", "didn't": "did not", "wanna": "want to",
     "gonna": "going to", "gimme": "give me", "lemme": "let me", "tv's": "tv",
+    "shouldn't": "should not", "couldn't": "could not", "wouldn't": "would not",
+    "mustn't": "must not", "haven't": "have not", "hasn't": "has not", "wasn't": "was not",
+    "weren't": "were not",
 }
 
 NUMBERS_EN = {

@@ -258,3 +258,19 @@ def test_chinese_indirect_and_levels(demo: Recognizer, text: str, area: str | No
 def test_chinese_except_is_refused(demo: Recognizer) -> None:
     got = demo.recognize("把家里的灯都关掉，除了卧室").intent  # never the bedroom's too
     assert got is None, got
+
+
+@pytest.mark.parametrize("text", [
+    "turn on the lights at 7",  # a time, not 7 %
+    "lock the door at night",
+    "you shouldn't have turned off the fan",  # should/could/must not
+    "the lights should be off",  # what one thinks
+])
+def test_times_and_opinions_do_not_act(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is None or got.confidence < MIN_CONF, got
+
+
+def test_an_exclamation_before_the_command(demo: Recognizer) -> None:
+    got = demo.recognize("oops, wrong light, turn the kitchen light back on").intent
+    assert got is not None and (got.name, got.slots.device_ids) == ("light_on", ["kitchen_light"])
