@@ -193,6 +193,9 @@ class _EnglishActions(_TierBase):
             return
         # scenes
         if p.scene and not p.devices:
+            if tset & {"off", "stop", "exit", "leave", "quit", "end", "deactivate", "disable",
+                       "cancel", "undo", "kill", "out"}:  # "turn off movie night"
+                raise Rejected("a scene can't be switched off; say what to change")
             if tset & {"activate", "start", "set", "put", "run", "turn", "switch", "go",
                        "enable", "begin", "play", "on", "time", "it", "is", "mode", "scene"}:
                 act("scene", bool(tset & {"activate", "start", "set", "run", "turn", "on",

@@ -32,7 +32,8 @@ class _ChineseParser(_TierBase):
         s = _normalize_zh(text)
         if not s:
             return []
-        if any(w in s for w in L.SCHEDULE_WORDS_ZH):
+        if any(w in s for w in L.SCHEDULE_WORDS_ZH) or re.search(  # 等我睡着了再关灯
+                r"等.+再|(半个?|[\d一二两三四五六七八九十几]+个?半?)(小时|钟头|分钟)", s):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
         if "除了" in s or "除开" in s:  # "把家里的灯都关掉，除了卧室": leave one out
             raise Rejected("I can't leave a room out yet; name the rooms to act on")
@@ -209,7 +210,7 @@ class _ChineseParser(_TierBase):
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
                           r"回去|回来|显示|还是|睡不着|快点|赶紧|赶快|声|就行|就好|就可以|"
-                          r"刺眼|晃眼|状态|查看|查|位置|那个|那|"
+                          r"刺眼|晃眼|状态|查看|查|位置|那个|那|忘了|忘记|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
@@ -328,6 +329,8 @@ class _ChineseParser(_TierBase):
                 p.kinds.append("lock")
             return p
         if p.scene and not p.devices:
+            if any(w in rest for w in ("关", "退出", "取消", "停", "结束", "离开")):
+                raise Rejected("a scene can't be switched off; say what to change")  # 关闭电影模式
             act("scene", any(w in rest for w in ("打开", "开启", "启动", "切换", "进入", "开")))
             return p
         # media

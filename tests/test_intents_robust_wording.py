@@ -274,3 +274,21 @@ def test_times_and_opinions_do_not_act(demo: Recognizer, text: str) -> None:
 def test_an_exclamation_before_the_command(demo: Recognizer) -> None:
     got = demo.recognize("oops, wrong light, turn the kitchen light back on").intent
     assert got is not None and (got.name, got.slots.device_ids) == ("light_on", ["kitchen_light"])
+
+
+@pytest.mark.parametrize("text", [
+    "turn off movie night", "stop movie night", "deactivate movie night", "关闭电影模式",
+    "等我睡着了再关灯", "风扇开半个小时",  # later, for a while
+])
+def test_scenes_are_not_switched_off_and_later_is_not_now(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is None or got.confidence < MIN_CONF, got
+
+
+@pytest.mark.parametrize(("text", "ids"), [
+    ("我是不是忘了锁门", ["front_door_lock"]),
+    ("我想知道车库门开没开", ["garage_door"]),
+])
+def test_chinese_did_i_forget(demo: Recognizer, text: str, ids: list[str]) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and (got.name, got.slots.device_ids) == ("get_state", ids), got
