@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from devices.actions import (
     ActionResult,
@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 #: Intents that act on nothing.
 NO_OP_INTENTS: frozenset[str] = frozenset({IntentName.CANCEL, IntentName.CONFIRM})
 #: Detail of the rejection that asks for a "yes" (``extra["needs_confirmation"]`` is True).
+#: How far below ``security.min_confidence`` a guessed reading is asked back rather than
+#: refused (:meth:`Dispatcher.may_ask_back`).
+ASK_BACK_BAND: Final = 0.15
+_NEVER_ASKED_BACK: Final = frozenset({IntentName.LOCK, IntentName.UNLOCK, IntentName.COVER_OPEN,
+                                      IntentName.SCENE_ACTIVATE})
 NEEDS_CONFIRMATION = "sensitive action needs an explicit confirmation"
 _BUILTIN: frozenset[str] = frozenset(i.value for i in IntentName)
 
@@ -161,6 +166,19 @@ class Dispatcher:
         return self.is_sensitive(intent) or any(
             self.is_sensitive(i) for i in self._scene_intents(intent)
         )
+
+    def may_ask_back(self, intent: Intent) -> bool:
+        """Whether a *guessed* ``intent`` refused for its confidence may be asked back ("Did
+        you mean …? Say yes") rather than refused: within ``ASK_BACK_BAND`` below
+        ``security.min_confidence``, and nothing sensitive about it — no lock either way, no
+        opening, no scene, no device marked sensitive."""
+        bar = self.config.security.min_confidence
+        if not bar - ASK_BACK_BAND <= intent.confidence < bar:
+            return False
+        if intent.name in _NEVER_ASKED_BACK or self.requires_confirmation(intent):
+            return False
+        return not any(self._devices[d].sensitive for d in intent.slots.device_ids
+                       if d in self._devices)
 
     def too_unsure(self, intent: Intent) -> bool:
         """Whether the policy refuses ``intent`` for its confidence alone (a "yes" aside):

@@ -267,3 +267,17 @@ def test_each_command_of_a_turn_is_said_with_its_own_verb(
     results = _ok(on, {"state": "on"}) + _ok(back, {"state": "on", "brightness": 40})
     assert compose_reply(on, results, home).text == (
         "Turned on the office light. Set the kitchen light to 40%.")
+
+
+def test_a_guess_is_asked_back_in_the_users_language(rec: Recognizer, home: HomeConfig) -> None:
+    i = _intent(rec, "turn off the office light")
+    asked = [ActionResult(device_id=None, intent=i.name, status="rejected",
+                          detail="not sure", extra={"asks_back": "turn off the office light"})]
+    r = compose_reply(i, asked, home)
+    assert r.kind == "confirm"
+    assert r.text == ("I'm not sure I heard that right. Did you mean: turn off the office light? "
+                      "Say yes."), r.text
+    z = compose_reply(i.model_copy(update={"language": "zh-CN"}),
+                      [ActionResult(device_id=None, intent=i.name, status="rejected",
+                                    extra={"asks_back": "把书房灯关掉"})], home)
+    assert z.kind == "confirm" and "把书房灯关掉" in z.text and z.text.startswith("我不太确定")

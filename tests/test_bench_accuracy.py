@@ -218,3 +218,31 @@ def test_an_amended_order_counts_once_as_the_amended_order() -> None:
     # without the amendment mark, two orders reached the device: wrong
     events = turn("u1", first, None) + turn("u2", want, None)
     assert score_clip(item, events)["outcome"] == "wrong"
+
+
+def test_serve_scoring_counts_a_guess_asked_back_as_a_miss() -> None:
+    """--serve scoring: a guess asked back ("Did you mean …? Say yes") took no action: a
+    miss, marked asked right or wrong by the reading it asked about."""
+    import numpy as np
+
+    from assistant.bench.accuracy_serve import score_clip
+    from assistant.bench.accuracy_sets import Item
+    from assistant.bench.accuracy_text import Expected
+    from assistant.turn.acting import ASKED_BACK
+
+    want = {"coffee_drink": "house coffee", "roast": "dark roast"}
+    item = Item(id="x", set="picovoice", kind="command", text=None,
+                expected=Expected("order_drink", {"custom": want}), voice=None,
+                load=lambda: np.zeros(1, dtype=np.float32))
+
+    def asked(slots: dict[str, str]) -> list[dict[str, object]]:
+        intent = {"name": "order_drink", "slots": {"custom": slots}}
+        return [{"type": "intent", "utterance_id": "u1", "intent": intent, "confidence": 0.45,
+                 "reason": ""},
+                {"type": "action", "utterance_id": "u1", "final": True, "status": "rejected",
+                 "detail": f"{ASKED_BACK}: a dark roast house coffee"}]
+
+    rec = score_clip(item, asked(want))
+    assert (rec["outcome"], rec["asked"]) == ("miss", "right")
+    rec = score_clip(item, asked({"coffee_drink": "latte"}))
+    assert (rec["outcome"], rec["asked"]) == ("miss", "wrong")

@@ -386,6 +386,10 @@ def _done(w: _Words, intent: Intent, finals: Sequence[ActionResult]) -> Reply:
     asking = next((r for r in finals if r.extra.get("choices")), None)
     if asking is not None:
         return _which(w, list(asking.extra["choices"]))
+    asked = next((r for r in finals if r.extra.get("asks_back")), None)
+    if asked is not None:  # a guess held just below the bar (assistant.turn.acting)
+        text = w.fill(w.t["confirm"]["guess"], text=str(asked.extra["asks_back"]))
+        return Reply(w.sentences([text]), w.lang, "confirm")
     nothing = [r for r in finals if r.device_id is None and r.status == "rejected"]
     if nothing and len(finals) == len(nothing):
         return _nothing(w, intent, nothing[0])

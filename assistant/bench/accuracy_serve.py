@@ -12,7 +12,10 @@ second turn) count, exactly as a client meets them. What the server *did* is sco
   its turn is the labelled order, every slot equal (nothing more, nothing less);
 * **wrong action**: an action was taken on another reading, or more than one action (half an
   order plus the rest) — a wrong coffee;
-* **miss**: no action (nothing understood, refused for low confidence, asked again).
+* **miss**: no action (nothing understood, refused for low confidence, asked again). A miss
+  whose reading was *asked back* ("Did you mean: …? Say yes", ``assistant.turn.acting``) is
+  also counted as ``asked`` right or wrong: whether a "yes" would have given the labelled
+  order (the bench says no "yes": the order is not counted as right).
 
 Latency: the server's own ``speech_end_to_action`` (last voiced frame received → action
 published) of the turn that acted, P50 / P90 / P99 per condition.
@@ -57,6 +60,7 @@ from assistant.bench.serve_clips import (
     snr_ok,
     write_report,
 )
+from assistant.turn.acting import ASKED_BACK
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +97,20 @@ def score_clip(item: Item, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
     right = (len(readings) == 1 and readings[0]["name"] == want_name
              and readings[0]["slots"] == want)
     outcome = "right" if right else ("wrong" if readings else "miss")
+    asked = None
+    if outcome == "miss":
+        asked_utts = [e["utterance_id"] for e in events if e["type"] == "action"
+                      and str(e.get("detail", "")).startswith(ASKED_BACK)]
+        if asked_utts:
+            it = (intents.get(asked_utts[-1]) or {}).get("intent") or {}
+            asked = "right" if it.get("name") == want_name and _slots(it) == want else "wrong"
     lat = None
     if acted_utts and acted_utts[0] in metrics:
         lat = metrics[acted_utts[0]]["timings_ms"].get("speech_end_to_action")
     return {
         "id": item.id, "expected": {"name": want_name, "slots": want},
         "outcome": outcome,
+        "asked": asked,
         "heard": [e["text"] for e in events if e["type"] == "transcript.final"],
         "intents": [{"name": (e.get("intent") or {}).get("name"),
                      "slots": _slots(e.get("intent") or {}),
@@ -183,6 +195,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             "clips": n, "right": right,
             "wrong": sum(r["outcome"] == "wrong" for r in recs),
             "miss": sum(r["outcome"] == "miss" for r in recs),
+            "asked_right": sum(r.get("asked") == "right" for r in recs),
+            "asked_wrong": sum(r.get("asked") == "wrong" for r in recs),
             "accuracy": round(right / n, 4) if n else None,
             "cut_into_turns": sum(r["utterances"] > 1 for r in recs),
             "speech_end_to_action_ms": {"n": len(lat), "p50": pct(lat, 50),
@@ -202,16 +216,17 @@ def _markdown(summary: dict[str, Any], result: dict[str, Any], command: str) -> 
              f"wall {result['wall_s']} s, load average before / after "
              f"{result['load_average'][0][0]:.1f} / {result['load_average'][1][0]:.1f} "
              f"on {os.cpu_count()} CPUs", "",
-             "| condition | clips | right | wrong action | miss | cut into turns | accuracy | "
-             "speech end → action P50 / P90 / P99 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| condition | clips | right | wrong action | miss | of which asked back (right / "
+             "wrong reading) | cut into turns | accuracy | speech end → action P50 / P90 / P99 "
+             "ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for cond, c in summary["conditions"].items():
         lat = c["speech_end_to_action_ms"]
         name = "clean" if cond == "clean" else f"kitchen {cond} dB"
         acc = "—" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f} %"
         lines.append(f"| {name} | {c['clips']} | {c['right']} | {c['wrong']} | {c['miss']} | "
-                     f"{c['cut_into_turns']} | {acc} | {lat['p50']} / {lat['p90']} / "
-                     f"{lat['p99']} |")
+                     f"{c['asked_right']} / {c['asked_wrong']} | {c['cut_into_turns']} | {acc} | "
+                     f"{lat['p50']} / {lat['p90']} / {lat['p99']} |")
     if "average_noisy" in summary:
         a = summary["average_noisy"]
         lines += ["", f"Average over {', '.join(a['snrs'])} dB: {100 * a['accuracy']:.1f} %"]
@@ -267,7 +282,8 @@ def run(args: argparse.Namespace) -> int:
         lat = c["speech_end_to_action_ms"]
         acc = "—" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f} %"
         print(f"picovoice {cond:>5}: right {c['right']}/{c['clips']} ({acc}), wrong action "
-              f"{c['wrong']}, miss {c['miss']}, cut {c['cut_into_turns']}; speech end → action "
+              f"{c['wrong']}, miss {c['miss']} (asked back: {c['asked_right']} right, "
+              f"{c['asked_wrong']} wrong), cut {c['cut_into_turns']}; speech end → action "
               f"P50 {lat['p50']} P90 {lat['p90']} P99 {lat['p99']} ms (n={lat['n']})")
     if "average_noisy" in summary:
         print(f"average {'/'.join(summary['average_noisy']['snrs'])} dB: "

@@ -8,6 +8,11 @@ With a client id, the pending confirmation is also a record on the broker
 session of the same client that took over (a reconnect, perhaps to another replica) has
 cancelled it for good, and told the user.
 
+A guessed reading of noisy speech just below ``security.min_confidence`` (within
+``devices.dispatcher.ASK_BACK_BAND``; not sensitive) is asked back instead of refused: "Did
+you mean: a large dark roast house coffee with brown sugar? Say yes." A "yes" within the
+window carries it out; any other turn drops the question.
+
 Once commands are being published they cannot be taken back, so a dispatch always runs to its
 end and reports its actions (the session does not cancel an utterance in this stage)."""
 
@@ -17,7 +22,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from assistant.protocol import ActionEvent, ErrorCode, IntentEvent
 from assistant.turn.amend import Amends
@@ -49,6 +54,8 @@ class Acting:
         self._pending: tuple[Intent, float] | None = None
         #: The client id the pending confirmation was asked under (its broker record's key).
         self._pending_client: str | None = None
+        #: Whether the pending intent is a guess asked back (not a sensitive action).
+        self._asked_back = False
         #: A command that asked "which one?": the intent, its candidates and the deadline.
         self._clarify: tuple[Intent, list[str], float] | None = None
         #: A command about "here" with no room known: its text, language and the deadline
@@ -65,6 +72,9 @@ class Acting:
         confirmation), then its dispatch. The intent becomes the next utterance's context."""
         if result.intent is None and self._pending is not None:
             result = answer_to_confirmation(text, lang) or result
+        if self._asked_back and (result.intent is None
+                                 or result.intent.name not in ("confirm", "cancel")):
+            self._pending, self._asked_back = None, False  # another turn: the guess is dropped
         result = self._answer_to_question(result, text)
         result = await self._answer_to_room_question(result, text)
         amends: str | None = None
@@ -90,6 +100,8 @@ class Acting:
                 window = self._res.confirmation_window_s
                 self._room_question = (text, lang, self._clock() + window)
             raise Done("no_intent")
+        if self._ask_back(result):
+            self._asking_back(utt, intent)
         self._state.last_intent = intent
         self.amends.other_turn(utt)  # a new command: the order before it is done
         if not result.also:
@@ -122,6 +134,36 @@ class Acting:
             )
         )
         await self.dispatch(utt, intent)
+
+    def _ask_back(self, result: Recognition) -> bool:
+        """Whether ``result`` is a guess to ask back: guessed, one command that moves a
+        device, and the dispatcher's :meth:`~devices.dispatcher.Dispatcher.may_ask_back`."""
+        from intents.schema import QUERY_INTENTS
+
+        intent = result.intent
+        check = getattr(self._res.dispatcher, "may_ask_back", None)
+        if (intent is None or not result.guessed or result.also or not intent.text
+                or intent.name in QUERY_INTENTS or not callable(check)
+                or (self.answering is not None and self.answering.handles(intent))):
+            return False
+        return bool(check(intent))
+
+    def _asking_back(self, utt: Utterance, intent: Intent) -> None:
+        """Ask ``intent`` back: it waits, at the bar, for a "yes"."""
+        bar = float(self._res.dispatcher.config.security.min_confidence)  # type: ignore[attr-defined]
+        said = intent.text.strip().rstrip(".?!,;:。？！，")
+        reason = f"{intent.reason} [asked back: {said!r}; a yes carries it out]"
+        waiting = intent.model_copy(update={"confidence": bar, "reason": reason})
+        self._pending = (waiting, self._clock() + self._res.confirmation_window_s)
+        self._pending_client, self._asked_back = None, True
+        result = ActionResult(device_id=None, intent=intent.name, status="rejected",
+                              detail=f"{ASKED_BACK}: {said}", extra={"asks_back": said})
+        utt.actions.append(result)
+        utt.released()
+        self._events.emit(ActionEvent(utterance_id=utt.id, intent=intent.name, status="rejected",
+                                      final=True, detail=result.detail))
+        utt.intent = intent
+        raise Done("actions")
 
     def _where(self) -> dict[str, str]:
         area = self._state.config.area
@@ -170,6 +212,7 @@ class Acting:
 
     def _take_pending(self) -> Intent | None:
         pending, self._pending = self._pending, None
+        self._asked_back = False
         client, self._pending_client = self._pending_client, None
         share = self._res.share
         if pending is not None and share is not None and client is not None:
@@ -321,6 +364,9 @@ class Acting:
             utt.timings["dispatch"] = self._clock() - t0
         raise Done("actions")
 
+
+#: The ``detail`` of the ``action`` that asks a guess back (then ": " and what was heard).
+ASKED_BACK: Final = "not sure I heard it right; say yes to confirm"
 
 #: Answers to "please confirm", recognized only while a confirmation is pending (the grammar
 #: has no sentences for them, and outside that moment they mean nothing).
