@@ -229,7 +229,7 @@ def _build_lex(config: HomeConfig) -> _Lex:
            "pitch", "hear",
            "cannot", "barely", "hardly",
            "freezing", "boiling", "stuffy",
-           "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius",
+           "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius", "kelvin",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
            "back", "prepare", "brew", "making", "need", "couple", "few", "warmer",
            "cooler", "hotter", "colder", "softer", "volume", "replace", "swap",

@@ -30,6 +30,7 @@ class _EnglishActions(_TierBase):
         tset = set(tokens)
         first = tokens[0]
         # amounts
+        said_kelvin = None
         for i, t in enumerate(tokens):
             if re.fullmatch(r"\d+(\.\d+)?", t):
                 val = float(t)
@@ -37,6 +38,8 @@ class _EnglishActions(_TierBase):
                 if nxt == "percent" or (i + 2 < len(tokens) and nxt == "per"
                                         and tokens[i + 2] == "cent"):
                     p.number, p.percent = val, True
+                elif nxt in ("kelvin", "k") and 1000 <= val <= 10000:
+                    said_kelvin = int(val)  # "4000 kelvin": the white, not a level
                 elif nxt in ("degrees", "degree", "celsius", "fahrenheit", "c", "f"):
                     p.temperature = val
                     unit = tokens[i + 2] if nxt.startswith("degree") and i + 2 < len(tokens) \
@@ -79,6 +82,7 @@ class _EnglishActions(_TierBase):
         kelvin = next((L.COLOR_TEMP_EN[t] for t in tokens if t in L.COLOR_TEMP_EN), None)
         if " bright white " in text:
             kelvin = 6500
+        kelvin = said_kelvin or kelvin
 
         def act(action: str, explicit: bool = True) -> None:
             if p.action is None or (p.action == "get_temp" and action != "get_temp"):
@@ -114,7 +118,8 @@ class _EnglishActions(_TierBase):
                         p.kinds.append("climate")
                     return
             if first in ("what", "whats", "tell", "check") and p.has_target() and tset & {
-                    "status", "state"} and not p.kind_from_action:  # "what's the status of …"
+                    "status", "state", "brightness", "colour", "color", "position"} \
+                    and not p.kind_from_action:  # "what's the status of …", "… brightness of"
                 p.action, p.explicit_verb = "get_state", True
                 return
             if (first in ("is", "are", "does") and p.has_target() and (

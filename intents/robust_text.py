@@ -71,6 +71,8 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     with ``correct``, only what a correction said as the command was spoken kept."""
     s = text.lower().replace("’", "'").replace("‘", "'")
     s = re.sub(r"(\d)\s*%", r"\1 percent ", s)
+    s = re.sub(r"\b(\d{4})\s*k\b", r"\1 kelvin", s)  # "4000K"
+    s = re.sub(r"\b(colou?r) temperature\b", r"\1", s)  # a light's white, not the heat
     s = re.sub(r"(\d)\s*°\s*([cf])\b", r"\1 degrees \2", s)
     s = s.replace("°", " degrees ")
     s = re.sub(r"(?<=\d)\.(?=\d)", "\x00", s)

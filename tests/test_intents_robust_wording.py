@@ -292,3 +292,19 @@ def test_scenes_are_not_switched_off_and_later_is_not_now(demo: Recognizer, text
 def test_chinese_did_i_forget(demo: Recognizer, text: str, ids: list[str]) -> None:
     got = demo.recognize(text).intent
     assert got is not None and (got.name, got.slots.device_ids) == ("get_state", ids), got
+
+
+@pytest.mark.parametrize(("text", "kelvin"), [
+    ("color temperature 3000 kelvin in the kitchen", 3000),  # a light's white, not the heat
+    ("set the lights in the living room to 4000K", 4000),
+])
+def test_kelvin(demo: Recognizer, text: str, kelvin: int) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and got.name == "light_set", got
+    assert got.slots.color_temp_kelvin == kelvin, got
+
+
+def test_what_is_the_brightness_asks(demo: Recognizer) -> None:
+    got = demo.recognize("what is the brightness of the kitchen light").intent
+    assert got is not None and (got.name, got.slots.device_ids) == ("get_state",
+                                                                     ["kitchen_light"])
