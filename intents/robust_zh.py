@@ -286,7 +286,8 @@ class _ChineseParser(_TierBase):
             if ("climate" in kinds and any(w in rest for w in ("多少", "几度", "怎么样", "什么"))) \
                     or "几度" in rest or "多少度" in rest or (check and "温度" in p.kind_words):
                 act("get_temp")
-                if "climate" not in p.kinds:
+                if "climate" not in p.kinds and not any(  # not "厨房温度计显示多少度"
+                        "temperature" in self._devices[d].capabilities for d in p.devices):
                     p.kinds.append("climate")
                 return p
             if p.has_target() and (any(w in rest for w in ("开着", "关着", "锁", "状态", "吗"))

@@ -308,3 +308,13 @@ def test_what_is_the_brightness_asks(demo: Recognizer) -> None:
     got = demo.recognize("what is the brightness of the kitchen light").intent
     assert got is not None and (got.name, got.slots.device_ids) == ("get_state",
                                                                      ["kitchen_light"])
+
+
+def test_chinese_a_sensor_named_is_read_alone(demo: Recognizer) -> None:
+    got = demo.recognize("厨房温度计显示多少度").intent  # not the thermostat too
+    assert got is not None and got.slots.device_ids == ["kitchen_temperature"], got
+
+
+def test_chinese_tv_set(demo: Recognizer) -> None:
+    got = demo.recognize("打开电视机").intent
+    assert got is not None and (got.name, got.slots.device_ids) == ("switch_on", ["tv_plug"])
