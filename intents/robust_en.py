@@ -366,6 +366,10 @@ class _EnglishParser(_EnglishActions):
         said = " " + " ".join(tokens) + " "
         if re.match(r" ((do|did) you think )?(should|shall|must|do) (i|we) ", said):
             raise Rejected("a question about what to do; say it as a request")
+        if re.match(r" (\w+ )?(\w+) (says|said|wants|wanted|told (me|us|you)|asked (me|us|you)"
+                    r"|thinks|reckons) ", said) and tokens[0] not in _ACTION_WORDS | {
+                        "i", "we", "you"}:  # "I said turn off the fan": said again
+            raise Rejected("that sounds like what someone said, not a request")  # "mommy says …"
         if re.match(r" (i|we) (think|guess|believe|suppose|reckon|bet|noticed|see) ", said) \
                 or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
             raise Rejected("that sounds like a statement, not a request")

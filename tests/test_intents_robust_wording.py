@@ -318,3 +318,13 @@ def test_chinese_a_sensor_named_is_read_alone(demo: Recognizer) -> None:
 def test_chinese_tv_set(demo: Recognizer) -> None:
     got = demo.recognize("打开电视机").intent
     assert got is not None and (got.name, got.slots.device_ids) == ("switch_on", ["tv_plug"])
+
+
+@pytest.mark.parametrize(("text", "acts"), [
+    ("mommy says turn off the tv", False),  # what someone else said
+    ("my wife wants the lights off", False),
+    ("I said turn off the fan", True),  # said again
+])
+def test_reported_speech(demo: Recognizer, text: str, acts: bool) -> None:
+    got = demo.recognize(text).intent
+    assert (got is not None and got.confidence >= MIN_CONF) == acts, got
