@@ -315,7 +315,8 @@ def _strip_zh(s: str) -> str:
             if s.startswith(w) and len(s) > len(w):
                 s = s[len(w):].lstrip("，,、 ")
                 changed = True
-    s = re.sub(r"^([嗯呃额唔哎]+[，,、]?|请问)", "", s)  # hesitations, 请问
+    s = re.sub(r"^([嗯呃额唔哎]+[，,、]?|请问|我(刚才|都)?说了?[，,、]?(?=[把开关打调锁拉]))", "",
+               s)  # hesitations, 请问, "我说了关灯" (said again)
     if m := re.match(r"(你|您)?(能|可以|能不能|可不可以|能否)", s):
         if re.search(r"[^了着]吗$", s) and not re.search(r"着|没|看看|查|确认|是不是|有没有", s):
             s = s[:-1]  # "能帮我开一下咖啡机吗": a request, not a question

@@ -35,6 +35,9 @@ class _ChineseParser(_TierBase):
         if any(w in s for w in L.SCHEDULE_WORDS_ZH) or re.search(  # 等我睡着了再关灯
                 r"等.+再|(半个?|[\d一二两三四五六七八九十几]+个?半?)(小时|钟头|分钟)", s):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
+        if re.match(r"[^我你请帮把开关打调，,]{1,4}?(说|让我|叫我|要我|要求)", s) \
+                and not re.match(r"(小爱|小度|天猫|壁炉|嘿|你好)", s):  # "妈妈说把电视关了"
+            raise Rejected("that sounds like what someone said, not a request")
         if "除了" in s or "除开" in s:  # "把家里的灯都关掉，除了卧室": leave one out
             raise Rejected("I can't leave a room out yet; name the rooms to act on")
         said, s = s, self._corrected_zh(s)

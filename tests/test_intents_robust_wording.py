@@ -328,3 +328,13 @@ def test_chinese_tv_set(demo: Recognizer) -> None:
 def test_reported_speech(demo: Recognizer, text: str, acts: bool) -> None:
     got = demo.recognize(text).intent
     assert (got is not None and got.confidence >= MIN_CONF) == acts, got
+
+
+@pytest.mark.parametrize(("text", "acts"), [
+    ("妈妈说，把电视关了", False),  # what someone else said, a comma apart or not
+    ("他让我关灯", False),
+    ("我说了关灯", True),  # said again
+])
+def test_chinese_reported_speech(demo: Recognizer, text: str, acts: bool) -> None:
+    got = demo.recognize(text, area="bedroom").intent
+    assert (got is not None and got.confidence >= MIN_CONF) == acts, got
