@@ -184,19 +184,17 @@ class Turns:
             known = await self._understanding.recognize(utt, text, lang, heard, audio)
         result = await self._transcribing.repair(utt, known, heard, audio, lang)
         if heard is not None:
-            result = self._weigh(result, heard, rescued=known.intent is None)
+            result = self._weigh(result, heard)
         utt.timings["intent"] = self._clock() - t0
         await self._in_turn(utt)
         await self._acting.act(utt, result, text, lang)
 
-    def _weigh(self, result: Recognition, heard: Heard, *, rescued: bool = False) -> Recognition:
+    def _weigh(self, result: Recognition, heard: Heard) -> Recognition:
         """A guessed custom reading weighed against Whisper's words (``intents.evidence``):
-        values all written by Whisper are not refused for a low ASR score. ``rescued``: the
-        text parsed to nothing and the audio chose the whole reading; a value in it that no
-        hypothesis has anything like ("A lot of sugar." rescued as "coffee with a lot of
-        sugar") is the scorer's invention, kept below the bar."""
-        result = weigh_reading(self._res.recognizer, result, [h.text for h in heard.hypotheses],
-                               rescued=rescued)
+        values all written by Whisper are not refused for a low ASR score; a value no
+        hypothesis has anything like ("a big fan" repaired as "a bit of cream") is the
+        scorer's or the grammar's choice, kept just below the bar, where it is asked back."""
+        result = weigh_reading(self._res.recognizer, result, [h.text for h in heard.hypotheses])
         top = heard.hypotheses[0].text if heard.hypotheses else ""
         return zh_heard_alike(self._res.recognizer, result, top)
 
