@@ -97,7 +97,9 @@ class _EnglishActions(_TierBase):
         vac = "vacuum" in kinds
 
         if p.has_target() and re.search(r" (on or off|off or on|open or (closed|shut)|(closed|shut)"
-                                        r" or open|locked or unlocked|unlocked or locked) ", text):
+                                        r" or open|locked or unlocked|unlocked or locked) ", text) \
+                or (p.has_target() and tokens[-1] in ("status", "state")
+                    and not tset & (_ACTION_WORDS | {"set"})):  # "garage door status"
             p.action, p.explicit_verb = "get_state", True  # "lights in the office on or off"
             return
         # questions ("have some music" asks for it: "have" with no one after it)
@@ -127,7 +129,7 @@ class _EnglishActions(_TierBase):
                             "running", "playing", "lock", "up", "down", "cleaning", "charging",
                             "docked", "working"})) or (  # "is the front door lock?"
                     first == "how" and p.has_target() and tset & {"bright", "loud", "open"}) \
-                    or (first == "check" and p.has_target() and not tset - {"check"} & (
+                    or (first == "check" and p.has_target() and not (tset - {"check"}) & (
                         _ACTION_WORDS | L.VERBS_SET_EN)):  # "check the garage door"
                 p.action = "get_state"
                 p.explicit_verb = True
@@ -317,6 +319,13 @@ class _EnglishActions(_TierBase):
             and "warmer" not in tset and not lightish_only(p) and not warm_up
 
         # temperature ("the temperature" may name only the home's sensor: it is the setpoint)
+        if climate and "mode" in tset:  # "switch the thermostat to cool mode"
+            raise Rejected("I can't change the thermostat's mode yet; set a temperature")
+        if tokens[:2] == ["make", "it"] and p.number is not None and not p.percent \
+                and 10 <= p.number <= 32 and not kinds and p.temperature is None:
+            p.temperature = p.number  # "make it 21 in here": the heat, as people say it
+            climate = True
+            p.kinds.append("climate")
         sensor_only = bool(kinds) and kinds <= {"sensor"} and bool(tset & {"temperature", "temp"})
         setpoint = climate or sensor_only
         # "lower"/"higher" first in the sentence are verbs ("lower the temperature to 18"), not

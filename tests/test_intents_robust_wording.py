@@ -338,3 +338,20 @@ def test_reported_speech(demo: Recognizer, text: str, acts: bool) -> None:
 def test_chinese_reported_speech(demo: Recognizer, text: str, acts: bool) -> None:
     got = demo.recognize(text, area="bedroom").intent
     assert (got is not None and got.confidence >= MIN_CONF) == acts, got
+
+
+@pytest.mark.parametrize(("text", "area", "name", "ids"), [
+    ("make it 21 in here", "living_room", "climate_set_temperature", ["thermostat"]),
+    ("make it 22 in the living room", None, "climate_set_temperature", ["thermostat"]),
+    ("garage door status", None, "get_state", ["garage_door"]),  # a name then status
+    ("kitchen light state", None, "get_state", ["kitchen_light"]),
+])
+def test_terse_setpoints_and_status(demo: Recognizer, text: str, area: str | None, name: str,
+                                    ids: list[str]) -> None:
+    got = demo.recognize(text, area=area).intent
+    assert got is not None and (got.name, got.slots.device_ids) == (name, ids), got
+
+
+def test_a_thermostat_mode_is_not_a_step(demo: Recognizer) -> None:
+    got = demo.recognize("switch the thermostat to cool mode").intent
+    assert got is None, got
