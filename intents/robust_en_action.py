@@ -96,10 +96,10 @@ class _EnglishActions(_TierBase):
         cover = "cover" in kinds
         vac = "vacuum" in kinds
 
-        if p.has_target() and re.search(r" (on or off|off or on|open or (closed|shut)|(closed|shut)"
-                                        r" or open|locked or unlocked|unlocked or locked) ", text) \
-                or (p.has_target() and tokens[-1] in ("status", "state")
-                    and not tset & (_ACTION_WORDS | {"set"})):  # "garage door status"
+        either = re.search(r" (on or off|off or on|open or (closed|shut)|(closed|shut) or open"
+                           r"|locked or unlocked|unlocked or locked) ", text)
+        status = tokens[-1] in ("status", "state") and not tset & (_ACTION_WORDS | {"set"})
+        if p.has_target() and (either or status):  # "garage door status"
             p.action, p.explicit_verb = "get_state", True  # "lights in the office on or off"
             return
         # questions ("have some music" asks for it: "have" with no one after it)
