@@ -294,7 +294,8 @@ def _normalize_zh(text: str) -> str:
     s = re.sub(r"反锁(上|起来)?", "锁上", s)  # 把大门反锁
     s = re.sub(r"黑(乎乎|漆漆|咕隆咚|洞洞)的?", "好黑", s)  # 屋里黑乎乎的
     s = s.replace("电视机", "电视")
-    s = re.sub(r"扫一扫|扫扫", "打扫", s)  # 把走廊扫一扫
+    # 把走廊扫一扫, 吸一下走廊: the vacuum's verbs
+    s = re.sub(r"扫一扫|扫扫|(?<![打清])扫(?=一下|下)|吸(?=一下|尘|一吸)", "打扫", s)
     s = re.sub(rf"(到|成|为|在|音量|[高低大小加减])([{_ZH_NUM}]+)(?!点|下|些|半|个)",
                lambda m: f"{m.group(1)}{_zh_number(m.group(2))}"
                if _zh_number(m.group(2)) is not None else m.group(0), s)

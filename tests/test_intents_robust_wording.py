@@ -355,3 +355,14 @@ def test_terse_setpoints_and_status(demo: Recognizer, text: str, area: str | Non
 def test_a_thermostat_mode_is_not_a_step(demo: Recognizer) -> None:
     got = demo.recognize("switch the thermostat to cool mode").intent
     assert got is None, got
+
+
+@pytest.mark.parametrize(("text", "area"), [
+    ("扫地机器人去客厅扫地", "living_room"),  # 去 a room 扫地
+    ("吸一下走廊", "hallway"),  # 吸: vacuum
+    ("厨房和走廊都扫一下", "kitchen"),
+])
+def test_chinese_vacuum_rooms(demo: Recognizer, text: str, area: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and got.name == "vacuum_clean_area", got
+    assert got.slots.area == area, got
