@@ -228,7 +228,7 @@ def _build_lex(config: HomeConfig) -> _Lex:
         | {"unlock", "lock", "secure", "dark", "bright", "hot", "cold", "warm", "chilly", "see",
            "pitch", "hear",
            "cannot", "barely", "hardly",
-           "freezing", "boiling", "stuffy", "status", "state",
+           "freezing", "boiling", "stuffy", "status", "state", "glow",
            "dim", "up", "clean", "cleaning", "mute", "unmute", "degrees", "celsius", "kelvin",
            "fahrenheit", "c", "f", "halfway", "open", "closed", "shut", "louder", "quieter",
            "back", "prepare", "brew", "making", "need", "couple", "few", "warmer",

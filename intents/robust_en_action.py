@@ -146,6 +146,18 @@ class _EnglishActions(_TierBase):
                 raise Rejected("a question Hearth cannot answer")
         if p.action == "get_temp":
             return
+        if tset & {"temperature", "temp"} and p.number is None and p.temperature is None \
+                and not tset & (_ACTION_WORDS | L.VERBS_SET_EN | {
+                    "warmer", "cooler", "hotter", "colder", "up", "down", "higher", "is", "are",
+                    "was", "feels", "seems", "looks"}):
+            p.action, p.explicit_verb = "get_temp", True  # "temperature in the living room"
+            if p.areas:  # the sensor named by "temperature" only where it is
+                p.partial_devices = [d for d in p.partial_devices
+                                     if self._devices[d].area in p.areas]
+            if "climate" not in p.kinds and not any(
+                    "temperature" in self._devices[d].capabilities for d in p.devices):
+                p.kinds.append("climate")
+            return
         # vacuums
         if vac or (tset & {"clean", "cleaning", "vacuum", "hoover", "vacuuming"}):
             if self._vacuums():

@@ -131,7 +131,7 @@ HARMLESS_MODIFIERS_EN = frozenset({
     "please", "its", "their", "more", "less", "whole", "entire", "general", "normal",
     "one", "two", "1", "2", "just", "different", "random", "another", "night", "nighttime",
     "mood", "reading", "ambient", "sleep", "romantic", "relaxing", "getting", "gets",
-    "becoming",
+    "becoming", "nice", "lovely", "pleasant", "gentle",
 })
 
 COLORS_EN = frozenset({

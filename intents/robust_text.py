@@ -114,6 +114,8 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     said = re.sub(r" (more|too|so|very) strong ", lambda m: (  # "the light is too strong"
         f" {'louder' if sound else 'brighter'} " if m.group(1) == "more"
         else f" {m.group(1)} {'loud' if sound else 'bright'} "), said)
+    said = re.sub(r" make ((?:it|this|that|the \w+) )(loud|quiet) ",
+                  lambda m: f" make {m.group(1)}{_MORE[m.group(2)]} ", said)  # "make it loud"
     said = re.sub(r" more (loud|bright|hot|warm|cold|cool|dark|quiet|high|low) ",
                   lambda m: f" {_MORE[m.group(1)]} ", said)  # "more hot please": hotter
     said = re.sub(r" (volume|louder|quieter|softer|percent) on (the|my) ", r" \1 of \2 ",

@@ -366,3 +366,14 @@ def test_chinese_vacuum_rooms(demo: Recognizer, text: str, area: str) -> None:
     got = demo.recognize(text).intent
     assert got is not None and got.name == "vacuum_clean_area", got
     assert got.slots.area == area, got
+
+
+@pytest.mark.parametrize(("text", "name", "ids"), [
+    ("temperature in the living room", "climate_get_temperature", ["thermostat"]),  # terse
+    ("make it loud", "media_set_volume", ["speaker"]),  # make it loud: louder
+    ("set the lounge to a nice warm glow", "light_set", ["living_room_light"]),  # nice: no name
+])
+def test_old_refusals_of_the_own_set(demo: Recognizer, text: str, name: str,
+                                     ids: list[str]) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and (got.name, got.slots.device_ids) == (name, ids), got
