@@ -137,11 +137,13 @@ class _EnglishParser(_EnglishActions):
             # "I don't want the lights on": whatever follows is not to be done
             raise Rejected("that is not something to do (a negation)")
 
-        for a, b in itertools.pairwise(tokens):
+        for k, (a, b) in enumerate(itertools.pairwise(tokens)):
             if a in ("switch", "turn", "shut", "power", "put", "flip", "toggle") \
                     and b in ("me", "him", "her", "us", "you"):
                 raise Rejected("that doesn't sound like a command for a device")
-            if a == b and (a in L.KIND_WORDS_EN or a in lex.distinctive):
+            ends_name = b in _ACTION_WORDS and any(  # "Front Door Lock lock": its name, a verb
+                tuple(tokens[k + 1 - len(t):k + 1]) == t for t, _ in lex.devices)
+            if a == b and (a in L.KIND_WORDS_EN or a in lex.distinctive) and not ends_name:
                 # "turn on the lamp lamp": a stutter or a misheard name ("lava lamp")
                 raise Rejected(f"I heard '{a} {b}'; say which {a} you mean", final=False)
 

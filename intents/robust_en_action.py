@@ -207,7 +207,8 @@ class _EnglishActions(_TierBase):
                 p.kinds.append("lock")
                 p.kind_from_action = True
             return
-        if "lock" in tset and tokens.index("lock") <= 1:
+        if "lock" in tset and (tokens.index("lock") <= 1 or (
+                tokens[-1] == "lock" and tokens.count("lock") > 1)):  # "Front Door Lock lock"
             act("lock")
             return
         # scenes

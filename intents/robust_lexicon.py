@@ -11,7 +11,7 @@ from __future__ import annotations
 #: Names people give their assistant, and greetings, said before the command.
 WAKE_WORDS_EN = frozenset({
     "hearth", "olly", "ollie", "alexa", "siri", "google", "assistant", "computer", "jarvis",
-    "cortana", "bixby", "home",
+    "cortana", "bixby", "home", "nabu", "mycroft", "rhasspy",
 })
 GREETINGS_EN = frozenset({"hey", "hi", "hello", "ok", "okay", "yo", "oi", "so", "um", "uh",
                           "well", "right", "alright", "now", "and"})

@@ -377,3 +377,13 @@ def test_old_refusals_of_the_own_set(demo: Recognizer, text: str, name: str,
                                      ids: list[str]) -> None:
     got = demo.recognize(text).intent
     assert got is not None and (got.name, got.slots.device_ids) == (name, ids), got
+
+
+@pytest.mark.parametrize(("text", "name", "ids"), [
+    ("hey nabu lights on in the office", "light_on", ["office_light"]),  # Assist's wake word
+    ("Front Door Lock lock", "lock", ["front_door_lock"]),  # the name ends in the verb
+])
+def test_assist_wording(demo: Recognizer, text: str, name: str, ids: list[str]) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and got.confidence >= MIN_CONF, got
+    assert (got.name, got.slots.device_ids) == (name, ids), got
