@@ -367,13 +367,17 @@ class Recognizer:
             except ResolveError as e:
                 failures.append(str(e))
                 continue
-            said_area = match.values.get("area")
-            if "name" in match.values and not match.area_from_context and said_area in {
-                    a.id for a in self.config.areas} and resolved.slots.device_ids and all(
-                    self.config.device(d).area != said_area for d in resolved.slots.device_ids):
+            said_area, floor = match.values.get("area"), match.values.get("floor")
+            floors = {a.id: a.floor for a in self.config.areas}
+            if "name" in match.values and resolved.slots.device_ids and (all(
+                    floors.get(self.config.device(d).area or "") != floor
+                    for d in resolved.slots.device_ids) if floor else not match.area_from_context
+                    and said_area in floors and all(self.config.device(d).area != said_area
+                                                    for d in resolved.slots.device_ids)):
                 # "turn off the office fan" where the fan is in the bedroom: not that fan
-                failures.append(f"the {match.texts.get('name', 'device')} is not in the "
-                                f"{match.texts.get('area', said_area)}")
+                failures.append(f"the {match.texts.get('name', 'device')} is not "
+                                + (f"on {match.texts.get('floor', floor)}" if floor else
+                                   f"in the {match.texts.get('area', said_area)}"))
                 continue
             scored.append(self._score(resolved, match, area))
         return scored, failures

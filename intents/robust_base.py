@@ -519,6 +519,10 @@ class _TierBase:
             where = self._area_names.get(p.areas[0], p.areas[0])
             are = "are" if named[0].name.endswith("s") else "is"
             raise Rejected(f"the {named[0].name} {are} not in the {where}")
+        floors = {a.id: a.floor for a in self.config.areas}
+        if p.floor and named and not any(floors.get(d.area or "") == p.floor for d in named) \
+                and not any(d.kind.value in ("vacuum", "sensor") for d in named):
+            raise Rejected(f"the {named[0].name} is not on that floor")  # "二楼客厅的灯"
 
     def _door(self, p: _Parse) -> None:
         """"door": a door-like cover (garage door) where there is one, else a lock."""

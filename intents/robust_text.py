@@ -320,8 +320,9 @@ def _strip_zh(s: str) -> str:
                 changed = True
     s = re.sub(r"^([嗯呃额唔哎]+[，,、]?|请问|我(刚才|都)?说了?[，,、]?(?=[把开关打调锁拉]))", "",
                s)  # hesitations, 请问, "我说了关灯" (said again)
-    if m := re.match(r"(你|您)?(能|可以|能不能|可不可以|能否)", s):
-        if re.search(r"[^了着]吗$", s) and not re.search(r"着|没|看看|查|确认|是不是|有没有", s):
+    if m := re.match(r"(你|您)?(能不能|可不可以|可以|能否|能)", s):
+        if (re.search(r"[^了着]吗$", s) or re.search(r"把.+了吗$", s)) \
+                and not re.search(r"着|没|看看|查|确认|是不是|有没有", s):
             s = s[:-1]  # "能帮我开一下咖啡机吗": a request, not a question
         s = s[m.end():] if m.group(2) == "能" else s
     for w in L.POLITE_ZH:

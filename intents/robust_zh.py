@@ -32,8 +32,9 @@ class _ChineseParser(_TierBase):
         s = _normalize_zh(text)
         if not s:
             return []
-        if any(w in s for w in L.SCHEDULE_WORDS_ZH) or re.search(  # 等我睡着了再关灯
-                r"等.+再|(半个?|[\d一二两三四五六七八九十几]+个?半?)(小时|钟头|分钟)", s):
+        if any(w in s for w in L.SCHEDULE_WORDS_ZH) or (re.search(  # 等我睡着了再关灯
+                r"等.+再|(半个?|[\d一二两三四五六七八九十几]+个?半?)(小时|钟头|分钟)", s)
+                and not any(w in s for w in ("计时", "定时"))):
             raise Rejected("I can't schedule actions for later yet; ask when you want it")
         if re.match(r"[^我你请帮把开关打调，,]{1,4}?(说|让我|叫我|要我|要求)", s) \
                 and not re.match(r"(小爱|小度|天猫|壁炉|嘿|你好)", s):  # "妈妈说把电视关了"
@@ -213,7 +214,7 @@ class _ChineseParser(_TierBase):
         leftover = re.sub(r"[看听]不[清见]楚?|(?<=[＠＃])[和跟与](?=[＠＃])|左右|大概|大约|"
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
                           r"回去|回来|显示|还是|睡不着|快点|赶紧|赶快|声|就行|就好|就可以|"
-                          r"刺眼|晃眼|状态|查看|查|位置|那个|那|忘了|忘记|去|"
+                          r"刺眼|晃眼|状态|查看|查|位置|那个|那|忘了|忘记|去|提高|提升|增加|减少|降低|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
@@ -266,7 +267,8 @@ class _ChineseParser(_TierBase):
         small = any(w in rest for w in ("稍微", "稍稍", "微微", "一丢丢", "一点点"))
         big = any(w in rest for w in ("很多", "大大", "多一些", "非常"))
         step = L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT
-        by = re.search(r"[高低亮暗大小加减](\d+(?:\.\d+)?)%?(?!度|\d)", rest)
+        by = re.search(r"(?:[高低亮暗大小加减]|减少|增加|提升|降低)(\d+(?:\.\d+)?)%?(?!度|\d)",
+                       rest)
         if by and p.temperature is None and not any(w in rest for w in ("到", "成", "为")):
             step, p.number, p.percent = int(float(by.group(1))), None, False  # "调高百分之十"
         kelvin = next((k for w, k in L.COLOR_TEMP_ZH.items() if w in rest), None)
@@ -443,7 +445,8 @@ class _ChineseParser(_TierBase):
         # brightness
         dim = any(w in rest for w in ("调暗", "暗一点", "暗一些", "暗点", "调低亮度", "降低亮度",
                                       "亮度调低", "亮度调小", "亮度降低", "调低", "低一点",
-                                      "调小亮度", "暗些", "弄暗", "变暗", "暗", "小一点", "亮度减"))
+                                      "调小亮度", "暗些", "弄暗", "变暗", "暗", "小一点", "亮度减",
+                                      "亮度降"))
         bright = any(w in rest for w in ("调亮", "亮一点", "亮一些", "亮点", "调高亮度",
                                          "亮度调高", "亮度调大", "亮度提高", "调高", "高一点",
                                          "提高亮度", "调大亮度", "更亮", "亮些", "弄亮",

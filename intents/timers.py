@@ -123,6 +123,12 @@ def fallback_timer(text: str, language: str) -> tuple[str, Slots, str] | None:
             return None  # about a timer, not a request for one
         if re.search(r"(后|以后|之后|结束).*[开关调]", text):
             return None  # "十分钟后关灯" with a timer word: an action for later, not a timer
+        def and_a_half(m: re.Match[str]) -> str:  # 一个半小时: 1.5 小时
+            n = float(m.group(1)) if m.group(1).isdigit() else (_zh_number(m.group(1)) or 0)
+            return f"{n + 0.5:g}小时"
+
+        text = re.sub(rf"([{_ZH_NUM}]+|\d+)个半(小时|钟头)", and_a_half, text)
+        text = re.sub(r"(?<![\d.])半个?(小时|钟头)", "30分钟", text).replace("一刻钟", "15分钟")
         text = re.sub(rf"([{_ZH_NUM}]+)(?=个?(?:小时|钟头|分钟|分|秒钟|秒))",
                       lambda m: str(_zh_number(m.group(1)) or m.group(1)), text)
         if any(w in text for w in ("取消", "停止", "删除", "不要")) or re.search(

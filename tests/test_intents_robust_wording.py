@@ -387,3 +387,32 @@ def test_assist_wording(demo: Recognizer, text: str, name: str, ids: list[str]) 
     got = demo.recognize(text).intent
     assert got is not None and got.confidence >= MIN_CONF, got
     assert (got.name, got.slots.device_ids) == (name, ids), got
+
+
+@pytest.mark.parametrize("text", ["二楼客厅的灯打开", "turn on the living room light upstairs",
+                                  "upstairs living room light on"])
+def test_a_device_on_a_floor_it_is_not_on(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent  # grammar and robust tiers alike
+    assert got is None, got
+
+
+@pytest.mark.parametrize(("text", "name", "slot", "value"), [
+    ("亮度减少百分之十", "light_set", "brightness_step", -10),  # 减少 N%: a step, not N %
+    ("客厅灯亮度提高百分之三十", "light_set", "brightness_step", 30),
+    ("能不能帮我把客厅灯调暗一点", "light_set", "brightness_step", -20),
+    ("可以把风扇关了吗", "fan_off", None, None),  # 可以把…了吗 asks for it
+])
+def test_chinese_steps_and_requests(demo: Recognizer, text: str, name: str, slot: str | None,
+                                    value: int | None) -> None:
+    got = demo.recognize(text, area="bedroom").intent
+    assert got is not None and got.confidence >= MIN_CONF and got.name == name, got
+    if slot is not None:
+        assert getattr(got.slots, slot) == value, got
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("定一个一个半小时的计时器", 5400.0),
+                                               ("定时器半小时", 1800.0)])
+def test_chinese_half_hours(demo: Recognizer, text: str, seconds: float) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and got.name == "timer_start", got
+    assert got.slots.custom["seconds"] == seconds
