@@ -52,6 +52,9 @@ HEARD_SIMILARITY: Final = 0.7
 ALIKE_SIMILARITY: Final = 0.65
 #: How far below the bar an unheard guess is put.
 BELOW_BAR: Final = 0.01
+#: How far below the bar a *rescued* reading with an unheard value is put: past the band in
+#: which a guess is asked back (``devices.dispatcher.ASK_BACK_BAND``, 0.15), so refused.
+RESCUE_BELOW_BAR: Final = 0.2
 #: Words of slot values that say nothing about which value was meant.
 FILLER: Final = frozenset(
     "a an the of and with to in on at for some bit little lot lots my me".split())
@@ -75,7 +78,8 @@ def _value_words(values: Iterable[Any]) -> list[list[str]]:
 
 
 def weigh(recognition: Recognition, hypotheses: Sequence[str], *, bar: float,
-          sensitive: bool = False, cap_unheard: bool = False) -> Recognition:
+          sensitive: bool = False, cap_unheard: bool = False,
+          rescued: bool = False) -> Recognition:
     """``recognition`` with its confidence weighed against what Whisper wrote (see the module
     docstring); unchanged unless it is a guessed custom-intent reading. ``cap_unheard``: also
     keep a reading with a value Whisper did not hear below ``bar`` (off in the server:
@@ -96,8 +100,11 @@ def weigh(recognition: Recognition, hypotheses: Sequence[str], *, bar: float,
             conf, why = SUPPORTED_CONFIDENCE, "every value as Whisper wrote it"
     elif cap_unheard and any(not any(_SIM(w, h) >= HEARD_SIMILARITY for h in every)
                              for ws in values for w in ws):
-        if conf >= bar:
-            conf, why = max(0.0, bar - BELOW_BAR), "a value Whisper did not hear: a guess"
+        # A rescue (the text parsed to nothing; the audio chose the whole reading) is refused:
+        # on noise and chatter it would otherwise ask "Did you mean: a coffee?".
+        limit = bar - (RESCUE_BELOW_BAR if rescued else BELOW_BAR)
+        if conf > limit:
+            conf, why = max(0.0, limit), "a value Whisper did not hear: a guess"
     elif (conf < bar and len(values) >= MIN_SUPPORTED_VALUES
           and all(any(_SIM(w, h) >= ALIKE_SIMILARITY for h in top) for ws in values for w in ws)):
         conf, why = bar, "every value in Whisper's words, some garbled"
@@ -108,11 +115,13 @@ def weigh(recognition: Recognition, hypotheses: Sequence[str], *, bar: float,
     return recognition.model_copy(update={"intent": new, "reason": reason})
 
 
-def weigh_reading(recognizer: Any, result: Recognition, hypotheses: Sequence[str]) -> Recognition:
+def weigh_reading(recognizer: Any, result: Recognition, hypotheses: Sequence[str], *,
+                  rescued: bool = False) -> Recognition:
     """:func:`weigh` as the server applies it to a turn's reading: the bar is the home's
     ``security.min_confidence``, a sensitive guess is left alone, and an unheard value keeps
-    the guess just below the bar (asked back). The server's turn and ``hearth bench accuracy``
-    both call this."""
+    the guess just below the bar (asked back), or, ``rescued`` (the text parsed to nothing),
+    further below (refused). The server's turn and ``hearth bench accuracy`` both call
+    this."""
     from intents.decode import guess_is_sensitive
 
     intent = result.intent
@@ -124,4 +133,5 @@ def weigh_reading(recognizer: Any, result: Recognition, hypotheses: Sequence[str
         sensitive = guess_is_sensitive(recognizer, intent)
     except AttributeError:  # a recognizer without a home (tests' fakes)
         sensitive = True
-    return weigh(result, hypotheses, bar=bar, sensitive=sensitive, cap_unheard=True)
+    return weigh(result, hypotheses, bar=bar, sensitive=sensitive, cap_unheard=True,
+                 rescued=rescued)

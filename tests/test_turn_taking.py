@@ -283,6 +283,9 @@ def test_a_guess_with_a_value_no_hypothesis_has_is_kept_below_the_bar() -> None:
     held = turns._weigh(guess, heard)
     assert held.intent is not None and 0.35 <= held.intent.confidence < 0.5, held
     assert "did not hear" in held.reason
+    # ... and a rescue (the text parsed to nothing) past the band where a guess is asked back
+    refused = turns._weigh(guess, heard, rescued=True)
+    assert refused.intent is not None and refused.intent.confidence < 0.35, refused
     # every value heard: the guess stands
     heard = SimpleNamespace(hypotheses=[SimpleNamespace(text="coffee, a lot of sugar")])
     assert turns._weigh(guess, heard).intent.confidence >= 0.5  # type: ignore[union-attr]

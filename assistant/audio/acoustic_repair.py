@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
+from devices.dispatcher import ASK_BACK_BAND
 from intents.align import _Similarity
 from intents.constrained import (
     DEFAULT_MARGIN,
@@ -370,7 +371,8 @@ class AcousticRepair:
         if new.source != "custom" and intent is None and len(new.slots.device_ids) > 1:
             # A rescue reaches one device at most: "The robot arm lit." (the question "who
             # wrote Hamlet" at 10 dB) rescued as "turn the lights red" would set every light.
-            conf = min(conf, max(0.0, self._bar() - BELOW_BAR))
+            # Refused, not asked back: the questions that did this were no commands at all.
+            conf = min(conf, max(0.0, self._bar() - ASK_BACK_BAND - BELOW_BAR))
         reason = f"{why}: {rec.reason}"
         new = new.model_copy(update={"confidence": conf, "reason": reason})
         logger.debug("acoustic repair: %s", why)

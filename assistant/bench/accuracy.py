@@ -272,6 +272,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any]) -> dict[str
             found = p.recognizer.recognize(normalize_transcript(hyps[0].text if hyps else ""))
         intent_ms += (time.perf_counter() - t0) * 1000.0
         transform = "shipped"
+        rescued = found.intent is None
         if p.repair is not None and p.repair.engages(found):
             t0 = time.perf_counter()
             repaired = p.repair.repair(seg, hyps, found)
@@ -280,7 +281,7 @@ def _run_clip(p: _Pipeline, item: Item, audio: np.ndarray[Any, Any]) -> dict[str
                 transform = "repaired"
             found = repaired.recognition
         # what Whisper wrote weighs a guessed reading, as in the server's turn
-        found = weigh_reading(p.recognizer, found, [h.text for h in hyps])
+        found = weigh_reading(p.recognizer, found, [h.text for h in hyps], rescued=rescued)
         if found.intent is not None and ambiguous_targets(found.intent, p.recognizer.config):
             continue  # the server asks "which light?" and acts on nothing yet
         if found.intent is not None:

@@ -184,17 +184,19 @@ class Turns:
             known = await self._understanding.recognize(utt, text, lang, heard, audio)
         result = await self._transcribing.repair(utt, known, heard, audio, lang)
         if heard is not None:
-            result = self._weigh(result, heard)
+            result = self._weigh(result, heard, rescued=known.intent is None)
         utt.timings["intent"] = self._clock() - t0
         await self._in_turn(utt)
         await self._acting.act(utt, result, text, lang)
 
-    def _weigh(self, result: Recognition, heard: Heard) -> Recognition:
+    def _weigh(self, result: Recognition, heard: Heard, *, rescued: bool = False) -> Recognition:
         """A guessed custom reading weighed against Whisper's words (``intents.evidence``):
         values all written by Whisper are not refused for a low ASR score; a value no
         hypothesis has anything like ("a big fan" repaired as "a bit of cream") is the
-        scorer's or the grammar's choice, kept just below the bar, where it is asked back."""
-        result = weigh_reading(self._res.recognizer, result, [h.text for h in heard.hypotheses])
+        scorer's or the grammar's choice, kept just below the bar, where it is asked back —
+        or, ``rescued`` (the text parsed to nothing), refused."""
+        result = weigh_reading(self._res.recognizer, result, [h.text for h in heard.hypotheses],
+                               rescued=rescued)
         texts = [h.text for h in heard.hypotheses]
         result = zh_heard_alike(self._res.recognizer, result, texts[0] if texts else "")
         return zh_disputed(self._res.recognizer, result, texts)
