@@ -16,7 +16,8 @@ from assistant.turn.types import Done, Utterance
 from devices.dispatcher import ASK_BACK_BAND
 from intents.schema import Recognition
 from tests.mqtt_fixtures import eventually
-from tests.test_turn_amend import Kitchen, kitchen, recognizer  # noqa: F401
+from tests.test_turn_amend import Kitchen, recognizer  # noqa: F401
+from tests.test_turn_amend import kitchen as kitchen  # the fixture
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -89,4 +90,10 @@ async def test_a_reading_as_heard_is_not_asked_back(kitchen: Kitchen) -> None:
     heard = Recognition(intent=found.model_copy(update={"confidence": 0.45}), reason="as heard")
     with pytest.raises(Done):
         await st.acting.act(Utterance(id="s-1", started=time.monotonic()), heard, ORDER, "en")
+    assert not any(d.startswith(ASKED_BACK) for d in rejections(kitchen))
+    # ... nor a guess of the robust tier (below the bar it is mostly chatter half-matched)
+    loose = Recognition(intent=found.model_copy(update={"confidence": 0.45, "source": "robust"}),
+                        reason="robust", guessed=True)
+    with pytest.raises(Done):
+        await st.acting.act(Utterance(id="s-2", started=time.monotonic()), loose, ORDER, "en")
     assert not any(d.startswith(ASKED_BACK) for d in rejections(kitchen))

@@ -136,13 +136,15 @@ class Acting:
         await self.dispatch(utt, intent)
 
     def _ask_back(self, result: Recognition) -> bool:
-        """Whether ``result`` is a guess to ask back: guessed, one command that moves a
-        device, and the dispatcher's :meth:`~devices.dispatcher.Dispatcher.may_ask_back`."""
+        """Whether ``result`` is a guess to ask back: guessed, a grammar sentence
+        (``ASKED_SOURCES``), one command that moves a device, and the dispatcher's
+        :meth:`~devices.dispatcher.Dispatcher.may_ask_back`."""
         from intents.schema import QUERY_INTENTS
 
         intent = result.intent
         check = getattr(self._res.dispatcher, "may_ask_back", None)
         if (intent is None or not result.guessed or result.also or not intent.text
+                or intent.source not in ASKED_SOURCES
                 or intent.name in QUERY_INTENTS or not callable(check)
                 or (self.answering is not None and self.answering.handles(intent))):
             return False
@@ -367,6 +369,11 @@ class Acting:
 
 #: The ``detail`` of the ``action`` that asks a guess back (then ": " and what was heard).
 ASKED_BACK: Final = "not sure I heard it right; say yes to confirm"
+
+#: The tiers whose guesses are asked back: a full sentence of the grammar (built-in or custom).
+#: The robust tier's readings below the bar are mostly chatter half-matched ("He opened a new
+#: coffee shop downtown" → the coffee maker off, 0.42): refused, not asked about.
+ASKED_SOURCES: Final = frozenset({"grammar", "custom"})
 
 #: Answers to "please confirm", recognized only while a confirmation is pending (the grammar
 #: has no sentences for them, and outside that moment they mean nothing).
