@@ -26,6 +26,7 @@ the guess cap unless both the verb and the target were said outright.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from intents.robust_base import Rejected, _merge, _NeedsRoom
@@ -70,6 +71,9 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
         zh = lang.lower().startswith("zh")
         if not zh and not lang.lower().startswith("en"):
             return None
+        # "把 TV 打开" heard as English: Chinese words of command (a verb, 把) make it Chinese,
+        # whose parser takes the English names among them
+        zh = zh or re.search(r"[把开关调锁拉暂停播放打扫]", text) is not None
         parts = self._parts_zh(text) if zh else self._parts_en(text)
         if not parts:
             return None

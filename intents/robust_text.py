@@ -76,7 +76,9 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     s = re.sub(r"(\d)\s*°\s*([cf])\b", r"\1 degrees \2", s)
     s = s.replace("°", " degrees ")
     s = re.sub(r"(?<=\d)\.(?=\d)", "\x00", s)
-    s = re.sub(r"[^a-z0-9'\x00/ ]+", " ", s.replace("-", " "))
+    # Chinese said amid English stays a word (unknown here), never dropped: "turn off all 灯"
+    # is not "turn off all"
+    s = re.sub(r"[^a-z0-9'\x00/ \u3400-\u9fff]+", " ", s.replace("-", " "))
     s = s.replace("\x00", ".")
     tokens: list[str] = []
     for t in s.split():

@@ -416,3 +416,17 @@ def test_chinese_half_hours(demo: Recognizer, text: str, seconds: float) -> None
     got = demo.recognize(text).intent
     assert got is not None and got.name == "timer_start", got
     assert got.slots.custom["seconds"] == seconds
+
+
+@pytest.mark.parametrize(("text", "name", "ids"), [
+    ("把 TV 打开", "switch_on", ["tv_plug"]),  # heard as English: Chinese words of command
+    ("关掉 bedroom lamp", "light_off", ["bedroom_lamp"]),
+    ("turn off all 灯", None, None),  # Chinese amid English is a word, never dropped
+])
+def test_mixed_chinese_and_english(demo: Recognizer, text: str, name: str | None,
+                                   ids: list[str] | None) -> None:
+    got = demo.recognize(text, language="en").intent
+    if name is None:
+        assert got is None or got.confidence < MIN_CONF, got
+    else:
+        assert got is not None and (got.name, got.slots.device_ids) == (name, ids), got
