@@ -372,6 +372,12 @@ class _EnglishParser(_EnglishActions):
                     r"|thinks|reckons) ", said) and tokens[0] not in _ACTION_WORDS | {
                         "i", "we", "you"}:  # "I said turn off the fan": said again
             raise Rejected("that sounds like what someone said, not a request")  # "mommy says …"
+        if re.match(r" (let me|(i|we) (am|are) going to|(i|we) (will|shall)( just)?) "
+                    r"(turn|switch|open|close|lock|unlock|dim|set|put|start|stop|shut|get) ",
+                    said):
+            raise Rejected("that sounds like you'll do it yourself, not a request")
+        if re.match(r" go to (sleep|bed) ", said):  # no mood: the assistant told to sleep?
+            raise Rejected("say 'good night' for the bedtime scene, or what to switch off")
         if re.match(r" (i|we) (think|guess|believe|suppose|reckon|bet|noticed|see) ", said) \
                 or re.match(r" (seems|looks like|apparently|maybe|perhaps|probably) ", said):
             raise Rejected("that sounds like a statement, not a request")

@@ -430,3 +430,17 @@ def test_mixed_chinese_and_english(demo: Recognizer, text: str, name: str | None
         assert got is None or got.confidence < MIN_CONF, got
     else:
         assert got is not None and (got.name, got.slots.device_ids) == (name, ids), got
+
+
+@pytest.mark.parametrize("text", ["go to sleep", "let me turn off the fan",
+                                  "I'm going to open the blinds",
+                                  "I will turn off the lights myself"])
+def test_what_the_speaker_will_do(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is None or got.confidence < MIN_CONF, got
+
+
+def test_do_you_know_if_asks(demo: Recognizer) -> None:
+    got = demo.recognize("do you know if the front door is locked").intent
+    assert got is not None and (got.name, got.slots.device_ids) == ("get_state",
+                                                                     ["front_door_lock"])
