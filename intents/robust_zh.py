@@ -129,6 +129,8 @@ class _ChineseParser(_TierBase):
             done_q = re.search(r"$", s)  # "咖啡机开着呢": how it is, not a command
         if (ab := re.search(r"([开关锁])[没不]\1", s)) and not done_q:
             s, done_q = s[:ab.start() + 1] + s[ab.end():], ab  # "车库门关没关": was it done
+        if re.match(r"(让我来|让我|我来|我去|我自己|我待会自己|我一会自己)", s):
+            raise Rejected("that sounds like you'll do it yourself, not a request")  # "我来关灯"
         who = r"(我|我们|他|她|他们|她们)(刚才|刚|已经|都|早就)?"
         if (re.match(who + "把", s) or (re.match(who + "(打开|关掉|[开关锁熄])", s)
                                          and re.search(r"了[啊哦呀喔]?\W*$", raw))) \
@@ -283,7 +285,8 @@ class _ChineseParser(_TierBase):
             p.explicit_verb = explicit
 
         # questions
-        check = re.search(r"查|看看", rest) is not None and not _zh_has_verb(rest)  # "查一下前门"
+        check = (re.search(r"查|看看", rest) is not None and not _zh_has_verb(rest)) \
+            or "确认" in rest  # "查一下前门", "帮我确认一下车库门关好了"
         question = done_q is not None or check or any(
             w in rest for w in ("多少", "几度", "吗", "怎么样", "是不是", "有没有", "？", "?",
                                 "什么", "还是", "谁", "为什么", "怎么", "干嘛", "干什么"))

@@ -444,3 +444,15 @@ def test_do_you_know_if_asks(demo: Recognizer) -> None:
     got = demo.recognize("do you know if the front door is locked").intent
     assert got is not None and (got.name, got.slots.device_ids) == ("get_state",
                                                                      ["front_door_lock"])
+
+
+@pytest.mark.parametrize("text", ["我来关灯", "我去开灯", "让我来开窗帘"])
+def test_chinese_what_the_speaker_will_do(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text, area="bedroom").intent
+    assert got is None or got.confidence < MIN_CONF, got
+
+
+def test_chinese_confirm_asks(demo: Recognizer) -> None:
+    got = demo.recognize("帮我确认一下车库门关好了").intent  # never closes it
+    assert got is not None and (got.name, got.slots.device_ids) == ("get_state",
+                                                                     ["garage_door"])
