@@ -101,11 +101,11 @@ def test_a_command_word_is_not_guessed_on_its_initial_alone() -> None:
     for text in ("所以灯都关了", "所以把灯关掉", "所以上次没去成"):
         assert "所有" not in repair.repair(text), text
         assert not acts(heard(text)), text
-    assert not heard_alike("所以灯都关了", "所有灯都关了")
     # A home's name still is (zhong ~ chu, 10 dB kitchen noise), and near syllables are.
     assert repair.repair("重房的灯") == "厨房的灯"
     assert repair.repair("左上前门") == "锁上前门"
     assert heard_alike("战亭音乐", "暂停音乐")
+    assert heard_alike("补放下一首", "播放下一首")  # a lower hypothesis of Whisper's own
 
 
 def test_a_device_guessed_by_its_characters_is_held_when_its_sound_names_another() -> None:

