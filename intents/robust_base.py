@@ -124,6 +124,7 @@ class _Parse:
     kind_from_action: bool = False
     notes: list[str] = field(default_factory=list)
     joined: bool = False  # targets joined by "and" ("the light and the tv")
+    hedged: bool = False  # "maybe open the garage": never outright
     #: the command starts with its verb ("unlock the front door"), nothing stray before it
     imperative: bool = False
     #: words neither the home nor the lexicon knows (a mishearing, a name the home lacks)

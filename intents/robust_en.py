@@ -105,9 +105,10 @@ class _EnglishParser(_EnglishActions):
         tokens = joined
         chunks = _split_commands(tokens)
         parts = [self._parse_en(c) for c in chunks]
+        hedged = re.search(r"\b(maybe|possibly|perhaps|i guess|probably)\b", text, re.I) is not None
         for p in parts:
             if p is not None:
-                p.corrected = corrected
+                p.corrected, p.hedged = corrected, hedged
         return parts
 
     def _landmark(self, tokens: list[str], i: int) -> bool:

@@ -369,7 +369,7 @@ class _Targets(_TierBase):
         explicit_target = bool(p.devices) or (bool(p.kinds) and len(ids) == 1
                                                and not p.kind_from_action and not p.everything)
         explicit = p.explicit_verb and explicit_target and not p.indirect and p.imperative \
-            and not p.unknown and not p.corrected
+            and not p.unknown and not p.corrected and not p.hedged
         touches_sensitive = any(self._devices[i].sensitive for i in ids)
         if name in SENSITIVE_INTENTS or touches_sensitive:
             # said outright ("unlock the front door", "open the garage" with one garage

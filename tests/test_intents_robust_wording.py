@@ -456,3 +456,9 @@ def test_chinese_confirm_asks(demo: Recognizer) -> None:
     got = demo.recognize("帮我确认一下车库门关好了").intent  # never closes it
     assert got is not None and (got.name, got.slots.device_ids) == ("get_state",
                                                                      ["garage_door"])
+
+
+@pytest.mark.parametrize("text", ["maybe open the garage", "possibly unlock the door"])
+def test_a_hedged_sensitive_action_is_below_the_bar(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is None or got.confidence < 0.9, got
