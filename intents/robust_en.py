@@ -45,6 +45,8 @@ class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
 
     def _parts_en(self, text: str) -> list[_Parse | None]:
+        if re.search(r"\b(just kidding|only kidding|just joking|only joking|jk)\b", text, re.I):
+            raise Rejected("that was taken back; nothing done")  # "unlock the door, just kidding"
         # "oops, wrong light, turn …": an exclamation before the command
         text = re.sub(r"^\s*(oops|whoops|oopsie|oh no|oh dear|my bad|dang|darn)\b[\s,.!]*", "",
                       text, flags=re.I)

@@ -39,6 +39,8 @@ class _ChineseParser(_TierBase):
         if re.match(r"[^我你请帮把开关打调，,]{1,4}?(说|让我|叫我|要我|要求)", s) \
                 and not re.match(r"(小爱|小度|天猫|壁炉|嘿|你好)", s):  # "妈妈说把电视关了"
             raise Rejected("that sounds like what someone said, not a request")
+        if re.search(r"开玩笑|逗你|骗你的|说着玩|算了|当我没说", s):  # "解锁前门，开玩笑的"
+            raise Rejected("that was taken back; nothing done")
         if "除了" in s or "除开" in s:  # "把家里的灯都关掉，除了卧室": leave one out
             raise Rejected("I can't leave a room out yet; name the rooms to act on")
         said, s = s, self._corrected_zh(s)
@@ -111,7 +113,7 @@ class _ChineseParser(_TierBase):
         except Rejected as e:
             if several and not e.final:
                 return e
-            if several and not _zh_has_verb(s) and not s.startswith(L.NEGATIONS_ZH):
+            if several and not _zh_has_verb(s) and not any(w in s for w in L.NEGATIONS_ZH):
                 return None  # "我要做饭了，把厨房灯打开": a remark before the command
             raise
 

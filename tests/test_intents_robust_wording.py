@@ -462,3 +462,10 @@ def test_chinese_confirm_asks(demo: Recognizer) -> None:
 def test_a_hedged_sensitive_action_is_below_the_bar(demo: Recognizer, text: str) -> None:
     got = demo.recognize(text).intent
     assert got is None or got.confidence < 0.9, got
+
+
+@pytest.mark.parametrize("text", ["解锁前门，开玩笑的", "把前门解锁，算了别解",
+                                  "unlock the front door, just kidding"])
+def test_taken_back_never_acts(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent  # an unlock above all
+    assert got is None or got.confidence < MIN_CONF, got
