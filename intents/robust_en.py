@@ -35,6 +35,11 @@ _SHARED_SCENE_WORDS = frozenset({"good", "night", "time", "mode", "scene", "day"
                                  "evening", "the", "a", "my", "all", "on", "off"})
 
 
+#: A last clause that takes the command back ("unlock the front door. No.", "…, or not").
+_TAKEN_BACK = (r"([,.;!?…]\s*(wait|hold on|no+|nah|nope|don'?t|stop|cancel|or not|actually,? no)"
+               r"|\b(cancel (that|it)|never ?mind|forget (it|that)|scratch that"
+               r"|i('ve| have)? changed my mind|on second thought.*))[\s.!?…]*$")
+
 #: Verbs a command starts with (a comma before one starts the next command of a list).
 _VERBS_FIRST = frozenset({"turn", "switch", "lock", "unlock", "open", "close", "set", "dim",
                           "brighten", "pause", "play", "resume", "start", "stop", "put", "make",
@@ -45,7 +50,9 @@ class _EnglishParser(_EnglishActions):
     """English sentences to parses."""
 
     def _parts_en(self, text: str) -> list[_Parse | None]:
-        if re.search(r"\b(just kidding|only kidding|just joking|only joking|jk)\b", text, re.I):
+        if re.search(r"\b(just kidding|only kidding|just joking|only joking|jk)\b", text, re.I) \
+                or re.search(_TAKEN_BACK, text, re.I):  # "open the garage, cancel that"
+
             raise Rejected("that was taken back; nothing done")  # "unlock the door, just kidding"
         # "oops, wrong light, turn …": an exclamation before the command
         text = re.sub(r"^\s*(oops|whoops|oopsie|oh no|oh dear|my bad|dang|darn)\b[\s,.!]*", "",

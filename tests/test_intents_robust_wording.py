@@ -469,3 +469,19 @@ def test_a_hedged_sensitive_action_is_below_the_bar(demo: Recognizer, text: str)
 def test_taken_back_never_acts(demo: Recognizer, text: str) -> None:
     got = demo.recognize(text).intent  # an unlock above all
     assert got is None or got.confidence < MIN_CONF, got
+
+
+@pytest.mark.parametrize("text", [
+    "打开车库门，不了", "打开车库门，还是不要了", "解锁前门，不对", "解锁前门，等等",
+    "解锁前门，取消",
+    "open the garage, cancel that", "unlock the front door. No.", "turn on the fan, or not",
+    "open the garage, I changed my mind",
+])
+def test_a_last_clause_taking_it_back(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent  # 解锁前门，不对 unlocked the front door
+    assert got is None or got.confidence < MIN_CONF, got
+
+
+def test_or_not_in_a_question_still_asks(demo: Recognizer) -> None:
+    got = demo.recognize("is the front door locked or not").intent
+    assert got is not None and got.name == "get_state", got
