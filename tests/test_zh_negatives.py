@@ -116,6 +116,13 @@ def test_a_device_guessed_by_its_characters_is_held_when_its_sound_names_another
     assert result.intent is not None and result.intent.slots.device_ids == ["kitchen_light"]
     assert not acts(result)
     assert "another device" in result.reason
+    # The speculative look, whose hypotheses come without the repair, ended the turn on it
+    # (370 ms): the weighing repairs the reading itself.
+    from assistant.turn.pipeline import zh_disputed
+
+    recognizer, _, decoder = _home()
+    alone = decoder.decode([Hypothesis("关掉收房的灯", -0.3)], language="zh-CN")
+    assert acts(alone) and not acts(zh_disputed(recognizer, alone, ["关掉收房的灯"]))
     # No dispute, no change: 重房 is read as 厨房 by both (zhong ~ chu).
     assert acts(heard("把重房的灯打开"))
     assert acts(heard("关掉书房的灯"))

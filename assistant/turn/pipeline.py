@@ -376,7 +376,10 @@ def zh_disputed(recognizer: Any, result: Recognition, readings: list[str]) -> Re
     targets = (sorted(intent.slots.device_ids or []), intent.slots.scene)
     if intent.confidence < bar or targets == ([], None):
         return result
-    others = [r for r in dict.fromkeys(readings) if r and r != intent.text]
+    # The pinyin repair of the reading itself first: the speculative look's hypotheses, which
+    # may end the turn, come without it.
+    others = [r for r in dict.fromkeys([*_zh_repaired(recognizer, intent.text), *readings])
+              if r and r != intent.text]
     for text in others[:ZH_DISPUTE_READINGS]:
         other = recognizer.recognize(text, language=intent.language).intent
         if other is None or other.name != intent.name:
@@ -390,3 +393,21 @@ def zh_disputed(recognizer: Any, result: Recognition, readings: list[str]) -> Re
                                             "reason": reason})
             return result.model_copy(update={"intent": new, "reason": reason})
     return result
+
+
+@functools.lru_cache(maxsize=4)
+def _zh_repair_for(vocabulary: tuple[str, ...]) -> Any:
+    from assistant.audio.zh import PinyinRepair
+
+    return PinyinRepair(vocabulary)
+
+
+def _zh_repaired(recognizer: Any, text: str) -> list[str]:
+    """``text``'s pinyin repair for the recognizer's home (none without a vocabulary)."""
+    from assistant.audio.zh import readings
+
+    try:
+        vocabulary = tuple(recognizer.vocabulary("zh-CN"))
+    except (AttributeError, TypeError):  # a recognizer without a home (tests' fakes)
+        return []
+    return readings(text, _zh_repair_for(vocabulary))[1:]
