@@ -41,7 +41,8 @@ class _ChineseParser(_TierBase):
             raise Rejected("that sounds like what someone said, not a request")
         if re.search(r"开玩笑|逗你|骗你的|说着玩|算了|当我没说", s) or re.search(
                 r"[，,。.!！?？…、\s](还是)?(不了|不要了?|不用了?|不对|等等|等一下|取消|别了?|停|错了|"
-                r"哦不\w*|不不\w*)[吧啊呀了。.!！…]*$", s):  # "解锁前门，开玩笑的", "…，不对"
+                r"哦不\w*|不不\w*)[吧啊呀了。.!！…]*$", s) or re.search(
+                r"(不对|取消|等等|等一下|(还是)?不[要用]了)[吧啊呀。.!！…]*$", s):  # "…，不对"
             raise Rejected("that was taken back; nothing done")
         if "除了" in s or "除开" in s:  # "把家里的灯都关掉，除了卧室": leave one out
             raise Rejected("I can't leave a room out yet; name the rooms to act on")

@@ -485,3 +485,9 @@ def test_a_last_clause_taking_it_back(demo: Recognizer, text: str) -> None:
 def test_or_not_in_a_question_still_asks(demo: Recognizer) -> None:
     got = demo.recognize("is the front door locked or not").intent
     assert got is not None and got.name == "get_state", got
+
+
+@pytest.mark.parametrize("text", ["解锁前门 不对", "解锁前门不对", "打开客厅灯取消"])
+def test_chinese_taken_back_with_no_comma(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent  # Whisper's space, or nothing, before 不对
+    assert got is None or got.confidence < MIN_CONF, got
