@@ -106,7 +106,9 @@ class _EnglishActions(_TierBase):
         if (first in ("what", "how", "which", "is", "are", "does", "do", "whats", "tell",
                       "check", "did", "why", "who", "when", "where", "has", "have",
                       "was", "were") and not (first == "have" and tokens[1:2] and tokens[1] in (
-                          "some", "a", "music")) and not (  # "do the lights off": a verb
+                          "some", "a", "music", "the", "my", "our", "all") and "been" not in tset
+                                                 and not tset & {"i", "you", "we"}) and not (
+                    # "do the lights off", "(let's) have the blinds down": a verb
                     first == "do" and tokens[1:2] in (["the"], ["my"], ["all"])
                     and tset & {"on", "off"})) or text.rstrip().endswith("?"):
             if "temperature" in tset or tset & {"hot", "cold", "warm", "degrees"} or (

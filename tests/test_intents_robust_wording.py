@@ -491,3 +491,12 @@ def test_or_not_in_a_question_still_asks(demo: Recognizer) -> None:
 def test_chinese_taken_back_with_no_comma(demo: Recognizer, text: str) -> None:
     got = demo.recognize(text).intent  # Whisper's space, or nothing, before 不对
     assert got is None or got.confidence < MIN_CONF, got
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("I'd like the blinds closed", "cover_close"),  # want/like/need the X closed|open
+    ("let's have the blinds down", "cover_close"),  # have the X down: a verb, not a question
+])
+def test_wishes_with_a_state(demo: Recognizer, text: str, name: str) -> None:
+    got = demo.recognize(text).intent
+    assert got is not None and (got.name, got.slots.device_ids) == (name, ["bedroom_blinds"])
