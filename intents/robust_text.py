@@ -100,9 +100,10 @@ def normalize_en(text: str, *, correct: bool = True) -> list[str]:
     said = re.sub(r" (?:not so|not too|less) (loud|bright|hot|warm|cold|cool|dark) ",
                   lambda m: f" {_LESS[m.group(1)]} ", " " + " ".join(tokens) + " ")
     said = re.sub(r" power down ", " power off ", said)  # not a dimming "down"
-    said = re.sub(r" (like|want|need|prefer|have) ((?:the|my|all the) [a-z ]+?) "
-                  r"(closed|shut|open) ", lambda m: (  # "I'd like the blinds closed"
-                      f" {'open' if m.group(3) == 'open' else 'close'} {m.group(2)} "), said)
+    # "I'd like the blinds closed" (not "looks like the blinds are open"; an opening wished for
+    # stays a wish: "I need the garage open" is no outright order)
+    said = re.sub(r" (?:i|we|would) (?:like|want|need|prefer) ((?:the|my|all the)(?: (?!is |are |"
+                  r"was |were |been )[a-z]+){1,3}) (?:closed|shut) ", r" close \1 ", said)
     said = re.sub(r"^ (do you know|i wonder|i am wondering|i was wondering|any idea) "
                   r"(if|whether) ", r" check \2 ", said)  # "do you know if the door is locked"
     # "half as bright", "twice as loud": the comparative, a step (the level is not known here)
