@@ -21,6 +21,11 @@ from intents.robust_text import _ZH_NUM, _normalize_zh, _strip_zh, _zh_has_verb,
 _ZH_CORRECTION = re.compile(r"(?:不对|我是说|说错了|应该是|哦不)[，,、]?|[，,、](?:不是|不)[，,、]")
 
 
+#: With coffee said, words that make it no request for a cup ("咖啡凉了", "咖啡煮好了吗",
+#: "我不想喝咖啡了").
+_NOT_COFFEE_PLEASE = ("关", "停", "凉", "冷", "苦", "洒", "吗", "没", "好了", "不想", "不要",
+                      "不喝", "别", "?", "？")
+
 #: Words that name a kind of device (a device named by one of them is named loosely).
 _KIND_ZH = frozenset(w for w, _ in L.KIND_WORDS_ZH)
 
@@ -130,7 +135,8 @@ class _ChineseParser(_TierBase):
         done_q = re.search(r"(没有|没)$", s)
         if done_q and done_q.start() > 0:
             s = s[:done_q.start()]
-        if not done_q and "把" not in s and re.search(r"[开关]着(呢|的)?$", s):
+        if not done_q and "把" not in s and re.search(r"[开关]着(呢|的)?$", s) \
+                and not s.startswith(("让", "保持")):
             done_q = re.search(r"$", s)  # "咖啡机开着呢": how it is, not a command
         if (ab := re.search(r"([开关锁])[没不]\1", s)) and not done_q:
             s, done_q = s[:ab.start() + 1] + s[ab.end():], ab  # "车库门关没关": was it done
@@ -149,7 +155,7 @@ class _ChineseParser(_TierBase):
                 raise Rejected(reason)
         if "咖啡" in s and not any("咖啡" in n for n, _ in lex.cjk_devices):
             raise Rejected("I can't make coffee: there is no coffee machine in the home")
-        if "咖啡" in s and not any(w in s for w in ("关", "停", "凉", "冷", "苦", "洒")) \
+        if "咖啡" in s and not any(w in s for w in _NOT_COFFEE_PLEASE) \
                 and not any(n in s for n, _ in lex.cjk_devices if "咖啡" in n):  # not "咖啡凉了"
             machine = _unique(d for n, d in lex.cjk_devices if "咖啡" in n)
             p.partial_devices = machine[:1]
@@ -222,6 +228,7 @@ class _ChineseParser(_TierBase):
                           r"暖和|凉快|[＃＠\d%度再个先着儿看冻黑减加增死掉叫]|开始|打扫|清扫|充电|是不是|"
                           r"回去|回来|显示|还是|睡不着|快点|赶紧|赶快|声|就行|就好|就可以|"
                           r"刺眼|晃眼|状态|查看|查|位置|那个|那|忘了|忘记|去|提高|提升|增加|减少|降低|"
+                          r"转起来|转动|来点|"
                           r"大声|小声|静音|吵|切歌|切|确认|看看|检查|把|的|将|给|"
                           r"打开|开启|开|关闭|关掉|关上|关|一下|都|里|里面|"
                           r"调|到|成|为|设置|设|亮度|一点|点|些|太|好|很|有|暗|亮|颜色|色|拉|上|下|"
@@ -381,7 +388,7 @@ class _ChineseParser(_TierBase):
                     act("vstep")
             elif any(w in rest for w in ("暂停", "停", "关")):
                 act("pause")
-            elif any(w in rest for w in ("播放", "继续", "开", "放")):
+            elif any(w in rest for w in ("播放", "继续", "开", "放", "来点", "来首", "来一首")):
                 act("resume")
             if p.action is not None:
                 if "media_player" not in p.kinds:
@@ -488,7 +495,7 @@ class _ChineseParser(_TierBase):
         if not p.has_target() and not (p.areas or p.here or p.home or p.floor):
             return None  # "把后门打开": on/off of something the home does not name
         off = any(w in rest for w in ("关", "熄", "灭", "停"))
-        on = any(w in rest for w in ("开", "启动", "点亮", "亮起"))
+        on = any(w in rest for w in ("开", "启动", "点亮", "亮起", "转起来", "转动"))
         if "lock" in kinds and on != off:
             # 开门 opens (unlocks) a door, 关门 shuts it: never the other way round; an opening
             # said so is not an outright "unlock", so it stays below the sensitive bar

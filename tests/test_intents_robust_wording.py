@@ -505,3 +505,17 @@ def test_wishes_with_a_state(demo: Recognizer, text: str, name: str) -> None:
 def test_an_opening_wished_for_stays_a_wish(demo: Recognizer) -> None:
     got = demo.recognize("I need the garage open").intent  # never an outright order
     assert got is None or got.confidence < 0.9, got
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("咖啡煮好了吗", None),  # a question about the coffee, never the machine on
+    ("我不想喝咖啡了，把咖啡机关了", ("switch_off", ["coffee_maker"])),  # not on, then off
+    ("让风扇转起来", ("fan_on", ["ceiling_fan"])),
+    ("给我来点音乐", ("media_resume", ["speaker"])),
+])
+def test_chinese_coffee_and_wishes(demo: Recognizer, text: str,
+                                   want: tuple[str, list[str]] | None) -> None:
+    rec = demo.recognize(text)
+    got = [(i.name, i.slots.device_ids) for i in [rec.intent, *rec.also]
+           if i is not None and i.confidence >= MIN_CONF]
+    assert got == ([want] if want else []), rec
