@@ -72,6 +72,12 @@ class _EnglishActions(_TierBase):
                 r"lower|more|less) ", text)):  # "by 10", "10 percent brighter": a step
             by_amount = int(p.number)
         step = by_amount or (L.STEP_SMALL if small else L.STEP_BIG if big else L.STEP_DEFAULT)
+        if re.search(r" (minus|negative) \d", text):
+            raise Rejected("I can't set a value below zero")  # "set the heat to minus 5"
+        if p.number is not None and p.number > 100 and by_amount is None \
+                and not tset & {"degrees", "degree", "heat", "heating", "temperature", "thermostat",
+                                "minutes", "minute", "hours", "hour", "seconds", "timer"}:
+            raise Rejected(f"{p.number:g} percent is out of range; say up to 100 percent")
         colors = [t for k, t in enumerate(tokens) if t in L.COLORS_EN and tokens[k - 1:k] != [
             "from"]]  # "from blue to white": white
         if len(set(colors)) > 1 and not p.corrected:

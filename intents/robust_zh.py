@@ -265,6 +265,9 @@ class _ChineseParser(_TierBase):
                 if "音量" in p.kind_words or "亮度" in rest else None)
             if m:
                 p.number = float(m.group(1))
+        if p.number is not None and p.number > 100 and p.temperature is None \
+                and "climate" not in p.kinds:  # "音量调到两百": more than the whole way
+            raise Rejected(f"{p.number:g} percent is out of range; say up to 100 percent")
         other_kind = bool(set(p.kinds) & {"climate", "media_player"})
         if "最亮" in rest or ("最高" in rest and not other_kind):
             p.number, p.percent = 100.0, True

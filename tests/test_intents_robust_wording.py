@@ -519,3 +519,10 @@ def test_chinese_coffee_and_wishes(demo: Recognizer, text: str,
     got = [(i.name, i.slots.device_ids) for i in [rec.intent, *rec.also]
            if i is not None and i.confidence >= MIN_CONF]
     assert got == ([want] if want else []), rec
+
+
+@pytest.mark.parametrize("text", ["set the heat to minus 5", "set the kitchen light to 150 percent",
+                                  "volume 200", "音量调到两百"])
+def test_values_past_the_ends_are_refused(demo: Recognizer, text: str) -> None:
+    got = demo.recognize(text).intent  # a misheard number, not the most there is
+    assert got is None, got
