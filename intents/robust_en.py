@@ -57,6 +57,8 @@ class _EnglishParser(_EnglishActions):
         # "oops, wrong light, turn …": an exclamation before the command
         text = re.sub(r"^\s*(oops|whoops|oopsie|oh no|oh dear|my bad|dang|darn)\b[\s,.!]*", "",
                       text, flags=re.I)
+        # "cheers, lights off": thanks said before the command (not "thanks for turning …")
+        text = re.sub(r"^\s*(cheers|thanks|thank you)\s*[,.!]+\s*", "", text, flags=re.I)
         # "kitchen light on, hallway light off": two commands a comma apart
         text = re.sub(r"\b(on|off)\s*,\s*(?!(no|not|wait|sorry|actually|i mean|rather)\b)(?=\w)",
                       r"\1 and ", text, flags=re.I)
@@ -382,6 +384,8 @@ class _EnglishParser(_EnglishActions):
                     r"|thinks|reckons) ", said) and tokens[0] not in _ACTION_WORDS | {
                         "i", "we", "you"}:  # "I said turn off the fan": said again
             raise Rejected("that sounds like what someone said, not a request")  # "mommy says …"
+        if re.match(r" (thanks|thank you|cheers)( so much| very much)? for ", said):
+            raise Rejected("that is thanks for what was done; nothing to do")  # "thanks for …"
         if re.match(r" (let me|(i|we) (am|are) going to|(i|we) (will|shall)( just)?) "
                     r"(turn|switch|open|close|lock|unlock|dim|set|put|start|stop|shut|get) ",
                     said):

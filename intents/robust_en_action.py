@@ -220,9 +220,11 @@ class _EnglishActions(_TierBase):
             act("lock")
             return
         # scenes
+        if p.scene and p.kinds and tset & {"on", "off"} and not p.devices:
+            p.scene = None  # "lights off, it's bedtime": the lights, the scene's name a remark
         if p.scene and not p.devices:
             if tset & {"off", "stop", "exit", "leave", "quit", "end", "deactivate", "disable",
-                       "cancel", "undo", "kill", "out"}:  # "turn off movie night"
+                       "cancel", "undo", "kill", "out"} and not p.kinds:  # "turn off movie night"
                 raise Rejected("a scene can't be switched off; say what to change")
             if tset & {"activate", "start", "set", "put", "run", "turn", "switch", "go",
                        "enable", "begin", "play", "on", "time", "it", "is", "mode", "scene"}:

@@ -526,3 +526,17 @@ def test_chinese_coffee_and_wishes(demo: Recognizer, text: str,
 def test_values_past_the_ends_are_refused(demo: Recognizer, text: str) -> None:
     got = demo.recognize(text).intent  # a misheard number, not the most there is
     assert got is None, got
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("thanks for turning off the fan", None),  # thanks for what was done
+    ("cheers, lights off", ("light_off", ["bedroom_lamp"])),  # thanks, then the command
+    ("lights off, it's bedtime", ("light_off", ["bedroom_lamp"])),  # not the good night scene
+])
+def test_thanks_and_remarks_about_scenes(demo: Recognizer, text: str,
+                                         want: tuple[str, list[str]] | None) -> None:
+    got = demo.recognize(text, area="bedroom").intent
+    if want is None:
+        assert got is None or got.confidence < MIN_CONF, got
+    else:
+        assert got is not None and (got.name, got.slots.device_ids) == want, got
