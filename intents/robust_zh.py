@@ -140,6 +140,9 @@ class _ChineseParser(_TierBase):
             done_q = re.search(r"$", s)  # "咖啡机开着呢": how it is, not a command
         if (ab := re.search(r"([开关锁])[没不]\1", s)) and not done_q:
             s, done_q = s[:ab.start() + 1] + s[ab.end():], ab  # "车库门关没关": was it done
+        if re.match(r"(谢谢|多谢|感谢)(你|您)", raw.strip()) \
+                and re.search(r"[开关锁]了|了\W*$", raw):  # "谢谢你把灯关了": thanks for it
+            raise Rejected("that is thanks for what was done; nothing to do")
         if re.match(r"(让我来|让我|我来|我去|我自己|我待会自己|我一会自己)", s):
             raise Rejected("that sounds like you'll do it yourself, not a request")  # "我来关灯"
         who = r"(我|我们|他|她|他们|她们)(刚才|刚|已经|都|早就)?"

@@ -540,3 +540,10 @@ def test_thanks_and_remarks_about_scenes(demo: Recognizer, text: str,
         assert got is None or got.confidence < MIN_CONF, got
     else:
         assert got is not None and (got.name, got.slots.device_ids) == want, got
+
+
+@pytest.mark.parametrize(("text", "acts"), [("谢谢你把灯关了", False), ("多谢你开了风扇", False),
+                                            ("谢谢，把灯关了", True)])
+def test_chinese_thanks(demo: Recognizer, text: str, acts: bool) -> None:
+    got = demo.recognize(text, area="bedroom").intent
+    assert (got is not None and got.confidence >= MIN_CONF) == acts, got
