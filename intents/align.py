@@ -51,6 +51,10 @@ _MAX_PERMUTATION: Final = 4
 MEMO_LIMIT: Final = 100_000
 
 _WORD = re.compile(r"[a-z0-9']+")
+#: ``cjk`` automata (:func:`build_automaton`): a run of Chinese characters is one word, as a
+#: template writes it (Whisper's tokens split characters into bytes; within a run they are
+#: tokenized as written, so only the runs' boundaries may differ from how Whisper writes).
+_CJK_WORD = re.compile(r"[a-z0-9']+|[\u3400-\u9fff]+")
 
 
 def _tokens(text: str) -> list[str]:
@@ -108,8 +112,10 @@ class WordAutomaton:
 
 
 class _Builder:
-    def __init__(self, lists: Mapping[str, Any], rules: Mapping[str, Any]) -> None:
+    def __init__(self, lists: Mapping[str, Any], rules: Mapping[str, Any], *,
+                 cjk: bool = False) -> None:
         self.arcs: list[list[tuple[str | None, int]]] = []
+        self._split = _CJK_WORD.findall if cjk else _WORD.findall
         self._lists = lists
         self._rules = rules
 
@@ -138,7 +144,7 @@ class _Builder:
         if depth > 30:
             raise ValueError("grammar nests too deeply")
         if isinstance(e, TextChunk):
-            return self.words(start, _tokens(e.text))
+            return self.words(start, self._split(e.text.lower().replace("’", "'")))
         if isinstance(e, RuleReference):
             rule = self._rules.get(e.rule_name)
             if rule is None:
@@ -185,11 +191,13 @@ class _Builder:
         return end
 
 
-def build_automaton(intents: Any, slot_lists: Mapping[str, Any] | None = None) -> WordAutomaton:
+def build_automaton(intents: Any, slot_lists: Mapping[str, Any] | None = None, *,
+                    cjk: bool = False) -> WordAutomaton:
     """Compile every sentence of a hassil ``Intents`` object into one automaton. Sentences
-    that use wildcards or unknown lists are left out (they cannot be aligned word by word)."""
+    that use wildcards or unknown lists are left out (they cannot be aligned word by word).
+    ``cjk``: Chinese characters are kept, a run of them one word (else they are dropped)."""
     lists = {**(slot_lists or {}), **intents.slot_lists}
-    b = _Builder(lists, intents.expansion_rules)
+    b = _Builder(lists, intents.expansion_rules, cjk=cjk)
     start, final = b.new(), b.new()
     for intent in intents.intents.values():
         for data in intent.data:

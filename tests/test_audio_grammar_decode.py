@@ -278,13 +278,17 @@ def test_home_rescue_on_a_sensitive_device_stays_below_the_bar(
 
 
 def test_a_home_rescue_reaches_one_device_at_most(home_repair: AcousticRepair) -> None:
-    """The question "who wrote Hamlet" at 10 dB, written "The robot arm lit.": the best home
-    sentence sets every light red. A rescue is a guess; it may not reach the whole house."""
+    """"turn the lights red" at 10 dB, written "Turn the light spread.": nothing parses, and
+    the best home sentence sets every light red. (The question "who wrote Hamlet", heard "The
+    robot arm lit.", was rescued the same way on another machine's noise.) A rescue is a
+    guess; it may not reach the whole house."""
     recognizer = home_repair._recognizer
-    pcm = with_silence(synth("who wrote hamlet"), 300, 300)
+    pcm = with_silence(synth("turn the lights red"), 300, 300)
     audio = to_float(mix_noise(pcm, white_noise(len(pcm), seed=2), 10.0))
-    heard = ["The robot arm lit."]
-    out = home_repair.repair(audio, heard, HypothesisDecoder(recognizer).decode(heard))
+    heard = ["Turn the light spread."]
+    nothing = HypothesisDecoder(recognizer).decode(heard)
+    assert nothing.intent is None
+    out = home_repair.repair(audio, heard, nothing)
     intent = out.recognition.intent
     assert intent is not None and len(intent.slots.device_ids) > 1  # what the audio chose
     from devices.dispatcher import ASK_BACK_BAND

@@ -78,10 +78,11 @@ class Decoded:
     log_prob: float
     tokens: int
     score: float
+    sep: str = " "
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return self.sep.join(self.words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +120,27 @@ class GrammarDecoder:
     def __init__(self, automaton: WordAutomaton, scorer: SentenceScorer,
                  decoder: WhisperTextDecoder | None = None, *, beam: int = DEFAULT_BEAM,
                  results: int = DEFAULT_RESULTS, length_bonus: float = 1.0,
-                 max_tokens: int = MAX_TOKENS) -> None:
+                 max_tokens: int = MAX_TOKENS, language: str = "en") -> None:
+        from assistant.audio.sentence_score import UNSPACED
+
         self._fa = automaton
         self._scorer = scorer
         self._decoder = decoder
         self._tok: Any = scorer._tok
         self._ct2: Any = scorer._ct2
-        self._start: list[int] = list(scorer._start)
+        self._start: list[int] = list(scorer.start_for(language))
         self.eot: Final = int(scorer.eot)
         self.beam = beam
         self.results = results
         self.length_bonus = length_bonus
         self.max_tokens = max_tokens
-        self._comma: Final = self._single(",")
-        self._enders: Final = frozenset(t for t in (self._single("."), self._single("?"))
-                                        if t is not None)
+        #: Chinese: words written without spaces or capitals, full-width punctuation too.
+        self._spaced: Final = language not in UNSPACED
+        self._sep: Final = " " if self._spaced else ""
+        commas = (",",) if self._spaced else (",", "，")
+        enders = (".", "?") if self._spaced else (".", "?", "。", "？")
+        self._commas: Final = frozenset(t for t in map(self._single, commas) if t is not None)
+        self._enders: Final = frozenset(t for t in map(self._single, enders) if t is not None)
         self._tables: dict[tuple[States, bool], _Table] = {}
         self._word_tokens: dict[str, tuple[int, ...]] = {}
         self.initial: Final = self._closure([automaton.start])
@@ -158,7 +165,7 @@ class GrammarDecoder:
     def _tokens_of(self, text: str) -> tuple[int, ...]:
         hit = self._word_tokens.get(text)
         if hit is None:
-            hit = tuple(int(t) for t in self._tok.encode(" " + text))
+            hit = tuple(int(t) for t in self._tok.encode(" " + text if self._spaced else text))
             self._word_tokens[text] = hit
         return hit
 
@@ -178,7 +185,7 @@ class GrammarDecoder:
             target = self._closure(sorted(targets))
             for w in spoken:
                 forms = {w}
-                if first or w in _ALWAYS_CAPITAL:
+                if self._spaced and (first or w in _ALWAYS_CAPITAL):
                     forms.add(w[:1].upper() + w[1:])
                 for form in forms:
                     toks = self._tokens_of(form)
@@ -241,17 +248,18 @@ class GrammarDecoder:
             if table.final and b.words:
                 # End-of-text now, or after a full stop / question mark.
                 lp_end = b.log_prob + float(lp[self.eot])
-                finished.append(Decoded(b.words, lp_end, n, lp_end + self.length_bonus * n))
+                finished.append(self._done(b.words, lp_end, n))
                 for t in self._enders:
                     grown.append(_Beam(b.log_prob + float(lp[t]), (*b.tokens, t), b.words,
                                        frozenset(), (), True))
-            if b.words and not b.punct and self._comma is not None:
-                grown.append(_Beam(b.log_prob + float(lp[self._comma]), (*b.tokens, self._comma),
-                                   b.words, b.states, (), True))
+            if b.words and not b.punct:
+                for t in self._commas:
+                    grown.append(_Beam(b.log_prob + float(lp[t]), (*b.tokens, t), b.words,
+                                       b.states, (), True))
         if not b.states and b.punct and b.words:
             # After a final full stop: only end-of-text.
             lp_end = b.log_prob + float(lp[self.eot])
-            finished.append(Decoded(b.words, lp_end, n, lp_end + self.length_bonus * n))
+            finished.append(self._done(b.words, lp_end, n))
             return
         for t in table.children.get(b.partial, ()):
             toks = (*b.partial, t)
@@ -261,6 +269,10 @@ class GrammarDecoder:
                 grown.append(_Beam(score, ext, b.words, b.states, toks, False))
             for word, target in table.complete.get(toks, ()):
                 grown.append(_Beam(score, ext, (*b.words, word), target, (), False))
+
+
+    def _done(self, words: tuple[str, ...], log_prob: float, tokens: int) -> Decoded:
+        return Decoded(words, log_prob, tokens, log_prob + self.length_bonus * tokens, self._sep)
 
 
 class _Stepper(Protocol):

@@ -61,6 +61,10 @@ class SentenceScores:
         return int(np.argmax(self.log_probs))
 
 
+#: Whisper languages written without spaces between words.
+UNSPACED: Final = frozenset({"zh", "ja", "yue"})
+
+
 class SentenceScorer:
     """Forced-decoding scores with a faster-whisper ``WhisperModel`` (shared, not owned).
 
@@ -86,6 +90,7 @@ class SentenceScorer:
             prev = list(self._tok.encode(" " + prompt.strip()))[-max_prompt_tokens:]
             start = [self._tok.sot_prev, *prev, *start]
         self._start: Final[list[int]] = start
+        self._starts: dict[str, list[int]] = {}
         self.eot: Final[int] = int(self._tok.eot)
         if method == "torch" and decoder is None:
             raise ValueError("method 'torch' needs a WhisperTextDecoder")
@@ -133,22 +138,44 @@ class SentenceScorer:
         feats = np.ascontiguousarray(feats[np.newaxis], dtype=np.float32)
         return self._ct2.encode(ctranslate2.StorageView.from_array(feats), to_cpu=True)
 
-    def tokens(self, sentence: str) -> list[int]:
-        return list(self._tok.encode(" " + sentence.strip()))
+    def start_for(self, language: str | None = None) -> list[int]:
+        """The start sequence for sentences in ``language`` (a Whisper code; None or "en": the
+        English one, with the prompt). Another language's has its own language token and no
+        prompt; it needs a multilingual model."""
+        if language is None or language == "en":
+            return self._start
+        hit = self._starts.get(language)
+        if hit is None:
+            from faster_whisper.tokenizer import Tokenizer
+
+            if not self._ct2.is_multilingual:
+                raise ValueError(f"an English-only model cannot score {language!r}")
+            tok = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language=language)
+            hit = [*tok.sot_sequence, tok.no_timestamps]
+            self._starts[language] = hit
+        return hit
+
+    def tokens(self, sentence: str, language: str | None = None) -> list[int]:
+        """A sentence's tokens as Whisper writes it: English with a space before (mid-text
+        form), Chinese without."""
+        text = sentence.strip()
+        return list(self._tok.encode(text if language in UNSPACED else " " + text))
 
     def score(self, audio: Float32Array, sentences: Sequence[str],
-              encoded: Any | None = None) -> SentenceScores:
-        """``log P(sentence | audio)`` of every sentence (one batched decoder pass)."""
+              encoded: Any | None = None, *, language: str | None = None) -> SentenceScores:
+        """``log P(sentence | audio)`` of every sentence (one batched decoder pass), in
+        ``language`` (:meth:`start_for`)."""
         import ctranslate2
 
         t0 = time.perf_counter()
         if not sentences:
             return SentenceScores((), (), (), 0.0)
         enc = self.encode(audio) if encoded is None else encoded
-        toks = [self.tokens(s) for s in sentences]
+        toks = [self.tokens(s, language) for s in sentences]
+        start = self.start_for(language)
         if self.method == "torch":
             assert self._decoder is not None
-            scores = self._decoder.score(enc, self._start, toks, self.eot)
+            scores = self._decoder.score(enc, start, toks, self.eot)
             return SentenceScores(tuple(sentences), tuple(scores),
                                   tuple(len(t) + 1 for t in toks),
                                   (time.perf_counter() - t0) * 1000.0)
@@ -156,25 +183,26 @@ class SentenceScorer:
             np.ascontiguousarray(np.repeat(np.asarray(enc), len(sentences), axis=0)))
         if self.method == "align":
             frames = int(np.asarray(enc).shape[1]) * 2
-            res = self._ct2.align(batch, self._start, toks, frames)
+            res = self._ct2.align(batch, start, toks, frames)
             scores = [float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-12))))
                       for r in res]
             counts = [len(t) for t in toks]
         else:
-            scores, counts = self._forced(batch, toks)
+            scores, counts = self._forced(batch, toks, start)
         return SentenceScores(tuple(sentences), tuple(scores), tuple(counts),
                               (time.perf_counter() - t0) * 1000.0)
 
 
-    def _forced(self, batch: Any, toks: Sequence[list[int]]) -> tuple[list[float], list[int]]:
+    def _forced(self, batch: Any, toks: Sequence[list[int]],
+                start: list[int]) -> tuple[list[float], list[int]]:
         """Sum of log-probabilities of each token sequence and of end-of-text after it."""
         longest = max(len(t) for t in toks)
         res = self._ct2.generate(
-            batch, [self._start + t for t in toks], beam_size=1,
+            batch, [start + t for t in toks], beam_size=1,
             # The sentence is a forced prefix; one free step after the longest gives each its
             # end-of-text step (shorter ones run on greedily; ignored). suppress_blank would
             # mask end-of-text at exactly that step.
-            max_length=_max_length(len(self._start), longest + 1),
+            max_length=_max_length(len(start), longest + 1),
             return_logits_vocab=True, suppress_blank=False, suppress_tokens=[],
         )
         scores: list[float] = []
