@@ -246,3 +246,39 @@ def test_serve_scoring_counts_a_guess_asked_back_as_a_miss() -> None:
     assert (rec["outcome"], rec["asked"]) == ("miss", "right")
     rec = score_clip(item, asked({"coffee_drink": "latte"}))
     assert (rec["outcome"], rec["asked"]) == ("miss", "wrong")
+
+
+async def test_a_clip_goes_on_streaming_only_while_an_utterance_is_unsettled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The microphone goes on after the clip's tail (``keep_s``) while the server has yet to
+    report the utterance, and stops once it has: a stream that stopped at the tail left an
+    endpoint in noise waiting 60 s for frames."""
+    import asyncio
+
+    from assistant.bench.serve_clips import FRAME_MS, RATE, run_clip
+
+    frame = RATE * FRAME_MS // 1000 * 2
+    inbox: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+
+    class Socket:
+        def __init__(self, report_after: int) -> None:
+            self.frames = 0
+            self.report_after = report_after
+
+        async def send(self, data: bytes) -> None:
+            self.frames += 1
+            if self.frames == 2:
+                inbox.put_nowait({"type": "speech.started", "utterance_id": "u1"})
+            if self.frames == self.report_after:
+                inbox.put_nowait({"type": "metrics", "utterance_id": "u1"})
+
+    pcm = bytes(frame * 30)  # 10 frames of clip, 20 kept
+    ws = Socket(report_after=15)
+    clip = await run_clip(ws, inbox, pcm, keep_s=20 * FRAME_MS / 1000)
+    assert 15 <= ws.frames <= 16  # the kept frames went on until the report, no further
+    assert [e["type"] for e in clip.events] == ["speech.started", "metrics"]
+    ws = Socket(report_after=10**6)  # never reports: every kept frame, then the timeout
+    inbox = asyncio.Queue()
+    monkeypatch.setattr("assistant.bench.serve_clips.SETTLE_TIMEOUT_S", 1.0)
+    await run_clip(ws, inbox, pcm, keep_s=20 * FRAME_MS / 1000)
+    assert ws.frames == 30

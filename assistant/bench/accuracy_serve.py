@@ -52,6 +52,7 @@ from assistant.bench.noise import stable_seed
 from assistant.bench.serve_clips import (
     ACTING,
     FRAME_MS,
+    KEEP_S,
     client_session,
     clip_pcm,
     measured,
@@ -163,7 +164,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 cond, _k, it = work.get_nowait()
                 seed = stable_seed("picovoice", it.id, cond, args.seed)
                 pcm = await asyncio.to_thread(clip_pcm, it.load(), noise, cond, seed)
-                clip = await run_clip(ws, inbox, pcm)
+                clip = await run_clip(ws, inbox, pcm, keep_s=KEEP_S)
                 rec = score_clip(it, clip.events)
                 rec["condition"] = cond
                 records.append(rec)

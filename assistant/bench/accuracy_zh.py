@@ -50,6 +50,7 @@ from assistant.bench.cli import command_line
 from assistant.bench.noise import stable_seed
 from assistant.bench.serve_clips import (
     ACTING,
+    KEEP_S,
     client_session,
     clip_pcm,
     measured,
@@ -196,7 +197,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for cond in conditions:
                 for k, it in enumerate(items):
                     pcm = clip_pcm(it.load(), noise, cond, stable_seed("zh-cn", it.id, cond))
-                    clip = await run_clip(ws, inbox, pcm)
+                    clip = await run_clip(ws, inbox, pcm, keep_s=KEEP_S)
                     rec = score_clip(
                         it, clip.events, expected_values=expected[it.id],
                         all_lights=all_lights, sensitive_devices=sensitive_devices,

@@ -29,6 +29,11 @@ from assistant.bench.noise import mix_at_snr
 FRAME_MS: Final = 20
 #: Silence (or noise, mixed with the rest) streamed after each clip: the endpoint fires.
 TAIL_S: Final = 1.0
+#: After the tail, up to this much more is streamed while an utterance has yet to report, as
+#: a client's microphone goes on (noise conditions: the noise goes on). A stream that stops
+#: right after the tail leaves an endpoint still deciding in noise waiting for frames that
+#: never come (measured: 60 s, then the next clip's audio joined the turn).
+KEEP_S: Final = 4.0
 #: How long to wait for the last utterance of a clip to report (its ``metrics``).
 SETTLE_TIMEOUT_S: Final = 60.0
 #: After the clip, how long to wait for any speech to start before giving up on it.
@@ -53,9 +58,11 @@ def pcm16(x: np.ndarray[Any, Any]) -> bytes:
 
 def clip_pcm(audio: np.ndarray[Any, Any], noise: np.ndarray[Any, Any] | None, condition: str,
              seed: int) -> bytes:
-    """The clip with :data:`TAIL_S` of silence after it, and, unless ``condition`` is
-    ``clean``, ``noise`` mixed over both at ``condition`` dB (an excerpt chosen by ``seed``)."""
-    x = np.concatenate([audio.astype(np.float32), np.zeros(int(TAIL_S * RATE), np.float32)])
+    """The clip with :data:`TAIL_S` + :data:`KEEP_S` of silence after it, and, unless
+    ``condition`` is ``clean``, ``noise`` mixed over both at ``condition`` dB (an excerpt
+    chosen by ``seed``). :func:`run_clip` streams the last :data:`KEEP_S` only while needed."""
+    x = np.concatenate([audio.astype(np.float32),
+                        np.zeros(int((TAIL_S + KEEP_S) * RATE), np.float32)])
     if condition != "clean":
         assert noise is not None
         x = mix_at_snr(x, noise, float(condition), np.random.default_rng(seed))
@@ -73,12 +80,18 @@ async def stream(ws: Any, pcm: bytes) -> None:
             await asyncio.sleep(delay)
 
 
-async def run_clip(ws: Any, inbox: asyncio.Queue[dict[str, Any]], pcm: bytes) -> Clip:
+async def run_clip(ws: Any, inbox: asyncio.Queue[dict[str, Any]], pcm: bytes, *,
+                   keep_s: float = 0.0) -> Clip:
     """Stream one clip and collect what the server sent until every utterance it started
-    has reported (or :data:`SETTLE_TIMEOUT_S`; :data:`NOTHING_HEARD_S` when none started)."""
+    has reported (or :data:`SETTLE_TIMEOUT_S`; :data:`NOTHING_HEARD_S` when none started).
+    ``keep_s``: the last seconds of ``pcm`` (:func:`clip_pcm`'s :data:`KEEP_S`) are streamed
+    only while an utterance has yet to report."""
     clip = Clip()
     started: set[str] = set()
     finished: set[str] = set()
+    step = RATE * FRAME_MS // 1000 * 2
+    keep = int(keep_s * RATE) * 2
+    pcm, rest = (pcm[:-keep], pcm[-keep:]) if 0 < keep < len(pcm) else (pcm, b"")
     sender = asyncio.create_task(stream(ws, pcm))
 
     def take(e: dict[str, Any]) -> None:
@@ -97,13 +110,19 @@ async def run_clip(ws: Any, inbox: asyncio.Queue[dict[str, Any]], pcm: bytes) ->
             pass
     await sender
     end = time.monotonic()
+    sent = 0
     while time.monotonic() < end + SETTLE_TIMEOUT_S:
         if started and started <= finished:
             break
         if not started and time.monotonic() > end + NOTHING_HEARD_S:
             break  # the clip's whole tail has been streamed and no speech started
+        due = end + (sent // step + 1) * FRAME_MS / 1000
+        if sent < len(rest) and time.monotonic() >= due - FRAME_MS / 1000:
+            await ws.send(rest[sent : sent + step])  # the microphone goes on
+            sent += step
         try:
-            take(await asyncio.wait_for(inbox.get(), 0.1))
+            wait = max(0.0, due - time.monotonic()) if sent < len(rest) else 0.1
+            take(await asyncio.wait_for(inbox.get(), wait))
         except TimeoutError:
             pass
     while not inbox.empty():
