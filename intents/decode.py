@@ -64,7 +64,7 @@ from intents.respell import (
     grammar_words,
     home_spellings,
 )
-from intents.schema import Intent, IntentName, Recognition
+from intents.schema import Intent, IntentName, Recognition, lacks_capability
 
 if TYPE_CHECKING:
     from intents.recognizer import Recognizer
@@ -142,6 +142,7 @@ def decode(
     snapper: VocabularySnapper | None = None,
     aligner: Align | None = None,
     respeller: Respell | None = None,
+    unable: Callable[[Intent], bool] | None = None,
 ) -> Decoded:
     """Pick the first (hypothesis, transform) the recognizer turns into an intent.
 
@@ -152,6 +153,11 @@ def decode(
     sentence of the custom grammars over all hypotheses). With nothing parsing, the result is
     the recognizer's answer for the top hypothesis. Each distinct text is given to
     ``recognize`` at most once.
+
+    ``unable``: whether the home's devices cannot do a reading (a colour for a light without
+    one). As heard, such a reading of the top hypothesis gives way to a lower hypothesis
+    that parses as heard into one they can do ("Turn on the kitchen white." / "Turn on the
+    kitchen light."); with none, it stands (and the dispatcher says why it cannot).
     """
     cands = list(hypotheses) if options.n_best else list(hypotheses[:1])
     if not cands:
@@ -170,6 +176,7 @@ def decode(
     first: Decoded | None = None
     calls = 0
     t0 = time.perf_counter()
+    unable_raw: Decoded | None = None
     for step_name, fn in steps:
         for i, h in enumerate(cands):
             text = fn(h.text)
@@ -185,7 +192,12 @@ def decode(
             if rec.intent is not None:
                 d.intent_ms = (time.perf_counter() - t0) * 1000.0
                 d.calls = calls
+                if step_name == "raw" and unable is not None and unable(rec.intent):
+                    unable_raw = unable_raw or d
+                    continue
                 return d
+        if unable_raw is not None:
+            return unable_raw
     texts = [collapse_repeats(spell_numbers(normalize_transcript(h.text))) for h in cands]
     if options.respells and respeller is not None:
         found: list[tuple[Respelling, int]] = []
@@ -320,11 +332,13 @@ class HypothesisDecoder:
                 return rec.recognize(text, language=language, context=context, area=area)
             return rec.recognize(text, language=language, context=context)
 
+        devices = rec.config.devices
         d = decode(hyps, recognize, self.options,
                    None if grammar is None else grammar.snapper,
                    None if grammar is None else _align_with(grammar.aligners),
                    None if grammar is None or grammar.respeller is None
-                   else grammar.respeller.respellings)
+                   else grammar.respeller.respellings,
+                   lambda intent: lacks_capability(intent, devices))
         intent = d.recognition.intent
         if intent is None:
             return d.recognition

@@ -44,6 +44,7 @@ from intents.robust_base import plausible_setpoint
 from intents.schema import (
     QUERY_INTENTS,
     SENSITIVE_INTENTS,
+    SLOT_CAPABILITY,
     Intent,
     IntentName,
     Recognition,
@@ -57,15 +58,6 @@ _SAFE_ON_SENSITIVE: frozenset[str] = frozenset(
     {IntentName.LOCK, IntentName.COVER_CLOSE, IntentName.CANCEL} | QUERY_INTENTS
 )
 
-#: Slots that need a device capability (``Device.capabilities``) to make sense.
-_SLOT_CAPABILITY: Mapping[str, str] = {
-    "brightness": "brightness",
-    "brightness_step": "brightness",
-    "color": "color",
-    "rgb": "color",
-    "color_temp_kelvin": "color_temp",
-    "position": "position",
-}
 
 
 class _CommandArgs(BaseModel):
@@ -286,7 +278,7 @@ def _check_slots(args: _CommandArgs, devices: list[Device]) -> None:
         for s in ("brightness", "brightness_step", "color", "color_temp_kelvin")
     ):
         raise _InvalidOutput("light_set needs brightness, colour or colour temperature")
-    for slot, capability in _SLOT_CAPABILITY.items():
+    for slot, capability in SLOT_CAPABILITY.items():
         if getattr(args, slot, None) is None:
             continue
         lacking = [d.id for d in devices if capability not in d.capabilities]

@@ -8,8 +8,9 @@ resolution from names, aliases, areas and floors; dispatchers never guess.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -159,3 +160,29 @@ class Recognition(BaseModel):
         if self.also:
             out["also"] = [i.model_dump(mode="json") for i in self.also]
         return out
+
+
+#: Slots that need a device capability (``Device.capabilities``) to make sense.
+SLOT_CAPABILITY: Final[Mapping[str, str]] = {
+    "brightness": "brightness",
+    "brightness_step": "brightness",
+    "color": "color",
+    "rgb": "color",
+    "color_temp_kelvin": "color_temp",
+    "position": "position",
+}
+
+
+def lacks_capability(intent: Intent, devices: Iterable[Any]) -> bool:
+    """Whether a device ``intent`` names lacks the capability one of its values needs (a
+    colour for a light that has none: "turn on the kitchen white" heard for "… light").
+    ``devices``: the home's (``id``, ``capabilities``); a device that lists none is taken to
+    have them all, as the adapters do."""
+    ids = set(intent.slots.device_ids)
+    for d in devices:
+        if d.id not in ids or not d.capabilities:
+            continue
+        for slot, capability in SLOT_CAPABILITY.items():
+            if getattr(intent.slots, slot, None) is not None and capability not in d.capabilities:
+                return True
+    return False

@@ -328,3 +328,29 @@ def test_an_alignment_never_drops_a_negation() -> None:
     assert got is not None and got.slots.custom["coffee_drink"] == "cappuccino"
     assert drops_negation("never mind the latte", "give me a latte")
     assert not drops_negation("give me a latte", "give me a latte")
+
+
+def test_a_reading_the_devices_cannot_do_gives_way_to_one_heard_they_can() -> None:
+    """"Turn on the kitchen white." (tiny.en, unprompted, on one machine) reads as a colour
+    for the kitchen light, which has none; the n-best's "Turn on the kitchen light." parses
+    as heard and is what the speaker said. With no such hypothesis, the reading stands (the
+    dispatcher then says why it cannot)."""
+    from intents.decode import Hypothesis
+    from intents.schema import lacks_capability
+
+    config = load_demo_config()
+    recognizer = Recognizer(config)
+    d = HypothesisDecoder(recognizer)
+    white = recognizer.recognize("Turn on the kitchen white.").intent
+    assert white is not None and white.slots.color == "white"
+    assert lacks_capability(white, config.devices)
+    out = d.decode([Hypothesis("Turn on the kitchen white.", -0.3),
+                    Hypothesis("Turn on the kitchen light.", -0.5)])
+    assert out.intent is not None and out.intent.name == "light_on"
+    assert out.intent.slots.device_ids == ["kitchen_light"] and out.heard_in_n_best
+    alone = d.decode([Hypothesis("Turn on the kitchen white.", -0.3)])
+    assert alone.intent is not None and alone.intent.slots.color == "white"
+    # A light that has colour takes it: the top reading stands.
+    living = d.decode([Hypothesis("Turn the living room light red.", -0.3),
+                       Hypothesis("Turn on the living room light.", -0.5)])
+    assert living.intent is not None and living.intent.slots.color == "red"

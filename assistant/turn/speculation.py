@@ -34,6 +34,7 @@ from assistant.turn.types import (
 )
 from assistant.turn.understanding import Understanding, ends_turn
 from intents.extend import continuations
+from intents.schema import lacks_capability
 
 logger = logging.getLogger(__name__)
 
@@ -253,10 +254,17 @@ class Speculator:
 
     def _refused(self, result: Any) -> bool:
         """Whether the dispatcher would refuse ``result`` for its confidence
-        (:meth:`devices.dispatcher.Dispatcher.too_unsure`)."""
+        (:meth:`devices.dispatcher.Dispatcher.too_unsure`), or its devices cannot do it (a
+        colour for a light without one: the greedy look's "Turn on the kitchen white."; the
+        final pass's n-best may hold "… light")."""
         intent = getattr(result, "intent", None)
+        if intent is None:
+            return False
         check = getattr(self._res.dispatcher, "too_unsure", None)
-        return intent is not None and callable(check) and bool(check(intent))
+        if callable(check) and bool(check(intent)):
+            return True
+        config = getattr(self._res.recognizer, "config", None)
+        return lacks_capability(intent, getattr(config, "devices", ()))
 
     def _pause_ms(self) -> int:
         td = self._res.settings.turn_detection.model_copy(
