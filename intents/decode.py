@@ -77,6 +77,11 @@ MIN_AVG_LOGPROB: Final = -10.0
 REPAIRS: Final = frozenset({"snapped", "respelled", "aligned"})
 
 
+#: How far below the bar a lower hypothesis's reading is put when the top one named a thing
+#: the home lacks (within ``devices.dispatcher.ASK_BACK_BAND``: asked back).
+UNKNOWN_BELOW_BAR: Final = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class Hypothesis:
     """One speech-recognition hypothesis. ``avg_logprob`` is per token, as faster-whisper
@@ -298,6 +303,7 @@ class HypothesisDecoder:
         self._recognizer = recognizer
         self.options = options
         self._grammars: dict[str, _Grammar] = {}
+        self._decoys: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     def warmup(self, language: str | None = None) -> None:
@@ -350,6 +356,17 @@ class HypothesisDecoder:
             conf = intent.confidence
         if guessed and self._sensitive(intent):
             conf = min(conf, self._sensitive_cap())
+        unknown = None
+        if d.hypothesis > 0:
+            unknown = self._decoy_named(recognize(hyps[0].text).unknown_name, language)
+            if unknown is not None:
+                # The top hypothesis names a thing homes have and this one lacks (打开客房的灯,
+                # the guest room) and a lower one names the home's own in its place (口房 →
+                # 厨房, hypothesis 3 of 3, turned the kitchen light on): a guess at what was
+                # meant, asked back, never acted on. (A garbled name - "the kitten lied" - is
+                # no such thing: the lower hypothesis stands.)
+                bar = float(rec.config.security.min_confidence)
+                conf = min(conf, max(0.0, bar - UNKNOWN_BELOW_BAR))
         # Floor, not round: rounding up could lift a value onto a threshold.
         conf = math.floor(conf * 1000.0 + 1e-9) / 1000.0
         reason = d.recognition.reason
@@ -359,6 +376,8 @@ class HypothesisDecoder:
                 how = f"hypothesis {d.hypothesis + 1} of {len(hyps)}, {how}"
             if d.transform in ("aligned", "respelled"):
                 how += f", similarity {d.similarity:.2f}"
+            if unknown is not None:
+                how += f", in place of {unknown!r}, which the home lacks"
             reason = f"decoded as {d.text!r} from {hyps[0].text!r} ({how}): {reason}"
         source = intent.source
         if d.transform in REPAIRS and source == "grammar":
@@ -370,9 +389,25 @@ class HypothesisDecoder:
                      and len(d.text.split()) <= len(hyps[0].text.split()))
         return Recognition(intent=decoded, reason=reason,
                            alternatives=d.recognition.alternatives, guessed=guessed,
-                           heard_in_n_best=in_n_best)
+                           heard_in_n_best=in_n_best and unknown is None, in_place_of=unknown)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _decoy_named(self, name: str | None, language: str | None) -> str | None:
+        """``name`` when it is, or holds, a decoy name of the language (a room or thing homes
+        have: ``intents/data/decoys_<language>.txt``) the home lacks; else None."""
+        if not name:
+            return None
+        lang = "zh-CN" if has_cjk(name) else "en"
+        decoys = self._decoys.get(lang)
+        if decoys is None:
+            decoys = self._decoys[lang] = tuple(d.casefold() for d in decoy_names(lang))
+        said = name.casefold()
+        padded = f" {said} "
+        for d in decoys:
+            if (d in said) if lang == "zh-CN" else (f" {d} " in padded):
+                return name
+        return None
 
     def _grammar_for(self, text: str, language: str | None) -> _Grammar | None:
         # Same language rule as the recognizer: CJK text is Chinese, else the home's.

@@ -64,7 +64,8 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
             return Recognition(intent=None, reason=f"no intent: {reason}",
                                needs_area=area is None), True
         except Rejected as e:
-            return Recognition(intent=None, reason=f"no intent: {e}"), e.final
+            return Recognition(intent=None, reason=f"no intent: {e}",
+                               unknown_name=e.unknown), e.final
 
     def _analyze(self, text: str, lang: str, area: str | None,
                  follow_ids: list[str]) -> Recognition | None:

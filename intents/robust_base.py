@@ -83,9 +83,11 @@ class Rejected(Exception):
     scope, "here" with no room known, a question); False for an unknown name, which may be a
     misspelling the fuzzy tier can repair."""
 
-    def __init__(self, reason: str, *, final: bool = True) -> None:
+    def __init__(self, reason: str, *, final: bool = True, unknown: str | None = None) -> None:
         super().__init__(reason)
         self.final = final
+        #: The name the sentence gave that the home lacks ("I don't know a device called …").
+        self.unknown = unknown
 
 
 class _NeedsRoom(Rejected):

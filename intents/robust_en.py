@@ -278,8 +278,9 @@ class _EnglishParser(_EnglishActions):
         self._unknown_names_en(tokens, used, loose)
         for i in sorted(loose):  # "the washing machine" is not the coffee machine
             if i > 0 and tokens[i - 1] in p.unknown and tokens[i] in _GENERIC_NOUNS:
-                raise Rejected(f"I don't know a device called {tokens[i - 1] + ' ' + tokens[i]!r}",
-                               final=False)
+                name = tokens[i - 1] + " " + tokens[i]
+                raise Rejected(f"I don't know a device called {name!r}", final=False,
+                               unknown=name)
         self._out_of_scope_en(tokens, p)
         self._action_en(tokens, text, p)
         if p.action is None:
@@ -289,7 +290,7 @@ class _EnglishParser(_EnglishActions):
                        and not re.fullmatch(r"\d+(\.\d+)?", t)]
             if unknown and not p.indirect:
                 raise Rejected(f"I don't know a device called {' '.join(unknown)!r}",
-                               final=False)
+                               final=False, unknown=" ".join(unknown))
             if p.action in ("on", "off") and not (p.areas or p.here or p.home or p.everything
                                                   or p.floor or p.indirect):
                 return None  # "turn on": on what?

@@ -206,7 +206,8 @@ class _EnglishActions(_TierBase):
                 and not (p.devices or p.partial_devices or p.areas or p.here or p.home
                          or p.everything or p.floor) and p.unknown:
             # "lock stock and …": the verb was all there was of a lock, and the rest is unheard
-            raise Rejected(f"I don't know a device called {' '.join(p.unknown)!r}", final=False)
+            raise Rejected(f"I don't know a device called {' '.join(p.unknown)!r}", final=False,
+                           unknown=" ".join(p.unknown))
         if first == "lock" or ("lock" in tset and "up" in tset) or (
                 first == "secure" and "lock" in kinds) or (
                 "lock" in tset and tokens.index("lock") <= 1 and "lock" not in p.kind_words):

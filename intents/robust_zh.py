@@ -246,12 +246,14 @@ class _ChineseParser(_TierBase):
             p.unknown = [leftover]  # a sensitive action is then never confident
         if leftover and generic.endswith((leftover, leftover + "的")) and not p.areas:
             # "阳台窗帘拉上": a place the home lacks before a word that names a device by kind
-            raise Rejected(f"I don't know a place called {leftover!r}", final=False)
+            raise Rejected(f"I don't know a place called {leftover!r}", final=False,
+                           unknown=leftover)
         if leftover and not p.devices and not p.scene:
             if not (p.kinds or p.areas or p.partial_devices or p.floor) and not _zh_has_verb(s):
                 # "我今天很累": no device word and no verb; the leftover names no device
                 raise Rejected("I didn't understand that as a command for the home", final=False)
-            raise Rejected(f"I don't know a device called {leftover!r}", final=False)
+            raise Rejected(f"I don't know a device called {leftover!r}", final=False,
+                           unknown=leftover)
         if "东西" in rest or "电器" in rest:
             p.everything = True
 

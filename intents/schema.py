@@ -151,6 +151,11 @@ class Recognition(BaseModel):
     #: No intent because the sentence is about the speaker's room ("it's too dark in here")
     #: and no area is known: a turn that names a room may answer it.
     needs_area: bool = False
+    #: No intent because the sentence names a device or place the home lacks (this name).
+    unknown_name: str | None = None
+    #: The reading came from a lower hypothesis in place of this name, which the top one
+    #: said and the home lacks (``intents.decode``): a guess, asked back at most.
+    in_place_of: str | None = None
 
     def to_cli(self) -> dict[str, object]:
         out: dict[str, object] = {

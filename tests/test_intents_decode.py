@@ -354,3 +354,30 @@ def test_a_reading_the_devices_cannot_do_gives_way_to_one_heard_they_can() -> No
     living = d.decode([Hypothesis("Turn the living room light red.", -0.3),
                        Hypothesis("Turn on the living room light.", -0.5)])
     assert living.intent is not None and living.intent.slots.color == "red"
+
+
+def test_a_lower_hypothesis_in_place_of_a_name_the_home_lacks_is_asked_back() -> None:
+    """The top hypothesis names a thing homes have and this one lacks (打开客房的灯: the guest
+    room; "the washing machine") and a lower one names the home's own in its place (口房 →
+    厨房, hypothesis 3 of 3, turned the kitchen light on, clean; "the coffee machine"): a
+    guess at what was meant, held just below the bar, where it is asked back. A garbled name
+    ("the kitten lied") is no such thing."""
+    from devices.dispatcher import ASK_BACK_BAND
+    from intents.decode import Hypothesis
+
+    recognizer = Recognizer(load_demo_config())
+    bar = recognizer.config.security.min_confidence
+    d = HypothesisDecoder(recognizer)
+    assert recognizer.recognize("打开客房的灯", language="zh-CN").unknown_name == "客房"
+    for heard, lang, device in (
+            (["打开客房的灯", "打开客房的灯了", "打开口房的灯"], "zh-CN", "kitchen_light"),
+            (["turn on the washing machine", "turn on the coffee machine"], "en", "coffee_maker")):
+        out = d.decode([Hypothesis(h, -0.3 - 0.1 * i) for i, h in enumerate(heard)],
+                       language=lang)
+        assert out.intent is not None and device in out.intent.slots.device_ids
+        assert out.guessed and out.in_place_of and not out.heard_in_n_best
+        assert bar - ASK_BACK_BAND <= out.intent.confidence < bar
+    # A lower hypothesis after a top one that names nothing a home has acts as before.
+    plain = d.decode([Hypothesis("turn on the kitten lied", -0.3),
+                      Hypothesis("turn on the kitchen light", -0.5)])
+    assert plain.in_place_of is None and plain.heard_in_n_best

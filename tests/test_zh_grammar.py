@@ -17,7 +17,7 @@ import pytest
 from assistant.audio.acoustic_repair import AcousticRepair, english, mandarin
 from assistant.audio.asr import AsrSettings, WhisperTranscriber
 from assistant.audio.whisper_models import resolve_model
-from assistant.audio.zh_grammar import ASK_BELOW, DECOYS, ZhGrammarCheck
+from assistant.audio.zh_grammar import ASK_BELOW, ZhGrammarCheck
 from assistant.bench.accuracy_sets import kitchen_noise
 from assistant.bench.noise import mix_at_snr, stable_seed
 from assistant.config import AsrConfig
@@ -25,6 +25,7 @@ from devices.dispatcher import ASK_BACK_BAND
 from devices.registry import load_demo_config
 from intents.decode import FULL_DECODE, HypothesisDecoder
 from intents.recognizer import Recognizer
+from intents.respell import decoy_names
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATA = SHARED / "zh-cn-speech"
@@ -91,7 +92,7 @@ def test_the_search_says_only_sentences_of_the_grammar(
     assert (rec.intent.name, rec.intent.slots.device_ids) == ("light_on", ["office_light"])
     assert " " not in best.text and abs(gap) < 1.0  # as Whisper wrote it: no spaces
     # A thing the home lacks is a name the search may say: it acts on nothing.
-    assert "洗衣机" in DECOYS
+    assert "洗衣机" in decoy_names("zh-CN")
     assert recognizer.recognize("打开洗衣机", language="zh-CN").intent is None
 
 

@@ -57,14 +57,6 @@ ASK_GAP: Final = 7.0
 BEAM: Final = 16
 #: How far below the bar a question ("did you mean …?") is put.
 ASK_BELOW: Final = 0.05
-#: Rooms and things a home may lack, as names the search may say rather than force the
-#: nearest device or room of the home (洗衣机 is not 吸尘器; a name the home has is its own).
-DECOYS: Final = (
-    "阳台 浴室 卫生间 洗手间 厕所 餐厅 饭厅 儿童房 客房 次卧 主卧 地下室 阁楼 花园 院子 门口 "
-    "玄关 楼梯 衣帽间 洗衣房 "
-    "洗衣机 烘干机 冰箱 微波炉 烤箱 洗碗机 热水器 电饭煲 空气净化器 加湿器 除湿机 台灯 吊灯 "
-    "夜灯 壁灯 灯带 电视 电视机 投影仪 电脑 路由器 音响 门铃 摄像头 后门 侧门 窗户 百叶窗 "
-    "电热毯 油汀 饮水机 水壶 烧水壶").split()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +77,10 @@ def zh_home_automaton(recognizer: Recognizer) -> WordAutomaton:
 
     from intents.align import build_automaton
     from intents.grammar import build_slot_lists
+    from intents.respell import decoy_names
 
     lists: dict[str, Any] = dict(build_slot_lists(recognizer.config))
-    decoys = DECOYS
+    decoys = decoy_names(LANGUAGE)
     for key in ("name", "area"):
         lst = lists.get(key)
         if isinstance(lst, TextSlotList):
@@ -145,8 +138,10 @@ class ZhGrammarCheck:
         from intents.decode import guess_is_sensitive
 
         intent = recognition.intent
-        if intent is not None and not recognition.guessed:
-            return Weighed(None, None, recognition)  # read as heard: nothing to check
+        if intent is not None and (not recognition.guessed or recognition.in_place_of):
+            # read as heard: nothing to check; or a lower hypothesis's name in place of one
+            # the home lacks, which the search need not confirm (it is asked back)
+            return Weighed(None, None, recognition)
         top = hypotheses[0] if hypotheses else ""
         best, gap = self.search(audio, top, encoded)
         if best is None or gap is None:

@@ -339,7 +339,8 @@ def zh_heard_alike(recognizer: Any, result: Recognition, heard: str) -> Recognit
     clips at 10 dB (docs/benchmarks.md)."""
     intent = result.intent
     if (intent is None or not result.guessed or intent.source == "custom"
-            or not intent.language.lower().startswith("zh") or not heard):
+            or not intent.language.lower().startswith("zh") or not heard
+            or result.in_place_of is not None):
         return result
     security = getattr(getattr(recognizer, "config", None), "security", None)
     bar = float(getattr(security, "min_confidence", 0.5))
