@@ -142,3 +142,22 @@ def test_the_english_repair_leaves_a_mandarin_turn_to_the_zh_check(
     assert "rescored by the audio" not in out.reason  # never an English sentence
     labels = json.loads((DATA / "labels.json").read_text(encoding="utf-8"))
     assert labels["04.wav"]["target"] == "office_light"
+
+
+def test_a_short_sentence_never_stands_for_a_long_garbled_one(
+        check: ZhGrammarCheck, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """关上卧室窗帘 at 10 dB through the server was written 门上卧室窗帘, and the search ended
+    on 继续 ("resume"), 2 nats better than that text: the music resumed. A sentence must say
+    at least half of what Whisper wrote."""
+    from assistant.audio.grammar_decode import Decoded
+
+    heard = ["门上卧室窗帘"]
+    nothing = read(recognizer, heard)
+    found = Decoded(("继续",), -6.0, 3, -3.0, "")
+    monkeypatch.setattr(check, "search", lambda *a, **k: (found, -2.1))
+    out = check.check(clip("20.wav"), heard, nothing)
+    assert out.recognition.intent is None and out.sentence == "继续"
+    longer = Decoded(("关上", "卧室窗帘"), -6.0, 9, 3.0, "")
+    monkeypatch.setattr(check, "search", lambda *a, **k: (longer, 1.0))
+    acted = check.check(clip("20.wav"), heard, nothing).recognition
+    assert acted.intent is not None and acted.intent.slots.device_ids == ["bedroom_blinds"]

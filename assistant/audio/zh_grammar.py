@@ -19,6 +19,8 @@ Whisper wrote freely, both scored on the same audio with the Mandarin start sequ
 * within :data:`ASK_GAP` it is asked back ("did you mean …?", just below the bar:
   ``devices.dispatcher.ASK_BACK_BAND``), never acted on; so is a grammar reading that
   disagrees with a guessed one;
+* the sentence must say at least half as many characters as Whisper wrote (继续 "resume"
+  outscored 门上卧室窗帘, "close the bedroom blinds" garbled, and resumed the music);
 * only device and scene commands are found this way (not 取消 "cancel", times or dates:
   我是不是忘了什么 came out as 没事儿 within 0 nats); a sensitive action (unlocking, opening
   the garage) never, and a reading reaching several devices only when asked back.
@@ -52,6 +54,10 @@ WHISPER_LANGUAGE: Final = "zh"
 ACT_GAP: Final = 3.0
 #: ... and still be asked back as what was meant.
 ASK_GAP: Final = 7.0
+#: The grammar sentence must say at least this share of the characters Whisper wrote: the
+#: search may end on a short sentence (继续, "resume") that outscores a garbled long one
+#: (门上卧室窗帘 at 10 dB, "close the bedroom blinds", resumed the music).
+COVER: Final = 0.5
 #: Live beams of the search: a Mandarin sentence's first characters decide much (温 for 关
 #: leads the narrow search to 温控器).
 BEAM: Final = 16
@@ -89,6 +95,11 @@ def zh_home_automaton(recognizer: Recognizer) -> WordAutomaton:
             lists[key] = TextSlotList.from_strings(
                 [*own, *(d for d in decoys if d not in own)], name=key)
     return build_automaton(recognizer._grammar.intents_for(LANGUAGE), lists, cjk=True)
+
+
+def _spoken(text: str) -> int:
+    """Characters and digits of ``text`` (no punctuation, no spaces)."""
+    return sum(1 for ch in text if ch.isalnum())
 
 
 def _same(a: Intent, b: Intent) -> bool:
@@ -149,7 +160,7 @@ class ZhGrammarCheck:
         rec = self._recognizer.recognize(best.text, language=LANGUAGE)
         new = rec.intent
         keep = Weighed(best.text, gap, recognition)
-        if new is None or rec.guessed:
+        if new is None or rec.guessed or _spoken(best.text) < COVER * _spoken(top):
             return keep
         bar = self._bar()
         commands = bool(new.slots.device_ids) or new.slots.scene is not None
