@@ -273,6 +273,17 @@ class _EnglishParser(_EnglishActions):
             self._not_there(p)
         p.unknown = [t for t in tokens if not _explained(t, lex.known)]
         p.size = len(tokens)
+        if "all" in tset and p.kinds and not (p.devices or p.partial_devices or p.areas):
+            # "all <a word not heard right> light": "Please turn off all-way light." was "the
+            # hallway light"; every light of the home is further than anyone asked
+            i = tokens.index("all") + 1
+            while i < len(tokens) and tokens[i] in ("the", "of", "my", "our"):
+                i += 1
+            if (i + 1 < len(tokens) and not used[i] and tokens[i] not in _ALL_MAY_FOLLOW
+                    and used[i + 1]):
+                raise Rejected(f"I didn't catch {tokens[i]!r}, so I won't act on every "
+                               f"{tokens[-1] if tokens[-1] in p.kinds else 'device'}; say which "
+                               "room or device", final=False)
         p.imperative = tokens[0] in _ACTION_WORDS | L.VERBS_SET_EN | _MORE_VERBS \
             and tokens[0] not in ("on", "off", "up", "down")
         self._unknown_names_en(tokens, used, loose)

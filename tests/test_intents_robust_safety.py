@@ -405,3 +405,15 @@ def test_a_level_alone_never_sets_every_light_in_the_home(demo: Recognizer, text
     assert after is not None and after.slots.device_ids == ["kitchen_light"], after
     here = demo.recognize(text, area="office").intent
     assert here is not None and here.slots.device_ids == ["office_light"], here
+
+
+@pytest.mark.parametrize("said", ["Please turn off all-way light.", "turn off the all way light",
+                                  "switch on all hole lights"])
+def test_all_before_a_word_not_heard_right_never_reaches_the_whole_home(said: str) -> None:
+    """"please turn off hallway light" at 10 dB was written "Please turn off all-way light."
+    and turned off every light. A word not heard right between "all" and the kind of device
+    is not the whole home."""
+    rec = Recognizer(load_demo_config()).recognize(said)
+    assert rec.intent is None or len(rec.intent.slots.device_ids) <= 1, rec
+    whole = Recognizer(load_demo_config()).recognize("turn off all the lights")
+    assert whole.intent is not None and len(whole.intent.slots.device_ids) == 5
