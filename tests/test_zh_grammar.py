@@ -161,3 +161,20 @@ def test_a_short_sentence_never_stands_for_a_long_garbled_one(
     monkeypatch.setattr(check, "search", lambda *a, **k: (longer, 1.0))
     acted = check.check(clip("20.wav"), heard, nothing).recognition
     assert acted.intent is not None and acted.intent.slots.device_ids == ["bedroom_blinds"]
+
+
+def test_two_characters_on_noise_are_too_little_to_act_on(
+        check: ZhGrammarCheck, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a sentence of chatter at 10 dB, Whisper wrote 音箱 ("speaker") on the kitchen noise;
+    the search found 静音 ("mute") 1.6 nats better, and the speaker was muted. Two characters
+    read as nothing are asked back at most."""
+    from assistant.audio.grammar_decode import Decoded
+
+    bar = recognizer.config.security.min_confidence
+    heard = ["音箱"]
+    nothing = read(recognizer, heard)
+    assert nothing.intent is None
+    monkeypatch.setattr(check, "search",
+                        lambda *a, **k: (Decoded(("静音",), -4.0, 3, -1.0, ""), -1.6))
+    out = check.check(clip("23.wav"), heard, nothing).recognition
+    assert out.intent is not None and out.intent.confidence < bar

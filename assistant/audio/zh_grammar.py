@@ -19,6 +19,8 @@ Whisper wrote freely, both scored on the same audio with the Mandarin start sequ
 * within :data:`ASK_GAP` it is asked back ("did you mean …?", just below the bar:
   ``devices.dispatcher.ASK_BACK_BAND``), never acted on; so is a grammar reading that
   disagrees with a guessed one;
+* a turn the text path read as nothing needs at least four characters written to act (音箱
+  written on noise was found as 静音 and muted the speaker): shorter ones are asked back;
 * the sentence must say at least half as many characters as Whisper wrote (继续 "resume"
   outscored 门上卧室窗帘, "close the bedroom blinds" garbled, and resumed the music);
 * only device and scene commands are found this way (not 取消 "cancel", times or dates:
@@ -58,6 +60,11 @@ ASK_GAP: Final = 7.0
 #: search may end on a short sentence (继续, "resume") that outscores a garbled long one
 #: (门上卧室窗帘 at 10 dB, "close the bedroom blinds", resumed the music).
 COVER: Final = 0.5
+#: A turn the text path read as nothing acts on what the search found only when Whisper wrote
+#: at least this many characters: two (音箱, written on the kitchen noise after a sentence of
+#: chatter) are too little audio to tell 静音 ("mute", found 1.6 nats better) from noise. Asked
+#: back instead.
+MIN_RESCUE_CHARS: Final = 4
 #: Live beams of the search: a Mandarin sentence's first characters decide much (温 for 关
 #: leads the narrow search to 温控器).
 BEAM: Final = 16
@@ -170,7 +177,9 @@ class ZhGrammarCheck:
         if intent is not None and intent.confidence >= bar:
             return keep  # a guess that acts is the text path's call (zh_disputed weighs it)
         agrees = intent is not None and _same(intent, new)
-        if gap <= ACT_GAP and (intent is None or agrees) and len(new.slots.device_ids) <= 1:
+        heard_enough = intent is not None or _spoken(top) >= MIN_RESCUE_CHARS
+        if (gap <= ACT_GAP and (intent is None or agrees) and len(new.slots.device_ids) <= 1
+                and heard_enough):
             conf = max(bar, min(new.confidence, intent.confidence if intent else 1.0))
         else:
             conf = max(0.0, bar - ASK_BELOW)
