@@ -435,25 +435,29 @@ def reading_key(intent: Any) -> dict[str, str]:
     return dict(intent.slots.custom)
 
 
-def home_automaton(recognizer: Recognizer) -> Any:
-    """The built-in English grammar as a word automaton (``intents.align``), its device and
-    area names joined by the decoy names (rooms and appliances a home may lack)."""
+def home_automaton(recognizer: Recognizer, language: str = "en") -> Any:
+    """The built-in grammar of ``language`` (``en`` or ``zh-CN``) as a word automaton
+    (``intents.align``; for Chinese a run of characters is one word), its device and area
+    names the home's own in that script joined by the language's decoy names (rooms and
+    appliances a home may lack: the search may say 洗衣机 or "basement" rather than force the
+    nearest of the home's names)."""
     from hassil.intents import TextSlotList
 
     from intents.align import build_automaton
     from intents.grammar import build_slot_lists
     from intents.respell import decoy_names
 
+    chinese = language.lower().startswith("zh")
     lists: dict[str, Any] = dict(build_slot_lists(recognizer.config))
-    decoys = decoy_names("en")
+    decoys = decoy_names(language)
     for key in ("name", "area"):
         lst = lists.get(key)
         if isinstance(lst, TextSlotList):
             own = [v.text_in.text for v in lst.values
-                   if hasattr(v.text_in, "text") and v.text_in.text.isascii()]
+                   if hasattr(v.text_in, "text") and v.text_in.text.isascii() != chinese]
             lists[key] = TextSlotList.from_strings(
                 [*own, *(d for d in decoys if d not in own)], name=key)
-    return build_automaton(recognizer._grammar.intents_for("en"), lists)
+    return build_automaton(recognizer._grammar.intents_for(language), lists, cjk=chinese)
 
 
 def says_less(found: Mapping[str, Any], said: Mapping[str, Any]) -> bool:

@@ -83,25 +83,12 @@ class Weighed:
 
 
 def zh_home_automaton(recognizer: Recognizer) -> WordAutomaton:
-    """The zh-CN grammar as a word automaton (a run of characters one word), its names and
-    areas the home's Chinese ones joined by the Chinese decoy names (rooms and appliances a
-    home may lack: the search may then say 洗衣机 rather than force the nearest device)."""
-    from hassil.intents import TextSlotList
+    """The zh-CN grammar as a word automaton, the home's Chinese names joined by the Chinese
+    decoy names (``acoustic_repair.home_automaton``)."""
+    from assistant.audio.acoustic_repair import home_automaton
 
-    from intents.align import build_automaton
-    from intents.grammar import build_slot_lists
-    from intents.respell import decoy_names
-
-    lists: dict[str, Any] = dict(build_slot_lists(recognizer.config))
-    decoys = decoy_names(LANGUAGE)
-    for key in ("name", "area"):
-        lst = lists.get(key)
-        if isinstance(lst, TextSlotList):
-            own = [v.text_in.text for v in lst.values
-                   if hasattr(v.text_in, "text") and not v.text_in.text.isascii()]
-            lists[key] = TextSlotList.from_strings(
-                [*own, *(d for d in decoys if d not in own)], name=key)
-    return build_automaton(recognizer._grammar.intents_for(LANGUAGE), lists, cjk=True)
+    fa: WordAutomaton = home_automaton(recognizer, LANGUAGE)
+    return fa
 
 
 def _spoken(text: str) -> int:
