@@ -92,6 +92,24 @@ def test_torch_decoder_agrees_with_ctranslate2(
     assert np.allclose(swapped[1].numpy(), alone[0].numpy(), atol=1e-4)
 
 
+def test_shared_prefixes_score_as_if_alone(
+        scorer: SentenceScorer, text_decoder: WhisperTextDecoder, audio: np.ndarray) -> None:
+    # Candidates that share prefixes, one a prefix of another, one twice, one empty: scored
+    # together over their prefix tree, each gets what it gets scored alone.
+    sentences = ["Give me a large latte with almond milk.", "Give me a large latte.",
+                 "Give me a large mocha with almond milk.", "Give me a small latte.",
+                 "Give me a large latte.", "Brew an americano."]
+    enc = scorer.encode(audio)
+    toks = [scorer.tokens(s) for s in sentences]
+    toks.append(toks[1][:3])  # a bare prefix of the others
+    toks.append([])
+    together = text_decoder.score(enc, scorer._start, toks, scorer.eot)
+    alone = [text_decoder.score(enc, scorer._start, [t], scorer.eot)[0] for t in toks]
+    assert together == pytest.approx(alone, abs=1e-3)
+    assert together[1] == together[4]
+    assert max(together) == together[0]  # what was said
+
+
 def test_reader_rejects_what_it_cannot_read(tmp_path: Path) -> None:
     bogus = tmp_path / "model.bin"
     bogus.write_bytes(b"\x01\x00\x00\x00" + b"\x00" * 16)
