@@ -177,6 +177,56 @@ async def test_guessed_custom_reading_goes_through_acoustic_repair() -> None:
         "coffee_drink": "iced mocha"}
 
 
+async def _paused_then_stopped(repair: Any, heard: Transcript, *, resume: bool) -> list[Any]:
+    """A turn that pauses (the look at the pause reads ``heard`` as a guess), waits there
+    until the repair has run, and ends, after speaking again when ``resume``."""
+    events: list[Any] = []
+    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
+    resources = SessionResources(
+        settings=AssistantSettings(audio=True, speculative=True, speculation_beam_size=None),
+        recognizer=recognizer, dispatcher=FakeDispatcher(), metrics=Metrics(),
+        frontend_factory=lambda rate, td, mode: FakeFrontEnd(rate),
+        transcribe=lambda audio: heard, acoustic_repair=repair,
+        decoder=HypothesisDecoder(recognizer),
+    )
+    session = Session(resources, events.append, session_id="s")
+    task = asyncio.create_task(session.run())
+    try:
+        for _ in range(5):
+            session.handle_audio(VOICED)
+        session.handle_audio(SILENT)  # the pause: a look, its reading, the repair ahead
+        async with asyncio.timeout(10.0):
+            while not repair.calls:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+        if resume:
+            session.handle_audio(VOICED)
+            session.handle_audio(SILENT)
+        for _ in range(3):
+            session.handle_audio(SILENT)
+        await _until_metrics(events)
+    finally:
+        await _close(session, task)
+    return events
+
+
+async def test_the_repair_runs_during_the_silence_and_the_turn_takes_it() -> None:
+    heard = _transcript("Can I get an honest mocha")
+    repair = _Repair()
+    events = await _paused_then_stopped(repair, heard, resume=False)
+    # One check, started at the pause; the final pass took it instead of checking again.
+    assert len(repair.calls) == 1
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.slots.custom == {
+        "coffee_drink": "iced mocha"}
+    # Speech that resumes after the pause makes that check stale: the turn checks anew.
+    again = _Repair()
+    events = await _paused_then_stopped(again, heard, resume=True)
+    assert len(again.calls) == 2
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and intent.intent.slots.custom == {
+        "coffee_drink": "iced mocha"}
+
+
 async def test_nothing_decoded_goes_to_a_rescuing_repair_only() -> None:
     garbled = _transcript("Can I get a nice to buy shop")
     plain = _Repair()

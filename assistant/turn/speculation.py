@@ -10,11 +10,15 @@ lasted ``speculation_escalate_ms``. Speech resuming
 makes the look stale; the latest pause supersedes earlier ones (a queued job is dropped).
 
 When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
-transcribing stage as the final transcript (a cheap look only if it parsed)."""
+transcribing stage as the final transcript (a cheap look only if it parsed). A final-settings
+look read as a guess that the acoustic repair checks (noisy speech: it never ends the turn
+early) starts that check at once while the ASR is idle, so that it runs during the silence
+that ends the turn rather than after it (:meth:`Speculator.repaired_ahead`)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Final
@@ -26,13 +30,14 @@ from assistant.turn.asr_jobs import AsrJobs
 from assistant.turn.events import Events
 from assistant.turn.types import (
     Heard,
+    RepairAhead,
     SessionResources,
     SessionState,
     Speculation,
     Utterance,
     as_heard,
 )
-from assistant.turn.understanding import Understanding, ends_turn
+from assistant.turn.understanding import Understanding, ends_turn, needs_retry
 from intents.extend import continuations
 from intents.schema import lacks_capability
 
@@ -92,6 +97,7 @@ class Speculator:
             if not utt.spec.stale:
                 self._res.metrics.speculations_total.inc("stale")
             utt.spec.stale = True
+            _drop_ahead(utt.spec)
 
     async def take(
         self, utt: Utterance, audio_end_ms: int | None
@@ -122,6 +128,40 @@ class Speculator:
             utt.timings["speculation_asr"] = spec.finished - spec.started
         return heard, spec
 
+    def repaired_ahead(
+        self, utt: Utterance, result: Any, heard: Heard, language: str | None
+    ) -> asyncio.Future[Any] | None:
+        """The acoustic repair started at the pause the turn ended on, when the final pass
+        reached the very reading it checks (same recognition, hypotheses and language):
+        promoted to a final job; None: repair afresh."""
+        spec = utt.spec
+        ahead = None if spec is None or spec.stale else spec.ahead
+        if (ahead is None or ahead.future.cancelled() or ahead.recognition is not result
+                or ahead.hypotheses != tuple(heard.hypotheses) or ahead.language != language):
+            return None
+        executor = self._res.asr_executor
+        if ahead.job is not None and isinstance(executor, AsrScheduler):
+            executor.promote(ahead.job)
+        self._res.metrics.speculations_total.inc("repair_reused")
+        return ahead.future
+
+    def _repair_ahead(self, spec: Speculation, heard: Heard, result: Any) -> None:
+        """Start the acoustic repair of a final-settings look's guessed reading, if the ASR
+        is idle and the final pass would check this very reading (no full-window retry)."""
+        repair = self._res.acoustic_repair
+        if (repair is None or spec.audio is None or self._res.tiered is not None
+                or self._res.asr_load.jobs > 0 or not repair.engages(result)):
+            return
+        if (not heard.full_window and self._res.transcribe_full is not None
+                and self._res.decoder is not None and needs_retry(result, heard.text)):
+            return  # the final pass transcribes again and checks what that hears
+        language = self._state.config.language
+        call = functools.partial(repair.repair, spec.audio, heard.hypotheses, result,
+                                 language=language)
+        future, job = self._jobs.submit(call, SPECULATIVE)
+        future.add_done_callback(_consume_exception)
+        spec.ahead = RepairAhead(future, job, result, tuple(heard.hypotheses), language)
+
     def close(self) -> None:
         """Stop following looks (the session is closing)."""
         for task in list(self._tasks):
@@ -141,6 +181,8 @@ class Speculator:
             # the latest pause is the one the turn may end on. A queued job is dropped.
             old.stale = True
             old.future.cancel()
+        if old is not None:
+            _drop_ahead(old)
         limit = settings.speculation_max_asr_jobs
         if limit is not None and self._res.asr_load.jobs >= limit:
             self._res.metrics.speculations_total.inc("skipped")
@@ -157,7 +199,7 @@ class Speculator:
             future=future,
             job=job,
             provisional=provisional,
-            audio=audio if provisional else None,
+            audio=audio,
             started=self._clock(),
         )
         utt.spec = spec
@@ -214,6 +256,8 @@ class Speculator:
         spec.armed = ends_turn(result, text) and not self._refused(result)
         if spec.stale or utt is not self._current():
             return
+        if not spec.armed and not spec.provisional:
+            self._repair_ahead(spec, heard, result)
         escalate_ms = self._res.settings.speculation_escalate_ms
         if spec.armed:
             hold = self._hold_s(utt, goes_on)
@@ -315,6 +359,13 @@ class Speculator:
         except Exception:
             logger.debug("continuations failed on %r", text, exc_info=True)
             return None
+
+
+def _drop_ahead(spec: Speculation) -> None:
+    """Cancel a repair started ahead for ``spec`` if it has not started (its look is
+    stale)."""
+    if spec.ahead is not None:
+        spec.ahead.future.cancel()
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

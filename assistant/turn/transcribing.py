@@ -33,7 +33,7 @@ from assistant.turn.types import (
     Utterance,
     as_heard,
 )
-from assistant.turn.understanding import Understanding
+from assistant.turn.understanding import Understanding, needs_retry
 from intents.decode import Hypothesis
 from intents.schema import Recognition
 
@@ -153,12 +153,7 @@ class Transcribing:
             )
             first = await asyncio.to_thread(decode)
         cut_off = looks_cut_off(heard.text)
-        # A text that ends mid-sentence stands only as an exact home command ("turn off the
-        # living room light," is how Whisper often ends one); a guessed reading of it, or a
-        # custom intent (orders go on: "a triple shot, cappuccino, with ..."), asks again.
-        if first.intent is not None and not (
-            cut_off and (first.guessed or first.intent.source == "custom")
-        ):
+        if not needs_retry(first, heard.text):
             return heard, first if self._res.tiered is None else None
         if self._jobs.shedding():
             # Overloaded: no second pass (``asr_shed_jobs``), but say so.
@@ -228,6 +223,17 @@ class Transcribing:
             # nothing) now beats a better one seconds late, as for the other second opinions.
             self._shed(utt, SHED_ACOUSTIC_REPAIR)
             return result
+        ahead = self._speculation.repaired_ahead(utt, result, heard, lang)
+        if ahead is not None:
+            try:
+                done: Recognition = (await asyncio.shield(ahead)).recognition
+                return done
+            except asyncio.CancelledError:
+                if not ahead.cancelled():
+                    raise  # this turn was cancelled, not the check started ahead
+            except Exception:
+                logger.warning("session %s: acoustic repair failed on %s", self._state.id,
+                               utt.id, exc_info=True)
         call = functools.partial(repair.repair, audio, heard.hypotheses, result, language=lang)
         future, job = self._jobs.submit(call, SECOND_OPINION)
         try:

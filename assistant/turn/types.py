@@ -311,6 +311,21 @@ class Speculation:
     context: Intent | None = None
     #: Its words end the turn (``understanding.ends_turn``).
     armed: bool = False
+    #: The acoustic repair of ``recognition``, run while the silence lasts
+    #: (:meth:`.Speculator.repair_ahead`); None when it was not started.
+    ahead: RepairAhead | None = None
+
+
+@dataclass(slots=True)
+class RepairAhead:
+    """An acoustic repair started at a pause, for the final pass to take when the turn ends
+    on that audio with the same reading (:meth:`.Transcribing.repair`)."""
+
+    future: asyncio.Future[Any]
+    job: concurrent.futures.Future[Any] | None
+    recognition: Recognition
+    hypotheses: tuple[Any, ...]
+    language: str | None
 
 
 class Done(Exception):

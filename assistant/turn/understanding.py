@@ -139,3 +139,14 @@ def ends_turn(result: Recognition | None, text: str) -> bool:
         return False
     assert result is not None and result.intent is not None
     return not (result.intent.source == "custom" and looks_cut_off(text))
+
+
+def needs_retry(first: Recognition, text: str) -> bool:
+    """The final pass transcribes again on the full window (``Transcribing``): nothing
+    decoded, or a text that ends mid-sentence read as a guess or a custom intent (a text
+    that ends mid-sentence stands only as an exact home command: "turn off the living room
+    light," is how Whisper often ends one; orders go on: "a triple shot, cappuccino, with
+    ...")."""
+    if first.intent is None:
+        return True
+    return looks_cut_off(text) and (first.guessed or first.intent.source == "custom")
