@@ -177,16 +177,18 @@ async def test_guessed_custom_reading_goes_through_acoustic_repair() -> None:
         "coffee_drink": "iced mocha"}
 
 
-async def _paused_then_stopped(repair: Any, heard: Transcript, *, resume: bool) -> list[Any]:
-    """A turn that pauses (the look at the pause reads ``heard`` as a guess), waits there
-    until the repair has run, and ends, after speaking again when ``resume``."""
+async def _paused_then_stopped(repair: Any, heard: Transcript, *, resume: bool,
+                               full: Any = None, metrics: Metrics | None = None) -> list[Any]:
+    """A turn that pauses (the look at the pause reads ``heard`` as a guess, or ``full``
+    retries it), waits there until the repair or the retry has run, and ends, after speaking
+    again when ``resume``."""
     events: list[Any] = []
     recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
     resources = SessionResources(
         settings=AssistantSettings(audio=True, speculative=True, speculation_beam_size=None),
-        recognizer=recognizer, dispatcher=FakeDispatcher(), metrics=Metrics(),
+        recognizer=recognizer, dispatcher=FakeDispatcher(), metrics=metrics or Metrics(),
         frontend_factory=lambda rate, td, mode: FakeFrontEnd(rate),
-        transcribe=lambda audio: heard, acoustic_repair=repair,
+        transcribe=lambda audio: heard, acoustic_repair=repair, transcribe_full=full,
         decoder=HypothesisDecoder(recognizer),
     )
     session = Session(resources, events.append, session_id="s")
@@ -196,7 +198,7 @@ async def _paused_then_stopped(repair: Any, heard: Transcript, *, resume: bool) 
             session.handle_audio(VOICED)
         session.handle_audio(SILENT)  # the pause: a look, its reading, the repair ahead
         async with asyncio.timeout(10.0):
-            while not repair.calls:  # noqa: ASYNC110
+            while not (repair.calls or getattr(full, "calls", 0)):  # noqa: ASYNC110
                 await asyncio.sleep(0.005)
         if resume:
             session.handle_audio(VOICED)
@@ -225,6 +227,33 @@ async def test_the_repair_runs_during_the_silence_and_the_turn_takes_it() -> Non
     intent = next(e for e in events if isinstance(e, p.IntentEvent))
     assert intent.intent is not None and intent.intent.slots.custom == {
         "coffee_drink": "iced mocha"}
+
+
+class _Full:
+    """A full-window transcription that hears the rest of a cut-off order."""
+
+    def __init__(self, heard: Transcript) -> None:
+        self.heard = heard
+        self.calls = 0
+
+    def __call__(self, audio: Any) -> Transcript:
+        self.calls += 1
+        return self.heard
+
+
+async def test_the_retry_of_a_cut_off_order_runs_during_the_silence() -> None:
+    order = _transcript("Can I get a triple shot, cappuccino,")
+    full = _Full(_transcript("Can I get a triple shot, cappuccino, with sugar and milk."))
+    metrics = Metrics()
+    events = await _paused_then_stopped(_Repair(), order, resume=False, full=full,
+                                        metrics=metrics)
+    assert full.calls == 1 and metrics.asr_retries_total.value() == 1
+    intent = next(e for e in events if isinstance(e, p.IntentEvent))
+    assert intent.intent is not None and len(intent.intent.slots.custom) > 2  # sugar and milk
+    # Resumed speech: that retry is stale, the turn's own final pass retries.
+    again = _Full(full.heard)
+    await _paused_then_stopped(_Repair(), order, resume=True, full=again)
+    assert again.calls == 2
 
 
 async def test_nothing_decoded_goes_to_a_rescuing_repair_only() -> None:

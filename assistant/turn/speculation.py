@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from assistant.asr_scheduler import SPECULATIVE, AsrScheduler
+from assistant.audio.asr import looks_cut_off
 from assistant.metrics import SHED_ESCALATION
 from assistant.protocol import TranscriptPartial
 from assistant.turn.asr_jobs import AsrJobs
@@ -36,6 +37,7 @@ from assistant.turn.types import (
     Speculation,
     Utterance,
     as_heard,
+    pooled,
 )
 from assistant.turn.understanding import Understanding, ends_turn, needs_retry
 from intents.extend import continuations
@@ -145,22 +147,87 @@ class Speculator:
         self._res.metrics.speculations_total.inc("repair_reused")
         return ahead.future
 
-    def _repair_ahead(self, spec: Speculation, heard: Heard, result: Any) -> None:
-        """Start the acoustic repair of a final-settings look's guessed reading, if the ASR
-        is idle and the final pass would check this very reading (no full-window retry)."""
-        repair = self._res.acoustic_repair
-        if (repair is None or spec.audio is None or self._res.tiered is not None
-                or self._res.asr_load.jobs > 0 or not repair.engages(result)):
+    async def retried_ahead(self, utt: Utterance) -> tuple[Heard, Any] | None:
+        """The full-window retry started at the pause the turn ended on (its pooled
+        transcription and reading), promoted to a final job; None: none was started."""
+        spec = utt.spec
+        retry = None if spec is None or spec.stale else spec.retry
+        if retry is None or retry.cancelled():
+            return None
+        executor = self._res.asr_executor
+        if spec is not None and spec.retry_job is not None and isinstance(
+                executor, AsrScheduler):
+            executor.promote(spec.retry_job)
+        try:
+            got = await asyncio.shield(retry)
+        except asyncio.CancelledError:
+            if retry.cancelled():
+                return None
+            raise
+        except Exception:
+            return None
+        self._res.metrics.speculations_total.inc("retry_reused")
+        return got
+
+    def _ahead(self, spec: Speculation, heard: Heard, result: Any) -> None:
+        """While the ASR is idle, start what the final pass would do next with a
+        final-settings look that did not end the turn: the full-window retry of a text it
+        would retry (then the acoustic check of what that reads), else the acoustic check of
+        a guessed reading. Both run during the silence that ends the turn."""
+        res = self._res
+        if (spec.audio is None or res.tiered is not None or res.asr_load.jobs > 0
+                or self._jobs.shedding()):
             return
-        if (not heard.full_window and self._res.transcribe_full is not None
-                and self._res.decoder is not None and needs_retry(result, heard.text)):
-            return  # the final pass transcribes again and checks what that hears
+        if (heard.text and not heard.full_window and res.transcribe_full is not None
+                and res.decoder is not None and needs_retry(result, heard.text)):
+            future, job = self._jobs.submit_asr(spec.audio, SPECULATIVE, res.transcribe_full)
+            future.add_done_callback(_consume_exception)
+            spec.retry_job = job
+            spec.retry = asyncio.get_running_loop().create_future()
+            spec.retry.add_done_callback(_consume_exception)
+            task = asyncio.get_running_loop().create_task(
+                self._retry(spec, heard, future), name="speculation-retry")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        self._repair_ahead(spec, heard.hypotheses, result)
+
+    async def _retry(self, spec: Speculation, heard: Heard,
+                     future: asyncio.Future[Any]) -> None:
+        out = spec.retry
+        assert out is not None
+        try:
+            again = as_heard(await asyncio.shield(future))
+            # the full window's hypotheses first when the look's text was cut off
+            both = pooled(again, heard) if looks_cut_off(heard.text) else pooled(heard, again)
+            language = self._state.config.language
+            read = await asyncio.to_thread(
+                self._understanding.grammar(heard.text, language, spec.context, both))
+        except asyncio.CancelledError:
+            out.cancel()
+            raise
+        except Exception:
+            logger.warning("session %s: full-window retry ahead failed", self._state.id,
+                           exc_info=True)
+            out.cancel()
+            return
+        if out.done() or spec.stale:
+            return
+        if self._res.asr_load.jobs == 0:
+            self._repair_ahead(spec, both.hypotheses, read)
+        out.set_result((both, read))
+
+    def _repair_ahead(self, spec: Speculation, hypotheses: Any, result: Any) -> None:
+        """Start the acoustic check of ``result`` (what the final pass checks next)."""
+        repair = self._res.acoustic_repair
+        if repair is None or spec.audio is None or not repair.engages(result):
+            return
         language = self._state.config.language
-        call = functools.partial(repair.repair, spec.audio, heard.hypotheses, result,
+        call = functools.partial(repair.repair, spec.audio, hypotheses, result,
                                  language=language)
         future, job = self._jobs.submit(call, SPECULATIVE)
         future.add_done_callback(_consume_exception)
-        spec.ahead = RepairAhead(future, job, result, tuple(heard.hypotheses), language)
+        spec.ahead = RepairAhead(future, job, result, tuple(hypotheses), language)
 
     def close(self) -> None:
         """Stop following looks (the session is closing)."""
@@ -257,7 +324,7 @@ class Speculator:
         if spec.stale or utt is not self._current():
             return
         if not spec.armed and not spec.provisional:
-            self._repair_ahead(spec, heard, result)
+            self._ahead(spec, heard, result)
         escalate_ms = self._res.settings.speculation_escalate_ms
         if spec.armed:
             hold = self._hold_s(utt, goes_on)
@@ -362,10 +429,14 @@ class Speculator:
 
 
 def _drop_ahead(spec: Speculation) -> None:
-    """Cancel a repair started ahead for ``spec`` if it has not started (its look is
-    stale)."""
+    """Cancel the retry and the check started ahead for ``spec`` where they have not
+    started (its look is stale)."""
     if spec.ahead is not None:
         spec.ahead.future.cancel()
+    if spec.retry_job is not None:
+        spec.retry_job.cancel()
+    if spec.retry is not None:
+        spec.retry.cancel()
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:

@@ -32,9 +32,9 @@ from assistant.turn.types import (
     StageError,
     Utterance,
     as_heard,
+    pooled,
 )
 from assistant.turn.understanding import Understanding, needs_retry
-from intents.decode import Hypothesis
 from intents.schema import Recognition
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,15 @@ class Transcribing:
             and self._res.tiered is None
         ):
             known = reused.recognition  # same text, same context: the grammar would agree
-        if (
+        retried = None if reused is None else await self._speculation.retried_ahead(utt)
+        if retried is not None:
+            # The look's retry ran during the silence: its pooled transcription, and its
+            # reading when the context is the same.
+            heard, again = retried
+            known = again if reused is not None and reused.context is self._state.last_intent \
+                and self._res.tiered is None else None
+            self._res.metrics.asr_retries_total.inc()
+        elif (
             text
             and not heard.full_window
             and self._res.transcribe_full is not None
@@ -181,15 +189,8 @@ class Transcribing:
             logger.warning("session %s: full-window retry failed on %s", self._state.id, utt.id)
             return heard, first if self._res.tiered is None else None
         self._res.metrics.asr_retries_total.inc()
-        ordered = (again, heard) if cut_off else (heard, again)
-        seen: set[str] = set()
-        pooled: list[Hypothesis] = []
-        for h in (*ordered[0].hypotheses, *ordered[1].hypotheses):
-            if (key := h.text.strip().lower()) not in seen:
-                seen.add(key)
-                pooled.append(h)
-        nsp = min(heard.no_speech_prob, again.no_speech_prob)
-        return Heard(ordered[0].text, tuple(pooled), nsp, full_window=True), None
+        # the full window's hypotheses first when the text was cut off
+        return (pooled(again, heard) if cut_off else pooled(heard, again)), None
 
     async def within_deadline(
         self, future: asyncio.Future[Any], job: concurrent.futures.Future[Any] | None

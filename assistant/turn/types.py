@@ -248,6 +248,19 @@ def as_heard(result: str | TranscriptLike) -> Heard:
     return Heard(result.text.strip(), hyps, result.no_speech_prob, full)
 
 
+def pooled(first: Heard, again: Heard) -> Heard:
+    """A full-window retry's transcription pooled with the first pass's: the first one
+    given's text, both passes' hypotheses (first's first, duplicates dropped)."""
+    seen: set[str] = set()
+    hyps: list[Hypothesis] = []
+    for h in (*first.hypotheses, *again.hypotheses):
+        if (key := h.text.strip().lower()) not in seen:
+            seen.add(key)
+            hyps.append(h)
+    nsp = min(first.no_speech_prob, again.no_speech_prob)
+    return Heard(first.text, tuple(hyps), nsp, full_window=True)
+
+
 Stage = Literal["listening", "asr", "intent", "dispatch", "answer", "done"]
 
 
@@ -311,9 +324,13 @@ class Speculation:
     context: Intent | None = None
     #: Its words end the turn (``understanding.ends_turn``).
     armed: bool = False
-    #: The acoustic repair of ``recognition``, run while the silence lasts
-    #: (:meth:`.Speculator.repair_ahead`); None when it was not started.
+    #: The acoustic repair of ``recognition`` (or of the retry's), run while the silence
+    #: lasts (:meth:`.Speculator.repaired_ahead`); None when it was not started.
     ahead: RepairAhead | None = None
+    #: The full-window retry of a look the final pass would retry, run while the silence
+    #: lasts: the pooled transcription and its reading (:meth:`.Speculator.retried_ahead`).
+    retry: asyncio.Future[tuple[Heard, Recognition]] | None = None
+    retry_job: concurrent.futures.Future[Any] | None = None
 
 
 @dataclass(slots=True)
