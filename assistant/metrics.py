@@ -94,6 +94,11 @@ class Counter(_Metric):
         with self._lock:
             return self._values.get(self._key(labels), 0.0)
 
+    def counts(self) -> dict[str, float]:
+        """Every label value's count (labels joined by ``,``; ``""`` for none)."""
+        with self._lock:
+            return {",".join(k): v for k, v in sorted(self._values.items())}
+
     def render(self) -> list[str]:
         out = self.header()
         with self._lock:

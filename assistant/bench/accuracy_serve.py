@@ -179,7 +179,14 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(client() for _ in range(max(1, args.streams))))
     finally:
         await hearth.stop()
+    m = hearth.metrics
+    # What the server did, by its own counters: looks reused or stale, retries and
+    # acoustic checks done during the silence, passes shed.
+    counters = {"speculations": m.speculations_total.counts(),
+                "full_window_retries": m.asr_retries_total.value(),
+                "shed": m.asr_shed_total.counts()}
     return {"records": records, "conditions": conditions, "start_s": round(start_s, 2),
+            "server": counters,
             "wall_s": round(time.perf_counter() - wall0, 1), "clips": len(items),
             "overrides": overrides, "load_average": [list(load_before), list(os.getloadavg())]}
 
@@ -231,6 +238,12 @@ def _markdown(summary: dict[str, Any], result: dict[str, Any], command: str) -> 
     if "average_noisy" in summary:
         a = summary["average_noisy"]
         lines += ["", f"Average over {', '.join(a['snrs'])} dB: {100 * a['accuracy']:.1f} %"]
+    if "server" in result:
+        srv = result["server"]
+        looks = ", ".join(f"{k} {v:g}" for k, v in srv["speculations"].items()) or "none"
+        shed = ", ".join(f"{k} {v:g}" for k, v in srv["shed"].items()) or "none"
+        lines += ["", f"The server's counters: looks {looks}; full-window retries "
+                      f"{srv['full_window_retries']:g}; passes shed {shed}."]
     for kind in ("wrong", "miss"):
         lines += ["", f"{'Wrong actions' if kind == 'wrong' else 'Misses'}:", ""]
         for r in result["records"]:
@@ -276,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
                     "clips_per_condition": result["clips"], "streams": result["streams"],
                     "seed": args.seed, "overrides": result["overrides"],
                     "frame_ms": FRAME_MS, "load_average": result["load_average"],
+                    "server": result.get("server"),
                     "cpus": os.cpu_count(), "command": command})
     out = Path(args.out)
     write_report(out, summary, result["records"], _markdown(summary, result, command))
