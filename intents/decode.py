@@ -350,6 +350,12 @@ class HypothesisDecoder:
             return d.recognition
         guessed = d.transform in REPAIRS or d.hypothesis > 0
         if guessed:
+            top = d.recognition if d.hypothesis == 0 and d.transform == "raw" \
+                else recognize(hyps[0].text)
+            if top.negated:
+                # 不要打开车库门, heard right, and "要打开车库门" as hypothesis 2: the speaker
+                # said not to; a reading without the "not" is no guess worth making.
+                return top
             conf = combined_confidence(intent, d.avg_logprob, no_speech_prob, d.transform,
                                        d.similarity)
         else:

@@ -65,7 +65,7 @@ class RobustTier(_EnglishParser, _ChineseParser, _Targets):
                                needs_area=area is None), True
         except Rejected as e:
             return Recognition(intent=None, reason=f"no intent: {e}",
-                               unknown_name=e.unknown), e.final
+                               unknown_name=e.unknown, negated=e.negated), e.final
 
     def _analyze(self, text: str, lang: str, area: str | None,
                  follow_ids: list[str]) -> Recognition | None:

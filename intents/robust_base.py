@@ -83,11 +83,14 @@ class Rejected(Exception):
     scope, "here" with no room known, a question); False for an unknown name, which may be a
     misspelling the fuzzy tier can repair."""
 
-    def __init__(self, reason: str, *, final: bool = True, unknown: str | None = None) -> None:
+    def __init__(self, reason: str, *, final: bool = True, unknown: str | None = None,
+                 negated: bool = False) -> None:
         super().__init__(reason)
         self.final = final
         #: The name the sentence gave that the home lacks ("I don't know a device called …").
         self.unknown = unknown
+        #: The sentence says not to do it ("don't open the garage door", 不要打开车库门).
+        self.negated = negated
 
 
 class _NeedsRoom(Rejected):

@@ -142,12 +142,12 @@ class _EnglishParser(_EnglishActions):
         tset = set(tokens)
 
         if tokens[0] in L.NEGATIONS_EN or text.startswith((" do not ", " please do not ")):
-            raise Rejected("that is not something to do (a negation)")
+            raise Rejected("that is not something to do (a negation)", negated=True)
         if re.search(r" (do|does|did|would|will|should|could|must|might) (not|never) | dont "
                      r"| never "
                      r"| (cannot|can not) (?!see |hear |find )", text):  # "I can't sleep with …"
             # "I don't want the lights on": whatever follows is not to be done
-            raise Rejected("that is not something to do (a negation)")
+            raise Rejected("that is not something to do (a negation)", negated=True)
 
         for k, (a, b) in enumerate(itertools.pairwise(tokens)):
             if a in ("switch", "turn", "shut", "power", "put", "flip", "toggle") \

@@ -152,7 +152,7 @@ class _ChineseParser(_TierBase):
             raise Rejected("that sounds like a statement, not a request")
         if s.startswith(L.NEGATIONS_ZH) or re.search(
                 r"(?<![特分区识级类])(别|不要|不用|不必).*[开关调打拉锁解放播启停弄扫吸]", s):
-            raise Rejected("that is not something to do (a negation)")
+            raise Rejected("that is not something to do (a negation)", negated=True)
         for words, reason in L.OUT_OF_SCOPE_ZH:
             if any(w in s for w in words) and not any(n in s for n, _ in lex.cjk_devices):
                 raise Rejected(reason)

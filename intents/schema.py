@@ -153,6 +153,9 @@ class Recognition(BaseModel):
     needs_area: bool = False
     #: No intent because the sentence names a device or place the home lacks (this name).
     unknown_name: str | None = None
+    #: No intent because the sentence says not to do it ("don't open the garage door"): no
+    #: lower hypothesis, repair or search of the audio may act on it without the "not".
+    negated: bool = False
     #: The reading came from a lower hypothesis in place of this name, which the top one
     #: said and the home lacks (``intents.decode``): a guess, asked back at most.
     in_place_of: str | None = None

@@ -330,6 +330,23 @@ def test_an_alignment_never_drops_a_negation() -> None:
     assert not drops_negation("give me a latte", "give me a latte")
 
 
+@pytest.mark.parametrize(("hypotheses", "language"), [
+    # heard right at 10 dB, with the "not" lost from hypothesis 2 of 3
+    (["不要打开车库门", "要打开车库门", "不要打开车库门了"], "zh-CN"),
+    (["Don't turn on the kitchen light.", "Turn on the kitchen light."], "en"),
+    (["别关客厅的灯", "关客厅的灯"], "zh-CN"),
+])
+def test_a_lower_hypothesis_never_drops_what_the_speaker_said_not_to_do(
+        hypotheses: list[str], language: str) -> None:
+    decoder = HypothesisDecoder(Recognizer(load_demo_config()), FULL_DECODE)
+    got = decoder.decode([Hypothesis(h, -0.3 - 0.2 * i) for i, h in enumerate(hypotheses)],
+                         language=language)
+    assert got.intent is None and got.negated, got.reason
+    # the lower hypothesis alone is a command: it is the top one's "not" that stops it
+    alone = decoder.decode([Hypothesis(hypotheses[1], -0.3)], language=language)
+    assert alone.intent is not None
+
+
 def test_a_reading_the_devices_cannot_do_gives_way_to_one_heard_they_can() -> None:
     """"Turn on the kitchen white." (tiny.en, unprompted, on one machine) reads as a colour
     for the kitchen light, which has none; the n-best's "Turn on the kitchen light." parses

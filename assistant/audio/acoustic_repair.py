@@ -174,7 +174,8 @@ class AcousticRepair:
         (any guessed reading with ``home``), or nothing at all when ``rescue`` is set."""
         intent = recognition.intent
         if intent is None:
-            return self.rescue is not None
+            # never a rescue of what the speaker said not to do
+            return self.rescue is not None and not recognition.negated
         return recognition.guessed and (intent.source == "custom" or self.home)
 
     def heard_some(self, intent: Any, hypotheses: Sequence[str | Hypothesis]) -> bool:

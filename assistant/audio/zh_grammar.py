@@ -148,6 +148,8 @@ class ZhGrammarCheck:
             # the home lacks, which the search need not confirm (it is asked back)
             return Weighed(None, None, recognition)
         top = hypotheses[0] if hypotheses else ""
+        if intent is None and recognition.negated:
+            return Weighed(None, None, recognition)  # 不要打开车库门: said not to
         best, gap = self.search(audio, top, encoded)
         if best is None or gap is None:
             return Weighed(None, None, recognition)
