@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 
 from assistant import protocol as p
@@ -195,32 +194,6 @@ async def test_transcribing_maps_an_asr_failure_to_asr_failed() -> None:
     with pytest.raises(StageError) as failed:
         await s.transcribing.transcribe(utterance(), [0.0] * 160, None)
     assert failed.value.code is p.ErrorCode.ASR_FAILED
-
-
-async def test_a_look_at_noisy_audio_has_the_final_settings_at_once() -> None:
-    used: list[str] = []
-
-    def final(audio: Any) -> str:
-        used.append("final")
-        return "turn on the kitchen light"
-
-    def cheap(audio: Any) -> str:
-        used.append("cheap")
-        return "turn on the kitchen light"
-
-    s = Stages(transcribe=final, transcribe_speculative=cheap)
-    s.res.settings = AssistantSettings(audio=True, speculative=True)
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    voice = (0.3 * np.sin(2 * np.pi * 220 * t) * (t > 0.3)).astype(np.float32)
-    for noise, expected in ((0.0003, "cheap"), (0.05, "final")):  # ~60 dB, ~6 dB
-        audio = voice + rng.normal(0, noise, len(voice)).astype(np.float32)
-        s.current = utt = utterance()
-        s.speculation.paused(utt, audio, 1000)
-        assert utt.spec is not None
-        await utt.spec.future
-        assert used[-1] == expected
-        assert utt.spec.provisional is (expected == "cheap")
 
 
 # -- the pipeline and the answering hook ---------------------------------------------------

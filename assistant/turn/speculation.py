@@ -2,13 +2,12 @@
 transcript is ready when the turn ends, and end the turn early on a complete command.
 
 At a pause (``SpeechPaused``) a *look* transcribes the audio so far: a cheap one
-(``speculation_beam_size``), or in noise (:data:`NOISY_SNR_DB`) one with the final settings.
-Its text goes out as ``transcript.partial`` and to the grammar: words that form a complete
-command as heard (:func:`.understanding.ends_turn`) arm an early end of the turn (the front
-end's ``set_complete``). A cheap look that does not parse escalates to the final settings: at
-once when no ASR job is queued or running, else once the silence has lasted
-``speculation_escalate_ms``. Speech resuming makes the look stale; the latest pause
-supersedes earlier ones (a queued job is dropped).
+(``speculation_beam_size``). Its text goes out as ``transcript.partial`` and to the grammar:
+words that form a complete command as heard (:func:`.understanding.ends_turn`) arm an early end
+of the turn (the front end's ``set_complete``). A cheap look that does not parse escalates to
+the final settings: at once when no ASR job is queued or running, else once the silence has
+lasted ``speculation_escalate_ms``. Speech resuming
+makes the look stale; the latest pause supersedes earlier ones (a queued job is dropped).
 
 When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
 transcribing stage as the final transcript (a cheap look only if it parsed). A final-settings
@@ -25,7 +24,6 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from assistant.asr_scheduler import SPECULATIVE, AsrScheduler
-from assistant.audio.acoustic_repair import MAX_SNR_DB, estimated_snr_db
 from assistant.audio.asr import looks_cut_off
 from assistant.metrics import SHED_ESCALATION
 from assistant.protocol import TranscriptPartial
@@ -52,9 +50,6 @@ logger = logging.getLogger(__name__)
 #: longest). Pauses inside the Picovoice coffee orders: P95 312 ms, longest 392 ms (150 clips).
 EXTENDABLE_HOLD_MS: Final = 400
 PAUSE_FACTOR: Final = 1.5
-#: Audio whose estimated SNR (``estimated_snr_db``, the acoustic repair's gate) is below this
-#: gets no cheap first look: the look has the final settings at once.
-NOISY_SNR_DB: Final = MAX_SNR_DB
 
 
 class Speculator:
@@ -260,10 +255,7 @@ class Speculator:
             self._res.metrics.speculations_total.inc("skipped")
             return
         self._res.metrics.speculations_total.inc("escalated" if full else "started")
-        # In noise the cheap look seldom ends the turn and its escalation would only start
-        # after it: the final settings look first.
-        provisional = (not full and settings.speculation_beam_size is not None
-                       and estimated_snr_db(audio) >= NOISY_SNR_DB)
+        provisional = not full and settings.speculation_beam_size is not None
         transcribe = self._res.transcribe_speculative if provisional else self._res.transcribe
         future, job = self._jobs.submit_asr(audio, SPECULATIVE, transcribe)
         # Its result may end up unused (speech resumed, session closed): retrieve any
