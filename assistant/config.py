@@ -284,8 +284,6 @@ class AssistantSettings(_Strict):
     #: Measured (docs/benchmarks.md): the same command acceptance as beam 5 on every turn
     #: (synthetic 91.2 / 76.2 % clean / 10 dB, Picovoice 98.8 / 82.2 % clean / 6 dB; greedy
     #: stood on 57-83 % of the clean commands), at about half the ASR time on the early end.
-    #: Audio estimated below 20 dB SNR gets the final settings at once (in noise the cheap
-    #: look seldom ends the turn; ``assistant.turn.speculation.NOISY_SNR_DB``).
     speculation_beam_size: int | None = Field(default=1, ge=1, le=10)
     #: The cheap look's encoder window floor (s; None: the final one's); it is not biased
     #: with the home's phrases. A 6 s window with no prompt costs ~25 % less than
