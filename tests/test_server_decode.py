@@ -5,6 +5,7 @@ action. Fake front end, transcriber and dispatcher; no sockets, no models."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,10 @@ async def _run(
     cheap: Any = None,
     settings: AssistantSettings | None = None,
     asr_jobs_elsewhere: int = 0,
+    speak: Callable[[Session], Awaitable[None]] | None = None,
 ) -> list[Any]:
+    """One turn through a session: ``speak`` feeds it (default: 5 voiced frames and the
+    silence that ends the turn); ``full`` is a transcript or a transcribing callable."""
     events: list[Any] = []
     recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
     dispatcher = FakeDispatcher()
@@ -66,7 +70,8 @@ async def _run(
         metrics=metrics or Metrics(),
         frontend_factory=frontend,
         transcribe=lambda audio: heard,
-        transcribe_full=None if full is None else (lambda audio: full),
+        transcribe_full=None if full is None else (
+            full if callable(full) else (lambda audio: full)),
         transcribe_speculative=cheap,
         acoustic_repair=repair,
         decoder=HypothesisDecoder(recognizer) if decode else None,
@@ -75,10 +80,13 @@ async def _run(
     session = Session(resources, events.append, session_id="s")
     task = asyncio.create_task(session.run())
     try:
-        for _ in range(5):
-            session.handle_audio(VOICED)
-        for _ in range(3):
-            session.handle_audio(SILENT)
+        if speak is not None:
+            await speak(session)
+        else:
+            for _ in range(5):
+                session.handle_audio(VOICED)
+            for _ in range(3):
+                session.handle_audio(SILENT)
         await _until_metrics(events)
     finally:
         await _close(session, task)
@@ -182,18 +190,8 @@ async def _paused_then_stopped(repair: Any, heard: Transcript, *, resume: bool,
     """A turn that pauses (the look at the pause reads ``heard`` as a guess, or ``full``
     retries it), waits there until the repair or the retry has run, and ends, after speaking
     again when ``resume``."""
-    events: list[Any] = []
-    recognizer = Recognizer(load_demo_config(), custom_intent_files=[COFFEE])
-    resources = SessionResources(
-        settings=AssistantSettings(audio=True, speculative=True, speculation_beam_size=None),
-        recognizer=recognizer, dispatcher=FakeDispatcher(), metrics=metrics or Metrics(),
-        frontend_factory=lambda rate, td, mode: FakeFrontEnd(rate),
-        transcribe=lambda audio: heard, acoustic_repair=repair, transcribe_full=full,
-        decoder=HypothesisDecoder(recognizer),
-    )
-    session = Session(resources, events.append, session_id="s")
-    task = asyncio.create_task(session.run())
-    try:
+
+    async def speak(session: Session) -> None:
         for _ in range(5):
             session.handle_audio(VOICED)
         session.handle_audio(SILENT)  # the pause: a look, its reading, the repair ahead
@@ -205,10 +203,9 @@ async def _paused_then_stopped(repair: Any, heard: Transcript, *, resume: bool,
             session.handle_audio(SILENT)
         for _ in range(3):
             session.handle_audio(SILENT)
-        await _until_metrics(events)
-    finally:
-        await _close(session, task)
-    return events
+
+    settings = AssistantSettings(audio=True, speculative=True, speculation_beam_size=None)
+    return await _run(True, heard, full, metrics, repair, settings=settings, speak=speak)
 
 
 async def test_the_repair_runs_during_the_silence_and_the_turn_takes_it() -> None:
