@@ -349,9 +349,9 @@ class HypothesisDecoder:
         if intent is None:
             return d.recognition
         guessed = d.transform in REPAIRS or d.hypothesis > 0
+        top = d.recognition
         if guessed:
-            top = d.recognition if d.hypothesis == 0 and d.transform == "raw" \
-                else recognize(hyps[0].text)
+            top = recognize(hyps[0].text)  # what the top hypothesis says as heard
             if top.negated:
                 # 不要打开车库门, heard right, and "要打开车库门" as hypothesis 2: the speaker
                 # said not to; a reading without the "not" is no guess worth making.
@@ -364,7 +364,7 @@ class HypothesisDecoder:
             conf = min(conf, self._sensitive_cap())
         unknown = None
         if d.hypothesis > 0:
-            unknown = self._decoy_named(recognize(hyps[0].text).unknown_name, language)
+            unknown = self._decoy_named(top.unknown_name, language)
             if unknown is not None:
                 # The top hypothesis names a thing homes have and this one lacks (打开客房的灯,
                 # the guest room) and a lower one names the home's own in its place (口房 →

@@ -11,9 +11,10 @@ makes the look stale; the latest pause supersedes earlier ones (a queued job is 
 
 When the turn ends on exactly the audio of a look, :meth:`Speculator.take` hands it to the
 transcribing stage as the final transcript (a cheap look only if it parsed). A final-settings
-look read as a guess that the acoustic repair checks (noisy speech: it never ends the turn
-early) starts that check at once while the ASR is idle, so that it runs during the silence
-that ends the turn rather than after it (:meth:`Speculator.repaired_ahead`)."""
+look that does not end the turn starts, while the ASR is idle, what the final pass would do
+next: the full-window retry of a text it would retry, or the acoustic check of a guessed
+reading (noisy speech), so that they run during the silence that ends the turn rather than
+after it (:meth:`Speculator.retried_ahead`, :meth:`Speculator.repaired_ahead`)."""
 
 from __future__ import annotations
 
@@ -111,9 +112,7 @@ class Speculator:
             return None
         # The turn ended on exactly the audio transcribed at the pause: reuse it, and if it
         # is still queued behind other sessions' work, it is now a final transcription.
-        executor = self._res.asr_executor
-        if spec.job is not None and isinstance(executor, AsrScheduler):
-            executor.promote(spec.job)
+        self._promote(spec.job)
         try:
             heard = as_heard(await asyncio.shield(spec.future))
             if spec.provisional:
@@ -141,9 +140,7 @@ class Speculator:
         if (ahead is None or ahead.future.cancelled() or ahead.recognition is not result
                 or ahead.hypotheses != tuple(heard.hypotheses) or ahead.language != language):
             return None
-        executor = self._res.asr_executor
-        if ahead.job is not None and isinstance(executor, AsrScheduler):
-            executor.promote(ahead.job)
+        self._promote(ahead.job)
         self._res.metrics.speculations_total.inc("repair_reused")
         return ahead.future
 
@@ -154,10 +151,8 @@ class Speculator:
         retry = None if spec is None or spec.stale else spec.retry
         if retry is None or retry.cancelled():
             return None
-        executor = self._res.asr_executor
-        if spec is not None and spec.retry_job is not None and isinstance(
-                executor, AsrScheduler):
-            executor.promote(spec.retry_job)
+        assert spec is not None
+        self._promote(spec.retry_job)
         try:
             got = await asyncio.shield(retry)
         except asyncio.CancelledError:
@@ -228,6 +223,12 @@ class Speculator:
         future, job = self._jobs.submit(call, SPECULATIVE)
         future.add_done_callback(_consume_exception)
         spec.ahead = RepairAhead(future, job, result, tuple(hypotheses), language)
+
+    def _promote(self, job: Any) -> None:
+        """A speculative job the turn now waits for becomes a final one (if still queued)."""
+        executor = self._res.asr_executor
+        if job is not None and isinstance(executor, AsrScheduler):
+            executor.promote(job)
 
     def close(self) -> None:
         """Stop following looks (the session is closing)."""

@@ -100,22 +100,17 @@ class Transcribing:
                 raise StageError(ErrorCode.ASR_FAILED, "speech recognition failed") from e
         text = heard.text
         language = self._state.config.language
-        known = None
         reused = None if taken is None else taken[1]
-        if (
-            reused is not None
-            and reused.recognition is not None
-            and reused.context is self._state.last_intent
-            and self._res.tiered is None
-        ):
-            known = reused.recognition  # same text, same context: the grammar would agree
+        # A reading made at the pause stands when its context is this turn's: the grammar
+        # would agree on the same words.
+        same_context = (reused is not None and reused.context is self._state.last_intent
+                        and self._res.tiered is None)
+        known = reused.recognition if same_context and reused is not None else None
         retried = None if reused is None else await self._speculation.retried_ahead(utt)
         if retried is not None:
-            # The look's retry ran during the silence: its pooled transcription, and its
-            # reading when the context is the same.
+            # The look's retry ran during the silence: its pooled transcription and reading.
             heard, again = retried
-            known = again if reused is not None and reused.context is self._state.last_intent \
-                and self._res.tiered is None else None
+            known = again if same_context else None
             self._res.metrics.asr_retries_total.inc()
         elif (
             text
