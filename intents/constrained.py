@@ -303,3 +303,33 @@ def choose(
     return Choice(winner, scores[winner], base_score, switched, len(scores), done_rounds,
                   (time.perf_counter() - t0) * 1000.0, scores)
 
+
+def value_margin(choice: Choice, slots: Mapping[str, Any], lists: SlotLists,
+                 score: Score) -> float | None:
+    """How clearly the audio picks each of a reading's slot values: over the reading's slots,
+    the least of (the reading's score - the best score of a scored sentence with another value
+    in that slot), in the scorer's units. Negative: for some slot the audio prefers another
+    value. The reading (one of ``choice``'s candidates, by its ``slots``) has its one-slot
+    neighbours scored first where the rounds left some out (one batch). None when the reading
+    was not among the candidates or has no slot."""
+    want = {k: str(v) for k, v in slots.items()}
+    mine = [c for c in choice.scores if c.slot_dict == want]
+    if not mine or not want:
+        return None
+    scores = dict(choice.scores)
+    reading = max(mine, key=lambda c: scores[c])
+    missing = [c for c in (_candidate(w, s) for w, s in
+                           neighbours(sentence_words(reading.text), want, lists))
+               if c not in scores]
+    if missing:
+        for c, s in zip(missing, score([c.text for c in missing]), strict=True):
+            scores[c] = float(s)
+    own = scores[reading]
+    margins = []
+    for name, value in want.items():
+        others = [s for c, s in scores.items()
+                  if name in c.slot_dict and c.slot_dict[name] != value]
+        if others:
+            margins.append(own - max(others))
+    return min(margins) if margins else None
+

@@ -159,6 +159,11 @@ class Recognition(BaseModel):
     #: The reading came from a lower hypothesis in place of this name, which the top one
     #: said and the home lacks (``intents.decode``): a guess, asked back at most.
     in_place_of: str | None = None
+    #: A guessed custom reading checked against the audio (``assistant.audio.acoustic_repair``):
+    #: how clearly the audio picks each of its slot values over the other values of the list,
+    #: the least over its slots, in nats (``intents.constrained.value_margin``; negative: the
+    #: audio prefers another value somewhere). None: not checked. ``intents.evidence`` weighs it.
+    audio_margin: float | None = None
 
     def to_cli(self) -> dict[str, object]:
         out: dict[str, object] = {

@@ -75,6 +75,15 @@ def test_repair_replaces_a_guessed_slot_value_by_the_one_heard(
         "size": "large", "coffee_drink": "latte", "milk_amount": "almond milk"}
     assert "rescored by the audio" in out.recognition.reason
     assert out.recognition.intent.confidence <= guessed.intent.confidence
+    # ... and measured: the audio prefers each of its values to every other of the list
+    margin = out.recognition.audio_margin
+    assert margin is not None and margin > 0, out.recognition
+    # the text decode's own reading, kept by a margin it cannot meet, is measured too: the
+    # audio prefers almond milk to the value it holds
+    stubborn = AcousticRepair(recognizer, scorer, max_snr_db=None, margin=1e6)
+    kept_wrong = stubborn.repair(audio, hyps, guessed).recognition
+    assert kept_wrong.intent == guessed.intent
+    assert kept_wrong.audio_margin is not None and kept_wrong.audio_margin < 0
     # The session's wiring: decode, then repair a guessed reading.
     wired = decode_then_repair(partial(decoder.decode, hyps), repair, audio, hyps)
     assert wired.intent is not None

@@ -15,6 +15,7 @@ from intents.constrained import (
     neighbours,
     render,
     sentence_words,
+    value_margin,
 )
 from intents.custom import load_custom_intents
 
@@ -131,3 +132,21 @@ def test_other_seeds_and_no_base(lists: SlotLists) -> None:
     assert c.candidate.slot_dict == {"size": "large", "coffee_drink": "latte"}
     empty = choose([], lists, _truth_scorer(said, []))  # type: ignore[arg-type]
     assert empty.candidate is None and empty.scored == 0
+
+
+def test_value_margin_is_how_clearly_the_audio_picks_every_value(lists: SlotLists) -> None:
+    said = "give me a large latte with soy milk"
+    reading = {"size": "large", "coffee_drink": "latte", "milk_amount": "soy milk"}
+    calls: list[int] = []
+    score = _truth_scorer(said, calls)
+    c = choose([(said, reading)], lists, score, rounds=1, limit=4)  # type: ignore[arg-type]
+    assert c.scored == 4  # the cap left most neighbours unscored...
+    m = value_margin(c, reading, lists, score)  # type: ignore[arg-type]
+    # ... so they are scored now, in one batch; every other value costs at least one word
+    assert len(calls) == 2 and m == 3.0
+    # a reading the audio disagrees with on one slot: negative, by that slot's difference
+    wrong = {**reading, "coffee_drink": "mocha"}
+    c = choose([(said.replace("latte", "mocha"), wrong)], lists, score, margin=99.0)  # type: ignore[arg-type]
+    assert not c.switched and value_margin(c, wrong, lists, score) == -3.0  # type: ignore[arg-type]
+    # a reading that was not among the candidates has no margin
+    assert value_margin(c, {"coffee_drink": "americano"}, lists, score) is None  # type: ignore[arg-type]

@@ -265,6 +265,43 @@ def test_a_guess_is_weighed_by_what_whisper_wrote() -> None:
     assert weigh(plain, heard, bar=0.5) is plain
 
 
+def test_the_audio_margin_of_a_guess_decides_between_acting_and_asking() -> None:
+    """A guess the acoustic check measured (``Recognition.audio_margin``): every value chosen
+    by the audio by a clear margin reaches the bar even where Whisper wrote nothing like it; a
+    reading the audio prefers another value to is kept below it; a rescue is never raised."""
+    from intents.evidence import CHOSEN_NATS, CONTRADICTED_NATS, weigh
+
+    recognizer = Recognizer(_coffee_config())
+    rec = recognizer.recognize("brew a double shot house coffee with a little bit of almond milk")
+    assert rec.intent is not None and rec.intent.source == "custom", rec
+
+    def guess(confidence: float, margin: float | None) -> Any:
+        intent = rec.intent.model_copy(update={"confidence": confidence})  # type: ignore[union-attr]
+        return rec.model_copy(update={"intent": intent, "guessed": True,
+                                      "audio_margin": margin})
+
+    heard = ["Give me a double shot, hell's coffee, with a little bit of bowing milk."]
+    unheard = weigh(guess(0.8, None), heard, bar=0.5, cap_unheard=True)
+    assert unheard.intent is not None and unheard.intent.confidence < 0.5  # asked back
+    sure = weigh(guess(0.8, CHOSEN_NATS), heard, bar=0.5, cap_unheard=True)
+    assert sure.intent is not None and sure.intent.confidence == 0.5, sure.reason
+    assert "the audio chose every value" in sure.reason
+    close = weigh(guess(0.8, CHOSEN_NATS - 0.5), heard, bar=0.5, cap_unheard=True)
+    assert close.intent is not None and close.intent.confidence < 0.5
+    rescued = weigh(guess(0.8, CHOSEN_NATS + 5), heard, bar=0.5, cap_unheard=True,
+                    rescued=True)
+    assert rescued.intent is not None and rescued.intent.confidence < 0.35
+    # every value as Whisper wrote it, but the audio prefers another one: asked back
+    written = ["A double shot house coffee with a little bit of almond milk."]
+    assert weigh(guess(0.8, None), written, bar=0.5).intent.confidence == 0.8  # type: ignore[union-attr]
+    against = weigh(guess(0.8, -CONTRADICTED_NATS - 0.1), written, bar=0.5)
+    assert against.intent is not None and 0.35 <= against.intent.confidence < 0.5
+    assert "the audio prefers another value" in against.reason
+    # a reading parsed as heard is no guess: its margin (if any) changes nothing
+    plain = rec.model_copy(update={"audio_margin": -9.0})
+    assert weigh(plain, written, bar=0.5) is plain
+
+
 def test_a_guess_with_a_value_no_hypothesis_has_is_kept_below_the_bar() -> None:
     """The pipeline's weighing: a value Whisper heard nothing like, chosen by the audio
     scorer or the grammar ("A lot of sugar." → "coffee with a lot of sugar"), is a guess: the

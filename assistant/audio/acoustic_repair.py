@@ -42,6 +42,7 @@ from intents.constrained import (
     Choice,
     SlotLists,
     choose,
+    value_margin,
 )
 from intents.decode import (
     Hypothesis,
@@ -352,27 +353,36 @@ class AcousticRepair:
             return Repaired(recognition, None)
         c = choose(seed_list, self.lists, score, base=base, margin=self.margin, rounds=self.rounds,
                    limit=self.limit, per_slot=self.per_slot)
+
+        def measured(out: Recognition) -> Repaired:
+            # how clearly the audio picks the reading's values (intents.evidence weighs it)
+            if out.intent is None or out.intent.source != "custom":
+                return Repaired(out, c)
+            m = value_margin(c, out.intent.slots.custom, self.lists, score)
+            return Repaired(out if m is None else out.model_copy(
+                update={"audio_margin": round(m, 2)}), c)
+
         if c.candidate is None:
-            return Repaired(recognition, c)
+            return measured(recognition)
         if intent is None:
             assert self.rescue is not None
             free = float(score([_text(hypotheses[0])])[0])
             if c.score < free - self.rescue:
-                return Repaired(recognition, c)
+                return measured(recognition)
         elif not c.switched:
-            return Repaired(recognition, c)
+            return measured(recognition)
         rec = self._recognizer.recognize(c.candidate.text, language=language)
         new = rec.intent
         if new is None:
-            return Repaired(recognition, c)
+            return measured(recognition)
         if intent is None and not self.heard_some(new, hypotheses):
-            return Repaired(recognition, c)
+            return measured(recognition)
         top = _text(hypotheses[0]) if hypotheses else ""
         if self.contradicts(new.slots.custom, top) or drops_negation(top, c.candidate.text):
             # Whisper wrote another value there, word for word; or "I don't want …"
-            return Repaired(recognition, c)
+            return measured(recognition)
         if new.source != "custom" and self.names_a_decoy(c.candidate.text, hypotheses):
-            return Repaired(recognition, c)
+            return measured(recognition)
         gain = c.score - (c.base_score if c.base_score is not None else c.score)
         why = (f"rescored by the audio as {c.candidate.text!r} ({gain:+.1f} nats over the text "
                f"reading, {c.scored} sentences scored)")
@@ -393,8 +403,8 @@ class AcousticRepair:
         reason = f"{why}: {rec.reason}"
         new = new.model_copy(update={"confidence": conf, "reason": reason})
         logger.debug("acoustic repair: %s", why)
-        return Repaired(Recognition(intent=new, reason=reason, alternatives=rec.alternatives,
-                                    guessed=True), c)
+        return measured(Recognition(intent=new, reason=reason, alternatives=rec.alternatives,
+                                    guessed=True))
 
 
 def english(language: str | None, hypotheses: Sequence[str | Hypothesis]) -> bool:
